@@ -1,0 +1,118 @@
+//! The TOML configuration file.
+//!
+//! Every key is optional and has a default; unknown keys are refused so that a typo is an error rather
+//! than a silently ignored setting. Errors name the file, the line and column, and the key, on one line.
+//! `config.example.toml` at the top of the repository documents every key; `meshrouter genconf` prints it
+//! with a fresh key filled in.
+
+mod error;
+mod key_file;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use self::error::{ConfigError, ConfigErrorKind};
+use crate::core::identity::NodeKey;
+
+/// The documented example configuration; `genconf` fills in its key line.
+pub const EXAMPLE: &str = include_str!("../../config.example.toml");
+/// The line of [`EXAMPLE`] that `genconf` replaces with a real key.
+pub const EXAMPLE_KEY_LINE: &str = "# private_key = \"\"";
+/// Configuration files larger than this are refused before parsing: no real config comes close.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The configuration as written in the file, before the key is resolved.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The node key as hex (seed or Yggdrasil `PrivateKey`).
+    #[serde(default)]
+    pub private_key: Option<Spanned<String>>,
+    /// A file holding the node key (hex or PEM PKCS#8). Relative paths are relative to the config file.
+    #[serde(default)]
+    pub private_key_file: Option<Spanned<PathBuf>>,
+}
+
+/// A loaded configuration with its node key resolved.
+pub struct Config {
+    /// The node's key pair.
+    pub node_key: NodeKey,
+    /// Things worth telling the operator that do not stop the node (e.g. a world-readable inline key).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads, parses and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError::io(path, e))?;
+        let mut config = Self::from_toml(&text, path)?;
+        if config_exposes_inline_key(path, &text) {
+            config.warnings.push(format!(
+                "{}: holds private_key and is readable by group or other; chmod 600 it or move the key \
+                 to private_key_file",
+                path.display()
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text; `origin` names the file in errors and anchors relative
+    /// paths.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))?;
+        let node_key = resolve_node_key(&raw, text, origin)?;
+        Ok(Self {
+            node_key,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+fn resolve_node_key(raw: &RawConfig, text: &str, origin: &Path) -> Result<NodeKey, ConfigError> {
+    match (&raw.private_key, &raw.private_key_file) {
+        (Some(_), Some(file)) => Err(ConfigError::at(
+            origin,
+            text,
+            file.span(),
+            ConfigErrorKind::TwoKeys,
+        )),
+        (Some(hex), None) => NodeKey::from_hex(hex.get_ref())
+            .map_err(|e| ConfigError::at(origin, text, hex.span(), ConfigErrorKind::Key(e))),
+        (None, Some(file)) => {
+            let path = origin
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(file.get_ref());
+            key_file::read(&path).map_err(|kind| ConfigError::at(origin, text, file.span(), kind))
+        }
+        (None, None) => Err(ConfigError::whole_file(origin, ConfigErrorKind::NoKey)),
+    }
+}
+
+/// Reads a whole file, refusing one larger than `limit` bytes.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
+fn config_exposes_inline_key(path: &Path, text: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let has_inline_key =
+        toml::from_str::<RawConfig>(text).is_ok_and(|raw| raw.private_key.is_some());
+    has_inline_key && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(test)]
+mod tests;

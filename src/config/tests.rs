@@ -1,0 +1,131 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const SEED: &str = "3470790270a4706335da0209a4a043babff4200ac0532a630fde1007dea627cd";
+const PUBLIC: &str = "ffbbc89ea3b287796ada7a79689641e27b782b79b461c1063ba8d4a594115013";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("/etc/meshrouter/test.toml"))
+}
+
+fn error_line(text: &str) -> String {
+    parse(text)
+        .err()
+        .expect("config should be refused")
+        .to_string()
+}
+
+#[test]
+fn inline_key_is_used() {
+    let config = parse(&format!("private_key = \"{SEED}\"\n")).unwrap();
+    assert_eq!(config.node_key.public_key().to_hex(), PUBLIC);
+}
+
+#[test]
+fn example_parses_and_asks_for_a_key() {
+    let message = error_line(EXAMPLE);
+    assert!(message.contains("no node key"), "{message}");
+    let filled = EXAMPLE.replace(EXAMPLE_KEY_LINE, &format!("private_key = \"{SEED}\""));
+    assert_ne!(
+        filled, EXAMPLE,
+        "the example must contain the key line genconf replaces"
+    );
+    parse(&filled).unwrap();
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let message = error_line(&format!("private_key = \"{SEED}\"\n\nlisten = []\n"));
+    assert!(
+        message.starts_with("/etc/meshrouter/test.toml:3:1: unknown field `listen`"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'));
+}
+
+#[test]
+fn malformed_key_names_key_and_line() {
+    let message = error_line("# comment\nprivate_key = \"abc\"\n");
+    assert_eq!(
+        message,
+        "/etc/meshrouter/test.toml:2:15: private_key: expected 64 hex characters (a 32-byte seed) or 128 \
+         (Yggdrasil's seed followed by public key), got 3 characters"
+    );
+}
+
+#[test]
+fn syntax_error_is_one_line_with_position() {
+    let message = error_line("private_key = \"abc\n");
+    assert!(
+        message.starts_with("/etc/meshrouter/test.toml:1:"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "{message}");
+    let message = error_line("private_key = 5\n");
+    assert!(
+        message.starts_with("/etc/meshrouter/test.toml:1:15: invalid type"),
+        "{message}"
+    );
+}
+
+#[test]
+fn both_keys_are_refused() {
+    let message = error_line(&format!(
+        "private_key = \"{SEED}\"\nprivate_key_file = \"k\"\n"
+    ));
+    assert!(
+        message.contains(":2:20: private_key_file: set either"),
+        "{message}"
+    );
+}
+
+#[test]
+fn key_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("node.key");
+    std::fs::write(&key_path, format!("{SEED}{PUBLIC}\n")).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, "private_key_file = \"node.key\"\n").unwrap();
+    let config = Config::load(&config_path).unwrap();
+    assert_eq!(config.node_key.public_key().to_hex(), PUBLIC);
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn readable_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("node.key");
+    std::fs::write(&key_path, SEED).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, "private_key_file = \"node.key\"\n").unwrap();
+    let message = Config::load(&config_path).err().unwrap().to_string();
+    assert!(
+        message.contains("mode 640 lets group or other access the key"),
+        "{message}"
+    );
+}
+
+#[test]
+fn world_readable_inline_key_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, format!("private_key = \"{SEED}\"\n")).unwrap();
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = Config::load(&config_path).unwrap();
+    assert_eq!(config.warnings.len(), 1);
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let message = Config::load(Path::new("/nonexistent/meshrouter.toml"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("/nonexistent/meshrouter.toml: cannot read: "),
+        "{message}"
+    );
+}

@@ -1,0 +1,9 @@
+//! The sans-IO protocol core.
+//!
+//! Nothing in here performs I/O, reads a clock or draws global randomness: callers pass `now` and seeds in.
+//! That is what lets the deterministic simulator run whole meshes inside one test. `tests/layering.rs` fails
+//! the build's tests if a file under `src/core/` imports tokio, a socket type, `Instant::now`,
+//! `SystemTime::now` or a thread/OS RNG.
+
+pub mod address;
+pub mod identity;

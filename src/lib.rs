@@ -1,0 +1,20 @@
+//! meshrouter: a mesh overlay router in the style of Yggdrasil 0.5.
+//!
+//! Every node owns an Ed25519 key; its IPv6 address (`200::/7`) and routed /64 (`300::/8`) derive from that
+//! key exactly as Yggdrasil 0.5 derives them, so keys and addresses carry over between the two.
+//!
+//! The crate is layered so that the protocol can be tested deterministically:
+//!
+//! - [`core`]: the sans-IO protocol core. It never touches sockets, tokio, the clock or global randomness;
+//!   every entry point takes the current time and randomness comes from a seed. `tests/layering.rs` enforces
+//!   this.
+//! - [`services`]: built-in services that ride the overlay (CRDT sync, identity), sans-IO as well.
+//! - [`config`]: the TOML configuration file and the node key it names (reads files, so it lives outside the
+//!   core).
+//!
+//! The binary (`src/main.rs`, `src/cli/`) is the only place that reads the OS clock, the OS random source or
+//! the terminal, and the only place where `anyhow` is used.
+
+pub mod config;
+pub mod core;
+pub mod services;

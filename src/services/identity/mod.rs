@@ -1,0 +1,3 @@
+//! Decentralized identity: DIDs for node and user keys, verified offline.
+
+pub mod did_key;

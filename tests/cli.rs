@@ -1,0 +1,126 @@
+//! The `meshrouter` binary as an operator uses it: exit codes, one-line errors, and `info` agreeing with the
+//! reference vectors.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::net::Ipv6Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SEED: &str = "3470790270a4706335da0209a4a043babff4200ac0532a630fde1007dea627cd";
+
+fn meshrouter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshrouter"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8(out.stderr.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn info_json_matches_every_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = include_str!("data/ygg-address.tsv");
+    for row in text.lines().skip(1).filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = row.split('\t').collect();
+        let config = write_config(dir.path(), &format!("private_key = \"{}\"\n", f[0]));
+        let out = meshrouter(&["info", "--config", &config, "--json"]);
+        assert!(out.status.success(), "{:?}", stderr_lines(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let object = json.as_object().unwrap();
+        assert_eq!(object.len(), 4, "{json}");
+        assert_eq!(json["public_key"], f[1]);
+        let address: Ipv6Addr = json["address"].as_str().unwrap().parse().unwrap();
+        assert_eq!(address, f[2].parse::<Ipv6Addr>().unwrap());
+        let (subnet, len) = json["subnet"].as_str().unwrap().split_once('/').unwrap();
+        let (want_subnet, want_len) = f[3].split_once('/').unwrap();
+        assert_eq!(
+            subnet.parse::<Ipv6Addr>().unwrap(),
+            want_subnet.parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(len, want_len);
+        assert!(
+            json["did"].as_str().unwrap().starts_with("did:key:z6Mk"),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn genconf_output_is_a_working_config_with_a_fresh_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = meshrouter(&["genconf"]);
+    let second = meshrouter(&["genconf"]);
+    assert!(first.status.success() && second.status.success());
+    assert_ne!(
+        first.stdout, second.stdout,
+        "two genconf runs must give two keys"
+    );
+    let config = write_config(dir.path(), std::str::from_utf8(&first.stdout).unwrap());
+    let out = meshrouter(&["info", "-c", &config]);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("IPv6 address  20"), "{table}");
+}
+
+#[test]
+fn bad_configs_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            format!("private_key = \"{SEED}\"\nlisten_addr = 1\n"),
+            ":2:1: unknown field `listen_addr`",
+        ),
+        (
+            "private_key = \"zz\"\n".to_owned(),
+            ":1:15: private_key: not hexadecimal",
+        ),
+        ("private_key = [\n".to_owned(), ":1:"),
+        (String::new(), "no node key"),
+    ];
+    for (text, expected) in cases {
+        let config = write_config(dir.path(), &text);
+        let out = meshrouter(&["info", "--config", &config]);
+        assert_eq!(out.status.code(), Some(2), "{text:?}");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains(expected), "{text:?} gave {lines:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn missing_config_exits_2() {
+    let out = meshrouter(&["info", "--config", "/nonexistent/meshrouter.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_lines(&out).len(), 1);
+}
+
+#[test]
+fn version_and_help() {
+    let out = meshrouter(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("meshrouter {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = meshrouter(&["--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("genconf") && help.contains("info"), "{help}");
+    assert_eq!(meshrouter(&["no-such-command"]).status.code(), Some(2));
+}
