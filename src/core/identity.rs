@@ -18,6 +18,8 @@ use zeroize::Zeroizing;
 
 /// Length in bytes of an Ed25519 seed (the secret half of a node key).
 pub const SEED_LEN: usize = 32;
+/// Length in bytes of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
 /// Length in bytes of an Ed25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
 
@@ -112,6 +114,12 @@ impl NodeKey {
         PublicKey(self.signing.verifying_key().to_bytes())
     }
 
+    /// Signs `message` (Ed25519, RFC 8032).
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
+
     /// Returns the seed as 64 lowercase hex characters (the form `genconf` writes), wiped on drop.
     pub fn seed_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(self.signing.as_bytes()))
@@ -162,6 +170,15 @@ impl PublicKey {
         let mut bytes = [0u8; PUBLIC_KEY_LEN];
         hex_into(text, &mut bytes);
         Ok(Self(bytes))
+    }
+
+    /// Verifies an Ed25519 signature strictly: weak (small-order) keys, non-canonical encodings and
+    /// malleable signatures are all refused, so one key has exactly one valid identity.
+    pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+        ed25519_dalek::VerifyingKey::from_bytes(&self.0).is_ok_and(|key| {
+            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                .is_ok()
+        })
     }
 
     /// Returns the key as 64 lowercase hex characters.
@@ -244,6 +261,20 @@ mod tests {
             &*key.seed_hex(),
             "d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842"
         );
+    }
+
+    #[test]
+    fn signatures_verify_only_for_the_signed_message_and_key() {
+        let key = NodeKey::from_hex(SEED).unwrap();
+        let sig = key.sign(b"hello");
+        assert!(key.public_key().verify(b"hello", &sig));
+        assert!(!key.public_key().verify(b"hellp", &sig));
+        let other = NodeKey::from_seed(&[1; 32]).public_key();
+        assert!(!other.verify(b"hello", &sig));
+        // The identity point is a small-order key: strict verification refuses it.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(!PublicKey::from_bytes(identity).verify(b"hello", &sig));
     }
 
     #[test]

@@ -7,3 +7,7 @@
 
 pub mod address;
 pub mod identity;
+pub mod link;
+pub mod rng;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,244 @@
+//! The outer link datagram: what travels in one UDP payload or one raw Ethernet frame.
+//!
+//! ```text
+//! version(1) kind(1) body...
+//! kind 1 HandshakeInit      sender_index(4) static_key(32) ephemeral(32) signature(64) mac(16)
+//! kind 2 HandshakeResponse  sender_index(4) receiver_index(4) static_key(32) ephemeral(32) signature(64) mac(16)
+//! kind 3 Data               receiver_index(4) counter(8) ciphertext(n) tag(16)
+//! ```
+//! Integers are big-endian. The handshake `mac` is the last 16 bytes and covers everything before it.
+
+use super::{Reader, VERSION, WireError};
+use crate::core::identity::PublicKey;
+
+/// Kind byte of [`HandshakeInit`].
+pub const KIND_INIT: u8 = 1;
+/// Kind byte of [`HandshakeResponse`].
+pub const KIND_RESPONSE: u8 = 2;
+/// Kind byte of a data frame.
+pub const KIND_DATA: u8 = 3;
+/// Bytes before the ciphertext of a data frame; they are the AEAD's associated data.
+pub const DATA_HEADER_LEN: usize = 2 + 4 + 8;
+/// Poly1305 tag length.
+pub const TAG_LEN: usize = 16;
+/// Handshake MAC length.
+pub const MAC_LEN: usize = 16;
+/// Encoded length of a [`HandshakeInit`].
+pub const INIT_LEN: usize = 2 + 4 + 32 + 32 + 64 + MAC_LEN;
+/// Encoded length of a [`HandshakeResponse`].
+pub const RESPONSE_LEN: usize = 2 + 4 + 4 + 32 + 32 + 64 + MAC_LEN;
+
+/// First handshake message: who I am, my fresh ephemeral key, signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeInit {
+    /// The index the initiator wants data frames addressed to.
+    pub sender_index: u32,
+    /// The initiator's Ed25519 identity.
+    pub static_key: PublicKey,
+    /// The initiator's X25519 ephemeral public key.
+    pub ephemeral: [u8; 32],
+    /// Ed25519 signature by `static_key` (see `link::handshake` for the signed bytes).
+    pub signature: [u8; 64],
+    /// Keyed by the link password (or a fixed key without one); covers all bytes before it.
+    pub mac: [u8; MAC_LEN],
+}
+
+/// Second handshake message: the responder's identity and ephemeral, bound to the initiator's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeResponse {
+    /// The index the responder wants data frames addressed to.
+    pub sender_index: u32,
+    /// The initiator's index this answers.
+    pub receiver_index: u32,
+    /// The responder's Ed25519 identity.
+    pub static_key: PublicKey,
+    /// The responder's X25519 ephemeral public key.
+    pub ephemeral: [u8; 32],
+    /// Ed25519 signature by `static_key` over both identities and both ephemerals.
+    pub signature: [u8; 64],
+    /// As in [`HandshakeInit`].
+    pub mac: [u8; MAC_LEN],
+}
+
+/// A parsed link datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Datagram<'a> {
+    /// A handshake initiation.
+    Init(HandshakeInit),
+    /// A handshake response.
+    Response(HandshakeResponse),
+    /// An encrypted frame.
+    Data {
+        /// Index chosen by the receiver of this frame, naming the key set.
+        receiver_index: u32,
+        /// Nonce counter.
+        counter: u64,
+        /// The header bytes (AEAD associated data).
+        header: &'a [u8],
+        /// Ciphertext followed by the tag.
+        sealed: &'a [u8],
+    },
+}
+
+impl<'a> Datagram<'a> {
+    /// Parses a datagram. Data frames are not decrypted here.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(WireError::Version(version));
+        }
+        match r.u8()? {
+            KIND_INIT => {
+                let init = HandshakeInit {
+                    sender_index: r.u32()?,
+                    static_key: r.key()?,
+                    ephemeral: r.array()?,
+                    signature: r.array()?,
+                    mac: r.array()?,
+                };
+                r.finish()?;
+                Ok(Self::Init(init))
+            }
+            KIND_RESPONSE => {
+                let response = HandshakeResponse {
+                    sender_index: r.u32()?,
+                    receiver_index: r.u32()?,
+                    static_key: r.key()?,
+                    ephemeral: r.array()?,
+                    signature: r.array()?,
+                    mac: r.array()?,
+                };
+                r.finish()?;
+                Ok(Self::Response(response))
+            }
+            KIND_DATA => {
+                let receiver_index = r.u32()?;
+                let counter = r.u64()?;
+                let sealed = r.rest();
+                if sealed.len() < TAG_LEN {
+                    return Err(WireError::Truncated);
+                }
+                Ok(Self::Data {
+                    receiver_index,
+                    counter,
+                    header: &bytes[..DATA_HEADER_LEN],
+                    sealed,
+                })
+            }
+            other => Err(WireError::UnknownType(other)),
+        }
+    }
+}
+
+impl HandshakeInit {
+    /// Encodes the message, MAC included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(INIT_LEN);
+        out.extend_from_slice(&[VERSION, KIND_INIT]);
+        out.extend_from_slice(&self.sender_index.to_be_bytes());
+        out.extend_from_slice(self.static_key.as_bytes());
+        out.extend_from_slice(&self.ephemeral);
+        out.extend_from_slice(&self.signature);
+        out.extend_from_slice(&self.mac);
+        out
+    }
+}
+
+impl HandshakeResponse {
+    /// Encodes the message, MAC included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RESPONSE_LEN);
+        out.extend_from_slice(&[VERSION, KIND_RESPONSE]);
+        out.extend_from_slice(&self.sender_index.to_be_bytes());
+        out.extend_from_slice(&self.receiver_index.to_be_bytes());
+        out.extend_from_slice(self.static_key.as_bytes());
+        out.extend_from_slice(&self.ephemeral);
+        out.extend_from_slice(&self.signature);
+        out.extend_from_slice(&self.mac);
+        out
+    }
+}
+
+/// Writes a data-frame header into the front of `out` (which must be at least [`DATA_HEADER_LEN`] long).
+pub fn write_data_header(out: &mut [u8], receiver_index: u32, counter: u64) {
+    out[0] = VERSION;
+    out[1] = KIND_DATA;
+    out[2..6].copy_from_slice(&receiver_index.to_be_bytes());
+    out[6..14].copy_from_slice(&counter.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init() -> HandshakeInit {
+        HandshakeInit {
+            sender_index: 0x0102_0304,
+            static_key: PublicKey::from_bytes([7; 32]),
+            ephemeral: [8; 32],
+            signature: [9; 64],
+            mac: [10; 16],
+        }
+    }
+
+    #[test]
+    fn handshakes_round_trip_with_golden_layout() {
+        let bytes = init().encode();
+        assert_eq!(bytes.len(), INIT_LEN);
+        assert_eq!(&bytes[..6], &[1, 1, 1, 2, 3, 4]);
+        assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Init(init())));
+        let response = HandshakeResponse {
+            sender_index: 5,
+            receiver_index: 6,
+            static_key: PublicKey::from_bytes([1; 32]),
+            ephemeral: [2; 32],
+            signature: [3; 64],
+            mac: [4; 16],
+        };
+        let bytes = response.encode();
+        assert_eq!(bytes.len(), RESPONSE_LEN);
+        assert_eq!(&bytes[..10], &[1, 2, 0, 0, 0, 5, 0, 0, 0, 6]);
+        assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Response(response)));
+    }
+
+    #[test]
+    fn data_frame_layout() {
+        let mut bytes = vec![0u8; DATA_HEADER_LEN + TAG_LEN + 3];
+        write_data_header(&mut bytes, 9, 0x0a0b);
+        assert_eq!(
+            &bytes[..DATA_HEADER_LEN],
+            &[1, 3, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b]
+        );
+        match Datagram::parse(&bytes).unwrap() {
+            Datagram::Data {
+                receiver_index,
+                counter,
+                header,
+                sealed,
+            } => {
+                assert_eq!((receiver_index, counter), (9, 0x0a0b));
+                assert_eq!(header.len(), DATA_HEADER_LEN);
+                assert_eq!(sealed.len(), TAG_LEN + 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_datagrams_are_errors() {
+        let bytes = init().encode();
+        for len in 0..bytes.len() {
+            assert!(Datagram::parse(&bytes[..len]).is_err(), "prefix {len}");
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(Datagram::parse(&long), Err(WireError::TrailingBytes));
+        assert_eq!(Datagram::parse(&[2, 1]), Err(WireError::Version(2)));
+        assert_eq!(Datagram::parse(&[1, 9]), Err(WireError::UnknownType(9)));
+        assert_eq!(
+            Datagram::parse(&[1, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            Err(WireError::Truncated)
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The plaintext of a link data frame: one or more messages, each `type(1) length(varint) body`.
+//!
+//! Several small control messages (a keepalive, acks, an announcement) share one encrypted frame, which
+//! saves a header, a tag and a datagram for each. An unknown type is skipped using its length, so a newer
+//! peer can add message types without breaking older ones.
+
+use super::keepalive::Keepalive;
+use super::traffic::Traffic;
+use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
+use super::{Reader, WireError, put_varint, varint_len};
+
+/// Message type bytes.
+pub mod kind {
+    /// [`super::Keepalive`].
+    pub const KEEPALIVE: u8 = 0x01;
+    /// [`super::SigReq`].
+    pub const SIG_REQ: u8 = 0x10;
+    /// [`super::SigRes`].
+    pub const SIG_RES: u8 = 0x11;
+    /// [`super::Announce`].
+    pub const ANNOUNCE: u8 = 0x12;
+    /// [`super::AnnounceAck`].
+    pub const ANNOUNCE_ACK: u8 = 0x13;
+    /// [`super::Traffic`].
+    pub const TRAFFIC: u8 = 0x20;
+}
+
+/// One message inside a data frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Liveness and RTT.
+    Keepalive(Keepalive),
+    /// Parent-signature request.
+    SigReq(SigReq),
+    /// Parent-signature response.
+    SigRes(SigRes),
+    /// Tree announcement.
+    Announce(Announce),
+    /// Announcement acknowledgement.
+    AnnounceAck(AnnounceAck),
+    /// Routed traffic.
+    Traffic(Traffic<'a>),
+}
+
+impl<'a> Message<'a> {
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Keepalive(_) => kind::KEEPALIVE,
+            Self::SigReq(_) => kind::SIG_REQ,
+            Self::SigRes(_) => kind::SIG_RES,
+            Self::Announce(_) => kind::ANNOUNCE,
+            Self::AnnounceAck(_) => kind::ANNOUNCE_ACK,
+            Self::Traffic(_) => kind::TRAFFIC,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Keepalive(m) => m.encode(out),
+            Self::SigReq(m) => m.encode(out),
+            Self::SigRes(m) => m.encode(out),
+            Self::Announce(m) => m.encode(out),
+            Self::AnnounceAck(m) => m.encode(out),
+            Self::Traffic(m) => m.encode(out),
+        }
+    }
+
+    /// Appends `type length body`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut body = Vec::new();
+        self.encode_body(&mut body);
+        out.push(self.kind());
+        put_varint(out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+
+    /// Returns the encoded size, header included.
+    pub fn encoded_len(&self) -> usize {
+        let mut body = Vec::new();
+        self.encode_body(&mut body);
+        1 + varint_len(body.len() as u64) + body.len()
+    }
+
+    fn parse(kind_byte: u8, body: &'a [u8]) -> Result<Option<Self>, WireError> {
+        Ok(Some(match kind_byte {
+            kind::KEEPALIVE => Self::Keepalive(Keepalive::parse(body)?),
+            kind::SIG_REQ => Self::SigReq(SigReq::parse(body)?),
+            kind::SIG_RES => Self::SigRes(SigRes::parse(body)?),
+            kind::ANNOUNCE => Self::Announce(Announce::parse(body)?),
+            kind::ANNOUNCE_ACK => Self::AnnounceAck(AnnounceAck::parse(body)?),
+            kind::TRAFFIC => Self::Traffic(Traffic::parse(body)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Iterates over the messages of a decrypted frame. Unknown types are skipped; the first malformed
+/// message ends the iteration with its error.
+pub struct Messages<'a> {
+    reader: Reader<'a>,
+    failed: bool,
+}
+
+impl<'a> Messages<'a> {
+    /// Starts iterating over `plaintext`.
+    pub fn new(plaintext: &'a [u8]) -> Self {
+        Self {
+            reader: Reader::new(plaintext),
+            failed: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<Message<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.failed && self.reader.remaining() > 0 {
+            let next = (|| {
+                let kind_byte = self.reader.u8()?;
+                let len = self.reader.length(usize::MAX)?;
+                let body = self.reader.take(len)?;
+                Message::parse(kind_byte, body)
+            })();
+            match next {
+                Ok(Some(message)) => return Some(Ok(message)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::identity::PublicKey;
+
+    #[test]
+    fn several_messages_share_a_frame_and_unknown_ones_are_skipped() {
+        let keepalive = Message::Keepalive(Keepalive {
+            timestamp_ms: 1,
+            ..Default::default()
+        });
+        let req = Message::SigReq(SigReq { seq: 1, nonce: 2 });
+        let traffic = Message::Traffic(Traffic {
+            dest_path: vec![1],
+            src_path: vec![2],
+            dest_key: PublicKey::from_bytes([1; 32]),
+            src_key: PublicKey::from_bytes([2; 32]),
+            watermark: 7,
+            payload: b"x",
+        });
+        let mut frame = Vec::new();
+        keepalive.encode(&mut frame);
+        frame.extend_from_slice(&[0x7f, 2, 0xaa, 0xbb]); // a future message type
+        req.encode(&mut frame);
+        traffic.encode(&mut frame);
+        assert_eq!(keepalive.encoded_len(), 13);
+        let parsed: Vec<_> = Messages::new(&frame).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed, vec![keepalive, req, traffic]);
+    }
+
+    #[test]
+    fn malformed_message_stops_iteration() {
+        let frame = [kind::SIG_REQ, 3, 1, 2, 3, kind::KEEPALIVE, 0];
+        let parsed: Vec<_> = Messages::new(&frame).collect();
+        assert_eq!(parsed, vec![Err(WireError::Truncated)]);
+        let frame = [kind::KEEPALIVE, 50, 1];
+        assert_eq!(
+            Messages::new(&frame).next(),
+            Some(Err(WireError::Truncated))
+        );
+    }
+}
