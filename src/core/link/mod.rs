@@ -1,5 +1,510 @@
 //! Links: authenticated, encrypted datagram associations with one neighbour.
+//!
+//! A [`Link`] turns datagrams from a UDP socket or an Ethernet interface into authenticated plaintext
+//! frames and back. It runs the handshake (`handshake`), holds up to three key sets (`keys`: the current
+//! one, the previous one while a rekey settles, and a responder's key set awaiting confirmation), and
+//! tracks liveness and RTT (`liveness`). It knows nothing about trees or routing: the node feeds it
+//! datagrams and plaintext and reads back datagrams, plaintext and events.
 
 pub mod handshake;
 pub mod keys;
+pub mod liveness;
 pub mod replay;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use self::handshake::{Ephemeral, HandshakeError, Psk};
+use self::keys::KeySet;
+use self::liveness::{Liveness, LivenessAction};
+use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::rng::Rng;
+use crate::core::time::{Instant, earliest};
+use crate::core::wire::WireError;
+use crate::core::wire::datagram::{Datagram, HandshakeInit, HandshakeResponse};
+use crate::core::wire::inner::Message;
+use crate::core::wire::keepalive::Keepalive;
+
+/// The initiator starts a new handshake when its keys are this old (WireGuard's REKEY_AFTER_TIME).
+pub const REKEY_AFTER: Duration = Duration::from_secs(120);
+/// The responder starts one itself if the initiator has not by then.
+const RESPONDER_REKEY_AFTER: Duration = Duration::from_secs(135);
+/// Keys older than this are refused and wiped (WireGuard's REJECT_AFTER_TIME).
+pub const REJECT_AFTER: Duration = Duration::from_secs(180);
+/// First handshake retry interval; doubles up to [`MAX_RETRY`] while the peer does not answer.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest interval between handshake attempts on an unanswered link.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// A responder's key set not confirmed by a first frame within this time is dropped.
+const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most one new initiation is verified per link in this interval (each costs a signature check).
+const INIT_MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How a link is set up.
+#[derive(Clone)]
+pub struct LinkParams {
+    /// Whether we send handshake initiations (a configured peer, a discovered one) or only answer them.
+    pub initiate: bool,
+    /// Shared link password: only holders can complete a handshake.
+    pub password: Option<Vec<u8>>,
+    /// If non-empty, only these peer keys are accepted (pinning for outbound links, an allowlist for
+    /// inbound ones).
+    pub allowed_keys: Vec<PublicKey>,
+    /// Largest datagram the link carries, in bytes.
+    pub mtu: usize,
+    /// Lower is preferred among parallel links to the same peer.
+    pub priority: u8,
+}
+
+impl Default for LinkParams {
+    fn default() -> Self {
+        Self {
+            initiate: true,
+            password: None,
+            allowed_keys: Vec::new(),
+            mtu: 1280,
+            priority: 0,
+        }
+    }
+}
+
+/// Something that happened on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The link is authenticated and usable.
+    Up(PublicKey),
+    /// The link stopped working (dead or keys expired); it retries if it initiates.
+    Down(PublicKey),
+}
+
+/// Why an incoming datagram was dropped. Counted, never answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkDrop {
+    /// Not a well-formed datagram.
+    #[error("malformed: {0}")]
+    Malformed(#[from] WireError),
+    /// The handshake failed a check.
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The peer key is not allowed on this link, or is our own.
+    #[error("peer key not allowed")]
+    KeyNotAllowed,
+    /// Too many initiations on this link.
+    #[error("rate limited")]
+    RateLimited,
+    /// A response or data frame for keys we do not hold.
+    #[error("unknown key index")]
+    UnknownIndex,
+    /// Authentication failed or the frame was a replay.
+    #[error("failed authentication or replayed")]
+    Unauthentic,
+}
+
+/// Counters of one link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Datagrams sent.
+    pub tx_datagrams: u64,
+    /// Bytes sent (datagram payloads).
+    pub tx_bytes: u64,
+    /// Authenticated datagrams received.
+    pub rx_datagrams: u64,
+    /// Bytes of authenticated datagrams received.
+    pub rx_bytes: u64,
+    /// Datagrams dropped.
+    pub dropped: u64,
+}
+
+struct Outstanding {
+    init: HandshakeInit,
+    ephemeral: Ephemeral,
+}
+
+/// One link's state machine.
+pub struct Link {
+    params: LinkParams,
+    psk: Psk,
+    peer: Option<PublicKey>,
+    up: bool,
+    outstanding: Option<Outstanding>,
+    next_attempt: Option<Instant>,
+    retry_interval: Duration,
+    cached_response: Option<([u8; 32], Vec<u8>)>,
+    last_init_verified: Option<Instant>,
+    current: Option<KeySet>,
+    previous: Option<KeySet>,
+    pending: Option<KeySet>,
+    liveness: Liveness,
+    outbox: VecDeque<Vec<u8>>,
+    events: VecDeque<LinkEvent>,
+    stats: LinkStats,
+}
+
+impl Link {
+    /// Creates a link; an initiating link sends its first initiation at the first timeout.
+    pub fn new(params: LinkParams, now: Instant) -> Self {
+        let psk = Psk::from_password(params.password.as_deref());
+        let next_attempt = params.initiate.then_some(now);
+        Self {
+            params,
+            psk,
+            peer: None,
+            up: false,
+            outstanding: None,
+            next_attempt,
+            retry_interval: FIRST_RETRY,
+            cached_response: None,
+            last_init_verified: None,
+            current: None,
+            previous: None,
+            pending: None,
+            liveness: Liveness::new(now),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: LinkStats::default(),
+        }
+    }
+
+    /// Returns the authenticated peer, once known.
+    pub fn peer(&self) -> Option<PublicKey> {
+        self.peer
+    }
+
+    /// Returns true while the link can carry frames.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Returns the link's parameters.
+    pub fn params(&self) -> &LinkParams {
+        &self.params
+    }
+
+    /// Returns the smoothed round-trip time.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.liveness.srtt()
+    }
+
+    /// Returns the retransmission timeout for reliable control messages.
+    pub fn rto(&self) -> Duration {
+        self.liveness.rto()
+    }
+
+    /// Returns the counters.
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    /// Returns the next datagram to send.
+    pub fn poll_datagram(&mut self) -> Option<Vec<u8>> {
+        self.outbox.pop_front()
+    }
+
+    /// Returns the next event.
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    fn queue(&mut self, datagram: Vec<u8>) {
+        self.stats.tx_datagrams += 1;
+        self.stats.tx_bytes += datagram.len() as u64;
+        self.outbox.push_back(datagram);
+    }
+
+    fn key_allowed(&self, key: &PublicKey, node: &NodeKey) -> bool {
+        *key != node.public_key()
+            && (self.params.allowed_keys.is_empty() || self.params.allowed_keys.contains(key))
+            && self.peer.is_none_or(|p| p == *key)
+    }
+
+    /// Processes one received datagram. Returns the plaintext of an authenticated data frame.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        node: &NodeKey,
+        rng: &mut Rng,
+    ) -> Result<Option<Vec<u8>>, LinkDrop> {
+        let result = match Datagram::parse(bytes) {
+            Ok(Datagram::Init(init)) => self.handle_init(now, init, node, rng).map(|()| None),
+            Ok(Datagram::Response(response)) => {
+                self.handle_response(now, response, node).map(|()| None)
+            }
+            Ok(Datagram::Data {
+                receiver_index,
+                counter,
+                header,
+                sealed,
+            }) => self
+                .handle_data(now, receiver_index, counter, header, sealed)
+                .map(Some),
+            Err(e) => Err(LinkDrop::Malformed(e)),
+        };
+        match &result {
+            Ok(_) => {
+                self.stats.rx_datagrams += 1;
+                self.stats.rx_bytes += bytes.len() as u64;
+            }
+            Err(_) => self.stats.dropped += 1,
+        }
+        result
+    }
+
+    fn handle_init(
+        &mut self,
+        now: Instant,
+        init: HandshakeInit,
+        node: &NodeKey,
+        rng: &mut Rng,
+    ) -> Result<(), LinkDrop> {
+        handshake::check_init_mac(&init, &self.psk)?;
+        if let Some((ephemeral, response)) = &self.cached_response {
+            if *ephemeral == init.ephemeral {
+                // A retransmitted initiation: answer identically, at no cost.
+                let response = response.clone();
+                self.queue(response);
+                return Ok(());
+            }
+        }
+        if self
+            .last_init_verified
+            .is_some_and(|t| now.saturating_since(t) < INIT_MIN_INTERVAL)
+        {
+            return Err(LinkDrop::RateLimited);
+        }
+        self.last_init_verified = Some(now);
+        handshake::check_init_signature(&init)?;
+        if !self.key_allowed(&init.static_key, node) {
+            return Err(LinkDrop::KeyNotAllowed);
+        }
+        let ephemeral = Ephemeral::from_random(rng.bytes32());
+        let index = rng.u32();
+        let response = handshake::make_response(node, &ephemeral, index, &init, &self.psk);
+        let keys = handshake::derive_keys(&ephemeral, &init, &response, &self.psk, false)?;
+        self.pending = Some(KeySet::new(&keys, index, init.sender_index, now, false));
+        self.peer = Some(init.static_key);
+        let encoded = response.encode();
+        self.cached_response = Some((init.ephemeral, encoded.clone()));
+        self.queue(encoded);
+        Ok(())
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        response: HandshakeResponse,
+        node: &NodeKey,
+    ) -> Result<(), LinkDrop> {
+        let outstanding = self.outstanding.as_ref().ok_or(LinkDrop::UnknownIndex)?;
+        if response.receiver_index != outstanding.init.sender_index {
+            return Err(LinkDrop::UnknownIndex);
+        }
+        handshake::check_response(&response, &outstanding.init, &self.psk)?;
+        if !self.key_allowed(&response.static_key, node) {
+            return Err(LinkDrop::KeyNotAllowed);
+        }
+        let keys = handshake::derive_keys(
+            &outstanding.ephemeral,
+            &outstanding.init,
+            &response,
+            &self.psk,
+            true,
+        )?;
+        let keyset = KeySet::new(
+            &keys,
+            outstanding.init.sender_index,
+            response.sender_index,
+            now,
+            true,
+        );
+        self.outstanding = None;
+        self.next_attempt = None;
+        self.retry_interval = FIRST_RETRY;
+        self.peer = Some(response.static_key);
+        self.install(now, keyset);
+        // Key confirmation: the responder promotes its keys on our first frame.
+        self.send_keepalive_now(now);
+        Ok(())
+    }
+
+    fn handle_data(
+        &mut self,
+        now: Instant,
+        index: u32,
+        counter: u64,
+        header: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, LinkDrop> {
+        let expired = |k: &KeySet| now.saturating_since(k.created) >= REJECT_AFTER;
+        let slot = [&mut self.current, &mut self.previous, &mut self.pending]
+            .into_iter()
+            .position(|k| {
+                k.as_ref()
+                    .is_some_and(|k| k.local_index == index && !expired(k))
+            })
+            .ok_or(LinkDrop::UnknownIndex)?;
+        let keyset = match slot {
+            0 => self.current.as_mut(),
+            1 => self.previous.as_mut(),
+            _ => self.pending.as_mut(),
+        }
+        .ok_or(LinkDrop::UnknownIndex)?;
+        let plaintext = keyset
+            .open(counter, header, sealed)
+            .ok_or(LinkDrop::Unauthentic)?;
+        if slot == 2 {
+            if let Some(confirmed) = self.pending.take() {
+                self.install(now, confirmed);
+            }
+        }
+        self.liveness.on_receive(now);
+        Ok(plaintext)
+    }
+
+    /// Makes `keyset` the one we send with, keeping the old one for frames still in flight.
+    fn install(&mut self, now: Instant, keyset: KeySet) {
+        self.previous = self.current.replace(keyset);
+        if !self.up {
+            self.up = true;
+            self.liveness = Liveness::new(now);
+            if let Some(peer) = self.peer {
+                self.events.push_back(LinkEvent::Up(peer));
+            }
+        }
+    }
+
+    /// Passes a received keepalive to liveness tracking.
+    pub fn handle_keepalive(&mut self, now: Instant, keepalive: &Keepalive) {
+        self.liveness.on_keepalive(now, keepalive);
+    }
+
+    /// Encrypts and queues a frame of messages. Returns false if the link is not up.
+    pub fn send(&mut self, now: Instant, plaintext: &[u8], traffic: bool) -> bool {
+        let Some(keys) = self.current.as_mut().filter(|_| self.up) else {
+            return false;
+        };
+        let Some(datagram) = keys.seal(plaintext) else {
+            return false;
+        };
+        self.queue(datagram);
+        self.liveness.on_send(now, traffic);
+        true
+    }
+
+    fn send_keepalive_now(&mut self, now: Instant) {
+        let keepalive = self.liveness.keepalive(now, 0);
+        self.send_keepalive(now, keepalive);
+    }
+
+    /// Sends a keepalive; returns false if the link could not send it.
+    fn send_keepalive(&mut self, now: Instant, keepalive: Keepalive) -> bool {
+        let mut plaintext = Vec::with_capacity(16);
+        Message::Keepalive(keepalive).encode(&mut plaintext);
+        self.send(now, &plaintext, false)
+    }
+
+    fn start_handshake(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        let ephemeral = Ephemeral::from_random(rng.bytes32());
+        let init = handshake::make_init(node, &ephemeral, rng.u32(), &self.psk);
+        self.queue(init.encode());
+        self.outstanding = Some(Outstanding { init, ephemeral });
+        let jitter = rng.jitter(self.retry_interval / 4);
+        self.next_attempt = Some(now + self.retry_interval + jitter);
+        if !self.up {
+            self.retry_interval = (self.retry_interval * 2).min(MAX_RETRY);
+        }
+    }
+
+    fn go_down(&mut self, now: Instant) {
+        if let Some(peer) = self.peer.filter(|_| self.up) {
+            self.events.push_back(LinkEvent::Down(peer));
+        }
+        self.up = false;
+        self.current = None;
+        self.previous = None;
+        self.pending = None;
+        self.outstanding = None;
+        self.cached_response = None;
+        if self.params.allowed_keys.len() != 1 {
+            self.peer = None;
+        }
+        self.retry_interval = FIRST_RETRY;
+        self.next_attempt = self.params.initiate.then_some(now);
+    }
+
+    /// Runs timers: handshake (re)tries, rekeying, key expiry, keepalives and dead-link detection.
+    pub fn handle_timeout(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        let expired = |k: &Option<KeySet>| {
+            k.as_ref()
+                .is_some_and(|k| now.saturating_since(k.created) >= REJECT_AFTER)
+        };
+        if expired(&self.previous) {
+            self.previous = None;
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|k| now.saturating_since(k.created) >= PENDING_TIMEOUT)
+        {
+            self.pending = None;
+        }
+        if self.up
+            && (expired(&self.current) || self.current.as_ref().is_some_and(KeySet::exhausted))
+        {
+            self.go_down(now);
+        }
+        if self.up {
+            if let Some(keys) = &self.current {
+                let age = now.saturating_since(keys.created);
+                let due = if keys.we_initiated {
+                    REKEY_AFTER
+                } else {
+                    RESPONDER_REKEY_AFTER
+                };
+                if age >= due && self.next_attempt.is_none() {
+                    self.next_attempt = Some(now);
+                }
+            }
+            match self.liveness.poll(now) {
+                LivenessAction::Dead => self.go_down(now),
+                LivenessAction::Send(k) => {
+                    if !self.send_keepalive(now, k) {
+                        self.go_down(now);
+                    }
+                }
+                LivenessAction::None => {}
+            }
+        }
+        if self.next_attempt.is_some_and(|t| t <= now) {
+            self.start_handshake(now, node, rng);
+        }
+    }
+
+    /// Returns when [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let key_deadline =
+            |k: &Option<KeySet>, after: Duration| k.as_ref().map(|k| k.created + after);
+        let mut next = self.next_attempt;
+        next = earliest(next, key_deadline(&self.previous, REJECT_AFTER));
+        next = earliest(next, key_deadline(&self.pending, PENDING_TIMEOUT));
+        if self.up {
+            next = earliest(next, Some(self.liveness.next_deadline(now)));
+            next = earliest(next, key_deadline(&self.current, REJECT_AFTER));
+            if self.next_attempt.is_none() {
+                let rekey = self.current.as_ref().map(|k| {
+                    k.created
+                        + if k.we_initiated {
+                            REKEY_AFTER
+                        } else {
+                            RESPONDER_REKEY_AFTER
+                        }
+                });
+                next = earliest(next, rekey);
+            }
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests;

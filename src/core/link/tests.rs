@@ -1,0 +1,177 @@
+use super::*;
+
+struct Pair {
+    now: Instant,
+    rng: Rng,
+    keys: [NodeKey; 2],
+    links: [Link; 2],
+    /// Drop everything a side sends while set.
+    mute: [bool; 2],
+}
+
+impl Pair {
+    fn new(a: LinkParams, b: LinkParams) -> Self {
+        Self {
+            now: Instant::ZERO,
+            rng: Rng::from_seed([7; 32]),
+            keys: [NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32])],
+            links: [Link::new(a, Instant::ZERO), Link::new(b, Instant::ZERO)],
+            mute: [false; 2],
+        }
+    }
+
+    /// Runs timers and delivers datagrams (1 ms one way) until `until`; returns plaintexts received by each.
+    fn run_until(&mut self, until: Instant) -> [Vec<Vec<u8>>; 2] {
+        let mut received = [Vec::new(), Vec::new()];
+        loop {
+            let mut moved = false;
+            for side in 0..2 {
+                while let Some(d) = self.links[side].poll_datagram() {
+                    moved = true;
+                    if self.mute[side] {
+                        continue;
+                    }
+                    let other = 1 - side;
+                    let t = self.now + Duration::from_millis(1);
+                    if let Ok(Some(p)) =
+                        self.links[other].handle_datagram(t, &d, &self.keys[other], &mut self.rng)
+                    {
+                        for m in crate::core::wire::inner::Messages::new(&p).flatten() {
+                            if let Message::Keepalive(k) = m {
+                                self.links[other].handle_keepalive(t, &k);
+                            } else {
+                                received[other].push(p.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            if moved {
+                continue;
+            }
+            let next = [0, 1]
+                .iter()
+                .filter_map(|&i| self.links[i].poll_timeout(self.now))
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    self.now = t.max(self.now);
+                    for i in 0..2 {
+                        self.links[i].handle_timeout(self.now, &self.keys[i], &mut self.rng);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        received
+    }
+
+    fn events(&mut self, side: usize) -> Vec<LinkEvent> {
+        std::iter::from_fn(|| self.links[side].poll_event()).collect()
+    }
+}
+
+fn secs(s: u64) -> Instant {
+    Instant::from_micros(s * 1_000_000)
+}
+
+fn passive() -> LinkParams {
+    LinkParams {
+        initiate: false,
+        ..LinkParams::default()
+    }
+}
+
+#[test]
+fn handshake_brings_both_sides_up_and_frames_flow() {
+    let mut p = Pair::new(LinkParams::default(), passive());
+    p.run_until(secs(1));
+    assert!(p.links[0].is_up() && p.links[1].is_up());
+    assert_eq!(p.events(0), vec![LinkEvent::Up(p.keys[1].public_key())]);
+    assert_eq!(p.events(1), vec![LinkEvent::Up(p.keys[0].public_key())]);
+    let frame = {
+        let mut f = Vec::new();
+        Message::SigReq(crate::core::wire::tree::SigReq { seq: 1, nonce: 2 }).encode(&mut f);
+        f
+    };
+    assert!(p.links[1].send(p.now, &frame, true));
+    let got = p.run_until(secs(2));
+    assert_eq!(got[0], vec![frame]);
+    assert!(p.links[0].srtt().is_some() || p.links[1].srtt().is_some());
+}
+
+#[test]
+fn simultaneous_initiation_converges() {
+    let mut p = Pair::new(LinkParams::default(), LinkParams::default());
+    p.run_until(secs(3));
+    assert!(p.links[0].is_up() && p.links[1].is_up());
+    assert_eq!(p.events(0).len(), 1);
+    assert_eq!(p.events(1).len(), 1);
+}
+
+#[test]
+fn rekeys_without_going_down_and_keeps_working_for_ten_minutes() {
+    let mut p = Pair::new(LinkParams::default(), passive());
+    p.run_until(secs(1));
+    p.events(0);
+    p.events(1);
+    let first_index = p.links[0].current.as_ref().unwrap().local_index;
+    p.run_until(secs(600));
+    assert!(p.links[0].is_up() && p.links[1].is_up());
+    assert!(p.events(0).is_empty(), "no down/up during rekeys");
+    assert!(p.events(1).is_empty());
+    assert_ne!(
+        p.links[0].current.as_ref().unwrap().local_index,
+        first_index
+    );
+    let age = p
+        .now
+        .saturating_since(p.links[0].current.as_ref().unwrap().created);
+    assert!(age < REJECT_AFTER);
+}
+
+#[test]
+fn silent_peer_is_detected_within_15_s_and_link_retries() {
+    let mut p = Pair::new(LinkParams::default(), passive());
+    p.run_until(secs(1));
+    p.events(0);
+    p.mute[1] = true;
+    p.run_until(secs(17));
+    assert_eq!(p.events(0), vec![LinkEvent::Down(p.keys[1].public_key())]);
+    p.mute[1] = false;
+    p.run_until(secs(60));
+    assert!(p.links[0].is_up());
+}
+
+#[test]
+fn wrong_password_gets_silence() {
+    let a = LinkParams {
+        password: Some(b"one".to_vec()),
+        ..LinkParams::default()
+    };
+    let b = LinkParams {
+        password: Some(b"two".to_vec()),
+        ..passive()
+    };
+    let mut p = Pair::new(a, b);
+    p.run_until(secs(10));
+    assert!(!p.links[0].is_up() && !p.links[1].is_up());
+    assert_eq!(
+        p.links[1].stats().tx_datagrams,
+        0,
+        "no reply to a wrong password"
+    );
+    assert!(p.links[1].stats().dropped > 0);
+}
+
+#[test]
+fn pinned_key_refuses_another_peer() {
+    let a = LinkParams {
+        allowed_keys: vec![NodeKey::from_seed(&[9; 32]).public_key()],
+        ..LinkParams::default()
+    };
+    let mut p = Pair::new(a, passive());
+    p.run_until(secs(5));
+    assert!(!p.links[0].is_up());
+}
