@@ -18,3 +18,4 @@
 pub mod config;
 pub mod core;
 pub mod services;
+pub mod sim;

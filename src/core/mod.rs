@@ -8,6 +8,8 @@
 pub mod address;
 pub mod identity;
 pub mod link;
+pub mod node;
 pub mod rng;
 pub mod time;
+pub mod tree;
 pub mod wire;

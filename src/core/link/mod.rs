@@ -33,8 +33,10 @@ const RESPONDER_REKEY_AFTER: Duration = Duration::from_secs(135);
 pub const REJECT_AFTER: Duration = Duration::from_secs(180);
 /// First handshake retry interval; doubles up to [`MAX_RETRY`] while the peer does not answer.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// Longest interval between handshake attempts on an unanswered link.
-const MAX_RETRY: Duration = Duration::from_secs(30);
+/// Longest interval between handshake attempts on an unanswered link: short, because a mesh link that
+/// comes back (a radio in range again, a cable replugged) should carry traffic within seconds, and an
+/// initiation every 8 s costs under 20 B/s.
+const MAX_RETRY: Duration = Duration::from_secs(8);
 /// A responder's key set not confirmed by a first frame within this time is dropped.
 const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most one new initiation is verified per link in this interval (each costs a signature check).

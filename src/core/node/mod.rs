@@ -1,0 +1,418 @@
+//! The node: one router's whole protocol state behind a sans-IO API in the style of quinn-proto.
+//!
+//! Feed it with `handle_*` calls (each takes `now`), then drain `poll_transmit`, `poll_deliver` and
+//! `poll_event`, and call [`Node::handle_timeout`] when [`Node::poll_timeout`] says so. Every `handle_*`
+//! call can produce work for every `poll_*` method.
+
+mod forward;
+mod links;
+
+use std::collections::VecDeque;
+
+use self::forward::NextHop;
+pub use self::links::LinkId;
+use self::links::LinkTable;
+use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::link::{Link, LinkDrop, LinkEvent, LinkParams};
+use crate::core::rng::Rng;
+use crate::core::time::{Instant, earliest};
+use crate::core::tree::{Coords, Tree, TreeEvent};
+use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
+use crate::core::wire::inner::{Message, Messages};
+use crate::core::wire::traffic::Traffic;
+
+/// Settings of a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Lower bound for the node's tree sequence numbers; must exceed any used before with this key.
+    /// The daemon passes wall-clock microseconds; the simulator passes its virtual time.
+    pub seq_base: u64,
+}
+
+/// A datagram to send on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The link to send it on.
+    pub link: LinkId,
+    /// The datagram.
+    pub payload: Vec<u8>,
+}
+
+/// A payload that reached this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The node that sent it.
+    pub source: PublicKey,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Something worth telling the operator or the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A link authenticated its peer.
+    LinkUp(LinkId, PublicKey),
+    /// A link stopped working.
+    LinkDown(LinkId, PublicKey),
+    /// The tree root changed (`None`: detached, waiting for a root).
+    RootChanged(Option<PublicKey>),
+}
+
+/// Why a packet was dropped, for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A link datagram failed a check.
+    Link(LinkDrop),
+    /// A frame's plaintext did not parse.
+    MalformedFrame,
+    /// A tree announcement failed verification.
+    BadAnnounce,
+    /// No peer is closer to the destination.
+    NoRoute,
+}
+
+/// Counters of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Packets forwarded for others.
+    pub forwarded: u64,
+    /// Packets delivered to us.
+    pub delivered: u64,
+    /// Drops by reason.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+/// One router.
+pub struct Node {
+    key: NodeKey,
+    me: PublicKey,
+    rng: Rng,
+    links: LinkTable,
+    tree: Tree,
+    transmits: VecDeque<Transmit>,
+    deliveries: VecDeque<Delivery>,
+    events: VecDeque<Event>,
+    stats: NodeStats,
+    /// The latest `now` passed in; deadlines computed by `poll_timeout` are relative to it.
+    now: Instant,
+}
+
+impl Node {
+    /// Creates a node with no links.
+    pub fn new(key: NodeKey, config: NodeConfig, seed: [u8; 32], now: Instant) -> Self {
+        let mut rng = Rng::from_seed(seed);
+        let tree = Tree::new(&key, config.seq_base, now, &mut rng);
+        let me = key.public_key();
+        let mut node = Self {
+            key,
+            me,
+            rng,
+            links: LinkTable::default(),
+            tree,
+            transmits: VecDeque::new(),
+            deliveries: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            now,
+        };
+        node.drain_tree();
+        node
+    }
+
+    /// Returns this node's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.me
+    }
+
+    /// Returns the spanning tree state.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Returns the counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Returns a link.
+    pub fn link(&self, id: LinkId) -> Option<&Link> {
+        self.links.links.get(&id)
+    }
+
+    /// Returns the peers that have at least one link up.
+    pub fn peers(&self) -> impl Iterator<Item = &PublicKey> {
+        self.links.peers.keys()
+    }
+
+    /// Adds a link; an initiating link starts its handshake at the next timeout.
+    pub fn open_link(&mut self, now: Instant, params: LinkParams) -> LinkId {
+        self.now = now;
+        self.links.insert(Link::new(params, now))
+    }
+
+    /// Removes a link for good (its socket or interface is gone).
+    pub fn close_link(&mut self, now: Instant, id: LinkId) {
+        self.now = now;
+        if let Some(link) = self.links.links.remove(&id) {
+            if let Some(peer) = link.peer().filter(|_| link.is_up()) {
+                self.on_link_down(now, id, peer);
+            }
+        }
+        self.drain_tree();
+    }
+
+    /// Processes a datagram received on a link.
+    pub fn handle_link_datagram(&mut self, now: Instant, id: LinkId, datagram: &[u8]) {
+        self.now = now;
+        let Some(link) = self.links.links.get_mut(&id) else {
+            return;
+        };
+        let result = link.handle_datagram(now, datagram, &self.key, &mut self.rng);
+        let peer = link.peer();
+        self.drain_link(now, id);
+        match result {
+            Err(reason) => self.count_drop(DropReason::Link(reason)),
+            Ok(None) => {}
+            Ok(Some(plaintext)) => {
+                if let Some(peer) = peer {
+                    self.handle_frame(now, id, peer, &plaintext);
+                }
+            }
+        }
+        self.drain_tree();
+    }
+
+    fn handle_frame(&mut self, now: Instant, id: LinkId, peer: PublicKey, plaintext: &[u8]) {
+        for message in Messages::new(plaintext) {
+            let Ok(message) = message else {
+                self.count_drop(DropReason::MalformedFrame);
+                return;
+            };
+            match message {
+                Message::Keepalive(k) => {
+                    if let Some(link) = self.links.links.get_mut(&id) {
+                        link.handle_keepalive(now, &k);
+                        let (srtt, rto) = (link.srtt(), link.rto());
+                        self.tree
+                            .set_peer_cost(&peer, srtt.map(|d| d.as_millis() as u64), rto);
+                    }
+                    self.drain_link(now, id);
+                }
+                Message::SigReq(req) => self.tree.handle_sig_req(&self.key, peer, req),
+                Message::SigRes(res) => {
+                    self.tree
+                        .handle_sig_res(now, &self.key, &mut self.rng, peer, res)
+                }
+                Message::Announce(a) => {
+                    if self
+                        .tree
+                        .handle_announce(now, &self.key, &mut self.rng, peer, a)
+                        .is_err()
+                    {
+                        self.count_drop(DropReason::BadAnnounce);
+                    }
+                }
+                Message::AnnounceAck(ack) => self.tree.handle_ack(&peer, &ack),
+                Message::Traffic(t) => self.route(now, t),
+            }
+        }
+    }
+
+    /// Sends `payload` to `dest` at coordinates `dest_path`, greedily through the tree.
+    pub fn send_traffic(
+        &mut self,
+        now: Instant,
+        dest: PublicKey,
+        dest_path: Coords,
+        payload: &[u8],
+    ) {
+        self.now = now;
+        let traffic = Traffic {
+            dest_path,
+            src_path: self.tree.coords().clone(),
+            dest_key: dest,
+            src_key: self.me,
+            watermark: u64::MAX,
+            payload,
+        };
+        self.route(now, traffic);
+        self.drain_tree();
+    }
+
+    fn route(&mut self, now: Instant, mut traffic: Traffic<'_>) {
+        let peers = self.links.peers.keys().filter_map(|p| {
+            let link = self.links.best_link(p)?;
+            let cost = self.links.links[&link]
+                .srtt()
+                .map_or(1000, |d| (d.as_millis() as u64).max(1));
+            Some((*p, cost))
+        });
+        let hop = forward::next_hop(
+            &self.tree,
+            &self.me,
+            peers,
+            &traffic.dest_key,
+            &traffic.dest_path,
+            traffic.watermark,
+        );
+        match hop {
+            NextHop::Deliver => {
+                self.stats.delivered += 1;
+                self.deliveries.push_back(Delivery {
+                    source: traffic.src_key,
+                    payload: traffic.payload.to_vec(),
+                });
+            }
+            NextHop::Peer { peer, watermark } => {
+                if traffic.src_key != self.me {
+                    self.stats.forwarded += 1;
+                }
+                traffic.watermark = watermark;
+                let mut frame = Vec::with_capacity(traffic.payload.len() + 128);
+                Message::Traffic(traffic).encode(&mut frame);
+                self.send_frame(now, &peer, &frame, true);
+            }
+            NextHop::Stuck => self.count_drop(DropReason::NoRoute),
+        }
+    }
+
+    fn send_frame(&mut self, now: Instant, peer: &PublicKey, frame: &[u8], traffic: bool) {
+        let Some(id) = self.links.best_link(peer) else {
+            return;
+        };
+        if let Some(link) = self.links.links.get_mut(&id) {
+            link.send(now, frame, traffic);
+        }
+        self.drain_link(now, id);
+    }
+
+    /// Runs every timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        let due: Vec<LinkId> = self
+            .links
+            .links
+            .iter()
+            .filter(|(_, l)| l.poll_timeout(now).is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(link) = self.links.links.get_mut(&id) {
+                link.handle_timeout(now, &self.key, &mut self.rng);
+            }
+            self.drain_link(now, id);
+        }
+        if self.tree.poll_timeout().is_some_and(|t| t <= now) {
+            self.tree.handle_timeout(now, &self.key, &mut self.rng);
+        }
+        self.drain_tree();
+    }
+
+    /// Returns when [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.links
+            .links
+            .values()
+            .filter_map(|l| l.poll_timeout(self.now))
+            .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
+    }
+
+    /// Returns the next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Returns the next payload delivered to this node.
+    pub fn poll_deliver(&mut self) -> Option<Delivery> {
+        self.deliveries.pop_front()
+    }
+
+    /// Returns the next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn count_drop(&mut self, reason: DropReason) {
+        *self.stats.drops.entry(format!("{reason:?}")).or_default() += 1;
+    }
+
+    /// Moves a link's datagrams to the transmit queue and acts on its events.
+    fn drain_link(&mut self, now: Instant, id: LinkId) {
+        let Some(link) = self.links.links.get_mut(&id) else {
+            return;
+        };
+        while let Some(payload) = link.poll_datagram() {
+            self.transmits.push_back(Transmit { link: id, payload });
+        }
+        let mut events = Vec::new();
+        while let Some(e) = link.poll_event() {
+            events.push(e);
+        }
+        let (srtt, rto) = (link.srtt(), link.rto());
+        for event in events {
+            match event {
+                LinkEvent::Up(peer) => {
+                    self.events.push_back(Event::LinkUp(id, peer));
+                    if self.links.link_up(id, peer) {
+                        let cost = srtt.map(|d| d.as_millis() as u64);
+                        self.tree
+                            .add_peer(now, &self.key, &mut self.rng, peer, cost, rto);
+                    }
+                }
+                LinkEvent::Down(peer) => self.on_link_down(now, id, peer),
+            }
+        }
+    }
+
+    fn on_link_down(&mut self, now: Instant, id: LinkId, peer: PublicKey) {
+        self.events.push_back(Event::LinkDown(id, peer));
+        if self.links.link_down(id, &peer) {
+            self.tree.remove_peer(now, &self.key, &mut self.rng, &peer);
+        }
+    }
+
+    /// Packs the tree's queued messages into frames per peer and sends them; forwards tree events.
+    fn drain_tree(&mut self) {
+        let mut per_peer: std::collections::BTreeMap<PublicKey, Vec<Message<'static>>> =
+            Default::default();
+        while let Some((peer, message)) = self.tree.poll_message() {
+            per_peer.entry(peer).or_default().push(message);
+        }
+        while let Some(TreeEvent::RootChanged(root)) = self.tree.poll_event() {
+            self.events.push_back(Event::RootChanged(root));
+        }
+        for (peer, messages) in per_peer {
+            let Some(id) = self.links.best_link(&peer) else {
+                continue;
+            };
+            let budget = self.links.links[&id]
+                .params()
+                .mtu
+                .saturating_sub(DATA_HEADER_LEN + TAG_LEN)
+                .max(256);
+            let mut frame = Vec::new();
+            for message in messages {
+                let mut encoded = Vec::new();
+                message.encode(&mut encoded);
+                if !frame.is_empty() && frame.len() + encoded.len() > budget {
+                    self.send_control(id, std::mem::take(&mut frame));
+                }
+                frame.extend_from_slice(&encoded);
+            }
+            if !frame.is_empty() {
+                self.send_control(id, frame);
+            }
+        }
+    }
+
+    fn send_control(&mut self, id: LinkId, frame: Vec<u8>) {
+        let now = self.now;
+        let Some(link) = self.links.links.get_mut(&id) else {
+            return;
+        };
+        link.send(now, &frame, false);
+        while let Some(payload) = link.poll_datagram() {
+            self.transmits.push_back(Transmit { link: id, payload });
+        }
+    }
+}

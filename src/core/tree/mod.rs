@@ -1,0 +1,521 @@
+//! The signed spanning tree: root election, parent choice, coordinates.
+//!
+//! Ideas from ironwood (Yggdrasil 0.5), adapted to lossy datagram links:
+//! - Every node signs an announcement naming its parent; the parent countersigns it (`SigReq`/`SigRes`),
+//!   which also fixes the port the parent gave the node. Coordinates are the ports from the root down.
+//! - The root is the lowest key reachable. A node keeps only its own ancestry and its peers' ancestries.
+//! - Announcements are acknowledged and retransmitted per peer, so a lost datagram delays but never loses
+//!   tree state; idle links carry nothing but keepalives and a refresh every [`REFRESH`].
+//!
+//! And one addition against root churn (Yggdrasil issue #1339): a node that loses its root does not
+//! immediately root itself, which would make every node of a cut-off subtree a root for a moment. It
+//! *detaches* (announces that it has no root), re-attaches to its old root only through a path no longer
+//! than before for [`HOLD_SAME`] (stale paths through its own former subtree are longer), accepts any
+//! other root at once, and roots itself only after [`HOLD_SELF`] — unless it was the root before the lost
+//! one, in which case it takes over at once. When a "better" key joins and leaves, every node therefore
+//! changes root once when it joins and once when it leaves.
+
+mod coords;
+mod info;
+mod peer;
+mod select;
+mod store;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+pub use self::coords::{Coords, distance};
+pub use self::info::AnnounceError;
+use self::peer::{PeerTree, Sent};
+use self::select::{Action, Candidate, Standing};
+use self::store::Store;
+pub use self::store::{Ancestry, Offer};
+use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::rng::Rng;
+use crate::core::time::{Instant, earliest};
+use crate::core::wire::MAX_PATH_LEN;
+use crate::core::wire::inner::Message;
+use crate::core::wire::tree::{Announce, AnnounceAck, SigReq, SigRes};
+
+/// Own announcement is re-signed this often so that peers can tell it is alive (ironwood: 4 min).
+pub const REFRESH: Duration = Duration::from_secs(240);
+/// After losing its root, a node re-attaches to it only via paths no longer than before for this long.
+pub const HOLD_SAME: Duration = Duration::from_secs(1);
+/// After losing its root, a node waits this long for a peer to offer one before rooting itself.
+pub const HOLD_SELF: Duration = Duration::from_secs(4);
+/// An announcement on nobody's ancestry is kept this long before it is dropped (see `Store`).
+const GC_GRACE: Duration = Duration::from_secs(30);
+/// Link cost assumed before the first RTT sample, in milliseconds.
+pub const UNKNOWN_COST: u64 = 1000;
+
+/// Something the node may want to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeEvent {
+    /// The root changed (`None` while detached).
+    RootChanged(Option<PublicKey>),
+}
+
+/// A node's view of the spanning tree.
+pub struct Tree {
+    me: PublicKey,
+    store: Store,
+    peers: BTreeMap<PublicKey, PeerTree>,
+    standing: Standing,
+    own_seq: u64,
+    request: SigReq,
+    lost: Option<select::Lost>,
+    previous_root: Option<PublicKey>,
+    reported_root: Option<PublicKey>,
+    refresh_at: Instant,
+    outbox: VecDeque<(PublicKey, Message<'static>)>,
+    events: VecDeque<TreeEvent>,
+    my_ancestry: Ancestry,
+}
+
+impl Tree {
+    /// Starts as a root of its own. `seq_base` must exceed every sequence number this key used before
+    /// (the driver passes wall-clock microseconds), so a restarted node's announcements win.
+    pub fn new(node: &NodeKey, seq_base: u64, now: Instant, rng: &mut Rng) -> Self {
+        let me = node.public_key();
+        let root = info::sign_root(node, seq_base, rng.u64(), false);
+        let mut store = Store::default();
+        store.insert(root);
+        let my_ancestry = Ancestry {
+            keys: vec![me],
+            coords: Vec::new(),
+            root: me,
+            detached: false,
+        };
+        let mut tree = Self {
+            me,
+            store,
+            peers: BTreeMap::new(),
+            standing: Standing::Root,
+            own_seq: seq_base,
+            request: SigReq {
+                seq: seq_base + 1,
+                nonce: rng.u64(),
+            },
+            lost: None,
+            previous_root: None,
+            reported_root: None,
+            refresh_at: now + REFRESH,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            my_ancestry,
+        };
+        tree.note_root();
+        tree
+    }
+
+    /// Returns our coordinates.
+    pub fn coords(&self) -> &Coords {
+        &self.my_ancestry.coords
+    }
+
+    /// Returns our root, `None` while detached.
+    pub fn root(&self) -> Option<PublicKey> {
+        (!self.my_ancestry.detached).then_some(self.my_ancestry.root)
+    }
+
+    /// Returns our parent (ourselves when root or detached).
+    pub fn parent(&self) -> PublicKey {
+        match self.standing {
+            Standing::Attached(parent) => parent,
+            _ => self.me,
+        }
+    }
+
+    /// Returns a peer's ancestry as we know it.
+    pub fn peer_ancestry(&self, peer: &PublicKey) -> Option<Ancestry> {
+        self.peers
+            .contains_key(peer)
+            .then(|| self.store.ancestry(peer))
+            .flatten()
+    }
+
+    /// Returns true if the link to `peer` is a tree edge (it is our parent or we are its parent).
+    pub fn is_tree_peer(&self, peer: &PublicKey) -> bool {
+        self.parent() == *peer || self.store.get(peer).is_some_and(|a| a.parent == self.me)
+    }
+
+    /// Returns how many announcements are stored (for memory reporting).
+    pub fn stored(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Returns the next message to send, with the peer it is for.
+    pub fn poll_message(&mut self) -> Option<(PublicKey, Message<'static>)> {
+        self.outbox.pop_front()
+    }
+
+    /// Returns the next event.
+    pub fn poll_event(&mut self) -> Option<TreeEvent> {
+        self.events.pop_front()
+    }
+
+    fn free_port(&self) -> u64 {
+        let mut used: Vec<u64> = self.peers.values().map(|p| p.port).collect();
+        used.sort_unstable();
+        let mut port = 1;
+        for u in used {
+            if u == port {
+                port += 1;
+            } else if u > port {
+                break;
+            }
+        }
+        port
+    }
+
+    /// A peer came up (its first link authenticated). `cost_ms` is its link's RTT in milliseconds, if known.
+    pub fn add_peer(
+        &mut self,
+        now: Instant,
+        node: &NodeKey,
+        rng: &mut Rng,
+        peer: PublicKey,
+        cost_ms: Option<u64>,
+        rto: Duration,
+    ) {
+        if self.peers.contains_key(&peer) || peer == self.me {
+            return;
+        }
+        let port = self.free_port();
+        let cost = cost_ms.map_or(UNKNOWN_COST, |c| c.max(1));
+        self.peers.insert(peer, PeerTree::new(port, cost, rto, now));
+        self.flush(now, node, rng);
+    }
+
+    /// A peer's last link went down.
+    pub fn remove_peer(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, peer: &PublicKey) {
+        if self.peers.remove(peer).is_some() {
+            self.reselect(now, node, rng);
+        }
+    }
+
+    /// Updates a peer's link cost and retransmission timeout.
+    pub fn set_peer_cost(&mut self, peer: &PublicKey, cost_ms: Option<u64>, rto: Duration) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.cost = cost_ms.map_or(UNKNOWN_COST, |c| c.max(1));
+            p.rto = rto;
+        }
+    }
+
+    /// Answers a peer's request for our signature as its parent.
+    pub fn handle_sig_req(&mut self, node: &NodeKey, from: PublicKey, req: SigReq) {
+        let Some(peer) = self.peers.get(&from) else {
+            return;
+        };
+        let psig = info::sign_as_parent(node, &from, req.seq, req.nonce, peer.port);
+        let res = SigRes {
+            seq: req.seq,
+            nonce: req.nonce,
+            port: peer.port,
+            psig,
+        };
+        self.outbox.push_back((from, Message::SigRes(res)));
+    }
+
+    /// Stores a peer's parent signature for our next announcement.
+    pub fn handle_sig_res(
+        &mut self,
+        now: Instant,
+        node: &NodeKey,
+        rng: &mut Rng,
+        from: PublicKey,
+        res: SigRes,
+    ) {
+        if res.seq != self.request.seq || res.nonce != self.request.nonce {
+            return;
+        }
+        let valid =
+            info::check_parent_signature(&self.me, &from, res.seq, res.nonce, res.port, &res.psig);
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if valid && peer.sig_res.is_none() {
+            peer.sig_res = Some(res);
+            self.reselect(now, node, rng);
+        }
+    }
+
+    /// Processes an announcement from a peer. Returns an error if it failed verification.
+    pub fn handle_announce(
+        &mut self,
+        now: Instant,
+        node: &NodeKey,
+        rng: &mut Rng,
+        from: PublicKey,
+        announce: Announce,
+    ) -> Result<(), AnnounceError> {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Ok(());
+        };
+        peer.acks.push((announce.key, announce.seq));
+        // The sender evidently holds this version now.
+        peer.sent.insert(
+            announce.key,
+            Sent {
+                seq: announce.seq,
+                at: now,
+                acked: true,
+            },
+        );
+        if announce.key == self.me {
+            if announce.seq >= self.own_seq {
+                // A stale announcement of ours from before a restart: outbid it.
+                self.own_seq = announce.seq;
+                self.republish(now, node, rng);
+            }
+            self.flush(now, node, rng);
+            return Ok(());
+        }
+        match self.store.compare(&announce) {
+            Offer::Same => {}
+            Offer::Older => {
+                // We hold a newer version: make sure the sender gets it.
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.sent.remove(&announce.key);
+                }
+            }
+            Offer::Newer => {
+                info::verify(&announce)?;
+                self.store.insert(announce);
+                self.reselect(now, node, rng);
+            }
+        }
+        self.flush(now, node, rng);
+        Ok(())
+    }
+
+    /// Processes an acknowledgement.
+    pub fn handle_ack(&mut self, from: &PublicKey, ack: &AnnounceAck) {
+        if let Some(peer) = self.peers.get_mut(from) {
+            for (key, seq) in &ack.entries {
+                peer.acked(key, *seq);
+            }
+        }
+    }
+
+    /// Runs timers: hold-downs, refresh, retransmissions.
+    pub fn handle_timeout(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        if now >= self.refresh_at {
+            self.republish(now, node, rng);
+        }
+        self.reselect(now, node, rng);
+    }
+
+    /// Returns when [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = Some(self.refresh_at);
+        next = earliest(next, self.store.next_collection(GC_GRACE));
+        if let Some(lost) = &self.lost {
+            next = earliest(next, Some(lost.since + HOLD_SAME));
+        }
+        if let Standing::Detached(since) = self.standing {
+            next = earliest(next, Some(since + HOLD_SELF));
+        }
+        for peer in self.peers.values() {
+            next = earliest(next, peer.next_retransmit(true));
+        }
+        next
+    }
+
+    fn candidates(&self) -> Vec<Candidate> {
+        self.peers
+            .iter()
+            .filter_map(|(key, peer)| {
+                let ancestry = self.store.ancestry(key)?;
+                (!ancestry.contains(&self.me) && !ancestry.detached).then(|| Candidate {
+                    peer: *key,
+                    root: ancestry.root,
+                    depth: ancestry.depth() + 1,
+                    cost: (ancestry.depth() as u64 + 1).saturating_mul(peer.cost),
+                    since: peer.since,
+                    signed: peer.sig_res.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Re-evaluates our place in the tree and acts on the decision.
+    fn reselect(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        if self.lost.is_some_and(|l| now >= l.since + HOLD_SAME) {
+            self.lost = None;
+        }
+        let decision = select::decide(&select::Situation {
+            me: self.me,
+            now,
+            standing: self.standing,
+            old_root: self.reported_root,
+            my_depth: self.my_ancestry.depth(),
+            candidates: self.candidates(),
+            lost: self.lost,
+            hold_same: HOLD_SAME,
+            hold_self: HOLD_SELF,
+        });
+        if decision.lost.is_some() {
+            self.lost = decision.lost;
+        }
+        match decision.action {
+            Action::Stay => {}
+            Action::Attach(parent) => self.attach(now, node, rng, parent),
+            Action::BecomeRoot => self.become_root(now, node, rng, false),
+            Action::Detach => {
+                if self.previous_root == Some(self.me) {
+                    self.become_root(now, node, rng, false);
+                } else {
+                    self.become_root(now, node, rng, true);
+                }
+            }
+        }
+        self.update_ancestry();
+        self.flush(now, node, rng);
+    }
+
+    fn attach(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, parent: PublicKey) {
+        let Some(res) = self.peers.get(&parent).and_then(|p| p.sig_res) else {
+            return;
+        };
+        let announce = info::sign_child(node, parent, res.seq, res.nonce, res.port, res.psig);
+        self.standing = Standing::Attached(parent);
+        self.publish(now, rng, announce);
+    }
+
+    fn become_root(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, detached: bool) {
+        let announce = info::sign_root(node, self.request.seq, rng.u64(), detached);
+        self.standing = if detached {
+            Standing::Detached(now)
+        } else {
+            Standing::Root
+        };
+        self.publish(now, rng, announce);
+    }
+
+    /// Re-signs our announcement in place (same parent, new seq).
+    fn republish(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        self.request.seq = self.request.seq.max(self.own_seq + 1);
+        match self.standing {
+            Standing::Attached(parent)
+                if self.peers.get(&parent).is_some_and(|p| p.sig_res.is_some()) =>
+            {
+                self.attach(now, node, rng, parent)
+            }
+            Standing::Attached(_) => {}
+            Standing::Root => self.become_root(now, node, rng, false),
+            Standing::Detached(since) => {
+                self.become_root(now, node, rng, true);
+                self.standing = Standing::Detached(since);
+            }
+        }
+        self.refresh_at = now + REFRESH;
+    }
+
+    /// Installs our new announcement and asks every peer for a signature on the next one.
+    fn publish(&mut self, now: Instant, rng: &mut Rng, announce: Announce) {
+        self.own_seq = announce.seq;
+        self.store.insert(announce);
+        self.request = SigReq {
+            seq: self.own_seq + 1,
+            nonce: rng.u64(),
+        };
+        for peer in self.peers.values_mut() {
+            peer.sig_res = None;
+            peer.req_sent = None;
+        }
+        self.refresh_at = now + REFRESH;
+        self.update_ancestry();
+    }
+
+    fn update_ancestry(&mut self) {
+        if let Some(a) = self.store.ancestry(&self.me) {
+            self.my_ancestry = a;
+        }
+        self.note_root();
+    }
+
+    /// Tracks root changes: remembers a superseded root as the fallback and reports the change.
+    fn note_root(&mut self) {
+        let root = self.root();
+        if root == self.reported_root {
+            return;
+        }
+        if let (Some(old), Some(new)) = (self.reported_root, root) {
+            if new < old {
+                self.previous_root = Some(old);
+            }
+        }
+        self.reported_root = root;
+        self.events.push_back(TreeEvent::RootChanged(root));
+    }
+
+    /// Queues what each peer is missing: signature requests, announcements of our ancestry and of its
+    /// own, and acknowledgements.
+    fn flush(&mut self, now: Instant, _node: &NodeKey, _rng: &mut Rng) {
+        let limit = (self.peers.len() + 1) * MAX_PATH_LEN;
+        self.store.collect_garbage(
+            now,
+            std::iter::once(&self.me).chain(self.peers.keys()),
+            GC_GRACE,
+            limit,
+        );
+        let my_chain = self.my_ancestry.keys.clone();
+        let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
+        for peer_key in keys {
+            let peer_chain = self
+                .store
+                .ancestry(&peer_key)
+                .map(|a| a.keys)
+                .unwrap_or_default();
+            let mut announce_keys: Vec<PublicKey> = my_chain.clone();
+            for k in peer_chain {
+                if k != peer_key && !announce_keys.contains(&k) {
+                    announce_keys.push(k);
+                }
+            }
+            let Some(peer) = self.peers.get_mut(&peer_key) else {
+                continue;
+            };
+            if peer.sig_res.is_none()
+                && peer
+                    .req_sent
+                    .is_none_or(|t| now.saturating_since(t) >= peer.rto)
+            {
+                peer.req_sent = Some(now);
+                self.outbox
+                    .push_back((peer_key, Message::SigReq(self.request)));
+            }
+            for key in announce_keys {
+                let Some(a) = self.store.get(&key) else {
+                    continue;
+                };
+                if peer.needs(&key, a.seq, now) {
+                    peer.sent.insert(
+                        key,
+                        Sent {
+                            seq: a.seq,
+                            at: now,
+                            acked: false,
+                        },
+                    );
+                    self.outbox.push_back((peer_key, Message::Announce(*a)));
+                }
+            }
+            // Forget what was sent about nodes we no longer hold.
+            let store = &self.store;
+            peer.sent.retain(|k, _| store.get(k).is_some());
+            for chunk in std::mem::take(&mut peer.acks).chunks(AnnounceAck::MAX_ENTRIES) {
+                self.outbox.push_back((
+                    peer_key,
+                    Message::AnnounceAck(AnnounceAck {
+                        entries: chunk.to_vec(),
+                    }),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

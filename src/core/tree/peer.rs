@@ -1,0 +1,88 @@
+//! What the tree keeps per peer: the port we gave it, its parent signature for us, and which
+//! announcements it has acknowledged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::core::identity::PublicKey;
+use crate::core::time::{Instant, earliest};
+use crate::core::wire::tree::SigRes;
+
+/// An announcement sent to a peer and not yet superseded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sent {
+    pub(super) seq: u64,
+    pub(super) at: Instant,
+    pub(super) acked: bool,
+}
+
+/// Tree state of one peer.
+#[derive(Debug)]
+pub(super) struct PeerTree {
+    /// The port we assigned to this peer (its coordinate element if it becomes our child).
+    pub(super) port: u64,
+    /// Link cost: smoothed RTT in milliseconds, at least 1.
+    pub(super) cost: u64,
+    /// Retransmission timeout of the peer's link.
+    pub(super) rto: Duration,
+    /// When the peer came up; older peers win ties.
+    pub(super) since: Instant,
+    /// The peer's parent signature for our next announcement, if it answered our current request.
+    pub(super) sig_res: Option<SigRes>,
+    /// When our current request was last sent to this peer.
+    pub(super) req_sent: Option<Instant>,
+    /// Announcements sent to the peer, by node.
+    pub(super) sent: HashMap<PublicKey, Sent>,
+    /// Announcements received from the peer and not yet acknowledged.
+    pub(super) acks: Vec<(PublicKey, u64)>,
+}
+
+impl PeerTree {
+    pub(super) fn new(port: u64, cost: u64, rto: Duration, now: Instant) -> Self {
+        Self {
+            port,
+            cost,
+            rto,
+            since: now,
+            sig_res: None,
+            req_sent: None,
+            sent: HashMap::new(),
+            acks: Vec::new(),
+        }
+    }
+
+    /// Returns true if the announcement of `key` at `seq` must be (re)sent now.
+    pub(super) fn needs(&self, key: &PublicKey, seq: u64, now: Instant) -> bool {
+        match self.sent.get(key) {
+            None => true,
+            Some(s) if s.seq < seq => true,
+            Some(s) if s.seq == seq => !s.acked && now.saturating_since(s.at) >= self.rto,
+            Some(_) => false,
+        }
+    }
+
+    /// Records an acknowledgement.
+    pub(super) fn acked(&mut self, key: &PublicKey, seq: u64) {
+        if let Some(s) = self.sent.get_mut(key) {
+            if s.seq == seq {
+                s.acked = true;
+            }
+        }
+    }
+
+    /// Returns when a retransmission to this peer is next due.
+    pub(super) fn next_retransmit(&self, request_pending: bool) -> Option<Instant> {
+        let unacked = self
+            .sent
+            .values()
+            .filter(|s| !s.acked)
+            .map(|s| s.at + self.rto)
+            .min();
+        let request = if request_pending && self.sig_res.is_none() {
+            self.req_sent.map(|t| t + self.rto)
+        } else {
+            None
+        };
+        earliest(unacked, request)
+    }
+}

@@ -1,0 +1,273 @@
+//! Parent selection: a pure function from what a node knows to what it should do.
+
+use std::time::Duration;
+
+use crate::core::identity::PublicKey;
+use crate::core::time::Instant;
+
+/// Where a node stands in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// It is a root.
+    Root,
+    /// It has this parent.
+    Attached(PublicKey),
+    /// It lost its root at this time and waits to re-attach.
+    Detached(Instant),
+}
+
+/// A root the node lost, and the depth it had under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lost {
+    pub(super) root: PublicKey,
+    pub(super) since: Instant,
+    pub(super) depth: usize,
+}
+
+/// A peer the node could attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Candidate {
+    pub(super) peer: PublicKey,
+    pub(super) root: PublicKey,
+    /// Our depth if we attach to it.
+    pub(super) depth: usize,
+    /// Our cost to the root through it: depth × link cost.
+    pub(super) cost: u64,
+    /// When the peer came up (older wins ties, which damps flapping).
+    pub(super) since: Instant,
+    /// Whether we hold its parent signature for our next announcement (needed to attach).
+    pub(super) signed: bool,
+}
+
+/// Everything [`decide`] looks at.
+pub(super) struct Situation {
+    pub(super) me: PublicKey,
+    pub(super) now: Instant,
+    pub(super) standing: Standing,
+    /// Our root before this decision (`None` while detached).
+    pub(super) old_root: Option<PublicKey>,
+    /// Our depth before this decision.
+    pub(super) my_depth: usize,
+    pub(super) candidates: Vec<Candidate>,
+    /// A root lost less than `hold_same` ago.
+    pub(super) lost: Option<Lost>,
+    pub(super) hold_same: Duration,
+    pub(super) hold_self: Duration,
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    /// Nothing changes.
+    Stay,
+    /// Take this peer as parent.
+    Attach(PublicKey),
+    /// Become a root.
+    BecomeRoot,
+    /// Announce that we have no root and wait.
+    Detach,
+}
+
+/// An action, and the lost root to remember if this decision lost one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Decision {
+    pub(super) action: Action,
+    pub(super) lost: Option<Lost>,
+}
+
+/// Sort key: lower root first, then lower cost, then older peer, then lower key.
+fn rank(c: &Candidate) -> (PublicKey, u64, Instant, PublicKey) {
+    (c.root, c.cost, c.since, c.peer)
+}
+
+/// Returns true unless `c` reaches a recently lost root through a deeper path than we had, which is
+/// likely a stale path through our own former subtree.
+fn feasible(c: &Candidate, lost: Option<&Lost>, now: Instant, hold_same: Duration) -> bool {
+    match lost {
+        Some(l) if c.root == l.root && now < l.since + hold_same => c.depth <= l.depth,
+        _ => true,
+    }
+}
+
+/// Returns true if `b` is worth leaving the current parent `cur` for: a better root, a shallower place
+/// at no higher cost, or half the cost. Anything less keeps the parent, so RTT jitter cannot make the
+/// tree flap; the shallower-place rule turns the first tree found at start-up into a shortest-path tree.
+fn better_enough(b: &Candidate, cur: &Candidate) -> bool {
+    b.root < cur.root
+        || (b.depth < cur.depth && b.cost <= cur.cost)
+        || b.cost.saturating_mul(2) < cur.cost
+}
+
+/// Decides the node's next move.
+pub(super) fn decide(s: &Situation) -> Decision {
+    let parent = match s.standing {
+        Standing::Attached(p) => s.candidates.iter().find(|c| c.peer == p),
+        _ => None,
+    };
+    // Losing the root: the parent is gone (or loops, or detached), or its root got worse.
+    let losing = matches!(s.standing, Standing::Attached(_))
+        && parent.is_none_or(|c| s.old_root.is_some_and(|old| c.root > old));
+    let new_lost = s.old_root.filter(|_| losing).map(|root| Lost {
+        root,
+        since: s.now,
+        depth: s.my_depth,
+    });
+    let lost = new_lost.or(s.lost);
+    let best = s
+        .candidates
+        .iter()
+        .filter(|c| feasible(c, lost.as_ref(), s.now, s.hold_same))
+        .min_by_key(|c| rank(c));
+    let attach = |c: &Candidate| {
+        if c.signed {
+            Action::Attach(c.peer)
+        } else {
+            Action::Stay
+        }
+    };
+    let action = match (s.standing, best) {
+        (Standing::Root, Some(b)) if b.root < s.me => attach(b),
+        (Standing::Root, _) => Action::Stay,
+        (Standing::Attached(_), None) if losing => Action::Detach,
+        (Standing::Attached(_), Some(b)) if losing => attach(b),
+        (Standing::Attached(_), Some(b)) => match parent {
+            Some(cur) if b.peer != cur.peer && better_enough(b, cur) => attach(b),
+            _ => Action::Stay,
+        },
+        (Standing::Attached(_), None) => Action::Stay,
+        (Standing::Detached(_), Some(b)) => attach(b),
+        (Standing::Detached(since), None) if s.now >= since + s.hold_self => Action::BecomeRoot,
+        (Standing::Detached(_), None) => Action::Stay,
+    };
+    Decision {
+        action,
+        lost: new_lost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> PublicKey {
+        PublicKey::from_bytes([n; 32])
+    }
+
+    fn cand(peer: u8, root: u8, depth: usize, cost: u64) -> Candidate {
+        Candidate {
+            peer: key(peer),
+            root: key(root),
+            depth,
+            cost,
+            since: Instant::ZERO,
+            signed: true,
+        }
+    }
+
+    fn situation(
+        standing: Standing,
+        old_root: Option<u8>,
+        my_depth: usize,
+        candidates: Vec<Candidate>,
+    ) -> Situation {
+        Situation {
+            me: key(50),
+            now: Instant::from_micros(10_000_000),
+            standing,
+            old_root: old_root.map(key),
+            my_depth,
+            candidates,
+            lost: None,
+            hold_same: Duration::from_secs(1),
+            hold_self: Duration::from_secs(4),
+        }
+    }
+
+    #[test]
+    fn a_root_attaches_to_a_better_root_only() {
+        let s = situation(
+            Standing::Root,
+            Some(50),
+            0,
+            vec![cand(2, 60, 1, 1), cand(3, 10, 2, 5)],
+        );
+        assert_eq!(decide(&s).action, Action::Attach(key(3)));
+        let s = situation(Standing::Root, Some(50), 0, vec![cand(2, 60, 1, 1)]);
+        assert_eq!(decide(&s).action, Action::Stay);
+    }
+
+    #[test]
+    fn hysteresis_keeps_a_parent_unless_twice_as_cheap() {
+        let s = situation(
+            Standing::Attached(key(2)),
+            Some(1),
+            2,
+            vec![cand(2, 1, 2, 10), cand(3, 1, 2, 6)],
+        );
+        assert_eq!(decide(&s).action, Action::Stay);
+        let s = situation(
+            Standing::Attached(key(2)),
+            Some(1),
+            2,
+            vec![cand(2, 1, 2, 10), cand(3, 1, 2, 4)],
+        );
+        assert_eq!(decide(&s).action, Action::Attach(key(3)));
+    }
+
+    #[test]
+    fn losing_the_parent_prefers_a_feasible_path_to_the_same_root_and_otherwise_detaches() {
+        // Parent 2 gone; peer 3 offers the same root at our old depth: take it.
+        let s = situation(
+            Standing::Attached(key(2)),
+            Some(1),
+            3,
+            vec![cand(3, 1, 3, 9)],
+        );
+        let d = decide(&s);
+        assert_eq!(d.action, Action::Attach(key(3)));
+        assert_eq!(d.lost.map(|l| l.root), Some(key(1)));
+        // Only a deeper path (likely through our own subtree): detach instead.
+        let s = situation(
+            Standing::Attached(key(2)),
+            Some(1),
+            3,
+            vec![cand(3, 1, 5, 9)],
+        );
+        assert_eq!(decide(&s).action, Action::Detach);
+        // Another root is taken at once.
+        let s = situation(
+            Standing::Attached(key(2)),
+            Some(1),
+            3,
+            vec![cand(3, 1, 5, 9), cand(4, 7, 6, 50)],
+        );
+        assert_eq!(decide(&s).action, Action::Attach(key(4)));
+    }
+
+    #[test]
+    fn detached_node_waits_then_roots_itself() {
+        let since = Instant::from_micros(9_000_000);
+        let mut s = situation(Standing::Detached(since), None, 0, vec![]);
+        assert_eq!(decide(&s).action, Action::Stay);
+        s.now = since + Duration::from_secs(4);
+        assert_eq!(decide(&s).action, Action::BecomeRoot);
+        s.lost = Some(Lost {
+            root: key(1),
+            since,
+            depth: 2,
+        });
+        s.now = since + Duration::from_millis(500);
+        s.candidates = vec![cand(3, 1, 4, 9)];
+        assert_eq!(
+            decide(&s).action,
+            Action::Stay,
+            "stale deeper path refused while holding"
+        );
+        s.now = since + Duration::from_millis(1500);
+        assert_eq!(
+            decide(&s).action,
+            Action::Attach(key(3)),
+            "accepted after the hold"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! A deterministic network simulator for whole meshes.
+//!
+//! N [`Node`]s, a virtual clock and a seeded RNG; emulated links with latency, jitter, loss, duplication,
+//! reordering and an MTU; link cut and restore, partitions, node crash and restart with the same key.
+//! Time jumps from event to event, so simulated minutes take milliseconds when nothing happens, and the
+//! same seed always gives the same run. Set `MESHROUTER_SIM_TRACE=FILE` to write every event to a file.
+
+pub mod topology;
+mod wire;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::Write;
+use std::time::Duration;
+
+use self::wire::Wire;
+pub use self::wire::WireParams;
+use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::link::LinkParams;
+use crate::core::node::{Delivery, Event, LinkId, Node, NodeConfig};
+use crate::core::rng::Rng;
+use crate::core::time::Instant;
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Pending {
+    /// A datagram arrives at `node` over `wire`.
+    Datagram {
+        node: usize,
+        wire: usize,
+        bytes: Vec<u8>,
+    },
+    /// A node's timer, valid only if its generation still matches.
+    Timer { node: usize, generation: u64 },
+}
+
+/// One simulated router.
+pub struct SimNode {
+    seed: [u8; 32],
+    node: Option<Node>,
+    key: PublicKey,
+    links: HashMap<LinkId, usize>,
+    timer_generation: u64,
+    /// Every payload delivered to this node, in order.
+    pub delivered: Vec<(Instant, Delivery)>,
+    /// Every root change, with its time.
+    pub root_changes: Vec<(Instant, Option<PublicKey>)>,
+}
+
+/// The simulated network.
+pub struct Sim {
+    now: Instant,
+    rng: Rng,
+    seed: u64,
+    nodes: Vec<SimNode>,
+    wires: Vec<Wire>,
+    queue: BinaryHeap<Reverse<(Instant, u64, Pending)>>,
+    sequence: u64,
+    trace: Option<std::fs::File>,
+}
+
+impl Sim {
+    /// Creates an empty network; everything random derives from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let trace =
+            std::env::var_os("MESHROUTER_SIM_TRACE").and_then(|p| std::fs::File::create(p).ok());
+        Self {
+            now: Instant::ZERO,
+            rng: Rng::from_seed(seed_bytes),
+            seed,
+            nodes: Vec::new(),
+            wires: Vec::new(),
+            queue: BinaryHeap::new(),
+            sequence: 0,
+            trace,
+        }
+    }
+
+    /// Returns the seed, for failure messages.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Returns the virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Returns how many nodes exist (crashed ones included).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Returns true if there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Returns a node's simulation record.
+    pub fn sim_node(&self, i: usize) -> &SimNode {
+        &self.nodes[i]
+    }
+
+    /// Returns a running node.
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.nodes[i].node.as_ref()
+    }
+
+    /// Returns a node's public key.
+    pub fn key(&self, i: usize) -> PublicKey {
+        self.nodes[i].key
+    }
+
+    fn log(&mut self, line: std::fmt::Arguments<'_>) {
+        if let Some(f) = &mut self.trace {
+            let _ = writeln!(f, "{:?} {}", self.now, line);
+        }
+    }
+
+    /// Adds a node with a random key.
+    pub fn add_node(&mut self) -> usize {
+        let seed = self.rng.bytes32();
+        self.add_node_with_seed(seed)
+    }
+
+    /// Adds a node whose key derives from `seed`.
+    pub fn add_node_with_seed(&mut self, seed: [u8; 32]) -> usize {
+        let key = NodeKey::from_seed(&seed).public_key();
+        self.nodes.push(SimNode {
+            seed,
+            node: None,
+            key,
+            links: HashMap::new(),
+            timer_generation: 0,
+            delivered: Vec::new(),
+            root_changes: Vec::new(),
+        });
+        let i = self.nodes.len() - 1;
+        self.start(i);
+        i
+    }
+
+    fn start(&mut self, i: usize) {
+        let node_seed = self.rng.bytes32();
+        let config = NodeConfig {
+            seq_base: self.now.as_micros() + 1,
+        };
+        let node = Node::new(
+            NodeKey::from_seed(&self.nodes[i].seed),
+            config,
+            node_seed,
+            self.now,
+        );
+        self.nodes[i].node = Some(node);
+        self.nodes[i].links.clear();
+        for w in 0..self.wires.len() {
+            for side in 0..2 {
+                if self.wires[w].ends[side].0 == i {
+                    self.open_end(w, side);
+                }
+            }
+        }
+        self.after(i);
+    }
+
+    fn open_end(&mut self, w: usize, side: usize) {
+        let i = self.wires[w].ends[side].0;
+        let mtu = self.wires[w].params.mtu;
+        if let Some(node) = &mut self.nodes[i].node {
+            let id = node.open_link(
+                self.now,
+                LinkParams {
+                    mtu,
+                    ..LinkParams::default()
+                },
+            );
+            self.wires[w].ends[side].1 = Some(id);
+            self.nodes[i].links.insert(id, w);
+        }
+    }
+
+    /// Joins two nodes with an emulated link; both ends initiate handshakes.
+    pub fn connect(&mut self, a: usize, b: usize, params: WireParams) -> usize {
+        self.wires.push(Wire {
+            ends: [(a, None), (b, None)],
+            params,
+            up: true,
+            bytes: [0; 2],
+        });
+        let w = self.wires.len() - 1;
+        self.open_end(w, 0);
+        self.open_end(w, 1);
+        self.after(a);
+        self.after(b);
+        w
+    }
+
+    /// Builds `n` nodes joined by `edges`, all links with `params`.
+    pub fn build(seed: u64, n: usize, edges: &[topology::Edge], params: WireParams) -> Self {
+        let mut sim = Self::new(seed);
+        for _ in 0..n {
+            sim.add_node();
+        }
+        for &(a, b) in edges {
+            sim.connect(a, b, params);
+        }
+        sim
+    }
+
+    /// Returns the wires, as (node a, node b, up).
+    pub fn wires(&self) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
+        self.wires.iter().map(|w| (w.ends[0].0, w.ends[1].0, w.up))
+    }
+
+    /// Returns bytes sent over wire `w` in each direction.
+    pub fn wire_bytes(&self, w: usize) -> [u64; 2] {
+        self.wires[w].bytes
+    }
+
+    /// Cuts a wire: everything sent on it is lost until [`restore`](Self::restore).
+    pub fn cut(&mut self, w: usize) {
+        self.wires[w].up = false;
+        self.log(format_args!("cut wire {w}"));
+    }
+
+    /// Restores a cut wire.
+    pub fn restore(&mut self, w: usize) {
+        self.wires[w].up = true;
+        self.log(format_args!("restore wire {w}"));
+    }
+
+    /// Cuts every wire between `side` and the other nodes; returns the wires cut.
+    pub fn partition(&mut self, side: &[usize]) -> Vec<usize> {
+        let inside: std::collections::HashSet<usize> = side.iter().copied().collect();
+        let cut: Vec<usize> = (0..self.wires.len())
+            .filter(|&w| {
+                inside.contains(&self.wires[w].ends[0].0)
+                    != inside.contains(&self.wires[w].ends[1].0)
+            })
+            .collect();
+        for &w in &cut {
+            self.cut(w);
+        }
+        cut
+    }
+
+    /// Stops a node: it loses all state and everything sent to it is lost.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].node = None;
+        self.nodes[i].timer_generation += 1;
+        for w in 0..self.wires.len() {
+            for side in 0..2 {
+                if self.wires[w].ends[side].0 == i {
+                    self.wires[w].ends[side].1 = None;
+                }
+            }
+        }
+        self.log(format_args!("crash node {i}"));
+    }
+
+    /// Starts a crashed node again with the same key.
+    pub fn restart(&mut self, i: usize) {
+        self.log(format_args!("restart node {i}"));
+        self.start(i);
+    }
+
+    /// Sends `payload` from node `from` to node `to`, using `to`'s current coordinates (an oracle that
+    /// stands in for a lookup).
+    pub fn send(&mut self, from: usize, to: usize, payload: &[u8]) {
+        let Some(dest) = self.nodes[to]
+            .node
+            .as_ref()
+            .map(|n| (n.public_key(), n.tree().coords().clone()))
+        else {
+            return;
+        };
+        if let Some(node) = &mut self.nodes[from].node {
+            node.send_traffic(self.now, dest.0, dest.1, payload);
+        }
+        self.after(from);
+    }
+
+    /// Drains a node's output into the network and reschedules its timer.
+    fn after(&mut self, i: usize) {
+        let now = self.now;
+        let sim_node = &mut self.nodes[i];
+        let Some(node) = &mut sim_node.node else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = node.poll_event() {
+            events.push(e);
+        }
+        while let Some(d) = node.poll_deliver() {
+            sim_node.delivered.push((now, d));
+        }
+        let deadline = node.poll_timeout();
+        for event in events {
+            if let Event::RootChanged(root) = event {
+                self.nodes[i].root_changes.push((self.now, root));
+            }
+            self.log(format_args!("node {i}: {event:?}"));
+        }
+        for t in transmits {
+            let Some(&w) = self.nodes[i].links.get(&t.link) else {
+                continue;
+            };
+            let side = usize::from(self.wires[w].ends[0].0 != i);
+            self.wires[w].bytes[side] += t.payload.len() as u64;
+            if !self.wires[w].up {
+                continue;
+            }
+            let to = self.wires[w].ends[1 - side].0;
+            for delay in self.wires[w].params.delays(t.payload.len(), &mut self.rng) {
+                self.push(
+                    self.now + delay,
+                    Pending::Datagram {
+                        node: to,
+                        wire: w,
+                        bytes: t.payload.clone(),
+                    },
+                );
+            }
+        }
+        self.nodes[i].timer_generation += 1;
+        if let Some(at) = deadline {
+            let generation = self.nodes[i].timer_generation;
+            self.push(
+                at.max(self.now),
+                Pending::Timer {
+                    node: i,
+                    generation,
+                },
+            );
+        }
+    }
+
+    fn push(&mut self, at: Instant, pending: Pending) {
+        self.sequence += 1;
+        self.queue.push(Reverse((at, self.sequence, pending)));
+    }
+
+    /// Runs the network until virtual time `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until {
+                break;
+            }
+            let Some(Reverse((at, _, pending))) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            match pending {
+                Pending::Datagram { node, wire, bytes } => {
+                    let side = usize::from(self.wires[wire].ends[0].0 != node);
+                    let (Some(link), true) = (self.wires[wire].ends[side].1, self.wires[wire].up)
+                    else {
+                        continue;
+                    };
+                    if let Some(n) = &mut self.nodes[node].node {
+                        n.handle_link_datagram(self.now, link, &bytes);
+                        self.after(node);
+                    }
+                }
+                Pending::Timer { node, generation } => {
+                    if self.nodes[node].timer_generation != generation {
+                        continue;
+                    }
+                    if let Some(n) = &mut self.nodes[node].node {
+                        n.handle_timeout(self.now);
+                        self.after(node);
+                    }
+                }
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs the network for `duration` more.
+    pub fn run_for(&mut self, duration: Duration) {
+        self.run_until(self.now + duration);
+    }
+
+    /// Returns each running node's root (`None` for detached or crashed nodes).
+    pub fn roots(&self) -> Vec<Option<PublicKey>> {
+        self.nodes
+            .iter()
+            .map(|n| n.node.as_ref().and_then(|n| n.tree().root()))
+            .collect()
+    }
+
+    /// Returns the distinct roots among running nodes, if every running node has one.
+    pub fn distinct_roots(&self, among: &[usize]) -> Vec<Option<PublicKey>> {
+        let mut roots: Vec<Option<PublicKey>> = among
+            .iter()
+            .map(|&i| self.node(i).and_then(|n| n.tree().root()))
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
+    /// Returns the lowest key among `among`: the root the tree should elect.
+    pub fn best_key(&self, among: &[usize]) -> PublicKey {
+        among
+            .iter()
+            .map(|&i| self.nodes[i].key)
+            .min()
+            .unwrap_or(PublicKey::from_bytes([0xff; 32]))
+    }
+
+    /// Takes the payloads delivered to node `i` so far.
+    pub fn take_delivered(&mut self, i: usize) -> Vec<(Instant, Delivery)> {
+        std::mem::take(&mut self.nodes[i].delivered)
+    }
+
+    /// Returns the packets all running nodes forwarded so far (a packet's hop count is one more than the
+    /// forwards it caused).
+    pub fn total_forwarded(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .map(|n| n.stats().forwarded)
+            .sum()
+    }
+
+    /// Draws a random index below `n` from the simulator's RNG.
+    pub fn random_index(&mut self, n: usize) -> usize {
+        self.rng.below(n)
+    }
+}
