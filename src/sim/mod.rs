@@ -40,6 +40,9 @@ pub struct SimNode {
     key: PublicKey,
     links: HashMap<LinkId, usize>,
     timer_generation: u64,
+    /// Time of the last timer firing and how often it fired at that same instant (a busy-loop guard).
+    last_timer: Option<Instant>,
+    spins: u32,
     /// Every payload delivered to this node, in order.
     pub delivered: Vec<(Instant, Delivery)>,
     /// Every root change, with its time.
@@ -133,6 +136,8 @@ impl Sim {
             key,
             links: HashMap::new(),
             timer_generation: 0,
+            last_timer: None,
+            spins: 0,
             delivered: Vec::new(),
             root_changes: Vec::new(),
         });
@@ -216,6 +221,11 @@ impl Sim {
     /// Returns bytes sent over wire `w` in each direction.
     pub fn wire_bytes(&self, w: usize) -> [u64; 2] {
         self.wires[w].bytes
+    }
+
+    /// Changes how a wire behaves from now on.
+    pub fn set_params(&mut self, w: usize, params: WireParams) {
+        self.wires[w].params = params;
     }
 
     /// Cuts a wire: everything sent on it is lost until [`restore`](Self::restore).
@@ -370,6 +380,18 @@ impl Sim {
                 Pending::Timer { node, generation } => {
                     if self.nodes[node].timer_generation != generation {
                         continue;
+                    }
+                    if self.nodes[node].last_timer == Some(self.now) {
+                        self.nodes[node].spins += 1;
+                        assert!(
+                            self.nodes[node].spins < 10_000,
+                            "node {node} asks for a timeout at {:?} again and again without acting (seed {})",
+                            self.now,
+                            self.seed
+                        );
+                    } else {
+                        self.nodes[node].spins = 0;
+                        self.nodes[node].last_timer = Some(self.now);
                     }
                     if let Some(n) = &mut self.nodes[node].node {
                         n.handle_timeout(self.now);

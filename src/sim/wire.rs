@@ -17,6 +17,8 @@ pub struct WireParams {
     pub duplicate: f64,
     /// Probability that a datagram is held back by up to four latencies, so later ones overtake it.
     pub reorder: f64,
+    /// Probability that a copy of a datagram with one byte flipped is delivered too (a forgery attempt).
+    pub corrupt: f64,
     /// Datagrams larger than this are dropped.
     pub mtu: usize,
 }
@@ -30,6 +32,7 @@ impl Default for WireParams {
             loss: 0.0,
             duplicate: 0.0,
             reorder: 0.0,
+            corrupt: 0.0,
             mtu: 1500,
         }
     }

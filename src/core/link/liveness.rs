@@ -1,23 +1,30 @@
 //! Keepalives, dead-link detection and round-trip time for one link.
 //!
-//! - Idle: a keepalive goes out when nothing else was sent for [`KEEPALIVE_INTERVAL`]; a link that has
-//!   received nothing authenticated for [`IDLE_DEAD`] is dead. With a keepalive every 2 s, 7 in a row
-//!   must be lost before that happens: at 10 % loss that is a one-in-ten-million event.
-//! - Carrying traffic: when we are sending and the peer has been quiet for [`PROBE_AFTER`], we send a
-//!   keepalive asking for an immediate reply, every [`PROBE_AFTER`]; if no reply comes within
-//!   [`ACTIVE_DEAD`] (or 4 × RTT on a slow link) of the first probe, the link is dead. Seven probes fit in
-//!   that time, so loss alone rarely kills a live link, and a dead one is found within 2 s.
+//! - Idle: a keepalive goes out when nothing else was sent for [`KEEPALIVE_INTERVAL`]. When the peer has
+//!   been quiet for [`IDLE_PROBE_AFTER`], we probe: keepalives asking for an immediate reply, every
+//!   [`IDLE_PROBE_INTERVAL`]; with no answer for [`IDLE_DEAD`] after the first probe the link is dead.
+//!   So a dead idle link is found within 6 s, and a live one is declared dead only if a keepalive and
+//!   then six probe round trips in a row are lost: about one in a million windows at 10 % loss.
+//! - Carrying traffic (sent or received in the last second): the same, but probing starts after
+//!   [`PROBE_AFTER`] of silence, every
+//!   [`PROBE_AFTER`], and the link is dead [`ACTIVE_DEAD`] (or 4 × RTT on a slow link) after the first
+//!   probe: a dead link under traffic is found within 2 s.
 //! - RTT: keepalives carry timestamps and echoes (see `wire::keepalive`), smoothed as in RFC 6298.
 
 use std::time::Duration;
 
-use crate::core::time::{Instant, earliest};
+use crate::core::time::Instant;
 use crate::core::wire::keepalive::{Keepalive, REPLY_WANTED};
 
 /// Send a keepalive after this long without sending anything.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
-/// A link that received nothing for this long is dead.
-pub const IDLE_DEAD: Duration = Duration::from_secs(15);
+/// An idle link starts probing when the peer has been quiet this long (longer than a keepalive interval,
+/// so a single lost keepalive costs nothing).
+pub const IDLE_PROBE_AFTER: Duration = Duration::from_secs(3);
+/// Interval between probes on an idle link.
+pub const IDLE_PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// An idle link is dead when its probes went unanswered this long.
+pub const IDLE_DEAD: Duration = Duration::from_secs(3);
 /// While sending traffic, probe when the peer has been quiet this long, and re-probe at this interval.
 pub const PROBE_AFTER: Duration = Duration::from_millis(250);
 /// While probing, a link with no answer for this long after the first probe is dead.
@@ -38,14 +45,22 @@ pub enum LivenessAction {
     Dead,
 }
 
+/// An unanswered run of probes. Its pace is fixed when it starts: a receiver whose traffic stopped
+/// because the link died must not slow down to the idle pace a second later.
+#[derive(Debug, Clone, Copy)]
+struct Probing {
+    start: Instant,
+    last: Instant,
+    active: bool,
+}
+
 /// Liveness and RTT state of one link.
 #[derive(Debug, Clone)]
 pub struct Liveness {
     last_recv: Instant,
     last_send: Instant,
-    last_traffic_send: Option<Instant>,
-    probe_start: Option<Instant>,
-    last_probe: Option<Instant>,
+    last_traffic: Option<Instant>,
+    probing: Option<Probing>,
     echo: Option<(u32, Instant)>,
     reply_due: bool,
     srtt: Option<Duration>,
@@ -63,9 +78,8 @@ impl Liveness {
         Self {
             last_recv: now,
             last_send: now,
-            last_traffic_send: None,
-            probe_start: None,
-            last_probe: None,
+            last_traffic: None,
+            probing: None,
             echo: None,
             reply_due: false,
             srtt: None,
@@ -73,18 +87,22 @@ impl Liveness {
         }
     }
 
-    /// Notes that an authenticated frame arrived.
-    pub fn on_receive(&mut self, now: Instant) {
+    /// Notes that an authenticated frame arrived; `traffic` is true if it carried routed packets.
+    /// Traffic in either direction makes the link "carrying traffic": a receiver whose flow suddenly
+    /// stops probes too, so both ends of a dead link find out within 2 s.
+    pub fn on_receive(&mut self, now: Instant, traffic: bool) {
         self.last_recv = now;
-        self.probe_start = None;
-        self.last_probe = None;
+        if traffic {
+            self.last_traffic = Some(now);
+        }
+        self.probing = None;
     }
 
     /// Notes that a frame was sent; `traffic` is false for pure keepalives.
     pub fn on_send(&mut self, now: Instant, traffic: bool) {
         self.last_send = now;
         if traffic {
-            self.last_traffic_send = Some(now);
+            self.last_traffic = Some(now);
         }
     }
 
@@ -135,23 +153,27 @@ impl Liveness {
         base.clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
-    fn dead_after_probe(&self) -> Duration {
-        ACTIVE_DEAD.max(self.srtt.unwrap_or_default() * 4)
+    fn dead_at(&self, probing: &Probing) -> Instant {
+        let base = if probing.active {
+            ACTIVE_DEAD
+        } else {
+            IDLE_DEAD
+        };
+        probing.start + base.max(self.srtt.unwrap_or_default() * 4)
     }
 
     fn carrying_traffic(&self, now: Instant) -> bool {
-        self.last_traffic_send
+        self.last_traffic
             .is_some_and(|t| now.saturating_since(t) < ACTIVE_WINDOW)
     }
 
-    fn probe_due(&self, now: Instant) -> Option<Instant> {
-        if !self.carrying_traffic(now) && self.probe_start.is_none() {
-            return None;
+    fn probe_due(&self, now: Instant) -> Instant {
+        match self.probing {
+            Some(p) if p.active => p.last + PROBE_AFTER,
+            Some(p) => p.last + IDLE_PROBE_INTERVAL,
+            None if self.carrying_traffic(now) => self.last_recv + PROBE_AFTER,
+            None => self.last_recv + IDLE_PROBE_AFTER,
         }
-        Some(match self.last_probe {
-            Some(t) => t + PROBE_AFTER,
-            None => self.last_recv + PROBE_AFTER,
-        })
     }
 
     /// Builds a keepalive with our stamp and the echo of the peer's latest one.
@@ -173,21 +195,22 @@ impl Liveness {
 
     /// Decides what to do at `now`.
     pub fn poll(&mut self, now: Instant) -> LivenessAction {
-        let quiet = now.saturating_since(self.last_recv);
-        if quiet >= IDLE_DEAD
-            || self
-                .probe_start
-                .is_some_and(|t| now.saturating_since(t) >= self.dead_after_probe())
-        {
+        if self.probing.is_some_and(|p| now >= self.dead_at(&p)) {
             return LivenessAction::Dead;
         }
         if self.reply_due {
             self.reply_due = false;
             return LivenessAction::Send(self.keepalive(now, 0));
         }
-        if self.probe_due(now).is_some_and(|t| t <= now) {
-            self.probe_start.get_or_insert(now);
-            self.last_probe = Some(now);
+        if self.probe_due(now) <= now {
+            let active = self.carrying_traffic(now);
+            self.probing
+                .get_or_insert(Probing {
+                    start: now,
+                    last: now,
+                    active,
+                })
+                .last = now;
             return LivenessAction::Send(self.keepalive(now, REPLY_WANTED));
         }
         if now.saturating_since(self.last_send) >= KEEPALIVE_INTERVAL {
@@ -201,13 +224,11 @@ impl Liveness {
         if self.reply_due {
             return now;
         }
-        let mut next = earliest(
-            Some(self.last_recv + IDLE_DEAD),
-            Some(self.last_send + KEEPALIVE_INTERVAL),
-        );
-        next = earliest(next, self.probe_start.map(|t| t + self.dead_after_probe()));
-        next = earliest(next, self.probe_due(now));
-        next.unwrap_or(self.last_recv + IDLE_DEAD)
+        let mut next = self.probe_due(now).min(self.last_send + KEEPALIVE_INTERVAL);
+        if let Some(p) = &self.probing {
+            next = next.min(self.dead_at(p));
+        }
+        next
     }
 }
 
@@ -219,21 +240,36 @@ mod tests {
         Instant::from_micros(ms * 1000)
     }
 
+    /// Drives `l` like a link whose peer went silent at 0, until it is dead; returns the time in ms.
+    fn time_to_death(l: &mut Liveness, traffic: bool) -> u64 {
+        let mut t = 0;
+        if traffic {
+            l.on_send(at(0), true);
+        }
+        loop {
+            t = l.next_deadline(at(t)).as_micros() / 1000;
+            if traffic {
+                l.on_send(at(t), true);
+            }
+            match l.poll(at(t)) {
+                LivenessAction::Dead => return t,
+                LivenessAction::Send(_) => l.on_send(at(t), traffic),
+                LivenessAction::None => {}
+            }
+            assert!(t < 60_000, "never died");
+        }
+    }
+
     #[test]
-    fn idle_link_sends_keepalives_and_dies_after_15_s_of_silence() {
+    fn idle_link_sends_keepalives_and_dies_within_6_s_of_silence() {
         let mut l = Liveness::new(at(0));
         assert_eq!(l.poll(at(1000)), LivenessAction::None);
         assert_eq!(l.next_deadline(at(1000)), at(2000));
         assert!(matches!(l.poll(at(2000)), LivenessAction::Send(k) if k.flags == 0));
         l.on_send(at(2000), false);
-        assert_eq!(
-            l.poll(at(14_999)),
-            LivenessAction::Send(Keepalive {
-                timestamp_ms: 14_999,
-                ..Default::default()
-            })
-        );
-        assert_eq!(l.poll(at(15_000)), LivenessAction::Dead);
+        assert!(matches!(l.poll(at(3000)), LivenessAction::Send(k) if k.flags == REPLY_WANTED));
+        let mut l = Liveness::new(at(0));
+        assert_eq!(time_to_death(&mut l, false), 6000);
     }
 
     #[test]
@@ -241,23 +277,9 @@ mod tests {
         let mut l = Liveness::new(at(0));
         l.on_send(at(100), true);
         assert_eq!(l.poll(at(200)), LivenessAction::None);
-        // The peer went quiet at 0; probing starts 250 ms later.
-        let mut sent_probes = 0;
-        let mut t = 250;
-        loop {
-            l.on_send(at(t), true);
-            match l.poll(at(t)) {
-                LivenessAction::Send(k) => {
-                    assert_eq!(k.flags, REPLY_WANTED);
-                    sent_probes += 1;
-                }
-                LivenessAction::Dead => break,
-                LivenessAction::None => {}
-            }
-            t += 50;
-        }
-        assert!(t <= 2000, "dead at {t} ms");
-        assert!(sent_probes >= 6, "{sent_probes} probes");
+        assert!(matches!(l.poll(at(250)), LivenessAction::Send(k) if k.flags == REPLY_WANTED));
+        let mut l = Liveness::new(at(0));
+        assert_eq!(time_to_death(&mut l, true), 2000);
     }
 
     #[test]
@@ -267,13 +289,13 @@ mod tests {
         let LivenessAction::Send(probe) = a.poll(at(300)) else {
             panic!("no probe")
         };
-        b.on_receive(at(310));
+        b.on_receive(at(310), false);
         b.on_keepalive(at(310), &probe);
         let LivenessAction::Send(reply) = b.poll(at(312)) else {
             panic!("no reply")
         };
         assert_eq!(reply.echo_delay_ms, 2);
-        a.on_receive(at(320));
+        a.on_receive(at(320), false);
         a.on_keepalive(at(320), &reply);
         assert_eq!(a.srtt(), Some(Duration::from_millis(18)));
         a.on_send(at(400), true);

@@ -155,7 +155,7 @@ impl Node {
         self.now = now;
         if let Some(link) = self.links.links.remove(&id) {
             if let Some(peer) = link.peer().filter(|_| link.is_up()) {
-                self.on_link_down(now, id, peer);
+                self.on_link_down(id, peer);
             }
         }
         self.drain_tree();
@@ -199,10 +199,7 @@ impl Node {
                     self.drain_link(now, id);
                 }
                 Message::SigReq(req) => self.tree.handle_sig_req(&self.key, peer, req),
-                Message::SigRes(res) => {
-                    self.tree
-                        .handle_sig_res(now, &self.key, &mut self.rng, peer, res)
-                }
+                Message::SigRes(res) => self.tree.handle_sig_res(peer, res),
                 Message::Announce(a) => {
                     if self
                         .tree
@@ -355,24 +352,24 @@ impl Node {
                     self.events.push_back(Event::LinkUp(id, peer));
                     if self.links.link_up(id, peer) {
                         let cost = srtt.map(|d| d.as_millis() as u64);
-                        self.tree
-                            .add_peer(now, &self.key, &mut self.rng, peer, cost, rto);
+                        self.tree.add_peer(now, peer, cost, rto);
                     }
                 }
-                LinkEvent::Down(peer) => self.on_link_down(now, id, peer),
+                LinkEvent::Down(peer) => self.on_link_down(id, peer),
             }
         }
     }
 
-    fn on_link_down(&mut self, now: Instant, id: LinkId, peer: PublicKey) {
+    fn on_link_down(&mut self, id: LinkId, peer: PublicKey) {
         self.events.push_back(Event::LinkDown(id, peer));
         if self.links.link_down(id, &peer) {
-            self.tree.remove_peer(now, &self.key, &mut self.rng, &peer);
+            self.tree.remove_peer(&peer);
         }
     }
 
     /// Packs the tree's queued messages into frames per peer and sends them; forwards tree events.
     fn drain_tree(&mut self) {
+        self.tree.settle(self.now, &self.key, &mut self.rng);
         let mut per_peer: std::collections::BTreeMap<PublicKey, Vec<Message<'static>>> =
             Default::default();
         while let Some((peer, message)) = self.tree.poll_message() {

@@ -39,8 +39,10 @@ use crate::core::wire::tree::{Announce, AnnounceAck, SigReq, SigRes};
 
 /// Own announcement is re-signed this often so that peers can tell it is alive (ironwood: 4 min).
 pub const REFRESH: Duration = Duration::from_secs(240);
-/// After losing its root, a node re-attaches to it only via paths no longer than before for this long.
-pub const HOLD_SAME: Duration = Duration::from_secs(1);
+/// After losing its root, a node re-attaches to it only via paths no longer than before for this long:
+/// long enough for the news to reach its former subtree over a few hops, short enough to add little to
+/// the delivery gap when the only way back is longer.
+pub const HOLD_SAME: Duration = Duration::from_millis(250);
 /// After losing its root, a node waits this long for a peer to offer one before rooting itself.
 pub const HOLD_SELF: Duration = Duration::from_secs(4);
 /// An announcement on nobody's ancestry is kept this long before it is dropped (see `Store`).
@@ -70,6 +72,8 @@ pub struct Tree {
     outbox: VecDeque<(PublicKey, Message<'static>)>,
     events: VecDeque<TreeEvent>,
     my_ancestry: Ancestry,
+    /// Something changed since the last [`Tree::settle`]: parent choice must be re-evaluated.
+    dirty: bool,
 }
 
 impl Tree {
@@ -103,6 +107,7 @@ impl Tree {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             my_ancestry,
+            dirty: false,
         };
         tree.note_root();
         tree
@@ -169,28 +174,20 @@ impl Tree {
     }
 
     /// A peer came up (its first link authenticated). `cost_ms` is its link's RTT in milliseconds, if known.
-    pub fn add_peer(
-        &mut self,
-        now: Instant,
-        node: &NodeKey,
-        rng: &mut Rng,
-        peer: PublicKey,
-        cost_ms: Option<u64>,
-        rto: Duration,
-    ) {
+    pub fn add_peer(&mut self, now: Instant, peer: PublicKey, cost_ms: Option<u64>, rto: Duration) {
         if self.peers.contains_key(&peer) || peer == self.me {
             return;
         }
         let port = self.free_port();
         let cost = cost_ms.map_or(UNKNOWN_COST, |c| c.max(1));
         self.peers.insert(peer, PeerTree::new(port, cost, rto, now));
-        self.flush(now, node, rng);
+        self.dirty = true;
     }
 
     /// A peer's last link went down.
-    pub fn remove_peer(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, peer: &PublicKey) {
+    pub fn remove_peer(&mut self, peer: &PublicKey) {
         if self.peers.remove(peer).is_some() {
-            self.reselect(now, node, rng);
+            self.dirty = true;
         }
     }
 
@@ -218,14 +215,7 @@ impl Tree {
     }
 
     /// Stores a peer's parent signature for our next announcement.
-    pub fn handle_sig_res(
-        &mut self,
-        now: Instant,
-        node: &NodeKey,
-        rng: &mut Rng,
-        from: PublicKey,
-        res: SigRes,
-    ) {
+    pub fn handle_sig_res(&mut self, from: PublicKey, res: SigRes) {
         if res.seq != self.request.seq || res.nonce != self.request.nonce {
             return;
         }
@@ -236,7 +226,7 @@ impl Tree {
         };
         if valid && peer.sig_res.is_none() {
             peer.sig_res = Some(res);
-            self.reselect(now, node, rng);
+            self.dirty = true;
         }
     }
 
@@ -268,7 +258,6 @@ impl Tree {
                 self.own_seq = announce.seq;
                 self.republish(now, node, rng);
             }
-            self.flush(now, node, rng);
             return Ok(());
         }
         match self.store.compare(&announce) {
@@ -282,10 +271,9 @@ impl Tree {
             Offer::Newer => {
                 info::verify(&announce)?;
                 self.store.insert(announce);
-                self.reselect(now, node, rng);
+                self.dirty = true;
             }
         }
-        self.flush(now, node, rng);
         Ok(())
     }
 
@@ -303,7 +291,18 @@ impl Tree {
         if now >= self.refresh_at {
             self.republish(now, node, rng);
         }
-        self.reselect(now, node, rng);
+        self.dirty = true;
+        self.settle(now, node, rng);
+    }
+
+    /// Acts on everything received since the last call: re-evaluates the parent if anything changed and
+    /// queues what each peer is missing. Call it after a whole frame was handled, so that an
+    /// announcement and its ancestors' arriving together are judged together.
+    pub fn settle(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        if std::mem::take(&mut self.dirty) {
+            self.reselect(now, node, rng);
+        }
+        self.flush(now);
     }
 
     /// Returns when [`handle_timeout`](Self::handle_timeout) next has work.
@@ -322,8 +321,15 @@ impl Tree {
         next
     }
 
-    fn candidates(&self) -> Vec<Candidate> {
-        self.peers
+    /// Returns the peers we could attach to, and whether our current parent's chain is merely
+    /// incomplete (an announcement still on its way), in which case it is not given up on.
+    fn candidates(&self) -> (Vec<Candidate>, bool) {
+        let parent_incomplete = match self.standing {
+            Standing::Attached(p) => self.store.walk(&p).err() == Some(store::Walk::Incomplete),
+            _ => false,
+        };
+        let candidates = self
+            .peers
             .iter()
             .filter_map(|(key, peer)| {
                 let ancestry = self.store.ancestry(key)?;
@@ -336,7 +342,8 @@ impl Tree {
                     signed: peer.sig_res.is_some(),
                 })
             })
-            .collect()
+            .collect();
+        (candidates, parent_incomplete)
     }
 
     /// Re-evaluates our place in the tree and acts on the decision.
@@ -344,13 +351,18 @@ impl Tree {
         if self.lost.is_some_and(|l| now >= l.since + HOLD_SAME) {
             self.lost = None;
         }
+        let (candidates, parent_incomplete) = self.candidates();
+        if parent_incomplete {
+            // Judge the parent when its whole chain is here; it is acknowledged and retransmitted.
+            return;
+        }
         let decision = select::decide(&select::Situation {
             me: self.me,
             now,
             standing: self.standing,
             old_root: self.reported_root,
             my_depth: self.my_ancestry.depth(),
-            candidates: self.candidates(),
+            candidates,
             lost: self.lost,
             hold_same: HOLD_SAME,
             hold_self: HOLD_SELF,
@@ -371,7 +383,6 @@ impl Tree {
             }
         }
         self.update_ancestry();
-        self.flush(now, node, rng);
     }
 
     fn attach(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, parent: PublicKey) {
@@ -452,7 +463,7 @@ impl Tree {
 
     /// Queues what each peer is missing: signature requests, announcements of our ancestry and of its
     /// own, and acknowledgements.
-    fn flush(&mut self, now: Instant, _node: &NodeKey, _rng: &mut Rng) {
+    fn flush(&mut self, now: Instant) {
         let limit = (self.peers.len() + 1) * MAX_PATH_LEN;
         self.store.collect_garbage(
             now,
@@ -460,7 +471,8 @@ impl Tree {
             GC_GRACE,
             limit,
         );
-        let my_chain = self.my_ancestry.keys.clone();
+        // Root first, so that a receiver always holds a node's parent before the node itself.
+        let my_chain: Vec<PublicKey> = self.my_ancestry.keys.iter().rev().copied().collect();
         let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
         for peer_key in keys {
             let peer_chain = self
@@ -469,7 +481,7 @@ impl Tree {
                 .map(|a| a.keys)
                 .unwrap_or_default();
             let mut announce_keys: Vec<PublicKey> = my_chain.clone();
-            for k in peer_chain {
+            for k in peer_chain.into_iter().rev() {
                 if k != peer_key && !announce_keys.contains(&k) {
                     announce_keys.push(k);
                 }
@@ -486,7 +498,8 @@ impl Tree {
                 self.outbox
                     .push_back((peer_key, Message::SigReq(self.request)));
             }
-            for key in announce_keys {
+            for key in &announce_keys {
+                let key = *key;
                 let Some(a) = self.store.get(&key) else {
                     continue;
                 };
@@ -502,9 +515,11 @@ impl Tree {
                     self.outbox.push_back((peer_key, Message::Announce(*a)));
                 }
             }
-            // Forget what was sent about nodes we no longer hold.
+            // Stop retransmitting what the peer no longer needs (off both chains now), and forget what
+            // was sent about nodes we no longer hold.
             let store = &self.store;
-            peer.sent.retain(|k, _| store.get(k).is_some());
+            peer.sent
+                .retain(|k, s| (s.acked || announce_keys.contains(k)) && store.get(k).is_some());
             for chunk in std::mem::take(&mut peer.acks).chunks(AnnounceAck::MAX_ENTRIES) {
                 self.outbox.push_back((
                     peer_key,

@@ -36,6 +36,15 @@ impl Ancestry {
     }
 }
 
+/// Why a chain could not be walked to a root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Walk {
+    /// An announcement on the way is missing.
+    Incomplete,
+    /// The chain loops or is too deep.
+    Broken,
+}
+
 /// Result of offering an announcement to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -77,23 +86,29 @@ impl Store {
 
     /// Walks from `key` to its root. `None` if an announcement on the way is missing or the chain loops.
     pub(super) fn ancestry(&self, key: &PublicKey) -> Option<Ancestry> {
+        self.walk(key).ok()
+    }
+
+    /// Like [`ancestry`](Self::ancestry), but tells a chain that is merely incomplete (an announcement not
+    /// here yet, most likely on its way) from one that is broken for good.
+    pub(super) fn walk(&self, key: &PublicKey) -> Result<Ancestry, Walk> {
         let mut keys = vec![*key];
         let mut ports = Vec::new();
-        let mut current = self.infos.get(key)?;
+        let mut current = self.infos.get(key).ok_or(Walk::Incomplete)?;
         while current.key != current.parent {
             if keys.len() > MAX_PATH_LEN {
-                return None;
+                return Err(Walk::Broken);
             }
             ports.push(current.port);
-            let parent = self.infos.get(&current.parent)?;
+            let parent = self.infos.get(&current.parent).ok_or(Walk::Incomplete)?;
             if keys.contains(&parent.key) {
-                return None;
+                return Err(Walk::Broken);
             }
             keys.push(parent.key);
             current = parent;
         }
         ports.reverse();
-        Some(Ancestry {
+        Ok(Ancestry {
             root: current.key,
             detached: current.is_detached(),
             keys,
@@ -176,9 +191,9 @@ mod tests {
         assert_eq!(a.coords, vec![4, 7]);
         assert_eq!(a.root, key(1));
         assert_eq!(a.keys, vec![key(3), key(2), key(1)]);
-        assert_eq!(s.ancestry(&key(9)), None);
+        assert_eq!(s.walk(&key(9)), Err(Walk::Incomplete));
         s.insert(ann(1, 3, 1, 2));
-        assert_eq!(s.ancestry(&key(3)), None, "loop 3 -> 2 -> 1 -> 3");
+        assert_eq!(s.walk(&key(3)), Err(Walk::Broken), "loop 3 -> 2 -> 1 -> 3");
     }
 
     #[test]
