@@ -132,12 +132,12 @@ fn rekeys_without_going_down_and_keeps_working_for_ten_minutes() {
 }
 
 #[test]
-fn silent_peer_is_detected_within_6_s_and_link_retries() {
+fn silent_peer_is_detected_within_4_s_and_link_retries() {
     let mut p = Pair::new(LinkParams::default(), passive());
     p.run_until(secs(1));
     p.events(0);
     p.mute[1] = true;
-    p.run_until(secs(7));
+    p.run_until(secs(5));
     assert_eq!(p.events(0), vec![LinkEvent::Down(p.keys[1].public_key())]);
     p.mute[1] = false;
     p.run_until(secs(60));

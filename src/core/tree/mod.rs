@@ -44,9 +44,11 @@ pub const REFRESH: Duration = Duration::from_secs(240);
 /// the delivery gap when the only way back is longer.
 pub const HOLD_SAME: Duration = Duration::from_millis(250);
 /// After losing its root, a node waits this long for a peer to offer one before rooting itself.
-pub const HOLD_SELF: Duration = Duration::from_secs(4);
+pub const HOLD_SELF: Duration = Duration::from_secs(3);
 /// An announcement on nobody's ancestry is kept this long before it is dropped (see `Store`).
 const GC_GRACE: Duration = Duration::from_secs(30);
+/// A node moves to a merely shallower place only after its coordinates were stable this long.
+pub const SETTLE: Duration = Duration::from_secs(5);
 /// Link cost assumed before the first RTT sample, in milliseconds.
 pub const UNKNOWN_COST: u64 = 1000;
 
@@ -74,6 +76,10 @@ pub struct Tree {
     my_ancestry: Ancestry,
     /// Something changed since the last [`Tree::settle`]: parent choice must be re-evaluated.
     dirty: bool,
+    /// When our coordinates last changed.
+    coords_changed_at: Instant,
+    /// The last time parent choice was re-evaluated.
+    last_settle_check: Instant,
 }
 
 impl Tree {
@@ -108,6 +114,8 @@ impl Tree {
             events: VecDeque::new(),
             my_ancestry,
             dirty: false,
+            coords_changed_at: now,
+            last_settle_check: now,
         };
         tree.note_root();
         tree
@@ -312,6 +320,9 @@ impl Tree {
         if let Some(lost) = &self.lost {
             next = earliest(next, Some(lost.since + HOLD_SAME));
         }
+        if now_unsettled(self) {
+            next = earliest(next, Some(self.coords_changed_at + SETTLE));
+        }
         if let Standing::Detached(since) = self.standing {
             next = earliest(next, Some(since + HOLD_SELF));
         }
@@ -348,6 +359,7 @@ impl Tree {
 
     /// Re-evaluates our place in the tree and acts on the decision.
     fn reselect(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        self.last_settle_check = now;
         if self.lost.is_some_and(|l| now >= l.since + HOLD_SAME) {
             self.lost = None;
         }
@@ -366,6 +378,7 @@ impl Tree {
             lost: self.lost,
             hold_same: HOLD_SAME,
             hold_self: HOLD_SELF,
+            settled: now >= self.coords_changed_at + SETTLE,
         });
         if decision.lost.is_some() {
             self.lost = decision.lost;
@@ -382,7 +395,7 @@ impl Tree {
                 }
             }
         }
-        self.update_ancestry();
+        self.update_ancestry(now);
     }
 
     fn attach(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, parent: PublicKey) {
@@ -436,11 +449,14 @@ impl Tree {
             peer.req_sent = None;
         }
         self.refresh_at = now + REFRESH;
-        self.update_ancestry();
+        self.update_ancestry(now);
     }
 
-    fn update_ancestry(&mut self) {
+    fn update_ancestry(&mut self, now: Instant) {
         if let Some(a) = self.store.ancestry(&self.me) {
+            if a.coords != self.my_ancestry.coords || a.root != self.my_ancestry.root {
+                self.coords_changed_at = now;
+            }
             self.my_ancestry = a;
         }
         self.note_root();
@@ -530,6 +546,11 @@ impl Tree {
             }
         }
     }
+}
+
+/// True until the settle-time re-evaluation has run (it runs once, at `coords_changed_at + SETTLE`).
+fn now_unsettled(tree: &Tree) -> bool {
+    tree.last_settle_check < tree.coords_changed_at + SETTLE
 }
 
 #[cfg(test)]

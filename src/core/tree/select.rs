@@ -53,6 +53,8 @@ pub(super) struct Situation {
     pub(super) lost: Option<Lost>,
     pub(super) hold_same: Duration,
     pub(super) hold_self: Duration,
+    /// Our coordinates have not changed for a while.
+    pub(super) settled: bool,
 }
 
 /// What to do.
@@ -89,12 +91,15 @@ fn feasible(c: &Candidate, lost: Option<&Lost>, now: Instant, hold_same: Duratio
     }
 }
 
-/// Returns true if `b` is worth leaving the current parent `cur` for: a better root, a shallower place
-/// at no higher cost, or half the cost. Anything less keeps the parent, so RTT jitter cannot make the
-/// tree flap; the shallower-place rule turns the first tree found at start-up into a shortest-path tree.
-fn better_enough(b: &Candidate, cur: &Candidate) -> bool {
+/// Returns true if `b` is worth leaving the current parent `cur` for: a better root, half the cost, or —
+/// once our place has been stable for a while (`settled`) — a shallower place at no higher cost.
+/// Anything less keeps the parent, so RTT jitter cannot make the tree flap. The shallower-place rule
+/// turns the first tree found at start-up into a shortest-path tree; it waits for calm because right
+/// after a failure the shallow-looking branches include ghosts through the failed node, which its other
+/// neighbours have not noticed yet.
+fn better_enough(b: &Candidate, cur: &Candidate, settled: bool) -> bool {
     b.root < cur.root
-        || (b.depth < cur.depth && b.cost <= cur.cost)
+        || (settled && b.depth < cur.depth && b.cost <= cur.cost)
         || b.cost.saturating_mul(2) < cur.cost
 }
 
@@ -131,7 +136,7 @@ pub(super) fn decide(s: &Situation) -> Decision {
         (Standing::Attached(_), None) if losing => Action::Detach,
         (Standing::Attached(_), Some(b)) if losing => attach(b),
         (Standing::Attached(_), Some(b)) => match parent {
-            Some(cur) if b.peer != cur.peer && better_enough(b, cur) => attach(b),
+            Some(cur) if b.peer != cur.peer && better_enough(b, cur, s.settled) => attach(b),
             _ => Action::Stay,
         },
         (Standing::Attached(_), None) => Action::Stay,
@@ -180,6 +185,7 @@ mod tests {
             lost: None,
             hold_same: Duration::from_secs(1),
             hold_self: Duration::from_secs(4),
+            settled: true,
         }
     }
 
