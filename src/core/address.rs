@@ -125,6 +125,14 @@ impl PartialKey {
         }
     }
 
+    /// Returns the canonical (/64-level) partial key of any address in `200::/7`: the form bloom filters
+    /// and lookup targets use, so that a node is found from its /128 or from any address in its /64.
+    pub fn canonical_for_address(addr: &Ipv6Addr) -> Option<Self> {
+        let octets = addr.octets();
+        matches!(octets[0], ADDRESS_PREFIX | SUBNET_PREFIX)
+            .then(|| Self::from_packed(octets[1], &octets[2..8]))
+    }
+
     /// Recovers the partial key from a routed /64.
     pub fn from_subnet(subnet: &Subnet) -> Self {
         Self::from_packed(subnet.prefix[1], &subnet.prefix[2..])

@@ -8,7 +8,9 @@
 pub mod address;
 pub mod identity;
 pub mod link;
+pub mod lookup;
 pub mod node;
+pub mod rate;
 pub mod rng;
 pub mod time;
 pub mod tree;

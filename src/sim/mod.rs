@@ -15,11 +15,25 @@ use std::time::Duration;
 
 use self::wire::Wire;
 pub use self::wire::WireParams;
+use crate::core::address::node_address;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::LinkParams;
 use crate::core::node::{Delivery, Event, LinkId, Node, NodeConfig};
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
+
+/// Builds an IPv6 packet (next header 59, "no next header") from `src`'s to `dst`'s node address.
+pub fn ipv6_packet(src: PublicKey, dst: PublicKey, payload: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0u8; 40];
+    packet[0] = 0x60;
+    packet[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+    packet[6] = 59;
+    packet[7] = 64;
+    packet[8..24].copy_from_slice(&node_address(&src).octets());
+    packet[24..40].copy_from_slice(&node_address(&dst).octets());
+    packet.extend_from_slice(payload);
+    packet
+}
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Pending {
@@ -287,6 +301,16 @@ impl Sim {
         };
         if let Some(node) = &mut self.nodes[from].node {
             node.send_traffic(self.now, dest.0, dest.1, payload);
+        }
+        self.after(from);
+    }
+
+    /// Sends an IPv6 packet carrying `payload` from node `from` to node `to`'s address, as the local host
+    /// would through the TUN device: the real lookup path is used.
+    pub fn send_packet(&mut self, from: usize, to: usize, payload: &[u8]) {
+        let packet = ipv6_packet(self.nodes[from].key, self.nodes[to].key, payload);
+        if let Some(node) = &mut self.nodes[from].node {
+            node.handle_local_packet(self.now, &packet);
         }
         self.after(from);
     }

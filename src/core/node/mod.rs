@@ -6,20 +6,25 @@
 
 mod forward;
 mod links;
+mod lookup;
 
 use std::collections::VecDeque;
 
 use self::forward::NextHop;
 pub use self::links::LinkId;
 use self::links::LinkTable;
+use crate::core::address::PartialKey;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::{Link, LinkDrop, LinkEvent, LinkParams};
+use crate::core::lookup::filters::Filters;
+use crate::core::lookup::paths::Paths;
+use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::core::tree::{Coords, Tree, TreeEvent};
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
 use crate::core::wire::inner::{Message, Messages};
-use crate::core::wire::traffic::Traffic;
+use crate::core::wire::traffic::{KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -69,6 +74,18 @@ pub enum DropReason {
     BadAnnounce,
     /// No peer is closer to the destination.
     NoRoute,
+    /// A local packet that is not IPv6.
+    NotIpv6,
+    /// A local packet for an address outside `200::/7`.
+    NotOverlay,
+    /// Too many packets already wait for lookups.
+    LookupQueueFull,
+    /// Packets waited too long for a lookup.
+    LookupTimeout,
+    /// A lookup reply with a bad signature or for the wrong key.
+    BadLookupReply,
+    /// A peer sent lookups faster than allowed.
+    RateLimited,
 }
 
 /// Counters of a node.
@@ -78,6 +95,10 @@ pub struct NodeStats {
     pub forwarded: u64,
     /// Packets delivered to us.
     pub delivered: u64,
+    /// Lookups started.
+    pub lookups_sent: u64,
+    /// Broken-path reports received.
+    pub paths_broken: u64,
     /// Drops by reason.
     pub drops: std::collections::BTreeMap<String, u64>,
 }
@@ -95,6 +116,12 @@ pub struct Node {
     stats: NodeStats,
     /// The latest `now` passed in; deadlines computed by `poll_timeout` are relative to it.
     now: Instant,
+    filters: Filters,
+    paths: Paths,
+    /// Our canonical partial key, which lookups for us carry.
+    own_target: [u8; 32],
+    lookup_limits: std::collections::HashMap<PublicKey, TokenBucket>,
+    path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
 }
 
 impl Node {
@@ -103,6 +130,7 @@ impl Node {
         let mut rng = Rng::from_seed(seed);
         let tree = Tree::new(&key, config.seq_base, now, &mut rng);
         let me = key.public_key();
+        let own_target = *PartialKey::canonical(&me).as_padded_key();
         let mut node = Self {
             key,
             me,
@@ -114,6 +142,11 @@ impl Node {
             events: VecDeque::new(),
             stats: NodeStats::default(),
             now,
+            filters: Filters::new(&own_target, config.seq_base),
+            paths: Paths::default(),
+            own_target,
+            lookup_limits: Default::default(),
+            path_broken_sent: Default::default(),
         };
         node.drain_tree();
         node
@@ -211,6 +244,9 @@ impl Node {
                 }
                 Message::AnnounceAck(ack) => self.tree.handle_ack(&peer, &ack),
                 Message::Traffic(t) => self.route(now, t),
+                Message::Bloom(b) => self.handle_bloom(now, peer, &b),
+                Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
+                Message::Lookup(l) => self.handle_lookup(now, peer, l),
             }
         }
     }
@@ -224,16 +260,28 @@ impl Node {
         payload: &[u8],
     ) {
         self.now = now;
+        self.send_routed(now, dest, dest_path, KIND_DATA, payload);
+        self.drain_tree();
+    }
+
+    fn send_routed(
+        &mut self,
+        now: Instant,
+        dest: PublicKey,
+        dest_path: Coords,
+        kind: u8,
+        payload: &[u8],
+    ) {
         let traffic = Traffic {
             dest_path,
             src_path: self.tree.coords().clone(),
             dest_key: dest,
             src_key: self.me,
             watermark: u64::MAX,
+            kind,
             payload,
         };
         self.route(now, traffic);
-        self.drain_tree();
     }
 
     fn route(&mut self, now: Instant, mut traffic: Traffic<'_>) {
@@ -253,13 +301,19 @@ impl Node {
             traffic.watermark,
         );
         match hop {
-            NextHop::Deliver => {
-                self.stats.delivered += 1;
-                self.deliveries.push_back(Delivery {
-                    source: traffic.src_key,
-                    payload: traffic.payload.to_vec(),
-                });
-            }
+            NextHop::Deliver => match traffic.kind {
+                KIND_DATA => {
+                    self.stats.delivered += 1;
+                    self.paths.refresh(now, &traffic.src_key);
+                    self.deliveries.push_back(Delivery {
+                        source: traffic.src_key,
+                        payload: traffic.payload.to_vec(),
+                    });
+                }
+                KIND_LOOKUP_REPLY => self.handle_lookup_reply(now, &traffic),
+                KIND_PATH_BROKEN => self.handle_path_broken(&traffic),
+                _ => self.count_drop(DropReason::MalformedFrame),
+            },
             NextHop::Peer { peer, watermark } => {
                 if traffic.src_key != self.me {
                     self.stats.forwarded += 1;
@@ -269,7 +323,12 @@ impl Node {
                 Message::Traffic(traffic).encode(&mut frame);
                 self.send_frame(now, &peer, &frame, true);
             }
-            NextHop::Stuck => self.count_drop(DropReason::NoRoute),
+            NextHop::Stuck => {
+                self.count_drop(DropReason::NoRoute);
+                if traffic.kind == KIND_DATA {
+                    self.report_broken(now, &traffic);
+                }
+            }
         }
     }
 
@@ -302,6 +361,11 @@ impl Node {
         if self.tree.poll_timeout().is_some_and(|t| t <= now) {
             self.tree.handle_timeout(now, &self.key, &mut self.rng);
         }
+        if self.paths.next_expiry().is_some_and(|t| t <= now) {
+            for _ in 0..self.paths.expire(now) {
+                self.count_drop(DropReason::LookupTimeout);
+            }
+        }
         self.drain_tree();
     }
 
@@ -311,6 +375,14 @@ impl Node {
             .links
             .values()
             .filter_map(|l| l.poll_timeout(self.now))
+            .chain(self.paths.next_expiry())
+            .chain(self.filters.next_retransmit(|p| {
+                self.links
+                    .best_link(p)
+                    .map_or(std::time::Duration::from_secs(1), |id| {
+                        self.links.links[&id].rto()
+                    })
+            }))
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
     }
 
@@ -373,6 +445,9 @@ impl Node {
         let mut per_peer: std::collections::BTreeMap<PublicKey, Vec<Message<'static>>> =
             Default::default();
         while let Some((peer, message)) = self.tree.poll_message() {
+            per_peer.entry(peer).or_default().push(message);
+        }
+        for (peer, message) in self.update_filters() {
             per_peer.entry(peer).or_default().push(message);
         }
         while let Some(TreeEvent::RootChanged(root)) = self.tree.poll_event() {

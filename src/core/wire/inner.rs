@@ -5,6 +5,7 @@
 //! peer can add message types without breaking older ones.
 
 use super::keepalive::Keepalive;
+use super::lookup::{Bloom, BloomAck, Lookup};
 use super::traffic::Traffic;
 use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
 use super::{Reader, WireError, put_varint, varint_len};
@@ -23,6 +24,12 @@ pub mod kind {
     pub const ANNOUNCE_ACK: u8 = 0x13;
     /// [`super::Traffic`].
     pub const TRAFFIC: u8 = 0x20;
+    /// [`super::Bloom`].
+    pub const BLOOM: u8 = 0x30;
+    /// [`super::BloomAck`].
+    pub const BLOOM_ACK: u8 = 0x31;
+    /// [`super::Lookup`].
+    pub const LOOKUP: u8 = 0x32;
 }
 
 /// One message inside a data frame.
@@ -40,6 +47,12 @@ pub enum Message<'a> {
     AnnounceAck(AnnounceAck),
     /// Routed traffic.
     Traffic(Traffic<'a>),
+    /// A tree peer's bloom filter.
+    Bloom(Box<Bloom>),
+    /// Bloom filter acknowledgement.
+    BloomAck(BloomAck),
+    /// A key lookup travelling along the tree.
+    Lookup(Lookup),
 }
 
 impl<'a> Message<'a> {
@@ -51,6 +64,9 @@ impl<'a> Message<'a> {
             Self::Announce(_) => kind::ANNOUNCE,
             Self::AnnounceAck(_) => kind::ANNOUNCE_ACK,
             Self::Traffic(_) => kind::TRAFFIC,
+            Self::Bloom(_) => kind::BLOOM,
+            Self::BloomAck(_) => kind::BLOOM_ACK,
+            Self::Lookup(_) => kind::LOOKUP,
         }
     }
 
@@ -62,6 +78,9 @@ impl<'a> Message<'a> {
             Self::Announce(m) => m.encode(out),
             Self::AnnounceAck(m) => m.encode(out),
             Self::Traffic(m) => m.encode(out),
+            Self::Bloom(m) => m.encode(out),
+            Self::BloomAck(m) => m.encode(out),
+            Self::Lookup(m) => m.encode(out),
         }
     }
 
@@ -89,6 +108,9 @@ impl<'a> Message<'a> {
             kind::ANNOUNCE => Self::Announce(Announce::parse(body)?),
             kind::ANNOUNCE_ACK => Self::AnnounceAck(AnnounceAck::parse(body)?),
             kind::TRAFFIC => Self::Traffic(Traffic::parse(body)?),
+            kind::BLOOM => Self::Bloom(Box::new(Bloom::parse(body)?)),
+            kind::BLOOM_ACK => Self::BloomAck(BloomAck::parse(body)?),
+            kind::LOOKUP => Self::Lookup(Lookup::parse(body)?),
             _ => return Ok(None),
         }))
     }
@@ -153,6 +175,7 @@ mod tests {
             dest_key: PublicKey::from_bytes([1; 32]),
             src_key: PublicKey::from_bytes([2; 32]),
             watermark: 7,
+            kind: 0,
             payload: b"x",
         });
         let mut frame = Vec::new();

@@ -11,6 +11,7 @@ mod reader;
 pub mod datagram;
 pub mod inner;
 pub mod keepalive;
+pub mod lookup;
 pub mod traffic;
 pub mod tree;
 

@@ -1,14 +1,24 @@
 //! Routed traffic: a payload travelling greedily towards tree coordinates.
 //!
 //! ```text
-//! dest_path(path) src_path(path) dest_key(32) src_key(32) watermark(varint) payload(rest)
+//! dest_path(path) src_path(path) dest_key(32) src_key(32) watermark(varint) kind(1) payload(rest)
 //! path = count(varint) port(varint)*
 //! ```
+//! `kind` says what the payload is: [`KIND_DATA`] (an IPv6 packet or, later, a session message),
+//! [`KIND_LOOKUP_REPLY`] or [`KIND_PATH_BROKEN`]. Control replies travel in the same envelope so that they
+//! share greedy routing and its loop guard.
 //! `watermark` is the lowest tree distance to the destination seen so far on this packet's way; a hop
 //! forwards only if it is strictly closer, which makes forwarding loop-free even while coordinates change.
 
 use super::{Reader, WireError, put_path, put_varint};
 use crate::core::identity::PublicKey;
+
+/// Payload is data for the destination.
+pub const KIND_DATA: u8 = 0;
+/// Payload is a [`super::lookup::LookupReply`].
+pub const KIND_LOOKUP_REPLY: u8 = 1;
+/// Payload is the key of a destination the sender could not reach; the packet goes back to the source.
+pub const KIND_PATH_BROKEN: u8 = 2;
 
 /// A routed packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +33,8 @@ pub struct Traffic<'a> {
     pub src_key: PublicKey,
     /// Lowest distance to the destination so far (`u64::MAX` at the source).
     pub watermark: u64,
+    /// What the payload is.
+    pub kind: u8,
     /// The carried bytes.
     pub payload: &'a [u8],
 }
@@ -37,6 +49,7 @@ impl<'a> Traffic<'a> {
             dest_key: r.key()?,
             src_key: r.key()?,
             watermark: r.varint()?,
+            kind: r.u8()?,
             payload: r.rest(),
         })
     }
@@ -48,6 +61,7 @@ impl<'a> Traffic<'a> {
         out.extend_from_slice(self.dest_key.as_bytes());
         out.extend_from_slice(self.src_key.as_bytes());
         put_varint(out, self.watermark);
+        out.push(self.kind);
         out.extend_from_slice(self.payload);
     }
 }
@@ -64,6 +78,7 @@ mod tests {
             dest_key: PublicKey::from_bytes([1; 32]),
             src_key: PublicKey::from_bytes([2; 32]),
             watermark: u64::MAX,
+            kind: KIND_DATA,
             payload: b"hello",
         };
         let mut out = Vec::new();

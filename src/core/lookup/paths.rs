@@ -1,0 +1,229 @@
+//! What a node knows about destinations: found keys and coordinates, packets waiting for a lookup, and
+//! lookups in flight.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::core::address::PartialKey;
+use crate::core::identity::PublicKey;
+use crate::core::time::Instant;
+
+/// A path unused (no traffic received from the node, no fresh reply) for this long is forgotten, and
+/// the next packet looks it up again (ironwood: 1 min).
+pub const PATH_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most one lookup per target per this interval (ironwood: 1 s).
+pub const LOOKUP_THROTTLE: Duration = Duration::from_secs(1);
+/// Packets waiting for a lookup are dropped after this long.
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Packets kept per target while its lookup runs.
+pub const PENDING_PER_TARGET: usize = 8;
+/// Bytes kept for all targets together.
+pub const PENDING_TOTAL_BYTES: usize = 256 * 1024;
+/// Lookup targets tracked at once; beyond this the oldest is forgotten.
+const MAX_TARGETS: usize = 4096;
+
+/// A known destination.
+#[derive(Debug, Clone)]
+pub struct Path {
+    /// Its coordinates.
+    pub coords: Vec<u64>,
+    /// Last time it was confirmed (a reply, or traffic from the node).
+    pub refreshed: Instant,
+    /// A hop reported it unreachable; look up again before using it.
+    pub broken: bool,
+}
+
+struct Waiting {
+    partial: PartialKey,
+    packet: Vec<u8>,
+    since: Instant,
+}
+
+/// Per-target lookup state.
+#[derive(Default)]
+struct Target {
+    /// The node that last answered for this target.
+    key: Option<PublicKey>,
+    waiting: VecDeque<Waiting>,
+    last_lookup: Option<Instant>,
+    nonce: Option<u64>,
+}
+
+/// Destinations, pending packets and lookups.
+#[derive(Default)]
+pub struct Paths {
+    paths: HashMap<PublicKey, Path>,
+    targets: HashMap<[u8; 32], Target>,
+    waiting_bytes: usize,
+}
+
+/// What to do with a packet for an overlay address.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Send it to this node at these coordinates.
+    Send(PublicKey, Vec<u64>),
+    /// It was queued; send a lookup with this nonce.
+    Lookup(u64),
+    /// It was queued; a lookup is already running.
+    Queued,
+    /// No room to queue it.
+    Dropped,
+}
+
+impl Paths {
+    /// Decides how to send `packet` for the address whose partial key is `partial` (canonical form
+    /// `target`). `nonce` is used if a new lookup is started.
+    pub fn route(
+        &mut self,
+        now: Instant,
+        partial: PartialKey,
+        target: [u8; 32],
+        packet: &[u8],
+        nonce: u64,
+    ) -> Route {
+        let entry = self.targets.get(&target);
+        if let Some(key) = entry.and_then(|t| t.key).filter(|k| partial.matches(k)) {
+            if let Some(path) = self
+                .paths
+                .get(&key)
+                .filter(|p| !p.broken && now.saturating_since(p.refreshed) < PATH_TIMEOUT)
+            {
+                return Route::Send(key, path.coords.clone());
+            }
+        }
+        if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&target) {
+            self.evict_oldest();
+        }
+        let t = self.targets.entry(target).or_default();
+        if t.waiting.len() >= PENDING_PER_TARGET
+            || self.waiting_bytes + packet.len() > PENDING_TOTAL_BYTES
+        {
+            return Route::Dropped;
+        }
+        t.waiting.push_back(Waiting {
+            partial,
+            packet: packet.to_vec(),
+            since: now,
+        });
+        self.waiting_bytes += packet.len();
+        if t.last_lookup
+            .is_some_and(|l| now.saturating_since(l) < LOOKUP_THROTTLE)
+        {
+            return Route::Queued;
+        }
+        t.last_lookup = Some(now);
+        t.nonce = Some(nonce);
+        Route::Lookup(nonce)
+    }
+
+    fn evict_oldest(&mut self) {
+        let oldest = self
+            .targets
+            .iter()
+            .min_by_key(|(_, t)| t.last_lookup)
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            if let Some(t) = self.targets.remove(&k) {
+                self.waiting_bytes -= t.waiting.iter().map(|w| w.packet.len()).sum::<usize>();
+            }
+        }
+    }
+
+    /// Returns the target a reply with `nonce` answers, if a lookup with that nonce is outstanding.
+    pub fn target_for_nonce(&self, nonce: u64) -> Option<[u8; 32]> {
+        self.targets
+            .iter()
+            .find(|(_, t)| t.nonce == Some(nonce))
+            .map(|(k, _)| *k)
+    }
+
+    /// Records a verified reply; returns the packets now sendable to `key`.
+    pub fn found(
+        &mut self,
+        now: Instant,
+        target: [u8; 32],
+        key: PublicKey,
+        coords: Vec<u64>,
+    ) -> Vec<Vec<u8>> {
+        self.paths.insert(
+            key,
+            Path {
+                coords,
+                refreshed: now,
+                broken: false,
+            },
+        );
+        let Some(t) = self.targets.get_mut(&target) else {
+            return Vec::new();
+        };
+        t.key = Some(key);
+        t.nonce = None;
+        let (ready, rest): (Vec<Waiting>, Vec<Waiting>) =
+            t.waiting.drain(..).partition(|w| w.partial.matches(&key));
+        t.waiting = rest.into();
+        self.waiting_bytes -= ready.iter().map(|w| w.packet.len()).sum::<usize>();
+        ready.into_iter().map(|w| w.packet).collect()
+    }
+
+    /// Notes traffic received from `key`: its path is alive.
+    pub fn refresh(&mut self, now: Instant, key: &PublicKey) {
+        if let Some(p) = self.paths.get_mut(key) {
+            p.refreshed = now;
+        }
+    }
+
+    /// Marks the path to `key` broken and lets the next packet look it up at once.
+    pub fn broken(&mut self, key: &PublicKey) {
+        if let Some(p) = self.paths.get_mut(key) {
+            p.broken = true;
+        }
+        for t in self.targets.values_mut().filter(|t| t.key == Some(*key)) {
+            t.last_lookup = None;
+        }
+    }
+
+    /// Returns a known path.
+    pub fn get(&self, key: &PublicKey) -> Option<&Path> {
+        self.paths.get(key)
+    }
+
+    /// Drops expired paths and packets that waited too long; returns how many packets were dropped.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        self.paths
+            .retain(|_, p| now.saturating_since(p.refreshed) < PATH_TIMEOUT);
+        let mut dropped = 0;
+        let mut freed = 0;
+        for t in self.targets.values_mut() {
+            while t
+                .waiting
+                .front()
+                .is_some_and(|w| now.saturating_since(w.since) >= PENDING_TIMEOUT)
+            {
+                if let Some(w) = t.waiting.pop_front() {
+                    freed += w.packet.len();
+                    dropped += 1;
+                }
+            }
+        }
+        self.waiting_bytes -= freed;
+        let paths = &self.paths;
+        self.targets.retain(|_, t| {
+            !t.waiting.is_empty()
+                || t.last_lookup
+                    .is_some_and(|l| now.saturating_since(l) < PATH_TIMEOUT)
+                || t.key.is_some_and(|k| paths.contains_key(&k))
+        });
+        dropped
+    }
+
+    /// Returns when [`expire`](Self::expire) next has work.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let waiting = self
+            .targets
+            .values()
+            .filter_map(|t| t.waiting.front())
+            .map(|w| w.since + PENDING_TIMEOUT);
+        let paths = self.paths.values().map(|p| p.refreshed + PATH_TIMEOUT);
+        waiting.chain(paths).min()
+    }
+}

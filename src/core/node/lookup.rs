@@ -1,0 +1,205 @@
+//! The node's side of lookups: IPv6 packets from the local host, bloom filter exchange, lookups along
+//! the tree, signed replies and broken-path reports.
+
+use std::net::Ipv6Addr;
+
+use super::{DropReason, Node};
+use crate::core::address::PartialKey;
+use crate::core::identity::PublicKey;
+use crate::core::lookup::paths::Route;
+use crate::core::rate::TokenBucket;
+use crate::core::time::Instant;
+use crate::core::wire::inner::Message;
+use crate::core::wire::lookup::{Bloom, Lookup, LookupReply};
+use crate::core::wire::traffic::{KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
+
+/// Lookups a peer may make us forward: 20 per second, bursts of 40.
+const LOOKUP_RATE: f64 = 20.0;
+const LOOKUP_BURST: f64 = 40.0;
+/// Broken-path reports sent to one source: at most one per this interval.
+const PATH_BROKEN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Minimal IPv6 header length.
+const IPV6_HEADER: usize = 40;
+
+impl Node {
+    /// Routes an IPv6 packet from the local host (the TUN device) to the node that owns its destination
+    /// address, looking the destination up first if needed.
+    pub fn handle_local_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.now = now;
+        if packet.len() < IPV6_HEADER || packet[0] >> 4 != 6 {
+            self.count_drop(DropReason::NotIpv6);
+            return;
+        }
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&packet[24..40]);
+        let dst = Ipv6Addr::from(dst);
+        let (Some(partial), Some(canonical)) = (
+            PartialKey::from_address(&dst),
+            PartialKey::canonical_for_address(&dst),
+        ) else {
+            self.count_drop(DropReason::NotOverlay);
+            return;
+        };
+        let target = *canonical.as_padded_key();
+        let nonce = self.rng.u64();
+        match self.paths.route(now, partial, target, packet, nonce) {
+            Route::Send(key, coords) => self.send_traffic(now, key, coords, packet),
+            Route::Lookup(nonce) => self.start_lookup(now, nonce, target),
+            Route::Queued => {}
+            Route::Dropped => self.count_drop(DropReason::LookupQueueFull),
+        }
+        self.drain_tree();
+    }
+
+    fn start_lookup(&mut self, now: Instant, nonce: u64, target: [u8; 32]) {
+        self.stats.lookups_sent += 1;
+        let lookup = Lookup {
+            nonce,
+            source: self.me,
+            source_path: self.tree.coords().clone(),
+            target,
+        };
+        self.forward_lookup(now, lookup, None);
+    }
+
+    /// Sends a lookup to every tree peer (except the one it came from) whose filter may hold the target.
+    fn forward_lookup(&mut self, now: Instant, lookup: Lookup, from: Option<PublicKey>) {
+        let peers: Vec<PublicKey> = self
+            .links
+            .peers
+            .keys()
+            .filter(|p| {
+                Some(**p) != from
+                    && self.tree.is_tree_peer(p)
+                    && self.filters.matches(p, &lookup.target)
+            })
+            .copied()
+            .collect();
+        for peer in peers {
+            let mut frame = Vec::new();
+            Message::Lookup(lookup.clone()).encode(&mut frame);
+            self.send_frame(now, &peer, &frame, false);
+        }
+    }
+
+    /// Handles a lookup from a peer: answers it if it is for us, passes it on into matching subtrees.
+    pub(super) fn handle_lookup(&mut self, now: Instant, from: PublicKey, lookup: Lookup) {
+        if !self.tree.is_tree_peer(&from) {
+            return;
+        }
+        let bucket = self
+            .lookup_limits
+            .entry(from)
+            .or_insert_with(|| TokenBucket::new(LOOKUP_RATE, LOOKUP_BURST, now));
+        if !bucket.take(now) {
+            self.count_drop(DropReason::RateLimited);
+            return;
+        }
+        if lookup.target == self.own_target {
+            let coords = self.tree.coords().clone();
+            let signed = LookupReply::signed_bytes(&lookup.source, &self.me, lookup.nonce, &coords);
+            let reply = LookupReply {
+                nonce: lookup.nonce,
+                coords,
+                signature: self.key.sign(&signed),
+            };
+            let mut payload = Vec::new();
+            reply.encode(&mut payload);
+            self.send_routed(
+                now,
+                lookup.source,
+                lookup.source_path.clone(),
+                KIND_LOOKUP_REPLY,
+                &payload,
+            );
+        }
+        self.forward_lookup(now, lookup, Some(from));
+    }
+
+    /// Handles a lookup reply delivered to us.
+    pub(super) fn handle_lookup_reply(&mut self, now: Instant, traffic: &Traffic<'_>) {
+        let Ok(reply) = LookupReply::parse(traffic.payload) else {
+            self.count_drop(DropReason::MalformedFrame);
+            return;
+        };
+        let Some(target) = self.paths.target_for_nonce(reply.nonce) else {
+            return;
+        };
+        let responder = traffic.src_key;
+        let signed = LookupReply::signed_bytes(&self.me, &responder, reply.nonce, &reply.coords);
+        if *PartialKey::canonical(&responder).as_padded_key() != target
+            || !responder.verify(&signed, &reply.signature)
+        {
+            self.count_drop(DropReason::BadLookupReply);
+            return;
+        }
+        for packet in self
+            .paths
+            .found(now, target, responder, reply.coords.clone())
+        {
+            self.send_traffic(now, responder, reply.coords.clone(), &packet);
+        }
+    }
+
+    /// Tells the source of a packet we cannot forward that its path is broken.
+    pub(super) fn report_broken(&mut self, now: Instant, traffic: &Traffic<'_>) {
+        if traffic.src_key == self.me {
+            self.paths.broken(&traffic.dest_key);
+            return;
+        }
+        let last = self.path_broken_sent.get(&traffic.src_key);
+        if last.is_some_and(|t| now.saturating_since(*t) < PATH_BROKEN_INTERVAL) {
+            return;
+        }
+        if self.path_broken_sent.len() >= 1024 {
+            self.path_broken_sent.clear();
+        }
+        self.path_broken_sent.insert(traffic.src_key, now);
+        let payload = *traffic.dest_key.as_bytes();
+        self.send_routed(
+            now,
+            traffic.src_key,
+            traffic.src_path.clone(),
+            KIND_PATH_BROKEN,
+            &payload,
+        );
+    }
+
+    /// Handles a broken-path report delivered to us: look the destination up again.
+    pub(super) fn handle_path_broken(&mut self, traffic: &Traffic<'_>) {
+        if let Ok(key) = <[u8; 32]>::try_from(traffic.payload) {
+            self.stats.paths_broken += 1;
+            self.paths.broken(&PublicKey::from_bytes(key));
+        }
+    }
+
+    /// Handles a tree peer's bloom filter.
+    pub(super) fn handle_bloom(&mut self, now: Instant, from: PublicKey, bloom: &Bloom) {
+        let is_tree_peer = self.tree.is_tree_peer(&from);
+        let ack = self.filters.handle_bloom(from, bloom, is_tree_peer);
+        let mut frame = Vec::new();
+        Message::BloomAck(ack).encode(&mut frame);
+        self.send_frame(now, &from, &frame, false);
+    }
+
+    /// Queues filter updates and retransmissions for the current tree peers.
+    pub(super) fn update_filters(&mut self) -> Vec<(PublicKey, Message<'static>)> {
+        let tree_peers: Vec<PublicKey> = self
+            .links
+            .peers
+            .keys()
+            .filter(|p| self.tree.is_tree_peer(p))
+            .copied()
+            .collect();
+        let links = &self.links;
+        let rto = |p: &PublicKey| {
+            links
+                .best_link(p)
+                .map_or(std::time::Duration::from_secs(1), |id| {
+                    links.links[&id].rto()
+                })
+        };
+        self.filters.update(self.now, &tree_peers, rto)
+    }
+}
