@@ -107,3 +107,30 @@ fn a_broken_path_is_looked_up_again_at_once() {
     assert!(broken > 0);
     assert!(first_after.is_some_and(|t| t < 5.0));
 }
+
+#[test]
+fn packets_larger_than_the_link_mtu_cross_several_hops_in_fragments() {
+    let small = WireParams {
+        mtu: 576,
+        ..WireParams::default()
+    };
+    let mut sim = Sim::build(73, 5, &topology::line(5), small);
+    run_until_one_root(
+        &mut sim,
+        &(0..5).collect::<Vec<_>>(),
+        Duration::from_secs(4),
+    )
+    .unwrap();
+    let mut sizes = Vec::new();
+    for size in [100usize, 1280 - 40, 9000 - 40, 65_000] {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        sim.send_packet(0, 4, &payload);
+        sim.run_for(Duration::from_millis(300));
+        let got = sim.take_delivered(4);
+        if got.len() == 1 && got[0].1.payload == ipv6_packet(sim.key(0), sim.key(4), &payload) {
+            sizes.push(size + 40);
+        }
+    }
+    eprintln!("mtu: IPv6 packets of {sizes:?} bytes crossed 4 hops of 576-byte links");
+    assert_eq!(sizes, vec![140, 1280, 9000, 65_040]);
+}

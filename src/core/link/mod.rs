@@ -6,6 +6,7 @@
 //! tracks liveness and RTT (`liveness`). It knows nothing about trees or routing: the node feeds it
 //! datagrams and plaintext and reads back datagrams, plaintext and events.
 
+mod fragments;
 pub mod handshake;
 pub mod keys;
 pub mod liveness;
@@ -21,8 +22,9 @@ use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::core::wire::WireError;
+use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
 use crate::core::wire::datagram::{Datagram, HandshakeInit, HandshakeResponse};
-use crate::core::wire::inner::Message;
+use crate::core::wire::inner::{Message, Messages, kind};
 use crate::core::wire::keepalive::Keepalive;
 
 /// The initiator starts a new handshake when its keys are this old (WireGuard's REKEY_AFTER_TIME).
@@ -140,6 +142,8 @@ pub struct Link {
     outbox: VecDeque<Vec<u8>>,
     events: VecDeque<LinkEvent>,
     stats: LinkStats,
+    reassembly: fragments::Reassembly,
+    next_fragment_id: u32,
 }
 
 impl Link {
@@ -164,6 +168,8 @@ impl Link {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: LinkStats::default(),
+            reassembly: fragments::Reassembly::default(),
+            next_fragment_id: 0,
         }
     }
 
@@ -351,7 +357,7 @@ impl Link {
             _ => self.pending.as_mut(),
         }
         .ok_or(LinkDrop::UnknownIndex)?;
-        let plaintext = keyset
+        let mut plaintext = keyset
             .open(counter, header, sealed)
             .ok_or(LinkDrop::Unauthentic)?;
         if slot == 2 {
@@ -359,7 +365,15 @@ impl Link {
                 self.install(now, confirmed);
             }
         }
-        let traffic = plaintext.first() == Some(&crate::core::wire::inner::kind::TRAFFIC);
+        if plaintext.first() == Some(&kind::FRAGMENT) {
+            let whole = match Messages::new(&plaintext).next() {
+                Some(Ok(Message::Fragment(f))) => self.reassembly.add(now, &f),
+                _ => None,
+            };
+            self.liveness.on_receive(now, true);
+            plaintext = whole.unwrap_or_default();
+        }
+        let traffic = plaintext.first() == Some(&kind::TRAFFIC);
         self.liveness.on_receive(now, traffic);
         Ok(plaintext)
     }
@@ -381,8 +395,21 @@ impl Link {
         self.liveness.on_keepalive(now, keepalive);
     }
 
-    /// Encrypts and queues a frame of messages. Returns false if the link is not up.
+    /// Encrypts and queues a frame of messages, split into fragments if it exceeds the link MTU.
+    /// Returns false if the link is not up or the frame is too large even for fragments.
     pub fn send(&mut self, now: Instant, plaintext: &[u8], traffic: bool) -> bool {
+        let budget = self.params.mtu.saturating_sub(DATA_HEADER_LEN + TAG_LEN);
+        if plaintext.len() > budget {
+            self.next_fragment_id = self.next_fragment_id.wrapping_add(1);
+            let Some(pieces) = fragments::split(plaintext, budget, self.next_fragment_id) else {
+                return false;
+            };
+            return pieces.iter().all(|p| self.send_one(now, p, traffic));
+        }
+        self.send_one(now, plaintext, traffic)
+    }
+
+    fn send_one(&mut self, now: Instant, plaintext: &[u8], traffic: bool) -> bool {
         let Some(keys) = self.current.as_mut().filter(|_| self.up) else {
             return false;
         };

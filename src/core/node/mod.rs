@@ -247,6 +247,8 @@ impl Node {
                 Message::Bloom(b) => self.handle_bloom(now, peer, &b),
                 Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
                 Message::Lookup(l) => self.handle_lookup(now, peer, l),
+                // Fragments are joined by the link; one that reaches us is out of place.
+                Message::Fragment(_) => self.count_drop(DropReason::MalformedFrame),
             }
         }
     }

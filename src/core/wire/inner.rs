@@ -4,6 +4,7 @@
 //! saves a header, a tag and a datagram for each. An unknown type is skipped using its length, so a newer
 //! peer can add message types without breaking older ones.
 
+use super::fragment::Fragment;
 use super::keepalive::Keepalive;
 use super::lookup::{Bloom, BloomAck, Lookup};
 use super::traffic::Traffic;
@@ -14,6 +15,8 @@ use super::{Reader, WireError, put_varint, varint_len};
 pub mod kind {
     /// [`super::Keepalive`].
     pub const KEEPALIVE: u8 = 0x01;
+    /// [`super::Fragment`].
+    pub const FRAGMENT: u8 = 0x02;
     /// [`super::SigReq`].
     pub const SIG_REQ: u8 = 0x10;
     /// [`super::SigRes`].
@@ -37,6 +40,8 @@ pub mod kind {
 pub enum Message<'a> {
     /// Liveness and RTT.
     Keepalive(Keepalive),
+    /// A piece of a frame too large for the link.
+    Fragment(Fragment<'a>),
     /// Parent-signature request.
     SigReq(SigReq),
     /// Parent-signature response.
@@ -59,6 +64,7 @@ impl<'a> Message<'a> {
     fn kind(&self) -> u8 {
         match self {
             Self::Keepalive(_) => kind::KEEPALIVE,
+            Self::Fragment(_) => kind::FRAGMENT,
             Self::SigReq(_) => kind::SIG_REQ,
             Self::SigRes(_) => kind::SIG_RES,
             Self::Announce(_) => kind::ANNOUNCE,
@@ -73,6 +79,7 @@ impl<'a> Message<'a> {
     fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Self::Keepalive(m) => m.encode(out),
+            Self::Fragment(m) => m.encode(out),
             Self::SigReq(m) => m.encode(out),
             Self::SigRes(m) => m.encode(out),
             Self::Announce(m) => m.encode(out),
@@ -103,6 +110,7 @@ impl<'a> Message<'a> {
     fn parse(kind_byte: u8, body: &'a [u8]) -> Result<Option<Self>, WireError> {
         Ok(Some(match kind_byte {
             kind::KEEPALIVE => Self::Keepalive(Keepalive::parse(body)?),
+            kind::FRAGMENT => Self::Fragment(Fragment::parse(body)?),
             kind::SIG_REQ => Self::SigReq(SigReq::parse(body)?),
             kind::SIG_RES => Self::SigRes(SigRes::parse(body)?),
             kind::ANNOUNCE => Self::Announce(Announce::parse(body)?),

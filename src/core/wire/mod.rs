@@ -9,6 +9,7 @@
 mod reader;
 
 pub mod datagram;
+pub mod fragment;
 pub mod inner;
 pub mod keepalive;
 pub mod lookup;
