@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::core::time::Instant;
-use crate::core::wire::fragment::{Fragment, MAX_FRAGMENTS};
+use crate::core::wire::fragment::Fragment;
 use crate::core::wire::inner::Message;
 
 /// Incomplete frames are dropped after this long: a lost piece makes the whole frame lost, as with IP
@@ -13,12 +13,12 @@ const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_IN_PROGRESS: usize = 8;
 
 /// Splits `frame` into fragment frames whose encoded size is at most `budget` bytes each; `None` if it
-/// would need more than [`MAX_FRAGMENTS`] pieces.
+/// would need more than 255 pieces.
 pub(super) fn split(frame: &[u8], budget: usize, id: u32) -> Option<Vec<Vec<u8>>> {
     // Message header: kind (1) + length varint (up to 3 for these sizes) + fragment header (6).
     let chunk = budget.checked_sub(1 + 3 + 6).filter(|c| *c > 0)?;
     let count = frame.len().div_ceil(chunk);
-    let count = u8::try_from(count).ok().filter(|c| *c <= MAX_FRAGMENTS)?;
+    let count = u8::try_from(count).ok()?;
     Some(
         frame
             .chunks(chunk)

@@ -10,8 +10,6 @@
 
 use super::{Reader, WireError};
 
-/// Most fragments one frame may be split into.
-pub const MAX_FRAGMENTS: u8 = 255;
 
 /// One piece of a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +34,7 @@ impl<'a> Fragment<'a> {
             count: r.u8()?,
             data: r.rest(),
         };
-        if m.count == 0 || m.count > MAX_FRAGMENTS || m.index >= m.count {
+        if m.count == 0 || m.index >= m.count {
             return Err(WireError::Invalid("fragment index or count"));
         }
         Ok(m)
