@@ -2,8 +2,9 @@
 //! partitions, lossy links, root churn and idle control traffic. Seeds are fixed; every test prints its
 //! figures (run with `--nocapture` to see them) and a failing assertion names its seed.
 //!
-//! Destinations' coordinates come from an oracle here (`Sim::send`); the lookup tests exercise the
-//! real key-to-coordinates path.
+//! Sampled pairs use the real path (IPv6 packet, lookup, greedy forwarding). Steady flows during
+//! failures take the destination's current coordinates from an oracle (`Sim::send`), so that their gaps
+//! measure routing repair alone; `tests/sim_lookup.rs` covers re-lookup after a broken path.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 

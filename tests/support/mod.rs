@@ -45,7 +45,8 @@ impl Sample {
     }
 }
 
-/// Sends one packet at a time between `pairs` random pairs of `among`, each given `wait` to arrive.
+/// Sends one IPv6 packet at a time between `pairs` random pairs of `among` through the real lookup path,
+/// each given `wait` to arrive.
 pub fn sample_pairs(
     sim: &mut Sim,
     edges: &[topology::Edge],
@@ -65,7 +66,7 @@ pub fn sample_pairs(
         sample.tries += 1;
         sim.take_delivered(b);
         let forwarded = sim.total_forwarded();
-        sim.send(a, b, format!("sample {}", sample.tries).as_bytes());
+        sim.send_packet(a, b, format!("sample {}", sample.tries).as_bytes());
         sim.run_for(wait);
         if sim.take_delivered(b).len() == 1 {
             sample.delivered += 1;

@@ -42,13 +42,14 @@ impl Filters {
         }
     }
 
-    /// Stores a tree peer's filter (if newer) and returns the acknowledgement to send.
-    pub fn handle_bloom(&mut self, from: PublicKey, bloom: &Bloom, is_tree_peer: bool) -> BloomAck {
-        if is_tree_peer
-            && self
-                .received
-                .get(&from)
-                .is_none_or(|(v, _)| *v < bloom.version)
+    /// Stores a peer's filter (if newer) and returns the acknowledgement to send. It is kept even if we
+    /// do not (yet) see the peer as a tree peer: our view of the tree may lag the sender's, and an
+    /// acknowledged filter is not sent again.
+    pub fn handle_bloom(&mut self, from: PublicKey, bloom: &Bloom) -> BloomAck {
+        if self
+            .received
+            .get(&from)
+            .is_none_or(|(v, _)| *v < bloom.version)
         {
             self.received
                 .insert(from, (bloom.version, Filter(bloom.words)));
@@ -74,21 +75,22 @@ impl Filters {
             .is_some_and(|(_, f)| f.contains(target))
     }
 
-    /// Brings the exchange up to date with the current tree peers; returns the messages to send.
-    /// `rto` gives each peer's retransmission timeout.
+    /// Brings the exchange up to date with the current peers and tree peers; returns the messages to
+    /// send. `rto` gives each peer's retransmission timeout.
     pub fn update(
         &mut self,
         now: Instant,
+        peers: &[PublicKey],
         tree_peers: &[PublicKey],
         rto: impl Fn(&PublicKey) -> Duration,
     ) -> Vec<(PublicKey, Message<'static>)> {
-        self.received.retain(|k, _| tree_peers.contains(k));
+        self.received.retain(|k, _| peers.contains(k));
         self.sent.retain(|k, _| tree_peers.contains(k));
         let mut out = Vec::new();
         for peer in tree_peers {
             let mut filter = self.own;
             for (other, (_, f)) in &self.received {
-                if other != peer {
+                if other != peer && tree_peers.contains(other) {
                     filter.union(f);
                 }
             }
@@ -150,7 +152,8 @@ mod tests {
         let rto = |_: &PublicKey| Duration::from_millis(100);
         let mut f = Filters::new(&[1; 32], 10);
         let t0 = Instant::ZERO;
-        let out = f.update(t0, &[key(2), key(3)], rto);
+        let peers = [key(2), key(3)];
+        let out = f.update(t0, &peers, &[key(2), key(3)], rto);
         assert_eq!(out.len(), 2);
         // Peer 2 tells us about key [9; 32]; peer 3 must hear of it, peer 2 need not.
         let mut theirs = Filter::default();
@@ -161,10 +164,9 @@ mod tests {
                 version: 1,
                 words: theirs.0,
             },
-            true,
         );
         assert!(f.matches(&key(2), &[9; 32]));
-        let out = f.update(t0, &[key(2), key(3)], rto);
+        let out = f.update(t0, &peers, &[key(2), key(3)], rto);
         assert_eq!(out.len(), 1);
         let (to, Message::Bloom(b)) = &out[0] else {
             panic!()
@@ -174,16 +176,26 @@ mod tests {
         f.handle_ack(&key(3), BloomAck { version: b.version });
         // Peer 2's first filter is unacknowledged: resent after the RTO, with the same version.
         assert!(
-            f.update(t0 + Duration::from_millis(50), &[key(2), key(3)], rto)
-                .is_empty()
+            f.update(
+                t0 + Duration::from_millis(50),
+                &peers,
+                &[key(2), key(3)],
+                rto
+            )
+            .is_empty()
         );
-        let out = f.update(t0 + Duration::from_millis(100), &[key(2), key(3)], rto);
+        let out = f.update(
+            t0 + Duration::from_millis(100),
+            &peers,
+            &[key(2), key(3)],
+            rto,
+        );
         assert_eq!(
             out.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             vec![key(2)]
         );
-        // A peer leaving the tree is forgotten.
-        f.update(t0, &[key(3)], rto);
+        // A peer that is gone is forgotten.
+        f.update(t0, &[key(3)], &[key(3)], rto);
         assert!(!f.matches(&key(2), &[9; 32]));
     }
 }

@@ -79,7 +79,7 @@ impl Node {
         for peer in peers {
             let mut frame = Vec::new();
             Message::Lookup(lookup.clone()).encode(&mut frame);
-            self.send_frame(now, &peer, &frame, false);
+            self.send_frame(now, &peer, &frame, None);
         }
     }
 
@@ -176,19 +176,17 @@ impl Node {
 
     /// Handles a tree peer's bloom filter.
     pub(super) fn handle_bloom(&mut self, now: Instant, from: PublicKey, bloom: &Bloom) {
-        let is_tree_peer = self.tree.is_tree_peer(&from);
-        let ack = self.filters.handle_bloom(from, bloom, is_tree_peer);
+        let ack = self.filters.handle_bloom(from, bloom);
         let mut frame = Vec::new();
         Message::BloomAck(ack).encode(&mut frame);
-        self.send_frame(now, &from, &frame, false);
+        self.send_frame(now, &from, &frame, None);
     }
 
     /// Queues filter updates and retransmissions for the current tree peers.
     pub(super) fn update_filters(&mut self) -> Vec<(PublicKey, Message<'static>)> {
-        let tree_peers: Vec<PublicKey> = self
-            .links
-            .peers
-            .keys()
+        let peers: Vec<PublicKey> = self.links.peers.keys().copied().collect();
+        let tree_peers: Vec<PublicKey> = peers
+            .iter()
             .filter(|p| self.tree.is_tree_peer(p))
             .copied()
             .collect();
@@ -200,6 +198,6 @@ impl Node {
                     links.links[&id].rto()
                 })
         };
-        self.filters.update(self.now, &tree_peers, rto)
+        self.filters.update(self.now, &peers, &tree_peers, rto)
     }
 }

@@ -7,6 +7,7 @@
 mod forward;
 mod links;
 mod lookup;
+mod txqueue;
 
 use std::collections::VecDeque;
 
@@ -91,7 +92,7 @@ pub enum DropReason {
 /// Counters of a node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStats {
-    /// Packets forwarded for others.
+    /// Data packets forwarded for others.
     pub forwarded: u64,
     /// Packets delivered to us.
     pub delivered: u64,
@@ -99,6 +100,8 @@ pub struct NodeStats {
     pub lookups_sent: u64,
     /// Broken-path reports received.
     pub paths_broken: u64,
+    /// Datagrams dropped because a link's transmit queue was full.
+    pub queue_drops: u64,
     /// Drops by reason.
     pub drops: std::collections::BTreeMap<String, u64>,
 }
@@ -110,7 +113,7 @@ pub struct Node {
     rng: Rng,
     links: LinkTable,
     tree: Tree,
-    transmits: VecDeque<Transmit>,
+    transmits: txqueue::TxQueue,
     deliveries: VecDeque<Delivery>,
     events: VecDeque<Event>,
     stats: NodeStats,
@@ -137,7 +140,7 @@ impl Node {
             rng,
             links: LinkTable::default(),
             tree,
-            transmits: VecDeque::new(),
+            transmits: txqueue::TxQueue::default(),
             deliveries: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
@@ -163,8 +166,11 @@ impl Node {
     }
 
     /// Returns the counters.
-    pub fn stats(&self) -> &NodeStats {
-        &self.stats
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            queue_drops: self.transmits.dropped,
+            ..self.stats.clone()
+        }
     }
 
     /// Returns a link.
@@ -191,6 +197,7 @@ impl Node {
                 self.on_link_down(id, peer);
             }
         }
+        self.transmits.forget_link(id);
         self.drain_tree();
     }
 
@@ -317,13 +324,14 @@ impl Node {
                 _ => self.count_drop(DropReason::MalformedFrame),
             },
             NextHop::Peer { peer, watermark } => {
-                if traffic.src_key != self.me {
+                if traffic.src_key != self.me && traffic.kind == KIND_DATA {
                     self.stats.forwarded += 1;
                 }
                 traffic.watermark = watermark;
+                let flow = txqueue::flow_of(&traffic.src_key, &traffic.dest_key);
                 let mut frame = Vec::with_capacity(traffic.payload.len() + 128);
                 Message::Traffic(traffic).encode(&mut frame);
-                self.send_frame(now, &peer, &frame, true);
+                self.send_frame(now, &peer, &frame, Some(flow));
             }
             NextHop::Stuck => {
                 self.count_drop(DropReason::NoRoute);
@@ -334,14 +342,15 @@ impl Node {
         }
     }
 
-    fn send_frame(&mut self, now: Instant, peer: &PublicKey, frame: &[u8], traffic: bool) {
+    fn send_frame(&mut self, now: Instant, peer: &PublicKey, frame: &[u8], flow: Option<u64>) {
+        let traffic = flow.is_some();
         let Some(id) = self.links.best_link(peer) else {
             return;
         };
         if let Some(link) = self.links.links.get_mut(&id) {
             link.send(now, frame, traffic);
         }
-        self.drain_link(now, id);
+        self.drain_link_flow(now, id, flow.unwrap_or(txqueue::CONTROL_FLOW));
     }
 
     /// Runs every timer that is due.
@@ -390,7 +399,9 @@ impl Node {
 
     /// Returns the next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits
+            .pop()
+            .map(|(link, payload)| Transmit { link, payload })
     }
 
     /// Returns the next payload delivered to this node.
@@ -409,11 +420,16 @@ impl Node {
 
     /// Moves a link's datagrams to the transmit queue and acts on its events.
     fn drain_link(&mut self, now: Instant, id: LinkId) {
+        self.drain_link_flow(now, id, txqueue::CONTROL_FLOW);
+    }
+
+    /// Moves a link's datagrams, all of one flow, to the transmit queue and acts on its events.
+    fn drain_link_flow(&mut self, now: Instant, id: LinkId, flow: u64) {
         let Some(link) = self.links.links.get_mut(&id) else {
             return;
         };
         while let Some(payload) = link.poll_datagram() {
-            self.transmits.push_back(Transmit { link: id, payload });
+            self.transmits.push(id, flow, payload);
         }
         let mut events = Vec::new();
         while let Some(e) = link.poll_event() {
@@ -486,7 +502,7 @@ impl Node {
         };
         link.send(now, &frame, false);
         while let Some(payload) = link.poll_datagram() {
-            self.transmits.push_back(Transmit { link: id, payload });
+            self.transmits.push(id, txqueue::CONTROL_FLOW, payload);
         }
     }
 }

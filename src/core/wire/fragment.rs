@@ -10,7 +10,6 @@
 
 use super::{Reader, WireError};
 
-
 /// One piece of a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fragment<'a> {
