@@ -26,6 +26,8 @@ pub struct KeySet {
     replay: ReplayWindow,
     /// When the handshake completed.
     pub created: Instant,
+    /// When to start replacing these keys.
+    pub rekey_at: Instant,
     /// False for a responder's keys until the initiator proves them with a first frame.
     pub confirmed: bool,
     /// True if we sent the Init that made these keys.
@@ -45,6 +47,7 @@ impl KeySet {
         local_index: u32,
         remote_index: u32,
         now: Instant,
+        rekey_at: Instant,
         we_initiated: bool,
     ) -> Self {
         Self {
@@ -55,6 +58,7 @@ impl KeySet {
             next_counter: 0,
             replay: ReplayWindow::default(),
             created: now,
+            rekey_at,
             confirmed: we_initiated,
             we_initiated,
         }
@@ -120,8 +124,8 @@ mod tests {
         };
         let b = DirectionalKeys { send: k2, recv: k1 };
         (
-            KeySet::new(&a, 10, 20, Instant::ZERO, true),
-            KeySet::new(&b, 20, 10, Instant::ZERO, false),
+            KeySet::new(&a, 10, 20, Instant::ZERO, Instant::ZERO, true),
+            KeySet::new(&b, 20, 10, Instant::ZERO, Instant::ZERO, false),
         )
     }
 

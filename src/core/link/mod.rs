@@ -119,6 +119,17 @@ pub struct LinkStats {
     pub dropped: u64,
 }
 
+/// Where a key set is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Current,
+    Previous(usize),
+    Pending,
+}
+
+/// Spreads rekeys over this window so that links which came up together do not all rekey at once.
+const REKEY_JITTER: Duration = Duration::from_secs(10);
+
 struct Outstanding {
     init: HandshakeInit,
     ephemeral: Ephemeral,
@@ -136,7 +147,9 @@ pub struct Link {
     cached_response: Option<([u8; 32], Vec<u8>)>,
     last_init_verified: Option<Instant>,
     current: Option<KeySet>,
-    previous: Option<KeySet>,
+    /// Older key sets, newest first, kept until they expire for frames still in flight: two, because
+    /// when both ends rekey at once each may be sending under a key set the other just superseded.
+    previous: VecDeque<KeySet>,
     pending: Option<KeySet>,
     liveness: Liveness,
     outbox: VecDeque<Vec<u8>>,
@@ -162,7 +175,7 @@ impl Link {
             cached_response: None,
             last_init_verified: None,
             current: None,
-            previous: None,
+            previous: VecDeque::new(),
             pending: None,
             liveness: Liveness::new(now),
             outbox: VecDeque::new(),
@@ -203,6 +216,25 @@ impl Link {
         self.stats
     }
 
+    /// Describes the key sets held (indices, ages, roles), for diagnostics.
+    pub fn describe_keys(&self, now: Instant) -> String {
+        let one = |name: &str, k: &KeySet| {
+            format!(
+                "{name}={:08x}->{:08x} age {:.1}s{}{} ",
+                k.local_index,
+                k.remote_index,
+                now.saturating_since(k.created).as_secs_f64(),
+                if k.we_initiated { " init" } else { " resp" },
+                if k.confirmed { "" } else { " unconfirmed" }
+            )
+        };
+        let mut out = String::new();
+        out.extend(self.current.iter().map(|k| one("cur", k)));
+        out.extend(self.previous.iter().map(|k| one("prev", k)));
+        out.extend(self.pending.iter().map(|k| one("pend", k)));
+        out + &format!("up={}", self.up)
+    }
+
     /// Returns the next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Vec<u8>> {
         self.outbox.pop_front()
@@ -235,9 +267,9 @@ impl Link {
     ) -> Result<Option<Vec<u8>>, LinkDrop> {
         let result = match Datagram::parse(bytes) {
             Ok(Datagram::Init(init)) => self.handle_init(now, init, node, rng).map(|()| None),
-            Ok(Datagram::Response(response)) => {
-                self.handle_response(now, response, node).map(|()| None)
-            }
+            Ok(Datagram::Response(response)) => self
+                .handle_response(now, response, node, rng)
+                .map(|()| None),
             Ok(Datagram::Data {
                 receiver_index,
                 counter,
@@ -289,7 +321,15 @@ impl Link {
         let index = rng.u32();
         let response = handshake::make_response(node, &ephemeral, index, &init, &self.psk);
         let keys = handshake::derive_keys(&ephemeral, &init, &response, &self.psk, false)?;
-        self.pending = Some(KeySet::new(&keys, index, init.sender_index, now, false));
+        let rekey_at = now + RESPONDER_REKEY_AFTER + rng.jitter(REKEY_JITTER);
+        self.pending = Some(KeySet::new(
+            &keys,
+            index,
+            init.sender_index,
+            now,
+            rekey_at,
+            false,
+        ));
         self.peer = Some(init.static_key);
         let encoded = response.encode();
         self.cached_response = Some((init.ephemeral, encoded.clone()));
@@ -302,6 +342,7 @@ impl Link {
         now: Instant,
         response: HandshakeResponse,
         node: &NodeKey,
+        rng: &mut Rng,
     ) -> Result<(), LinkDrop> {
         let outstanding = self.outstanding.as_ref().ok_or(LinkDrop::UnknownIndex)?;
         if response.receiver_index != outstanding.init.sender_index {
@@ -318,11 +359,13 @@ impl Link {
             &self.psk,
             true,
         )?;
+        let rekey_at = now + REKEY_AFTER + rng.jitter(REKEY_JITTER);
         let keyset = KeySet::new(
             &keys,
             outstanding.init.sender_index,
             response.sender_index,
             now,
+            rekey_at,
             true,
         );
         self.outstanding = None;
@@ -344,23 +387,27 @@ impl Link {
         sealed: &[u8],
     ) -> Result<Vec<u8>, LinkDrop> {
         let expired = |k: &KeySet| now.saturating_since(k.created) >= REJECT_AFTER;
-        let slot = [&mut self.current, &mut self.previous, &mut self.pending]
-            .into_iter()
-            .position(|k| {
-                k.as_ref()
-                    .is_some_and(|k| k.local_index == index && !expired(k))
-            })
-            .ok_or(LinkDrop::UnknownIndex)?;
+        let matches = |k: &KeySet| k.local_index == index && !expired(k);
+        let keyset = if self.current.as_ref().is_some_and(matches) {
+            Slot::Current
+        } else if let Some(i) = self.previous.iter().position(matches) {
+            Slot::Previous(i)
+        } else if self.pending.as_ref().is_some_and(matches) {
+            Slot::Pending
+        } else {
+            return Err(LinkDrop::UnknownIndex);
+        };
+        let slot = keyset;
         let keyset = match slot {
-            0 => self.current.as_mut(),
-            1 => self.previous.as_mut(),
-            _ => self.pending.as_mut(),
+            Slot::Current => self.current.as_mut(),
+            Slot::Previous(i) => self.previous.get_mut(i),
+            Slot::Pending => self.pending.as_mut(),
         }
         .ok_or(LinkDrop::UnknownIndex)?;
         let mut plaintext = keyset
             .open(counter, header, sealed)
             .ok_or(LinkDrop::Unauthentic)?;
-        if slot == 2 {
+        if slot == Slot::Pending {
             if let Some(confirmed) = self.pending.take() {
                 self.install(now, confirmed);
             }
@@ -380,7 +427,10 @@ impl Link {
 
     /// Makes `keyset` the one we send with, keeping the old one for frames still in flight.
     fn install(&mut self, now: Instant, keyset: KeySet) {
-        self.previous = self.current.replace(keyset);
+        if let Some(old) = self.current.replace(keyset) {
+            self.previous.push_front(old);
+            self.previous.truncate(2);
+        }
         if !self.up {
             self.up = true;
             self.liveness = Liveness::new(now);
@@ -451,7 +501,7 @@ impl Link {
         }
         self.up = false;
         self.current = None;
-        self.previous = None;
+        self.previous.clear();
         self.pending = None;
         self.outstanding = None;
         self.cached_response = None;
@@ -468,9 +518,8 @@ impl Link {
             k.as_ref()
                 .is_some_and(|k| now.saturating_since(k.created) >= REJECT_AFTER)
         };
-        if expired(&self.previous) {
-            self.previous = None;
-        }
+        self.previous
+            .retain(|k| now.saturating_since(k.created) < REJECT_AFTER);
         if self
             .pending
             .as_ref()
@@ -485,13 +534,7 @@ impl Link {
         }
         if self.up {
             if let Some(keys) = &self.current {
-                let age = now.saturating_since(keys.created);
-                let due = if keys.we_initiated {
-                    REKEY_AFTER
-                } else {
-                    RESPONDER_REKEY_AFTER
-                };
-                if age >= due && self.next_attempt.is_none() {
+                if now >= keys.rekey_at && self.next_attempt.is_none() {
                     self.next_attempt = Some(now);
                 }
             }
@@ -515,21 +558,16 @@ impl Link {
         let key_deadline =
             |k: &Option<KeySet>, after: Duration| k.as_ref().map(|k| k.created + after);
         let mut next = self.next_attempt;
-        next = earliest(next, key_deadline(&self.previous, REJECT_AFTER));
+        next = earliest(
+            next,
+            self.previous.iter().map(|k| k.created + REJECT_AFTER).min(),
+        );
         next = earliest(next, key_deadline(&self.pending, PENDING_TIMEOUT));
         if self.up {
             next = earliest(next, Some(self.liveness.next_deadline(now)));
             next = earliest(next, key_deadline(&self.current, REJECT_AFTER));
             if self.next_attempt.is_none() {
-                let rekey = self.current.as_ref().map(|k| {
-                    k.created
-                        + if k.we_initiated {
-                            REKEY_AFTER
-                        } else {
-                            RESPONDER_REKEY_AFTER
-                        }
-                });
-                next = earliest(next, rekey);
+                next = earliest(next, self.current.as_ref().map(|k| k.rekey_at));
             }
         }
         next

@@ -175,3 +175,26 @@ fn pinned_key_refuses_another_peer() {
     p.run_until(secs(5));
     assert!(!p.links[0].is_up());
 }
+
+#[test]
+fn both_sides_initiating_rekey_for_ten_minutes_without_a_lost_frame() {
+    let mut p = Pair::new(LinkParams::default(), LinkParams::default());
+    p.run_until(secs(1));
+    let drops = [p.links[0].stats().dropped, p.links[1].stats().dropped];
+    let mut frame = Vec::new();
+    Message::SigReq(crate::core::wire::tree::SigReq { seq: 1, nonce: 2 }).encode(&mut frame);
+    let mut received = 0;
+    for s in 1..600 {
+        for side in 0..2 {
+            assert!(
+                p.links[side].send(p.now, &frame, true),
+                "side {side} cannot send at {s} s"
+            );
+        }
+        let got = p.run_until(secs(s + 1));
+        received += got[0].len() + got[1].len();
+    }
+    let after = [p.links[0].stats().dropped, p.links[1].stats().dropped];
+    assert_eq!(after, drops, "frames dropped during rekeys");
+    assert_eq!(received, 2 * 599);
+}

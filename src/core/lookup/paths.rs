@@ -13,6 +13,9 @@ use crate::core::time::Instant;
 pub const PATH_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most one lookup per target per this interval (ironwood: 1 s).
 pub const LOOKUP_THROTTLE: Duration = Duration::from_secs(1);
+/// A lookup unanswered this long is sent again while packets still wait (a lookup or its reply can be
+/// lost on a lossy link or during a link's rekey).
+pub const LOOKUP_RETRY: Duration = Duration::from_secs(1);
 /// Packets waiting for a lookup are dropped after this long.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Packets kept per target while its lookup runs.
@@ -216,14 +219,40 @@ impl Paths {
         dropped
     }
 
-    /// Returns when [`expire`](Self::expire) next has work.
+    /// Returns the targets whose lookup should be sent again, each with a fresh nonce from `nonce`.
+    pub fn retries(
+        &mut self,
+        now: Instant,
+        mut nonce: impl FnMut() -> u64,
+    ) -> Vec<([u8; 32], u64)> {
+        let mut out = Vec::new();
+        for (target, t) in &mut self.targets {
+            let due = t
+                .last_lookup
+                .is_some_and(|l| now.saturating_since(l) >= LOOKUP_RETRY);
+            if !t.waiting.is_empty() && due {
+                let n = nonce();
+                t.last_lookup = Some(now);
+                t.nonce = Some(n);
+                out.push((*target, n));
+            }
+        }
+        out
+    }
+
+    /// Returns when [`expire`](Self::expire) or [`retries`](Self::retries) next has work.
     pub fn next_expiry(&self) -> Option<Instant> {
         let waiting = self
             .targets
             .values()
             .filter_map(|t| t.waiting.front())
             .map(|w| w.since + PENDING_TIMEOUT);
+        let retries = self
+            .targets
+            .values()
+            .filter(|t| !t.waiting.is_empty())
+            .filter_map(|t| t.last_lookup.map(|l| l + LOOKUP_RETRY));
         let paths = self.paths.values().map(|p| p.refreshed + PATH_TIMEOUT);
-        waiting.chain(paths).min()
+        waiting.chain(retries).chain(paths).min()
     }
 }

@@ -52,7 +52,7 @@ impl Node {
         self.drain_tree();
     }
 
-    fn start_lookup(&mut self, now: Instant, nonce: u64, target: [u8; 32]) {
+    pub(super) fn start_lookup(&mut self, now: Instant, nonce: u64, target: [u8; 32]) {
         self.stats.lookups_sent += 1;
         let lookup = Lookup {
             nonce,
@@ -177,9 +177,25 @@ impl Node {
     /// Handles a tree peer's bloom filter.
     pub(super) fn handle_bloom(&mut self, now: Instant, from: PublicKey, bloom: &Bloom) {
         let ack = self.filters.handle_bloom(from, bloom);
+        self.filters_dirty = true;
         let mut frame = Vec::new();
         Message::BloomAck(ack).encode(&mut frame);
         self.send_frame(now, &from, &frame, None);
+    }
+
+    /// Returns true if a filter retransmission is due.
+    pub(super) fn filter_retransmit_due(&self) -> bool {
+        let links = &self.links;
+        let rto = |p: &PublicKey| {
+            links
+                .best_link(p)
+                .map_or(std::time::Duration::from_secs(1), |id| {
+                    links.links[&id].rto()
+                })
+        };
+        self.filters
+            .next_retransmit(rto)
+            .is_some_and(|t| t <= self.now)
     }
 
     /// Queues filter updates and retransmissions for the current tree peers.

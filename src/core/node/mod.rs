@@ -124,6 +124,8 @@ pub struct Node {
     /// Our canonical partial key, which lookups for us carry.
     own_target: [u8; 32],
     lookup_limits: std::collections::HashMap<PublicKey, TokenBucket>,
+    /// A filter arrived or peers changed since filters were last recomputed.
+    filters_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
 }
 
@@ -149,6 +151,7 @@ impl Node {
             paths: Paths::default(),
             own_target,
             lookup_limits: Default::default(),
+            filters_dirty: false,
             path_broken_sent: Default::default(),
         };
         node.drain_tree();
@@ -163,6 +166,13 @@ impl Node {
     /// Returns the spanning tree state.
     pub fn tree(&self) -> &Tree {
         &self.tree
+    }
+
+    /// Returns true if `peer`'s bloom filter may hold the node with public key `target_key`
+    /// (diagnostics for tests).
+    pub fn filter_matches(&self, peer: &PublicKey, target_key: &PublicKey) -> bool {
+        self.filters
+            .matches(peer, PartialKey::canonical(target_key).as_padded_key())
     }
 
     /// Returns the counters.
@@ -376,6 +386,10 @@ impl Node {
             for _ in 0..self.paths.expire(now) {
                 self.count_drop(DropReason::LookupTimeout);
             }
+            let rng = &mut self.rng;
+            for (target, nonce) in self.paths.retries(now, || rng.u64()) {
+                self.start_lookup(now, nonce, target);
+            }
         }
         self.drain_tree();
     }
@@ -451,6 +465,7 @@ impl Node {
     }
 
     fn on_link_down(&mut self, id: LinkId, peer: PublicKey) {
+        self.filters_dirty = true;
         self.events.push_back(Event::LinkDown(id, peer));
         if self.links.link_down(id, &peer) {
             self.tree.remove_peer(&peer);
@@ -459,14 +474,16 @@ impl Node {
 
     /// Packs the tree's queued messages into frames per peer and sends them; forwards tree events.
     fn drain_tree(&mut self) {
-        self.tree.settle(self.now, &self.key, &mut self.rng);
+        let tree_changed = self.tree.settle(self.now, &self.key, &mut self.rng);
         let mut per_peer: std::collections::BTreeMap<PublicKey, Vec<Message<'static>>> =
             Default::default();
         while let Some((peer, message)) = self.tree.poll_message() {
             per_peer.entry(peer).or_default().push(message);
         }
-        for (peer, message) in self.update_filters() {
-            per_peer.entry(peer).or_default().push(message);
+        if tree_changed || std::mem::take(&mut self.filters_dirty) || self.filter_retransmit_due() {
+            for (peer, message) in self.update_filters() {
+                per_peer.entry(peer).or_default().push(message);
+            }
         }
         while let Some(TreeEvent::RootChanged(root)) = self.tree.poll_event() {
             self.events.push_back(Event::RootChanged(root));

@@ -47,6 +47,8 @@ pub const HOLD_SAME: Duration = Duration::from_millis(250);
 pub const HOLD_SELF: Duration = Duration::from_secs(3);
 /// An announcement on nobody's ancestry is kept this long before it is dropped (see `Store`).
 const GC_GRACE: Duration = Duration::from_secs(30);
+/// Parent choice is re-evaluated at most this often (see [`Tree::settle`]).
+pub const RESELECT_COALESCE: Duration = Duration::from_millis(20);
 /// A node moves to a merely shallower place only after its coordinates were stable this long.
 pub const SETTLE: Duration = Duration::from_secs(5);
 /// Link cost assumed before the first RTT sample, in milliseconds.
@@ -80,6 +82,10 @@ pub struct Tree {
     coords_changed_at: Instant,
     /// The last time parent choice was re-evaluated.
     last_settle_check: Instant,
+    /// When `reselect` last ran, for coalescing.
+    last_reselect: Instant,
+    /// Something peers may need to hear about (acks, announcements, requests) was queued.
+    changed: bool,
 }
 
 impl Tree {
@@ -116,6 +122,8 @@ impl Tree {
             dirty: false,
             coords_changed_at: now,
             last_settle_check: now,
+            last_reselect: now - RESELECT_COALESCE,
+            changed: false,
         };
         tree.note_root();
         tree
@@ -190,12 +198,14 @@ impl Tree {
         let cost = cost_ms.map_or(UNKNOWN_COST, |c| c.max(1));
         self.peers.insert(peer, PeerTree::new(port, cost, rto, now));
         self.dirty = true;
+        self.changed = true;
     }
 
     /// A peer's last link went down.
     pub fn remove_peer(&mut self, peer: &PublicKey) {
         if self.peers.remove(peer).is_some() {
             self.dirty = true;
+            self.changed = true;
         }
     }
 
@@ -251,6 +261,7 @@ impl Tree {
             return Ok(());
         };
         peer.acks.push((announce.key, announce.seq));
+        self.changed = true;
         // The sender evidently holds this version now.
         peer.sent.insert(
             announce.key,
@@ -300,31 +311,52 @@ impl Tree {
             self.republish(now, node, rng);
         }
         self.dirty = true;
+        self.changed = true;
         self.settle(now, node, rng);
     }
 
     /// Acts on everything received since the last call: re-evaluates the parent if anything changed and
     /// queues what each peer is missing. Call it after a whole frame was handled, so that an
     /// announcement and its ancestors' arriving together are judged together.
-    pub fn settle(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
-        if std::mem::take(&mut self.dirty) {
+    /// Returns true if anything was (re)queued for peers, i.e. the tree may have changed.
+    ///
+    /// Parent choice is re-evaluated at most once per [`RESELECT_COALESCE`]: during a cold start or a
+    /// root change a node hears many improvements in quick succession, and acting on each would sign and
+    /// flood an announcement for each.
+    pub fn settle(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) -> bool {
+        if self.dirty && now >= self.last_reselect + RESELECT_COALESCE {
+            self.dirty = false;
             self.reselect(now, node, rng);
+            self.changed = true;
         }
-        self.flush(now);
+        let due = self
+            .peers
+            .values()
+            .any(|p| p.next_retransmit(true).is_some_and(|t| t <= now));
+        if std::mem::take(&mut self.changed) || due {
+            self.flush(now);
+            return true;
+        }
+        false
     }
 
     /// Returns when [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = Some(self.refresh_at);
+        if self.dirty {
+            next = earliest(next, Some(self.last_reselect + RESELECT_COALESCE));
+        }
         next = earliest(next, self.store.next_collection(GC_GRACE));
+        // Deadlines that call for a re-evaluation cannot be earlier than the coalescing allows.
+        let floor = self.last_reselect + RESELECT_COALESCE;
         if let Some(lost) = &self.lost {
-            next = earliest(next, Some(lost.since + HOLD_SAME));
+            next = earliest(next, Some((lost.since + HOLD_SAME).max(floor)));
         }
         if now_unsettled(self) {
-            next = earliest(next, Some(self.coords_changed_at + SETTLE));
+            next = earliest(next, Some((self.coords_changed_at + SETTLE).max(floor)));
         }
         if let Standing::Detached(since) = self.standing {
-            next = earliest(next, Some(since + HOLD_SELF));
+            next = earliest(next, Some((since + HOLD_SELF).max(floor)));
         }
         for peer in self.peers.values() {
             next = earliest(next, peer.next_retransmit(true));
@@ -359,6 +391,7 @@ impl Tree {
 
     /// Re-evaluates our place in the tree and acts on the decision.
     fn reselect(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
+        self.last_reselect = now;
         self.last_settle_check = now;
         if self.lost.is_some_and(|l| now >= l.since + HOLD_SAME) {
             self.lost = None;
@@ -438,6 +471,7 @@ impl Tree {
 
     /// Installs our new announcement and asks every peer for a signature on the next one.
     fn publish(&mut self, now: Instant, rng: &mut Rng, announce: Announce) {
+        self.changed = true;
         self.own_seq = announce.seq;
         self.store.insert(announce);
         self.request = SigReq {
