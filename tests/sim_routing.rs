@@ -409,3 +409,92 @@ fn idle_control_traffic_per_link_stays_under_100_bytes_per_second() {
     );
     assert!(per_link <= 100.0, "{per_link:.1} B/s");
 }
+
+#[test]
+fn parallel_links_carry_traffic_on_the_faster_one_and_fail_over_to_the_other() {
+    let mut sim = Sim::new(91);
+    let (a, b) = (sim.add_node(), sim.add_node());
+    let slow = sim.connect(
+        a,
+        b,
+        WireParams {
+            latency: Duration::from_millis(20),
+            ..WireParams::default()
+        },
+    );
+    let fast = sim.connect(
+        a,
+        b,
+        WireParams {
+            latency: Duration::from_millis(2),
+            ..WireParams::default()
+        },
+    );
+    sim.run_for(Duration::from_secs(5));
+    let bytes = |sim: &Sim, w: usize| sim.wire_bytes(w).iter().sum::<u64>();
+    let (slow0, fast0) = (bytes(&sim, slow), bytes(&sim, fast));
+    for _ in 0..50 {
+        sim.send(a, b, &[0; 1000]);
+        sim.run_for(Duration::from_millis(10));
+    }
+    let (slow1, fast1) = (bytes(&sim, slow), bytes(&sim, fast));
+    assert!(
+        fast1 - fast0 > 50_000 && slow1 - slow0 < 5_000,
+        "fast {} slow {}",
+        fast1 - fast0,
+        slow1 - slow0
+    );
+    let delivered = flow(
+        &mut sim,
+        a,
+        b,
+        Duration::from_millis(20),
+        Duration::from_secs(6),
+        Duration::from_secs(1),
+        |s| s.cut(fast),
+    );
+    let gap = longest_gap(&delivered, 1.0, 6.0);
+    eprintln!(
+        "parallel links: faster link carried the traffic; after cutting it, gap {gap:.2} s on the slower one"
+    );
+    assert!(gap <= 3.0, "gap {gap:.2} s");
+}
+
+#[test]
+fn a_crashed_node_restarted_with_the_same_key_is_reachable_again() {
+    let mut rng = Rng::from_seed([92; 32]);
+    let edges = topology::random(30, 4.0, &mut rng);
+    let mut sim = Sim::build(92, 30, &edges, WireParams::default());
+    run_until_one_root(&mut sim, &all(30), Duration::from_secs(4)).unwrap();
+    sim.run_for(Duration::from_secs(5));
+    // Crash the root itself: the hardest case (its old announcements carry high sequence numbers).
+    let root = (0..30)
+        .find(|&i| Some(sim.key(i)) == sim.roots()[0])
+        .unwrap();
+    let other = (root + 7) % 30;
+    sim.send_packet(other, root, b"before");
+    sim.run_for(Duration::from_millis(200));
+    assert_eq!(sim.take_delivered(root).len(), 1);
+    sim.crash(root);
+    sim.run_for(Duration::from_secs(10));
+    let restarted_at = sim.now();
+    sim.restart(root);
+    let back = run_until_one_root(&mut sim, &all(30), Duration::from_secs(10))
+        .map(|t| secs(t) - secs(restarted_at));
+    let mut delivered_at = None;
+    for i in 0..100u32 {
+        sim.send_packet(other, root, &i.to_be_bytes());
+        sim.run_for(Duration::from_millis(100));
+        if !sim.take_delivered(root).is_empty() {
+            delivered_at = Some(secs(sim.now()) - secs(restarted_at));
+            break;
+        }
+    }
+    eprintln!(
+        "restart: root again everywhere after {back:?} s; reachable again after {delivered_at:?} s"
+    );
+    assert!(
+        back.is_some() && delivered_at.is_some_and(|t| t < 5.0),
+        "(seed 92)"
+    );
+}

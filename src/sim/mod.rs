@@ -269,6 +269,15 @@ impl Sim {
         cut
     }
 
+    /// Restores every cut wire.
+    pub fn heal(&mut self) {
+        for w in 0..self.wires.len() {
+            if !self.wires[w].up {
+                self.restore(w);
+            }
+        }
+    }
+
     /// Stops a node: it loses all state and everything sent to it is lost.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].node = None;
