@@ -49,6 +49,14 @@ impl LinkTable {
         }
     }
 
+    /// Returns the retransmission timeout towards `peer` (that of its best link; 1 s if it has none).
+    pub(super) fn rto(&self, peer: &PublicKey) -> std::time::Duration {
+        self.best_link(peer)
+            .map_or(std::time::Duration::from_secs(1), |id| {
+                self.links[&id].rto()
+            })
+    }
+
     /// Returns the link that should carry traffic to `peer`: lowest priority value, then lowest RTT.
     pub(super) fn best_link(&self, peer: &PublicKey) -> Option<LinkId> {
         self.peers.get(peer)?.iter().copied().min_by_key(|id| {

@@ -186,13 +186,7 @@ impl Node {
     /// Returns true if a filter retransmission is due.
     pub(super) fn filter_retransmit_due(&self) -> bool {
         let links = &self.links;
-        let rto = |p: &PublicKey| {
-            links
-                .best_link(p)
-                .map_or(std::time::Duration::from_secs(1), |id| {
-                    links.links[&id].rto()
-                })
-        };
+        let rto = |p: &PublicKey| links.rto(p);
         self.filters
             .next_retransmit(rto)
             .is_some_and(|t| t <= self.now)
@@ -207,13 +201,7 @@ impl Node {
             .copied()
             .collect();
         let links = &self.links;
-        let rto = |p: &PublicKey| {
-            links
-                .best_link(p)
-                .map_or(std::time::Duration::from_secs(1), |id| {
-                    links.links[&id].rto()
-                })
-        };
+        let rto = |p: &PublicKey| links.rto(p);
         self.filters.update(self.now, &peers, &tree_peers, rto)
     }
 }

@@ -401,13 +401,7 @@ impl Node {
             .values()
             .filter_map(|l| l.poll_timeout(self.now))
             .chain(self.paths.next_expiry())
-            .chain(self.filters.next_retransmit(|p| {
-                self.links
-                    .best_link(p)
-                    .map_or(std::time::Duration::from_secs(1), |id| {
-                        self.links.links[&id].rto()
-                    })
-            }))
+            .chain(self.filters.next_retransmit(|p| self.links.rto(p)))
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
     }
 
