@@ -47,6 +47,10 @@ pub const HOLD_SAME: Duration = Duration::from_millis(250);
 pub const HOLD_SELF: Duration = Duration::from_secs(3);
 /// An announcement on nobody's ancestry is kept this long before it is dropped (see `Store`).
 const GC_GRACE: Duration = Duration::from_secs(30);
+/// A root whose announcement has not been refreshed for this long (2.5 refresh periods) is presumed dead
+/// and no longer followed, even if announcements of the chain towards it are still around: a safety net
+/// behind link-level failure detection, as ironwood's 5-minute router timeout.
+pub const ROOT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Parent choice is re-evaluated at most this often (see [`Tree::settle`]).
 pub const RESELECT_COALESCE: Duration = Duration::from_millis(20);
 /// A node moves to a merely shallower place only after its coordinates were stable this long.
@@ -86,6 +90,8 @@ pub struct Tree {
     last_reselect: Instant,
     /// Something peers may need to hear about (acks, announcements, requests) was queued.
     changed: bool,
+    /// Our root, the sequence number of its announcement, and when we first held that announcement.
+    root_heard: (PublicKey, u64, Instant),
 }
 
 impl Tree {
@@ -124,6 +130,7 @@ impl Tree {
             last_settle_check: now,
             last_reselect: now - RESELECT_COALESCE,
             changed: false,
+            root_heard: (me, seq_base, now),
         };
         tree.note_root();
         tree
@@ -324,6 +331,7 @@ impl Tree {
     /// root change a node hears many improvements in quick succession, and acting on each would sign and
     /// flood an announcement for each.
     pub fn settle(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) -> bool {
+        self.note_root_heard(now);
         if self.dirty && now >= self.last_reselect + RESELECT_COALESCE {
             self.dirty = false;
             self.reselect(now, node, rng);
@@ -349,6 +357,9 @@ impl Tree {
         next = earliest(next, self.store.next_collection(GC_GRACE));
         // Deadlines that call for a re-evaluation cannot be earlier than the coalescing allows.
         let floor = self.last_reselect + RESELECT_COALESCE;
+        if self.root_heard.0 != self.me {
+            next = earliest(next, Some((self.root_heard.2 + ROOT_TIMEOUT).max(floor)));
+        }
         if let Some(lost) = &self.lost {
             next = earliest(next, Some((lost.since + HOLD_SAME).max(floor)));
         }
@@ -364,9 +375,25 @@ impl Tree {
         next
     }
 
+    /// Remembers when our root's announcement last changed (it changes at least every [`REFRESH`]).
+    fn note_root_heard(&mut self, now: Instant) {
+        let root = self.my_ancestry.root;
+        let seq = self.store.get(&root).map_or(0, |a| a.seq);
+        if (root, seq) != (self.root_heard.0, self.root_heard.1) {
+            self.root_heard = (root, seq, now);
+        }
+    }
+
+    /// Returns the root presumed dead: ours, if it is not us and its announcement is too old.
+    fn silent_root(&self, now: Instant) -> Option<PublicKey> {
+        let (root, _, heard) = self.root_heard;
+        (root != self.me && now.saturating_since(heard) >= ROOT_TIMEOUT).then_some(root)
+    }
+
     /// Returns the peers we could attach to, and whether our current parent's chain is merely
     /// incomplete (an announcement still on its way), in which case it is not given up on.
-    fn candidates(&self) -> (Vec<Candidate>, bool) {
+    fn candidates(&self, now: Instant) -> (Vec<Candidate>, bool) {
+        let silent = self.silent_root(now);
         let parent_incomplete = match self.standing {
             Standing::Attached(p) => self.store.walk(&p).err() == Some(store::Walk::Incomplete),
             _ => false,
@@ -376,7 +403,10 @@ impl Tree {
             .iter()
             .filter_map(|(key, peer)| {
                 let ancestry = self.store.ancestry(key)?;
-                (!ancestry.contains(&self.me) && !ancestry.detached).then(|| Candidate {
+                let usable = !ancestry.contains(&self.me)
+                    && !ancestry.detached
+                    && Some(ancestry.root) != silent;
+                usable.then(|| Candidate {
                     peer: *key,
                     root: ancestry.root,
                     depth: ancestry.depth() + 1,
@@ -396,7 +426,7 @@ impl Tree {
         if self.lost.is_some_and(|l| now >= l.since + HOLD_SAME) {
             self.lost = None;
         }
-        let (candidates, parent_incomplete) = self.candidates();
+        let (candidates, parent_incomplete) = self.candidates(now);
         if parent_incomplete {
             // Judge the parent when its whole chain is here; it is acknowledged and retransmitted.
             return;
@@ -494,6 +524,7 @@ impl Tree {
             self.my_ancestry = a;
         }
         self.note_root();
+        self.note_root_heard(now);
     }
 
     /// Tracks root changes: remembers a superseded root as the fallback and reports the change.
