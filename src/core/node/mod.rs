@@ -7,6 +7,7 @@
 mod forward;
 mod links;
 mod lookup;
+mod neighbors;
 mod txqueue;
 
 use std::collections::VecDeque;
@@ -126,6 +127,9 @@ pub struct Node {
     lookup_limits: std::collections::HashMap<PublicKey, TokenBucket>,
     /// A filter arrived or peers changed since filters were last recomputed.
     filters_dirty: bool,
+    neighbors: neighbors::NeighborLists,
+    /// Our set of peers changed since our neighbour list was last sent.
+    neighbors_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
 }
 
@@ -152,6 +156,8 @@ impl Node {
             own_target,
             lookup_limits: Default::default(),
             filters_dirty: false,
+            neighbors: neighbors::NeighborLists::new(config.seq_base),
+            neighbors_dirty: false,
             path_broken_sent: Default::default(),
         };
         node.drain_tree();
@@ -264,6 +270,13 @@ impl Node {
                 Message::Bloom(b) => self.handle_bloom(now, peer, &b),
                 Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
                 Message::Lookup(l) => self.handle_lookup(now, peer, l),
+                Message::Neighbors(list) => {
+                    let ack = self.neighbors.handle(peer, list);
+                    let mut frame = Vec::new();
+                    Message::NeighborsAck(ack).encode(&mut frame);
+                    self.send_frame(now, &peer, &frame, None);
+                }
+                Message::NeighborsAck(ack) => self.neighbors.handle_ack(&peer, ack),
                 // Fragments are joined by the link; one that reaches us is out of place.
                 Message::Fragment(_) => self.count_drop(DropReason::MalformedFrame),
             }
@@ -311,6 +324,8 @@ impl Node {
                 .map_or(1000, |d| (d.as_millis() as u64).max(1));
             Some((*p, cost))
         });
+        let peer_keys: Vec<PublicKey> = self.links.peers.keys().copied().collect();
+        let via = self.neighbors.via(&traffic.dest_key, &peer_keys);
         let hop = forward::next_hop(
             &self.tree,
             &self.me,
@@ -318,6 +333,7 @@ impl Node {
             &traffic.dest_key,
             &traffic.dest_path,
             traffic.watermark,
+            via,
         );
         match hop {
             NextHop::Deliver => match traffic.kind {
@@ -402,6 +418,7 @@ impl Node {
             .filter_map(|l| l.poll_timeout(self.now))
             .chain(self.paths.next_expiry())
             .chain(self.filters.next_retransmit(|p| self.links.rto(p)))
+            .chain(self.neighbors.next_retransmit(|p| self.links.rto(p)))
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
     }
 
@@ -449,6 +466,7 @@ impl Node {
                 LinkEvent::Up(peer) => {
                     self.events.push_back(Event::LinkUp(id, peer));
                     if self.links.link_up(id, peer) {
+                        self.neighbors_dirty = true;
                         let cost = srtt.map(|d| d.as_millis() as u64);
                         self.tree.add_peer(now, peer, cost, rto);
                     }
@@ -460,6 +478,7 @@ impl Node {
 
     fn on_link_down(&mut self, id: LinkId, peer: PublicKey) {
         self.filters_dirty = true;
+        self.neighbors_dirty = true;
         self.events.push_back(Event::LinkDown(id, peer));
         if self.links.link_down(id, &peer) {
             self.tree.remove_peer(&peer);
@@ -473,6 +492,17 @@ impl Node {
             Default::default();
         while let Some((peer, message)) = self.tree.poll_message() {
             per_peer.entry(peer).or_default().push(message);
+        }
+        let peers: Vec<PublicKey> = self.links.peers.keys().copied().collect();
+        let links = &self.links;
+        let neighbors_due = self
+            .neighbors
+            .next_retransmit(|p| links.rto(p))
+            .is_some_and(|t| t <= self.now);
+        if std::mem::take(&mut self.neighbors_dirty) || neighbors_due {
+            for (peer, message) in self.neighbors.update(self.now, &peers, |p| links.rto(p)) {
+                per_peer.entry(peer).or_default().push(message);
+            }
         }
         if tree_changed || std::mem::take(&mut self.filters_dirty) || self.filter_retransmit_due() {
             for (peer, message) in self.update_filters() {

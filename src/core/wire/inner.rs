@@ -7,6 +7,7 @@
 use super::fragment::Fragment;
 use super::keepalive::Keepalive;
 use super::lookup::{Bloom, BloomAck, Lookup};
+use super::neighbors::{Neighbors, NeighborsAck};
 use super::traffic::Traffic;
 use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
 use super::{Reader, WireError, put_varint, varint_len};
@@ -25,6 +26,10 @@ pub mod kind {
     pub const ANNOUNCE: u8 = 0x12;
     /// [`super::AnnounceAck`].
     pub const ANNOUNCE_ACK: u8 = 0x13;
+    /// [`super::Neighbors`].
+    pub const NEIGHBORS: u8 = 0x14;
+    /// [`super::NeighborsAck`].
+    pub const NEIGHBORS_ACK: u8 = 0x15;
     /// [`super::Traffic`].
     pub const TRAFFIC: u8 = 0x20;
     /// [`super::Bloom`].
@@ -58,6 +63,10 @@ pub enum Message<'a> {
     BloomAck(BloomAck),
     /// A key lookup travelling along the tree.
     Lookup(Lookup),
+    /// A peer's list of its own peers.
+    Neighbors(Neighbors),
+    /// Neighbour list acknowledgement.
+    NeighborsAck(NeighborsAck),
 }
 
 impl<'a> Message<'a> {
@@ -73,6 +82,8 @@ impl<'a> Message<'a> {
             Self::Bloom(_) => kind::BLOOM,
             Self::BloomAck(_) => kind::BLOOM_ACK,
             Self::Lookup(_) => kind::LOOKUP,
+            Self::Neighbors(_) => kind::NEIGHBORS,
+            Self::NeighborsAck(_) => kind::NEIGHBORS_ACK,
         }
     }
 
@@ -88,6 +99,8 @@ impl<'a> Message<'a> {
             Self::Bloom(m) => m.encode(out),
             Self::BloomAck(m) => m.encode(out),
             Self::Lookup(m) => m.encode(out),
+            Self::Neighbors(m) => m.encode(out),
+            Self::NeighborsAck(m) => m.encode(out),
         }
     }
 
@@ -119,6 +132,8 @@ impl<'a> Message<'a> {
             kind::BLOOM => Self::Bloom(Box::new(Bloom::parse(body)?)),
             kind::BLOOM_ACK => Self::BloomAck(BloomAck::parse(body)?),
             kind::LOOKUP => Self::Lookup(Lookup::parse(body)?),
+            kind::NEIGHBORS => Self::Neighbors(Neighbors::parse(body)?),
+            kind::NEIGHBORS_ACK => Self::NeighborsAck(NeighborsAck::parse(body)?),
             _ => return Ok(None),
         }))
     }

@@ -13,6 +13,7 @@ pub mod fragment;
 pub mod inner;
 pub mod keepalive;
 pub mod lookup;
+pub mod neighbors;
 pub mod traffic;
 pub mod tree;
 
