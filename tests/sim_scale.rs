@@ -26,7 +26,10 @@ fn rss_kib() -> usize {
 }
 
 #[test]
-#[cfg_attr(debug_assertions, ignore = "slow without optimisations: run with cargo test --release")]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow without optimisations: run with cargo test --release"
+)]
 fn thousand_nodes_converge_and_deliver_a_thousand_pairs() {
     let started = std::time::Instant::now();
     let n = 1000;

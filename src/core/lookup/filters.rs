@@ -10,8 +10,9 @@ use std::time::Duration;
 use super::bloom::Filter;
 use crate::core::identity::PublicKey;
 use crate::core::time::{Instant, earliest};
+use crate::core::wire::ack::VersionAck;
 use crate::core::wire::inner::Message;
-use crate::core::wire::lookup::{Bloom, BloomAck};
+use crate::core::wire::lookup::Bloom;
 
 struct Sent {
     filter: Filter,
@@ -45,7 +46,7 @@ impl Filters {
     /// Stores a peer's filter (if newer) and returns the acknowledgement to send. It is kept even if we
     /// do not (yet) see the peer as a tree peer: our view of the tree may lag the sender's, and an
     /// acknowledged filter is not sent again.
-    pub fn handle_bloom(&mut self, from: PublicKey, bloom: &Bloom) -> BloomAck {
+    pub fn handle_bloom(&mut self, from: PublicKey, bloom: &Bloom) -> VersionAck {
         if self
             .received
             .get(&from)
@@ -54,13 +55,13 @@ impl Filters {
             self.received
                 .insert(from, (bloom.version, Filter(bloom.words)));
         }
-        BloomAck {
+        VersionAck {
             version: bloom.version,
         }
     }
 
     /// Records an acknowledgement.
-    pub fn handle_ack(&mut self, from: &PublicKey, ack: BloomAck) {
+    pub fn handle_ack(&mut self, from: &PublicKey, ack: VersionAck) {
         if let Some(s) = self.sent.get_mut(from) {
             if s.version == ack.version {
                 s.acked = true;
@@ -173,7 +174,7 @@ mod tests {
         };
         assert_eq!(*to, key(3));
         assert!(Filter(b.words).contains(&[9; 32]));
-        f.handle_ack(&key(3), BloomAck { version: b.version });
+        f.handle_ack(&key(3), VersionAck { version: b.version });
         // Peer 2's first filter is unacknowledged: resent after the RTO, with the same version.
         assert!(
             f.update(

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
+use crate::core::wire::ack::VersionAck;
 use crate::core::wire::inner::Message;
-use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors, NeighborsAck};
+use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
 
 struct Sent {
     version: u64,
@@ -38,8 +39,8 @@ impl NeighborLists {
     }
 
     /// Stores a peer's list (if newer) and returns the acknowledgement to send.
-    pub(super) fn handle(&mut self, from: PublicKey, list: Neighbors) -> NeighborsAck {
-        let ack = NeighborsAck {
+    pub(super) fn handle(&mut self, from: PublicKey, list: Neighbors) -> VersionAck {
+        let ack = VersionAck {
             version: list.version,
         };
         if self
@@ -53,7 +54,7 @@ impl NeighborLists {
     }
 
     /// Records an acknowledgement.
-    pub(super) fn handle_ack(&mut self, from: &PublicKey, ack: NeighborsAck) {
+    pub(super) fn handle_ack(&mut self, from: &PublicKey, ack: VersionAck) {
         if let Some(s) = self.sent.get_mut(from) {
             if s.version == ack.version {
                 s.acked = true;
@@ -143,7 +144,7 @@ mod tests {
                 keys: vec![key(9)],
             },
         );
-        n.handle_ack(&key(1), NeighborsAck { version: 6 });
+        n.handle_ack(&key(1), VersionAck { version: 6 });
         assert_eq!(ack.version, 1);
         assert_eq!(n.via(&key(9), &[key(1), key(2)]), Some(key(1)));
         assert_eq!(n.via(&key(9), &[key(2)]), None);

@@ -4,10 +4,11 @@
 //! saves a header, a tag and a datagram for each. An unknown type is skipped using its length, so a newer
 //! peer can add message types without breaking older ones.
 
+use super::ack::VersionAck;
 use super::fragment::Fragment;
 use super::keepalive::Keepalive;
-use super::lookup::{Bloom, BloomAck, Lookup};
-use super::neighbors::{Neighbors, NeighborsAck};
+use super::lookup::{Bloom, Lookup};
+use super::neighbors::Neighbors;
 use super::traffic::Traffic;
 use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
 use super::{Reader, WireError, put_varint, varint_len};
@@ -28,13 +29,13 @@ pub mod kind {
     pub const ANNOUNCE_ACK: u8 = 0x13;
     /// [`super::Neighbors`].
     pub const NEIGHBORS: u8 = 0x14;
-    /// [`super::NeighborsAck`].
+    /// [`super::VersionAck`] for a neighbour list.
     pub const NEIGHBORS_ACK: u8 = 0x15;
     /// [`super::Traffic`].
     pub const TRAFFIC: u8 = 0x20;
     /// [`super::Bloom`].
     pub const BLOOM: u8 = 0x30;
-    /// [`super::BloomAck`].
+    /// [`super::VersionAck`] for a bloom filter.
     pub const BLOOM_ACK: u8 = 0x31;
     /// [`super::Lookup`].
     pub const LOOKUP: u8 = 0x32;
@@ -60,13 +61,13 @@ pub enum Message<'a> {
     /// A tree peer's bloom filter.
     Bloom(Box<Bloom>),
     /// Bloom filter acknowledgement.
-    BloomAck(BloomAck),
+    BloomAck(VersionAck),
     /// A key lookup travelling along the tree.
     Lookup(Lookup),
     /// A peer's list of its own peers.
     Neighbors(Neighbors),
     /// Neighbour list acknowledgement.
-    NeighborsAck(NeighborsAck),
+    NeighborsAck(VersionAck),
 }
 
 impl<'a> Message<'a> {
@@ -130,10 +131,10 @@ impl<'a> Message<'a> {
             kind::ANNOUNCE_ACK => Self::AnnounceAck(AnnounceAck::parse(body)?),
             kind::TRAFFIC => Self::Traffic(Traffic::parse(body)?),
             kind::BLOOM => Self::Bloom(Box::new(Bloom::parse(body)?)),
-            kind::BLOOM_ACK => Self::BloomAck(BloomAck::parse(body)?),
+            kind::BLOOM_ACK => Self::BloomAck(VersionAck::parse(body)?),
             kind::LOOKUP => Self::Lookup(Lookup::parse(body)?),
             kind::NEIGHBORS => Self::Neighbors(Neighbors::parse(body)?),
-            kind::NEIGHBORS_ACK => Self::NeighborsAck(NeighborsAck::parse(body)?),
+            kind::NEIGHBORS_ACK => Self::NeighborsAck(VersionAck::parse(body)?),
             _ => return Ok(None),
         }))
     }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! Bloom        version(8) present0(16) present1(16) word(8)*   (words neither all-zero nor all-one)
-//! BloomAck     version(8)
+//! BloomAck     version(8)                                       (wire::ack::VersionAck)
 //! Lookup       nonce(8) source(32) source_path(path) target(32)
 //! LookupReply  nonce(8) coords(path) signature(64)   (the payload of a KIND_LOOKUP_REPLY packet)
 //! ```
@@ -22,13 +22,6 @@ pub struct Bloom {
     pub version: u64,
     /// The filter bits.
     pub words: [u64; BLOOM_WORDS],
-}
-
-/// Acknowledges a [`Bloom`] version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BloomAck {
-    /// The version received.
-    pub version: u64,
 }
 
 /// A search for the node whose canonical partial key is `target`.
@@ -97,21 +90,6 @@ impl Bloom {
         for &w in self.words.iter().filter(|&&w| w != 0 && w != u64::MAX) {
             out.extend_from_slice(&w.to_be_bytes());
         }
-    }
-}
-
-impl BloomAck {
-    /// Decodes the message body.
-    pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader::new(bytes);
-        let m = Self { version: r.u64()? };
-        r.finish()?;
-        Ok(m)
-    }
-
-    /// Appends the message body.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.version.to_be_bytes());
     }
 }
 
@@ -225,9 +203,5 @@ mod tests {
         let mut out = Vec::new();
         r.encode(&mut out);
         assert_eq!(LookupReply::parse(&out), Ok(r));
-        let a = BloomAck { version: 3 };
-        let mut out = Vec::new();
-        a.encode(&mut out);
-        assert_eq!(BloomAck::parse(&out), Ok(a));
     }
 }

@@ -8,6 +8,7 @@
 
 mod reader;
 
+pub mod ack;
 pub mod datagram;
 pub mod fragment;
 pub mod inner;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Neighbors     version(8) count(varint ≤ 64) key(32)*
-//! NeighborsAck  version(8)
+//! NeighborsAck  version(8)                                (wire::ack::VersionAck)
 //! ```
 
 use super::{Reader, WireError, put_varint};
@@ -19,13 +19,6 @@ pub struct Neighbors {
     pub version: u64,
     /// The peers' keys.
     pub keys: Vec<PublicKey>,
-}
-
-/// Acknowledges a [`Neighbors`] version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NeighborsAck {
-    /// The version received.
-    pub version: u64,
 }
 
 impl Neighbors {
@@ -50,21 +43,6 @@ impl Neighbors {
     }
 }
 
-impl NeighborsAck {
-    /// Decodes the message body.
-    pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut r = Reader::new(bytes);
-        let m = Self { version: r.u64()? };
-        r.finish()?;
-        Ok(m)
-    }
-
-    /// Appends the message body.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.version.to_be_bytes());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,9 +63,5 @@ mod tests {
         let mut too_many = 7u64.to_be_bytes().to_vec();
         put_varint(&mut too_many, 65);
         assert!(Neighbors::parse(&too_many).is_err());
-        let a = NeighborsAck { version: 9 };
-        let mut out = Vec::new();
-        a.encode(&mut out);
-        assert_eq!(NeighborsAck::parse(&out), Ok(a));
     }
 }
