@@ -1,7 +1,7 @@
 //! The link handshake: mutual Ed25519 authentication over fresh X25519 ephemerals, one round trip.
 //!
 //! ```text
-//! I -> R  Init     { i_index, I, e_I, sig_I("init" | I | e_I | i_index), mac }
+//! I -> R  Init     { i_index, t, I, e_I, sig_I("init" | I | e_I | i_index | t), mac }
 //! R -> I  Response { r_index, i_index, R, e_R, sig_R("response" | R | e_R | r_index | I | e_I | i_index), mac }
 //! keys    HKDF-SHA256(salt = psk, ikm = X25519(e_I, e_R), info = SHA-256(init | response)) -> k_I->R | k_R->I
 //! ```
@@ -10,6 +10,8 @@
 //!   cannot be replayed to another initiation. The responder learns that the initiator holds `e_I` when the
 //!   first frame under the new keys arrives (key confirmation), so a replayed Init costs it work but gives an
 //!   attacker nothing and disturbs no established keys.
+//! - Replay: `t` grows with every initiation (the initiator's wall clock); a responder answers only an
+//!   initiation newer than the last one it accepted from that peer, so a replayed one gets silence.
 //! - Password: `psk = SHA-256("meshrouter link psk v1" | password)`. It keys the MAC that is checked before
 //!   any signature, so a sender without the password gets silence for the price of one HMAC, and it salts
 //!   the key derivation.
@@ -90,8 +92,15 @@ impl Ephemeral {
     }
 }
 
-fn init_signed_bytes(key: &PublicKey, ephemeral: &[u8; 32], index: u32) -> Vec<u8> {
-    [INIT_DOMAIN, key.as_bytes(), ephemeral, &index.to_be_bytes()].concat()
+fn init_signed_bytes(key: &PublicKey, ephemeral: &[u8; 32], index: u32, timestamp: u64) -> Vec<u8> {
+    [
+        INIT_DOMAIN,
+        key.as_bytes(),
+        ephemeral,
+        &index.to_be_bytes(),
+        &timestamp.to_be_bytes(),
+    ]
+    .concat()
 }
 
 fn response_signed_bytes(r: &HandshakeResponse, init: &HandshakeInit) -> Vec<u8> {
@@ -108,13 +117,25 @@ fn response_signed_bytes(r: &HandshakeResponse, init: &HandshakeInit) -> Vec<u8>
 }
 
 /// Builds a signed, MACed initiation.
-pub fn make_init(node: &NodeKey, ephemeral: &Ephemeral, index: u32, psk: &Psk) -> HandshakeInit {
+pub fn make_init(
+    node: &NodeKey,
+    ephemeral: &Ephemeral,
+    index: u32,
+    timestamp: u64,
+    psk: &Psk,
+) -> HandshakeInit {
     let static_key = node.public_key();
     let mut init = HandshakeInit {
         sender_index: index,
+        timestamp,
         static_key,
         ephemeral: ephemeral.public,
-        signature: node.sign(&init_signed_bytes(&static_key, &ephemeral.public, index)),
+        signature: node.sign(&init_signed_bytes(
+            &static_key,
+            &ephemeral.public,
+            index,
+            timestamp,
+        )),
         mac: [0; MAC_LEN],
     };
     let encoded = init.encode();
@@ -133,7 +154,12 @@ pub fn check_init_mac(init: &HandshakeInit, psk: &Psk) -> Result<(), HandshakeEr
 
 /// Checks an initiation's signature (after its MAC).
 pub fn check_init_signature(init: &HandshakeInit) -> Result<(), HandshakeError> {
-    let signed = init_signed_bytes(&init.static_key, &init.ephemeral, init.sender_index);
+    let signed = init_signed_bytes(
+        &init.static_key,
+        &init.ephemeral,
+        init.sender_index,
+        init.timestamp,
+    );
     if init.static_key.verify(&signed, &init.signature) {
         Ok(())
     } else {
@@ -239,7 +265,7 @@ mod tests {
             Ephemeral::from_random([3; 32]),
             Ephemeral::from_random([4; 32]),
         );
-        let init = make_init(&a, &ea, 11, &psk);
+        let init = make_init(&a, &ea, 11, 1000, &psk);
         check_init_mac(&init, &psk).unwrap();
         check_init_signature(&init).unwrap();
         assert_eq!(
@@ -255,7 +281,7 @@ mod tests {
         assert_ne!(*ka.send, *ka.recv);
 
         // A response to a different initiation does not verify.
-        let other_init = make_init(&a, &Ephemeral::from_random([5; 32]), 11, &psk);
+        let other_init = make_init(&a, &Ephemeral::from_random([5; 32]), 11, 1000, &psk);
         assert_eq!(
             check_response(&response, &other_init, &psk),
             Err(HandshakeError::BadSignature)

@@ -96,6 +96,9 @@ pub enum LinkDrop {
     /// Too many initiations on this link.
     #[error("rate limited")]
     RateLimited,
+    /// An initiation no newer than one already accepted from the same peer.
+    #[error("replayed initiation")]
+    ReplayedInit,
     /// A response or data frame for keys we do not hold.
     #[error("unknown key index")]
     UnknownIndex,
@@ -157,11 +160,18 @@ pub struct Link {
     stats: LinkStats,
     reassembly: fragments::Reassembly,
     next_fragment_id: u32,
+    /// Added to `now` to stamp our initiations: wall-clock microseconds at the node's start, so stamps
+    /// keep growing across restarts.
+    clock_base: u64,
+    /// The newest initiation accepted, and from whom: older or equal ones are replays.
+    last_init: Option<(PublicKey, u64)>,
 }
 
 impl Link {
-    /// Creates a link; an initiating link sends its first initiation at the first timeout.
-    pub fn new(params: LinkParams, now: Instant) -> Self {
+    /// Creates a link; an initiating link sends its first initiation at the first timeout. `clock_base`
+    /// plus `now` stamps initiations and must grow across restarts (the node passes wall-clock
+    /// microseconds at its start).
+    pub fn new(params: LinkParams, now: Instant, clock_base: u64) -> Self {
         let psk = Psk::from_password(params.password.as_deref());
         let next_attempt = params.initiate.then_some(now);
         Self {
@@ -183,6 +193,8 @@ impl Link {
             stats: LinkStats::default(),
             reassembly: fragments::Reassembly::default(),
             next_fragment_id: 0,
+            clock_base,
+            last_init: None,
         }
     }
 
@@ -317,6 +329,13 @@ impl Link {
         if !self.key_allowed(&init.static_key, node) {
             return Err(LinkDrop::KeyNotAllowed);
         }
+        if self
+            .last_init
+            .is_some_and(|(peer, t)| peer == init.static_key && init.timestamp <= t)
+        {
+            return Err(LinkDrop::ReplayedInit);
+        }
+        self.last_init = Some((init.static_key, init.timestamp));
         let ephemeral = Ephemeral::from_random(rng.bytes32());
         let index = rng.u32();
         let response = handshake::make_response(node, &ephemeral, index, &init, &self.psk);
@@ -485,7 +504,8 @@ impl Link {
 
     fn start_handshake(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
         let ephemeral = Ephemeral::from_random(rng.bytes32());
-        let init = handshake::make_init(node, &ephemeral, rng.u32(), &self.psk);
+        let timestamp = self.clock_base.saturating_add(now.as_micros());
+        let init = handshake::make_init(node, &ephemeral, rng.u32(), timestamp, &self.psk);
         self.queue(init.encode());
         self.outstanding = Some(Outstanding { init, ephemeral });
         let jitter = rng.jitter(self.retry_interval / 4);

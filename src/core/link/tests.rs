@@ -15,7 +15,10 @@ impl Pair {
             now: Instant::ZERO,
             rng: Rng::from_seed([7; 32]),
             keys: [NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32])],
-            links: [Link::new(a, Instant::ZERO), Link::new(b, Instant::ZERO)],
+            links: [
+                Link::new(a, Instant::ZERO, 1_000_000),
+                Link::new(b, Instant::ZERO, 2_000_000),
+            ],
             mute: [false; 2],
         }
     }
@@ -197,4 +200,28 @@ fn both_sides_initiating_rekey_for_ten_minutes_without_a_lost_frame() {
     let after = [p.links[0].stats().dropped, p.links[1].stats().dropped];
     assert_eq!(after, drops, "frames dropped during rekeys");
     assert_eq!(received, 2 * 599);
+}
+
+#[test]
+fn a_replayed_initiation_gets_silence() {
+    let mut p = Pair::new(LinkParams::default(), passive());
+    // Capture the initiator's first Init and deliver it normally.
+    p.links[0].handle_timeout(p.now, &p.keys[0], &mut p.rng);
+    let init = p.links[0].poll_datagram().unwrap();
+    let t = p.now + Duration::from_millis(1);
+    p.links[1]
+        .handle_datagram(t, &init, &p.keys[1], &mut p.rng)
+        .unwrap();
+    let response = p.links[1].poll_datagram().unwrap();
+    p.links[0]
+        .handle_datagram(t, &response, &p.keys[0], &mut p.rng)
+        .unwrap();
+    p.run_until(secs(200));
+    assert!(p.links[0].is_up() && p.links[1].is_up());
+    // Long after (the responder's rate limit and response cache are long gone), the old Init again.
+    let sent_before = p.links[1].stats().tx_datagrams;
+    let replay = p.links[1].handle_datagram(p.now, &init, &p.keys[1], &mut p.rng);
+    assert_eq!(replay.err(), Some(LinkDrop::ReplayedInit));
+    assert_eq!(p.links[1].poll_datagram(), None);
+    assert_eq!(p.links[1].stats().tx_datagrams, sent_before);
 }

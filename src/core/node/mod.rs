@@ -128,6 +128,8 @@ pub struct Node {
     /// A filter arrived or peers changed since filters were last recomputed.
     filters_dirty: bool,
     neighbors: neighbors::NeighborLists,
+    /// Wall-clock microseconds at start (the configured `seq_base`): stamps link initiations.
+    clock_base: u64,
     /// Our set of peers changed since our neighbour list was last sent.
     neighbors_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
@@ -157,6 +159,7 @@ impl Node {
             lookup_limits: Default::default(),
             filters_dirty: false,
             neighbors: neighbors::NeighborLists::new(config.seq_base),
+            clock_base: config.seq_base,
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
         };
@@ -202,7 +205,7 @@ impl Node {
     /// Adds a link; an initiating link starts its handshake at the next timeout.
     pub fn open_link(&mut self, now: Instant, params: LinkParams) -> LinkId {
         self.now = now;
-        self.links.insert(Link::new(params, now))
+        self.links.insert(Link::new(params, now, self.clock_base))
     }
 
     /// Removes a link for good (its socket or interface is gone).

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! version(1) kind(1) body...
-//! kind 1 HandshakeInit      sender_index(4) static_key(32) ephemeral(32) signature(64) mac(16)
+//! kind 1 HandshakeInit      sender_index(4) timestamp(8) static_key(32) ephemeral(32) signature(64) mac(16)
 //! kind 2 HandshakeResponse  sender_index(4) receiver_index(4) static_key(32) ephemeral(32) signature(64) mac(16)
 //! kind 3 Data               receiver_index(4) counter(8) ciphertext(n) tag(16)
 //! ```
@@ -24,7 +24,7 @@ pub const TAG_LEN: usize = 16;
 /// Handshake MAC length.
 pub const MAC_LEN: usize = 16;
 /// Encoded length of a [`HandshakeInit`].
-pub const INIT_LEN: usize = 2 + 4 + 32 + 32 + 64 + MAC_LEN;
+pub const INIT_LEN: usize = 2 + 4 + 8 + 32 + 32 + 64 + MAC_LEN;
 /// Encoded length of a [`HandshakeResponse`].
 pub const RESPONSE_LEN: usize = 2 + 4 + 4 + 32 + 32 + 64 + MAC_LEN;
 
@@ -33,6 +33,9 @@ pub const RESPONSE_LEN: usize = 2 + 4 + 4 + 32 + 32 + 64 + MAC_LEN;
 pub struct HandshakeInit {
     /// The index the initiator wants data frames addressed to.
     pub sender_index: u32,
+    /// Grows with every initiation the initiator makes (its wall clock in microseconds), so a responder
+    /// can refuse a replayed initiation silently.
+    pub timestamp: u64,
     /// The initiator's Ed25519 identity.
     pub static_key: PublicKey,
     /// The initiator's X25519 ephemeral public key.
@@ -92,6 +95,7 @@ impl<'a> Datagram<'a> {
             KIND_INIT => {
                 let init = HandshakeInit {
                     sender_index: r.u32()?,
+                    timestamp: r.u64()?,
                     static_key: r.key()?,
                     ephemeral: r.array()?,
                     signature: r.array()?,
@@ -137,6 +141,7 @@ impl HandshakeInit {
         let mut out = Vec::with_capacity(INIT_LEN);
         out.extend_from_slice(&[VERSION, KIND_INIT]);
         out.extend_from_slice(&self.sender_index.to_be_bytes());
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
         out.extend_from_slice(self.static_key.as_bytes());
         out.extend_from_slice(&self.ephemeral);
         out.extend_from_slice(&self.signature);
@@ -175,6 +180,7 @@ mod tests {
     fn init() -> HandshakeInit {
         HandshakeInit {
             sender_index: 0x0102_0304,
+            timestamp: 0x0506,
             static_key: PublicKey::from_bytes([7; 32]),
             ephemeral: [8; 32],
             signature: [9; 64],
@@ -186,7 +192,7 @@ mod tests {
     fn handshakes_round_trip_with_golden_layout() {
         let bytes = init().encode();
         assert_eq!(bytes.len(), INIT_LEN);
-        assert_eq!(&bytes[..6], &[1, 1, 1, 2, 3, 4]);
+        assert_eq!(&bytes[..14], &[1, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
         assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Init(init())));
         let response = HandshakeResponse {
             sender_index: 5,
