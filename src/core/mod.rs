@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod node;
 pub mod rate;
 pub mod rng;
+pub mod session;
 pub mod time;
 pub mod tree;
 pub mod wire;

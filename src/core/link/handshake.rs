@@ -25,10 +25,31 @@ use zeroize::Zeroizing;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::wire::datagram::{HandshakeInit, HandshakeResponse, MAC_LEN};
 
-const INIT_DOMAIN: &[u8] = b"meshrouter link init v1\0";
-const RESPONSE_DOMAIN: &[u8] = b"meshrouter link response v1\0";
-const PSK_DOMAIN: &[u8] = b"meshrouter link psk v1\0";
-const KDF_INFO_DOMAIN: &[u8] = b"meshrouter link keys v1\0";
+/// Domain-separation strings of one use of the handshake, so that a link handshake can never be taken
+/// for a session handshake or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Domain {
+    init: &'static [u8],
+    response: &'static [u8],
+    psk: &'static [u8],
+    keys: &'static [u8],
+}
+
+/// Handshakes between neighbours (link layer).
+pub const LINK: Domain = Domain {
+    init: b"meshrouter link init v1\0",
+    response: b"meshrouter link response v1\0",
+    psk: b"meshrouter link psk v1\0",
+    keys: b"meshrouter link keys v1\0",
+};
+
+/// End-to-end handshakes between any two nodes (sessions).
+pub const SESSION: Domain = Domain {
+    init: b"meshrouter session init v1\0",
+    response: b"meshrouter session response v1\0",
+    psk: b"meshrouter session psk v1\0",
+    keys: b"meshrouter session keys v1\0",
+};
 
 /// Why a handshake message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,21 +65,32 @@ pub enum HandshakeError {
     WeakEphemeral,
 }
 
-/// A pre-shared key derived from the link's password (or from the empty password).
+/// A pre-shared key derived from a password (or from the empty password), with the domain it serves.
 #[derive(Clone)]
-pub struct Psk(Zeroizing<[u8; 32]>);
+pub struct Psk {
+    key: Zeroizing<[u8; 32]>,
+    domain: Domain,
+}
 
 impl Psk {
-    /// Derives the key from a password; `None` and the empty password give the same, public, key.
+    /// Derives a link key from a password; `None` and the empty password give the same, public, key.
     pub fn from_password(password: Option<&[u8]>) -> Self {
+        Self::for_domain(LINK, password)
+    }
+
+    /// Derives the key of `domain` from a password.
+    pub fn for_domain(domain: Domain, password: Option<&[u8]>) -> Self {
         let mut hash = Sha256::new();
-        hash.update(PSK_DOMAIN);
+        hash.update(domain.psk);
         hash.update(password.unwrap_or_default());
-        Self(Zeroizing::new(hash.finalize().into()))
+        Self {
+            key: Zeroizing::new(hash.finalize().into()),
+            domain,
+        }
     }
 
     fn mac(&self, bytes: &[u8]) -> [u8; MAC_LEN] {
-        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.0[..])
+        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key[..])
             .unwrap_or_else(|_| unreachable!("any key length"));
         mac.update(bytes);
         let full: [u8; 32] = mac.finalize().into_bytes().into();
@@ -92,9 +124,15 @@ impl Ephemeral {
     }
 }
 
-fn init_signed_bytes(key: &PublicKey, ephemeral: &[u8; 32], index: u32, timestamp: u64) -> Vec<u8> {
+fn init_signed_bytes(
+    domain: &Domain,
+    key: &PublicKey,
+    ephemeral: &[u8; 32],
+    index: u32,
+    timestamp: u64,
+) -> Vec<u8> {
     [
-        INIT_DOMAIN,
+        domain.init,
         key.as_bytes(),
         ephemeral,
         &index.to_be_bytes(),
@@ -103,9 +141,9 @@ fn init_signed_bytes(key: &PublicKey, ephemeral: &[u8; 32], index: u32, timestam
     .concat()
 }
 
-fn response_signed_bytes(r: &HandshakeResponse, init: &HandshakeInit) -> Vec<u8> {
+fn response_signed_bytes(domain: &Domain, r: &HandshakeResponse, init: &HandshakeInit) -> Vec<u8> {
     [
-        RESPONSE_DOMAIN,
+        domain.response,
         r.static_key.as_bytes(),
         &r.ephemeral,
         &r.sender_index.to_be_bytes(),
@@ -131,6 +169,7 @@ pub fn make_init(
         static_key,
         ephemeral: ephemeral.public,
         signature: node.sign(&init_signed_bytes(
+            &psk.domain,
             &static_key,
             &ephemeral.public,
             index,
@@ -153,8 +192,9 @@ pub fn check_init_mac(init: &HandshakeInit, psk: &Psk) -> Result<(), HandshakeEr
 }
 
 /// Checks an initiation's signature (after its MAC).
-pub fn check_init_signature(init: &HandshakeInit) -> Result<(), HandshakeError> {
+pub fn check_init_signature(init: &HandshakeInit, psk: &Psk) -> Result<(), HandshakeError> {
     let signed = init_signed_bytes(
+        &psk.domain,
         &init.static_key,
         &init.ephemeral,
         init.sender_index,
@@ -183,7 +223,7 @@ pub fn make_response(
         signature: [0; 64],
         mac: [0; MAC_LEN],
     };
-    response.signature = node.sign(&response_signed_bytes(&response, init));
+    response.signature = node.sign(&response_signed_bytes(&psk.domain, &response, init));
     let encoded = response.encode();
     response.mac = psk.mac(&encoded[..encoded.len() - MAC_LEN]);
     response
@@ -198,7 +238,7 @@ pub fn check_response(
     if !psk.mac_ok(&response.encode(), &response.mac) {
         return Err(HandshakeError::BadMac);
     }
-    let signed = response_signed_bytes(response, init);
+    let signed = response_signed_bytes(&psk.domain, response, init);
     if response.static_key.verify(&signed, &response.signature) {
         Ok(())
     } else {
@@ -232,12 +272,12 @@ pub fn derive_keys(
         return Err(HandshakeError::WeakEphemeral);
     }
     let transcript: [u8; 32] = Sha256::new()
-        .chain_update(KDF_INFO_DOMAIN)
+        .chain_update(psk.domain.keys)
         .chain_update(init.encode())
         .chain_update(response.encode())
         .finalize()
         .into();
-    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&psk.0[..]), shared.as_bytes());
+    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&psk.key[..]), shared.as_bytes());
     let mut okm = Zeroizing::new([0u8; 64]);
     hkdf.expand(&transcript, &mut okm[..])
         .map_err(|_| HandshakeError::WeakEphemeral)?;
@@ -267,7 +307,7 @@ mod tests {
         );
         let init = make_init(&a, &ea, 11, 1000, &psk);
         check_init_mac(&init, &psk).unwrap();
-        check_init_signature(&init).unwrap();
+        check_init_signature(&init, &psk).unwrap();
         assert_eq!(
             check_init_mac(&init, &Psk::from_password(None)),
             Err(HandshakeError::BadMac)
@@ -279,6 +319,12 @@ mod tests {
         assert_eq!(*ka.send, *kb.recv);
         assert_eq!(*ka.recv, *kb.send);
         assert_ne!(*ka.send, *ka.recv);
+        // The same messages mean nothing in the session domain.
+        let session = Psk::for_domain(SESSION, Some(b"secret"));
+        assert_eq!(
+            check_init_signature(&init, &session),
+            Err(HandshakeError::BadSignature)
+        );
 
         // A response to a different initiation does not verify.
         let other_init = make_init(&a, &Ephemeral::from_random([5; 32]), 11, 1000, &psk);
@@ -292,7 +338,7 @@ mod tests {
         let enc = forged.encode();
         forged.mac = psk.mac(&enc[..enc.len() - MAC_LEN]);
         assert_eq!(
-            check_init_signature(&forged),
+            check_init_signature(&forged, &psk),
             Err(HandshakeError::BadSignature)
         );
         // A low-order ephemeral (zero point) is refused.

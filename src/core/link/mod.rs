@@ -58,6 +58,9 @@ pub struct LinkParams {
     pub mtu: usize,
     /// Lower is preferred among parallel links to the same peer.
     pub priority: u8,
+    /// This is an end-to-end session, not a link: handshakes use the session domain, and there are no
+    /// keepalives or dead-peer detection (a session lives as long as it is used).
+    pub session: bool,
 }
 
 impl Default for LinkParams {
@@ -68,6 +71,7 @@ impl Default for LinkParams {
             allowed_keys: Vec::new(),
             mtu: 1280,
             priority: 0,
+            session: false,
         }
     }
 }
@@ -172,7 +176,12 @@ impl Link {
     /// plus `now` stamps initiations and must grow across restarts (the node passes wall-clock
     /// microseconds at its start).
     pub fn new(params: LinkParams, now: Instant, clock_base: u64) -> Self {
-        let psk = Psk::from_password(params.password.as_deref());
+        let domain = if params.session {
+            handshake::SESSION
+        } else {
+            handshake::LINK
+        };
+        let psk = Psk::for_domain(domain, params.password.as_deref());
         let next_attempt = params.initiate.then_some(now);
         Self {
             params,
@@ -325,7 +334,7 @@ impl Link {
             return Err(LinkDrop::RateLimited);
         }
         self.last_init_verified = Some(now);
-        handshake::check_init_signature(&init)?;
+        handshake::check_init_signature(&init, &self.psk)?;
         if !self.key_allowed(&init.static_key, node) {
             return Err(LinkDrop::KeyNotAllowed);
         }
@@ -558,7 +567,12 @@ impl Link {
                     self.next_attempt = Some(now);
                 }
             }
-            match self.liveness.poll(now) {
+            let action = if self.params.session {
+                LivenessAction::None
+            } else {
+                self.liveness.poll(now)
+            };
+            match action {
                 LivenessAction::Dead => self.go_down(now),
                 LivenessAction::Send(k) => {
                     if !self.send_keepalive(now, k) {
@@ -583,8 +597,10 @@ impl Link {
             self.previous.iter().map(|k| k.created + REJECT_AFTER).min(),
         );
         next = earliest(next, key_deadline(&self.pending, PENDING_TIMEOUT));
-        if self.up {
+        if self.up && !self.params.session {
             next = earliest(next, Some(self.liveness.next_deadline(now)));
+        }
+        if self.up {
             next = earliest(next, key_deadline(&self.current, REJECT_AFTER));
             if self.next_attempt.is_none() {
                 next = earliest(next, self.current.as_ref().map(|k| k.rekey_at));

@@ -88,6 +88,8 @@ pub enum DropReason {
     BadLookupReply,
     /// A peer sent lookups faster than allowed.
     RateLimited,
+    /// A packet or service message outside a session.
+    NotInSession,
 }
 
 /// Counters of a node.
@@ -280,6 +282,10 @@ impl Node {
                     self.send_frame(now, &peer, &frame, None);
                 }
                 Message::NeighborsAck(ack) => self.neighbors.handle_ack(&peer, ack),
+                // Packets and service messages travel only inside end-to-end sessions.
+                Message::Packet(_) | Message::Service(_) => {
+                    self.count_drop(DropReason::NotInSession)
+                }
                 // Fragments are joined by the link; one that reaches us is out of place.
                 Message::Fragment(_) => self.count_drop(DropReason::MalformedFrame),
             }

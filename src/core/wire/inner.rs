@@ -9,6 +9,7 @@ use super::fragment::Fragment;
 use super::keepalive::Keepalive;
 use super::lookup::{Bloom, Lookup};
 use super::neighbors::Neighbors;
+use super::payload::Service;
 use super::traffic::Traffic;
 use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
 use super::{Reader, WireError, put_varint, varint_len};
@@ -31,6 +32,10 @@ pub mod kind {
     pub const NEIGHBORS: u8 = 0x14;
     /// [`super::VersionAck`] for a neighbour list.
     pub const NEIGHBORS_ACK: u8 = 0x15;
+    /// An IPv6 packet (sessions only).
+    pub const PACKET: u8 = 0x40;
+    /// [`super::Service`] (sessions only).
+    pub const SERVICE: u8 = 0x41;
     /// [`super::Traffic`].
     pub const TRAFFIC: u8 = 0x20;
     /// [`super::Bloom`].
@@ -68,6 +73,10 @@ pub enum Message<'a> {
     Neighbors(Neighbors),
     /// Neighbour list acknowledgement.
     NeighborsAck(VersionAck),
+    /// An IPv6 packet, inside a session.
+    Packet(&'a [u8]),
+    /// A service message, inside a session.
+    Service(Service<'a>),
 }
 
 impl<'a> Message<'a> {
@@ -85,6 +94,8 @@ impl<'a> Message<'a> {
             Self::Lookup(_) => kind::LOOKUP,
             Self::Neighbors(_) => kind::NEIGHBORS,
             Self::NeighborsAck(_) => kind::NEIGHBORS_ACK,
+            Self::Packet(_) => kind::PACKET,
+            Self::Service(_) => kind::SERVICE,
         }
     }
 
@@ -102,6 +113,8 @@ impl<'a> Message<'a> {
             Self::Lookup(m) => m.encode(out),
             Self::Neighbors(m) => m.encode(out),
             Self::NeighborsAck(m) => m.encode(out),
+            Self::Packet(p) => out.extend_from_slice(p),
+            Self::Service(m) => m.encode(out),
         }
     }
 
@@ -135,6 +148,8 @@ impl<'a> Message<'a> {
             kind::LOOKUP => Self::Lookup(Lookup::parse(body)?),
             kind::NEIGHBORS => Self::Neighbors(Neighbors::parse(body)?),
             kind::NEIGHBORS_ACK => Self::NeighborsAck(VersionAck::parse(body)?),
+            kind::PACKET => Self::Packet(body),
+            kind::SERVICE => Self::Service(Service::parse(body)?),
             _ => return Ok(None),
         }))
     }

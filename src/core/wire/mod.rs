@@ -15,6 +15,7 @@ pub mod inner;
 pub mod keepalive;
 pub mod lookup;
 pub mod neighbors;
+pub mod payload;
 pub mod traffic;
 pub mod tree;
 

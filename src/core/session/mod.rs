@@ -1,0 +1,247 @@
+//! End-to-end sessions: every IPv6 packet and service message between two nodes travels encrypted and
+//! authenticated between their identity keys, whatever nodes relay it.
+//!
+//! A session is a [`Link`] in session mode: the same one-round-trip handshake (in its own signature
+//! domain, with timestamps against replays), the same ChaCha20-Poly1305 key sets with a 4032-frame replay
+//! window, rekeying every 2 minutes without losing frames, and keys refused after 3 minutes — carried in
+//! routed packets instead of UDP datagrams, and without keepalives. The table bounds how many sessions
+//! exist, how fast unknown nodes may make us verify handshakes, and how much waits for a handshake.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::link::{Link, LinkDrop, LinkParams};
+use crate::core::rate::TokenBucket;
+use crate::core::rng::Rng;
+use crate::core::time::Instant;
+use crate::core::wire::VERSION;
+use crate::core::wire::datagram::KIND_INIT;
+
+/// Sessions kept at most; beyond this the least recently used one is dropped.
+pub const MAX_SESSIONS: usize = 4096;
+/// A session unused for this long is dropped (and made again on demand).
+pub const SESSION_IDLE: Duration = Duration::from_secs(180);
+/// Frames kept per session while its handshake runs.
+const MAX_WAITING: usize = 16;
+/// Handshakes from nodes without a session that we verify per second (each costs a signature check and
+/// a Diffie-Hellman), with bursts of `NEW_SESSION_BURST`.
+const NEW_SESSION_RATE: f64 = 200.0;
+const NEW_SESSION_BURST: f64 = 100.0;
+/// Largest frame a session seals at once (sessions never fragment; links below them do).
+const SESSION_MTU: usize = 1 << 20;
+
+/// Why a session payload was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionDrop {
+    /// The link-level state machine refused it.
+    Link(LinkDrop),
+    /// No session with the sender, and what it sent was not a handshake initiation.
+    NoSession,
+    /// Too many new handshakes at the moment.
+    Busy,
+}
+
+struct Entry {
+    link: Link,
+    last_used: Instant,
+    waiting: VecDeque<Vec<u8>>,
+}
+
+/// All of a node's sessions.
+pub struct Sessions {
+    table: HashMap<PublicKey, Entry>,
+    new_sessions: TokenBucket,
+    password: Option<Vec<u8>>,
+    clock_base: u64,
+}
+
+fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkParams {
+    LinkParams {
+        initiate,
+        password: password.clone(),
+        allowed_keys: vec![peer],
+        mtu: SESSION_MTU,
+        priority: 0,
+        session: true,
+    }
+}
+
+impl Sessions {
+    /// An empty table. `password` is the overlay's group password (only nodes that know it can talk);
+    /// `clock_base` stamps handshakes as for links.
+    pub fn new(password: Option<Vec<u8>>, clock_base: u64, now: Instant) -> Self {
+        Self {
+            table: HashMap::new(),
+            new_sessions: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
+            password,
+            clock_base,
+        }
+    }
+
+    /// Returns how many sessions exist.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Returns true if there is none.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Returns true if the session with `peer` can carry frames now.
+    pub fn is_up(&self, peer: &PublicKey) -> bool {
+        self.table.get(peer).is_some_and(|e| e.link.is_up())
+    }
+
+    fn make_room(&mut self) {
+        while self.table.len() >= MAX_SESSIONS {
+            let Some(oldest) = self
+                .table
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k)
+            else {
+                return;
+            };
+            self.table.remove(&oldest);
+        }
+    }
+
+    /// Seals `frame` (encoded messages) for `dest`, starting a session if there is none; returns the
+    /// payloads to route to `dest`.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        dest: PublicKey,
+        frame: Vec<u8>,
+        node: &NodeKey,
+        rng: &mut Rng,
+    ) -> Vec<Vec<u8>> {
+        if !self.table.contains_key(&dest) {
+            self.make_room();
+            let link = Link::new(params(true, dest, &self.password), now, self.clock_base);
+            self.table.insert(
+                dest,
+                Entry {
+                    link,
+                    last_used: now,
+                    waiting: VecDeque::new(),
+                },
+            );
+        }
+        let Some(entry) = self.table.get_mut(&dest) else {
+            return Vec::new();
+        };
+        entry.last_used = now;
+        if entry.link.is_up() {
+            entry.link.send(now, &frame, true);
+        } else {
+            if entry.waiting.len() >= MAX_WAITING {
+                entry.waiting.pop_front();
+            }
+            entry.waiting.push_back(frame);
+            entry.link.handle_timeout(now, node, rng);
+        }
+        Self::drain(entry)
+    }
+
+    /// Processes a payload from `src`. Returns the plaintext of an authenticated frame, and the payloads
+    /// to route back to `src` (handshake responses, frames that waited for the handshake).
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        payload: &[u8],
+        node: &NodeKey,
+        rng: &mut Rng,
+    ) -> (Result<Option<Vec<u8>>, SessionDrop>, Vec<Vec<u8>>) {
+        if !self.table.contains_key(&src) {
+            if payload.get(..2) != Some(&[VERSION, KIND_INIT][..]) {
+                return (Err(SessionDrop::NoSession), Vec::new());
+            }
+            // A new node: spend a verification only within the budget, so a flood of initiations from
+            // forged keys costs bounded work and memory.
+            if !self.new_sessions.take(now) {
+                return (Err(SessionDrop::Busy), Vec::new());
+            }
+            self.make_room();
+            let link = Link::new(params(false, src, &self.password), now, self.clock_base);
+            self.table.insert(
+                src,
+                Entry {
+                    link,
+                    last_used: now,
+                    waiting: VecDeque::new(),
+                },
+            );
+        }
+        let Some(entry) = self.table.get_mut(&src) else {
+            return (Err(SessionDrop::NoSession), Vec::new());
+        };
+        let result = entry
+            .link
+            .handle_datagram(now, payload, node, rng)
+            .map_err(SessionDrop::Link);
+        if result.as_ref().is_ok_and(Option::is_some) {
+            entry.last_used = now;
+        }
+        if entry.link.is_up() {
+            while let Some(frame) = entry.waiting.pop_front() {
+                entry.link.send(now, &frame, true);
+            }
+        }
+        let out = Self::drain(entry);
+        if result.is_err()
+            && !entry.link.is_up()
+            && entry.waiting.is_empty()
+            && entry.link.peer().is_none()
+        {
+            // A failed first contact leaves nothing behind.
+            self.table.remove(&src);
+        }
+        (result, out)
+    }
+
+    fn drain(entry: &mut Entry) -> Vec<Vec<u8>> {
+        while entry.link.poll_event().is_some() {}
+        std::iter::from_fn(|| entry.link.poll_datagram()).collect()
+    }
+
+    /// Runs session timers (handshake retries, rekeys, expiry) and drops idle sessions; returns payloads
+    /// to route, with their destinations.
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        node: &NodeKey,
+        rng: &mut Rng,
+    ) -> Vec<(PublicKey, Vec<u8>)> {
+        self.table
+            .retain(|_, e| now.saturating_since(e.last_used) < SESSION_IDLE);
+        let mut out = Vec::new();
+        for (peer, entry) in &mut self.table {
+            if entry.link.poll_timeout(now).is_some_and(|t| t <= now) {
+                entry.link.handle_timeout(now, node, rng);
+                if entry.link.is_up() {
+                    while let Some(frame) = entry.waiting.pop_front() {
+                        entry.link.send(now, &frame, true);
+                    }
+                }
+                out.extend(Self::drain(entry).into_iter().map(|p| (*peer, p)));
+            }
+        }
+        out
+    }
+
+    /// Returns when [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        self.table
+            .values()
+            .flat_map(|e| [e.link.poll_timeout(now), Some(e.last_used + SESSION_IDLE)])
+            .flatten()
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+use super::*;
+use crate::core::wire::inner::{Message, Messages};
+
+struct Two {
+    keys: [NodeKey; 2],
+    sessions: [Sessions; 2],
+    rng: Rng,
+    now: Instant,
+}
+
+impl Two {
+    fn new() -> Self {
+        Self {
+            keys: [NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32])],
+            sessions: [
+                Sessions::new(None, 1, Instant::ZERO),
+                Sessions::new(None, 2, Instant::ZERO),
+            ],
+            rng: Rng::from_seed([3; 32]),
+            now: Instant::ZERO,
+        }
+    }
+
+    /// Delivers payloads back and forth until quiet; returns the plaintexts each side received.
+    fn exchange(&mut self, mut in_flight: Vec<(usize, Vec<u8>)>) -> [Vec<Vec<u8>>; 2] {
+        let mut got = [Vec::new(), Vec::new()];
+        while let Some((to, payload)) = in_flight.pop() {
+            let from = 1 - to;
+            let src = self.keys[from].public_key();
+            let (result, replies) =
+                self.sessions[to].receive(self.now, src, &payload, &self.keys[to], &mut self.rng);
+            if let Ok(Some(p)) = result {
+                got[to].push(p);
+            }
+            in_flight.extend(replies.into_iter().map(|r| (from, r)));
+        }
+        got
+    }
+
+    fn send(&mut self, from: usize, text: &[u8]) -> Vec<(usize, Vec<u8>)> {
+        let mut frame = Vec::new();
+        Message::Packet(text).encode(&mut frame);
+        let dest = self.keys[1 - from].public_key();
+        self.sessions[from]
+            .send(self.now, dest, frame, &self.keys[from], &mut self.rng)
+            .into_iter()
+            .map(|p| (1 - from, p))
+            .collect()
+    }
+}
+
+fn packets(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .flat_map(|f| {
+            Messages::new(f)
+                .flatten()
+                .filter_map(|m| {
+                    if let Message::Packet(p) = m {
+                        Some(p.to_vec())
+                    } else {
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn first_packet_waits_for_the_handshake_then_both_directions_flow() {
+    let mut t = Two::new();
+    let out = t.send(0, b"hello");
+    let got = t.exchange(out);
+    assert_eq!(packets(&got[1]), vec![b"hello".to_vec()]);
+    let out = t.send(1, b"back");
+    let got = t.exchange(out);
+    assert_eq!(packets(&got[0]), vec![b"back".to_vec()]);
+    assert_eq!((t.sessions[0].len(), t.sessions[1].len()), (1, 1));
+}
+
+#[test]
+fn tampered_or_replayed_payloads_never_reach_delivery() {
+    let mut t = Two::new();
+    let out = t.send(0, b"setup");
+    t.exchange(out);
+    let out = t.send(0, b"secret");
+    let (to, payload) = out[0].clone();
+    for i in 0..payload.len() {
+        let mut bad = payload.clone();
+        bad[i] ^= 0x01;
+        let got = t.exchange(vec![(to, bad)]);
+        assert!(packets(&got[1]).is_empty(), "byte {i} flipped was accepted");
+    }
+    let got = t.exchange(vec![(to, payload.clone())]);
+    assert_eq!(packets(&got[1]), vec![b"secret".to_vec()]);
+    let got = t.exchange(vec![(to, payload)]);
+    assert!(packets(&got[1]).is_empty(), "replay accepted");
+}
+
+#[test]
+fn garbage_from_strangers_creates_no_session() {
+    let mut t = Two::new();
+    let stranger = NodeKey::from_seed(&[9; 32]).public_key();
+    let (result, replies) = t.sessions[1].receive(
+        t.now,
+        stranger,
+        &[1, 3, 0, 0, 0, 0, 1, 2, 3],
+        &t.keys[1],
+        &mut t.rng,
+    );
+    assert_eq!(result, Err(SessionDrop::NoSession));
+    assert!(replies.is_empty());
+    let (result, replies) =
+        t.sessions[1].receive(t.now, stranger, &[1, 1, 0, 0], &t.keys[1], &mut t.rng);
+    assert!(result.is_err());
+    assert!(replies.is_empty());
+    assert!(t.sessions[1].is_empty());
+}
