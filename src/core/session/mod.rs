@@ -42,6 +42,15 @@ pub enum SessionDrop {
     Busy,
 }
 
+/// What [`Sessions::receive`] made of a payload.
+#[derive(Debug)]
+pub struct Received {
+    /// The plaintext of an authenticated frame, nothing for a handshake message, or why it was dropped.
+    pub plaintext: Result<Option<Vec<u8>>, SessionDrop>,
+    /// Payloads to route back to the sender.
+    pub replies: Vec<Vec<u8>>,
+}
+
 struct Entry {
     link: Link,
     last_used: Instant,
@@ -155,15 +164,21 @@ impl Sessions {
         payload: &[u8],
         node: &NodeKey,
         rng: &mut Rng,
-    ) -> (Result<Option<Vec<u8>>, SessionDrop>, Vec<Vec<u8>>) {
+    ) -> Received {
         if !self.table.contains_key(&src) {
             if payload.get(..2) != Some(&[VERSION, KIND_INIT][..]) {
-                return (Err(SessionDrop::NoSession), Vec::new());
+                return Received {
+                    plaintext: Err(SessionDrop::NoSession),
+                    replies: Vec::new(),
+                };
             }
             // A new node: spend a verification only within the budget, so a flood of initiations from
             // forged keys costs bounded work and memory.
             if !self.new_sessions.take(now) {
-                return (Err(SessionDrop::Busy), Vec::new());
+                return Received {
+                    plaintext: Err(SessionDrop::Busy),
+                    replies: Vec::new(),
+                };
             }
             self.make_room();
             let link = Link::new(params(false, src, &self.password), now, self.clock_base);
@@ -200,7 +215,10 @@ impl Sessions {
             // A failed first contact leaves nothing behind.
             self.table.remove(&src);
         }
-        (result, out)
+        Received {
+            plaintext: result,
+            replies: out,
+        }
     }
 
     fn drain(entry: &mut Entry) -> Vec<Vec<u8>> {
