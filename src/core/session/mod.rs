@@ -192,7 +192,10 @@ impl Sessions {
             );
         }
         let Some(entry) = self.table.get_mut(&src) else {
-            return (Err(SessionDrop::NoSession), Vec::new());
+            return Received {
+                plaintext: Err(SessionDrop::NoSession),
+                replies: Vec::new(),
+            };
         };
         let result = entry
             .link

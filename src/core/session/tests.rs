@@ -27,12 +27,12 @@ impl Two {
         while let Some((to, payload)) = in_flight.pop() {
             let from = 1 - to;
             let src = self.keys[from].public_key();
-            let (result, replies) =
+            let received =
                 self.sessions[to].receive(self.now, src, &payload, &self.keys[to], &mut self.rng);
-            if let Ok(Some(p)) = result {
+            if let Ok(Some(p)) = received.plaintext {
                 got[to].push(p);
             }
-            in_flight.extend(replies.into_iter().map(|r| (from, r)));
+            in_flight.extend(received.replies.into_iter().map(|r| (from, r)));
         }
         got
     }
@@ -102,18 +102,17 @@ fn tampered_or_replayed_payloads_never_reach_delivery() {
 fn garbage_from_strangers_creates_no_session() {
     let mut t = Two::new();
     let stranger = NodeKey::from_seed(&[9; 32]).public_key();
-    let (result, replies) = t.sessions[1].receive(
+    let r = t.sessions[1].receive(
         t.now,
         stranger,
         &[1, 3, 0, 0, 0, 0, 1, 2, 3],
         &t.keys[1],
         &mut t.rng,
     );
-    assert_eq!(result, Err(SessionDrop::NoSession));
-    assert!(replies.is_empty());
-    let (result, replies) =
-        t.sessions[1].receive(t.now, stranger, &[1, 1, 0, 0], &t.keys[1], &mut t.rng);
-    assert!(result.is_err());
-    assert!(replies.is_empty());
+    assert_eq!(r.plaintext, Err(SessionDrop::NoSession));
+    assert!(r.replies.is_empty());
+    let r = t.sessions[1].receive(t.now, stranger, &[1, 1, 0, 0], &t.keys[1], &mut t.rng);
+    assert!(r.plaintext.is_err());
+    assert!(r.replies.is_empty());
     assert!(t.sessions[1].is_empty());
 }
