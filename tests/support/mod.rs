@@ -45,8 +45,8 @@ impl Sample {
     }
 }
 
-/// Sends one IPv6 packet at a time between `pairs` random pairs of `among` through the real lookup path,
-/// each given `wait` to arrive.
+/// Sends IPv6 packets between `pairs` random pairs of `among` through the real path (lookup, session,
+/// greedy routing): a first one to set things up, then the measured one, each given `wait` to arrive.
 pub fn sample_pairs(
     sim: &mut Sim,
     edges: &[topology::Edge],
@@ -64,6 +64,9 @@ pub fn sample_pairs(
             continue;
         }
         sample.tries += 1;
+        // The first packet finds the destination and sets up the session; the second measures the path.
+        sim.send_packet(a, b, b"warm up");
+        sim.run_for(wait);
         sim.take_delivered(b);
         let forwarded = sim.total_forwarded();
         sim.send_packet(a, b, format!("sample {}", sample.tries).as_bytes());

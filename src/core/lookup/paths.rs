@@ -74,8 +74,8 @@ pub enum Route {
 }
 
 impl Paths {
-    /// Decides how to send `packet` for the address whose partial key is `partial` (canonical form
-    /// `target`). `nonce` is used if a new lookup is started.
+    /// Decides how to send `packet` (an encoded frame carrying an IPv6 packet) for the address whose
+    /// partial key is `partial` (canonical form `target`). `nonce` is used if a new lookup is started.
     pub fn route(
         &mut self,
         now: Instant,

@@ -43,8 +43,10 @@ impl Node {
         };
         let target = *canonical.as_padded_key();
         let nonce = self.rng.u64();
-        match self.paths.route(now, partial, target, packet, nonce) {
-            Route::Send(key, coords) => self.send_traffic(now, key, coords, packet),
+        let mut frame = Vec::with_capacity(packet.len() + 4);
+        Message::Packet(packet).encode(&mut frame);
+        match self.paths.route(now, partial, target, &frame, nonce) {
+            Route::Send(key, coords) => self.send_in_session(now, key, coords, frame),
             Route::Lookup(nonce) => self.start_lookup(now, nonce, target),
             Route::Queued => {}
             Route::Dropped => self.count_drop(DropReason::LookupQueueFull),
@@ -134,11 +136,11 @@ impl Node {
             self.count_drop(DropReason::BadLookupReply);
             return;
         }
-        for packet in self
+        for frame in self
             .paths
             .found(now, target, responder, reply.coords.clone())
         {
-            self.send_traffic(now, responder, reply.coords.clone(), &packet);
+            self.send_in_session(now, responder, reply.coords.clone(), frame);
         }
     }
 

@@ -8,6 +8,7 @@ mod forward;
 mod links;
 mod lookup;
 mod neighbors;
+mod session;
 mod txqueue;
 
 use std::collections::VecDeque;
@@ -26,7 +27,9 @@ use crate::core::time::{Instant, earliest};
 use crate::core::tree::{Coords, Tree, TreeEvent};
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
 use crate::core::wire::inner::{Message, Messages};
-use crate::core::wire::traffic::{KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
+use crate::core::wire::traffic::{
+    KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, KIND_SESSION, Traffic,
+};
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -50,8 +53,22 @@ pub struct Transmit {
 pub struct Delivery {
     /// The node that sent it.
     pub source: PublicKey,
+    /// What the payload is.
+    pub kind: DeliveryKind,
     /// The payload.
     pub payload: Vec<u8>,
+}
+
+/// What a delivered payload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// An IPv6 packet that came through an end-to-end session and passed the source and destination
+    /// checks: for the TUN device.
+    Packet,
+    /// A message for the built-in service on this port, through an end-to-end session.
+    Service(u16),
+    /// An unencrypted routing probe (`Node::send_traffic`): for tests and diagnostics, never for TUN.
+    Probe,
 }
 
 /// Something worth telling the operator or the driver.
@@ -90,6 +107,11 @@ pub enum DropReason {
     RateLimited,
     /// A packet or service message outside a session.
     NotInSession,
+    /// A session message that failed a check.
+    Session(crate::core::session::SessionDrop),
+    /// A packet from a session whose IPv6 source is not the sender's address or /64, or whose
+    /// destination is not ours.
+    InnerAddress,
 }
 
 /// Counters of a node.
@@ -132,6 +154,7 @@ pub struct Node {
     neighbors: neighbors::NeighborLists,
     /// Wall-clock microseconds at start (the configured `seq_base`): stamps link initiations.
     clock_base: u64,
+    sessions: crate::core::session::Sessions,
     /// Our set of peers changed since our neighbour list was last sent.
     neighbors_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
@@ -162,6 +185,7 @@ impl Node {
             filters_dirty: false,
             neighbors: neighbors::NeighborLists::new(config.seq_base),
             clock_base: config.seq_base,
+            sessions: crate::core::session::Sessions::new(None, config.seq_base, now),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
         };
@@ -351,15 +375,17 @@ impl Node {
                     self.paths.refresh(now, &traffic.src_key);
                     self.deliveries.push_back(Delivery {
                         source: traffic.src_key,
+                        kind: DeliveryKind::Probe,
                         payload: traffic.payload.to_vec(),
                     });
                 }
+                KIND_SESSION => self.handle_session(now, &traffic),
                 KIND_LOOKUP_REPLY => self.handle_lookup_reply(now, &traffic),
                 KIND_PATH_BROKEN => self.handle_path_broken(&traffic),
                 _ => self.count_drop(DropReason::MalformedFrame),
             },
             NextHop::Peer { peer, watermark } => {
-                if traffic.src_key != self.me && traffic.kind == KIND_DATA {
+                if traffic.src_key != self.me && matches!(traffic.kind, KIND_DATA | KIND_SESSION) {
                     self.stats.forwarded += 1;
                 }
                 traffic.watermark = watermark;
@@ -370,7 +396,7 @@ impl Node {
             }
             NextHop::Stuck => {
                 self.count_drop(DropReason::NoRoute);
-                if traffic.kind == KIND_DATA {
+                if matches!(traffic.kind, KIND_DATA | KIND_SESSION) {
                     self.report_broken(now, &traffic);
                 }
             }
@@ -407,6 +433,9 @@ impl Node {
         if self.tree.poll_timeout().is_some_and(|t| t <= now) {
             self.tree.handle_timeout(now, &self.key, &mut self.rng);
         }
+        if self.sessions.poll_timeout(now).is_some_and(|t| t <= now) {
+            self.session_timeouts(now);
+        }
         if self.paths.next_expiry().is_some_and(|t| t <= now) {
             for _ in 0..self.paths.expire(now) {
                 self.count_drop(DropReason::LookupTimeout);
@@ -426,6 +455,7 @@ impl Node {
             .values()
             .filter_map(|l| l.poll_timeout(self.now))
             .chain(self.paths.next_expiry())
+            .chain(self.sessions.poll_timeout(self.now))
             .chain(self.filters.next_retransmit(|p| self.links.rto(p)))
             .chain(self.neighbors.next_retransmit(|p| self.links.rto(p)))
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))

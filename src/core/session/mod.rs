@@ -28,6 +28,8 @@ const MAX_WAITING: usize = 16;
 /// a Diffie-Hellman), with bursts of `NEW_SESSION_BURST`.
 const NEW_SESSION_RATE: f64 = 200.0;
 const NEW_SESSION_BURST: f64 = 100.0;
+/// At most one resynchronising initiation per peer per this interval.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest frame a session seals at once (sessions never fragment; links below them do).
 const SESSION_MTU: usize = 1 << 20;
 
@@ -63,6 +65,7 @@ pub struct Sessions {
     new_sessions: TokenBucket,
     password: Option<Vec<u8>>,
     clock_base: u64,
+    last_resync: HashMap<PublicKey, Instant>,
 }
 
 fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkParams {
@@ -85,6 +88,7 @@ impl Sessions {
             new_sessions: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
             password,
             clock_base,
+            last_resync: HashMap::new(),
         }
     }
 
@@ -115,6 +119,47 @@ impl Sessions {
             };
             self.table.remove(&oldest);
         }
+    }
+
+    /// Starts a session with `src` after it sent us a frame for a session we do not have (we restarted,
+    /// or evicted it): our initiation makes it replace its stale keys within one round trip. Limited to
+    /// one per peer per second and by the new-session budget, since the frame that asked was not
+    /// authenticated. Returns the payloads to route to `src`.
+    pub fn resync(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        node: &NodeKey,
+        rng: &mut Rng,
+    ) -> Vec<Vec<u8>> {
+        if self.table.contains_key(&src) {
+            return Vec::new();
+        }
+        if self
+            .last_resync
+            .get(&src)
+            .is_some_and(|t| now.saturating_since(*t) < RESYNC_INTERVAL)
+        {
+            return Vec::new();
+        }
+        if !self.new_sessions.take(now) {
+            return Vec::new();
+        }
+        if self.last_resync.len() >= MAX_SESSIONS {
+            self.last_resync.clear();
+        }
+        self.last_resync.insert(src, now);
+        self.make_room();
+        let mut link = Link::new(params(true, src, &self.password), now, self.clock_base);
+        link.handle_timeout(now, node, rng);
+        let mut entry = Entry {
+            link,
+            last_used: now,
+            waiting: VecDeque::new(),
+        };
+        let out = Self::drain(&mut entry);
+        self.table.insert(src, entry);
+        out
     }
 
     /// Seals `frame` (encoded messages) for `dest`, starting a session if there is none; returns the

@@ -4,8 +4,9 @@
 //! dest_path(path) src_path(path) dest_key(32) src_key(32) watermark(varint) kind(1) payload(rest)
 //! path = count(varint) port(varint)*
 //! ```
-//! `kind` says what the payload is: [`KIND_DATA`] (an IPv6 packet or, later, a session message),
-//! [`KIND_LOOKUP_REPLY`] or [`KIND_PATH_BROKEN`]. Control replies travel in the same envelope so that they
+//! `kind` says what the payload is: [`KIND_SESSION`] (an end-to-end encrypted session message, which is
+//! how IPv6 packets and service messages travel), [`KIND_LOOKUP_REPLY`], [`KIND_PATH_BROKEN`], or
+//! [`KIND_DATA`] (an unencrypted probe, used by the simulator's routing tests and never written to TUN). Control replies travel in the same envelope so that they
 //! share greedy routing and its loop guard.
 //! `watermark` is the lowest tree distance to the destination seen so far on this packet's way; a hop
 //! forwards only if it is strictly closer, which makes forwarding loop-free even while coordinates change.
@@ -19,6 +20,8 @@ pub const KIND_DATA: u8 = 0;
 pub const KIND_LOOKUP_REPLY: u8 = 1;
 /// Payload is the key of a destination the sender could not reach; the packet goes back to the source.
 pub const KIND_PATH_BROKEN: u8 = 2;
+/// Payload is an end-to-end session message (handshake or encrypted frame).
+pub const KIND_SESSION: u8 = 3;
 
 /// A routed packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
