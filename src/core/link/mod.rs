@@ -124,6 +124,8 @@ pub struct LinkStats {
     pub rx_bytes: u64,
     /// Datagrams dropped.
     pub dropped: u64,
+    /// Key sets installed (the first handshake and every rekey).
+    pub key_sets: u64,
 }
 
 /// Where a key set is kept.
@@ -134,7 +136,8 @@ enum Slot {
     Pending,
 }
 
-/// Spreads rekeys over this window so that links which came up together do not all rekey at once.
+/// Spreads rekeys over this window (before the due time) so that links which came up together do not
+/// all rekey at once.
 const REKEY_JITTER: Duration = Duration::from_secs(10);
 
 struct Outstanding {
@@ -349,7 +352,7 @@ impl Link {
         let index = rng.u32();
         let response = handshake::make_response(node, &ephemeral, index, &init, &self.psk);
         let keys = handshake::derive_keys(&ephemeral, &init, &response, &self.psk, false)?;
-        let rekey_at = now + RESPONDER_REKEY_AFTER + rng.jitter(REKEY_JITTER);
+        let rekey_at = now + RESPONDER_REKEY_AFTER - rng.jitter(REKEY_JITTER);
         self.pending = Some(KeySet::new(
             &keys,
             index,
@@ -387,7 +390,7 @@ impl Link {
             &self.psk,
             true,
         )?;
-        let rekey_at = now + REKEY_AFTER + rng.jitter(REKEY_JITTER);
+        let rekey_at = now + REKEY_AFTER - rng.jitter(REKEY_JITTER);
         let keyset = KeySet::new(
             &keys,
             outstanding.init.sender_index,
@@ -455,6 +458,7 @@ impl Link {
 
     /// Makes `keyset` the one we send with, keeping the old one for frames still in flight.
     fn install(&mut self, now: Instant, keyset: KeySet) {
+        self.stats.key_sets += 1;
         if let Some(old) = self.current.replace(keyset) {
             self.previous.push_front(old);
             self.previous.truncate(2);

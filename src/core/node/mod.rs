@@ -223,6 +223,11 @@ impl Node {
         self.links.links.get(&id)
     }
 
+    /// Returns the counters of our session with `peer`, if there is one.
+    pub fn session_stats(&self, peer: &PublicKey) -> Option<crate::core::link::LinkStats> {
+        self.sessions.stats(peer)
+    }
+
     /// Returns the peers that have at least one link up.
     pub fn peers(&self) -> impl Iterator<Item = &PublicKey> {
         self.links.peers.keys()

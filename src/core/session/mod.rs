@@ -102,6 +102,11 @@ impl Sessions {
         self.table.is_empty()
     }
 
+    /// Returns the counters of the session with `peer`.
+    pub fn stats(&self, peer: &PublicKey) -> Option<crate::core::link::LinkStats> {
+        self.table.get(peer).map(|e| e.link.stats())
+    }
+
     /// Returns true if the session with `peer` can carry frames now.
     pub fn is_up(&self, peer: &PublicKey) -> bool {
         self.table.get(peer).is_some_and(|e| e.link.is_up())
