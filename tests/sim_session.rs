@@ -138,3 +138,21 @@ fn a_restarted_peer_gets_a_fresh_session_within_2_s_of_its_first_packet() {
     eprintln!("restarted peer: packets flow both ways again {back:?} s after its first packet");
     assert!(back.is_some_and(|t| t <= 2.0), "(seed 103)");
 }
+
+#[test]
+fn service_messages_reach_the_service_port_through_the_session() {
+    let mut sim = Sim::build(104, 6, &topology::line(6), WireParams::default());
+    run_until_one_root(
+        &mut sim,
+        &(0..6).collect::<Vec<_>>(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    sim.send_service(0, 5, 7, b"sync digest");
+    sim.run_for(Duration::from_millis(200));
+    let got = sim.take_delivered(5);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.kind, DeliveryKind::Service(7));
+    assert_eq!(got[0].1.payload, b"sync digest");
+    assert_eq!(got[0].1.source, sim.key(0));
+}

@@ -324,6 +324,15 @@ impl Sim {
         self.after(from);
     }
 
+    /// Sends a service message from node `from` to the built-in service on `port` of node `to`.
+    pub fn send_service(&mut self, from: usize, to: usize, port: u16, payload: &[u8]) {
+        let dest = self.nodes[to].key;
+        if let Some(node) = &mut self.nodes[from].node {
+            node.send_service(self.now, dest, port, payload);
+        }
+        self.after(from);
+    }
+
     /// Drains a node's output into the network and reschedules its timer.
     fn after(&mut self, i: usize) {
         let now = self.now;

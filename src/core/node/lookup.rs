@@ -4,13 +4,14 @@
 use std::net::Ipv6Addr;
 
 use super::{DropReason, Node};
-use crate::core::address::PartialKey;
+use crate::core::address::{PartialKey, node_address};
 use crate::core::identity::PublicKey;
 use crate::core::lookup::paths::Route;
 use crate::core::rate::TokenBucket;
 use crate::core::time::Instant;
 use crate::core::wire::inner::Message;
 use crate::core::wire::lookup::{Bloom, Lookup, LookupReply};
+use crate::core::wire::payload::Service;
 use crate::core::wire::traffic::{KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
 
 /// Lookups a peer may make us forward: 20 per second, bursts of 40.
@@ -33,7 +34,22 @@ impl Node {
         }
         let mut dst = [0u8; 16];
         dst.copy_from_slice(&packet[24..40]);
-        let dst = Ipv6Addr::from(dst);
+        let mut frame = Vec::with_capacity(packet.len() + 4);
+        Message::Packet(packet).encode(&mut frame);
+        self.send_to_address(now, Ipv6Addr::from(dst), frame);
+    }
+
+    /// Sends a message to the built-in service on `port` of node `dest`, inside the session with it
+    /// (looking the node up first if needed).
+    pub fn send_service(&mut self, now: Instant, dest: PublicKey, port: u16, payload: &[u8]) {
+        self.now = now;
+        let mut frame = Vec::with_capacity(payload.len() + 8);
+        Message::Service(Service { port, payload }).encode(&mut frame);
+        self.send_to_address(now, node_address(&dest), frame);
+    }
+
+    /// Sends `frame` in the session with the node that owns `dst`, finding the node first if needed.
+    fn send_to_address(&mut self, now: Instant, dst: Ipv6Addr, frame: Vec<u8>) {
         let (Some(partial), Some(canonical)) = (
             PartialKey::from_address(&dst),
             PartialKey::canonical_for_address(&dst),
@@ -43,8 +59,6 @@ impl Node {
         };
         let target = *canonical.as_padded_key();
         let nonce = self.rng.u64();
-        let mut frame = Vec::with_capacity(packet.len() + 4);
-        Message::Packet(packet).encode(&mut frame);
         match self.paths.route(now, partial, target, &frame, nonce) {
             Route::Send(key, coords) => self.send_in_session(now, key, coords, frame),
             Route::Lookup(nonce) => self.start_lookup(now, nonce, target),

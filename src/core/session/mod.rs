@@ -24,6 +24,8 @@ pub const MAX_SESSIONS: usize = 4096;
 pub const SESSION_IDLE: Duration = Duration::from_secs(180);
 /// Frames kept per session while its handshake runs.
 const MAX_WAITING: usize = 16;
+/// Bytes of frames kept for all sessions together while their handshakes run.
+const MAX_WAITING_BYTES: usize = 1 << 20;
 /// Handshakes from nodes without a session that we verify per second (each costs a signature check and
 /// a Diffie-Hellman), with bursts of `NEW_SESSION_BURST`.
 const NEW_SESSION_RATE: f64 = 200.0;
@@ -66,6 +68,7 @@ pub struct Sessions {
     password: Option<Vec<u8>>,
     clock_base: u64,
     last_resync: HashMap<PublicKey, Instant>,
+    waiting_bytes: usize,
 }
 
 fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkParams {
@@ -89,6 +92,7 @@ impl Sessions {
             password,
             clock_base,
             last_resync: HashMap::new(),
+            waiting_bytes: 0,
         }
     }
 
@@ -122,7 +126,13 @@ impl Sessions {
             else {
                 return;
             };
-            self.table.remove(&oldest);
+            self.remove(&oldest);
+        }
+    }
+
+    fn remove(&mut self, peer: &PublicKey) {
+        if let Some(e) = self.table.remove(peer) {
+            self.waiting_bytes -= e.waiting.iter().map(Vec::len).sum::<usize>();
         }
     }
 
@@ -197,9 +207,14 @@ impl Sessions {
             entry.link.send(now, &frame, true);
         } else {
             if entry.waiting.len() >= MAX_WAITING {
-                entry.waiting.pop_front();
+                if let Some(old) = entry.waiting.pop_front() {
+                    self.waiting_bytes -= old.len();
+                }
             }
-            entry.waiting.push_back(frame);
+            if self.waiting_bytes + frame.len() <= MAX_WAITING_BYTES {
+                self.waiting_bytes += frame.len();
+                entry.waiting.push_back(frame);
+            }
             entry.link.handle_timeout(now, node, rng);
         }
         Self::drain(entry)
@@ -256,6 +271,7 @@ impl Sessions {
         }
         if entry.link.is_up() {
             while let Some(frame) = entry.waiting.pop_front() {
+                self.waiting_bytes -= frame.len();
                 entry.link.send(now, &frame, true);
             }
         }
@@ -266,7 +282,7 @@ impl Sessions {
             && entry.link.peer().is_none()
         {
             // A failed first contact leaves nothing behind.
-            self.table.remove(&src);
+            self.remove(&src);
         }
         Received {
             plaintext: result,
@@ -287,14 +303,22 @@ impl Sessions {
         node: &NodeKey,
         rng: &mut Rng,
     ) -> Vec<(PublicKey, Vec<u8>)> {
-        self.table
-            .retain(|_, e| now.saturating_since(e.last_used) < SESSION_IDLE);
+        let idle: Vec<PublicKey> = self
+            .table
+            .iter()
+            .filter(|(_, e)| now.saturating_since(e.last_used) >= SESSION_IDLE)
+            .map(|(k, _)| *k)
+            .collect();
+        for peer in idle {
+            self.remove(&peer);
+        }
         let mut out = Vec::new();
         for (peer, entry) in &mut self.table {
             if entry.link.poll_timeout(now).is_some_and(|t| t <= now) {
                 entry.link.handle_timeout(now, node, rng);
                 if entry.link.is_up() {
                     while let Some(frame) = entry.waiting.pop_front() {
+                        self.waiting_bytes -= frame.len();
                         entry.link.send(now, &frame, true);
                     }
                 }
