@@ -46,9 +46,14 @@ impl Node {
     /// Handles a session message delivered to us.
     pub(super) fn handle_session(&mut self, now: Instant, traffic: &Traffic<'_>) {
         let src = traffic.src_key;
-        let received = self
-            .sessions
-            .receive(now, src, traffic.payload, &self.key, &mut self.rng);
+        let received = self.sessions.receive(
+            now,
+            src,
+            &traffic.src_path,
+            traffic.payload,
+            &self.key,
+            &mut self.rng,
+        );
         for reply in received.replies {
             self.send_routed(now, src, traffic.src_path.clone(), KIND_SESSION, &reply);
         }

@@ -30,8 +30,15 @@ const MAX_WAITING_BYTES: usize = 1 << 20;
 /// a Diffie-Hellman), with bursts of `NEW_SESSION_BURST`.
 const NEW_SESSION_RATE: f64 = 200.0;
 const NEW_SESSION_BURST: f64 = 100.0;
+/// New-session handshakes verified per claimed source location (coordinates) per second, with bursts
+/// of `PER_SOURCE_BURST`: one flooding node cannot use up the whole budget.
+const PER_SOURCE_RATE: f64 = 2.0;
+const PER_SOURCE_BURST: f64 = 4.0;
 /// At most one resynchronising initiation per peer per this interval.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// A session another node started and never confirmed with a first frame is forgotten after this long
+/// (a replayed or forged-but-signed initiation costs a table slot only this long).
+const UNCONFIRMED_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame a session seals at once (sessions never fragment; links below them do).
 const SESSION_MTU: usize = 1 << 20;
 
@@ -59,6 +66,8 @@ struct Entry {
     link: Link,
     last_used: Instant,
     waiting: VecDeque<Vec<u8>>,
+    /// For a session the other node started: until when it may stay unconfirmed.
+    confirm_by: Option<Instant>,
 }
 
 /// All of a node's sessions.
@@ -69,6 +78,9 @@ pub struct Sessions {
     clock_base: u64,
     last_resync: HashMap<PublicKey, Instant>,
     waiting_bytes: usize,
+    per_source: HashMap<Vec<u64>, TokenBucket>,
+    /// Handshake initiations from nodes without a session that were verified (each one signature check).
+    pub new_handshakes_verified: u64,
 }
 
 fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkParams {
@@ -93,6 +105,8 @@ impl Sessions {
             clock_base,
             last_resync: HashMap::new(),
             waiting_bytes: 0,
+            per_source: HashMap::new(),
+            new_handshakes_verified: 0,
         }
     }
 
@@ -171,6 +185,7 @@ impl Sessions {
             link,
             last_used: now,
             waiting: VecDeque::new(),
+            confirm_by: None,
         };
         let out = Self::drain(&mut entry);
         self.table.insert(src, entry);
@@ -196,6 +211,7 @@ impl Sessions {
                     link,
                     last_used: now,
                     waiting: VecDeque::new(),
+                    confirm_by: None,
                 },
             );
         }
@@ -220,12 +236,13 @@ impl Sessions {
         Self::drain(entry)
     }
 
-    /// Processes a payload from `src`. Returns the plaintext of an authenticated frame, and the payloads
+    /// Processes a payload from `src` (which claims to be at `src_path`). Returns the plaintext of an authenticated frame, and the payloads
     /// to route back to `src` (handshake responses, frames that waited for the handshake).
     pub fn receive(
         &mut self,
         now: Instant,
         src: PublicKey,
+        src_path: &[u64],
         payload: &[u8],
         node: &NodeKey,
         rng: &mut Rng,
@@ -237,22 +254,32 @@ impl Sessions {
                     replies: Vec::new(),
                 };
             }
-            // A new node: spend a verification only within the budget, so a flood of initiations from
-            // forged keys costs bounded work and memory.
-            if !self.new_sessions.take(now) {
+            // A new node: spend a verification only within its location's budget and the global one,
+            // so a flood of initiations from forged keys costs bounded work and memory.
+            if self.per_source.len() >= MAX_SESSIONS && !self.per_source.contains_key(src_path) {
+                self.per_source.clear();
+            }
+            let local = self
+                .per_source
+                .entry(src_path.to_vec())
+                .or_insert_with(|| TokenBucket::new(PER_SOURCE_RATE, PER_SOURCE_BURST, now));
+            if !local.take(now) || !self.new_sessions.take(now) {
                 return Received {
                     plaintext: Err(SessionDrop::Busy),
                     replies: Vec::new(),
                 };
             }
+            self.new_handshakes_verified += 1;
             self.make_room();
             let link = Link::new(params(false, src, &self.password), now, self.clock_base);
+            let confirm_by = Some(now + UNCONFIRMED_TIMEOUT);
             self.table.insert(
                 src,
                 Entry {
                     link,
                     last_used: now,
                     waiting: VecDeque::new(),
+                    confirm_by,
                 },
             );
         }
@@ -306,7 +333,10 @@ impl Sessions {
         let idle: Vec<PublicKey> = self
             .table
             .iter()
-            .filter(|(_, e)| now.saturating_since(e.last_used) >= SESSION_IDLE)
+            .filter(|(_, e)| {
+                let unconfirmed = e.confirm_by.is_some_and(|t| now >= t) && !e.link.is_up();
+                unconfirmed || now.saturating_since(e.last_used) >= SESSION_IDLE
+            })
             .map(|(k, _)| *k)
             .collect();
         for peer in idle {
@@ -332,7 +362,14 @@ impl Sessions {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         self.table
             .values()
-            .flat_map(|e| [e.link.poll_timeout(now), Some(e.last_used + SESSION_IDLE)])
+            .flat_map(|e| {
+                let unconfirmed = e.confirm_by.filter(|_| !e.link.is_up());
+                [
+                    e.link.poll_timeout(now),
+                    Some(e.last_used + SESSION_IDLE),
+                    unconfirmed,
+                ]
+            })
             .flatten()
             .min()
     }

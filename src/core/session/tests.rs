@@ -27,8 +27,14 @@ impl Two {
         while let Some((to, payload)) = in_flight.pop() {
             let from = 1 - to;
             let src = self.keys[from].public_key();
-            let received =
-                self.sessions[to].receive(self.now, src, &payload, &self.keys[to], &mut self.rng);
+            let received = self.sessions[to].receive(
+                self.now,
+                src,
+                &[1],
+                &payload,
+                &self.keys[to],
+                &mut self.rng,
+            );
             if let Ok(Some(p)) = received.plaintext {
                 got[to].push(p);
             }
@@ -105,13 +111,14 @@ fn garbage_from_strangers_creates_no_session() {
     let r = t.sessions[1].receive(
         t.now,
         stranger,
+        &[2],
         &[1, 3, 0, 0, 0, 0, 1, 2, 3],
         &t.keys[1],
         &mut t.rng,
     );
     assert_eq!(r.plaintext, Err(SessionDrop::NoSession));
     assert!(r.replies.is_empty());
-    let r = t.sessions[1].receive(t.now, stranger, &[1, 1, 0, 0], &t.keys[1], &mut t.rng);
+    let r = t.sessions[1].receive(t.now, stranger, &[2], &[1, 1, 0, 0], &t.keys[1], &mut t.rng);
     assert!(r.plaintext.is_err());
     assert!(r.replies.is_empty());
     assert!(t.sessions[1].is_empty());
