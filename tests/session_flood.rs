@@ -74,6 +74,7 @@ fn flood(spray: bool) -> Outcome {
         );
         for payload in std::mem::take(&mut to_b) {
             let r = b.receive(now, pa, &legit_path, &payload, &kb, &mut rng);
+
             for reply in r.replies {
                 to_b.extend(a.receive(now, pb, &[1], &reply, &ka, &mut rng).replies);
             }
@@ -101,7 +102,7 @@ fn a_flood_of_forged_initiations_stays_bounded_and_lets_the_legitimate_peer_in()
         let o = flood(spray);
         eprintln!(
             "flood of 100000 forged initiations in 10 s ({}): {} verified (budget: 100 + 200/s, 4 + 2/s per \
-             location), at most {} sessions held, legitimate peer (starting 5 s in) up after {:?} s; wall {:.1} s",
+             location; cookie holders have their own 100 + 200/s), at most {} sessions held, legitimate peer (starting 5 s in) up after {:?} s; wall {:.1} s",
             if spray {
                 "each from a different claimed location"
             } else {

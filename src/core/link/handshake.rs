@@ -90,22 +90,50 @@ impl Psk {
     }
 
     fn mac(&self, bytes: &[u8]) -> [u8; MAC_LEN] {
-        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key[..])
-            .unwrap_or_else(|_| unreachable!("any key length"));
-        mac.update(bytes);
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        full[..MAC_LEN].try_into().unwrap_or_default()
+        mac16(&self.key[..], bytes)
     }
 
-    fn mac_ok(&self, encoded: &[u8], mac: &[u8; MAC_LEN]) -> bool {
-        let expected = self.mac(&encoded[..encoded.len() - MAC_LEN]);
-        // Constant-time comparison, so the MAC cannot be found byte by byte.
-        expected
-            .iter()
-            .zip(mac)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    /// Checks `mac` over `covered`.
+    fn mac_ok(&self, covered: &[u8], mac: &[u8; MAC_LEN]) -> bool {
+        equal(&self.mac(covered), mac)
     }
+}
+
+/// HMAC-SHA256 truncated to 16 bytes.
+pub fn mac16(key: &[u8], bytes: &[u8]) -> [u8; MAC_LEN] {
+    let mut mac =
+        <Hmac<Sha256>>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
+    mac.update(bytes);
+    let full: [u8; 32] = mac.finalize().into_bytes().into();
+    full[..MAC_LEN].try_into().unwrap_or_default()
+}
+
+/// Constant-time comparison, so a MAC cannot be found byte by byte.
+fn equal(a: &[u8; MAC_LEN], b: &[u8; MAC_LEN]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The bytes an initiation's `mac` covers: everything before it.
+fn init_mac_covered(encoded: &[u8]) -> &[u8] {
+    &encoded[..encoded.len().saturating_sub(2 * MAC_LEN)]
+}
+
+/// The bytes an initiation's `mac2` covers: everything before it.
+fn init_mac2_covered(encoded: &[u8]) -> &[u8] {
+    &encoded[..encoded.len().saturating_sub(MAC_LEN)]
+}
+
+/// Keys `mac2` of `init` with a cookie the responder sent.
+pub fn set_mac2(init: &mut HandshakeInit, cookie: &[u8; MAC_LEN]) {
+    init.mac2 = mac16(cookie, init_mac2_covered(&init.encode()));
+}
+
+/// Returns true if `init`'s `mac2` is keyed with `cookie`.
+pub fn check_mac2(init: &HandshakeInit, cookie: &[u8; MAC_LEN]) -> bool {
+    equal(
+        &mac16(cookie, init_mac2_covered(&init.encode())),
+        &init.mac2,
+    )
 }
 
 /// An X25519 ephemeral key pair, wiped on drop.
@@ -176,15 +204,16 @@ pub fn make_init(
             timestamp,
         )),
         mac: [0; MAC_LEN],
+        mac2: [0; MAC_LEN],
     };
     let encoded = init.encode();
-    init.mac = psk.mac(&encoded[..encoded.len() - MAC_LEN]);
+    init.mac = psk.mac(init_mac_covered(&encoded));
     init
 }
 
 /// Checks an initiation's MAC only: cheap, done before anything else.
 pub fn check_init_mac(init: &HandshakeInit, psk: &Psk) -> Result<(), HandshakeError> {
-    if psk.mac_ok(&init.encode(), &init.mac) {
+    if psk.mac_ok(init_mac_covered(&init.encode()), &init.mac) {
         Ok(())
     } else {
         Err(HandshakeError::BadMac)
@@ -235,7 +264,8 @@ pub fn check_response(
     init: &HandshakeInit,
     psk: &Psk,
 ) -> Result<(), HandshakeError> {
-    if !psk.mac_ok(&response.encode(), &response.mac) {
+    let encoded = response.encode();
+    if !psk.mac_ok(&encoded[..encoded.len() - MAC_LEN], &response.mac) {
         return Err(HandshakeError::BadMac);
     }
     let signed = response_signed_bytes(&psk.domain, response, init);
@@ -336,7 +366,7 @@ mod tests {
         let mut forged = init.clone();
         forged.signature[0] ^= 1;
         let enc = forged.encode();
-        forged.mac = psk.mac(&enc[..enc.len() - MAC_LEN]);
+        forged.mac = psk.mac(init_mac_covered(&enc));
         assert_eq!(
             check_init_signature(&forged, &psk),
             Err(HandshakeError::BadSignature)

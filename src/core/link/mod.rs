@@ -136,6 +136,9 @@ enum Slot {
     Pending,
 }
 
+/// A responder's cookie is used for this long (responders rotate their cookie secret every 2 minutes).
+const COOKIE_LIFETIME: Duration = Duration::from_secs(120);
+
 /// Spreads rekeys over this window (before the due time) so that links which came up together do not
 /// all rekey at once.
 const REKEY_JITTER: Duration = Duration::from_secs(10);
@@ -172,6 +175,8 @@ pub struct Link {
     clock_base: u64,
     /// The newest initiation accepted, and from whom: older or equal ones are replays.
     last_init: Option<(PublicKey, u64)>,
+    /// The latest cookie a busy responder sent, and when.
+    cookie: Option<([u8; 16], Instant)>,
 }
 
 impl Link {
@@ -207,6 +212,7 @@ impl Link {
             next_fragment_id: 0,
             clock_base,
             last_init: None,
+            cookie: None,
         }
     }
 
@@ -291,6 +297,12 @@ impl Link {
     ) -> Result<Option<Vec<u8>>, LinkDrop> {
         let result = match Datagram::parse(bytes) {
             Ok(Datagram::Init(init)) => self.handle_init(now, init, node, rng).map(|()| None),
+            Ok(Datagram::Cookie {
+                receiver_index,
+                cookie,
+            }) => self
+                .handle_cookie(now, receiver_index, cookie)
+                .map(|()| None),
             Ok(Datagram::Response(response)) => self
                 .handle_response(now, response, node, rng)
                 .map(|()| None),
@@ -365,6 +377,26 @@ impl Link {
         let encoded = response.encode();
         self.cached_response = Some((init.ephemeral, encoded.clone()));
         self.queue(encoded);
+        Ok(())
+    }
+
+    /// The responder is under load: key `mac2` with its cookie and initiate again at once.
+    fn handle_cookie(
+        &mut self,
+        now: Instant,
+        receiver_index: u32,
+        cookie: [u8; 16],
+    ) -> Result<(), LinkDrop> {
+        let outstanding = self.outstanding.as_mut().ok_or(LinkDrop::UnknownIndex)?;
+        if outstanding.init.sender_index != receiver_index
+            || self.cookie.is_some_and(|(c, _)| c == cookie)
+        {
+            return Err(LinkDrop::UnknownIndex);
+        }
+        handshake::set_mac2(&mut outstanding.init, &cookie);
+        let init = outstanding.init.encode();
+        self.cookie = Some((cookie, now));
+        self.queue(init);
         Ok(())
     }
 
@@ -518,7 +550,13 @@ impl Link {
     fn start_handshake(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
         let ephemeral = Ephemeral::from_random(rng.bytes32());
         let timestamp = self.clock_base.saturating_add(now.as_micros());
-        let init = handshake::make_init(node, &ephemeral, rng.u32(), timestamp, &self.psk);
+        let mut init = handshake::make_init(node, &ephemeral, rng.u32(), timestamp, &self.psk);
+        if let Some((cookie, _)) = self
+            .cookie
+            .filter(|(_, at)| now.saturating_since(*at) < COOKIE_LIFETIME)
+        {
+            handshake::set_mac2(&mut init, &cookie);
+        }
         self.queue(init.encode());
         self.outstanding = Some(Outstanding { init, ephemeral });
         let jitter = rng.jitter(self.retry_interval / 4);

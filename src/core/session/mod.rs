@@ -11,12 +11,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::link::handshake::{self, mac16};
 use crate::core::link::{Link, LinkDrop, LinkParams};
 use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
-use crate::core::wire::VERSION;
-use crate::core::wire::datagram::KIND_INIT;
+use crate::core::wire::datagram::{Datagram, HandshakeInit, encode_cookie};
+use crate::core::wire::put_path;
 
 /// Sessions kept at most; beyond this the least recently used one is dropped.
 pub const MAX_SESSIONS: usize = 4096;
@@ -34,6 +35,8 @@ const NEW_SESSION_BURST: f64 = 100.0;
 /// of `PER_SOURCE_BURST`: one flooding node cannot use up the whole budget.
 const PER_SOURCE_RATE: f64 = 2.0;
 const PER_SOURCE_BURST: f64 = 4.0;
+/// The cookie secret is replaced this often; cookies from the previous secret are still accepted.
+const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
 /// At most one resynchronising initiation per peer per this interval.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// A session another node started and never confirmed with a first frame is forgotten after this long
@@ -79,6 +82,10 @@ pub struct Sessions {
     last_resync: HashMap<PublicKey, Instant>,
     waiting_bytes: usize,
     per_source: HashMap<Vec<u64>, TokenBucket>,
+    cookie_secret: [u8; 32],
+    previous_secret: [u8; 32],
+    secret_rotated: Option<Instant>,
+    cookie_sessions: TokenBucket,
     /// Handshake initiations from nodes without a session that were verified (each one signature check).
     pub new_handshakes_verified: u64,
 }
@@ -106,6 +113,11 @@ impl Sessions {
             last_resync: HashMap::new(),
             waiting_bytes: 0,
             per_source: HashMap::new(),
+            cookie_secret: [0; 32],
+            previous_secret: [0; 32],
+            secret_rotated: None,
+            cookie_sessions: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
+
             new_handshakes_verified: 0,
         }
     }
@@ -118,6 +130,55 @@ impl Sessions {
     /// Returns true if there is none.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
+    }
+
+    /// Decides whether a handshake from a node without a session may be verified now. Within the
+    /// per-location and global budgets it may. Beyond the global budget (under load) only an initiation
+    /// whose `mac2` carries the cookie we gave its sender at its location may, from a budget of its own;
+    /// any other gets a cookie reply (cheap: one HMAC), which only a sender really at that location
+    /// receives. A flood that sprays forged locations therefore cannot starve a real newcomer.
+    fn admit(
+        &mut self,
+        now: Instant,
+        src: PublicKey,
+        src_path: &[u64],
+        init: &HandshakeInit,
+        rng: &mut Rng,
+    ) -> Result<(), Vec<Vec<u8>>> {
+        if self
+            .secret_rotated
+            .is_none_or(|t| now.saturating_since(t) >= COOKIE_SECRET_LIFETIME)
+        {
+            self.previous_secret = self.cookie_secret;
+            self.cookie_secret = rng.bytes32();
+            self.secret_rotated = Some(now);
+        }
+        if self.per_source.len() >= MAX_SESSIONS && !self.per_source.contains_key(src_path) {
+            self.per_source.clear();
+        }
+        let local = self
+            .per_source
+            .entry(src_path.to_vec())
+            .or_insert_with(|| TokenBucket::new(PER_SOURCE_RATE, PER_SOURCE_BURST, now));
+        if !local.take(now) {
+            return Err(Vec::new());
+        }
+        if self.new_sessions.take(now) {
+            return Ok(());
+        }
+        let cookie = cookie_for(&self.cookie_secret, &src, src_path);
+        let previous = cookie_for(&self.previous_secret, &src, src_path);
+        let has_cookie =
+            handshake::check_mac2(init, &cookie) || handshake::check_mac2(init, &previous);
+        if has_cookie && self.cookie_sessions.take(now) {
+            return Ok(());
+        }
+        if has_cookie {
+            return Err(Vec::new());
+        }
+        // Always answered: a reply (22 bytes) is much smaller than the initiation (174), so this
+        // amplifies nothing, and rate-limiting it would let a flood starve real newcomers of cookies.
+        Err(vec![encode_cookie(init.sender_index, &cookie)])
     }
 
     /// Returns the counters of the session with `peer`.
@@ -248,25 +309,16 @@ impl Sessions {
         rng: &mut Rng,
     ) -> Received {
         if !self.table.contains_key(&src) {
-            if payload.get(..2) != Some(&[VERSION, KIND_INIT][..]) {
+            let Ok(Datagram::Init(init)) = Datagram::parse(payload) else {
                 return Received {
                     plaintext: Err(SessionDrop::NoSession),
                     replies: Vec::new(),
                 };
-            }
-            // A new node: spend a verification only within its location's budget and the global one,
-            // so a flood of initiations from forged keys costs bounded work and memory.
-            if self.per_source.len() >= MAX_SESSIONS && !self.per_source.contains_key(src_path) {
-                self.per_source.clear();
-            }
-            let local = self
-                .per_source
-                .entry(src_path.to_vec())
-                .or_insert_with(|| TokenBucket::new(PER_SOURCE_RATE, PER_SOURCE_BURST, now));
-            if !local.take(now) || !self.new_sessions.take(now) {
+            };
+            if let Err(replies) = self.admit(now, src, src_path, &init, rng) {
                 return Received {
                     plaintext: Err(SessionDrop::Busy),
-                    replies: Vec::new(),
+                    replies,
                 };
             }
             self.new_handshakes_verified += 1;
@@ -373,6 +425,13 @@ impl Sessions {
             .flatten()
             .min()
     }
+}
+
+/// The cookie for `src` at `src_path`: what it must key `mac2` with while we are under load.
+fn cookie_for(secret: &[u8; 32], src: &PublicKey, src_path: &[u64]) -> [u8; 16] {
+    let mut bytes = src.as_bytes().to_vec();
+    put_path(&mut bytes, src_path);
+    mac16(secret, &bytes)
 }
 
 #[cfg(test)]

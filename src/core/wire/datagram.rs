@@ -3,10 +3,14 @@
 //! ```text
 //! version(1) kind(1) body...
 //! kind 1 HandshakeInit      sender_index(4) timestamp(8) static_key(32) ephemeral(32) signature(64) mac(16)
+//!                           mac2(16)
 //! kind 2 HandshakeResponse  sender_index(4) receiver_index(4) static_key(32) ephemeral(32) signature(64) mac(16)
 //! kind 3 Data               receiver_index(4) counter(8) ciphertext(n) tag(16)
+//! kind 4 CookieReply        receiver_index(4) cookie(16)
 //! ```
-//! Integers are big-endian. The handshake `mac` is the last 16 bytes and covers everything before it.
+//! Integers are big-endian. A handshake's `mac` covers everything before it; an initiation's `mac2`
+//! covers everything before it too and is keyed by a cookie the responder sent under load (zeros
+//! otherwise), as in WireGuard.
 
 use super::{Reader, VERSION, WireError};
 use crate::core::identity::PublicKey;
@@ -17,6 +21,8 @@ pub const KIND_INIT: u8 = 1;
 pub const KIND_RESPONSE: u8 = 2;
 /// Kind byte of a data frame.
 pub const KIND_DATA: u8 = 3;
+/// Kind byte of a cookie reply.
+pub const KIND_COOKIE: u8 = 4;
 /// Bytes before the ciphertext of a data frame; they are the AEAD's associated data.
 pub const DATA_HEADER_LEN: usize = 2 + 4 + 8;
 /// Poly1305 tag length.
@@ -24,7 +30,7 @@ pub const TAG_LEN: usize = 16;
 /// Handshake MAC length.
 pub const MAC_LEN: usize = 16;
 /// Encoded length of a [`HandshakeInit`].
-pub const INIT_LEN: usize = 2 + 4 + 8 + 32 + 32 + 64 + MAC_LEN;
+pub const INIT_LEN: usize = 2 + 4 + 8 + 32 + 32 + 64 + MAC_LEN + MAC_LEN;
 /// Encoded length of a [`HandshakeResponse`].
 pub const RESPONSE_LEN: usize = 2 + 4 + 4 + 32 + 32 + 64 + MAC_LEN;
 
@@ -44,6 +50,8 @@ pub struct HandshakeInit {
     pub signature: [u8; 64],
     /// Keyed by the link password (or a fixed key without one); covers all bytes before it.
     pub mac: [u8; MAC_LEN],
+    /// Keyed by the responder's cookie for this initiator, or zeros when it has none.
+    pub mac2: [u8; MAC_LEN],
 }
 
 /// Second handshake message: the responder's identity and ephemeral, bound to the initiator's.
@@ -70,6 +78,13 @@ pub enum Datagram<'a> {
     Init(HandshakeInit),
     /// A handshake response.
     Response(HandshakeResponse),
+    /// A responder under load asks the initiator to prove it can receive at its address.
+    Cookie {
+        /// The initiation's `sender_index`.
+        receiver_index: u32,
+        /// The cookie to key `mac2` with.
+        cookie: [u8; MAC_LEN],
+    },
     /// An encrypted frame.
     Data {
         /// Index chosen by the receiver of this frame, naming the key set.
@@ -100,6 +115,7 @@ impl<'a> Datagram<'a> {
                     ephemeral: r.array()?,
                     signature: r.array()?,
                     mac: r.array()?,
+                    mac2: r.array()?,
                 };
                 r.finish()?;
                 Ok(Self::Init(init))
@@ -130,6 +146,14 @@ impl<'a> Datagram<'a> {
                     sealed,
                 })
             }
+            KIND_COOKIE => {
+                let cookie = Self::Cookie {
+                    receiver_index: r.u32()?,
+                    cookie: r.array()?,
+                };
+                r.finish()?;
+                Ok(cookie)
+            }
             other => Err(WireError::UnknownType(other)),
         }
     }
@@ -146,8 +170,17 @@ impl HandshakeInit {
         out.extend_from_slice(&self.ephemeral);
         out.extend_from_slice(&self.signature);
         out.extend_from_slice(&self.mac);
+        out.extend_from_slice(&self.mac2);
         out
     }
+}
+
+/// Encodes a cookie reply.
+pub fn encode_cookie(receiver_index: u32, cookie: &[u8; MAC_LEN]) -> Vec<u8> {
+    let mut out = vec![VERSION, KIND_COOKIE];
+    out.extend_from_slice(&receiver_index.to_be_bytes());
+    out.extend_from_slice(cookie);
+    out
 }
 
 impl HandshakeResponse {
@@ -185,6 +218,7 @@ mod tests {
             ephemeral: [8; 32],
             signature: [9; 64],
             mac: [10; 16],
+            mac2: [11; 16],
         }
     }
 
@@ -242,6 +276,15 @@ mod tests {
         assert_eq!(Datagram::parse(&long), Err(WireError::TrailingBytes));
         assert_eq!(Datagram::parse(&[2, 1]), Err(WireError::Version(2)));
         assert_eq!(Datagram::parse(&[1, 9]), Err(WireError::UnknownType(9)));
+        let cookie = encode_cookie(7, &[3; 16]);
+        assert_eq!(cookie.len(), 22);
+        assert_eq!(
+            Datagram::parse(&cookie),
+            Ok(Datagram::Cookie {
+                receiver_index: 7,
+                cookie: [3; 16]
+            })
+        );
         assert_eq!(
             Datagram::parse(&[1, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
             Err(WireError::Truncated)
