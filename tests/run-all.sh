@@ -22,6 +22,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo check of the fuzz targets (they are run with cargo fuzz, see fuzz/)"
+cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 
 echo "== cargo test --release"
 log=$(mktemp)

@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         Ok(Datagram::Init(init)) => assert_eq!(init.encode(), data),
         Ok(Datagram::Response(response)) => assert_eq!(response.encode(), data),
         Ok(Datagram::Data { header, sealed, .. }) => assert_eq!(header.len() + sealed.len(), data.len()),
+        Ok(Datagram::Cookie { receiver_index, cookie }) => {
+            assert_eq!(meshrouter::core::wire::datagram::encode_cookie(receiver_index, &cookie), data)
+        }
         Err(_) => {}
     }
 });
