@@ -8,6 +8,7 @@
 
 mod fragments;
 pub mod handshake;
+mod handshaking;
 pub mod keys;
 pub mod liveness;
 pub mod replay;
@@ -23,7 +24,7 @@ use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::core::wire::WireError;
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
-use crate::core::wire::datagram::{Datagram, HandshakeInit, HandshakeResponse};
+use crate::core::wire::datagram::{Datagram, HandshakeInit};
 use crate::core::wire::inner::{Message, Messages, kind};
 use crate::core::wire::keepalive::Keepalive;
 
@@ -326,121 +327,6 @@ impl Link {
         result
     }
 
-    fn handle_init(
-        &mut self,
-        now: Instant,
-        init: HandshakeInit,
-        node: &NodeKey,
-        rng: &mut Rng,
-    ) -> Result<(), LinkDrop> {
-        handshake::check_init_mac(&init, &self.psk)?;
-        if let Some((ephemeral, response)) = &self.cached_response {
-            if *ephemeral == init.ephemeral {
-                // A retransmitted initiation: answer identically, at no cost.
-                let response = response.clone();
-                self.queue(response);
-                return Ok(());
-            }
-        }
-        if self
-            .last_init_verified
-            .is_some_and(|t| now.saturating_since(t) < INIT_MIN_INTERVAL)
-        {
-            return Err(LinkDrop::RateLimited);
-        }
-        self.last_init_verified = Some(now);
-        handshake::check_init_signature(&init, &self.psk)?;
-        if !self.key_allowed(&init.static_key, node) {
-            return Err(LinkDrop::KeyNotAllowed);
-        }
-        if self
-            .last_init
-            .is_some_and(|(peer, t)| peer == init.static_key && init.timestamp <= t)
-        {
-            return Err(LinkDrop::ReplayedInit);
-        }
-        self.last_init = Some((init.static_key, init.timestamp));
-        let ephemeral = Ephemeral::from_random(rng.bytes32());
-        let index = rng.u32();
-        let response = handshake::make_response(node, &ephemeral, index, &init, &self.psk);
-        let keys = handshake::derive_keys(&ephemeral, &init, &response, &self.psk, false)?;
-        let rekey_at = now + RESPONDER_REKEY_AFTER - rng.jitter(REKEY_JITTER);
-        self.pending = Some(KeySet::new(
-            &keys,
-            index,
-            init.sender_index,
-            now,
-            rekey_at,
-            false,
-        ));
-        self.peer = Some(init.static_key);
-        let encoded = response.encode();
-        self.cached_response = Some((init.ephemeral, encoded.clone()));
-        self.queue(encoded);
-        Ok(())
-    }
-
-    /// The responder is under load: key `mac2` with its cookie and initiate again at once.
-    fn handle_cookie(
-        &mut self,
-        now: Instant,
-        receiver_index: u32,
-        cookie: [u8; 16],
-    ) -> Result<(), LinkDrop> {
-        let outstanding = self.outstanding.as_mut().ok_or(LinkDrop::UnknownIndex)?;
-        if outstanding.init.sender_index != receiver_index
-            || self.cookie.is_some_and(|(c, _)| c == cookie)
-        {
-            return Err(LinkDrop::UnknownIndex);
-        }
-        handshake::set_mac2(&mut outstanding.init, &cookie);
-        let init = outstanding.init.encode();
-        self.cookie = Some((cookie, now));
-        self.queue(init);
-        Ok(())
-    }
-
-    fn handle_response(
-        &mut self,
-        now: Instant,
-        response: HandshakeResponse,
-        node: &NodeKey,
-        rng: &mut Rng,
-    ) -> Result<(), LinkDrop> {
-        let outstanding = self.outstanding.as_ref().ok_or(LinkDrop::UnknownIndex)?;
-        if response.receiver_index != outstanding.init.sender_index {
-            return Err(LinkDrop::UnknownIndex);
-        }
-        handshake::check_response(&response, &outstanding.init, &self.psk)?;
-        if !self.key_allowed(&response.static_key, node) {
-            return Err(LinkDrop::KeyNotAllowed);
-        }
-        let keys = handshake::derive_keys(
-            &outstanding.ephemeral,
-            &outstanding.init,
-            &response,
-            &self.psk,
-            true,
-        )?;
-        let rekey_at = now + REKEY_AFTER - rng.jitter(REKEY_JITTER);
-        let keyset = KeySet::new(
-            &keys,
-            outstanding.init.sender_index,
-            response.sender_index,
-            now,
-            rekey_at,
-            true,
-        );
-        self.outstanding = None;
-        self.next_attempt = None;
-        self.retry_interval = FIRST_RETRY;
-        self.peer = Some(response.static_key);
-        self.install(now, keyset);
-        // Key confirmation: the responder promotes its keys on our first frame.
-        self.send_keepalive_now(now);
-        Ok(())
-    }
-
     fn handle_data(
         &mut self,
         now: Instant,
@@ -545,25 +431,6 @@ impl Link {
         let mut plaintext = Vec::with_capacity(16);
         Message::Keepalive(keepalive).encode(&mut plaintext);
         self.send(now, &plaintext, false)
-    }
-
-    fn start_handshake(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
-        let ephemeral = Ephemeral::from_random(rng.bytes32());
-        let timestamp = self.clock_base.saturating_add(now.as_micros());
-        let mut init = handshake::make_init(node, &ephemeral, rng.u32(), timestamp, &self.psk);
-        if let Some((cookie, _)) = self
-            .cookie
-            .filter(|(_, at)| now.saturating_since(*at) < COOKIE_LIFETIME)
-        {
-            handshake::set_mac2(&mut init, &cookie);
-        }
-        self.queue(init.encode());
-        self.outstanding = Some(Outstanding { init, ephemeral });
-        let jitter = rng.jitter(self.retry_interval / 4);
-        self.next_attempt = Some(now + self.retry_interval + jitter);
-        if !self.up {
-            self.retry_interval = (self.retry_interval * 2).min(MAX_RETRY);
-        }
     }
 
     fn go_down(&mut self, now: Instant) {

@@ -1,0 +1,81 @@
+//! Keeping peers in sync: signature requests, the announcements of both chains, and acknowledgements.
+
+use super::peer::Sent;
+use super::{GC_GRACE, Tree};
+use crate::core::identity::PublicKey;
+use crate::core::time::Instant;
+use crate::core::wire::MAX_PATH_LEN;
+use crate::core::wire::inner::Message;
+use crate::core::wire::tree::AnnounceAck;
+
+impl Tree {
+    /// Queues what each peer is missing: signature requests, announcements of our ancestry and of its
+    /// own, and acknowledgements.
+    pub(super) fn flush(&mut self, now: Instant) {
+        let limit = (self.peers.len() + 1) * MAX_PATH_LEN;
+        self.store.collect_garbage(
+            now,
+            std::iter::once(&self.me).chain(self.peers.keys()),
+            GC_GRACE,
+            limit,
+        );
+        // Root first, so that a receiver always holds a node's parent before the node itself.
+        let my_chain: Vec<PublicKey> = self.my_ancestry.keys.iter().rev().copied().collect();
+        let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
+        for peer_key in keys {
+            let peer_chain = self
+                .store
+                .ancestry(&peer_key)
+                .map(|a| a.keys)
+                .unwrap_or_default();
+            let mut announce_keys: Vec<PublicKey> = my_chain.clone();
+            for k in peer_chain.into_iter().rev() {
+                if k != peer_key && !announce_keys.contains(&k) {
+                    announce_keys.push(k);
+                }
+            }
+            let Some(peer) = self.peers.get_mut(&peer_key) else {
+                continue;
+            };
+            if peer.sig_res.is_none()
+                && peer
+                    .req_sent
+                    .is_none_or(|t| now.saturating_since(t) >= peer.rto)
+            {
+                peer.req_sent = Some(now);
+                self.outbox
+                    .push_back((peer_key, Message::SigReq(self.request)));
+            }
+            for key in &announce_keys {
+                let key = *key;
+                let Some(a) = self.store.get(&key) else {
+                    continue;
+                };
+                if peer.needs(&key, a.seq, now) {
+                    peer.sent.insert(
+                        key,
+                        Sent {
+                            seq: a.seq,
+                            at: now,
+                            acked: false,
+                        },
+                    );
+                    self.outbox.push_back((peer_key, Message::Announce(*a)));
+                }
+            }
+            // Stop retransmitting what the peer no longer needs (off both chains now), and forget what
+            // was sent about nodes we no longer hold.
+            let store = &self.store;
+            peer.sent
+                .retain(|k, s| (s.acked || announce_keys.contains(k)) && store.get(k).is_some());
+            for chunk in std::mem::take(&mut peer.acks).chunks(AnnounceAck::MAX_ENTRIES) {
+                self.outbox.push_back((
+                    peer_key,
+                    Message::AnnounceAck(AnnounceAck {
+                        entries: chunk.to_vec(),
+                    }),
+                ));
+            }
+        }
+    }
+}
