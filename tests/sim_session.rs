@@ -36,6 +36,27 @@ fn stream(sim: &mut Sim, duration: Duration) -> (u32, Vec<u32>) {
     (sent, ids)
 }
 
+/// A six-node line (five hops from 0 to 5) with one root.
+fn converged_line(seed: u64, params: WireParams) -> Sim {
+    let mut sim = Sim::build(seed, 6, &topology::line(6), params);
+    run_until_one_root(
+        &mut sim,
+        &(0..6).collect::<Vec<_>>(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    sim
+}
+
+/// Key sets node 0's session with node 5 has installed (first handshake and rekeys).
+fn key_sets_0_to_5(sim: &Sim) -> u64 {
+    sim.node(0)
+        .unwrap()
+        .session_stats(&sim.key(5))
+        .unwrap()
+        .key_sets
+}
+
 #[test]
 fn a_session_over_five_lossy_hops_survives_ten_minutes_of_rekeys() {
     let lossy = WireParams {
@@ -45,22 +66,11 @@ fn a_session_over_five_lossy_hops_survives_ten_minutes_of_rekeys() {
         jitter: Duration::from_millis(2),
         ..WireParams::default()
     };
-    let mut sim = Sim::build(101, 6, &topology::line(6), lossy);
-    run_until_one_root(
-        &mut sim,
-        &(0..6).collect::<Vec<_>>(),
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let mut sim = converged_line(101, lossy);
     let (sent, ids) = stream(&mut sim, Duration::from_secs(600));
     let unique: HashSet<u32> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "a packet was delivered twice");
-    let key_sets = sim
-        .node(0)
-        .unwrap()
-        .session_stats(&sim.key(5))
-        .unwrap()
-        .key_sets;
+    let key_sets = key_sets_0_to_5(&sim);
     let ratio = ids.len() as f64 / sent as f64;
     eprintln!(
         "session over 5 lossy hops: {} of {sent} packets delivered ({ratio:.3}; expected 0.95^5 = 0.774), \
@@ -79,21 +89,10 @@ fn reordering_and_duplication_without_loss_lose_nothing_across_rekeys() {
         jitter: Duration::from_millis(2),
         ..WireParams::default()
     };
-    let mut sim = Sim::build(102, 6, &topology::line(6), shuffled);
-    run_until_one_root(
-        &mut sim,
-        &(0..6).collect::<Vec<_>>(),
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let mut sim = converged_line(102, shuffled);
     let (sent, ids) = stream(&mut sim, Duration::from_secs(600));
     let unique: HashSet<u32> = ids.iter().copied().collect();
-    let key_sets = sim
-        .node(0)
-        .unwrap()
-        .session_stats(&sim.key(5))
-        .unwrap()
-        .key_sets;
+    let key_sets = key_sets_0_to_5(&sim);
     eprintln!(
         "no loss: {} of {sent} delivered exactly once across {key_sets} key sets",
         unique.len()

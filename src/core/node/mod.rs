@@ -362,8 +362,9 @@ impl Node {
                 .map_or(1000, |d| (d.as_millis() as u64).max(1));
             Some((*p, cost))
         });
-        let peer_keys: Vec<PublicKey> = self.links.peers.keys().copied().collect();
-        let via = self.neighbors.via(&traffic.dest_key, &peer_keys);
+        let via = self
+            .neighbors
+            .via(&traffic.dest_key, self.links.peers.keys());
         let hop = forward::next_hop(
             &self.tree,
             &self.me,

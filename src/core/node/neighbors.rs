@@ -63,8 +63,12 @@ impl NeighborLists {
     }
 
     /// Returns a current peer that says it is linked to `dest`.
-    pub(super) fn via(&self, dest: &PublicKey, peers: &[PublicKey]) -> Option<PublicKey> {
-        peers.iter().copied().find(|p| {
+    pub(super) fn via<'a>(
+        &self,
+        dest: &PublicKey,
+        peers: impl IntoIterator<Item = &'a PublicKey>,
+    ) -> Option<PublicKey> {
+        peers.into_iter().copied().find(|p| {
             self.received
                 .get(p)
                 .is_some_and(|(_, keys)| keys.contains(dest))
