@@ -15,6 +15,9 @@ pub enum ConfigErrorKind {
     /// TOML syntax error, unknown key or wrong value type.
     #[error("{0}")]
     Syntax(String),
+    /// A value is out of range or malformed (the message names the key).
+    #[error("{0}")]
+    Invalid(String),
     /// `private_key` is malformed.
     #[error("private_key: {0}")]
     Key(KeyError),

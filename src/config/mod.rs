@@ -5,15 +5,21 @@
 //! `config.example.toml` at the top of the repository documents every key; `meshrouter genconf` prints it
 //! with a fresh key filled in.
 
+mod daemon;
 mod error;
 mod key_file;
+mod link_uri;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::daemon::{
+    DEFAULT_API_SOCKET, DEFAULT_TUN_MTU, DEFAULT_TUN_NAME, Daemon, DiscoveryRule,
+};
 pub use self::error::{ConfigError, ConfigErrorKind};
+pub use self::link_uri::{LinkUri, LinkUriError};
 use crate::core::identity::NodeKey;
 
 /// The documented example configuration; `genconf` fills in its key line.
@@ -33,12 +39,29 @@ pub struct RawConfig {
     /// A file holding the node key (hex or PEM PKCS#8). Relative paths are relative to the config file.
     #[serde(default)]
     pub private_key_file: Option<Spanned<PathBuf>>,
+    tun_name: Option<Spanned<String>>,
+    tun_mtu: Option<Spanned<u16>>,
+    #[serde(default)]
+    peers: Vec<Spanned<String>>,
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    allowed_public_keys: Vec<Spanned<String>>,
+    group_password: Option<Spanned<String>>,
+    #[serde(default)]
+    discovery: Vec<daemon::RawDiscovery>,
+    api_socket: Option<PathBuf>,
+    api_group: Option<String>,
+    user: Option<String>,
+    group: Option<String>,
 }
 
 /// A loaded configuration with its node key resolved.
 pub struct Config {
     /// The node's key pair.
     pub node_key: NodeKey,
+    /// Daemon settings.
+    pub daemon: Daemon,
     /// Things worth telling the operator that do not stop the node (e.g. a world-readable inline key).
     pub warnings: Vec<String>,
 }
@@ -64,10 +87,28 @@ impl Config {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))?;
         let node_key = resolve_node_key(&raw, text, origin)?;
+        let located = |span, message| {
+            ConfigError::at(origin, text, span, ConfigErrorKind::Invalid(message))
+        };
+        let daemon = daemon::validate(raw, &located)?;
         Ok(Self {
             node_key,
+            daemon,
             warnings: Vec::new(),
         })
+    }
+
+    /// The configuration `run --autoconf` uses: `node_key` (fresh, in memory), the default TUN device,
+    /// and UDP discovery on every interface.
+    pub fn autoconf(node_key: NodeKey) -> Self {
+        Self {
+            node_key,
+            daemon: Daemon {
+                discovery: vec![DiscoveryRule::everywhere()],
+                ..Daemon::default()
+            },
+            warnings: Vec::new(),
+        }
     }
 }
 

@@ -36,9 +36,9 @@ fn example_parses_and_asks_for_a_key() {
 
 #[test]
 fn unknown_key_names_key_and_line() {
-    let message = error_line(&format!("private_key = \"{SEED}\"\n\nlisten = []\n"));
+    let message = error_line(&format!("private_key = \"{SEED}\"\n\nlistne = []\n"));
     assert!(
-        message.starts_with("/etc/meshrouter/test.toml:3:1: unknown field `listen`"),
+        message.starts_with("/etc/meshrouter/test.toml:3:1: unknown field `listne`"),
         "{message}"
     );
     assert!(!message.contains('\n'));

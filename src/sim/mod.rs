@@ -164,6 +164,7 @@ impl Sim {
         let node_seed = self.rng.bytes32();
         let config = NodeConfig {
             seq_base: self.now.as_micros() + 1,
+            group_password: None,
         };
         let node = Node::new(
             NodeKey::from_seed(&self.nodes[i].seed),

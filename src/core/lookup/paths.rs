@@ -185,7 +185,12 @@ impl Paths {
         }
     }
 
-    /// Returns a known path.
+    /// Returns every known path.
+    pub fn iter(&self) -> impl Iterator<Item = (&PublicKey, &Path)> {
+        self.paths.iter()
+    }
+
+    /// Returns the path to `key`, if known.
     pub fn get(&self, key: &PublicKey) -> Option<&Path> {
         self.paths.get(key)
     }

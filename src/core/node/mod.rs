@@ -37,6 +37,9 @@ pub struct NodeConfig {
     /// Lower bound for the node's tree sequence numbers; must exceed any used before with this key.
     /// The daemon passes wall-clock microseconds; the simulator passes its virtual time.
     pub seq_base: u64,
+    /// Closed overlay: only nodes that know this password can open sessions with us (they still route
+    /// for each other).
+    pub group_password: Option<Vec<u8>>,
 }
 
 /// A datagram to send on a link.
@@ -185,7 +188,7 @@ impl Node {
             filters_dirty: false,
             neighbors: neighbors::NeighborLists::new(config.seq_base),
             clock_base: config.seq_base,
-            sessions: crate::core::session::Sessions::new(None, config.seq_base, now),
+            sessions: crate::core::session::Sessions::new(config.group_password, config.seq_base, now),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
         };
@@ -226,6 +229,21 @@ impl Node {
     /// Returns the counters of our session with `peer`, if there is one.
     pub fn session_stats(&self, peer: &PublicKey) -> Option<crate::core::link::LinkStats> {
         self.sessions.stats(peer)
+    }
+
+    /// Returns the end-to-end sessions (for the operator's view).
+    pub fn sessions(&self) -> &crate::core::session::Sessions {
+        &self.sessions
+    }
+
+    /// Returns the destinations found by lookups.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Returns every link with its handle.
+    pub fn links(&self) -> impl Iterator<Item = (LinkId, &Link)> {
+        self.links.links.iter().map(|(id, l)| (*id, l))
     }
 
     /// Returns the peers that have at least one link up.

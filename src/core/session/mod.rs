@@ -186,6 +186,15 @@ impl Sessions {
         self.table.get(peer).map(|e| e.link.stats())
     }
 
+    /// Returns every session: the peer, whether it is up, its counters and when it was last used.
+    pub fn iter(
+        &self,
+    ) -> impl Iterator<Item = (&PublicKey, bool, crate::core::link::LinkStats, Instant)> {
+        self.table
+            .iter()
+            .map(|(k, e)| (k, e.link.is_up(), e.link.stats(), e.last_used))
+    }
+
     /// Returns true if the session with `peer` can carry frames now.
     pub fn is_up(&self, peer: &PublicKey) -> bool {
         self.table.get(peer).is_some_and(|e| e.link.is_up())

@@ -136,6 +136,11 @@ impl Tree {
         tree
     }
 
+    /// Returns the announcements this node holds (its ancestry's and its peers' ancestries').
+    pub fn announcements(&self) -> impl Iterator<Item = &crate::core::wire::tree::Announce> {
+        self.store.iter()
+    }
+
     /// Returns our coordinates.
     pub fn coords(&self) -> &Coords {
         &self.my_ancestry.coords

@@ -70,6 +70,11 @@ impl Store {
         self.infos.get(key)
     }
 
+    /// Returns every stored announcement (diagnostics: the operator's tree view).
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Announce> {
+        self.infos.values()
+    }
+
     /// Compares `a` with what we hold, without storing it. Only a `Newer` one needs verifying.
     pub(super) fn compare(&self, a: &Announce) -> Offer {
         match self.infos.get(&a.key).map(|held| order(a, held)) {
