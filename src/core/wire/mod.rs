@@ -9,6 +9,7 @@
 mod reader;
 
 pub mod ack;
+pub mod beacon;
 pub mod datagram;
 pub mod fragment;
 pub mod inner;
