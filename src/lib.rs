@@ -19,4 +19,5 @@ pub mod config;
 pub mod core;
 pub mod services;
 pub mod sim;
+pub mod driver;
 pub mod sys;

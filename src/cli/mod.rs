@@ -2,8 +2,12 @@
 //!
 //! Exit status: 0 on success, 2 for a usage or configuration error (clap's convention), 1 for anything else.
 
+mod client;
+mod control;
 mod genconf;
 mod info;
+mod run;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +17,18 @@ use meshrouter::config::ConfigError;
 
 /// Where the daemon and the tools look for the configuration unless told otherwise.
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/meshrouter/config.toml";
+
+/// How the control commands find the daemon.
+#[derive(clap::Args)]
+struct Endpoint {
+    /// The daemon's API socket (default: $MESHROUTER_SOCKET, else /run/meshrouter/meshrouter.sock).
+    #[arg(long, value_name = "PATH", env = "MESHROUTER_SOCKET",
+          default_value = meshrouter::config::DEFAULT_API_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
 
 /// meshrouter: a mesh overlay router with key-derived IPv6 addresses, compatible with Yggdrasil 0.5
 /// addressing.
@@ -30,6 +46,51 @@ enum Command {
     /// Redirect it to a file readable only by the daemon, e.g.
     /// `(umask 077; meshrouter genconf > /etc/meshrouter/config.toml)`.
     Genconf,
+    /// Run the router: TUN device, links, discovery and the local API, until SIGTERM or SIGINT.
+    ///
+    /// Needs root, or CAP_NET_ADMIN (plus CAP_NET_RAW for raw Ethernet links). Logs go to standard
+    /// error (journald-friendly); MESHROUTER_LOG=debug shows more.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG,
+              conflicts_with = "autoconf")]
+        config: PathBuf,
+        /// Run without a configuration: a fresh key kept only in memory (a new address each start),
+        /// the default TUN device, and peers found by discovery on every interface.
+        #[arg(long)]
+        autoconf: bool,
+        /// Serve the local API on this socket instead of the configured one.
+        #[arg(long, value_name = "PATH")]
+        api_socket: Option<PathBuf>,
+    },
+    /// Show the running node: key, addresses, did:key, tree root and coordinates.
+    #[command(name = "self")]
+    SelfInfo(Endpoint),
+    /// List links: URI, state, direction, peer address and key, uptime, RTT, traffic, last error.
+    Peers(Endpoint),
+    /// Show the spanning tree entries this node holds.
+    Tree(Endpoint),
+    /// Show destinations found by lookups and their tree coordinates.
+    Paths(Endpoint),
+    /// List end-to-end sessions.
+    Sessions(Endpoint),
+    /// Show forwarding and drop counters.
+    Counters(Endpoint),
+    /// Add a peer to the running daemon (not saved to the config), e.g.
+    /// `udp://[2001:db8::1]:9100?key=HEX`.
+    Addpeer {
+        /// The peer's URI.
+        uri: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Remove a peer from the running daemon, by its URI (with or without its query).
+    Removepeer {
+        /// The peer's URI.
+        uri: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Show this node's public key, IPv6 address, routed /64 and did:key.
     Info {
         /// Configuration file to read the node key from.
@@ -47,12 +108,32 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Genconf => genconf::run(),
         Command::Info { config, json } => info::run(&config, json),
+        Command::Run {
+            config,
+            autoconf,
+            api_socket,
+        } => run::run(&config, autoconf, api_socket.as_deref()),
+        Command::SelfInfo(e) => control::run(&e.socket, control::Query::SelfInfo, e.json),
+        Command::Peers(e) => control::run(&e.socket, control::Query::Peers, e.json),
+        Command::Tree(e) => control::run(&e.socket, control::Query::Tree, e.json),
+        Command::Paths(e) => control::run(&e.socket, control::Query::Paths, e.json),
+        Command::Sessions(e) => control::run(&e.socket, control::Query::Sessions, e.json),
+        Command::Counters(e) => control::run(&e.socket, control::Query::Counters, e.json),
+        Command::Addpeer { uri, endpoint: e } => {
+            control::run(&e.socket, control::Query::AddPeer(uri), e.json)
+        }
+        Command::Removepeer { uri, endpoint: e } => {
+            control::run(&e.socket, control::Query::RemovePeer(uri), e.json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("meshrouter: error: {error:#}");
-            if error.is::<ConfigError>() {
+            let bad_request = error
+                .downcast_ref::<client::ApiError>()
+                .is_some_and(|e| e.status == 400);
+            if error.is::<ConfigError>() || bad_request {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -111,3 +111,10 @@ pub fn recv_from(socket: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<(usize, 
     mac.copy_from_slice(&sll.sll_addr[..6]);
     Ok(Some((n as usize, mac)))
 }
+
+/// Registers a packet socket with the tokio reactor; must run inside the runtime.
+pub fn register(socket: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` holds one open descriptor for as long as it lives and its `as_raw_fd`
+    // always returns that descriptor; the `AsyncFd` owns it until dropped.
+    unsafe { tokio::io::unix::AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
+}

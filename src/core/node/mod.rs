@@ -201,6 +201,12 @@ impl Node {
         self.me
     }
 
+    /// Builds a signed discovery beacon advertising our links on UDP `port` (0 on raw Ethernet); `stamp`
+    /// is the caller's clock in microseconds.
+    pub fn beacon(&self, flags: u8, port: u16, stamp: u64, password: Option<&[u8]>) -> Vec<u8> {
+        crate::core::wire::beacon::Beacon::encode(&self.key, flags, port, stamp, password)
+    }
+
     /// Returns the spanning tree state.
     pub fn tree(&self) -> &Tree {
         &self.tree

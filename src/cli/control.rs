@@ -1,0 +1,145 @@
+//! `meshrouter self|peers|tree|paths|sessions|counters|addpeer|removepeer`: thin clients of the
+//! daemon's local API.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::client::call;
+use super::table::{bytes, cell, duration, print, short_key};
+
+/// What to ask the daemon.
+pub(crate) enum Query {
+    SelfInfo,
+    Peers,
+    Tree,
+    Paths,
+    Sessions,
+    Counters,
+    AddPeer(String),
+    RemovePeer(String),
+}
+
+pub(crate) fn run(socket: &Path, query: Query, json_output: bool) -> anyhow::Result<()> {
+    let (method, path, body) = match &query {
+        Query::SelfInfo => ("GET", "/v1/self", None),
+        Query::Peers => ("GET", "/v1/peers", None),
+        Query::Tree => ("GET", "/v1/tree", None),
+        Query::Paths => ("GET", "/v1/paths", None),
+        Query::Sessions => ("GET", "/v1/sessions", None),
+        Query::Counters => ("GET", "/v1/counters", None),
+        Query::AddPeer(uri) => ("POST", "/v1/peers", Some(json!({ "uri": uri }))),
+        Query::RemovePeer(uri) => ("DELETE", "/v1/peers", Some(json!({ "uri": uri }))),
+    };
+    let reply = call(socket, method, path, body.as_ref())?;
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+        return Ok(());
+    }
+    match query {
+        Query::SelfInfo => show_self(&reply),
+        Query::Peers => show_peers(&reply),
+        Query::Tree => show_keyed(&reply["entries"], "Parent", |e| short_key(&e["parent"])),
+        Query::Paths => show_keyed(&reply["paths"], "Path", |e| cell(&e["path"])),
+        Query::Sessions => show_sessions(&reply),
+        Query::Counters => println!("{}", serde_json::to_string_pretty(&reply)?),
+        Query::AddPeer(_) => println!("added {}", cell(&reply["added"])),
+        Query::RemovePeer(_) => println!("removed {}", cell(&reply["removed"])),
+    }
+    Ok(())
+}
+
+fn show_self(v: &Value) {
+    let rows = [
+        ("Public key", cell(&v["public_key"])),
+        ("IPv6 address", cell(&v["address"])),
+        ("IPv6 subnet", cell(&v["subnet"])),
+        ("DID", cell(&v["did"])),
+        ("Version", cell(&v["version"])),
+        (
+            "TUN",
+            v["tun"].as_object().map_or("none".into(), |t| {
+                format!("{} (MTU {})", cell(&t["name"]), cell(&t["mtu"]))
+            }),
+        ),
+        ("Tree root", cell(&v["root"])),
+        ("Coordinates", cell(&v["coords"])),
+        ("Peers", cell(&v["peers"])),
+        ("Uptime", duration(v["uptime"].as_f64().unwrap_or(0.0))),
+    ];
+    for (name, value) in rows {
+        println!("{name:<14}{value}");
+    }
+}
+
+fn show_peers(v: &Value) {
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = v["peers"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|p| {
+            let last_error = match (p["last_error"].as_str(), p["last_error_age"].as_f64()) {
+                (Some(e), Some(age)) => format!("{} ago: {e}", duration(age)),
+                _ => "-".into(),
+            };
+            vec![
+                cell(&p["uri"]),
+                if p["up"].as_bool() == Some(true) { "Up" } else { "Down" }.into(),
+                if p["inbound"].as_bool() == Some(true) { "In" } else { "Out" }.into(),
+                cell(&p["address"]),
+                short_key(&p["key"]),
+                p["uptime"].as_f64().map_or("-".into(), duration),
+                p["rtt_ms"].as_f64().map_or("-".into(), |r| format!("{r:.2}ms")),
+                cell(&p["cost"]),
+                bytes(p["rx_bytes"].as_u64().unwrap_or(0)),
+                bytes(p["tx_bytes"].as_u64().unwrap_or(0)),
+                format!("{}/s", bytes(p["rx_rate"].as_u64().unwrap_or(0))),
+                format!("{}/s", bytes(p["tx_rate"].as_u64().unwrap_or(0))),
+                cell(&p["priority"]),
+                last_error,
+            ]
+        })
+        .collect();
+    print(
+        &[
+            "URI", "State", "Dir", "IP Address", "Key", "Uptime", "RTT", "Cost", "RX", "TX", "Down",
+            "Up", "Pr", "Last Error",
+        ],
+        &rows,
+    );
+}
+
+fn show_keyed(entries: &Value, extra: &str, column: impl Fn(&Value) -> String) {
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = entries
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|e| vec![cell(&e["key"]), cell(&e["address"]), column(e)])
+        .collect();
+    print(&["Public Key", "IP Address", extra], &rows);
+}
+
+fn show_sessions(v: &Value) {
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = v["sessions"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|s| {
+            vec![
+                cell(&s["key"]),
+                cell(&s["address"]),
+                if s["up"].as_bool() == Some(true) { "Up" } else { "Pending" }.into(),
+                bytes(s["rx_bytes"].as_u64().unwrap_or(0)),
+                bytes(s["tx_bytes"].as_u64().unwrap_or(0)),
+                duration(s["idle"].as_f64().unwrap_or(0.0)),
+            ]
+        })
+        .collect();
+    print(
+        &["Public Key", "IP Address", "State", "RX", "TX", "Idle"],
+        &rows,
+    );
+}

@@ -1,0 +1,200 @@
+//! The daemon: a thin tokio driver around the sans-IO core.
+//!
+//! Setup runs in three steps. First, while still privileged and single-threaded, it creates the TUN
+//! device, binds the API socket and the listeners. Then it drops privileges (`privileges`). Last, it
+//! starts the runtime: reader tasks hand datagrams, TUN packets and API calls to the router task
+//! (`router`), which alone owns the core [`Node`](crate::core::node::Node) and carries out what it
+//! produces. SIGTERM and SIGINT stop it; dropping the TUN device removes its address and routes.
+
+mod api;
+mod clock;
+mod discovery;
+mod error;
+mod interfaces;
+mod links;
+mod peers;
+mod privileges;
+mod readers;
+mod router;
+mod tun_device;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub use self::error::DriverError;
+use self::links::{Endpoint, Role, Transport};
+use self::router::Router;
+use crate::config::{Config, LinkUri};
+use crate::core::address::{node_address, node_subnet};
+use crate::core::node::{Node, NodeConfig};
+
+/// Inputs waiting for the router; readers wait when it is full, which is the daemon's backpressure.
+const INPUT_QUEUE: usize = 4096;
+
+/// What privileged setup produced.
+struct Prepared {
+    tun: Option<tun_device::PreparedTun>,
+    api: Option<api::ApiSocket>,
+    listeners: Vec<(LinkUri, std::net::UdpSocket)>,
+    multicast: Option<std::net::UdpSocket>,
+    discovery_links: Option<std::net::UdpSocket>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
+pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
+    let daemon = config.daemon.clone();
+    let key = config.node_key.public_key();
+    let prepared = prepare(&config)?;
+    privileges::drop_privileges(&daemon)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DriverError::Runtime)?;
+    info!(
+        key = %key.to_hex(),
+        address = %node_address(&key),
+        subnet = %node_subnet(&key),
+        "meshrouter {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    runtime.block_on(serve(config, seed, prepared))
+}
+
+fn prepare(config: &Config) -> Result<Prepared, DriverError> {
+    let daemon = &config.daemon;
+    let address = node_address(&config.node_key.public_key());
+    let tun = match &daemon.tun_name {
+        Some(name) => Some(tun_device::PreparedTun::open(name, daemon.tun_mtu, address)?),
+        None => None,
+    };
+    let api = match &daemon.api_socket {
+        Some(path) => Some(api::bind(path, daemon.api_group.as_deref())?),
+        None => None,
+    };
+    let mut listeners = Vec::new();
+    for uri in &daemon.listen {
+        let bind_error = |source| DriverError::Bind {
+            what: "listener",
+            address: uri.display(),
+            source,
+        };
+        let ip: std::net::IpAddr = uri.host.parse().map_err(|_| {
+            bind_error(std::io::Error::other(
+                "a listener needs an IP address literal, such as [::] or 0.0.0.0",
+            ))
+        })?;
+        let socket = peers::bind_udp_std((ip, uri.port).into(), uri.interface.as_deref())
+            .map_err(bind_error)?;
+        listeners.push((uri.clone(), socket));
+    }
+    let (multicast, discovery_links) = if daemon.discovery.is_empty() {
+        (None, None)
+    } else {
+        let multicast = discovery::multicast_socket().map_err(|source| DriverError::Bind {
+            what: "discovery",
+            address: format!("[::]:{}", discovery::BEACON_PORT),
+            source,
+        })?;
+        let port = daemon.discovery.iter().map(|r| r.port).find(|p| *p != 0).unwrap_or(0);
+        let local = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
+        let links = peers::bind_udp_std(local, None).map_err(|source| DriverError::Bind {
+            what: "discovery links",
+            address: format!("[::]:{port}"),
+            source,
+        })?;
+        (Some(multicast), Some(links))
+    };
+    Ok(Prepared {
+        tun,
+        api,
+        listeners,
+        multicast,
+        discovery_links,
+    })
+}
+
+async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(), DriverError> {
+    let clock = clock::Clock::new();
+    let node = Node::new(
+        config.node_key,
+        NodeConfig {
+            seq_base: clock::wall_micros(),
+            group_password: config.daemon.group_password.clone(),
+        },
+        seed,
+        clock.now(),
+    );
+    let (inputs, receiver) = mpsc::channel(INPUT_QUEUE);
+    let tun = prepared.tun.map(|t| t.activate()).transpose()?;
+    if let Some(tun) = &tun {
+        tokio::spawn(readers::tun(tun.device.clone(), inputs.clone()));
+        info!(interface = %tun.name, mtu = tun.mtu, "TUN device up");
+    }
+    let bind_error = |what, source| DriverError::Bind {
+        what,
+        address: String::new(),
+        source,
+    };
+    let multicast = match prepared.multicast {
+        Some(s) => Some(Arc::new(
+            tokio::net::UdpSocket::from_std(s).map_err(|e| bind_error("discovery", e))?,
+        )),
+        None => None,
+    };
+    if let Some(m) = &multicast {
+        tokio::spawn(readers::beacons(m.clone(), inputs.clone()));
+    }
+    let mut router = Router::new(
+        node,
+        clock,
+        config.daemon,
+        tun,
+        inputs.clone(),
+        discovery::Discovery::new(multicast, None, 0),
+    );
+    for (uri, socket) in prepared.listeners {
+        let socket =
+            Arc::new(tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error("listener", e))?);
+        info!(listen = %uri.display(), "listening");
+        let reader_inputs = inputs.clone();
+        router.add_endpoint(|id| Endpoint {
+            reader: tokio::spawn(readers::udp(id, socket.clone(), reader_inputs)),
+            transport: Transport::Udp(socket),
+            role: Role::Listener(uri),
+        });
+    }
+    if let Some(socket) = prepared.discovery_links {
+        let socket = Arc::new(
+            tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error("discovery links", e))?,
+        );
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let reader_inputs = inputs.clone();
+        let id = router.add_endpoint(|id| Endpoint {
+            reader: tokio::spawn(readers::udp(id, socket.clone(), reader_inputs)),
+            transport: Transport::Udp(socket),
+            role: Role::Discovery,
+        });
+        router.discovery.endpoint = Some(id);
+        router.discovery.port = port;
+        info!(port, "discovery on");
+    }
+    if let Some(socket) = prepared.api {
+        tokio::spawn(api::serve(socket, inputs.clone()));
+    }
+    drop(inputs);
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        () = router.run(receiver) => warn!("router stopped"),
+        _ = terminate.recv() => info!("SIGTERM: stopping"),
+        _ = interrupt.recv() => info!("SIGINT: stopping"),
+    }
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, DriverError> {
+    tokio::signal::unix::signal(kind).map_err(DriverError::Runtime)
+}

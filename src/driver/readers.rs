@@ -1,0 +1,130 @@
+//! Reader tasks: each waits on one socket or device and hands what arrives to the router.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::links::{EndpointId, Remote};
+use super::router::Input;
+
+/// Largest datagram read: UDP's limit.
+const MAX_DATAGRAM: usize = 65_536;
+/// Pause after a read error, so a persistent error cannot spin a core.
+const ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Reads a link endpoint's UDP socket.
+pub(crate) async fn udp(endpoint: EndpointId, socket: Arc<UdpSocket>, inputs: mpsc::Sender<Input>) {
+    let mut buf = vec![0; MAX_DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let input = Input::Datagram {
+                    endpoint,
+                    remote: Remote::Udp(normalise(from)),
+                    data: buf[..n].to_vec(),
+                };
+                if inputs.send(input).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!("endpoint {endpoint}: receive: {e}");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// An IPv4 peer reached through a dual-stack socket shows up as `::ffff:a.b.c.d`; links are keyed by
+/// the plain form.
+fn normalise(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr {
+        std::net::SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => (v4, v6.port()).into(),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// Reads the multicast socket of UDP beacons.
+pub(crate) async fn beacons(socket: Arc<UdpSocket>, inputs: mpsc::Sender<Input>) {
+    let mut buf = vec![0; 2048];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, std::net::SocketAddr::V6(from))) => {
+                let input = Input::UdpBeacon {
+                    from,
+                    data: buf[..n].to_vec(),
+                };
+                if inputs.send(input).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!("discovery: receive: {e}");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Reads a raw Ethernet endpoint.
+pub(crate) async fn ethernet(
+    endpoint: EndpointId,
+    socket: Arc<AsyncFd<OwnedFd>>,
+    inputs: mpsc::Sender<Input>,
+) {
+    let mut buf = vec![0; MAX_DATAGRAM];
+    loop {
+        let mut guard = match socket.readable().await {
+            Ok(g) => g,
+            Err(e) => {
+                debug!("endpoint {endpoint}: {e}");
+                tokio::time::sleep(ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        match guard.try_io(|fd| crate::sys::packet::recv_from(fd.get_ref(), &mut buf)) {
+            Ok(Ok(Some((n, mac)))) => {
+                let input = Input::Datagram {
+                    endpoint,
+                    remote: Remote::Ethernet(mac),
+                    data: buf[..n].to_vec(),
+                };
+                if inputs.send(input).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Ok(None)) | Err(_) => {}
+            Ok(Err(e)) => {
+                debug!("endpoint {endpoint}: receive: {e}");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Reads packets the host sends into the TUN device.
+pub(crate) async fn tun(device: Arc<tun::AsyncDevice>, inputs: mpsc::Sender<Input>) {
+    let mut buf = vec![0; MAX_DATAGRAM];
+    loop {
+        match device.recv(&mut buf).await {
+            Ok(n) => {
+                if inputs.send(Input::Tun(buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!("TUN: receive: {e}");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+}

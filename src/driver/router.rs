@@ -1,0 +1,410 @@
+//! The router task: owns the core [`Node`], feeds it everything that arrives, and carries out what it
+//! asks for. It makes no protocol decisions: it maps sockets to links, decides which inbound
+//! handshakes may create a link (and with which password), and keeps operator-facing records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::api::{ApiRequest, ApiResponse};
+use super::clock::Clock;
+use super::interfaces::Interface;
+use super::links::{Endpoint, EndpointId, LinkInfo, Origin, Remote, Role};
+use super::peers::StaticPeer;
+use super::tun_device::TunDevice;
+use crate::config::Daemon;
+use crate::core::link::LinkParams;
+use crate::core::node::{DeliveryKind, Event, LinkId, Node};
+use crate::core::rate::TokenBucket;
+use crate::core::wire::datagram::{INIT_LEN, KIND_INIT};
+
+/// Default datagram size on UDP links: a 1500-byte Ethernet MTU less IPv6 and UDP headers. The kernel
+/// fragments if a path is smaller; `?mtu=` sets it per peer.
+pub(crate) const DEFAULT_UDP_MTU: usize = 1452;
+/// IPv6 + UDP header bytes, subtracted from an interface MTU for discovered UDP links.
+pub(crate) const UDP_OVERHEAD: usize = 48;
+/// Inbound links that have not authenticated their peer count against this limit.
+const MAX_PENDING_INBOUND: usize = 256;
+/// An inbound link that has not come up within this time is forgotten.
+const INBOUND_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Inputs handled in one batch before the router flushes what the core produced.
+const BATCH: usize = 64;
+
+/// Everything that reaches the router.
+pub(crate) enum Input {
+    /// A datagram on a link endpoint.
+    Datagram {
+        endpoint: EndpointId,
+        remote: Remote,
+        data: Vec<u8>,
+    },
+    /// A packet the host sent into the TUN device.
+    Tun(Vec<u8>),
+    /// A datagram on the UDP discovery (multicast) socket.
+    UdpBeacon {
+        from: std::net::SocketAddrV6,
+        data: Vec<u8>,
+    },
+    /// A configured peer's address resolved and its socket is ready.
+    PeerReady {
+        text: String,
+        socket: tokio::net::UdpSocket,
+        addr: std::net::SocketAddr,
+    },
+    /// Resolving or binding for a configured peer failed (it is retried).
+    PeerFailed { text: String, error: String },
+    /// A local API call.
+    Api(ApiRequest, oneshot::Sender<ApiResponse>),
+}
+
+/// Counters of things the driver dropped or refused.
+#[derive(Default, Debug, Clone, serde::Serialize)]
+pub(crate) struct DriverCounters {
+    pub(crate) send_errors: u64,
+    pub(crate) tun_write_errors: u64,
+    pub(crate) unsolicited_datagrams: u64,
+    pub(crate) inbound_refused: u64,
+    pub(crate) beacons_refused: u64,
+    pub(crate) beacons_rate_limited: u64,
+    pub(crate) service_messages_unhandled: u64,
+}
+
+/// The router's state.
+pub(crate) struct Router {
+    pub(crate) node: Node,
+    pub(crate) clock: Clock,
+    pub(crate) config: Daemon,
+    pub(crate) tun: Option<TunDevice>,
+    pub(crate) inputs: mpsc::Sender<Input>,
+    pub(crate) endpoints: HashMap<EndpointId, Endpoint>,
+    next_endpoint: EndpointId,
+    pub(crate) links: BTreeMap<LinkId, LinkInfo>,
+    pub(crate) by_remote: HashMap<(EndpointId, Remote), LinkId>,
+    pub(crate) peers: BTreeMap<String, StaticPeer>,
+    pub(crate) counters: DriverCounters,
+    pub(crate) interfaces: BTreeMap<String, Interface>,
+    pub(crate) discovery: super::discovery::Discovery,
+    pub(crate) beacon_budget: TokenBucket,
+    pub(crate) started: crate::core::time::Instant,
+}
+
+impl Router {
+    pub(crate) fn new(
+        node: Node,
+        clock: Clock,
+        config: Daemon,
+        tun: Option<TunDevice>,
+        inputs: mpsc::Sender<Input>,
+        discovery: super::discovery::Discovery,
+    ) -> Self {
+        let now = clock.now();
+        Self {
+            node,
+            clock,
+            config,
+            tun,
+            inputs,
+            endpoints: HashMap::new(),
+            next_endpoint: 0,
+            links: BTreeMap::new(),
+            by_remote: HashMap::new(),
+            peers: BTreeMap::new(),
+            counters: DriverCounters::default(),
+            interfaces: BTreeMap::new(),
+            discovery,
+            // Each beacon from a new sender costs a signature check.
+            beacon_budget: TokenBucket::new(50.0, 100.0, now),
+            started: now,
+        }
+    }
+
+    /// Registers an endpoint.
+    pub(crate) fn add_endpoint(&mut self, endpoint: impl FnOnce(EndpointId) -> Endpoint) -> EndpointId {
+        let id = self.next_endpoint;
+        self.next_endpoint += 1;
+        self.endpoints.insert(id, endpoint(id));
+        id
+    }
+
+    /// Removes an endpoint and every link on it.
+    pub(crate) fn remove_endpoint(&mut self, id: EndpointId) {
+        let doomed: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.endpoint == id)
+            .map(|(id, _)| *id)
+            .collect();
+        for link in doomed {
+            self.close_link(link);
+        }
+        self.endpoints.remove(&id);
+    }
+
+    /// Opens a link in the core and records it.
+    pub(crate) fn open_link(
+        &mut self,
+        endpoint: EndpointId,
+        remote: Remote,
+        params: LinkParams,
+        origin: Origin,
+        uri: String,
+    ) -> LinkId {
+        let now = self.clock.now();
+        let id = self.node.open_link(now, params);
+        self.links.insert(
+            id,
+            LinkInfo {
+                endpoint,
+                remote,
+                uri,
+                origin,
+                created: now,
+                up_since: None,
+                peer: None,
+                last_error: None,
+                last_beacon: None,
+                rates: Default::default(),
+            },
+        );
+        self.by_remote.insert((endpoint, remote), id);
+        id
+    }
+
+    /// Closes a link in the core and forgets it.
+    pub(crate) fn close_link(&mut self, id: LinkId) {
+        self.node.close_link(self.clock.now(), id);
+        if let Some(info) = self.links.remove(&id) {
+            self.by_remote.remove(&(info.endpoint, info.remote));
+        }
+    }
+
+    /// Runs until the input channel closes.
+    pub(crate) async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.start_peers();
+        loop {
+            let deadline = self
+                .node
+                .poll_timeout()
+                .map(|t| self.clock.to_tokio(t))
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                input = inputs.recv() => {
+                    let Some(input) = input else { break };
+                    self.handle(input);
+                    for _ in 1..BATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => self.handle(input),
+                            Err(_) => break,
+                        }
+                        self.flush_transmits();
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.node.handle_timeout(self.clock.now());
+                }
+                _ = tick.tick() => self.housekeeping(),
+            }
+            self.flush().await;
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Datagram {
+                endpoint,
+                remote,
+                data,
+            } => self.on_datagram(endpoint, remote, &data),
+            Input::Tun(packet) => self.node.handle_local_packet(now, &packet),
+            Input::UdpBeacon { from, data } => self.on_udp_beacon(from, &data),
+            Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
+            Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
+            Input::Api(request, reply) => {
+                let response = self.api(request);
+                let _ = reply.send(response);
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, endpoint: EndpointId, remote: Remote, data: &[u8]) {
+        let now = self.clock.now();
+        if let Some(&id) = self.by_remote.get(&(endpoint, remote)) {
+            self.node.handle_link_datagram(now, id, data);
+            return;
+        }
+        if let Remote::Ethernet(mac) = remote {
+            if crate::core::wire::beacon::Beacon::looks_like(data) {
+                self.on_ethernet_beacon(endpoint, mac, data);
+                return;
+            }
+        }
+        // From someone without a link: only a handshake initiation may create one.
+        if data.len() != INIT_LEN || data.get(1) != Some(&KIND_INIT) {
+            self.counters.unsolicited_datagrams += 1;
+            return;
+        }
+        let pending = self
+            .links
+            .values()
+            .filter(|l| l.origin == Origin::Inbound && l.up_since.is_none())
+            .count();
+        let Some((params, uri)) = self.inbound_params(endpoint, &remote) else {
+            self.counters.inbound_refused += 1;
+            return;
+        };
+        if pending >= MAX_PENDING_INBOUND {
+            self.counters.inbound_refused += 1;
+            return;
+        }
+        let id = self.open_link(endpoint, remote, params, Origin::Inbound, uri);
+        self.node.handle_link_datagram(now, id, data);
+    }
+
+    /// Link settings for a handshake from `remote` on `endpoint`, if it may create a link there.
+    fn inbound_params(&self, endpoint: EndpointId, remote: &Remote) -> Option<(LinkParams, String)> {
+        let endpoint = self.endpoints.get(&endpoint)?;
+        match (&endpoint.role, remote) {
+            (Role::Listener(uri), Remote::Udp(addr)) => Some((
+                LinkParams {
+                    initiate: false,
+                    password: uri.password.clone(),
+                    allowed_keys: self.config.allowed_public_keys.clone(),
+                    mtu: uri.mtu.unwrap_or(DEFAULT_UDP_MTU),
+                    priority: uri.priority,
+                    session: false,
+                },
+                format!("udp://{addr}"),
+            )),
+            (Role::Discovery, Remote::Udp(std::net::SocketAddr::V6(addr))) => {
+                let (iface, rule) = self.interface_rule_by_index(addr.scope_id())?;
+                (rule.udp && (rule.listen || rule.beacon)).then(|| {
+                    (
+                        LinkParams {
+                            initiate: false,
+                            password: rule.password.clone(),
+                            allowed_keys: Vec::new(),
+                            mtu: iface.mtu.saturating_sub(UDP_OVERHEAD).max(1232),
+                            priority: rule.priority,
+                            session: false,
+                        },
+                        format!("udp://[{}%{}]:{}", addr.ip(), iface.name, addr.port()),
+                    )
+                })
+            }
+            (Role::Ethernet { ifname, mtu }, Remote::Ethernet(_)) => {
+                let rule = self.rule_for(ifname)?;
+                (rule.ethernet && (rule.listen || rule.beacon)).then(|| {
+                    (
+                        LinkParams {
+                            initiate: false,
+                            password: rule.password.clone(),
+                            allowed_keys: Vec::new(),
+                            mtu: *mtu,
+                            priority: rule.priority,
+                            session: false,
+                        },
+                        format!("ethernet://{ifname}/{remote}"),
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends what the core queued, without waiting.
+    fn flush_transmits(&mut self) {
+        let now = self.clock.now();
+        while let Some(t) = self.node.poll_transmit() {
+            let Some(info) = self.links.get_mut(&t.link) else {
+                continue;
+            };
+            let Some(endpoint) = self.endpoints.get(&info.endpoint) else {
+                continue;
+            };
+            if let Err(e) = endpoint.transport.send(&info.remote, &t.payload) {
+                self.counters.send_errors += 1;
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    info.last_error = Some((now, format!("send: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Carries out everything the core produced.
+    async fn flush(&mut self) {
+        self.flush_transmits();
+        while let Some(delivery) = self.node.poll_deliver() {
+            match delivery.kind {
+                DeliveryKind::Packet => {
+                    if let Some(tun) = &self.tun {
+                        if tun.device.send(&delivery.payload).await.is_err() {
+                            self.counters.tun_write_errors += 1;
+                        }
+                    }
+                }
+                DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,
+                DeliveryKind::Probe => {}
+            }
+        }
+        let mut closed = BTreeSet::new();
+        while let Some(event) = self.node.poll_event() {
+            self.on_event(event, &mut closed);
+        }
+        for id in closed {
+            self.close_link(id);
+        }
+        self.flush_transmits();
+    }
+
+    fn on_event(&mut self, event: Event, closed: &mut BTreeSet<LinkId>) {
+        let now = self.clock.now();
+        match event {
+            Event::LinkUp(id, key) => {
+                if let Some(info) = self.links.get_mut(&id) {
+                    info.up_since = Some(now);
+                    info.peer = Some(key);
+                    info!(link = %info.uri, peer = %key.to_hex(), "link up");
+                }
+            }
+            Event::LinkDown(id, key) => {
+                if let Some(info) = self.links.get_mut(&id) {
+                    info.up_since = None;
+                    info.last_error = Some((now, "link down: peer stopped answering".into()));
+                    warn!(link = %info.uri, peer = %key.to_hex(), "link down");
+                    if info.origin == Origin::Inbound {
+                        closed.insert(id);
+                    }
+                }
+            }
+            Event::RootChanged(root) => match root {
+                Some(root) => info!(root = %root.to_hex(), "tree root changed"),
+                None => debug!("detached from the tree, waiting for a root"),
+            },
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = self.clock.now();
+        let mut stale = Vec::new();
+        for (id, info) in &mut self.links {
+            if let Some(link) = self.node.link(*id) {
+                let stats = link.stats();
+                info.rates.sample(now, stats.rx_bytes, stats.tx_bytes);
+            }
+            let age = Duration::from_micros(now.as_micros().saturating_sub(info.created.as_micros()));
+            if info.origin == Origin::Inbound && info.up_since.is_none() && age > INBOUND_SETUP_TIMEOUT
+            {
+                stale.push(*id);
+            }
+        }
+        for id in stale {
+            self.close_link(id);
+        }
+        self.discovery_tick();
+    }
+}
