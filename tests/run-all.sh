@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 need_packages=()
 command -v ip >/dev/null || need_packages+=(iproute2)
 command -v ping >/dev/null || need_packages+=(iputils-ping)
+command -v iperf3 >/dev/null || need_packages+=(iperf3)
+command -v python3 >/dev/null || need_packages+=(python3)
+command -v setpriv >/dev/null || need_packages+=(util-linux)
+command -v tc >/dev/null || need_packages+=(iproute2)
 if [ "${#need_packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "== installing ${need_packages[*]}"

@@ -44,9 +44,11 @@ impl PreparedTun {
             reason,
         };
         let mut config = tun::Configuration::default();
+        // The crate applies MTU and "up" only with `ensure_root_privileges` (its name for "configure
+        // the interface"); it needs CAP_NET_ADMIN, not uid 0.
         config.tun_name(name).mtu(mtu).up();
         config.platform_config(|p| {
-            p.ensure_root_privileges(false);
+            p.ensure_root_privileges(true);
         });
         let device = tun::create(&config).map_err(|e| {
             let text = e.to_string();
