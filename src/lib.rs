@@ -17,7 +17,7 @@
 
 pub mod config;
 pub mod core;
+pub mod driver;
 pub mod services;
 pub mod sim;
-pub mod driver;
 pub mod sys;

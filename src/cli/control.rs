@@ -85,12 +85,24 @@ fn show_peers(v: &Value) {
             };
             vec![
                 cell(&p["uri"]),
-                if p["up"].as_bool() == Some(true) { "Up" } else { "Down" }.into(),
-                if p["inbound"].as_bool() == Some(true) { "In" } else { "Out" }.into(),
+                if p["up"].as_bool() == Some(true) {
+                    "Up"
+                } else {
+                    "Down"
+                }
+                .into(),
+                if p["inbound"].as_bool() == Some(true) {
+                    "In"
+                } else {
+                    "Out"
+                }
+                .into(),
                 cell(&p["address"]),
                 short_key(&p["key"]),
                 p["uptime"].as_f64().map_or("-".into(), duration),
-                p["rtt_ms"].as_f64().map_or("-".into(), |r| format!("{r:.2}ms")),
+                p["rtt_ms"]
+                    .as_f64()
+                    .map_or("-".into(), |r| format!("{r:.2}ms")),
                 cell(&p["cost"]),
                 bytes(p["rx_bytes"].as_u64().unwrap_or(0)),
                 bytes(p["tx_bytes"].as_u64().unwrap_or(0)),
@@ -103,8 +115,20 @@ fn show_peers(v: &Value) {
         .collect();
     print(
         &[
-            "URI", "State", "Dir", "IP Address", "Key", "Uptime", "RTT", "Cost", "RX", "TX", "Down",
-            "Up", "Pr", "Last Error",
+            "URI",
+            "State",
+            "Dir",
+            "IP Address",
+            "Key",
+            "Uptime",
+            "RTT",
+            "Cost",
+            "RX",
+            "TX",
+            "Down",
+            "Up",
+            "Pr",
+            "Last Error",
         ],
         &rows,
     );
@@ -131,7 +155,12 @@ fn show_sessions(v: &Value) {
             vec![
                 cell(&s["key"]),
                 cell(&s["address"]),
-                if s["up"].as_bool() == Some(true) { "Up" } else { "Pending" }.into(),
+                if s["up"].as_bool() == Some(true) {
+                    "Up"
+                } else {
+                    "Pending"
+                }
+                .into(),
                 bytes(s["rx_bytes"].as_u64().unwrap_or(0)),
                 bytes(s["tx_bytes"].as_u64().unwrap_or(0)),
                 duration(s["idle"].as_f64().unwrap_or(0.0)),

@@ -208,10 +208,13 @@ fn discovery_rule(
     d: RawDiscovery,
     invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
 ) -> Result<DiscoveryRule, ConfigError> {
-    let interfaces = regex::Regex::new(&format!("^(?:{})$", d.interfaces.get_ref()))
-        .map_err(|e| {
+    let interfaces =
+        regex::Regex::new(&format!("^(?:{})$", d.interfaces.get_ref())).map_err(|e| {
             let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
-            invalid(d.interfaces.span(), format!("discovery.interfaces: bad regex: {first}"))
+            invalid(
+                d.interfaces.span(),
+                format!("discovery.interfaces: bad regex: {first}"),
+            )
         })?;
     let (udp, ethernet) = match &d.transport {
         None => (true, false),

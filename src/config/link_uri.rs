@@ -124,7 +124,11 @@ impl LinkUri {
                 }
                 self.mtu = Some(mtu);
             }
-            _ => return Err(bad("unknown (known: key, password, priority, interface, mtu)")),
+            _ => {
+                return Err(bad(
+                    "unknown (known: key, password, priority, interface, mtu)",
+                ));
+            }
         }
         Ok(())
     }

@@ -87,9 +87,8 @@ impl Config {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))?;
         let node_key = resolve_node_key(&raw, text, origin)?;
-        let located = |span, message| {
-            ConfigError::at(origin, text, span, ConfigErrorKind::Invalid(message))
-        };
+        let located =
+            |span, message| ConfigError::at(origin, text, span, ConfigErrorKind::Invalid(message));
         let daemon = daemon::validate(raw, &located)?;
         Ok(Self {
             node_key,

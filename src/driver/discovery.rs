@@ -156,7 +156,9 @@ impl Router {
                             debug!(interface = %iface.name, "joined the discovery group");
                             self.discovery.joined.insert(iface.index);
                         }
-                        Err(e) => debug!(interface = %iface.name, "joining the discovery group: {e}"),
+                        Err(e) => {
+                            debug!(interface = %iface.name, "joining the discovery group: {e}")
+                        }
                     }
                 }
             }
@@ -184,9 +186,10 @@ impl Router {
             self.remove_endpoint(id);
         }
         for iface in wanted {
-            let exists = self.endpoints.values().any(
-                |e| matches!(&e.role, Role::Ethernet { ifname, .. } if *ifname == iface.name),
-            );
+            let exists = self
+                .endpoints
+                .values()
+                .any(|e| matches!(&e.role, Role::Ethernet { ifname, .. } if *ifname == iface.name));
             if exists {
                 continue;
             }
@@ -216,13 +219,20 @@ impl Router {
     fn send_beacons(&mut self) {
         let stamp = super::clock::wall_micros();
         let mut udp = Vec::new();
-        for iface in self.interfaces.values().filter(|i| i.usable && i.link_local) {
+        for iface in self
+            .interfaces
+            .values()
+            .filter(|i| i.usable && i.link_local)
+        {
             if let Some(rule) = self.rule_for(&iface.name).filter(|r| r.udp && r.beacon) {
                 if self.discovery.joined.contains(&iface.index) {
                     let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-                    let beacon =
-                        self.node
-                            .beacon(flags, self.discovery.port, stamp, rule.password.as_deref());
+                    let beacon = self.node.beacon(
+                        flags,
+                        self.discovery.port,
+                        stamp,
+                        rule.password.as_deref(),
+                    );
                     udp.push((iface.index, beacon));
                 }
             }
@@ -245,9 +255,7 @@ impl Router {
                 continue;
             };
             let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-            let beacon = self
-                .node
-                .beacon(flags, 0, stamp, rule.password.as_deref());
+            let beacon = self.node.beacon(flags, 0, stamp, rule.password.as_deref());
             if let Err(e) = endpoint
                 .transport
                 .send(&Remote::Ethernet(BROADCAST), &beacon)
@@ -316,7 +324,15 @@ impl Router {
         };
         let uri = format!("ethernet://{ifname}/{}", Remote::Ethernet(mac));
         let (listen, send) = (rule.listen, rule.beacon);
-        self.on_beacon(endpoint, Remote::Ethernet(mac), data, params, uri, listen, send);
+        self.on_beacon(
+            endpoint,
+            Remote::Ethernet(mac),
+            data,
+            params,
+            uri,
+            listen,
+            send,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]

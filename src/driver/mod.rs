@@ -67,7 +67,11 @@ fn prepare(config: &Config) -> Result<Prepared, DriverError> {
     let daemon = &config.daemon;
     let address = node_address(&config.node_key.public_key());
     let tun = match &daemon.tun_name {
-        Some(name) => Some(tun_device::PreparedTun::open(name, daemon.tun_mtu, address)?),
+        Some(name) => Some(tun_device::PreparedTun::open(
+            name,
+            daemon.tun_mtu,
+            address,
+        )?),
         None => None,
     };
     let api = match &daemon.api_socket {
@@ -98,7 +102,12 @@ fn prepare(config: &Config) -> Result<Prepared, DriverError> {
             address: format!("[::]:{}", discovery::BEACON_PORT),
             source,
         })?;
-        let port = daemon.discovery.iter().map(|r| r.port).find(|p| *p != 0).unwrap_or(0);
+        let port = daemon
+            .discovery
+            .iter()
+            .map(|r| r.port)
+            .find(|p| *p != 0)
+            .unwrap_or(0);
         let local = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
         let links = peers::bind_udp_std(local, None).map_err(|source| DriverError::Bind {
             what: "discovery links",
@@ -156,8 +165,9 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         discovery::Discovery::new(multicast, None, 0),
     );
     for (uri, socket) in prepared.listeners {
-        let socket =
-            Arc::new(tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error("listener", e))?);
+        let socket = Arc::new(
+            tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error("listener", e))?,
+        );
         info!(listen = %uri.display(), "listening");
         let reader_inputs = inputs.clone();
         router.add_endpoint(|id| Endpoint {
@@ -168,7 +178,8 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
     }
     if let Some(socket) = prepared.discovery_links {
         let socket = Arc::new(
-            tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error("discovery links", e))?,
+            tokio::net::UdpSocket::from_std(socket)
+                .map_err(|e| bind_error("discovery links", e))?,
         );
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let reader_inputs = inputs.clone();
@@ -195,6 +206,8 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
     Ok(())
 }
 
-fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, DriverError> {
+fn signal(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, DriverError> {
     tokio::signal::unix::signal(kind).map_err(DriverError::Runtime)
 }

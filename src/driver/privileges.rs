@@ -26,7 +26,8 @@ fn needed(config: &Daemon) -> HashSet<Capability> {
 
 /// Switches user and group if configured, then trims capabilities.
 pub(crate) fn drop_privileges(config: &Daemon) -> Result<(), DriverError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| DriverError::Privileges(format!("{what}: {e}"));
+    let fail =
+        |what: &str, e: &dyn std::fmt::Display| DriverError::Privileges(format!("{what}: {e}"));
     let keep = needed(config);
     if config.user.is_some() || config.group.is_some() {
         let user = match &config.user {

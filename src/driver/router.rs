@@ -121,7 +121,10 @@ impl Router {
     }
 
     /// Registers an endpoint.
-    pub(crate) fn add_endpoint(&mut self, endpoint: impl FnOnce(EndpointId) -> Endpoint) -> EndpointId {
+    pub(crate) fn add_endpoint(
+        &mut self,
+        endpoint: impl FnOnce(EndpointId) -> Endpoint,
+    ) -> EndpointId {
         let id = self.next_endpoint;
         self.next_endpoint += 1;
         self.endpoints.insert(id, endpoint(id));
@@ -266,7 +269,11 @@ impl Router {
     }
 
     /// Link settings for a handshake from `remote` on `endpoint`, if it may create a link there.
-    fn inbound_params(&self, endpoint: EndpointId, remote: &Remote) -> Option<(LinkParams, String)> {
+    fn inbound_params(
+        &self,
+        endpoint: EndpointId,
+        remote: &Remote,
+    ) -> Option<(LinkParams, String)> {
         let endpoint = self.endpoints.get(&endpoint)?;
         match (&endpoint.role, remote) {
             (Role::Listener(uri), Remote::Udp(addr)) => Some((
@@ -396,8 +403,11 @@ impl Router {
                 let stats = link.stats();
                 info.rates.sample(now, stats.rx_bytes, stats.tx_bytes);
             }
-            let age = Duration::from_micros(now.as_micros().saturating_sub(info.created.as_micros()));
-            if info.origin == Origin::Inbound && info.up_since.is_none() && age > INBOUND_SETUP_TIMEOUT
+            let age =
+                Duration::from_micros(now.as_micros().saturating_sub(info.created.as_micros()));
+            if info.origin == Origin::Inbound
+                && info.up_since.is_none()
+                && age > INBOUND_SETUP_TIMEOUT
             {
                 stale.push(*id);
             }

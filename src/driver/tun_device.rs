@@ -54,8 +54,10 @@ impl PreparedTun {
             let text = e.to_string();
             if text.contains("Device or resource busy") || text.contains("os error 16") {
                 fail("already in use by another process (another meshrouter running?)".into())
-            } else if text.contains("Operation not permitted") || text.contains("os error 1") {
-                fail(format!("{text}: needs root or CAP_NET_ADMIN"))
+            } else if text.contains("os error 1)") || text.contains("os error 13)") {
+                fail(format!(
+                    "{text}: needs root or CAP_NET_ADMIN, and read-write access to /dev/net/tun"
+                ))
             } else {
                 fail(text)
             }

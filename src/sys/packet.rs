@@ -104,7 +104,7 @@ pub fn recv_from(socket: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<(usize, 
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 || n as usize > buf.len() {
+    if sll.sll_pkttype == libc::PACKET_OUTGOING || n as usize > buf.len() {
         return Ok(None);
     }
     let mut mac = [0; 6];

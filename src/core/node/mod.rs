@@ -188,7 +188,11 @@ impl Node {
             filters_dirty: false,
             neighbors: neighbors::NeighborLists::new(config.seq_base),
             clock_base: config.seq_base,
-            sessions: crate::core::session::Sessions::new(config.group_password, config.seq_base, now),
+            sessions: crate::core::session::Sessions::new(
+                config.group_password,
+                config.seq_base,
+                now,
+            ),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
         };

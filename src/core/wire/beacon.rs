@@ -128,10 +128,10 @@ impl Beacon {
         if diff != 0 {
             return Err(BeaconError::Password);
         }
-        if !beacon
-            .key
-            .verify(&signed_message(&bytes[..BEACON_LEN - 64]), &beacon.signature)
-        {
+        if !beacon.key.verify(
+            &signed_message(&bytes[..BEACON_LEN - 64]),
+            &beacon.signature,
+        ) {
             return Err(BeaconError::Signature);
         }
         Ok(beacon)
@@ -200,16 +200,20 @@ mod tests {
     #[test]
     fn one_side_dials() {
         let (a, b) = (key(1).public_key(), key(2).public_key());
-        let beacon_from = |k: &NodeKey, flags| {
-            Beacon::parse(&Beacon::encode(k, flags, 1, 0, None)).unwrap()
-        };
+        let beacon_from =
+            |k: &NodeKey, flags| Beacon::parse(&Beacon::encode(k, flags, 1, 0, None)).unwrap();
         let from_a = beacon_from(&key(1), FLAG_LISTENS);
         let from_b = beacon_from(&key(2), FLAG_LISTENS);
         assert_ne!(
             we_dial(&a, &from_b, true, true),
             we_dial(&b, &from_a, true, true)
         );
-        assert!(!we_dial(&a, &beacon_from(&key(1), FLAG_LISTENS), true, true));
+        assert!(!we_dial(
+            &a,
+            &beacon_from(&key(1), FLAG_LISTENS),
+            true,
+            true
+        ));
         let b_deaf = beacon_from(&key(2), 0);
         let a_deaf = beacon_from(&key(1), 0);
         assert!(we_dial(&a, &b_deaf, true, true) && we_dial(&b, &a_deaf, true, true));

@@ -15,9 +15,17 @@ use crate::services::identity::did_key::did_key;
 
 /// Every endpoint, for `GET /v1` and 404 answers.
 const ENDPOINTS: &[(&str, &str, &str)] = &[
-    ("GET", "/v1/self", "this node: key, addresses, did, tree position"),
+    (
+        "GET",
+        "/v1/self",
+        "this node: key, addresses, did, tree position",
+    ),
     ("GET", "/v1/peers", "links and configured peers"),
-    ("POST", "/v1/peers", "add a peer: {\"uri\": \"udp://host:port?key=...\"}"),
+    (
+        "POST",
+        "/v1/peers",
+        "add a peer: {\"uri\": \"udp://host:port?key=...\"}",
+    ),
     ("DELETE", "/v1/peers", "remove a peer: {\"uri\": \"...\"}"),
     ("GET", "/v1/tree", "the spanning tree as this node knows it"),
     ("GET", "/v1/paths", "destinations found by lookups"),
@@ -230,8 +238,12 @@ impl Router {
 }
 
 fn uri_from_body(body: &[u8]) -> Result<String, ApiResponse> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| error(400, format!("body must be JSON like {{\"uri\": \"...\"}}: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        error(
+            400,
+            format!("body must be JSON like {{\"uri\": \"...\"}}: {e}"),
+        )
+    })?;
     value["uri"]
         .as_str()
         .map(str::to_owned)

@@ -92,7 +92,10 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Result<usize, Refusal> {
     let mut length = 0;
     for h in headers {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(refuse(411, "chunked bodies are not supported; send Content-Length"));
+            return Err(refuse(
+                411,
+                "chunked bodies are not supported; send Content-Length",
+            ));
         }
         if h.name.eq_ignore_ascii_case("content-length") {
             length = std::str::from_utf8(h.value)

@@ -64,8 +64,7 @@ pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<ApiSocket, Driver
     if path.exists() {
         std::fs::remove_file(path).map_err(|e| fail(format!("removing the stale socket: {e}")))?;
     }
-    let listener =
-        std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| fail(e.to_string()))?;
@@ -87,11 +86,7 @@ pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<ApiSocket, Driver
 
 /// Accepts connections until the router stops.
 pub(crate) async fn serve(socket: ApiSocket, inputs: mpsc::Sender<Input>) {
-    let Ok(listener) = socket
-        .listener
-        .try_clone()
-        .and_then(UnixListener::from_std)
-    else {
+    let Ok(listener) = socket.listener.try_clone().and_then(UnixListener::from_std) else {
         tracing::error!("API socket unusable; the API is off");
         return;
     };
