@@ -1,0 +1,269 @@
+//! The daemon's local API without root: daemons run with `tun_name = "none"` (pure routers) on
+//! loopback UDP, so these tests need no privileges. They check that two daemons peer, that the
+//! control commands agree with the API, and that malformed or oversized requests get a 4xx and never
+//! take the daemon down.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshrouter");
+
+/// A daemon that is killed when the test ends.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &Path, name: &str, extra: &str) -> Daemon {
+    let key = Command::new(BIN).arg("genconf").output().unwrap().stdout;
+    let key_line = String::from_utf8(key)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("private_key = "))
+        .unwrap()
+        .to_owned();
+    let socket = dir.join(format!("{name}.sock"));
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\n{extra}\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&daemon.socket).is_err() {
+        assert!(Instant::now() < deadline, "daemon {name} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon
+}
+
+fn ctl(daemon: &Daemon, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .output()
+        .unwrap()
+}
+
+fn ctl_json(daemon: &Daemon, command: &str) -> serde_json::Value {
+    let out = ctl(daemon, &[command, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Sends raw bytes, returns the status code of the reply.
+fn raw(daemon: &Daemon, request: &[u8]) -> u16 {
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_daemons_peer_and_the_commands_show_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let a = start(
+        dir.path(),
+        "a",
+        &format!("listen = [\"udp://127.0.0.1:{port}\"]"),
+    );
+    let a_self = ctl_json(&a, "self");
+    let key_a = a_self["public_key"].as_str().unwrap().to_owned();
+    let b = start(
+        dir.path(),
+        "b",
+        &format!("peers = [\"udp://127.0.0.1:{port}?key={key_a}\"]"),
+    );
+    let key_b = ctl_json(&b, "self")["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for field in ["public_key", "address", "subnet", "did"] {
+        assert!(a_self[field].is_string(), "self lacks {field}");
+    }
+    wait_for("the link", || {
+        ctl_json(&a, "peers")["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["up"] == true && p["key"] == key_b.as_str())
+    });
+    let peers = ctl_json(&b, "peers");
+    let peers = peers["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0]["key"], key_a.as_str());
+    assert_eq!(peers[0]["inbound"], false);
+    // Both end up with the same root.
+    wait_for("one root", || {
+        ctl_json(&a, "self")["root"] == ctl_json(&b, "self")["root"]
+    });
+    // The table form names the columns an operator expects.
+    let table = String::from_utf8(ctl(&b, &["peers"]).stdout).unwrap();
+    for column in [
+        "URI",
+        "State",
+        "Dir",
+        "IP Address",
+        "Key",
+        "Uptime",
+        "RTT",
+        "RX",
+        "TX",
+    ] {
+        assert!(table.contains(column), "no {column} column:\n{table}");
+    }
+    assert!(table.contains("Up") && table.contains("Out"), "{table}");
+    for command in ["tree", "paths", "sessions", "counters"] {
+        assert!(ctl(&a, &[command]).status.success(), "{command}");
+    }
+    // removepeer drops the link; addpeer brings it back.
+    let uri = format!("udp://127.0.0.1:{port}?key={key_a}");
+    let out = ctl(&b, &["removepeer", &uri]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        ctl_json(&b, "peers")["peers"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let out = ctl(&b, &["addpeer", &uri]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        ctl(&b, &["addpeer", &uri]).status.code(),
+        Some(1),
+        "duplicate"
+    );
+    let bad = ctl(&b, &["addpeer", "tcp://x:1"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme"));
+    wait_for("the link again", || {
+        ctl_json(&b, "peers")["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["up"] == true)
+    });
+}
+
+#[test]
+fn malformed_and_oversized_requests_get_4xx_and_the_daemon_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path(), "d", "");
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"garbage\r\n\r\n".to_vec(), 400),
+        (b"GET /v1/self HTTP/1.1\r\n".to_vec(), 400), // head never ends
+        (b"GET /v1/nothing HTTP/1.1\r\n\r\n".to_vec(), 404),
+        (b"PUT /v1/self HTTP/1.1\r\n\r\n".to_vec(), 405),
+        (
+            format!("GET /v1/self HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)).into_bytes(),
+            431,
+        ),
+        (
+            b"POST /v1/peers HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n".to_vec(),
+            413,
+        ),
+        (
+            b"POST /v1/peers HTTP/1.1\r\nContent-Length: 5\r\n\r\n{nope".to_vec(),
+            400,
+        ),
+        (
+            b"POST /v1/peers HTTP/1.1\r\nContent-Length: 12\r\n\r\n{\"uri\": 42}".to_vec(),
+            400,
+        ),
+        (
+            b"POST /v1/peers HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            411,
+        ),
+        (
+            b"DELETE /v1/peers HTTP/1.1\r\nContent-Length: 20\r\n\r\n{\"uri\": \"udp://x:1\"}"
+                .to_vec(),
+            404,
+        ),
+        ((0..=255u8).cycle().take(9000).collect(), 400),
+    ];
+    for (request, expected) in cases {
+        let status = raw(&d, &request);
+        assert_eq!(
+            status,
+            expected,
+            "request {:?}",
+            String::from_utf8_lossy(&request[..request.len().min(60)])
+        );
+    }
+    assert_eq!(raw(&d, b"GET /v1/self HTTP/1.1\r\n\r\n"), 200);
+    // A client that connects and says nothing does not block others.
+    let _idle = UnixStream::connect(&d.socket).unwrap();
+    assert_eq!(raw(&d, b"GET /v1 HTTP/1.1\r\n\r\n"), 200);
+}
+
+#[test]
+fn control_commands_explain_a_missing_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
+    let out = Command::new(BIN)
+        .args(["peers", "--socket", socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = String::from_utf8(out.stderr).unwrap();
+    assert!(message.contains("is meshrouter running?"), "{message}");
+    // A stale socket file with nobody behind it.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let out = Command::new(BIN)
+        .args(["self", "--socket", socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let message = String::from_utf8(out.stderr).unwrap();
+    assert!(message.contains("not running"), "{message}");
+}
