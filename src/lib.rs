@@ -12,6 +12,11 @@
 //! - [`config`]: the TOML configuration file and the node key it names (reads files, so it lives outside the
 //!   core).
 //!
+//! - [`driver`]: the daemon, a thin tokio driver that owns a core `Node` and connects it to a TUN device,
+//!   UDP sockets, raw Ethernet interfaces, LAN discovery and the local API.
+//! - [`sys`]: the only `unsafe` code, a few Linux system calls no crate wraps (TUN address and routes,
+//!   `AF_PACKET` sockets).
+//!
 //! The binary (`src/main.rs`, `src/cli/`) is the only place that reads the OS clock, the OS random source or
 //! the terminal, and the only place where `anyhow` is used.
 

@@ -129,3 +129,77 @@ fn missing_file_is_a_clear_error() {
         "{message}"
     );
 }
+
+#[test]
+fn every_documented_setting_parses_when_uncommented() {
+    let mut text = format!("private_key = \"{SEED}\"\n");
+    for line in EXAMPLE.lines() {
+        let Some(setting) = line.strip_prefix("# ") else {
+            continue;
+        };
+        let is_setting = setting.starts_with("[[discovery]]")
+            || setting
+                .split_once(" = ")
+                .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        if is_setting && !setting.starts_with("private_key") {
+            text.push_str(setting);
+            text.push('\n');
+        }
+    }
+    // Top-level keys must come before the [[discovery]] table they follow in the file.
+    let (top, table): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| {
+        !(l.starts_with("[[discovery]]")
+            || l.starts_with("interfaces")
+            || l.starts_with("transport"))
+    });
+    let text = format!("{}\n{}\n", top.join("\n"), table.join("\n"));
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let d = &config.daemon;
+    assert_eq!(d.tun_mtu, 1280);
+    assert_eq!(
+        (d.peers.len(), d.listen.len(), d.discovery.len()),
+        (2, 2, 1)
+    );
+    assert!(d.discovery[0].udp && d.discovery[0].ethernet);
+    assert!(
+        d.discovery[0].interfaces.is_match("wlan0") && !d.discovery[0].interfaces.is_match("veth0")
+    );
+    assert_eq!(d.user.as_deref(), Some("meshrouter"));
+}
+
+#[test]
+fn daemon_settings_are_checked() {
+    for (setting, message) in [
+        ("tun_mtu = 1279", "tun_mtu: must be 1280 to 9000"),
+        ("tun_name = \"a/b\"", "tun_name:"),
+        ("peers = [\"tcp://h:1\"]", "peers: unsupported scheme"),
+        (
+            "listen = [\"udp://[::]:1?key=zz\"]",
+            "listen: bad parameter \"key\"",
+        ),
+        ("allowed_public_keys = [\"00\"]", "allowed_public_keys:"),
+        (
+            "group_password = \"\"",
+            "group_password: must be 1 to 64 bytes",
+        ),
+        (
+            "[[discovery]]\ninterfaces = \"(\"",
+            "discovery.interfaces: bad regex",
+        ),
+        (
+            "[[discovery]]\ninterfaces = \"x\"\ntransport = \"tcp\"",
+            "discovery.transport",
+        ),
+    ] {
+        let text = format!("private_key = \"{SEED}\"\n{setting}\n");
+        let line = error_line(&text);
+        assert!(line.contains(message), "{setting}: {line}");
+        assert!(line.contains("test.toml:"), "{line}");
+    }
+    let d = parse(&format!(
+        "private_key = \"{SEED}\"\ntun_name = \"none\"\napi_socket = \"none\"\n"
+    ))
+    .unwrap()
+    .daemon;
+    assert!(d.tun_name.is_none() && d.api_socket.is_none());
+}
