@@ -17,8 +17,8 @@
 //! - [`sys`]: the only `unsafe` code, a few Linux system calls no crate wraps (TUN address and routes,
 //!   `AF_PACKET` sockets).
 //!
-//! The binary (`src/main.rs`, `src/cli/`) is the only place that reads the OS clock, the OS random source or
-//! the terminal, and the only place where `anyhow` is used.
+//! Only the driver reads the OS clock; only the binary (`src/main.rs`, `src/cli/`) reads the OS random
+//! source (it seeds the driver) or the terminal, and it is the only place where `anyhow` is used.
 
 pub mod config;
 pub mod core;
