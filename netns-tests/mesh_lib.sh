@@ -6,6 +6,8 @@
 # Every veth gets its own IPv4 /24 (10.77.K.0/24): the first node named in mesh_link gets .1 and listens
 # (every node listens on udp://0.0.0.0:9100), the second gets .2 and peers to it with its key pinned.
 
+# Results for the scripts that source this file (read there, so shellcheck cannot see the use).
+# shellcheck disable=SC2034
 declare -A MESH_KEY=() MESH_ADDR=() MESH_SUBNET=() MESH_PEERS=() MESH_IP=() MESH_DEGREE=()
 MESH_NET=0
 
@@ -31,7 +33,7 @@ mesh_node() {
     ns_add "$n"
     printf 'listen = ["udp://0.0.0.0:9100"]\n%s\n' "${2:-}" | mr_config "$n"
     info=$("$MR_BIN" info --config "$MR_DIR/$n.toml" --json)
-    read -r MESH_KEY[$n] MESH_ADDR[$n] MESH_SUBNET[$n] < <(python3 -c '
+    read -r "MESH_KEY[$n]" "MESH_ADDR[$n]" "MESH_SUBNET[$n]" < <(python3 -c '
 import json, sys
 i = json.loads(sys.argv[1])
 print(i["public_key"], i["address"], i["subnet"])' "$info")
@@ -76,6 +78,7 @@ mesh_start() {
     for n in "$@"; do
         mr_start "$n"
     done
+    # shellcheck disable=SC2034
     MESH_STARTED_MS=$(now_ms)
 }
 
@@ -101,6 +104,7 @@ import json, sys
 print(int($(now_ms) - 1000 * min(p['uptime'] for p in json.load(sys.stdin)['peers'])))")
         [ "$t" -gt "$last" ] && last=$t
     done
+    # shellcheck disable=SC2034
     MESH_LINKS_MS=$((last - MESH_T0_MS))
 }
 
@@ -138,7 +142,8 @@ mesh_ping_pairs() {
         done
     done
     wait "${pids[@]}"
-    failed=$(cd "$dir" && ls fail.* 2>/dev/null | sed 's/^fail\.//; s/\./->/' | tr '\n' ' ')
+    failed=$(cd "$dir" && find . -name 'fail.*' | sed 's|^\./||' | sort | sed 's/^fail\.//; s/\./->/' | tr '\n' ' ')
+    # shellcheck disable=SC2034
     MESH_LAST_OK_MS=0
     if ls "$dir"/ok.* >/dev/null 2>&1; then
         MESH_LAST_OK_MS=$(cat "$dir"/ok.* | sort -n | tail -n 1)

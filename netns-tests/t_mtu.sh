@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A 3-node line n1-n2-n3 whose n2-n3 veth has an MTU of 1280 at both ends, less than a full overlay
 # packet plus its link headers. A full-size overlay packet must still get through end to end, both
-# ways: `ping -M do -s 1232` (1232 + 8 ICMPv6 + 40 IPv6 = 1280 bytes, the TUN MTU, with fragmentation
+# ways: `ping -M "do" -s 1232` (1232 + 8 ICMPv6 + 40 IPv6 = 1280 bytes, the TUN MTU, with fragmentation
 # forbidden at the overlay level), and an iperf3 TCP transfer n1 -> n3 (full-size segments) completes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
@@ -21,20 +21,21 @@ wait_until 10 ping_ok n1 "$addr3" || fail "n1 cannot reach n3 with small packets
 echo "first (small) ping n1->n3 after $(($(now_ms) - start)) ms"
 
 # Full-size packets, both ways. The first may wait for nothing more than the path (already found).
-in_ns n1 ping -6 -n -c 3 -i 0.2 -W 2 -M do -s 1232 "$addr3" >"$MR_DIR/big13.txt" 2>&1 ||
+in_ns n1 ping -6 -n -c 3 -i 0.2 -W 2 -M "do" -s 1232 "$addr3" >"$MR_DIR/big13.txt" 2>&1 ||
     fail "1280-byte packets n1->n3 do not get through: $(cat "$MR_DIR/big13.txt")"
-in_ns n3 ping -6 -n -c 3 -i 0.2 -W 2 -M do -s 1232 "$addr1" >"$MR_DIR/big31.txt" 2>&1 ||
+in_ns n3 ping -6 -n -c 3 -i 0.2 -W 2 -M "do" -s 1232 "$addr1" >"$MR_DIR/big31.txt" 2>&1 ||
     fail "1280-byte packets n3->n1 do not get through: $(cat "$MR_DIR/big31.txt")"
 echo "1280-byte ping6 n1->n3: $(grep -o '[0-9]* received' "$MR_DIR/big13.txt")/3, n3->n1: $(grep -o '[0-9]* received' "$MR_DIR/big31.txt")/3, rtt $(sed -n 's|^rtt min/avg/max/mdev = [0-9.]*/\([0-9.]*\)/.*|avg \1 ms|p' "$MR_DIR/big13.txt")"
 # How the 1280-MTU hop carried them: the daemons send up to 1452-byte datagrams on UDP links by default,
 # so the kernel splits them into IPv4 fragments there.
 frags() {
+    # shellcheck disable=SC2016
     in_ns "$1" awk '/^Ip:/ { if (!h) { h = $0; next } split(h, k); split($0, v);
         for (i = 1; i <= NF; i++) if (k[i] == "FragCreates") print v[i] }' /proc/net/snmp
 }
 echo "IPv4 fragments created on the 1280-MTU hop so far: n2 $(frags n2), n3 $(frags n3)"
 # One byte more does not fit the TUN MTU: refused locally, never sent.
-if in_ns n1 ping -6 -n -c 1 -W 1 -M do -s 1233 "$addr3" >/dev/null 2>&1; then
+if in_ns n1 ping -6 -n -c 1 -W 1 -M "do" -s 1233 "$addr3" >/dev/null 2>&1; then
     fail "a 1281-byte packet went through a 1280-byte TUN with fragmentation forbidden"
 fi
 

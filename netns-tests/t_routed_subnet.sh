@@ -16,6 +16,7 @@ subnet_host() {
     python3 -c "import ipaddress, sys; print(ipaddress.ip_network(sys.argv[1])[int(sys.argv[2])])" "$1" "$2"
 }
 
+declare -A HOST=()
 for side in a b; do
     host=h$side
     ns_add "$host"
@@ -26,22 +27,22 @@ for side in a b; do
     in_ns "$side" ip -6 addr add "$gw/64" dev "$side-$host"
     in_ns "$host" ip -6 addr add "$addr/64" dev "$host-$side"
     in_ns "$host" ip -6 route add default via "$gw" dev "$host-$side"
-    declare "HOST_$side=$addr"
+    HOST[$side]=$addr
 done
-echo "ha = $HOST_a (behind a, ${MESH_SUBNET[a]}), hb = $HOST_b (behind b, ${MESH_SUBNET[b]})"
+echo "ha = ${HOST[a]} (behind a, ${MESH_SUBNET[a]}), hb = ${HOST[b]} (behind b, ${MESH_SUBNET[b]})"
 mesh_start a b
 # The TUN route for the overlay covers both 200::/7 halves; the LAN /64 is more specific.
-in_ns a ip -6 route get "$HOST_b" | grep -q "dev meshrouter0" || fail "a does not route hb's address into the TUN"
-in_ns b ip -6 route get "$HOST_b" | grep -q "dev b-hb" || fail "b does not route its own /64 to its LAN"
+in_ns a ip -6 route get "${HOST[b]}" | grep -q "dev meshrouter0" || fail "a does not route hb's address into the TUN"
+in_ns b ip -6 route get "${HOST[b]}" | grep -q "dev b-hb" || fail "b does not route its own /64 to its LAN"
 
 start=$(now_ms)
-wait_until 10 ping_ok ha "$HOST_b" || fail "ha cannot reach hb"
+wait_until 10 ping_ok ha "${HOST[b]}" || fail "ha cannot reach hb"
 echo "first ping ha->hb after $(($(now_ms) - start)) ms"
-in_ns ha ping -6 -n -c 3 -i 0.2 -W 1 "$HOST_b" >/dev/null || fail "ha does not reach hb steadily"
-in_ns hb ping -6 -n -c 3 -i 0.2 -W 1 "$HOST_a" >/dev/null || fail "hb cannot ping ha"
+in_ns ha ping -6 -n -c 3 -i 0.2 -W 1 "${HOST[b]}" >/dev/null || fail "ha does not reach hb steadily"
+in_ns hb ping -6 -n -c 3 -i 0.2 -W 1 "${HOST[a]}" >/dev/null || fail "hb cannot ping ha"
 in_ns ha ping -6 -n -c 2 -i 0.2 -W 1 "${MESH_ADDR[b]}" >/dev/null || fail "ha cannot ping node b"
 in_ns hb ping -6 -n -c 2 -i 0.2 -W 1 "${MESH_ADDR[a]}" >/dev/null || fail "hb cannot ping node a"
-hops=$(in_ns ha ping -6 -n -c 1 -W 1 "$HOST_b" | sed -n 's/.*ttl=\([0-9]*\).*/\1/p')
+hops=$(in_ns ha ping -6 -n -c 1 -W 1 "${HOST[b]}" | sed -n 's/.*ttl=\([0-9]*\).*/\1/p')
 echo "ha <-> hb and ha/hb <-> the other node: all answer; hb's reply reaches ha with hop limit $hops (64 - 2 routers)"
 [ "$hops" = 62 ] || fail "unexpected hop limit $hops: the overlay should count as one hop per node"
 
@@ -53,7 +54,7 @@ inner() {
     mr b counters --json | python3 -c "import json, sys; print(json.load(sys.stdin)['drops'].get('InnerAddress', 0))"
 }
 before=$(inner)
-in_ns ha ping -6 -n -c 3 -i 0.2 -W 1 -I "$spoof" "$HOST_b" >/dev/null 2>&1 && fail "a packet from $spoof was answered"
+in_ns ha ping -6 -n -c 3 -i 0.2 -W 1 -I "$spoof" "${HOST[b]}" >/dev/null 2>&1 && fail "a packet from $spoof was answered"
 after=$(inner)
 echo "3 pings from $spoof (outside a's /64): dropped by b as InnerAddress: $((after - before))"
 [ $((after - before)) -ge 3 ] || fail "b did not count the packets from a foreign source as InnerAddress drops"

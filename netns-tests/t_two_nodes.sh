@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two nodes over a configured UDP peering: ping6 both ways, a TCP transfer (iperf3) through the
+# Two nodes over a configured UDP peering (IPv6, bound to the interface): ping6 both ways, a TCP transfer (iperf3) through the
 # overlay, `peers --json` lists exactly the one neighbour, and the API socket is closed to an
 # unprivileged user.
 . "$(dirname "$0")/lib.sh"
@@ -7,12 +7,12 @@
 ns_add a
 ns_add b
 veth_link a b
-in_ns a ip addr add 10.77.0.1/24 dev a-b
-in_ns b ip addr add 10.77.0.2/24 dev b-a
+in_ns a ip addr add fd77::1/64 dev a-b
+in_ns b ip addr add fd77::2/64 dev b-a
 
-mr_config a <<<'listen = ["udp://0.0.0.0:9100"]'
+mr_config a <<<'listen = ["udp://[::]:9100", "udp://0.0.0.0:9100"]'
 key_a=$("$MR_BIN" info --config "$MR_DIR/a.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
-mr_config b <<<"peers = [\"udp://10.77.0.1:9100?key=$key_a\"]"
+mr_config b <<<"peers = [\"udp://[fd77::1]:9100?key=$key_a&interface=b-a\"]"
 mr_start a
 mr_start b
 addr_a=$(mr_field a address)
