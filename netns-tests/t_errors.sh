@@ -5,37 +5,32 @@
 . "$(dirname "$0")/lib.sh"
 
 ns_add a
+
+# expect_failure CONFIG STATUS PATTERN WHAT: runs a daemon in namespace a with $MR_DIR/CONFIG.toml and
+# checks that it exits with STATUS and a last line matching PATTERN.
+expect_failure() {
+    local out status
+    set +e
+    out=$(in_ns a timeout 10 "$MR_BIN" run --config "$MR_DIR/$1.toml" 2>&1)
+    status=$?
+    set -e
+    [ "$status" -eq "$2" ] || fail "$4: exit $status, expected $2 ($out)"
+    echo "$out" | tail -1 | grep -q "$3" || fail "$4: unclear message: $out"
+    echo "$4: exit $status, \"$(echo "$out" | tail -1)\""
+}
+
 mr_config a </dev/null
 mr_config bad <<<'tun_mtu = 100'
-set +e
-out=$(in_ns a "$MR_BIN" run --config "$MR_DIR/bad.toml" 2>&1)
-status=$?
-set -e
-[ $status -eq 2 ] || fail "bad config: exit $status, expected 2 ($out)"
-echo "$out" | grep -q "bad.toml:[0-9]*:[0-9]*: tun_mtu: must be 1280 to 9000" || fail "unclear message: $out"
-[ "$(echo "$out" | wc -l)" -eq 1 ] || fail "message is not one line: $out"
-echo "bad config: exit 2, \"$out\""
+expect_failure bad 2 "bad.toml:[0-9]*:[0-9]*: tun_mtu: must be 1280 to 9000" "bad config"
+[ "$(in_ns a "$MR_BIN" run --config "$MR_DIR/bad.toml" 2>&1 | wc -l)" -eq 1 ] ||
+    fail "the bad-config message is not one line"
 
 mr_start a
-# Same TUN name, another API socket.
 mr_config a2 <<<''
-set +e
-out=$(in_ns a timeout 10 "$MR_BIN" run --config "$MR_DIR/a2.toml" 2>&1)
-status=$?
-set -e
-[ $status -eq 1 ] || fail "second daemon on the same TUN: exit $status ($out)"
-echo "$out" | grep -q "TUN device meshrouter0: already in use" || fail "unclear message: $out"
-echo "same TUN name: exit 1, \"$(echo "$out" | tail -1)\""
-# Same API socket, another TUN name.
+expect_failure a2 1 "TUN device meshrouter0: already in use" "same TUN name"
 mr_config a3 <<<'tun_name = "mr1"'
 sed -i "s|a3.sock|a.sock|" "$MR_DIR/a3.toml"
-set +e
-out=$(in_ns a timeout 10 "$MR_BIN" run --config "$MR_DIR/a3.toml" 2>&1)
-status=$?
-set -e
-[ $status -eq 1 ] || fail "second daemon on the same socket: exit $status ($out)"
-echo "$out" | grep -q "another meshrouter is already serving it" || fail "unclear message: $out"
-echo "same API socket: exit 1, \"$(echo "$out" | tail -1)\""
+expect_failure a3 1 "another meshrouter is already serving it" "same API socket"
 in_ns a ip link show mr1 >/dev/null 2>&1 && fail "the failed daemon left its TUN device behind"
 mr a self >/dev/null || fail "the first daemon stopped answering"
 
