@@ -17,10 +17,10 @@ mesh_exit() {
     local status=$? n pid
     set +e  # errexit would end the trap at the first failing command, before the cleanup
     for n in "${MR_NODES[@]}"; do
-        pid=$(cat "$MR_DIR/$n.pid" 2>/dev/null) || continue
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+        pid=$(cat "$MR_DIR/$n.pid") || continue
+        kill -9 "$pid"
+        wait "$pid"
+    done 2>/dev/null
     (exit "$status")  # mr_cleanup reads the test's status from $?
     mr_cleanup
 }
@@ -111,13 +111,13 @@ print(int($(now_ms) - 1000 * min(p['uptime'] for p in json.load(sys.stdin)['peer
 # mesh_stop NAMES...: kills the daemons and everything else in these namespaces and deletes them.
 mesh_stop() {
     local n ns pid
+    # Reaped here with stderr closed, so bash does not report the daemons "Killed".
     for n in "$@"; do
         ns="$NS_PREFIX$n"
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-        ip netns delete "$ns" 2>/dev/null || true
-        # Reap the daemon here, so bash does not report it "Killed" at some later line.
-        [ -f "$MR_DIR/$n.pid" ] && { wait "$(cat "$MR_DIR/$n.pid")" 2>/dev/null || true; }
-    done
+        [ -f "$MR_DIR/$n.pid" ] && { wait "$(cat "$MR_DIR/$n.pid")" || true; }
+        ip netns delete "$ns" || true
+    done 2>/dev/null
 }
 
 # mesh_ping_pairs "PING OPTIONS" NAMES...: every ordered pair of NAMES pings the other's overlay address

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# A 4-node line n1-n2-n3-n4 whose three links delay (20 ms +- 5 ms), lose (2 %) and reorder (25 % sent
+# A 4-node line n1-n2-n3-n4 whose three links delay (20 ms +- 5 ms), lose (5 %) and reorder (25 % sent
 # at once, overtaking the delayed rest) every datagram, each way: ping6 end to end must still get at
-# least 70 % of 60 replies (the underlay alone loses about 11 % of round trips: 1 - 0.98^6), and an
-# iperf3 TCP transfer n1 -> n4 must complete. Prints the loss, RTT and throughput.
+# least 50 % of 60 replies (the underlay alone loses about 26 % of round trips: 1 - 0.95^6; 50 % is
+# four standard deviations below that), and an iperf3 TCP transfer n1 -> n4 must complete. Prints the
+# loss, RTT and throughput.
 #
-# The impairment is the netem one (`netem delay 20ms 5ms loss 2% reorder 25%` on both ends of each veth),
+# The impairment is the netem one (`netem delay 20ms 5ms loss 5% reorder 25%` on both ends of each veth),
 # but done by a userspace UDP relay (udp_impair.py) on each link, because the test kernel is built
 # without sch_netem (CONFIG_NET_SCH_NETEM unset: "Specified qdisc kind is unknown"). The links carry
 # only the daemons' UDP, so relaying those datagrams impairs exactly what netem would: n(i+1) peers to
@@ -12,7 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
 
-DELAY=20 JITTER=5 LOSS=0.02 REORDER=0.25
+DELAY=20 JITTER=5 LOSS=0.05 REORDER=0.25
 nodes=(n1 n2 n3 n4)
 for n in "${nodes[@]}"; do mesh_node "$n"; done
 for i in 1 2 3; do
@@ -40,8 +41,8 @@ out=$(in_ns n1 ping -6 -n -c $count -i 0.05 -W 2 "$addr4" || true)
 received=$(echo "$out" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
 received=${received:-0}
 rtt=$(echo "$out" | sed -n 's|^rtt min/avg/max/mdev = \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\)/.*|min \1 / avg \2 / max \3 ms|p')
-echo "ping6 n1->n4 over 3 impaired links: $received/$count replies ($(((count - received) * 100 / count)) % lost; the underlay alone loses ~11 %), rtt $rtt"
-[ "$received" -ge $((count * 7 / 10)) ] || fail "only $received of $count pings answered: $out"
+echo "ping6 n1->n4 over 3 impaired links: $received/$count replies ($(((count - received) * 100 / count)) % lost; the underlay alone loses ~26 %), rtt $rtt"
+[ "$received" -ge $((count * 5 / 10)) ] || fail "only $received of $count pings answered: $out"
 
 # TCP end to end.
 in_ns n4 iperf3 -s -1 -B "$addr4" >"$MR_DIR/iperf3-server.log" 2>&1 &

@@ -497,3 +497,39 @@ fn a_crashed_node_restarted_with_the_same_key_is_reachable_again() {
         "(seed 92)"
     );
 }
+
+#[test]
+fn a_node_restarted_at_once_on_the_same_links_rejoins_the_tree() {
+    // The daemon case of a `kill -9` and an immediate restart at the same address: the neighbours'
+    // links never go down, they just see a new handshake, which looks like a rekey. The neighbours
+    // must still send the new incarnation their tree state, or it stays a root of its own.
+    for seed in [93u64, 94, 95] {
+        let mut sim = Sim::build(seed, 5, &topology::line(5), WireParams::default());
+        run_until_one_root(&mut sim, &all(5), Duration::from_secs(4)).unwrap();
+        sim.run_for(Duration::from_secs(5));
+        let end = 4;
+        sim.crash(end);
+        sim.run_for(Duration::from_millis(200));
+        let restarted_at = sim.now();
+        sim.restart(end);
+        let back = run_until_one_root(&mut sim, &all(5), Duration::from_secs(10))
+            .map(|t| secs(t) - secs(restarted_at));
+        let mut delivered_at = None;
+        for i in 0..100u32 {
+            sim.send_packet(0, end, &i.to_be_bytes());
+            sim.run_for(Duration::from_millis(100));
+            if !sim.take_delivered(end).is_empty() {
+                delivered_at = Some(secs(sim.now()) - secs(restarted_at));
+                break;
+            }
+        }
+        eprintln!(
+            "immediate restart (seed {seed}): one root again after {back:?} s; reachable after \
+             {delivered_at:?} s"
+        );
+        assert!(
+            back.is_some_and(|t| t < 2.0) && delivered_at.is_some_and(|t| t < 3.0),
+            "(seed {seed})"
+        );
+    }
+}

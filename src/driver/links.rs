@@ -32,7 +32,11 @@ impl Transport {
     /// Sends without waiting: a full socket buffer drops the datagram, as a busy link would.
     pub(crate) fn send(&self, remote: &Remote, payload: &[u8]) -> std::io::Result<()> {
         match (self, remote) {
-            (Self::Udp(socket), Remote::Udp(addr)) => socket.try_send_to(payload, *addr).map(drop),
+            // Straight to the (non-blocking) socket: tokio's `try_send_to` reports WouldBlock on a
+            // new socket until the reactor has seen it writable, which would drop a first handshake.
+            (Self::Udp(socket), Remote::Udp(addr)) => socket2::SockRef::from(socket.as_ref())
+                .send_to(payload, &(*addr).into())
+                .map(drop),
             (Self::Ethernet { socket, ifindex }, Remote::Ethernet(mac)) => {
                 crate::sys::packet::send_to(socket.get_ref(), *ifindex, ETHERTYPE, mac, payload)
                     .map(drop)

@@ -69,6 +69,11 @@ impl Filters {
         }
     }
 
+    /// Forgets what was sent to `peer`, so that the next update sends it a filter again.
+    pub fn forget_sent(&mut self, peer: &PublicKey) {
+        self.sent.remove(peer);
+    }
+
     /// Returns true if `peer`'s subtree may hold `target`.
     pub fn matches(&self, peer: &PublicKey, target: &[u8; 32]) -> bool {
         self.received

@@ -58,13 +58,16 @@ impl LinkTable {
     }
 
     /// Returns the link that should carry traffic to `peer`: lowest priority value, then lowest RTT.
+    /// A link without an RTT yet has just come up and is preferred until its first measurement: the
+    /// usual reason for a second link to a peer is that the peer restarted, and then the old link is
+    /// dead but not yet known to be.
     pub(super) fn best_link(&self, peer: &PublicKey) -> Option<LinkId> {
         self.peers.get(peer)?.iter().copied().min_by_key(|id| {
             let link = &self.links[id];
             (
                 link.params().priority,
-                link.srtt().unwrap_or(std::time::Duration::MAX),
-                *id,
+                link.srtt().unwrap_or(std::time::Duration::ZERO),
+                std::cmp::Reverse(*id),
             )
         })
     }

@@ -333,7 +333,11 @@ impl Node {
                 Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
                 Message::Lookup(l) => self.handle_lookup(now, peer, l),
                 Message::Neighbors(list) => {
-                    let ack = self.neighbors.handle(peer, list);
+                    let (ack, restarted) = self.neighbors.handle(peer, list);
+                    if restarted {
+                        // Same address, same link, new incarnation: it has lost what we sent it.
+                        self.resync_peer(&peer);
+                    }
                     let mut frame = Vec::new();
                     Message::NeighborsAck(ack).encode(&mut frame);
                     self.send_frame(now, &peer, &frame, None);
@@ -542,11 +546,26 @@ impl Node {
                         self.neighbors_dirty = true;
                         let cost = srtt.map(|d| d.as_millis() as u64);
                         self.tree.add_peer(now, peer, cost, rto);
+                    } else {
+                        // Another link to a peer we know: perhaps the same node restarted and
+                        // dialled again before its old link timed out.
+                        self.resync_peer(&peer);
                     }
                 }
                 LinkEvent::Down(peer) => self.on_link_down(id, peer),
             }
         }
+    }
+
+    /// Forgets what `peer` acknowledged, so that the tree, bloom filter and neighbour list are sent to
+    /// it again: a restarted peer has lost them. For a peer that did not restart this costs one
+    /// round of (already acknowledged) messages.
+    fn resync_peer(&mut self, peer: &PublicKey) {
+        self.tree.resync_peer(peer);
+        self.filters.forget_sent(peer);
+        self.neighbors.forget_sent(peer);
+        self.filters_dirty = true;
+        self.neighbors_dirty = true;
     }
 
     fn on_link_down(&mut self, id: LinkId, peer: PublicKey) {

@@ -13,6 +13,10 @@ use crate::core::wire::ack::VersionAck;
 use crate::core::wire::inner::Message;
 use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
 
+/// A version jump larger than this (one second of the sender's start clock, or a million list changes)
+/// means the sender restarted.
+const RESTART_JUMP: u64 = 1_000_000;
+
 struct Sent {
     version: u64,
     at: Instant,
@@ -38,19 +42,27 @@ impl NeighborLists {
         }
     }
 
-    /// Stores a peer's list (if newer) and returns the acknowledgement to send.
-    pub(super) fn handle(&mut self, from: PublicKey, list: Neighbors) -> VersionAck {
+    /// Stores a peer's list (if newer) and returns the acknowledgement to send, and whether the peer
+    /// restarted since its previous list.
+    ///
+    /// Versions start at the sender's wall clock in microseconds and grow by one per change, so a
+    /// version more than [`RESTART_JUMP`] ahead of the last one comes from a new incarnation of the
+    /// peer: one that restarted at the same address, which its link cannot tell from a rekey.
+    pub(super) fn handle(&mut self, from: PublicKey, list: Neighbors) -> (VersionAck, bool) {
         let ack = VersionAck {
             version: list.version,
         };
-        if self
-            .received
-            .get(&from)
-            .is_none_or(|(v, _)| *v < list.version)
-        {
+        let previous = self.received.get(&from).map(|(v, _)| *v);
+        let restarted = previous.is_some_and(|v| list.version > v.saturating_add(RESTART_JUMP));
+        if previous.is_none_or(|v| v < list.version) {
             self.received.insert(from, (list.version, list.keys));
         }
-        ack
+        (ack, restarted)
+    }
+
+    /// Forgets what was sent to `peer`, so that the next update sends it our list again.
+    pub(super) fn forget_sent(&mut self, peer: &PublicKey) {
+        self.sent.remove(peer);
     }
 
     /// Records an acknowledgement.
@@ -141,7 +153,7 @@ mod tests {
         let out = n.update(Instant::ZERO, &[key(1), key(2)], rto);
         assert_eq!(out.len(), 2);
         assert!(n.update(Instant::ZERO, &[key(1), key(2)], rto).is_empty());
-        let ack = n.handle(
+        let (ack, restarted) = n.handle(
             key(1),
             Neighbors {
                 version: 1,
@@ -149,7 +161,14 @@ mod tests {
             },
         );
         n.handle_ack(&key(1), VersionAck { version: 6 });
-        assert_eq!(ack.version, 1);
+        assert_eq!((ack.version, restarted), (1, false));
+        // The next change is no restart; a list from a later start of the peer is.
+        let list = |version| Neighbors {
+            version,
+            keys: vec![key(9)],
+        };
+        assert!(!n.handle(key(1), list(2)).1);
+        assert!(n.handle(key(1), list(2 + 5_000_000)).1);
         assert_eq!(n.via(&key(9), &[key(1), key(2)]), Some(key(1)));
         assert_eq!(n.via(&key(9), &[key(2)]), None);
         // Peer 2 never acknowledged: resent after the RTO.

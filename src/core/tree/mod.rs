@@ -213,6 +213,16 @@ impl Tree {
         self.changed = true;
     }
 
+    /// Forgets which announcements `peer` acknowledged, so that everything is sent to it again (it may
+    /// have restarted and lost them).
+    pub fn resync_peer(&mut self, peer: &PublicKey) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.sent.clear();
+            p.req_sent = None;
+            self.changed = true;
+        }
+    }
+
     /// A peer's last link went down.
     pub fn remove_peer(&mut self, peer: &PublicKey) {
         if self.peers.remove(peer).is_some() {
