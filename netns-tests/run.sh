@@ -7,6 +7,10 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "netns-tests need root (network namespaces, veth, TUN)" >&2
     exit 1
 fi
+if [ ! -x ../target/release/meshrouter ] && [ -z "${MR_BIN:-}" ]; then
+    echo "== building the daemon (cargo build --release)"
+    (cd .. && cargo build --release --bin meshrouter --quiet) || exit 1
+fi
 passed=0
 failed=0
 for t in t_*.sh; do
