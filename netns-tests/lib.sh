@@ -73,6 +73,7 @@ MR_NODES=()
 
 mr_cleanup() {
     local status=$?
+    disown -a 2>/dev/null || true # no "Killed" notices for the daemons ns_cleanup stops
     if [ "$status" -ne 0 ]; then
         local n
         for n in "${MR_NODES[@]}"; do

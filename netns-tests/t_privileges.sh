@@ -22,11 +22,18 @@ restore_tun() {
 trap restore_tun EXIT
 chmod 666 /dev/net/tun
 
+group=$(id -gn nobody)
 mr_config a <<EOT
 listen = ["udp://0.0.0.0:9100"]
 user = "nobody"
+api_group = "$group"
 EOT
 mr_start a
+[ "$(stat -c '%a %U %G' "$MR_DIR/a.sock")" = "660 root $group" ] ||
+    fail "API socket is $(stat -c '%a %U %G' "$MR_DIR/a.sock"), expected 660 root $group"
+in_ns a setpriv --reuid=65534 --regid="$(id -g nobody)" --clear-groups "$MR_BIN" self \
+    --socket "$MR_DIR/a.sock" >/dev/null || fail "a member of api_group cannot use the API"
+echo "a: API socket 660 root:$group, usable by that group's members"
 pid_a=$(cat "$MR_DIR/a.pid")
 uid=$(awk '/^Uid:/ {print $2}' /proc/$pid_a/status)
 capeff=$(awk '/^CapEff:/ {print $2}' /proc/$pid_a/status)
