@@ -38,6 +38,10 @@ peers = json.load(sys.stdin)['peers']
 assert len(peers) == 1 and peers[0]['key'] == '$key_a' and not peers[0]['inbound'], peers
 " || fail "b's peer list is wrong"
 
+rss() { awk '/VmRSS/ {print $2, $3}' /proc/"$(cat "$MR_DIR/$1.pid")"/status; }
+sleep 2
+echo "RSS of the idle daemon a (one peer, TUN up): $(rss a)"
+
 # TCP through the overlay.
 in_ns b iperf3 -s -1 -B "$addr_b" >/dev/null 2>&1 &
 sleep 0.5
@@ -54,6 +58,4 @@ if out=$(in_ns a setpriv --reuid=65534 --regid=65534 --clear-groups "$MR_BIN" pe
 fi
 echo "$out" | grep -q "permission denied" || fail "unclear refusal: $out"
 
-# RSS of an idle daemon.
-sleep 1
-echo "idle RSS of a: $(awk '/VmRSS/ {print $2, $3}' /proc/"$(cat "$MR_DIR/a.pid")"/status)"
+echo "RSS of a after the transfer: $(rss a)"
