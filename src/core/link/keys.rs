@@ -1,10 +1,15 @@
-//! One set of link keys: sealing and opening data frames with ChaCha20-Poly1305.
+//! One set of link keys: sealing and opening data frames with ChaCha20-Poly1305 (RFC 8439).
 //!
 //! Nonce = 4 zero bytes followed by the 64-bit frame counter, little-endian (as WireGuard). The frame header
 //! is the associated data, so the counter and index cannot be altered either.
+//!
+//! The cipher is ring's: assembly with run-time CPU dispatch (AVX2/AVX-512 on x86-64, NEON on aarch64), so
+//! any release build is fast on any machine. RustCrypto's `chacha20poly1305` 0.11 is 2.5-4x slower in a
+//! default build: `poly1305` 0.9 selects its AVX2 backend at run time, but most of that backend's helpers
+//! lack `#[target_feature]`, so every AVX2 intrinsic in them becomes an out-of-line call; the per-message
+//! key set-up alone costs 1.3 us instead of 0.15 us. The two produce identical bytes (a test checks).
 
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use super::handshake::DirectionalKeys;
 use super::replay::ReplayWindow;
@@ -20,8 +25,8 @@ pub struct KeySet {
     pub local_index: u32,
     /// The index we put in frames we send (chosen by the peer).
     pub remote_index: u32,
-    send: ChaCha20Poly1305,
-    recv: ChaCha20Poly1305,
+    send: LessSafeKey,
+    recv: LessSafeKey,
     next_counter: u64,
     replay: ReplayWindow,
     /// When the handshake completed.
@@ -37,7 +42,14 @@ pub struct KeySet {
 fn nonce(counter: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&counter.to_le_bytes());
-    Nonce::from(n)
+    // Counters never repeat within a key set: `seal` takes each once, and keys are per handshake.
+    Nonce::assume_unique_for_key(n)
+}
+
+fn cipher(key: &[u8; 32]) -> LessSafeKey {
+    let key = UnboundKey::new(&CHACHA20_POLY1305, key)
+        .unwrap_or_else(|_| unreachable!("a 32-byte key is the right length"));
+    LessSafeKey::new(key)
 }
 
 impl KeySet {
@@ -53,8 +65,8 @@ impl KeySet {
         Self {
             local_index,
             remote_index,
-            send: ChaCha20Poly1305::new(&Key::from(*keys.send)),
-            recv: ChaCha20Poly1305::new(&Key::from(*keys.recv)),
+            send: cipher(&keys.send),
+            recv: cipher(&keys.recv),
             next_counter: 0,
             replay: ReplayWindow::default(),
             created: now,
@@ -83,9 +95,9 @@ impl KeySet {
         text.copy_from_slice(plaintext);
         let tag = self
             .send
-            .encrypt_inout_detached(&nonce(counter), header, text.into())
+            .seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), text)
             .ok()?;
-        tag_out.copy_from_slice(&tag);
+        tag_out.copy_from_slice(tag.as_ref());
         Some(out)
     }
 
@@ -97,9 +109,9 @@ impl KeySet {
         }
         let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
         let mut text = ciphertext.to_vec();
-        let tag = Tag::try_from(tag).ok()?;
+        let tag = Tag::from(<[u8; TAG_LEN]>::try_from(tag).ok()?);
         self.recv
-            .decrypt_inout_detached(&nonce(counter), header, text.as_mut_slice().into(), &tag)
+            .open_in_place_separate_tag(nonce(counter), Aad::from(header), tag, &mut text, 0..)
             .ok()?;
         if !self.replay.update(counter) {
             return None;
@@ -165,6 +177,37 @@ mod tests {
             let mut t = a.seal(b"three").unwrap();
             t[i] ^= 0x40;
             assert_eq!(open(&mut b, &t), None, "byte {i} flipped");
+        }
+    }
+
+    proptest::proptest! {
+        /// ring's output is byte for byte what RustCrypto's RFC 8439 implementation produces, so the
+        /// choice of library never changes the wire.
+        #[test]
+        fn same_bytes_as_rustcrypto(
+            key in proptest::array::uniform32(proptest::num::u8::ANY),
+            skip in 0u64..3,
+            text in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+        ) {
+            use chacha20poly1305::aead::{AeadInOut, KeyInit};
+            let keys = DirectionalKeys {
+                send: Zeroizing::new(key),
+                recv: Zeroizing::new([0; 32]),
+            };
+            let mut ours = KeySet::new(&keys, 1, 2, Instant::ZERO, Instant::ZERO, true);
+            for _ in 0..skip {
+                ours.seal(b"");
+            }
+            let datagram = ours.seal(&text).unwrap();
+            let (header, body) = datagram.split_at(DATA_HEADER_LEN);
+            let mut expected = text.clone();
+            let mut n = [0u8; 12];
+            n[4..].copy_from_slice(&skip.to_le_bytes());
+            let tag = chacha20poly1305::ChaCha20Poly1305::new(&key.into())
+                .encrypt_inout_detached(&n.into(), header, expected.as_mut_slice().into())
+                .unwrap();
+            expected.extend_from_slice(&tag);
+            proptest::prop_assert_eq!(body, &expected[..]);
         }
     }
 }
