@@ -6,7 +6,7 @@
 
 set -euo pipefail
 
-NS_PREFIX="mr$$-"
+NS_PREFIX="${MR_NS_PREFIX:-mr$$-}"
 NS_CREATED=()
 
 # Deletes every namespace this test made (processes inside are killed with it).
@@ -85,6 +85,10 @@ mr_cleanup() {
     return "$status"
 }
 trap mr_cleanup EXIT
+# A timeout or Ctrl-C must clean up too: bash runs the EXIT trap only when it exits, not when a signal
+# kills it.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # mr_config NAME: writes $MR_DIR/NAME.toml (a fresh key, its own API socket) followed by standard input.
 mr_config() {

@@ -15,7 +15,15 @@ passed=0
 failed=0
 for t in t_*.sh; do
     start=$(date +%s%N)
-    if log=$(timeout 300 bash "$t" 2>&1); then
+    # A test killed by the timeout cannot clean up; its namespaces carry this prefix, so we can.
+    export MR_NS_PREFIX="mrt$$-$((passed + failed))-"
+    log=$(timeout -k 5 300 bash "$t" 2>&1)
+    status=$?
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$MR_NS_PREFIX"); do
+        for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null; done
+        ip netns delete "$ns" 2>/dev/null
+    done
+    if [ "$status" -eq 0 ]; then
         passed=$((passed + 1))
         printf 'ok    %-32s %6d ms\n' "$t" $((($(date +%s%N) - start) / 1000000))
     else
