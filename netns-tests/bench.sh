@@ -96,7 +96,8 @@ out=$(cd "$out" && pwd)
 . "$HERE/mesh_lib.sh"
 # On ^C or SIGTERM: stop the run under way, then exit, so that the EXIT trap deletes the namespaces.
 RUN_PID=
-trap '[ -n "$RUN_PID" ] && kill "$RUN_PID" 2>/dev/null; exit 130' INT TERM
+trap '[ -n "$RUN_PID" ] && kill "$RUN_PID" 2>/dev/null; exit 130' INT
+trap '[ -n "$RUN_PID" ] && kill "$RUN_PID" 2>/dev/null; exit 143' TERM
 
 NOTES=()
 note() { NOTES+=("$*"); echo "note: $*"; }
