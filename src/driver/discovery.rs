@@ -149,16 +149,17 @@ impl Router {
             })
             .collect();
         for (iface, udp, _) in &wanted {
-            if *udp && !self.discovery.joined.contains(&iface.index) {
-                if let Some(socket) = &self.discovery.multicast {
-                    match socket.join_multicast_v6(&GROUP, iface.index) {
-                        Ok(()) => {
-                            debug!(interface = %iface.name, "joined the discovery group");
-                            self.discovery.joined.insert(iface.index);
-                        }
-                        Err(e) => {
-                            debug!(interface = %iface.name, "joining the discovery group: {e}")
-                        }
+            if *udp
+                && !self.discovery.joined.contains(&iface.index)
+                && let Some(socket) = &self.discovery.multicast
+            {
+                match socket.join_multicast_v6(&GROUP, iface.index) {
+                    Ok(()) => {
+                        debug!(interface = %iface.name, "joined the discovery group");
+                        self.discovery.joined.insert(iface.index);
+                    }
+                    Err(e) => {
+                        debug!(interface = %iface.name, "joining the discovery group: {e}")
                     }
                 }
             }
@@ -224,17 +225,14 @@ impl Router {
             .values()
             .filter(|i| i.usable && i.link_local)
         {
-            if let Some(rule) = self.rule_for(&iface.name).filter(|r| r.udp && r.beacon) {
-                if self.discovery.joined.contains(&iface.index) {
-                    let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-                    let beacon = self.node.beacon(
-                        flags,
-                        self.discovery.port,
-                        stamp,
-                        rule.password.as_deref(),
-                    );
-                    udp.push((iface.index, beacon));
-                }
+            if let Some(rule) = self.rule_for(&iface.name).filter(|r| r.udp && r.beacon)
+                && self.discovery.joined.contains(&iface.index)
+            {
+                let flags = if rule.listen { FLAG_LISTENS } else { 0 };
+                let beacon =
+                    self.node
+                        .beacon(flags, self.discovery.port, stamp, rule.password.as_deref());
+                udp.push((iface.index, beacon));
             }
         }
         if let Some(socket) = &self.discovery.multicast {

@@ -6,7 +6,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use tokio::io::unix::AsyncFd;
-use tokio::net::UdpSocket;
 
 use crate::config::LinkUri;
 use crate::core::identity::PublicKey;
@@ -21,7 +20,7 @@ pub(crate) const ETHERTYPE: u16 = 0x88b5;
 
 /// Where a link's datagrams are sent from.
 pub(crate) enum Transport {
-    Udp(Arc<UdpSocket>),
+    Udp(Arc<super::udp::UdpEndpoint>),
     Ethernet {
         socket: Arc<AsyncFd<OwnedFd>>,
         ifindex: u32,
@@ -32,16 +31,29 @@ impl Transport {
     /// Sends without waiting: a full socket buffer drops the datagram, as a busy link would.
     pub(crate) fn send(&self, remote: &Remote, payload: &[u8]) -> std::io::Result<()> {
         match (self, remote) {
-            // Straight to the (non-blocking) socket: tokio's `try_send_to` reports WouldBlock on a
-            // new socket until the reactor has seen it writable, which would drop a first handshake.
-            (Self::Udp(socket), Remote::Udp(addr)) => socket2::SockRef::from(socket.as_ref())
-                .send_to(payload, &(*addr).into())
-                .map(drop),
+            (Self::Udp(endpoint), Remote::Udp(addr)) => endpoint.send(*addr, payload),
             (Self::Ethernet { socket, ifindex }, Remote::Ethernet(mac)) => {
                 crate::sys::packet::send_to(socket.get_ref(), *ifindex, ETHERTYPE, mac, payload)
                     .map(drop)
             }
             _ => Err(std::io::Error::other("remote of another transport")),
+        }
+    }
+
+    /// Sends several datagrams to one remote, in order (batched where the transport can).
+    pub(crate) fn send_all(&self, remote: &Remote, datagrams: &[Vec<u8>]) -> std::io::Result<()> {
+        match (self, remote) {
+            (Self::Udp(endpoint), Remote::Udp(addr)) => endpoint.send_all(*addr, datagrams),
+            _ => {
+                let mut result = Ok(());
+                for d in datagrams {
+                    let outcome = self.send(remote, d);
+                    if result.is_ok() {
+                        result = outcome;
+                    }
+                }
+                result
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ mod privileges;
 mod readers;
 mod router;
 mod tun_device;
+mod udp;
 
 use std::sync::Arc;
 
@@ -167,9 +168,7 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         discovery::Discovery::new(multicast, None, 0),
     );
     for (uri, socket) in prepared.listeners {
-        let socket = Arc::new(
-            tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error("listener", e))?,
-        );
+        let socket = udp_endpoint(socket).map_err(|e| bind_error("listener", e))?;
         info!(listen = %uri.display(), "listening");
         let reader_inputs = inputs.clone();
         router.add_endpoint(|id| Endpoint {
@@ -179,11 +178,8 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         });
     }
     if let Some(socket) = prepared.discovery_links {
-        let socket = Arc::new(
-            tokio::net::UdpSocket::from_std(socket)
-                .map_err(|e| bind_error("discovery links", e))?,
-        );
-        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let socket = udp_endpoint(socket).map_err(|e| bind_error("discovery links", e))?;
+        let port = socket.socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let reader_inputs = inputs.clone();
         let id = router.add_endpoint(|id| Endpoint {
             reader: tokio::spawn(readers::udp(id, socket.clone(), reader_inputs)),
@@ -206,6 +202,13 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         _ = interrupt.recv() => info!("SIGINT: stopping"),
     }
     Ok(())
+}
+
+/// Registers a socket bound during setup with the runtime, with its batching state.
+fn udp_endpoint(socket: std::net::UdpSocket) -> std::io::Result<Arc<udp::UdpEndpoint>> {
+    tokio::net::UdpSocket::from_std(socket)
+        .and_then(udp::UdpEndpoint::new)
+        .map(Arc::new)
 }
 
 fn signal(

@@ -89,7 +89,13 @@ impl Router {
             return; // removed meanwhile
         };
         let uri = peer.uri.clone();
-        let socket = Arc::new(socket);
+        let socket = match super::udp::UdpEndpoint::new(socket) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                self.on_peer_failed(text, format!("socket: {e}"));
+                return;
+            }
+        };
         let inputs = self.inputs.clone();
         let endpoint = self.add_endpoint(|id| Endpoint {
             reader: tokio::spawn(super::readers::udp(id, socket.clone(), inputs)),

@@ -17,19 +17,36 @@ const MAX_DATAGRAM: usize = 65_536;
 /// Pause after a read error, so a persistent error cannot spin a core.
 const ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Reads a link endpoint's UDP socket.
-pub(crate) async fn udp(endpoint: EndpointId, socket: Arc<UdpSocket>, inputs: mpsc::Sender<Input>) {
-    let mut buf = vec![0; MAX_DATAGRAM];
+/// Reads a link endpoint's UDP socket, several datagrams per system call where the kernel allows.
+pub(crate) async fn udp(
+    endpoint: EndpointId,
+    socket: Arc<super::udp::UdpEndpoint>,
+    inputs: mpsc::Sender<Input>,
+) {
+    const BUFFERS: usize = 8;
+    let size = (socket.gro_segments().max(1) * 1500).max(MAX_DATAGRAM);
+    let mut storage = vec![vec![0u8; size]; BUFFERS];
+    let mut meta = vec![quinn_udp::RecvMeta::default(); BUFFERS];
     loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let input = Input::Datagram {
-                    endpoint,
-                    remote: Remote::Udp(normalise(from)),
-                    data: buf[..n].to_vec(),
-                };
-                if inputs.send(input).await.is_err() {
-                    return;
+        let received = {
+            let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
+                .iter_mut()
+                .map(|b| std::io::IoSliceMut::new(b))
+                .collect();
+            socket.recv(&mut bufs, &mut meta).await
+        };
+        match received {
+            Ok(n) => {
+                for (m, buf) in meta.iter().zip(&storage).take(n) {
+                    let input = Input::Datagram {
+                        endpoint,
+                        remote: Remote::Udp(normalise(m.addr)),
+                        data: buf[..m.len].to_vec(),
+                        stride: m.stride.max(1),
+                    };
+                    if inputs.send(input).await.is_err() {
+                        return;
+                    }
                 }
             }
             Err(e) => {
@@ -97,6 +114,7 @@ pub(crate) async fn ethernet(
                     endpoint,
                     remote: Remote::Ethernet(mac),
                     data: buf[..n].to_vec(),
+                    stride: n.max(1),
                 };
                 if inputs.send(input).await.is_err() {
                     return;

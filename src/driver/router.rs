@@ -34,11 +34,13 @@ const BATCH: usize = 64;
 
 /// Everything that reaches the router.
 pub(crate) enum Input {
-    /// A datagram on a link endpoint.
+    /// Datagrams on a link endpoint: `data` holds one or more, each `stride` bytes (the last may be
+    /// shorter), as UDP GRO delivers them.
     Datagram {
         endpoint: EndpointId,
         remote: Remote,
         data: Vec<u8>,
+        stride: usize,
     },
     /// A packet the host sent into the TUN device.
     Tun(Vec<u8>),
@@ -203,7 +205,6 @@ impl Router {
                             Ok(input) => self.handle(input),
                             Err(_) => break,
                         }
-                        self.flush_transmits();
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -222,7 +223,12 @@ impl Router {
                 endpoint,
                 remote,
                 data,
-            } => self.on_datagram(endpoint, remote, &data),
+                stride,
+            } => {
+                for datagram in data.chunks(stride.max(1)) {
+                    self.on_datagram(endpoint, remote, datagram);
+                }
+            }
             Input::Tun(packet) => self.node.handle_local_packet(now, &packet),
             Input::UdpBeacon { from, data } => self.on_udp_beacon(from, &data),
             Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
@@ -240,11 +246,11 @@ impl Router {
             self.node.handle_link_datagram(now, id, data);
             return;
         }
-        if let Remote::Ethernet(mac) = remote {
-            if crate::core::wire::beacon::Beacon::looks_like(data) {
-                self.on_ethernet_beacon(endpoint, mac, data);
-                return;
-            }
+        if let Remote::Ethernet(mac) = remote
+            && crate::core::wire::beacon::Beacon::looks_like(data)
+        {
+            self.on_ethernet_beacon(endpoint, mac, data);
+            return;
         }
         // From someone without a link: only a handshake initiation may create one.
         if data.len() != INIT_LEN || data.get(1) != Some(&KIND_INIT) {
@@ -323,17 +329,24 @@ impl Router {
         }
     }
 
-    /// Sends what the core queued, without waiting.
+    /// Sends what the core queued, without waiting: per link, in order, batched (GSO trains).
     fn flush_transmits(&mut self) {
         let now = self.clock.now();
+        let mut per_link: Vec<(LinkId, Vec<Vec<u8>>)> = Vec::new();
         while let Some(t) = self.node.poll_transmit() {
-            let Some(info) = self.links.get_mut(&t.link) else {
+            match per_link.iter_mut().find(|(link, _)| *link == t.link) {
+                Some((_, datagrams)) => datagrams.push(t.payload),
+                None => per_link.push((t.link, vec![t.payload])),
+            }
+        }
+        for (link, datagrams) in per_link {
+            let Some(info) = self.links.get_mut(&link) else {
                 continue;
             };
             let Some(endpoint) = self.endpoints.get(&info.endpoint) else {
                 continue;
             };
-            if let Err(e) = endpoint.transport.send(&info.remote, &t.payload) {
+            if let Err(e) = endpoint.transport.send_all(&info.remote, &datagrams) {
                 self.counters.send_errors += 1;
                 if e.kind() != std::io::ErrorKind::WouldBlock {
                     info.last_error = Some((now, format!("send: {e}")));
@@ -348,10 +361,10 @@ impl Router {
         while let Some(delivery) = self.node.poll_deliver() {
             match delivery.kind {
                 DeliveryKind::Packet => {
-                    if let Some(tun) = &self.tun {
-                        if tun.device.send(&delivery.payload).await.is_err() {
-                            self.counters.tun_write_errors += 1;
-                        }
+                    if let Some(tun) = &self.tun
+                        && tun.device.send(&delivery.payload).await.is_err()
+                    {
+                        self.counters.tun_write_errors += 1;
                     }
                 }
                 DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,

@@ -7,3 +7,4 @@
 
 pub mod netdev;
 pub mod packet;
+pub mod socket;

@@ -20,13 +20,13 @@ impl Link {
         rng: &mut Rng,
     ) -> Result<(), LinkDrop> {
         handshake::check_init_mac(&init, &self.psk)?;
-        if let Some((ephemeral, response)) = &self.cached_response {
-            if *ephemeral == init.ephemeral {
-                // A retransmitted initiation: answer identically, at no cost.
-                let response = response.clone();
-                self.queue(response);
-                return Ok(());
-            }
+        if let Some((ephemeral, response)) = &self.cached_response
+            && *ephemeral == init.ephemeral
+        {
+            // A retransmitted initiation: answer identically, at no cost.
+            let response = response.clone();
+            self.queue(response);
+            return Ok(());
         }
         if self
             .last_init_verified

@@ -356,10 +356,10 @@ impl Link {
         let mut plaintext = keyset
             .open(counter, header, sealed)
             .ok_or(LinkDrop::Unauthentic)?;
-        if slot == Slot::Pending {
-            if let Some(confirmed) = self.pending.take() {
-                self.install(now, confirmed);
-            }
+        if slot == Slot::Pending
+            && let Some(confirmed) = self.pending.take()
+        {
+            self.install(now, confirmed);
         }
         if plaintext.first() == Some(&kind::FRAGMENT) {
             let whole = match Messages::new(&plaintext).next() {
@@ -471,10 +471,11 @@ impl Link {
             self.go_down(now);
         }
         if self.up {
-            if let Some(keys) = &self.current {
-                if now >= keys.rekey_at && self.next_attempt.is_none() {
-                    self.next_attempt = Some(now);
-                }
+            if let Some(keys) = &self.current
+                && now >= keys.rekey_at
+                && self.next_attempt.is_none()
+            {
+                self.next_attempt = Some(now);
             }
             let action = if self.params.session {
                 LivenessAction::None

@@ -62,10 +62,10 @@ impl Filters {
 
     /// Records an acknowledgement.
     pub fn handle_ack(&mut self, from: &PublicKey, ack: VersionAck) {
-        if let Some(s) = self.sent.get_mut(from) {
-            if s.version == ack.version {
-                s.acked = true;
-            }
+        if let Some(s) = self.sent.get_mut(from)
+            && s.version == ack.version
+        {
+            s.acked = true;
         }
     }
 

@@ -85,14 +85,13 @@ impl Paths {
         nonce: u64,
     ) -> Route {
         let entry = self.targets.get(&target);
-        if let Some(key) = entry.and_then(|t| t.key).filter(|k| partial.matches(k)) {
-            if let Some(path) = self
+        if let Some(key) = entry.and_then(|t| t.key).filter(|k| partial.matches(k))
+            && let Some(path) = self
                 .paths
                 .get(&key)
                 .filter(|p| !p.broken && now.saturating_since(p.refreshed) < PATH_TIMEOUT)
-            {
-                return Route::Send(key, path.coords.clone());
-            }
+        {
+            return Route::Send(key, path.coords.clone());
         }
         if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&target) {
             self.evict_oldest();
@@ -125,10 +124,10 @@ impl Paths {
             .iter()
             .min_by_key(|(_, t)| t.last_lookup)
             .map(|(k, _)| *k);
-        if let Some(k) = oldest {
-            if let Some(t) = self.targets.remove(&k) {
-                self.waiting_bytes -= t.waiting.iter().map(|w| w.packet.len()).sum::<usize>();
-            }
+        if let Some(k) = oldest
+            && let Some(t) = self.targets.remove(&k)
+        {
+            self.waiting_bytes -= t.waiting.iter().map(|w| w.packet.len()).sum::<usize>();
         }
     }
 

@@ -270,10 +270,10 @@ impl Node {
     /// Removes a link for good (its socket or interface is gone).
     pub fn close_link(&mut self, now: Instant, id: LinkId) {
         self.now = now;
-        if let Some(link) = self.links.links.remove(&id) {
-            if let Some(peer) = link.peer().filter(|_| link.is_up()) {
-                self.on_link_down(id, peer);
-            }
+        if let Some(link) = self.links.links.remove(&id)
+            && let Some(peer) = link.peer().filter(|_| link.is_up())
+        {
+            self.on_link_down(id, peer);
         }
         self.transmits.forget_link(id);
         self.drain_tree();

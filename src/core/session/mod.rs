@@ -292,10 +292,10 @@ impl Sessions {
         if entry.link.is_up() {
             entry.link.send(now, &frame, true);
         } else {
-            if entry.waiting.len() >= MAX_WAITING {
-                if let Some(old) = entry.waiting.pop_front() {
-                    self.waiting_bytes -= old.len();
-                }
+            if entry.waiting.len() >= MAX_WAITING
+                && let Some(old) = entry.waiting.pop_front()
+            {
+                self.waiting_bytes -= old.len();
             }
             if self.waiting_bytes + frame.len() <= MAX_WAITING_BYTES {
                 self.waiting_bytes += frame.len();

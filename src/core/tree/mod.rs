@@ -548,10 +548,10 @@ impl Tree {
         if root == self.reported_root {
             return;
         }
-        if let (Some(old), Some(new)) = (self.reported_root, root) {
-            if new < old {
-                self.previous_root = Some(old);
-            }
+        if let (Some(old), Some(new)) = (self.reported_root, root)
+            && new < old
+        {
+            self.previous_root = Some(old);
         }
         self.reported_root = root;
         self.events.push_back(TreeEvent::RootChanged(root));

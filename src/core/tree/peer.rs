@@ -63,10 +63,10 @@ impl PeerTree {
 
     /// Records an acknowledgement.
     pub(super) fn acked(&mut self, key: &PublicKey, seq: u64) {
-        if let Some(s) = self.sent.get_mut(key) {
-            if s.seq == seq {
-                s.acked = true;
-            }
+        if let Some(s) = self.sent.get_mut(key)
+            && s.seq == seq
+        {
+            s.acked = true;
         }
     }
 

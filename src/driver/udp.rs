@@ -1,0 +1,120 @@
+//! UDP endpoints with the kernel's batching: UDP GSO on send (a train of equal-sized datagrams to one
+//! peer in one system call, segmented by the kernel) and UDP GRO on receive (several datagrams from
+//! one peer in one read), through `quinn-udp`. On this kind of machine each datagram costs about
+//! 3.4 us of kernel time when sent one by one, under 1 us in a GSO train.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Largest GSO train, in bytes (the kernel's limit for one UDP send is just under 64 KiB).
+const MAX_TRAIN_BYTES: usize = 60_000;
+
+/// A UDP socket and its batching state.
+pub(crate) struct UdpEndpoint {
+    pub(crate) socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl UdpEndpoint {
+    pub(crate) fn new(socket: UdpSocket) -> io::Result<Self> {
+        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        crate::sys::socket::allow_fragmentation(&socket, socket.local_addr()?.is_ipv6())?;
+        Ok(Self { socket, state })
+    }
+
+    /// Sends one datagram without waiting (a full buffer drops it, as a busy link would).
+    pub(crate) fn send(&self, to: SocketAddr, payload: &[u8]) -> io::Result<()> {
+        self.send_train(to, payload, None)
+    }
+
+    fn send_train(
+        &self,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+    ) -> io::Result<()> {
+        let transmit = Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: segment,
+            src_ip: None,
+        };
+        // Straight to the non-blocking socket, not through tokio's readiness: tokio reports WouldBlock
+        // on a new socket until the reactor has seen it writable.
+        self.state
+            .try_send(UdpSockRef::from(&self.socket), &transmit)
+    }
+
+    /// Sends datagrams to one peer, in order, as few GSO trains as their sizes allow. Returns the
+    /// first error; datagrams of a failed train are retried one by one.
+    pub(crate) fn send_all(&self, to: SocketAddr, datagrams: &[Vec<u8>]) -> io::Result<()> {
+        let max_segments = self.state.max_gso_segments().max(1);
+        let mut result = Ok(());
+        let mut train = Vec::new();
+        let mut i = 0;
+        while i < datagrams.len() {
+            let size = datagrams[i].len();
+            let mut end = i + 1;
+            let mut bytes = size;
+            // Equal sizes, and at most one shorter datagram to close the train.
+            while end < datagrams.len()
+                && end - i < max_segments
+                && bytes + datagrams[end].len() <= MAX_TRAIN_BYTES
+                && datagrams[end].len() <= size
+            {
+                bytes += datagrams[end].len();
+                end += 1;
+                if datagrams[end - 1].len() < size {
+                    break;
+                }
+            }
+            let outcome = if end - i == 1 || size == 0 {
+                self.send(to, &datagrams[i])
+            } else {
+                train.clear();
+                for d in &datagrams[i..end] {
+                    train.extend_from_slice(d);
+                }
+                self.send_train(to, &train, Some(size)).or_else(|e| {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        return Err(e);
+                    }
+                    datagrams[i..end].iter().try_for_each(|d| self.send(to, d))
+                })
+            };
+            if result.is_ok() {
+                result = outcome;
+            }
+            i = end;
+        }
+        result
+    }
+
+    /// How many datagrams one receive buffer may hold when the kernel coalesces (GRO).
+    pub(crate) fn gro_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+
+    /// Receives into `bufs`, waiting until something arrives; fills `meta` and returns how many
+    /// buffers were used. A buffer may hold several datagrams of `meta.stride` bytes each.
+    pub(crate) async fn recv(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        loop {
+            self.socket.readable().await?;
+            match self.socket.try_io(Interest::READABLE, || {
+                self.state.recv(UdpSockRef::from(&self.socket), bufs, meta)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+}
