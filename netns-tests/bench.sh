@@ -22,7 +22,7 @@
 # Usage: netns-tests/bench.sh [options]
 #   --duration S          seconds of each iperf3 test (default 5)
 #   --mtu N               TUN MTU of both routers (default: each router's own default, meshrouter 1280,
-#                         yggdrasil 65535); meshrouter accepts 1280..9000 and gets 9000 above that
+#                         yggdrasil 65535); meshrouter accepts 1280..65535
 #   --both-mtus           run each router at its default MTU and at the --mtu value (1280 if not given)
 #   --routers LIST        comma-separated, of meshrouter,yggdrasil (default both)
 #   --topos LIST          comma-separated, of two,line (default both)
@@ -137,17 +137,10 @@ eff_mtu() {
     local r="$1" s="$2"
     if [ "$s" = default ]; then
         [ "$r" = meshrouter ] && echo 1280 || echo 65535
-    elif [ "$r" = meshrouter ] && [ "$s" -gt 9000 ]; then
-        echo 9000
     else
         echo "$s"
     fi
 }
-for s in "${SETTINGS[@]}"; do
-    if [ "$s" != default ] && [ "$s" -gt 9000 ] && [[ " ${ROUTERS[*]} " == *" meshrouter "* ]]; then
-        note "meshrouter's tun_mtu is at most 9000: it runs at 9000 where --mtu $s was asked"
-    fi
-done
 
 # ---- one measurement --------------------------------------------------------------------------------
 exec 3>&1 # progress lines of the runs (whose own output goes to their run.log)

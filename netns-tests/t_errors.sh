@@ -21,7 +21,7 @@ expect_failure() {
 
 mr_config a </dev/null
 mr_config bad <<<'tun_mtu = 100'
-expect_failure bad 2 "bad.toml:[0-9]*:[0-9]*: tun_mtu: must be 1280 to 9000" "bad config"
+expect_failure bad 2 "bad.toml:[0-9]*:[0-9]*: tun_mtu: must be 1280 to 65535" "bad config"
 [ "$(in_ns a "$MR_BIN" run --config "$MR_DIR/bad.toml" 2>&1 | wc -l)" -eq 1 ] ||
     fail "the bad-config message is not one line"
 

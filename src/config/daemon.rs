@@ -16,8 +16,8 @@ use crate::core::identity::PublicKey;
 /// Ethernet or Wi-Fi underlay (1280 + about 150 bytes of headers), so loss is never amplified by
 /// fragmentation, and no path can be too small for it.
 pub const DEFAULT_TUN_MTU: u16 = 1280;
-/// Largest TUN MTU accepted: overlay packets larger than this would be split into many link fragments.
-pub(super) const MAX_TUN_MTU: u16 = 9000;
+/// Largest TUN MTU accepted (the largest IPv6 packet without jumbograms).
+pub(super) const MAX_TUN_MTU: u16 = 65535;
 /// Where the local API listens unless configured.
 pub const DEFAULT_API_SOCKET: &str = "/run/meshrouter/meshrouter.sock";
 /// The TUN interface name unless configured.

@@ -170,7 +170,7 @@ fn every_documented_setting_parses_when_uncommented() {
 #[test]
 fn daemon_settings_are_checked() {
     for (setting, message) in [
-        ("tun_mtu = 1279", "tun_mtu: must be 1280 to 9000"),
+        ("tun_mtu = 1279", "tun_mtu: must be 1280 to 65535"),
         ("tun_name = \"a/b\"", "tun_name:"),
         ("peers = [\"tcp://h:1\"]", "peers: unsupported scheme"),
         (
