@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use meshrouter::core::rng::Rng;
+use meshrouter::core::time::Instant;
 use meshrouter::sim::{Sim, WireParams, topology};
 use support::*;
 
@@ -480,15 +481,7 @@ fn a_crashed_node_restarted_with_the_same_key_is_reachable_again() {
     sim.restart(root);
     let back = run_until_one_root(&mut sim, &all(30), Duration::from_secs(10))
         .map(|t| secs(t) - secs(restarted_at));
-    let mut delivered_at = None;
-    for i in 0..100u32 {
-        sim.send_packet(other, root, &i.to_be_bytes());
-        sim.run_for(Duration::from_millis(100));
-        if !sim.take_delivered(root).is_empty() {
-            delivered_at = Some(secs(sim.now()) - secs(restarted_at));
-            break;
-        }
-    }
+    let delivered_at = probe_until_delivered(&mut sim, other, root, restarted_at);
     eprintln!(
         "restart: root again everywhere after {back:?} s; reachable again after {delivered_at:?} s"
     );
@@ -514,15 +507,7 @@ fn a_node_restarted_at_once_on_the_same_links_rejoins_the_tree() {
         sim.restart(end);
         let back = run_until_one_root(&mut sim, &all(5), Duration::from_secs(10))
             .map(|t| secs(t) - secs(restarted_at));
-        let mut delivered_at = None;
-        for i in 0..100u32 {
-            sim.send_packet(0, end, &i.to_be_bytes());
-            sim.run_for(Duration::from_millis(100));
-            if !sim.take_delivered(end).is_empty() {
-                delivered_at = Some(secs(sim.now()) - secs(restarted_at));
-                break;
-            }
-        }
+        let delivered_at = probe_until_delivered(&mut sim, 0, end, restarted_at);
         eprintln!(
             "immediate restart (seed {seed}): one root again after {back:?} s; reachable after \
              {delivered_at:?} s"
@@ -532,4 +517,17 @@ fn a_node_restarted_at_once_on_the_same_links_rejoins_the_tree() {
             "(seed {seed})"
         );
     }
+}
+
+/// Sends a packet from `from` to `to` every 100 ms for up to 10 s; returns the seconds from `since`
+/// until one arrived.
+fn probe_until_delivered(sim: &mut Sim, from: usize, to: usize, since: Instant) -> Option<f64> {
+    for i in 0..100u32 {
+        sim.send_packet(from, to, &i.to_be_bytes());
+        sim.run_for(Duration::from_millis(100));
+        if !sim.take_delivered(to).is_empty() {
+            return Some(secs(sim.now()) - secs(since));
+        }
+    }
+    None
 }
