@@ -24,15 +24,29 @@ const KEY_BITS: usize = 8 * PUBLIC_KEY_LEN;
 
 /// Packs the key bits after the leading-zero run and its terminating one bit, as Yggdrasil does: returns
 /// the run length (wrapping at 256, as Yggdrasil's `byte` counter does; a real key never has 128 leading
-/// zeros) and the packed bits, zero-filled at the end.
+/// zeros) and the packed bits, zero-filled at the end. Yggdrasil stores the bits after the run inverted.
+///
+/// Works a byte at a time (a shift of the whole key), since every received packet's source address is
+/// derived from its sender's key; `tests::matches_the_bitwise_definition` checks it against the
+/// one-bit-at-a-time definition.
 fn leading_zeros_and_rest(key: &PublicKey) -> (u8, [u8; PUBLIC_KEY_LEN]) {
     let key = key.as_bytes();
-    let bit = |i: usize| (key[i / 8] >> (7 - i % 8)) & 1;
-    let zeros = (0..KEY_BITS).take_while(|&i| bit(i) == 0).count();
+    let zeros = key
+        .iter()
+        .position(|b| *b != 0)
+        .map_or(KEY_BITS, |i| i * 8 + key[i].leading_zeros() as usize);
+    let shift = zeros + 1;
+    let (byte_shift, bit_shift) = (shift / 8, shift % 8);
+    // Inverted key bytes, and zeros past the end (the zero fill is not inverted).
+    let inverted = |k: usize| key.get(k).map_or(0, |b| !b);
     let mut rest = [0u8; PUBLIC_KEY_LEN];
-    for (out, i) in (zeros + 1..KEY_BITS).enumerate() {
-        // Yggdrasil packs the bits of the *inverted* key, and the bits after the run are stored inverted.
-        rest[out / 8] |= (1 - bit(i)) << (7 - out % 8);
+    for (j, out) in rest.iter_mut().enumerate() {
+        let k = j + byte_shift;
+        *out = if bit_shift == 0 {
+            inverted(k)
+        } else {
+            (inverted(k) << bit_shift) | (inverted(k + 1) >> (8 - bit_shift))
+        };
     }
     (zeros as u8, rest)
 }
@@ -188,6 +202,38 @@ impl PartialKey {
 
 #[cfg(test)]
 mod tests {
+    /// The definition, one bit at a time, as Yggdrasil's code reads.
+    fn bitwise(key: &PublicKey) -> (u8, [u8; PUBLIC_KEY_LEN]) {
+        let key = key.as_bytes();
+        let bit = |i: usize| (key[i / 8] >> (7 - i % 8)) & 1;
+        let zeros = (0..KEY_BITS).take_while(|&i| bit(i) == 0).count();
+        let mut rest = [0u8; PUBLIC_KEY_LEN];
+        for (out, i) in (zeros + 1..KEY_BITS).enumerate() {
+            rest[out / 8] |= (1 - bit(i)) << (7 - out % 8);
+        }
+        (zeros as u8, rest)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_the_bitwise_definition(
+            bytes in proptest::array::uniform32(proptest::num::u8::ANY),
+            zero_bytes in 0usize..33,
+            mask in proptest::num::u8::ANY,
+        ) {
+            // Keys with long zero runs too, ending at every bit position.
+            let mut bytes = bytes;
+            for b in bytes.iter_mut().take(zero_bytes) {
+                *b = 0;
+            }
+            if let Some(b) = bytes.get_mut(zero_bytes) {
+                *b &= mask;
+            }
+            let key = PublicKey::from_bytes(bytes);
+            proptest::prop_assert_eq!(leading_zeros_and_rest(&key), bitwise(&key));
+        }
+    }
+
     use super::*;
 
     fn key(hex: &str) -> PublicKey {

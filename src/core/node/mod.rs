@@ -151,6 +151,8 @@ pub struct Node {
     paths: Paths,
     /// Our canonical partial key, which lookups for us carry.
     own_target: [u8; 32],
+    /// Our node address (derived once: the derivation walks the key bit by bit).
+    own_address: std::net::Ipv6Addr,
     lookup_limits: std::collections::HashMap<PublicKey, TokenBucket>,
     /// A filter arrived or peers changed since filters were last recomputed.
     filters_dirty: bool,
@@ -184,6 +186,7 @@ impl Node {
             filters: Filters::new(&own_target, config.seq_base),
             paths: Paths::default(),
             own_target,
+            own_address: crate::core::address::node_address(&me),
             lookup_limits: Default::default(),
             filters_dirty: false,
             neighbors: neighbors::NeighborLists::new(config.seq_base),

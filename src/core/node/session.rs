@@ -2,28 +2,29 @@
 //! destination, opening what arrives, and checking that a decrypted packet really is from the sender.
 
 use super::{Delivery, DeliveryKind, DropReason, Node};
-use crate::core::address::{node_address, node_subnet};
+use std::net::Ipv6Addr;
+
+use crate::core::address::{SUBNET_PREFIX, node_address};
 use crate::core::identity::PublicKey;
 use crate::core::session::SessionDrop;
 use crate::core::time::Instant;
 use crate::core::wire::inner::{Message, Messages};
 use crate::core::wire::traffic::{KIND_SESSION, Traffic};
 
-/// Returns true if `packet` is an IPv6 packet from `src`'s address or /64 to `dst`'s address or /64:
-/// a session proves who sent the bytes, this proves the bytes do not claim to be from someone else.
-pub(super) fn addresses_match(src: &PublicKey, dst: &PublicKey, packet: &[u8]) -> bool {
+/// Returns true if `packet` is an IPv6 packet from the node with address `src` (or a host in its
+/// /64) to the node with address `dst` (or its /64): a session proves who sent the bytes, this proves
+/// the bytes do not claim to be from someone else. Takes node addresses, not keys, because deriving
+/// an address walks the key bit by bit: callers derive once per frame, not twice per packet.
+pub(super) fn addresses_match(src: &Ipv6Addr, dst: &Ipv6Addr, packet: &[u8]) -> bool {
     if packet.len() < 40 || packet[0] >> 4 != 6 {
         return false;
     }
-    let address = |range: std::ops::Range<usize>| -> std::net::Ipv6Addr {
-        let mut octets = [0u8; 16];
-        octets.copy_from_slice(&packet[range]);
-        octets.into()
+    // A node's /64 is its address's bytes 1..8 under the 0x03 prefix (see `core::address`).
+    let belongs = |node: &Ipv6Addr, claimed: &[u8]| {
+        let node = node.octets();
+        claimed == node || (claimed[0] == SUBNET_PREFIX && claimed[1..8] == node[1..8])
     };
-    let belongs = |key: &PublicKey, addr: std::net::Ipv6Addr| {
-        node_address(key) == addr || node_subnet(key).contains(&addr)
-    };
-    belongs(src, address(8..24)) && belongs(dst, address(24..40))
+    belongs(src, &packet[8..24]) && belongs(dst, &packet[24..40])
 }
 
 impl Node {
@@ -71,9 +72,12 @@ impl Node {
             }
         };
         self.paths.refresh(now, &src);
+        let src_address = node_address(&src);
         for message in Messages::new(&plaintext) {
             match message {
-                Ok(Message::Packet(packet)) if addresses_match(&src, &self.me, packet) => {
+                Ok(Message::Packet(packet))
+                    if addresses_match(&src_address, &self.own_address, packet) =>
+                {
                     self.stats.delivered += 1;
                     let payload = packet.to_vec();
                     self.deliveries.push_back(Delivery {
@@ -111,6 +115,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::address::node_subnet;
     use crate::core::identity::NodeKey;
 
     #[test]
@@ -123,18 +128,19 @@ mod tests {
         packet[0] = 0x60;
         packet[8..24].copy_from_slice(&node_address(&a).octets());
         packet[24..40].copy_from_slice(&node_address(&b).octets());
-        assert!(addresses_match(&a, &b, &packet));
+        let (a_addr, b_addr) = (node_address(&a), node_address(&b));
+        assert!(addresses_match(&a_addr, &b_addr, &packet));
         // A host in a's /64 may send too.
         let mut host = node_subnet(&a).network().octets();
         host[15] = 7;
         packet[8..24].copy_from_slice(&host);
-        assert!(addresses_match(&a, &b, &packet));
+        assert!(addresses_match(&a_addr, &b_addr, &packet));
         // Claiming to be b, or sending to a third node, is refused.
         packet[8..24].copy_from_slice(&node_address(&b).octets());
-        assert!(!addresses_match(&a, &b, &packet));
+        assert!(!addresses_match(&a_addr, &b_addr, &packet));
         packet[8..24].copy_from_slice(&node_address(&a).octets());
         packet[24..40].copy_from_slice(&node_address(&a).octets());
-        assert!(!addresses_match(&a, &b, &packet));
-        assert!(!addresses_match(&a, &b, &packet[..39]));
+        assert!(!addresses_match(&a_addr, &b_addr, &packet));
+        assert!(!addresses_match(&a_addr, &b_addr, &packet[..39]));
     }
 }
