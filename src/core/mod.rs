@@ -10,6 +10,7 @@ pub mod identity;
 pub mod link;
 pub mod lookup;
 pub mod node;
+pub mod offload;
 pub mod rate;
 pub mod rng;
 pub mod session;

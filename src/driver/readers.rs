@@ -129,14 +129,22 @@ pub(crate) async fn ethernet(
     }
 }
 
-/// Reads packets the host sends into the TUN device.
+/// Reads packets the host sends into the TUN device: each read is a `virtio_net_hdr` and a packet or
+/// a TCP super-packet, which `core::offload` turns into ordinary IPv6 packets.
 pub(crate) async fn tun(device: Arc<tun::AsyncDevice>, inputs: mpsc::Sender<Input>) {
-    let mut buf = vec![0; MAX_DATAGRAM];
+    let mut buf = vec![0; MAX_DATAGRAM + crate::core::offload::VNET_HDR_LEN];
+    let mut packets = Vec::new();
     loop {
         match device.recv(&mut buf).await {
             Ok(n) => {
-                if inputs.send(Input::Tun(buf[..n].to_vec())).await.is_err() {
-                    return;
+                packets.clear();
+                if let Err(e) = crate::core::offload::split_read(&buf[..n], &mut packets) {
+                    debug!("TUN: unusable read of {n} bytes: {e}");
+                }
+                for packet in packets.drain(..) {
+                    if inputs.send(Input::Tun(packet)).await.is_err() {
+                        return;
+                    }
                 }
             }
             Err(e) => {

@@ -361,10 +361,13 @@ impl Router {
         while let Some(delivery) = self.node.poll_deliver() {
             match delivery.kind {
                 DeliveryKind::Packet => {
-                    if let Some(tun) = &self.tun
-                        && tun.device.send(&delivery.payload).await.is_err()
-                    {
-                        self.counters.tun_write_errors += 1;
+                    if let Some(tun) = &self.tun {
+                        // An all-zero virtio header: one packet, checksum complete.
+                        let mut write = vec![0u8; crate::core::offload::VNET_HDR_LEN];
+                        write.extend_from_slice(&delivery.payload);
+                        if tun.device.send(&write).await.is_err() {
+                            self.counters.tun_write_errors += 1;
+                        }
                     }
                 }
                 DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,

@@ -49,6 +49,7 @@ impl PreparedTun {
         config.tun_name(name).mtu(mtu).up();
         config.platform_config(|p| {
             p.ensure_root_privileges(true);
+            p.vnet_hdr(true);
         });
         let device = tun::create(&config).map_err(|e| {
             let text = e.to_string();
@@ -62,6 +63,8 @@ impl PreparedTun {
                 fail(text)
             }
         })?;
+        crate::sys::netdev::enable_tun_offloads(&device)
+            .map_err(|e| fail(format!("enabling offloads: {e}")))?;
         let index = nix::net::if_::if_nametoindex(name)
             .map_err(|e| fail(format!("interface vanished: {e}")))?;
         disable_dad(name);
