@@ -358,20 +358,20 @@ impl Router {
     /// Carries out everything the core produced.
     async fn flush(&mut self) {
         self.flush_transmits();
+        let mut packets = Vec::new();
         while let Some(delivery) = self.node.poll_deliver() {
             match delivery.kind {
-                DeliveryKind::Packet => {
-                    if let Some(tun) = &self.tun {
-                        // An all-zero virtio header: one packet, checksum complete.
-                        let mut write = vec![0u8; crate::core::offload::VNET_HDR_LEN];
-                        write.extend_from_slice(&delivery.payload);
-                        if tun.device.send(&write).await.is_err() {
-                            self.counters.tun_write_errors += 1;
-                        }
-                    }
-                }
+                DeliveryKind::Packet => packets.push(delivery.payload),
                 DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,
                 DeliveryKind::Probe => {}
+            }
+        }
+        if let Some(tun) = &self.tun {
+            // Segments of one TCP stream go to the host as one write (our GRO).
+            for write in crate::core::offload::coalesce(&packets) {
+                if tun.device.send(&write).await.is_err() {
+                    self.counters.tun_write_errors += 1;
+                }
             }
         }
         let mut closed = BTreeSet::new();
