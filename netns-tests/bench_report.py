@@ -70,13 +70,20 @@ def parse_ping(p):
     return r
 
 
-def parse_tcp(p):
+def load_iperf3(p):
+    """iperf3's JSON report and its "end" section, or (None, {"error": why})."""
     j = load_json(p)
     if j is None:
-        return {"error": "no output"}
+        return None, {"error": "no output"}
     if j.get("error"):
-        return {"error": j["error"]}
-    e = j.get("end", {})
+        return None, {"error": j["error"]}
+    return j, j.get("end", {})
+
+
+def parse_tcp(p):
+    j, e = load_iperf3(p)
+    if j is None:
+        return e
     rx, tx = e.get("sum_received", {}), e.get("sum_sent", {})
     if not rx:
         return {"error": "no summary"}
@@ -93,12 +100,9 @@ def parse_tcp(p):
 
 
 def parse_udp(p):
-    j = load_json(p)
+    j, e = load_iperf3(p)
     if j is None:
-        return {"error": "no output"}
-    if j.get("error"):
-        return {"error": j["error"]}
-    e = j.get("end", {})
+        return e
     rx = e.get("sum_received") or e.get("sum")  # iperf3 < 3.11 has only "sum", from the server's report
     tx = e.get("sum_sent") or e.get("sum") or {}
     if not rx:
