@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::time::Instant as WallClock;
 
 use meshrouter::core::identity::NodeKey;
+use meshrouter::core::link::cipher::Cipher;
 use meshrouter::core::link::handshake::{
     DirectionalKeys, Ephemeral, LINK, Psk, check_init_mac, check_init_signature, check_response,
     derive_keys, make_init, make_response,
@@ -14,7 +15,7 @@ use meshrouter::core::time::Instant;
 use meshrouter::core::wire::datagram::Datagram;
 use zeroize::Zeroizing;
 
-fn pair() -> (KeySet, KeySet) {
+fn pair(cipher: Cipher) -> (KeySet, KeySet) {
     let (k1, k2) = (Zeroizing::new([1u8; 32]), Zeroizing::new([2u8; 32]));
     let a = DirectionalKeys {
         send: k1.clone(),
@@ -22,13 +23,13 @@ fn pair() -> (KeySet, KeySet) {
     };
     let b = DirectionalKeys { send: k2, recv: k1 };
     (
-        KeySet::new(&a, 1, 2, Instant::ZERO, Instant::ZERO, true),
-        KeySet::new(&b, 2, 1, Instant::ZERO, Instant::ZERO, false),
+        KeySet::new(&a, cipher, 1, 2, Instant::ZERO, Instant::ZERO, true),
+        KeySet::new(&b, cipher, 2, 1, Instant::ZERO, Instant::ZERO, false),
     )
 }
 
-fn seal_open(size: usize) {
-    let (mut a, mut b) = pair();
+fn seal_open(cipher: Cipher, size: usize) {
+    let (mut a, mut b) = pair(cipher);
     let payload = vec![0x5au8; size];
     let iterations = (200_000_000 / (size + 100)).clamp(2_000, 500_000);
     let start = WallClock::now();
@@ -47,7 +48,8 @@ fn seal_open(size: usize) {
     let secs = start.elapsed().as_secs_f64();
     let pps = iterations as f64 / secs;
     println!(
-        "seal+open {size:>5} B: {:>10.0} packets/s  {:>6.2} Gb/s of payload",
+        "{:<17} seal+open {size:>5} B: {:>10.0} packets/s  {:>6.2} Gb/s of payload",
+        cipher.name(),
         pps,
         pps * size as f64 * 8.0 / 1e9
     );
@@ -63,9 +65,9 @@ fn handshakes() {
             Ephemeral::from_random([i as u8 | 1; 32]),
             Ephemeral::from_random([7; 32]),
         );
-        let init = make_init(&a, &ea, 1, i, &psk);
+        let init = make_init(&a, &ea, 1, i, Cipher::offer(false), &psk);
         let ok = check_init_mac(&init, &psk).and_then(|()| check_init_signature(&init, &psk));
-        let response = make_response(&b, &eb, 2, &init, &psk);
+        let response = make_response(&b, &eb, 2, &init, Cipher::ChaCha20Poly1305, &psk);
         let checked = check_response(&response, &init, &psk);
         let keys = (
             derive_keys(&ea, &init, &response, &psk, true),
@@ -81,8 +83,11 @@ fn handshakes() {
 }
 
 fn main() {
-    for size in [64, 1280, 9000] {
-        seal_open(size);
+    // Sessions always use ChaCha20-Poly1305; links use AES-256-GCM between CPUs with AES instructions.
+    for cipher in [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm] {
+        for size in [64, 1280, 9000, 65_000] {
+            seal_open(cipher, size);
+        }
     }
     handshakes();
 }

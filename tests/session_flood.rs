@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use meshrouter::core::identity::NodeKey;
+use meshrouter::core::link::cipher::Cipher;
 use meshrouter::core::link::handshake::{Ephemeral, Psk, SESSION, make_init};
 use meshrouter::core::rng::Rng;
 use meshrouter::core::session::Sessions;
@@ -48,6 +49,7 @@ fn flood(spray: bool) -> Outcome {
             &Ephemeral::from_random(rng.bytes32()),
             rng.u32(),
             step,
+            Cipher::offer(false),
             &psk,
         );
         let path = if spray {

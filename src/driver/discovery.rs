@@ -295,6 +295,7 @@ impl Router {
             mtu: iface.mtu.saturating_sub(UDP_OVERHEAD).max(1232),
             priority: rule.priority,
             session: false,
+            aes_gcm: super::cpu::has_aes_instructions(),
         };
         let uri = format!("udp://[{}%{}]:{}", from.ip(), iface.name, beacon.port);
         let (listen, send) = (rule.listen, rule.beacon);
@@ -319,6 +320,7 @@ impl Router {
             mtu: *mtu,
             priority: rule.priority,
             session: false,
+            aes_gcm: super::cpu::has_aes_instructions(),
         };
         let uri = format!("ethernet://{ifname}/{}", Remote::Ethernet(mac));
         let (listen, send) = (rule.listen, rule.beacon);

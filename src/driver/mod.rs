@@ -8,6 +8,7 @@
 
 mod api;
 mod clock;
+mod cpu;
 mod discovery;
 mod error;
 mod interfaces;
@@ -45,6 +46,7 @@ struct Prepared {
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
 pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
+    crate::sys::memory::keep_freed_memory();
     let daemon = config.daemon.clone();
     let key = config.node_key.public_key();
     let prepared = prepare(&config)?;

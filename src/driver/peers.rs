@@ -109,6 +109,7 @@ impl Router {
             mtu: uri.mtu.unwrap_or(DEFAULT_UDP_MTU),
             priority: uri.priority,
             session: false,
+            aes_gcm: super::cpu::has_aes_instructions(),
         };
         self.open_link(
             endpoint,

@@ -137,6 +137,17 @@ pub(crate) async fn tun(device: Arc<tun::AsyncDevice>, inputs: mpsc::Sender<Inpu
     loop {
         match device.recv(&mut buf).await {
             Ok(n) => {
+                if let Some(sp) = crate::core::offload::super_packet(&buf[..n]) {
+                    let input = Input::TunSuper {
+                        packet: sp.packet.to_vec(),
+                        mss: sp.mss,
+                        ecn: sp.ecn,
+                    };
+                    if inputs.send(input).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 packets.clear();
                 if let Err(e) = crate::core::offload::split_read(&buf[..n], &mut packets) {
                     debug!("TUN: unusable read of {n} bytes: {e}");

@@ -31,6 +31,9 @@ const MAX_PENDING_INBOUND: usize = 256;
 const INBOUND_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Inputs handled in one batch before the router flushes what the core produced.
 const BATCH: usize = 64;
+/// Bytes of input handled in one batch at most: what one batch produces must fit the core's transmit
+/// queue (1 MiB per link), or a burst of 64 KiB super-packets would overflow it before the flush.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// Everything that reaches the router.
 pub(crate) enum Input {
@@ -44,6 +47,15 @@ pub(crate) enum Input {
     },
     /// A packet the host sent into the TUN device.
     Tun(Vec<u8>),
+    /// A TCP super-packet the host sent into the TUN device, to travel whole.
+    TunSuper {
+        /// IPv6 packet of all the segments.
+        packet: Vec<u8>,
+        /// Segment payload size.
+        mss: u16,
+        /// ECN super-packet.
+        ecn: bool,
+    },
     /// A datagram on the UDP discovery (multicast) socket.
     UdpBeacon {
         from: std::net::SocketAddrV6,
@@ -61,6 +73,17 @@ pub(crate) enum Input {
     Api(ApiRequest, oneshot::Sender<ApiResponse>),
 }
 
+impl Input {
+    /// Bytes of traffic this input carries, for [`BATCH_BYTES`].
+    fn traffic_bytes(&self) -> usize {
+        match self {
+            Self::Datagram { data, .. } => data.len(),
+            Self::Tun(packet) | Self::TunSuper { packet, .. } => packet.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// Counters of things the driver dropped or refused.
 #[derive(Default, Debug, Clone, serde::Serialize)]
 pub(crate) struct DriverCounters {
@@ -71,6 +94,10 @@ pub(crate) struct DriverCounters {
     pub(crate) beacons_refused: u64,
     pub(crate) beacons_rate_limited: u64,
     pub(crate) service_messages_unhandled: u64,
+    /// Host TCP super-packets sent whole.
+    pub(crate) super_packets_whole: u64,
+    /// Host TCP super-packets cut into segments (their flow retransmitted lately).
+    pub(crate) super_packets_segmented: u64,
 }
 
 /// The router's state.
@@ -90,6 +117,8 @@ pub(crate) struct Router {
     pub(crate) discovery: super::discovery::Discovery,
     pub(crate) beacon_budget: TokenBucket,
     pub(crate) started: crate::core::time::Instant,
+    /// TCP flows of the host that retransmitted lately, whose super-packets are segmented.
+    flows: crate::core::offload::flows::Flows,
 }
 
 impl Router {
@@ -103,6 +132,7 @@ impl Router {
     ) -> Self {
         let now = clock.now();
         Self {
+            flows: Default::default(),
             node,
             clock,
             config,
@@ -199,10 +229,17 @@ impl Router {
             tokio::select! {
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
+                    let mut bytes = input.traffic_bytes();
                     self.handle(input);
                     for _ in 1..BATCH {
+                        if bytes >= BATCH_BYTES {
+                            break;
+                        }
                         match inputs.try_recv() {
-                            Ok(input) => self.handle(input),
+                            Ok(input) => {
+                                bytes += input.traffic_bytes();
+                                self.handle(input);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -229,13 +266,35 @@ impl Router {
                     self.on_datagram(endpoint, remote, datagram);
                 }
             }
-            Input::Tun(packet) => self.node.handle_local_packet(now, &packet),
+            Input::Tun(packet) => {
+                self.flows.observe(now, &packet);
+                self.node.handle_local_packet(now, &packet);
+            }
+            Input::TunSuper { packet, mss, ecn } => self.on_super_packet(&packet, mss, ecn),
             Input::UdpBeacon { from, data } => self.on_udp_beacon(from, &data),
             Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
             Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
             Input::Api(request, reply) => {
                 let response = self.api(request);
                 let _ = reply.send(response);
+            }
+        }
+    }
+
+    /// A TCP super-packet from the host goes whole, unless its flow lost data lately (see
+    /// `core::offload::flows`): then as segments.
+    fn on_super_packet(&mut self, packet: &[u8], mss: u16, ecn: bool) {
+        let now = self.clock.now();
+        if self.flows.observe(now, packet) {
+            self.counters.super_packets_whole += 1;
+            self.node.handle_local_super_packet(now, packet, mss, ecn);
+            return;
+        }
+        self.counters.super_packets_segmented += 1;
+        let mut segments = Vec::new();
+        if crate::core::offload::segment_super_packet(packet, mss, ecn, &mut segments).is_ok() {
+            for segment in segments {
+                self.node.handle_local_packet(now, &segment);
             }
         }
     }
@@ -290,6 +349,7 @@ impl Router {
                     mtu: uri.mtu.unwrap_or(DEFAULT_UDP_MTU),
                     priority: uri.priority,
                     session: false,
+                    aes_gcm: super::cpu::has_aes_instructions(),
                 },
                 format!("udp://{addr}"),
             )),
@@ -304,6 +364,7 @@ impl Router {
                             mtu: iface.mtu.saturating_sub(UDP_OVERHEAD).max(1232),
                             priority: rule.priority,
                             session: false,
+                            aes_gcm: super::cpu::has_aes_instructions(),
                         },
                         format!("udp://[{}%{}]:{}", addr.ip(), iface.name, addr.port()),
                     )
@@ -320,6 +381,7 @@ impl Router {
                             mtu: *mtu,
                             priority: rule.priority,
                             session: false,
+                            aes_gcm: super::cpu::has_aes_instructions(),
                         },
                         format!("ethernet://{ifname}/{remote}"),
                     )
@@ -358,22 +420,21 @@ impl Router {
     /// Carries out everything the core produced.
     async fn flush(&mut self) {
         self.flush_transmits();
+        // Packets in a row are coalesced (our GRO); a super-packet ends the row, so that the host
+        // sees everything in the order it arrived.
         let mut packets = Vec::new();
         while let Some(delivery) = self.node.poll_deliver() {
             match delivery.kind {
                 DeliveryKind::Packet => packets.push(delivery.payload),
+                DeliveryKind::TcpSuperPacket { mss, ecn } => {
+                    self.write_packets(std::mem::take(&mut packets)).await;
+                    self.write_super_packet(&delivery.payload, mss, ecn).await;
+                }
                 DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,
                 DeliveryKind::Probe => {}
             }
         }
-        if let Some(tun) = &self.tun {
-            // Segments of one TCP stream go to the host as one write (our GRO).
-            for write in crate::core::offload::coalesce(&packets) {
-                if tun.device.send(&write).await.is_err() {
-                    self.counters.tun_write_errors += 1;
-                }
-            }
-        }
+        self.write_packets(packets).await;
         let mut closed = BTreeSet::new();
         while let Some(event) = self.node.poll_event() {
             self.on_event(event, &mut closed);
@@ -382,6 +443,35 @@ impl Router {
             self.close_link(id);
         }
         self.flush_transmits();
+    }
+
+    /// Writes delivered packets to the TUN device, segments of one TCP stream as one write.
+    async fn write_packets(&mut self, packets: Vec<Vec<u8>>) {
+        let Some(tun) = &self.tun else { return };
+        for write in crate::core::offload::coalesce(&packets) {
+            if tun.device.send(&write).await.is_err() {
+                self.counters.tun_write_errors += 1;
+            }
+        }
+    }
+
+    /// Writes a delivered super-packet as one GSO write, or as segments if the device refuses that.
+    async fn write_super_packet(&mut self, packet: &[u8], mss: u16, ecn: bool) {
+        use crate::core::offload::{segment_super_packet, super_packet_write};
+        let Some(tun) = &self.tun else { return };
+        let Ok(write) = super_packet_write(packet, mss, ecn) else {
+            self.counters.tun_write_errors += 1;
+            return;
+        };
+        if tun.device.send(&write).await.is_ok() {
+            return;
+        }
+        let mut segments = Vec::new();
+        if segment_super_packet(packet, mss, ecn, &mut segments).is_err() {
+            self.counters.tun_write_errors += 1;
+            return;
+        }
+        self.write_packets(segments).await;
     }
 
     fn on_event(&mut self, event: Event, closed: &mut BTreeSet<LinkId>) {

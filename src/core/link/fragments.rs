@@ -42,6 +42,10 @@ struct InProgress {
     id: u32,
     started: Instant,
     pieces: Vec<Option<Vec<u8>>>,
+    /// Pieces present, so completion is known without a scan.
+    received: usize,
+    /// Bytes present.
+    bytes: usize,
 }
 
 /// Frames being joined on one link.
@@ -71,17 +75,28 @@ impl Reassembly {
                     id: fragment.id,
                     started: now,
                     pieces,
+                    received: 0,
+                    bytes: 0,
                 });
                 self.in_progress.len() - 1
             }
         };
         let entry = &mut self.in_progress[position];
-        entry.pieces[usize::from(fragment.index)] = Some(fragment.data.to_vec());
-        if entry.pieces.iter().all(Option::is_some) {
-            let entry = self.in_progress.remove(position);
-            return Some(entry.pieces.into_iter().flatten().flatten().collect());
+        let slot = &mut entry.pieces[usize::from(fragment.index)];
+        if slot.is_none() {
+            entry.received += 1;
+            entry.bytes += fragment.data.len();
         }
-        None
+        *slot = Some(fragment.data.to_vec());
+        if entry.received < entry.pieces.len() {
+            return None;
+        }
+        let entry = self.in_progress.remove(position);
+        let mut frame = Vec::with_capacity(entry.bytes);
+        for piece in entry.pieces.into_iter().flatten() {
+            frame.extend_from_slice(&piece);
+        }
+        Some(frame)
     }
 }
 

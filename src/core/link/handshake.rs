@@ -1,8 +1,9 @@
 //! The link handshake: mutual Ed25519 authentication over fresh X25519 ephemerals, one round trip.
 //!
 //! ```text
-//! I -> R  Init     { i_index, t, I, e_I, sig_I("init" | I | e_I | i_index | t), mac }
-//! R -> I  Response { r_index, i_index, R, e_R, sig_R("response" | R | e_R | r_index | I | e_I | i_index), mac }
+//! I -> R  Init     { i_index, t, offer, I, e_I, sig_I("init" | I | e_I | i_index | t | offer), mac }
+//! R -> I  Response { r_index, i_index, pick, R, e_R,
+//!                    sig_R("response" | R | e_R | r_index | pick | I | e_I | i_index | offer), mac }
 //! keys    HKDF-SHA256(salt = psk, ikm = X25519(e_I, e_R), info = SHA-256(init | response)) -> k_I->R | k_R->I
 //! ```
 //! - Forward secrecy: only the ephemerals enter the key exchange, and they are dropped after use.
@@ -15,6 +16,8 @@
 //! - Password: `psk = SHA-256("meshrouter link psk v1" | password)`. It keys the MAC that is checked before
 //!   any signature, so a sender without the password gets silence for the price of one HMAC, and it salts
 //!   the key derivation.
+//! - Cipher: the initiator offers data-frame ciphers, the responder picks one it also offers
+//!   (`link::cipher`); both are signed and in the transcript, so they cannot be downgraded in transit.
 //! - Non-contributory (low-order) ephemerals are refused.
 
 use hmac::{Hmac, KeyInit as _, Mac as _};
@@ -22,6 +25,7 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
 
+use super::cipher::Cipher;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::wire::datagram::{HandshakeInit, HandshakeResponse, MAC_LEN};
 
@@ -60,6 +64,9 @@ pub enum HandshakeError {
     /// The Ed25519 signature did not verify.
     #[error("bad handshake signature")]
     BadSignature,
+    /// The two sides have no data-frame cipher in common, or a response picked one not offered.
+    #[error("no common cipher")]
+    NoCommonCipher,
     /// The Diffie-Hellman result was all zeros (a low-order ephemeral).
     #[error("non-contributory ephemeral key")]
     WeakEphemeral,
@@ -158,6 +165,7 @@ fn init_signed_bytes(
     ephemeral: &[u8; 32],
     index: u32,
     timestamp: u64,
+    ciphers: u8,
 ) -> Vec<u8> {
     [
         domain.init,
@@ -165,6 +173,7 @@ fn init_signed_bytes(
         ephemeral,
         &index.to_be_bytes(),
         &timestamp.to_be_bytes(),
+        &[ciphers],
     ]
     .concat()
 }
@@ -175,25 +184,29 @@ fn response_signed_bytes(domain: &Domain, r: &HandshakeResponse, init: &Handshak
         r.static_key.as_bytes(),
         &r.ephemeral,
         &r.sender_index.to_be_bytes(),
+        &[r.cipher],
         init.static_key.as_bytes(),
         &init.ephemeral,
         &init.sender_index.to_be_bytes(),
+        &[init.ciphers],
     ]
     .concat()
 }
 
-/// Builds a signed, MACed initiation.
+/// Builds a signed, MACed initiation offering `ciphers` (`Cipher::offer`).
 pub fn make_init(
     node: &NodeKey,
     ephemeral: &Ephemeral,
     index: u32,
     timestamp: u64,
+    ciphers: u8,
     psk: &Psk,
 ) -> HandshakeInit {
     let static_key = node.public_key();
     let mut init = HandshakeInit {
         sender_index: index,
         timestamp,
+        ciphers,
         static_key,
         ephemeral: ephemeral.public,
         signature: node.sign(&init_signed_bytes(
@@ -202,6 +215,7 @@ pub fn make_init(
             &ephemeral.public,
             index,
             timestamp,
+            ciphers,
         )),
         mac: [0; MAC_LEN],
         mac2: [0; MAC_LEN],
@@ -228,6 +242,7 @@ pub fn check_init_signature(init: &HandshakeInit, psk: &Psk) -> Result<(), Hands
         &init.ephemeral,
         init.sender_index,
         init.timestamp,
+        init.ciphers,
     );
     if init.static_key.verify(&signed, &init.signature) {
         Ok(())
@@ -236,17 +251,19 @@ pub fn check_init_signature(init: &HandshakeInit, psk: &Psk) -> Result<(), Hands
     }
 }
 
-/// Builds the signed, MACed response to `init`.
+/// Builds the signed, MACed response to `init`, with the cipher we picked.
 pub fn make_response(
     node: &NodeKey,
     ephemeral: &Ephemeral,
     index: u32,
     init: &HandshakeInit,
+    cipher: Cipher,
     psk: &Psk,
 ) -> HandshakeResponse {
     let mut response = HandshakeResponse {
         sender_index: index,
         receiver_index: init.sender_index,
+        cipher: cipher.wire(),
         static_key: node.public_key(),
         ephemeral: ephemeral.public,
         signature: [0; 64],
@@ -258,22 +275,24 @@ pub fn make_response(
     response
 }
 
-/// Checks a response to our `init`: MAC, then signature.
+/// Checks a response to our `init`: MAC, then signature, then that it picked a cipher we offered,
+/// which it returns.
 pub fn check_response(
     response: &HandshakeResponse,
     init: &HandshakeInit,
     psk: &Psk,
-) -> Result<(), HandshakeError> {
+) -> Result<Cipher, HandshakeError> {
     let encoded = response.encode();
     if !psk.mac_ok(&encoded[..encoded.len() - MAC_LEN], &response.mac) {
         return Err(HandshakeError::BadMac);
     }
     let signed = response_signed_bytes(&psk.domain, response, init);
-    if response.static_key.verify(&signed, &response.signature) {
-        Ok(())
-    } else {
-        Err(HandshakeError::BadSignature)
+    if !response.static_key.verify(&signed, &response.signature) {
+        return Err(HandshakeError::BadSignature);
     }
+    Cipher::from_wire(response.cipher)
+        .filter(|c| init.ciphers & c.wire() != 0)
+        .ok_or(HandshakeError::NoCommonCipher)
 }
 
 /// The two directional keys of a link, wiped on drop.
@@ -335,15 +354,18 @@ mod tests {
             Ephemeral::from_random([3; 32]),
             Ephemeral::from_random([4; 32]),
         );
-        let init = make_init(&a, &ea, 11, 1000, &psk);
+        let init = make_init(&a, &ea, 11, 1000, Cipher::offer(true), &psk);
         check_init_mac(&init, &psk).unwrap();
         check_init_signature(&init, &psk).unwrap();
         assert_eq!(
             check_init_mac(&init, &Psk::from_password(None)),
             Err(HandshakeError::BadMac)
         );
-        let response = make_response(&b, &eb, 22, &init, &psk);
-        check_response(&response, &init, &psk).unwrap();
+        let response = make_response(&b, &eb, 22, &init, Cipher::Aes256Gcm, &psk);
+        assert_eq!(
+            check_response(&response, &init, &psk),
+            Ok(Cipher::Aes256Gcm)
+        );
         let ka = derive_keys(&ea, &init, &response, &psk, true).unwrap();
         let kb = derive_keys(&eb, &init, &response, &psk, false).unwrap();
         assert_eq!(*ka.send, *kb.recv);
@@ -357,7 +379,14 @@ mod tests {
         );
 
         // A response to a different initiation does not verify.
-        let other_init = make_init(&a, &Ephemeral::from_random([5; 32]), 11, 1000, &psk);
+        let other_init = make_init(
+            &a,
+            &Ephemeral::from_random([5; 32]),
+            11,
+            1000,
+            Cipher::offer(true),
+            &psk,
+        );
         assert_eq!(
             check_response(&response, &other_init, &psk),
             Err(HandshakeError::BadSignature)
@@ -369,6 +398,20 @@ mod tests {
         forged.mac = psk.mac(init_mac_covered(&enc));
         assert_eq!(
             check_init_signature(&forged, &psk),
+            Err(HandshakeError::BadSignature)
+        );
+        // A cipher the initiator did not offer is refused, even correctly signed and MACed.
+        let chacha_only = make_init(&a, &ea, 11, 1000, Cipher::offer(false), &psk);
+        let pushy = make_response(&b, &eb, 22, &chacha_only, Cipher::Aes256Gcm, &psk);
+        assert_eq!(
+            check_response(&pushy, &chacha_only, &psk),
+            Err(HandshakeError::NoCommonCipher)
+        );
+        // The offer is signed: stripping AES from it in transit breaks the initiator's signature.
+        let mut downgraded = init.clone();
+        downgraded.ciphers = Cipher::offer(false);
+        assert_eq!(
+            check_init_signature(&downgraded, &psk),
             Err(HandshakeError::BadSignature)
         );
         // A low-order ephemeral (zero point) is refused.

@@ -1,5 +1,6 @@
 //! The handshake side of a link: answering initiations, completing our own, and cookies under load.
 
+use super::cipher::Cipher;
 use super::handshake::{self, Ephemeral};
 use super::keys::KeySet;
 use super::{
@@ -48,11 +49,14 @@ impl Link {
         self.last_init = Some((init.static_key, init.timestamp));
         let ephemeral = Ephemeral::from_random(rng.bytes32());
         let index = rng.u32();
-        let response = handshake::make_response(node, &ephemeral, index, &init, &self.psk);
+        let cipher = Cipher::choose(init.ciphers, Cipher::offer(self.params.aes_gcm))
+            .ok_or(handshake::HandshakeError::NoCommonCipher)?;
+        let response = handshake::make_response(node, &ephemeral, index, &init, cipher, &self.psk);
         let keys = handshake::derive_keys(&ephemeral, &init, &response, &self.psk, false)?;
         let rekey_at = now + RESPONDER_REKEY_AFTER - rng.jitter(REKEY_JITTER);
         self.pending = Some(KeySet::new(
             &keys,
+            cipher,
             index,
             init.sender_index,
             now,
@@ -95,7 +99,7 @@ impl Link {
         if response.receiver_index != outstanding.init.sender_index {
             return Err(LinkDrop::UnknownIndex);
         }
-        handshake::check_response(&response, &outstanding.init, &self.psk)?;
+        let cipher = handshake::check_response(&response, &outstanding.init, &self.psk)?;
         if !self.key_allowed(&response.static_key, node) {
             return Err(LinkDrop::KeyNotAllowed);
         }
@@ -109,6 +113,7 @@ impl Link {
         let rekey_at = now + REKEY_AFTER - rng.jitter(REKEY_JITTER);
         let keyset = KeySet::new(
             &keys,
+            cipher,
             outstanding.init.sender_index,
             response.sender_index,
             now,
@@ -127,7 +132,9 @@ impl Link {
     pub(super) fn start_handshake(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
         let ephemeral = Ephemeral::from_random(rng.bytes32());
         let timestamp = self.clock_base.saturating_add(now.as_micros());
-        let mut init = handshake::make_init(node, &ephemeral, rng.u32(), timestamp, &self.psk);
+        let offer = Cipher::offer(self.params.aes_gcm);
+        let mut init =
+            handshake::make_init(node, &ephemeral, rng.u32(), timestamp, offer, &self.psk);
         if let Some((cookie, _)) = self
             .cookie
             .filter(|(_, at)| now.saturating_since(*at) < COOKIE_LIFETIME)

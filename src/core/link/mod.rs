@@ -6,6 +6,7 @@
 //! tracks liveness and RTT (`liveness`). It knows nothing about trees or routing: the node feeds it
 //! datagrams and plaintext and reads back datagrams, plaintext and events.
 
+pub mod cipher;
 mod fragments;
 pub mod handshake;
 mod handshaking;
@@ -62,6 +63,9 @@ pub struct LinkParams {
     /// This is an end-to-end session, not a link: handshakes use the session domain, and there are no
     /// keepalives or dead-peer detection (a session lives as long as it is used).
     pub session: bool,
+    /// Offer AES-256-GCM for data frames (see `cipher`): set it only where the CPU has AES
+    /// instructions. Sessions leave it off and always use ChaCha20-Poly1305.
+    pub aes_gcm: bool,
 }
 
 impl Default for LinkParams {
@@ -73,6 +77,7 @@ impl Default for LinkParams {
             mtu: 1280,
             priority: 0,
             session: false,
+            aes_gcm: false,
         }
     }
 }
@@ -245,6 +250,11 @@ impl Link {
     /// Returns the counters.
     pub fn stats(&self) -> LinkStats {
         self.stats
+    }
+
+    /// The data-frame cipher of the current keys, once up.
+    pub fn cipher(&self) -> Option<cipher::Cipher> {
+        self.current.as_ref().map(|k| k.cipher)
     }
 
     /// Describes the key sets held (indices, ages, roles), for diagnostics.

@@ -105,6 +105,33 @@ fn handshake_brings_both_sides_up_and_frames_flow() {
 }
 
 #[test]
+fn aes_gcm_only_when_both_sides_offer_it() {
+    use super::cipher::Cipher;
+    let aes = |initiate| LinkParams {
+        initiate,
+        aes_gcm: true,
+        ..LinkParams::default()
+    };
+    let frame = {
+        let mut f = Vec::new();
+        Message::SigReq(crate::core::wire::tree::SigReq { seq: 1, nonce: 2 }).encode(&mut f);
+        f
+    };
+    for (a, b, expected) in [
+        (aes(true), aes(false), Cipher::Aes256Gcm),
+        (aes(true), passive(), Cipher::ChaCha20Poly1305),
+        (LinkParams::default(), aes(false), Cipher::ChaCha20Poly1305),
+    ] {
+        let mut p = Pair::new(a, b);
+        p.run_until(secs(1));
+        assert_eq!(p.links[0].cipher(), Some(expected));
+        assert_eq!(p.links[1].cipher(), Some(expected));
+        assert!(p.links[0].send(p.now, &frame, true));
+        assert_eq!(p.run_until(secs(2))[1], vec![frame.clone()]);
+    }
+}
+
+#[test]
 fn simultaneous_initiation_converges() {
     let mut p = Pair::new(LinkParams::default(), LinkParams::default());
     p.run_until(secs(3));

@@ -11,7 +11,7 @@ use crate::core::rate::TokenBucket;
 use crate::core::time::Instant;
 use crate::core::wire::inner::Message;
 use crate::core::wire::lookup::{Bloom, Lookup, LookupReply};
-use crate::core::wire::payload::Service;
+use crate::core::wire::payload::{Service, TcpSuperPacket};
 use crate::core::wire::traffic::{KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
 
 /// Lookups a peer may make us forward: 20 per second, bursts of 40.
@@ -36,6 +36,21 @@ impl Node {
         dst.copy_from_slice(&packet[24..40]);
         let mut frame = Vec::with_capacity(packet.len() + 4);
         Message::Packet(packet).encode(&mut frame);
+        self.send_to_address(now, Ipv6Addr::from(dst), frame);
+    }
+
+    /// Handles a TCP super-packet the host sent (a TSO read, see `core::offload::passthrough`): sent
+    /// whole, as one session message, to the node that owns its destination.
+    pub fn handle_local_super_packet(&mut self, now: Instant, packet: &[u8], mss: u16, ecn: bool) {
+        self.now = now;
+        if packet.len() < IPV6_HEADER || packet[0] >> 4 != 6 {
+            self.count_drop(DropReason::NotIpv6);
+            return;
+        }
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&packet[24..40]);
+        let mut frame = Vec::new();
+        Message::TcpSuperPacket(TcpSuperPacket { mss, ecn, packet }).encode(&mut frame);
         self.send_to_address(now, Ipv6Addr::from(dst), frame);
     }
 

@@ -68,6 +68,15 @@ pub enum DeliveryKind {
     /// An IPv6 packet that came through an end-to-end session and passed the source and destination
     /// checks: for the TUN device.
     Packet,
+    /// A host's TCP super-packet (see `core::offload::passthrough`) that came through an end-to-end
+    /// session and passed the same checks as a packet: for the TUN device as one GSO write of
+    /// `mss`-byte segments.
+    TcpSuperPacket {
+        /// Segment payload size.
+        mss: u16,
+        /// ECN super-packet.
+        ecn: bool,
+    },
     /// A message for the built-in service on this port, through an end-to-end session.
     Service(u16),
     /// An unencrypted routing probe (`Node::send_traffic`): for tests and diagnostics, never for TUN.
@@ -347,7 +356,7 @@ impl Node {
                 }
                 Message::NeighborsAck(ack) => self.neighbors.handle_ack(&peer, ack),
                 // Packets and service messages travel only inside end-to-end sessions.
-                Message::Packet(_) | Message::Service(_) => {
+                Message::Packet(_) | Message::Service(_) | Message::TcpSuperPacket(_) => {
                     self.count_drop(DropReason::NotInSession)
                 }
                 // Fragments are joined by the link; one that reaches us is out of place.

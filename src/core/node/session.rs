@@ -87,6 +87,20 @@ impl Node {
                     });
                 }
                 Ok(Message::Packet(_)) => self.count_drop(DropReason::InnerAddress),
+                Ok(Message::TcpSuperPacket(sp))
+                    if addresses_match(&src_address, &self.own_address, sp.packet) =>
+                {
+                    self.stats.delivered += 1;
+                    self.deliveries.push_back(Delivery {
+                        source: src,
+                        kind: DeliveryKind::TcpSuperPacket {
+                            mss: sp.mss,
+                            ecn: sp.ecn,
+                        },
+                        payload: sp.packet.to_vec(),
+                    });
+                }
+                Ok(Message::TcpSuperPacket(_)) => self.count_drop(DropReason::InnerAddress),
                 Ok(Message::Service(s)) => {
                     let payload = s.payload.to_vec();
                     self.deliveries.push_back(Delivery {

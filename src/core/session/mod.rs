@@ -98,6 +98,8 @@ fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkPa
         mtu: SESSION_MTU,
         priority: 0,
         session: true,
+        // End to end, always ChaCha20-Poly1305.
+        aes_gcm: false,
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! version(1) kind(1) body...
-//! kind 1 HandshakeInit      sender_index(4) timestamp(8) static_key(32) ephemeral(32) signature(64) mac(16)
-//!                           mac2(16)
-//! kind 2 HandshakeResponse  sender_index(4) receiver_index(4) static_key(32) ephemeral(32) signature(64) mac(16)
+//! kind 1 HandshakeInit      sender_index(4) timestamp(8) ciphers(1) static_key(32) ephemeral(32)
+//!                           signature(64) mac(16) mac2(16)
+//! kind 2 HandshakeResponse  sender_index(4) receiver_index(4) cipher(1) static_key(32) ephemeral(32)
+//!                           signature(64) mac(16)
 //! kind 3 Data               receiver_index(4) counter(8) ciphertext(n) tag(16)
 //! kind 4 CookieReply        receiver_index(4) cookie(16)
 //! ```
@@ -25,14 +26,14 @@ pub const KIND_DATA: u8 = 3;
 pub const KIND_COOKIE: u8 = 4;
 /// Bytes before the ciphertext of a data frame; they are the AEAD's associated data.
 pub const DATA_HEADER_LEN: usize = 2 + 4 + 8;
-/// Poly1305 tag length.
+/// AEAD tag length (Poly1305 or GHASH).
 pub const TAG_LEN: usize = 16;
 /// Handshake MAC length.
 pub const MAC_LEN: usize = 16;
 /// Encoded length of a [`HandshakeInit`].
-pub const INIT_LEN: usize = 2 + 4 + 8 + 32 + 32 + 64 + MAC_LEN + MAC_LEN;
+pub const INIT_LEN: usize = 2 + 4 + 8 + 1 + 32 + 32 + 64 + MAC_LEN + MAC_LEN;
 /// Encoded length of a [`HandshakeResponse`].
-pub const RESPONSE_LEN: usize = 2 + 4 + 4 + 32 + 32 + 64 + MAC_LEN;
+pub const RESPONSE_LEN: usize = 2 + 4 + 4 + 1 + 32 + 32 + 64 + MAC_LEN;
 
 /// First handshake message: who I am, my fresh ephemeral key, signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct HandshakeInit {
     /// Grows with every initiation the initiator makes (its wall clock in microseconds), so a responder
     /// can refuse a replayed initiation silently.
     pub timestamp: u64,
+    /// The data-frame ciphers the initiator accepts, one bit each (`link::cipher`).
+    pub ciphers: u8,
     /// The initiator's Ed25519 identity.
     pub static_key: PublicKey,
     /// The initiator's X25519 ephemeral public key.
@@ -61,6 +64,8 @@ pub struct HandshakeResponse {
     pub sender_index: u32,
     /// The initiator's index this answers.
     pub receiver_index: u32,
+    /// The data-frame cipher the responder picked from the initiator's offer (its offer bit).
+    pub cipher: u8,
     /// The responder's Ed25519 identity.
     pub static_key: PublicKey,
     /// The responder's X25519 ephemeral public key.
@@ -111,6 +116,7 @@ impl<'a> Datagram<'a> {
                 let init = HandshakeInit {
                     sender_index: r.u32()?,
                     timestamp: r.u64()?,
+                    ciphers: r.u8()?,
                     static_key: r.key()?,
                     ephemeral: r.array()?,
                     signature: r.array()?,
@@ -124,6 +130,7 @@ impl<'a> Datagram<'a> {
                 let response = HandshakeResponse {
                     sender_index: r.u32()?,
                     receiver_index: r.u32()?,
+                    cipher: r.u8()?,
                     static_key: r.key()?,
                     ephemeral: r.array()?,
                     signature: r.array()?,
@@ -166,6 +173,7 @@ impl HandshakeInit {
         out.extend_from_slice(&[VERSION, KIND_INIT]);
         out.extend_from_slice(&self.sender_index.to_be_bytes());
         out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out.push(self.ciphers);
         out.extend_from_slice(self.static_key.as_bytes());
         out.extend_from_slice(&self.ephemeral);
         out.extend_from_slice(&self.signature);
@@ -190,6 +198,7 @@ impl HandshakeResponse {
         out.extend_from_slice(&[VERSION, KIND_RESPONSE]);
         out.extend_from_slice(&self.sender_index.to_be_bytes());
         out.extend_from_slice(&self.receiver_index.to_be_bytes());
+        out.push(self.cipher);
         out.extend_from_slice(self.static_key.as_bytes());
         out.extend_from_slice(&self.ephemeral);
         out.extend_from_slice(&self.signature);
@@ -214,6 +223,7 @@ mod tests {
         HandshakeInit {
             sender_index: 0x0102_0304,
             timestamp: 0x0506,
+            ciphers: 3,
             static_key: PublicKey::from_bytes([7; 32]),
             ephemeral: [8; 32],
             signature: [9; 64],
@@ -226,11 +236,12 @@ mod tests {
     fn handshakes_round_trip_with_golden_layout() {
         let bytes = init().encode();
         assert_eq!(bytes.len(), INIT_LEN);
-        assert_eq!(&bytes[..14], &[1, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
+        assert_eq!(&bytes[..15], &[1, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6, 3]);
         assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Init(init())));
         let response = HandshakeResponse {
             sender_index: 5,
             receiver_index: 6,
+            cipher: 2,
             static_key: PublicKey::from_bytes([1; 32]),
             ephemeral: [2; 32],
             signature: [3; 64],
@@ -238,7 +249,7 @@ mod tests {
         };
         let bytes = response.encode();
         assert_eq!(bytes.len(), RESPONSE_LEN);
-        assert_eq!(&bytes[..10], &[1, 2, 0, 0, 0, 5, 0, 0, 0, 6]);
+        assert_eq!(&bytes[..11], &[1, 2, 0, 0, 0, 5, 0, 0, 0, 6, 2]);
         assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Response(response)));
     }
 

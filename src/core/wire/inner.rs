@@ -9,7 +9,7 @@ use super::fragment::Fragment;
 use super::keepalive::Keepalive;
 use super::lookup::{Bloom, Lookup};
 use super::neighbors::Neighbors;
-use super::payload::Service;
+use super::payload::{Service, TcpSuperPacket};
 use super::traffic::Traffic;
 use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
 use super::{Reader, WireError, put_varint, varint_len};
@@ -34,6 +34,8 @@ pub mod kind {
     pub const NEIGHBORS_ACK: u8 = 0x15;
     /// An IPv6 packet (sessions only).
     pub const PACKET: u8 = 0x40;
+    /// [`super::TcpSuperPacket`] (sessions only).
+    pub const TCP_SUPER_PACKET: u8 = 0x42;
     /// [`super::Service`] (sessions only).
     pub const SERVICE: u8 = 0x41;
     /// [`super::Traffic`].
@@ -77,6 +79,8 @@ pub enum Message<'a> {
     Packet(&'a [u8]),
     /// A service message, inside a session.
     Service(Service<'a>),
+    /// A host's TCP super-packet, inside a session.
+    TcpSuperPacket(TcpSuperPacket<'a>),
 }
 
 impl<'a> Message<'a> {
@@ -96,6 +100,7 @@ impl<'a> Message<'a> {
             Self::NeighborsAck(_) => kind::NEIGHBORS_ACK,
             Self::Packet(_) => kind::PACKET,
             Self::Service(_) => kind::SERVICE,
+            Self::TcpSuperPacket(_) => kind::TCP_SUPER_PACKET,
         }
     }
 
@@ -115,11 +120,30 @@ impl<'a> Message<'a> {
             Self::NeighborsAck(m) => m.encode(out),
             Self::Packet(p) => out.extend_from_slice(p),
             Self::Service(m) => m.encode(out),
+            Self::TcpSuperPacket(m) => m.encode(out),
+        }
+    }
+
+    /// The body's length where it is known without encoding: the bulky messages, which are then
+    /// written straight into `out` instead of through a temporary buffer.
+    fn known_body_len(&self) -> Option<usize> {
+        match self {
+            Self::Packet(p) => Some(p.len()),
+            Self::TcpSuperPacket(m) => Some(3 + m.packet.len()),
+            Self::Fragment(m) => Some(6 + m.data.len()),
+            _ => None,
         }
     }
 
     /// Appends `type length body`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(len) = self.known_body_len() {
+            out.reserve(1 + varint_len(len as u64) + len);
+            out.push(self.kind());
+            put_varint(out, len as u64);
+            self.encode_body(out);
+            return;
+        }
         let mut body = Vec::new();
         self.encode_body(&mut body);
         out.push(self.kind());
@@ -150,6 +174,7 @@ impl<'a> Message<'a> {
             kind::NEIGHBORS_ACK => Self::NeighborsAck(VersionAck::parse(body)?),
             kind::PACKET => Self::Packet(body),
             kind::SERVICE => Self::Service(Service::parse(body)?),
+            kind::TCP_SUPER_PACKET => Self::TcpSuperPacket(TcpSuperPacket::parse(body)?),
             _ => return Ok(None),
         }))
     }

@@ -112,6 +112,7 @@ impl Router {
                     "uptime": info.up_since.map(|t| seconds(now, t)),
                     "rtt_ms": rtt,
                     "priority": link.map(|l| l.params().priority),
+                    "cipher": link.and_then(|l| l.cipher()).map(|c| c.name()),
                     "cost": rtt.map(|r| r.max(1.0).round() as u64),
                     "rx_bytes": stats.rx_bytes,
                     "tx_bytes": stats.tx_bytes,

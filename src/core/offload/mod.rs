@@ -15,6 +15,10 @@
 
 use crate::core::wire::WireError;
 
+pub mod flows;
+pub mod passthrough;
+pub use passthrough::{SuperPacket, segment_super_packet, super_packet, super_packet_write};
+
 /// Length of the `virtio_net_hdr` in front of every read and write.
 pub const VNET_HDR_LEN: usize = 10;
 /// `flags`: the checksum at `csum_start + csum_offset` must be completed.
@@ -268,7 +272,7 @@ mod tests {
 
     /// A TCP/IPv6 packet with `payload`, checksum left as the kernel leaves it for offload (the
     /// pseudo-header sum with length 0 for GSO), and its virtio header.
-    fn super_packet(payload: &[u8], gso_size: u16, flags: u8) -> Vec<u8> {
+    pub(super) fn super_packet(payload: &[u8], gso_size: u16, flags: u8) -> Vec<u8> {
         let mut p = vec![0u8; 60];
         p[0] = 0x60;
         p[6] = 6; // next header TCP
@@ -291,7 +295,7 @@ mod tests {
         [hdr, p].concat()
     }
 
-    fn tcp_checksum_ok(p: &[u8]) -> bool {
+    pub(super) fn tcp_checksum_ok(p: &[u8]) -> bool {
         let length = (p.len() - 40) as u64;
         fold(sum(&p[40..], sum(&p[8..40], length + 6))) == 0xffff
     }
