@@ -90,21 +90,30 @@ impl KeySet {
 
     /// Encrypts `plaintext` into a complete data datagram, or `None` if the counter is exhausted.
     pub fn seal(&mut self, plaintext: &[u8]) -> Option<Vec<u8>> {
+        self.seal_parts(&[plaintext])
+    }
+
+    /// Encrypts the concatenation of `parts` (say a message header and the bytes it carries) into a
+    /// complete data datagram, copying each byte once.
+    pub fn seal_parts(&mut self, parts: &[&[u8]]) -> Option<Vec<u8>> {
         if self.exhausted() {
             return None;
         }
         let counter = self.next_counter;
         self.next_counter += 1;
-        let mut out = vec![0u8; DATA_HEADER_LEN + plaintext.len() + TAG_LEN];
+        let text_len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut out = Vec::with_capacity(DATA_HEADER_LEN + text_len + TAG_LEN);
+        out.resize(DATA_HEADER_LEN, 0);
         write_data_header(&mut out, self.remote_index, counter);
-        let (header, body) = out.split_at_mut(DATA_HEADER_LEN);
-        let (text, tag_out) = body.split_at_mut(plaintext.len());
-        text.copy_from_slice(plaintext);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        let (header, text) = out.split_at_mut(DATA_HEADER_LEN);
         let tag = self
             .send
             .seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), text)
             .ok()?;
-        tag_out.copy_from_slice(tag.as_ref());
+        out.extend_from_slice(tag.as_ref());
         Some(out)
     }
 

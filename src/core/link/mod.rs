@@ -26,7 +26,7 @@ use crate::core::time::{Instant, earliest};
 use crate::core::wire::WireError;
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
 use crate::core::wire::datagram::{Datagram, HandshakeInit};
-use crate::core::wire::inner::{Message, Messages, kind};
+use crate::core::wire::inner::{Message, kind};
 use crate::core::wire::keepalive::Keepalive;
 
 /// The initiator starts a new handshake when its keys are this old (WireGuard's REKEY_AFTER_TIME).
@@ -372,10 +372,7 @@ impl Link {
             self.install(now, confirmed);
         }
         if plaintext.first() == Some(&kind::FRAGMENT) {
-            let whole = match Messages::new(&plaintext).next() {
-                Some(Ok(Message::Fragment(f))) => self.reassembly.add(now, &f),
-                _ => None,
-            };
+            let whole = self.reassembly.add(now, std::mem::take(&mut plaintext));
             self.liveness.on_receive(now, true);
             plaintext = whole.unwrap_or_default();
         }
@@ -414,16 +411,18 @@ impl Link {
             let Some(pieces) = fragments::split(plaintext, budget, self.next_fragment_id) else {
                 return false;
             };
-            return pieces.iter().all(|p| self.send_one(now, p, traffic));
+            return pieces
+                .iter()
+                .all(|p| self.send_one(now, &[&p.header, p.data], traffic));
         }
-        self.send_one(now, plaintext, traffic)
+        self.send_one(now, &[plaintext], traffic)
     }
 
-    fn send_one(&mut self, now: Instant, plaintext: &[u8], traffic: bool) -> bool {
+    fn send_one(&mut self, now: Instant, parts: &[&[u8]], traffic: bool) -> bool {
         let Some(keys) = self.current.as_mut().filter(|_| self.up) else {
             return false;
         };
-        let Some(datagram) = keys.seal(plaintext) else {
+        let Some(datagram) = keys.seal_parts(parts) else {
             return false;
         };
         self.queue(datagram);

@@ -137,6 +137,18 @@ impl<'a> Message<'a> {
 
     /// Appends `type length body`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        if let Self::Traffic(t) = self {
+            // Routed traffic is the bulk of all frames: its payload is copied once, here.
+            let mut header = Vec::with_capacity(128);
+            t.encode_header(&mut header);
+            let len = header.len() + t.payload.len();
+            out.reserve(1 + varint_len(len as u64) + len);
+            out.push(kind::TRAFFIC);
+            put_varint(out, len as u64);
+            out.extend_from_slice(&header);
+            out.extend_from_slice(t.payload);
+            return;
+        }
         if let Some(len) = self.known_body_len() {
             out.reserve(1 + varint_len(len as u64) + len);
             out.push(self.kind());

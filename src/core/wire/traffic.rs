@@ -59,13 +59,18 @@ impl<'a> Traffic<'a> {
 
     /// Appends the message body.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_header(out);
+        out.extend_from_slice(self.payload);
+    }
+
+    /// Appends the message body without the payload (what comes before it).
+    pub fn encode_header(&self, out: &mut Vec<u8>) {
         put_path(out, &self.dest_path);
         put_path(out, &self.src_path);
         out.extend_from_slice(self.dest_key.as_bytes());
         out.extend_from_slice(self.src_key.as_bytes());
         put_varint(out, self.watermark);
         out.push(self.kind);
-        out.extend_from_slice(self.payload);
     }
 }
 
