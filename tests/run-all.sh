@@ -29,9 +29,10 @@ cargo clippy --quiet --all-targets -- -D warnings
 echo "== cargo check of the fuzz targets (they are run with cargo fuzz, see fuzz/)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 
-echo "== cargo test --release"
+echo "== cargo test --release (without the release profile's LTO: a dozen test binaries each linked with fat LTO would take longer than the tests)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_PANIC=unwind
 cargo test --release 2>&1 | tee "$log"
 read -r rust_passed rust_failed < <(
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -25,7 +25,9 @@ pub(crate) async fn udp(
 ) {
     const BUFFERS: usize = 8;
     let size = (socket.gro_segments().max(1) * 1500).max(MAX_DATAGRAM);
-    let mut storage = vec![vec![0u8; size]; BUFFERS];
+    // One allocation each (not `vec![buf; n]`, which would copy, and so touch, every page): an idle
+    // node's buffers cost address space, not memory.
+    let mut storage: Vec<Vec<u8>> = (0..BUFFERS).map(|_| vec![0u8; size]).collect();
     let mut meta = vec![quinn_udp::RecvMeta::default(); BUFFERS];
     loop {
         let received = {
