@@ -1,4 +1,5 @@
 //! Built-in services that ride the overlay. Like the core they are sans-IO: state machines fed with
 //! messages and `now`, so the simulator can host them beside the routers.
 
+pub mod crdt;
 pub mod identity;
