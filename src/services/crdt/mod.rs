@@ -7,10 +7,13 @@
 //! path. The types follow the δ-CRDT "causal" design (Almeida, Shoker, Baquero): entries tagged with
 //! dots, a causal context per replica ([`context`]), one join rule ([`store`]).
 
+pub mod change;
+pub mod codec;
 pub mod context;
 pub mod document;
 pub mod field;
 pub mod hlc;
+pub mod log;
 pub mod store;
 
 #[cfg(test)]

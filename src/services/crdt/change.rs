@@ -1,0 +1,303 @@
+//! Signed changes: one edit of one document by one node, the unit that replicas exchange and store.
+//!
+//! ```text
+//! change = version(1)=1 kind(1) namespace(string) document(string) actor(32) seq(varint)
+//!          wall_millis(varint) delta signature(64)
+//! kind   = 0x0v for a single value, 0x1v for a map of values; v = 0 counter, 1 lww, 2 mv, 3 set
+//! ```
+//! The signature is Ed25519 by `actor` (a node key) over `"meshrouter crdt change v1\0"` and every
+//! byte before it; the change's id is SHA-256 of those same bytes. `seq` numbers an actor's changes to
+//! one document from 1 with no gaps, so a replica's version vector says exactly which changes it
+//! lacks, and two different changes with one `(actor, seq)` are proof that the actor equivocated
+//! (see [`super::log`]). A change may only create entries under its own actor's dots, and every dot
+//! it carries must be in its context: a node cannot write in another node's name.
+
+use sha2::{Digest, Sha256};
+
+use super::codec;
+use super::context::Actor;
+use super::document::Causal;
+use super::field::{Kind, ValueKind};
+use super::store::DotStore;
+use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN};
+use crate::core::wire::{Reader, WireError, put_varint};
+
+const VERSION: u8 = 1;
+const DOMAIN: &[u8] = b"meshrouter crdt change v1\0";
+/// Longest namespace name, in bytes.
+pub const MAX_NAMESPACE: usize = 64;
+/// Longest document name, in bytes.
+pub const MAX_DOCUMENT: usize = 128;
+
+/// A change's id: SHA-256 of its signed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeId(pub [u8; 32]);
+
+/// One signed edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Groups documents for replication settings.
+    pub namespace: String,
+    /// The document's name within its namespace.
+    pub document: String,
+    /// The document's schema (fixed at creation, so every change repeats it).
+    pub kind: Kind,
+    /// The node that made it.
+    pub actor: PublicKey,
+    /// Its number among the actor's changes to this document, from 1.
+    pub seq: u64,
+    /// The actor's wall clock when it made it (informational; registers carry their own HLC).
+    pub wall_millis: u64,
+    /// What it changes.
+    pub delta: Causal,
+    /// Ed25519 by `actor`.
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// Not a well-formed encoding.
+    #[error("malformed change: {0}")]
+    Malformed(#[from] WireError),
+    /// The signature does not verify with the actor's key.
+    #[error("bad signature")]
+    BadSignature,
+    /// Well formed and signed, but not a possible change (see the module documentation).
+    #[error("invalid change: {0}")]
+    Invalid(&'static str),
+}
+
+fn kind_byte(kind: Kind) -> u8 {
+    let v = |k: ValueKind| match k {
+        ValueKind::Counter => 0,
+        ValueKind::Lww => 1,
+        ValueKind::Mv => 2,
+        ValueKind::Set => 3,
+    };
+    match kind {
+        Kind::Value(k) => v(k),
+        Kind::Map(k) => 0x10 | v(k),
+    }
+}
+
+fn kind_from(byte: u8) -> Option<Kind> {
+    let v = match byte & 0x0f {
+        0 => ValueKind::Counter,
+        1 => ValueKind::Lww,
+        2 => ValueKind::Mv,
+        3 => ValueKind::Set,
+        _ => return None,
+    };
+    match byte >> 4 {
+        0 => Some(Kind::Value(v)),
+        1 => Some(Kind::Map(v)),
+        _ => None,
+    }
+}
+
+/// True for a usable namespace or document name: 1 to `max` bytes, no control characters.
+pub fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty() && name.len() <= max && !name.chars().any(char::is_control)
+}
+
+impl Change {
+    /// Makes and signs a change.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign(
+        key: &NodeKey,
+        namespace: &str,
+        document: &str,
+        kind: Kind,
+        seq: u64,
+        wall_millis: u64,
+        delta: Causal,
+    ) -> Self {
+        let mut change = Self {
+            namespace: namespace.to_owned(),
+            document: document.to_owned(),
+            kind,
+            actor: key.public_key(),
+            seq,
+            wall_millis,
+            delta,
+            signature: [0; SIGNATURE_LEN],
+        };
+        let body = change.body();
+        change.signature = key.sign(&[DOMAIN, &body].concat());
+        change
+    }
+
+    /// Everything but the signature, encoded.
+    fn body(&self) -> Vec<u8> {
+        let mut out = vec![VERSION, kind_byte(self.kind)];
+        for name in [&self.namespace, &self.document] {
+            put_varint(&mut out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+        }
+        out.extend_from_slice(self.actor.as_bytes());
+        put_varint(&mut out, self.seq);
+        put_varint(&mut out, self.wall_millis);
+        codec::encode(&self.delta, &mut out);
+        out
+    }
+
+    /// The encoded change.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.body();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// The change's id.
+    pub fn id(&self) -> ChangeId {
+        ChangeId(Sha256::digest(self.body()).into())
+    }
+
+    /// Decodes a change and checks everything a replica relies on: the signature, names, `seq`, that
+    /// the delta fits the schema and only creates entries under the actor's own dots.
+    pub fn decode_verified(bytes: &[u8]) -> Result<Self, ChangeError> {
+        let body_len = bytes
+            .len()
+            .checked_sub(SIGNATURE_LEN)
+            .ok_or(WireError::Truncated)?;
+        let (body, signature) = bytes.split_at(body_len);
+        let mut r = Reader::new(body);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(WireError::Version(version).into());
+        }
+        let kind = kind_from(r.u8()?).ok_or(WireError::Invalid("document kind"))?;
+        let mut name = |max| -> Result<String, ChangeError> {
+            let len = r.length(max)?;
+            let text = std::str::from_utf8(r.take(len)?).map_err(|_| WireError::Invalid("name"))?;
+            if !valid_name(text, max) {
+                return Err(ChangeError::Invalid("namespace or document name"));
+            }
+            Ok(text.to_owned())
+        };
+        let namespace = name(MAX_NAMESPACE)?;
+        let document = name(MAX_DOCUMENT)?;
+        let actor = r.key()?;
+        let seq = r.varint()?;
+        let wall_millis = r.varint()?;
+        let delta = codec::decode(&mut r)?;
+        r.finish()?;
+        let signature: [u8; SIGNATURE_LEN] =
+            signature.try_into().map_err(|_| WireError::Truncated)?;
+        if !actor.verify(&[DOMAIN, body].concat(), &signature) {
+            return Err(ChangeError::BadSignature);
+        }
+        if seq == 0 {
+            return Err(ChangeError::Invalid("seq 0"));
+        }
+        if !delta.field.fits(kind) {
+            return Err(ChangeError::Invalid("delta does not fit the document kind"));
+        }
+        let mut dots = Vec::new();
+        delta.field.dots(&mut dots);
+        let own = Actor(*actor.as_bytes());
+        if dots
+            .iter()
+            .any(|d| d.actor != own || !delta.ctx.contains(d))
+        {
+            return Err(ChangeError::Invalid(
+                "entry under another actor's or an unseen dot",
+            ));
+        }
+        Ok(Self {
+            namespace,
+            document,
+            kind,
+            actor,
+            seq,
+            wall_millis,
+            delta,
+            signature,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::crdt::document::{Document, Edit, Op};
+
+    fn key(n: u8) -> NodeKey {
+        NodeKey::from_seed(&[n; 32])
+    }
+
+    fn change(k: &NodeKey, seq: u64, value: &str) -> Change {
+        let kind = Kind::Map(ValueKind::Lww);
+        let mut doc = Document::new(kind);
+        let actor = Actor(*k.public_key().as_bytes());
+        let delta = doc
+            .edit(actor, &Op::Key("k".into(), Edit::Write(value.into())), 7)
+            .unwrap();
+        Change::sign(k, "inventory", "boats", kind, seq, 7, delta)
+    }
+
+    #[test]
+    fn a_signed_change_round_trips_and_every_flipped_bit_is_refused() {
+        let c = change(&key(1), 1, "three");
+        let bytes = c.encode();
+        let back = Change::decode_verified(&bytes).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.id(), c.id());
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
+            t[i] ^= 0x01;
+            assert!(Change::decode_verified(&t).is_err(), "byte {i}");
+        }
+        for cut in 0..bytes.len() {
+            assert!(Change::decode_verified(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_node_cannot_write_under_another_nodes_dots() {
+        let (honest, forger) = (key(1), key(2));
+        let stolen = change(&honest, 1, "x").delta;
+        let forged = Change::sign(
+            &forger,
+            "inventory",
+            "boats",
+            Kind::Map(ValueKind::Lww),
+            1,
+            7,
+            stolen,
+        );
+        assert_eq!(
+            Change::decode_verified(&forged.encode()),
+            Err(ChangeError::Invalid(
+                "entry under another actor's or an unseen dot"
+            ))
+        );
+        let mut wrong_kind = change(&honest, 1, "x");
+        wrong_kind.kind = Kind::Value(ValueKind::Counter);
+        let resigned = Change::sign(
+            &honest,
+            "inventory",
+            "boats",
+            wrong_kind.kind,
+            1,
+            7,
+            wrong_kind.delta,
+        );
+        assert!(Change::decode_verified(&resigned.encode()).is_err());
+        let zero = Change::sign(
+            &honest,
+            "inventory",
+            "boats",
+            Kind::Map(ValueKind::Lww),
+            0,
+            7,
+            change(&honest, 1, "x").delta,
+        );
+        assert_eq!(
+            Change::decode_verified(&zero.encode()),
+            Err(ChangeError::Invalid("seq 0"))
+        );
+        assert!(!valid_name("", 10) && !valid_name("a\nb", 10) && !valid_name("abcdef", 5));
+    }
+}
