@@ -75,12 +75,21 @@ pub enum View {
     Map(BTreeMap<String, View>),
 }
 
-/// One replica of a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One replica of a document. Two replicas are equal when their schema and state are.
+#[derive(Debug, Clone)]
 pub struct Document {
     kind: Kind,
     state: Causal,
+    index: super::keyed::KeyIndex,
 }
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.state == other.state
+    }
+}
+
+impl Eq for Document {}
 
 impl Document {
     /// An empty document of `kind`.
@@ -88,6 +97,7 @@ impl Document {
         Self {
             kind,
             state: Causal::default(),
+            index: Default::default(),
         }
     }
 
@@ -145,7 +155,7 @@ impl Document {
             }
             _ => return Err(wrong()),
         };
-        self.state.join(&delta);
+        super::keyed::join(&mut self.state, &mut self.index, &delta);
         Ok(delta)
     }
 
@@ -155,7 +165,7 @@ impl Document {
         if !delta.field.fits(self.kind) {
             return false;
         }
-        self.state.join(delta);
+        super::keyed::join(&mut self.state, &mut self.index, delta);
         true
     }
 
@@ -175,19 +185,7 @@ impl Document {
 
     /// The highest HLC any register entry carries.
     fn latest_hlc(&self) -> Hlc {
-        fn of(field: &Field) -> Hlc {
-            match field {
-                Field::Lww(s) => s
-                    .entries
-                    .values()
-                    .map(|(h, _)| *h)
-                    .max()
-                    .unwrap_or_default(),
-                Field::Map(m) => m.entries.values().map(of).max().unwrap_or_default(),
-                _ => Hlc::default(),
-            }
-        }
-        of(&self.state.field)
+        self.index.latest()
     }
 }
 

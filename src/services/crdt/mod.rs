@@ -13,6 +13,7 @@ pub mod context;
 pub mod document;
 pub mod field;
 pub mod hlc;
+mod keyed;
 pub mod log;
 pub mod store;
 
