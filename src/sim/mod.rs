@@ -325,6 +325,21 @@ impl Sim {
         self.after(from);
     }
 
+    /// Sends a TCP super-packet (as a host's TSO read gives one) of `payload` in `mss`-byte segments
+    /// from node `from` to node `to`.
+    pub fn send_super_packet(&mut self, from: usize, to: usize, payload: &[u8], mss: u16) {
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10;
+        tcp.extend_from_slice(payload);
+        let mut packet = ipv6_packet(self.nodes[from].key, self.nodes[to].key, &tcp);
+        packet[6] = 6;
+        if let Some(node) = &mut self.nodes[from].node {
+            node.handle_local_super_packet(self.now, &packet, mss, false);
+        }
+        self.after(from);
+    }
+
     /// Sends a service message from node `from` to the built-in service on `port` of node `to`.
     pub fn send_service(&mut self, from: usize, to: usize, port: u16, payload: &[u8]) {
         let dest = self.nodes[to].key;
