@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use meshrouter::core::identity::NodeKey;
-use meshrouter::services::crdt::change::{Change, decode_verified_all};
+use meshrouter::driver::parallel::decode_changes as decode_verified_all;
+use meshrouter::services::crdt::change::Change;
 use meshrouter::services::crdt::context::Actor;
 use meshrouter::services::crdt::document::{Document, Edit, Op, View};
 use meshrouter::services::crdt::field::{Kind, ValueKind};

@@ -13,6 +13,7 @@ mod discovery;
 mod error;
 mod interfaces;
 mod links;
+pub mod parallel;
 mod peers;
 mod privileges;
 mod readers;

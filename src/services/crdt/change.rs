@@ -231,34 +231,15 @@ impl Change {
     }
 }
 
-/// Decodes and verifies many changes (a sync batch, a sneakernet file) on every core: signature checks
-/// dominate the cost of taking in changes, and they are independent. Results keep the input's order.
-pub fn decode_verified_all<B: AsRef<[u8]> + Sync>(
-    encoded: &[B],
-) -> Vec<Result<Change, ChangeError>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let all = |part: &[B]| {
-        let mut verifier = Verifier::default();
-        part.iter()
-            .map(|b| Change::decode_verified_with(b.as_ref(), &mut verifier))
-            .collect::<Vec<_>>()
-    };
-    if threads < 2 || encoded.len() < 64 {
-        return all(encoded);
-    }
-    let chunk = encoded.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = encoded
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || all(part)))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+/// Decodes and verifies many changes (a sync batch, a sneakernet file), checking each writer's key
+/// point once. Signature checks dominate the cost and are independent, so the driver spreads batches
+/// over its cores (`driver::parallel`); results keep the input's order.
+pub fn decode_verified_all<B: AsRef<[u8]>>(encoded: &[B]) -> Vec<Result<Change, ChangeError>> {
+    let mut verifier = Verifier::default();
+    encoded
+        .iter()
+        .map(|b| Change::decode_verified_with(b.as_ref(), &mut verifier))
+        .collect()
 }
 
 #[cfg(test)]
