@@ -9,6 +9,7 @@
 mod api;
 mod clock;
 mod cpu;
+pub mod crdt_store;
 mod discovery;
 mod error;
 mod interfaces;
