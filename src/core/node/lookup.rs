@@ -27,21 +27,18 @@ impl Node {
     /// Routes an IPv6 packet from the local host (the TUN device) to the node that owns its destination
     /// address, looking the destination up first if needed.
     pub fn handle_local_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.now = now;
-        if packet.len() < IPV6_HEADER || packet[0] >> 4 != 6 {
-            self.count_drop(DropReason::NotIpv6);
-            return;
-        }
-        let mut dst = [0u8; 16];
-        dst.copy_from_slice(&packet[24..40]);
-        let mut frame = Vec::with_capacity(packet.len() + 4);
-        Message::Packet(packet).encode(&mut frame);
-        self.send_to_address(now, Ipv6Addr::from(dst), frame);
+        self.send_local(now, packet, &Message::Packet(packet));
     }
 
     /// Handles a TCP super-packet the host sent (a TSO read, see `core::offload::passthrough`): sent
     /// whole, as one session message, to the node that owns its destination.
     pub fn handle_local_super_packet(&mut self, now: Instant, packet: &[u8], mss: u16, ecn: bool) {
+        let message = Message::TcpSuperPacket(TcpSuperPacket { mss, ecn, packet });
+        self.send_local(now, packet, &message);
+    }
+
+    /// Sends `message`, which carries the host's IPv6 `packet`, towards the packet's destination.
+    fn send_local(&mut self, now: Instant, packet: &[u8], message: &Message<'_>) {
         self.now = now;
         if packet.len() < IPV6_HEADER || packet[0] >> 4 != 6 {
             self.count_drop(DropReason::NotIpv6);
@@ -50,7 +47,7 @@ impl Node {
         let mut dst = [0u8; 16];
         dst.copy_from_slice(&packet[24..40]);
         let mut frame = Vec::new();
-        Message::TcpSuperPacket(TcpSuperPacket { mss, ecn, packet }).encode(&mut frame);
+        message.encode(&mut frame);
         self.send_to_address(now, Ipv6Addr::from(dst), frame);
     }
 

@@ -279,18 +279,6 @@ mod tests {
     }
 
     #[test]
-    fn batch_verification_matches_one_by_one() {
-        let mut encoded: Vec<Vec<u8>> = (1..=100)
-            .map(|s| change(&key(1), s, "x").encode())
-            .collect();
-        encoded[42][70] ^= 1;
-        let batch = decode_verified_all(&encoded);
-        let single: Vec<_> = encoded.iter().map(|b| Change::decode_verified(b)).collect();
-        assert_eq!(batch, single);
-        assert!(batch[42].is_err() && batch.iter().filter(|r| r.is_ok()).count() == 99);
-    }
-
-    #[test]
     fn a_node_cannot_write_under_another_nodes_dots() {
         let (honest, forger) = (key(1), key(2));
         let stolen = change(&honest, 1, "x").delta;
