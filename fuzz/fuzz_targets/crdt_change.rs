@@ -1,11 +1,13 @@
-//! Changes from the network or a sneakernet file: decoding and verifying never panics, and whatever
-//! verifies joins a document of its kind and re-encodes to the same bytes.
+//! Changes from the network or a sneakernet file: decoding and verifying never panics, whatever
+//! verifies joins a document of its kind, deltas re-encode to what they decoded from, and drop files
+//! are read or refused.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meshrouter::services::crdt::change::Change;
 use meshrouter::services::crdt::log::DocumentLog;
 
 fuzz_target!(|data: &[u8]| {
+    let _ = meshrouter::services::crdt::drop::DropFile::read(data);
     if let Ok(change) = Change::decode_verified(data) {
         let mut log = DocumentLog::new(&change.namespace, &change.document, change.kind);
         log.insert(&change, data);

@@ -11,7 +11,10 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::core::identity::NodeKey;
 use crate::services::crdt::change::{Change, ChangeError};
+use crate::services::crdt::context::Actor;
+use crate::services::crdt::drop::{DropError, DropFile};
 use crate::services::crdt::log::{DocumentLog, Inserted};
 
 /// `namespace\0document\0actor(32) seq(8, big-endian)` → the encoded change.
@@ -33,7 +36,34 @@ pub enum StoreError {
     /// A change was refused.
     #[error("{0}")]
     Change(#[from] ChangeError),
+    /// A drop file was refused.
+    #[error("{0}")]
+    Drop(#[from] DropError),
+    /// A drop file holds a change that does not verify: the whole file is refused.
+    #[error("drop file refused: change {index} of {count} is invalid: {error}")]
+    DropChange {
+        /// Which change, from 0.
+        index: usize,
+        /// How many the file holds.
+        count: usize,
+        /// Why it is invalid.
+        error: ChangeError,
+    },
 }
+
+/// What importing a drop did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Changes new to this node.
+    pub applied: usize,
+    /// Changes it already had.
+    pub duplicates: usize,
+    /// Changes that proved an equivocation (kept as evidence).
+    pub equivocations: usize,
+}
+
+/// Per document, the version vector of a replica (what it has), for exports.
+pub type Have = BTreeMap<(String, String), BTreeMap<Actor, u64>>;
 
 /// The changes and the documents they make.
 pub struct CrdtStore {
@@ -150,6 +180,54 @@ impl CrdtStore {
         Ok(outcomes)
     }
 
+    /// Reads a drop file and takes in its changes, all or none: a damaged file, a bad signature or
+    /// any invalid change refuses the file and changes nothing. Importing a file twice is a no-op.
+    pub fn import_drop(&mut self, file: &[u8]) -> Result<ImportReport, StoreError> {
+        let drop = DropFile::read(file)?;
+        let count = drop.changes.len();
+        if let Some((index, Err(error))) = super::parallel::decode_changes(&drop.changes)
+            .into_iter()
+            .enumerate()
+            .find(|(_, r)| r.is_err())
+        {
+            return Err(StoreError::DropChange {
+                index,
+                count,
+                error,
+            });
+        }
+        let mut report = ImportReport::default();
+        for outcome in self.insert(&drop.changes)? {
+            match outcome {
+                Ok(Inserted::Applied) => report.applied += 1,
+                Ok(Inserted::Duplicate) => report.duplicates += 1,
+                Ok(Inserted::Equivocation) => report.equivocations += 1,
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// A signed drop file of the changes a replica that has `since` lacks (every change if `since`
+    /// is empty).
+    pub fn export_drop(&self, key: &NodeKey, created_millis: u64, since: &Have) -> Vec<u8> {
+        let empty = BTreeMap::new();
+        let changes: Vec<&[u8]> = self
+            .docs
+            .iter()
+            .flat_map(|(doc, log)| log.missing_for(since.get(doc).unwrap_or(&empty)))
+            .collect();
+        DropFile::export(key, created_millis, &changes)
+    }
+
+    /// Per document, the version vector held (what a peer's export can skip).
+    pub fn have(&self) -> Have {
+        self.docs
+            .iter()
+            .map(|(doc, log)| (doc.clone(), log.version_vector()))
+            .collect()
+    }
+
     /// A document, if any change to it is held.
     pub fn document(&self, namespace: &str, document: &str) -> Option<&DocumentLog> {
         self.docs.get(&(namespace.to_owned(), document.to_owned()))
@@ -164,8 +242,6 @@ impl CrdtStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::identity::NodeKey;
-    use crate::services::crdt::context::Actor;
     use crate::services::crdt::document::{Document, Edit, Op, View};
     use crate::services::crdt::field::{Kind, ValueKind};
 
@@ -209,5 +285,79 @@ mod tests {
         );
         let again = store.insert(&encoded).unwrap();
         assert!(again.iter().all(|o| *o == Ok(Inserted::Duplicate)));
+    }
+
+    #[test]
+    fn a_drop_carries_what_the_other_side_lacks_and_a_damaged_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut island_a, mut island_b) = (
+            CrdtStore::open(&dir.path().join("a.redb")).unwrap(),
+            CrdtStore::open(&dir.path().join("b.redb")).unwrap(),
+        );
+        let (ka, kb) = (NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32]));
+        let kind = Kind::Value(ValueKind::Set);
+        let write = |store: &mut CrdtStore, key: &NodeKey, seq: u64, member: &str| {
+            let actor = Actor(*key.public_key().as_bytes());
+            let mut replica = store
+                .document("census", "boats")
+                .map(|l| l.document().clone())
+                .unwrap_or_else(|| Document::new(kind));
+            let delta = replica
+                .edit(actor, &Op::Value(Edit::Add(member.into())), seq)
+                .unwrap();
+            let change = Change::sign(key, "census", "boats", kind, seq, seq, delta).encode();
+            store.insert(&[change]).unwrap();
+        };
+        write(&mut island_a, &ka, 1, "Aurora");
+        write(&mut island_a, &ka, 2, "Bounty");
+        write(&mut island_b, &kb, 1, "Calypso");
+        // A -> B: everything B lacks; B -> A: only what A lacks.
+        let to_b = island_a.export_drop(&ka, 100, &island_b.have());
+        let to_a = island_b.export_drop(&kb, 100, &island_a.have());
+        assert_eq!(DropFile::read(&to_a).unwrap().changes.len(), 1);
+        let mut damaged = to_b.clone();
+        let last = damaged.len() - 70;
+        damaged[last] ^= 1;
+        assert!(island_b.import_drop(&damaged).is_err());
+        assert!(island_b.import_drop(&to_b[..to_b.len() - 1]).is_err());
+        assert_eq!(
+            island_b
+                .document("census", "boats")
+                .unwrap()
+                .document()
+                .view(),
+            View::Set(vec!["Calypso".into()])
+        );
+        // Signed by its exporter but carrying a change nobody signed: refused whole.
+        let mut payload = DropFile::read(&to_b).unwrap().changes;
+        payload[1][40] ^= 1;
+        let forged = DropFile::export(&ka, 100, &payload);
+        assert!(matches!(
+            island_b.import_drop(&forged),
+            Err(StoreError::DropChange {
+                index: 1,
+                count: 2,
+                ..
+            })
+        ));
+        let report = island_b.import_drop(&to_b).unwrap();
+        assert_eq!((report.applied, report.duplicates), (2, 0));
+        assert_eq!(
+            island_b.import_drop(&to_b).unwrap().duplicates,
+            2,
+            "re-import is a no-op"
+        );
+        island_a.import_drop(&to_a).unwrap();
+        let all = View::Set(vec!["Aurora".into(), "Bounty".into(), "Calypso".into()]);
+        for island in [&island_a, &island_b] {
+            assert_eq!(
+                island
+                    .document("census", "boats")
+                    .unwrap()
+                    .document()
+                    .view(),
+                all
+            );
+        }
     }
 }

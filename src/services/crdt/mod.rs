@@ -11,6 +11,7 @@ pub mod change;
 pub mod codec;
 pub mod context;
 pub mod document;
+pub mod drop;
 pub mod field;
 pub mod hlc;
 mod keyed;
