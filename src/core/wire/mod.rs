@@ -50,6 +50,21 @@ pub enum WireError {
     Invalid(&'static str),
 }
 
+/// Splits a message that ends in an Ed25519 signature into the signed bytes and the signature.
+pub fn split_signature(
+    bytes: &[u8],
+) -> Result<(&[u8], [u8; crate::core::identity::SIGNATURE_LEN]), WireError> {
+    let body_len = bytes
+        .len()
+        .checked_sub(crate::core::identity::SIGNATURE_LEN)
+        .ok_or(WireError::Truncated)?;
+    let (body, signature) = bytes.split_at(body_len);
+    Ok((
+        body,
+        signature.try_into().map_err(|_| WireError::Truncated)?,
+    ))
+}
+
 /// Appends an unsigned LEB128 varint.
 pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {

@@ -20,7 +20,7 @@ use super::document::Causal;
 use super::field::{Kind, ValueKind};
 use super::store::DotStore;
 use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN, Verifier};
-use crate::core::wire::{Reader, WireError, put_varint};
+use crate::core::wire::{Reader, WireError, put_varint, split_signature};
 
 const VERSION: u8 = 1;
 const DOMAIN: &[u8] = b"meshrouter crdt change v1\0";
@@ -169,11 +169,7 @@ impl Change {
         bytes: &[u8],
         verifier: &mut Verifier,
     ) -> Result<Self, ChangeError> {
-        let body_len = bytes
-            .len()
-            .checked_sub(SIGNATURE_LEN)
-            .ok_or(WireError::Truncated)?;
-        let (body, signature) = bytes.split_at(body_len);
+        let (body, signature) = split_signature(bytes)?;
         let mut r = Reader::new(body);
         let version = r.u8()?;
         if version != VERSION {
@@ -195,8 +191,6 @@ impl Change {
         let wall_millis = r.varint()?;
         let delta = codec::decode(&mut r)?;
         r.finish()?;
-        let signature: [u8; SIGNATURE_LEN] =
-            signature.try_into().map_err(|_| WireError::Truncated)?;
         if !verifier.verify(&actor, &[DOMAIN, body].concat(), &signature) {
             return Err(ChangeError::BadSignature);
         }

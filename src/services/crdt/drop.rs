@@ -10,8 +10,8 @@
 //! is then verified on its own as always (a drop is a carrier, not an authority). Importing the same
 //! drop twice changes nothing, because changes are idempotent.
 
-use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN};
-use crate::core::wire::{Reader, WireError, put_varint};
+use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::wire::{Reader, WireError, put_varint, split_signature};
 
 const MAGIC: &[u8; 6] = b"MRDROP";
 const VERSION: u8 = 1;
@@ -70,11 +70,7 @@ impl DropFile {
         if !bytes.starts_with(MAGIC) {
             return Err(DropError::NotADrop);
         }
-        let body_len = bytes
-            .len()
-            .checked_sub(SIGNATURE_LEN)
-            .ok_or(WireError::Truncated)?;
-        let (body, signature) = bytes.split_at(body_len);
+        let (body, signature) = split_signature(bytes)?;
         let mut r = Reader::new(body);
         r.take(MAGIC.len())?;
         let version = r.u8()?;
@@ -93,8 +89,6 @@ impl DropFile {
             changes.push(r.take(len)?.to_vec());
         }
         r.finish()?;
-        let signature: [u8; SIGNATURE_LEN] =
-            signature.try_into().map_err(|_| WireError::Truncated)?;
         if !exporter.verify(&[DOMAIN, body].concat(), &signature) {
             return Err(DropError::BadSignature);
         }
