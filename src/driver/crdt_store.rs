@@ -6,16 +6,15 @@
 //! again, in parallel, so a damaged or edited file cannot smuggle in a forged change). Equivocation
 //! evidence is stored too.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::core::identity::NodeKey;
 use crate::services::crdt::change::{Change, ChangeError};
-use crate::services::crdt::context::Actor;
 use crate::services::crdt::drop::{DropError, DropFile};
 use crate::services::crdt::log::{DocumentLog, Inserted};
+use crate::services::crdt::replica::Replica;
 
 /// `namespace\0document\0actor(32) seq(8, big-endian)` → the encoded change.
 const CHANGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("changes");
@@ -62,14 +61,13 @@ pub struct ImportReport {
     pub equivocations: usize,
 }
 
-/// Per document, the version vector of a replica (what it has), for exports.
-pub type Have = BTreeMap<(String, String), BTreeMap<Actor, u64>>;
+pub use crate::services::crdt::replica::Have;
 
 /// The changes and the documents they make.
 pub struct CrdtStore {
     db: Database,
     path: String,
-    docs: BTreeMap<(String, String), DocumentLog>,
+    replica: Replica,
 }
 
 fn key(change: &Change) -> Vec<u8> {
@@ -108,22 +106,16 @@ impl CrdtStore {
         let mut store = Self {
             db,
             path: shown.clone(),
-            docs: BTreeMap::new(),
+            replica: Replica::new(),
         };
         for (result, bytes) in super::parallel::decode_changes(&stored)
             .into_iter()
             .zip(&stored)
         {
             let change = result.map_err(|e| fail(&format!("a stored change is invalid: {e}")))?;
-            store.log_for(&change).insert(&change, bytes);
+            store.replica.insert_verified(&change, bytes);
         }
         Ok(store)
-    }
-
-    fn log_for(&mut self, change: &Change) -> &mut DocumentLog {
-        self.docs
-            .entry((change.namespace.clone(), change.document.clone()))
-            .or_insert_with(|| DocumentLog::new(&change.namespace, &change.document, change.kind))
     }
 
     /// Verifies, stores and applies changes (from a peer, a file or a local write), in one
@@ -150,13 +142,7 @@ impl CrdtStore {
                         continue;
                     }
                 };
-                let entry = self
-                    .docs
-                    .entry((change.namespace.clone(), change.document.clone()))
-                    .or_insert_with(|| {
-                        DocumentLog::new(&change.namespace, &change.document, change.kind)
-                    });
-                let outcome = entry.insert(&change, bytes);
+                let outcome = self.replica.insert_verified(&change, bytes);
                 let k = key(&change);
                 match outcome {
                     Inserted::Applied => {
@@ -211,37 +197,29 @@ impl CrdtStore {
     /// A signed drop file of the changes a replica that has `since` lacks (every change if `since`
     /// is empty).
     pub fn export_drop(&self, key: &NodeKey, created_millis: u64, since: &Have) -> Vec<u8> {
-        let empty = BTreeMap::new();
-        let changes: Vec<&[u8]> = self
-            .docs
-            .iter()
-            .flat_map(|(doc, log)| log.missing_for(since.get(doc).unwrap_or(&empty)))
-            .collect();
-        DropFile::export(key, created_millis, &changes)
+        DropFile::export(key, created_millis, &self.replica.missing(since))
     }
 
     /// Per document, the version vector held (what a peer's export can skip).
     pub fn have(&self) -> Have {
-        self.docs
-            .iter()
-            .map(|(doc, log)| (doc.clone(), log.version_vector()))
-            .collect()
+        self.replica.have()
     }
 
     /// A document, if any change to it is held.
     pub fn document(&self, namespace: &str, document: &str) -> Option<&DocumentLog> {
-        self.docs.get(&(namespace.to_owned(), document.to_owned()))
+        self.replica.document(namespace, document)
     }
 
-    /// Every document held, by namespace and name.
-    pub fn documents(&self) -> impl Iterator<Item = (&(String, String), &DocumentLog)> {
-        self.docs.iter()
+    /// The documents held.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::crdt::context::Actor;
     use crate::services::crdt::document::{Document, Edit, Op, View};
     use crate::services::crdt::field::{Kind, ValueKind};
 

@@ -5,6 +5,8 @@
 //! Time jumps from event to event, so simulated minutes take milliseconds when nothing happens, and the
 //! same seed always gives the same run. Set `MESHROUTER_SIM_TRACE=FILE` to write every event to a file.
 
+pub mod crdt;
+mod service;
 pub mod topology;
 mod wire;
 
@@ -13,6 +15,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
+pub use self::service::SimService;
 use self::wire::Wire;
 pub use self::wire::WireParams;
 use crate::core::address::node_address;
@@ -20,7 +23,7 @@ use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::LinkParams;
 use crate::core::node::{Delivery, Event, LinkId, Node, NodeConfig};
 use crate::core::rng::Rng;
-use crate::core::time::Instant;
+use crate::core::time::{Instant, earliest};
 
 /// Builds an IPv6 packet (next header 59, "no next header") from `src`'s to `dst`'s node address.
 pub fn ipv6_packet(src: PublicKey, dst: PublicKey, payload: &[u8]) -> Vec<u8> {
@@ -61,6 +64,8 @@ pub struct SimNode {
     pub delivered: Vec<(Instant, Delivery)>,
     /// Every root change, with its time.
     pub root_changes: Vec<(Instant, Option<PublicKey>)>,
+    /// A service running beside the router (it outlives crashes, like a disk).
+    service: Option<Box<dyn SimService>>,
 }
 
 /// The simulated network.
@@ -135,6 +140,11 @@ impl Sim {
         }
     }
 
+    /// The key of node `i` (for services that sign).
+    pub fn node_key(&self, i: usize) -> NodeKey {
+        NodeKey::from_seed(&self.nodes[i].seed)
+    }
+
     /// Adds a node with a random key.
     pub fn add_node(&mut self) -> usize {
         let seed = self.rng.bytes32();
@@ -154,6 +164,7 @@ impl Sim {
             spins: 0,
             delivered: Vec::new(),
             root_changes: Vec::new(),
+            service: None,
         });
         let i = self.nodes.len() - 1;
         self.start(i);
@@ -357,17 +368,42 @@ impl Sim {
             return;
         };
         let mut transmits = Vec::new();
-        while let Some(t) = node.poll_transmit() {
-            transmits.push(t);
-        }
         let mut events = Vec::new();
-        while let Some(e) = node.poll_event() {
-            events.push(e);
+        loop {
+            while let Some(t) = node.poll_transmit() {
+                transmits.push(t);
+            }
+            let first_new = events.len();
+            while let Some(e) = node.poll_event() {
+                events.push(e);
+            }
+            let mut sent = false;
+            if let Some(service) = &mut sim_node.service {
+                for e in &events[first_new..] {
+                    service.handle_event(now, e);
+                }
+                while let Some(d) = node.poll_deliver() {
+                    if let Some(d) = service.handle_delivery(now, d) {
+                        sim_node.delivered.push((now, d));
+                    }
+                }
+                while let Some((dest, port, payload)) = service.poll_send() {
+                    node.send_service(now, dest, port, &payload);
+                    sent = true;
+                }
+            } else {
+                while let Some(d) = node.poll_deliver() {
+                    sim_node.delivered.push((now, d));
+                }
+            }
+            if !sent {
+                break;
+            }
         }
-        while let Some(d) = node.poll_deliver() {
-            sim_node.delivered.push((now, d));
-        }
-        let deadline = node.poll_timeout();
+        let deadline = earliest(
+            node.poll_timeout(),
+            sim_node.service.as_ref().and_then(|s| s.poll_timeout()),
+        );
         for event in events {
             if let Event::RootChanged(root) = event {
                 self.nodes[i].root_changes.push((self.now, root));
@@ -413,6 +449,25 @@ impl Sim {
         self.queue.push(Reverse((at, self.sequence, pending)));
     }
 
+    /// Runs `service` beside node `i` from now on.
+    pub fn attach(&mut self, i: usize, service: Box<dyn SimService>) {
+        self.nodes[i].service = Some(service);
+        self.after(i);
+    }
+
+    /// The service attached to node `i`, if it is a `T`.
+    pub fn service<T: SimService>(&mut self, i: usize) -> Option<&mut T> {
+        self.nodes[i]
+            .service
+            .as_mut()
+            .and_then(|s| s.as_any_mut().downcast_mut::<T>())
+    }
+
+    /// Lets node `i`'s service send what it queued (after a test drove it directly).
+    pub fn flush(&mut self, i: usize) {
+        self.after(i);
+    }
+
     /// Runs the network until virtual time `until`.
     pub fn run_until(&mut self, until: Instant) {
         while let Some(Reverse((at, _, _))) = self.queue.peek() {
@@ -450,6 +505,9 @@ impl Sim {
                     } else {
                         self.nodes[node].spins = 0;
                         self.nodes[node].last_timer = Some(self.now);
+                    }
+                    if let Some(service) = &mut self.nodes[node].service {
+                        service.handle_timeout(self.now);
                     }
                     if let Some(n) = &mut self.nodes[node].node {
                         n.handle_timeout(self.now);

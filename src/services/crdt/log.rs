@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sha2::{Digest, Sha256};
+
 use super::change::{Change, ChangeId};
 use super::context::Actor;
 use super::document::Document;
@@ -48,6 +50,8 @@ pub struct DocumentLog {
     name: String,
     document: Document,
     changes: BTreeMap<(Actor, u64), (ChangeId, Vec<u8>)>,
+    /// Per actor, the changes held from 1 without a gap (kept as changes arrive).
+    contiguous: BTreeMap<Actor, u64>,
     equivocations: Vec<Equivocation>,
 }
 
@@ -59,6 +63,7 @@ impl DocumentLog {
             name: name.to_owned(),
             document: Document::new(kind),
             changes: BTreeMap::new(),
+            contiguous: BTreeMap::new(),
             equivocations: Vec::new(),
         }
     }
@@ -101,6 +106,13 @@ impl DocumentLog {
                 }
                 self.changes
                     .insert((actor, change.seq), (id, encoded.to_vec()));
+                let held = self.contiguous.entry(actor).or_insert(0);
+                while self.changes.contains_key(&(actor, *held + 1)) {
+                    *held += 1;
+                }
+                if *held == 0 {
+                    self.contiguous.remove(&actor);
+                }
                 Inserted::Applied
             }
         }
@@ -108,26 +120,84 @@ impl DocumentLog {
 
     /// Per actor, how many of its changes are held from 1 without a gap.
     pub fn version_vector(&self) -> BTreeMap<Actor, u64> {
-        let mut vv = BTreeMap::new();
-        for (actor, seq) in self.changes.keys() {
-            let next = vv.entry(*actor).or_insert(0u64);
-            if *seq == *next + 1 {
-                *next = *seq;
-            }
-        }
-        vv.retain(|_, n| *n > 0);
-        vv
+        self.contiguous.clone()
     }
 
-    /// The encoded changes a replica with version vector `theirs` lacks, in `(actor, seq)` order.
+    /// A short digest of what is held: equal for two replicas that hold the same changes (the version
+    /// vector plus the count, so changes held past a gap count too). Sync compares these first.
+    pub fn heads_hash(&self) -> [u8; 8] {
+        let mut hash = Sha256::new();
+        for (actor, seq) in &self.contiguous {
+            hash.update(actor.0);
+            hash.update(seq.to_le_bytes());
+        }
+        hash.update((self.changes.len() as u64).to_le_bytes());
+        let digest = hash.finalize();
+        let mut out = [0; 8];
+        out.copy_from_slice(&digest[..8]);
+        out
+    }
+
+    /// How many changes are held.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// True when no change is held.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The namespace and name.
+    pub fn name(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+
+    /// Every actor with a change held.
+    pub fn actors(&self) -> impl Iterator<Item = Actor> + '_ {
+        let mut next = Some(Actor([0; 32]));
+        std::iter::from_fn(move || {
+            let from = next.take()?;
+            let ((actor, _), _) = self.changes.range((from, 0)..).next()?;
+            let actor = *actor;
+            next = successor(actor);
+            Some(actor)
+        })
+    }
+
+    /// The changes a replica that holds, per actor, `held(actor)` changes from 1 lacks, in
+    /// `(actor, seq)` order, each with its actor and `seq`.
     pub fn missing_for<'a>(
         &'a self,
-        theirs: &'a BTreeMap<Actor, u64>,
-    ) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.changes
-            .iter()
-            .filter(move |((actor, seq), _)| *seq > theirs.get(actor).copied().unwrap_or(0))
-            .map(|(_, (_, bytes))| bytes.as_slice())
+        held: impl Fn(&Actor) -> u64 + 'a,
+    ) -> impl Iterator<Item = (Actor, u64, &'a [u8])> + 'a {
+        self.actors().flat_map(move |actor| {
+            let from = held(&actor).saturating_add(1);
+            self.changes
+                .range((actor, from)..=(actor, u64::MAX))
+                .map(|((a, seq), (_, bytes))| (*a, *seq, bytes.as_slice()))
+        })
+    }
+
+    /// The runs of `actor`'s changes held past the first gap, as inclusive `(first, last)` ranges
+    /// (at most `max` of them): with the version vector, what a peer can skip resending.
+    pub fn held_beyond_gap(&self, actor: &Actor, max: usize) -> Vec<(u64, u64)> {
+        let from = self.contiguous.get(actor).copied().unwrap_or(0) + 1;
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for ((_, seq), _) in self.changes.range((*actor, from)..=(*actor, u64::MAX)) {
+            let full = runs.len() == max;
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == *seq => *last = *seq,
+                _ if full => break,
+                _ => runs.push((*seq, *seq)),
+            }
+        }
+        runs
+    }
+
+    /// True if some change is held past a gap (something sent was lost on the way).
+    pub fn has_gaps(&self) -> bool {
+        self.contiguous.values().sum::<u64>() != self.changes.len() as u64
     }
 
     /// The next `seq` for changes by `actor` (a node's own writes).
@@ -147,6 +217,20 @@ impl DocumentLog {
     pub fn equivocators(&self) -> BTreeSet<Actor> {
         self.equivocations.iter().map(|e| e.actor).collect()
     }
+}
+
+/// The next actor in key order, if any.
+fn successor(actor: Actor) -> Option<Actor> {
+    let mut bytes = actor.0;
+    for b in bytes.iter_mut().rev() {
+        if *b == u8::MAX {
+            *b = 0;
+        } else {
+            *b += 1;
+            return Some(Actor(bytes));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -203,8 +287,11 @@ mod tests {
         assert_eq!(log.version_vector(), [(actor, 3)].into());
         assert_eq!(log.next_seq(actor), 4);
         assert_eq!(log.document().view(), replica.view());
-        let theirs = [(actor, 1)].into();
-        let missing: Vec<&[u8]> = log.missing_for(&theirs).collect();
+        let theirs: BTreeMap<Actor, u64> = [(actor, 1)].into();
+        let missing: Vec<&[u8]> = log
+            .missing_for(|a| theirs.get(a).copied().unwrap_or(0))
+            .map(|(_, _, bytes)| bytes)
+            .collect();
         assert_eq!(missing, vec![&writes[1].1[..], &writes[2].1[..]]);
         let other = DocumentLog::new("ns", "other", KIND);
         let (c, b) = &writes[0];

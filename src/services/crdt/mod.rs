@@ -16,7 +16,9 @@ pub mod field;
 pub mod hlc;
 mod keyed;
 pub mod log;
+pub mod replica;
 pub mod store;
+pub mod sync;
 
 #[cfg(test)]
 mod tests;

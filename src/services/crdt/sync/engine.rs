@@ -1,0 +1,564 @@
+//! The sync state machine, sans-IO: fed peer events, messages and `now`; drained with
+//! [`SyncEngine::poll_transmit`] and [`SyncEngine::poll_timeout`].
+//!
+//! Rules, per document:
+//! - a **digest** entry whose hash differs from ours starts a **pull** from that peer: a `Want`
+//!   with our version vector, answered with exactly the changes we lack, in batches, the last one
+//!   flagged. At most one pull per document runs at a time, so two peers never send us the same
+//!   changes; when it ends, a peer whose last digest still differs is pulled from next;
+//! - a `Want` showing the wanter holds changes we lack starts our own pull from it, so one digest
+//!   is enough for both sides to converge;
+//! - changes learnt from a peer are announced (a digest) to the *other* peers, never echoed back;
+//!   a local write is pushed whole to every peer, which cannot have it yet;
+//! - a pull with no progress for `pull_timeout` is asked again (losses cost a retry, never
+//!   correctness), and full digests go to every peer periodically and when it comes up.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use super::SyncStore;
+use super::config::SyncConfig;
+use super::message::{ActorHave, DocRef, SyncMessage, doc_len};
+use crate::core::identity::PublicKey;
+use crate::core::rng::Rng;
+use crate::core::time::{Instant, earliest};
+use crate::services::crdt::context::Actor;
+use crate::services::crdt::replica::DocName;
+
+/// Give up a pull after this many unanswered asks (the next digest starts it again).
+const MAX_TRIES: u32 = 4;
+/// Runs past a gap sent per actor in a want (more are simply resent).
+const MAX_RUNS: usize = 32;
+
+/// Counters, for the API and for tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Messages queued for peers.
+    pub messages_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Bytes of changes inside them.
+    pub change_bytes_sent: u64,
+    /// Changes received.
+    pub changes_received: u64,
+    /// Changes received that were new.
+    pub changes_applied: u64,
+    /// Messages that did not decode.
+    pub malformed: u64,
+    /// Pulls started (including retries).
+    pub pulls: u64,
+}
+
+#[derive(Debug)]
+struct Peer {
+    /// The hash of each document in the peer's last digest.
+    known: BTreeMap<DocName, [u8; 8]>,
+    /// Documents to announce, and when.
+    announce: BTreeSet<DocName>,
+    announce_at: Option<Instant>,
+    next_digest: Instant,
+    /// Smoothed time from a want to the first part of its answer.
+    rtt: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Pull {
+    peer: PublicKey,
+    /// The want's number, echoed by the answer's parts.
+    request: u64,
+    sent_at: Instant,
+    /// Parts of the answer received.
+    received: BTreeSet<u64>,
+    deadline: Instant,
+    tries: u32,
+}
+
+/// One node's sync state.
+pub struct SyncEngine {
+    config: SyncConfig,
+    peers: BTreeMap<PublicKey, Peer>,
+    pulls: BTreeMap<DocName, Pull>,
+    outbox: VecDeque<(PublicKey, Vec<u8>)>,
+    rng: Rng,
+    stats: SyncStats,
+    /// The last want's number.
+    request: u64,
+}
+
+fn doc_ref(name: &DocName) -> DocRef<'_> {
+    DocRef {
+        namespace: &name.0,
+        document: &name.1,
+    }
+}
+
+fn prefix(actor: &Actor) -> [u8; 8] {
+    let mut p = [0; 8];
+    p.copy_from_slice(&actor.0[..8]);
+    p
+}
+
+impl SyncEngine {
+    /// A new engine; its timers' jitter derives from `seed`.
+    pub fn new(config: SyncConfig, seed: [u8; 32]) -> Self {
+        Self {
+            config,
+            peers: BTreeMap::new(),
+            pulls: BTreeMap::new(),
+            outbox: VecDeque::new(),
+            rng: Rng::from_seed(seed),
+            stats: SyncStats::default(),
+            request: 0,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SyncStats {
+        self.stats
+    }
+
+    /// The peers synced with.
+    pub fn peers(&self) -> impl Iterator<Item = &PublicKey> {
+        self.peers.keys()
+    }
+
+    /// A direct peer came up: it gets a full digest now.
+    pub fn handle_peer_up(&mut self, now: Instant, peer: PublicKey, store: &dyn SyncStore) {
+        let next_digest = now + self.config.digest_interval;
+        self.peers.insert(
+            peer,
+            Peer {
+                known: BTreeMap::new(),
+                announce: BTreeSet::new(),
+                announce_at: None,
+                next_digest,
+                rtt: None,
+            },
+        );
+        self.send_digest(now, peer, None, store);
+    }
+
+    /// A direct peer went away: its pulls move to other peers.
+    pub fn handle_peer_down(&mut self, now: Instant, peer: &PublicKey, store: &dyn SyncStore) {
+        self.peers.remove(peer);
+        let stalled: Vec<DocName> = self
+            .pulls
+            .iter()
+            .filter(|(_, p)| p.peer == *peer)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for doc in stalled {
+            self.pulls.remove(&doc);
+            self.pull_from_any(now, &doc, store);
+        }
+    }
+
+    /// A local write was stored (and inserted into the replica): it is pushed to every peer.
+    pub fn handle_local_change(&mut self, now: Instant, doc: &DocName, encoded: &[u8]) {
+        let push_check = now + self.config.push_check_delay;
+        let peers: Vec<PublicKey> = self
+            .peers
+            .keys()
+            .filter(|p| self.config.allows(p, &doc.0))
+            .copied()
+            .collect();
+        for peer in peers {
+            self.send_changes(peer, doc, (0, 0, 1), &[encoded]);
+            self.schedule_announce(peer, doc, push_check);
+        }
+    }
+
+    /// A sync message from `from` (any node; only direct peers get digests and pushes from us).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        bytes: &[u8],
+        store: &mut dyn SyncStore,
+    ) {
+        let Ok(message) = SyncMessage::decode(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        match message {
+            SyncMessage::Digest(entries) => {
+                for (doc, heads) in entries {
+                    if !self.config.allows(&from, doc.namespace) {
+                        continue;
+                    }
+                    let name: DocName = (doc.namespace.to_owned(), doc.document.to_owned());
+                    if let Some(peer) = self.peers.get_mut(&from) {
+                        peer.known.insert(name.clone(), heads);
+                    }
+                    if ours(store, &name) != Some(heads) {
+                        self.start_pull(now, &name, from, store);
+                    }
+                }
+            }
+            SyncMessage::Want { doc, request, have } => {
+                if self.config.allows(&from, doc.namespace) {
+                    let name = (doc.namespace.to_owned(), doc.document.to_owned());
+                    self.answer_want(now, from, &name, request, &have, store);
+                }
+            }
+            SyncMessage::Changes {
+                doc,
+                request,
+                part,
+                parts,
+                changes,
+            } => {
+                if self.config.allows(&from, doc.namespace) {
+                    let name = (doc.namespace.to_owned(), doc.document.to_owned());
+                    self.on_changes(now, from, &name, &changes, store);
+                    if request != 0 {
+                        self.on_part(now, from, &name, request, part, parts, store);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores changes from `from` and announces the new ones to the other peers.
+    fn on_changes(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        name: &DocName,
+        changes: &[&[u8]],
+        store: &mut dyn SyncStore,
+    ) {
+        let applied = store.accept(name, changes);
+        self.stats.changes_received += changes.len() as u64;
+        self.stats.changes_applied += applied as u64;
+        if applied > 0 {
+            let at = now + self.config.announce_delay;
+            let others: Vec<PublicKey> =
+                self.peers.keys().filter(|p| **p != from).copied().collect();
+            for peer in others {
+                self.schedule_announce(peer, name, at);
+            }
+        }
+    }
+
+    /// Counts a part of the answer to our pull; when every part is in, the pull is done and a peer
+    /// that may still hold more is pulled from next.
+    #[allow(clippy::too_many_arguments)]
+    fn on_part(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        name: &DocName,
+        request: u64,
+        part: u64,
+        parts: u64,
+        store: &dyn SyncStore,
+    ) {
+        let Some(pull) = self.pulls.get_mut(name) else {
+            return;
+        };
+        if pull.peer != from || pull.request != request {
+            return;
+        }
+        if pull.received.is_empty() {
+            let sample = now.saturating_since(pull.sent_at);
+            if let Some(peer) = self.peers.get_mut(&from) {
+                peer.rtt = Some(peer.rtt.map_or(sample, |r| (r * 7 + sample) / 8));
+            }
+        }
+        pull.received.insert(part);
+        if (pull.received.len() as u64) < parts {
+            let deadline = now + self.stall_timeout(&from);
+            if let Some(pull) = self.pulls.get_mut(name) {
+                pull.deadline = deadline;
+                pull.tries = 0;
+            }
+            return;
+        }
+        self.pulls.remove(name);
+        // We now hold everything `from` held: nothing more to pull from it until it says so.
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.known.remove(name);
+        }
+        let held = ours(store, name);
+        let next = self
+            .peers
+            .iter()
+            .find(|(p, s)| **p != from && s.known.get(name).is_some_and(|h| Some(*h) != held))
+            .map(|(p, _)| *p);
+        if let Some(peer) = next {
+            self.start_pull(now, name, peer, store);
+        }
+    }
+
+    /// How long a pull from `peer` may go without a new part before it is asked again.
+    fn stall_timeout(&self, peer: &PublicKey) -> Duration {
+        let rtt = self.peers.get(peer).and_then(|p| p.rtt);
+        rtt.map_or(self.config.pull_timeout, |r| {
+            (r * 4 + Duration::from_millis(20))
+                .clamp(Duration::from_millis(50), self.config.pull_timeout)
+        })
+    }
+
+    /// Runs timers: stalled pulls, announcements, periodic digests.
+    pub fn handle_timeout(&mut self, now: Instant, store: &dyn SyncStore) {
+        let stalled: Vec<DocName> = self
+            .pulls
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for doc in stalled {
+            let Some(pull) = self.pulls.remove(&doc) else {
+                continue;
+            };
+            if pull.tries + 1 < MAX_TRIES && self.peers.contains_key(&pull.peer) {
+                self.send_want(now, &doc, pull.peer, pull.tries + 1, store);
+            } else {
+                self.pull_from_any(now, &doc, store);
+            }
+        }
+        let peers: Vec<PublicKey> = self.peers.keys().copied().collect();
+        for peer in peers {
+            let Some(state) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            if state.next_digest <= now {
+                let half = self.config.digest_interval / 2;
+                state.next_digest = now + half + self.rng.jitter(half * 2);
+                state.announce.clear();
+                state.announce_at = None;
+                self.send_digest(now, peer, None, store);
+            } else if state.announce_at.is_some_and(|at| at <= now) {
+                state.announce_at = None;
+                let docs = std::mem::take(&mut state.announce);
+                self.send_digest(now, peer, Some(&docs), store);
+            }
+        }
+    }
+
+    /// When [`Self::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = None;
+        for pull in self.pulls.values() {
+            next = earliest(next, Some(pull.deadline));
+        }
+        for peer in self.peers.values() {
+            next = earliest(next, Some(peer.next_digest));
+            next = earliest(next, peer.announce_at);
+        }
+        next
+    }
+
+    /// The next message to send: to which node, and its bytes (for [`super::SYNC_PORT`]).
+    pub fn poll_transmit(&mut self) -> Option<(PublicKey, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    fn schedule_announce(&mut self, peer: PublicKey, doc: &DocName, at: Instant) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.announce.insert(doc.clone());
+            state.announce_at = Some(state.announce_at.map_or(at, |t| t.min(at)));
+        }
+    }
+
+    fn queue(&mut self, peer: PublicKey, message: &SyncMessage<'_>) {
+        let mut bytes = Vec::new();
+        message.encode(&mut bytes);
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.outbox.push_back((peer, bytes));
+    }
+
+    /// A digest of `only` (or every document) replicated with `peer`, in messages of at most
+    /// `batch_bytes`.
+    fn send_digest(
+        &mut self,
+        _now: Instant,
+        peer: PublicKey,
+        only: Option<&BTreeSet<DocName>>,
+        store: &dyn SyncStore,
+    ) {
+        let replica = store.replica();
+        let mut entries = Vec::new();
+        let mut size = 4;
+        let mut batches = Vec::new();
+        for (name, log) in replica.documents() {
+            if only.is_some_and(|o| !o.contains(name)) || !self.config.allows(&peer, &name.0) {
+                continue;
+            }
+            let doc = doc_ref(name);
+            let len = doc_len(&doc) + 8;
+            if size + len > self.config.batch_bytes && !entries.is_empty() {
+                batches.push(std::mem::take(&mut entries));
+                size = 4;
+            }
+            size += len;
+            entries.push((doc, log.heads_hash()));
+        }
+        if !entries.is_empty() {
+            batches.push(entries);
+        }
+        for batch in batches {
+            self.queue(peer, &SyncMessage::Digest(batch));
+        }
+    }
+
+    fn start_pull(&mut self, now: Instant, doc: &DocName, peer: PublicKey, store: &dyn SyncStore) {
+        if !self.pulls.contains_key(doc) {
+            self.send_want(now, doc, peer, 0, store);
+        }
+    }
+
+    /// Pulls `doc` from a peer whose digest differs from ours, if any.
+    fn pull_from_any(&mut self, now: Instant, doc: &DocName, store: &dyn SyncStore) {
+        let held = ours(store, doc);
+        let peer = self
+            .peers
+            .iter()
+            .find(|(_, s)| s.known.get(doc).is_some_and(|h| Some(*h) != held))
+            .map(|(p, _)| *p);
+        if let Some(peer) = peer {
+            self.start_pull(now, doc, peer, store);
+        }
+    }
+
+    fn send_want(
+        &mut self,
+        now: Instant,
+        doc: &DocName,
+        peer: PublicKey,
+        tries: u32,
+        store: &dyn SyncStore,
+    ) {
+        let have: Vec<ActorHave> = store
+            .replica()
+            .document(&doc.0, &doc.1)
+            .map(|log| {
+                let vv = log.version_vector();
+                log.actors()
+                    .map(|a| ActorHave {
+                        prefix: prefix(&a),
+                        through: vv.get(&a).copied().unwrap_or(0),
+                        runs: log.held_beyond_gap(&a, MAX_RUNS),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.stats.pulls += 1;
+        self.request += 1;
+        let request = self.request;
+        self.queue(
+            peer,
+            &SyncMessage::Want {
+                doc: doc_ref(doc),
+                request,
+                have,
+            },
+        );
+        let deadline = now + self.stall_timeout(&peer);
+        self.pulls.insert(
+            doc.clone(),
+            Pull {
+                peer,
+                request,
+                sent_at: now,
+                received: BTreeSet::new(),
+                deadline,
+                tries,
+            },
+        );
+    }
+
+    /// Sends `from` the changes its version vector lacks, then pulls from it if it holds changes
+    /// we lack.
+    fn answer_want(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        doc: &DocName,
+        request: u64,
+        have: &[ActorHave],
+        store: &dyn SyncStore,
+    ) {
+        let theirs: BTreeMap<[u8; 8], &ActorHave> = have.iter().map(|h| (h.prefix, h)).collect();
+        let we_lack = match store.replica().document(&doc.0, &doc.1) {
+            Some(log) => {
+                let missing: Vec<&[u8]> = log
+                    .missing_for(|a| theirs.get(&prefix(a)).map_or(0, |h| h.through))
+                    .filter(|(a, seq, _)| !theirs.get(&prefix(a)).is_some_and(|h| h.holds(*seq)))
+                    .map(|(_, _, bytes)| bytes)
+                    .collect();
+                let batches = self.batches(doc, &missing);
+                let parts = batches.len() as u64;
+                for (part, batch) in batches.into_iter().enumerate() {
+                    self.send_changes(from, doc, (request, part as u64, parts), &batch);
+                }
+                let ours: BTreeMap<[u8; 8], u64> = log
+                    .version_vector()
+                    .iter()
+                    .map(|(a, s)| (prefix(a), *s))
+                    .collect();
+                theirs
+                    .iter()
+                    .any(|(p, h)| ours.get(p).is_none_or(|o| *o < h.highest()))
+            }
+            None => {
+                self.send_changes(from, doc, (request, 0, 1), &[]);
+                !theirs.is_empty()
+            }
+        };
+        if we_lack {
+            self.start_pull(now, doc, from, store);
+        }
+    }
+
+    /// Splits changes into batches that fit a message (at least one, possibly empty).
+    fn batches<'a>(&self, doc: &DocName, changes: &[&'a [u8]]) -> Vec<Vec<&'a [u8]>> {
+        let overhead = doc_len(&doc_ref(doc)) + 8;
+        let mut batches = vec![Vec::new()];
+        let mut size = overhead;
+        for change in changes {
+            let len = change.len() + 3;
+            let current = batches.last().map_or(0, Vec::len);
+            if size + len > self.config.batch_bytes && current > 0 {
+                batches.push(Vec::new());
+                size = overhead;
+            }
+            size += len;
+            if let Some(last) = batches.last_mut() {
+                last.push(*change);
+            }
+        }
+        batches
+    }
+
+    /// Sends changes as part `.1` of `.2` answering request `.0`.
+    fn send_changes(
+        &mut self,
+        peer: PublicKey,
+        doc: &DocName,
+        (request, part, parts): (u64, u64, u64),
+        changes: &[&[u8]],
+    ) {
+        self.stats.change_bytes_sent += changes.iter().map(|c| c.len() as u64).sum::<u64>();
+        self.queue(
+            peer,
+            &SyncMessage::Changes {
+                doc: doc_ref(doc),
+                request,
+                part,
+                parts,
+                changes: changes.to_vec(),
+            },
+        );
+    }
+}
+
+/// Our hash of `doc`, if we hold it.
+fn ours(store: &dyn SyncStore, doc: &DocName) -> Option<[u8; 8]> {
+    store
+        .replica()
+        .document(&doc.0, &doc.1)
+        .map(|l| l.heads_hash())
+}

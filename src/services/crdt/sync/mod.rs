@@ -1,0 +1,47 @@
+//! Anti-entropy for CRDT documents over the overlay: peers compare short digests, ask for exactly
+//! what they lack, and push fresh local writes to their direct peers.
+//!
+//! The protocol rides service messages ([`SYNC_PORT`]) inside end-to-end sessions, which may lose,
+//! duplicate or reorder them: every message is idempotent (changes are identified by hash and joined
+//! by a CRDT), a pull that stops making progress is asked again with the replica's current version
+//! vector, and periodic digests catch anything else. See [`engine`] for the rules.
+
+pub mod config;
+pub mod engine;
+pub mod message;
+
+pub use self::config::{NamespaceFilter, SyncConfig};
+pub use self::engine::{SyncEngine, SyncStats};
+
+use super::change::decode_verified_all;
+use super::log::Inserted;
+use super::replica::{DocName, Replica};
+
+/// The service port of CRDT sync.
+pub const SYNC_PORT: u16 = 1;
+
+/// Where synced changes live: the daemon's database, or a replica in memory.
+pub trait SyncStore {
+    /// The documents held.
+    fn replica(&self) -> &Replica;
+    /// Verifies and stores changes a peer sent for document `doc`; returns how many were new.
+    /// Invalid ones, and changes to any other document (which the namespace filter may exclude),
+    /// are dropped: a peer relays changes, it does not vouch for them.
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize;
+}
+
+impl SyncStore for Replica {
+    fn replica(&self) -> &Replica {
+        self
+    }
+
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize {
+        decode_verified_all(changes)
+            .into_iter()
+            .zip(changes)
+            .filter_map(|(r, bytes)| r.ok().map(|c| (c, bytes)))
+            .filter(|(c, _)| c.namespace == doc.0 && c.document == doc.1)
+            .filter(|(c, bytes)| self.insert_verified(c, bytes) == Inserted::Applied)
+            .count()
+    }
+}
