@@ -31,7 +31,18 @@ pub(crate) fn call(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let reply = request(socket, method, path, body)?;
+    call_waiting(socket, method, path, body, Duration::from_secs(10))
+}
+
+/// [`call`] for requests the daemon may hold up to `wait` (long polls).
+pub(crate) fn call_waiting(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    wait: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let reply = request(socket, method, path, body, wait)?;
     if reply.status >= 400 {
         let message = reply.body["error"]
             .as_str()
@@ -71,9 +82,10 @@ fn request(
     method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
+    wait: Duration,
 ) -> anyhow::Result<Reply> {
     let mut stream = connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(wait))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let head = format!(

@@ -4,6 +4,7 @@
 
 mod client;
 mod control;
+mod crdt;
 mod genconf;
 mod info;
 mod run;
@@ -22,11 +23,11 @@ pub(crate) const DEFAULT_CONFIG: &str = "/etc/meshrouter/config.toml";
 #[derive(clap::Args)]
 struct Endpoint {
     /// The daemon's API socket (default: $MESHROUTER_SOCKET, else /run/meshrouter/meshrouter.sock).
-    #[arg(long, value_name = "PATH", env = "MESHROUTER_SOCKET",
+    #[arg(long, value_name = "PATH", env = "MESHROUTER_SOCKET", global = true,
           default_value = meshrouter::config::DEFAULT_API_SOCKET)]
     socket: PathBuf,
     /// Print the daemon's JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 
@@ -91,6 +92,14 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Local-first replicated documents (counters, registers, sets, maps) that sync over the mesh
+    /// and by sneakernet drop files.
+    Crdt {
+        #[command(subcommand)]
+        command: crdt::CrdtCommand,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Show this node's public key, IPv6 address, routed /64 and did:key.
     Info {
         /// Configuration file to read the node key from.
@@ -122,6 +131,10 @@ pub(crate) fn main() -> ExitCode {
         Command::Addpeer { uri, endpoint: e } => {
             control::run(&e.socket, control::Query::AddPeer(uri), e.json)
         }
+        Command::Crdt {
+            command,
+            endpoint: e,
+        } => crdt::run(&e.socket, command, e.json),
         Command::Removepeer { uri, endpoint: e } => {
             control::run(&e.socket, control::Query::RemovePeer(uri), e.json)
         }

@@ -69,6 +69,8 @@ pub struct Daemon {
     pub user: Option<String>,
     /// Group to run as after setup.
     pub group: Option<String>,
+    /// The CRDT sync service.
+    pub crdt: super::CrdtSettings,
 }
 
 /// Discovery settings for the interfaces whose names match `interfaces`.
@@ -122,6 +124,7 @@ impl Default for Daemon {
             api_group: None,
             user: None,
             group: None,
+            crdt: super::CrdtSettings::default(),
         }
     }
 }

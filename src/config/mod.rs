@@ -5,6 +5,7 @@
 //! `config.example.toml` at the top of the repository documents every key; `meshrouter genconf` prints it
 //! with a fresh key filled in.
 
+mod crdt;
 mod daemon;
 mod error;
 mod key_file;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::crdt::{CrdtSettings, DEFAULT_CRDT_DATABASE};
 pub use self::daemon::{
     DEFAULT_API_SOCKET, DEFAULT_TUN_MTU, DEFAULT_TUN_NAME, Daemon, DiscoveryRule,
 };
@@ -54,6 +56,7 @@ pub struct RawConfig {
     api_group: Option<String>,
     user: Option<String>,
     group: Option<String>,
+    crdt: Option<crdt::RawCrdt>,
 }
 
 /// A loaded configuration with its node key resolved.
@@ -89,7 +92,10 @@ impl Config {
         let node_key = resolve_node_key(&raw, text, origin)?;
         let located =
             |span, message| ConfigError::at(origin, text, span, ConfigErrorKind::Invalid(message));
-        let daemon = daemon::validate(raw, &located)?;
+        let mut raw = raw;
+        let crdt = crdt::validate(raw.crdt.take(), &located)?;
+        let mut daemon = daemon::validate(raw, &located)?;
+        daemon.crdt = crdt;
         Ok(Self {
             node_key,
             daemon,

@@ -14,7 +14,8 @@ use crate::core::identity::NodeKey;
 use crate::services::crdt::change::{Change, ChangeError};
 use crate::services::crdt::drop::{DropError, DropFile};
 use crate::services::crdt::log::{DocumentLog, Inserted};
-use crate::services::crdt::replica::Replica;
+use crate::services::crdt::replica::{DocName, Replica};
+use crate::services::crdt::sync::SyncStore;
 
 /// `namespace\0document\0actor(32) seq(8, big-endian)` → the encoded change.
 const CHANGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("changes");
@@ -120,9 +121,19 @@ impl CrdtStore {
 
     /// Verifies, stores and applies changes (from a peer, a file or a local write), in one
     /// transaction: when this returns `Ok`, every change it reports as applied is on disk.
-    pub fn insert(
+    pub fn insert<B: AsRef<[u8]> + Sync>(
         &mut self,
-        encoded: &[Vec<u8>],
+        encoded: &[B],
+    ) -> Result<Vec<Result<Inserted, ChangeError>>, StoreError> {
+        self.insert_into(None, encoded)
+    }
+
+    /// [`Self::insert`], refusing (as [`Inserted::WrongDocument`]) changes to any document but
+    /// `only`, when given.
+    pub fn insert_into<B: AsRef<[u8]> + Sync>(
+        &mut self,
+        only: Option<&DocName>,
+        encoded: &[B],
     ) -> Result<Vec<Result<Inserted, ChangeError>>, StoreError> {
         let fail = |e: &dyn std::fmt::Display| StoreError::Database {
             path: self.path.clone(),
@@ -135,6 +146,7 @@ impl CrdtStore {
             let mut changes = write.open_table(CHANGES).map_err(|e| fail(&e))?;
             let mut evidence = write.open_table(EVIDENCE).map_err(|e| fail(&e))?;
             for (result, bytes) in verified.into_iter().zip(encoded) {
+                let bytes = bytes.as_ref();
                 let change = match result {
                     Ok(c) => c,
                     Err(e) => {
@@ -142,19 +154,21 @@ impl CrdtStore {
                         continue;
                     }
                 };
+                if only.is_some_and(|d| d.0 != change.namespace || d.1 != change.document) {
+                    outcomes.push(Ok(Inserted::WrongDocument));
+                    continue;
+                }
                 let outcome = self.replica.insert_verified(&change, bytes);
                 let k = key(&change);
                 match outcome {
                     Inserted::Applied => {
-                        changes
-                            .insert(k.as_slice(), bytes.as_slice())
-                            .map_err(|e| fail(&e))?;
+                        changes.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
                     }
                     Inserted::Equivocation => {
                         let mut ek = k;
                         ek.extend_from_slice(&change.id().0);
                         evidence
-                            .insert(ek.as_slice(), bytes.as_slice())
+                            .insert(ek.as_slice(), bytes)
                             .map_err(|e| fail(&e))?;
                     }
                     Inserted::Duplicate | Inserted::WrongDocument => {}
@@ -213,6 +227,25 @@ impl CrdtStore {
     /// The documents held.
     pub fn replica(&self) -> &Replica {
         &self.replica
+    }
+}
+
+impl SyncStore for CrdtStore {
+    fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize {
+        match self.insert_into(Some(doc), changes) {
+            Ok(outcomes) => outcomes
+                .iter()
+                .filter(|o| **o == Ok(Inserted::Applied))
+                .count(),
+            Err(e) => {
+                tracing::error!("CRDT store: {e}");
+                0
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 mod api;
 mod clock;
 mod cpu;
+mod crdt;
 pub mod crdt_store;
 mod discovery;
 mod error;
@@ -44,6 +45,7 @@ struct Prepared {
     listeners: Vec<(LinkUri, std::net::UdpSocket)>,
     multicast: Option<std::net::UdpSocket>,
     discovery_links: Option<std::net::UdpSocket>,
+    crdt: Option<crdt::CrdtHost>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
@@ -51,7 +53,7 @@ pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
     crate::sys::memory::keep_freed_memory();
     let daemon = config.daemon.clone();
     let key = config.node_key.public_key();
-    let prepared = prepare(&config)?;
+    let prepared = prepare(&config, seed)?;
     privileges::drop_privileges(&daemon)?;
     // One thread: the router task does the work and the readers only move bytes, so more threads
     // would only add hand-offs. On the 2-core test machine one thread carries 670 Mbit/s of TCP where
@@ -70,8 +72,24 @@ pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
     runtime.block_on(serve(config, seed, prepared))
 }
 
-fn prepare(config: &Config) -> Result<Prepared, DriverError> {
+fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     let daemon = &config.daemon;
+    // Opened while privileged (the database lives under /var/lib); a database that cannot be opened
+    // turns the service off rather than the router.
+    let crdt = daemon.crdt.database.as_ref().and_then(|path| {
+        let mut crdt_seed = seed;
+        crdt_seed[0] ^= 0x5a;
+        match crdt::CrdtHost::open(&daemon.crdt, path, &config.node_key, crdt_seed) {
+            Ok(host) => {
+                info!(database = %path.display(), "CRDT store open");
+                Some(host)
+            }
+            Err(e) => {
+                tracing::error!("{e}; the CRDT service is off");
+                None
+            }
+        }
+    });
     let address = node_address(&config.node_key.public_key());
     let tun = match &daemon.tun_name {
         Some(name) => Some(tun_device::PreparedTun::open(
@@ -129,6 +147,7 @@ fn prepare(config: &Config) -> Result<Prepared, DriverError> {
         listeners,
         multicast,
         discovery_links,
+        crdt,
     })
 }
 
@@ -171,6 +190,7 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         inputs.clone(),
         discovery::Discovery::new(multicast, None, 0),
     );
+    router.crdt = prepared.crdt;
     for (uri, socket) in prepared.listeners {
         let socket = udp_endpoint(socket).map_err(|e| bind_error("listener", e))?;
         info!(listen = %uri.display(), "listening");

@@ -119,6 +119,8 @@ pub(crate) struct Router {
     pub(crate) started: crate::core::time::Instant,
     /// TCP flows of the host that retransmitted lately, whose super-packets are segmented.
     flows: crate::core::offload::flows::Flows,
+    /// The CRDT sync service, unless turned off or its database could not be opened.
+    pub(crate) crdt: Option<super::crdt::CrdtHost>,
 }
 
 impl Router {
@@ -133,6 +135,7 @@ impl Router {
         let now = clock.now();
         Self {
             flows: Default::default(),
+            crdt: None,
             node,
             clock,
             config,
@@ -221,9 +224,8 @@ impl Router {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.start_peers();
         loop {
-            let deadline = self
-                .node
-                .poll_timeout()
+            let crdt_deadline = self.crdt.as_ref().and_then(|c| c.poll_timeout());
+            let deadline = crate::core::time::earliest(self.node.poll_timeout(), crdt_deadline)
                 .map(|t| self.clock.to_tokio(t))
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -245,7 +247,11 @@ impl Router {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.node.handle_timeout(self.clock.now());
+                    let now = self.clock.now();
+                    self.node.handle_timeout(now);
+                    if let Some(crdt) = &mut self.crdt {
+                        crdt.handle_timeout(now);
+                    }
                 }
                 _ = tick.tick() => self.housekeeping(),
             }
@@ -275,8 +281,12 @@ impl Router {
             Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
             Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
             Input::Api(request, reply) => {
-                let response = self.api(request);
-                let _ = reply.send(response);
+                if request.path.starts_with("/v1/crdt/watch") && request.method == "GET" {
+                    self.api_crdt_watch(&request, reply);
+                } else {
+                    let response = self.api(request);
+                    let _ = reply.send(response);
+                }
             }
         }
     }
@@ -430,6 +440,13 @@ impl Router {
                     self.write_packets(std::mem::take(&mut packets)).await;
                     self.write_super_packet(&delivery.payload, mss, ecn).await;
                 }
+                DeliveryKind::Service(crate::services::crdt::sync::SYNC_PORT)
+                    if self.crdt.is_some() =>
+                {
+                    if let Some(crdt) = &mut self.crdt {
+                        crdt.on_message(self.clock.now(), delivery.source, &delivery.payload);
+                    }
+                }
                 DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,
                 DeliveryKind::Probe => {}
             }
@@ -441,6 +458,9 @@ impl Router {
         }
         for id in closed {
             self.close_link(id);
+        }
+        if let Some(crdt) = &mut self.crdt {
+            crdt.drain(self.clock.now(), &mut self.node);
         }
         self.flush_transmits();
     }
@@ -478,6 +498,9 @@ impl Router {
         let now = self.clock.now();
         match event {
             Event::LinkUp(id, key) => {
+                if let Some(crdt) = &mut self.crdt {
+                    crdt.link_up(now, key);
+                }
                 if let Some(info) = self.links.get_mut(&id) {
                     info.up_since = Some(now);
                     info.peer = Some(key);
@@ -485,6 +508,9 @@ impl Router {
                 }
             }
             Event::LinkDown(id, key) => {
+                if let Some(crdt) = &mut self.crdt {
+                    crdt.link_down(now, key);
+                }
                 if let Some(info) = self.links.get_mut(&id) {
                     info.up_since = None;
                     info.last_error = Some((now, "link down: peer stopped answering".into()));

@@ -31,6 +31,37 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("GET", "/v1/paths", "destinations found by lookups"),
     ("GET", "/v1/sessions", "end-to-end sessions"),
     ("GET", "/v1/counters", "forwarding and drop counters"),
+    ("GET", "/v1/crdt", "CRDT documents and sync counters"),
+    (
+        "GET",
+        "/v1/crdt/have",
+        "per CRDT document, the version vector held",
+    ),
+    (
+        "POST",
+        "/v1/crdt/read",
+        "a CRDT document: {\"namespace\", \"document\"}",
+    ),
+    (
+        "POST",
+        "/v1/crdt/write",
+        "write: {\"namespace\", \"document\", \"kind\" (new documents), \"op\", \"key\", \"value\", \"by\"}",
+    ),
+    (
+        "GET",
+        "/v1/crdt/watch",
+        "long-poll: ?since=VERSION&timeout=SECONDS",
+    ),
+    (
+        "POST",
+        "/v1/crdt/export",
+        "sneakernet drop (base64) of what {\"since\": have} lacks",
+    ),
+    (
+        "POST",
+        "/v1/crdt/import",
+        "import a drop: {\"drop\": base64}",
+    ),
 ];
 
 fn ok(body: Value) -> ApiResponse {
@@ -69,6 +100,7 @@ impl Router {
             ("GET", "/v1/paths") => ok(self.api_paths()),
             ("GET", "/v1/sessions") => ok(self.api_sessions()),
             ("GET", "/v1/counters") => ok(self.api_counters()),
+            (_, p) if p == "/v1/crdt" || p.starts_with("/v1/crdt/") => self.api_crdt(&request, p),
             (_, p) if ENDPOINTS.iter().any(|(_, e, _)| *e == p) => {
                 error(405, format!("{} is not allowed on {p}", request.method))
             }

@@ -9,7 +9,7 @@ use tokio::net::UnixStream;
 /// Largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body accepted.
-const MAX_BODY: usize = 64 * 1024;
+const MAX_BODY: usize = 64 << 20;
 /// A client must send its whole request within this time.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 

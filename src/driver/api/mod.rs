@@ -4,6 +4,7 @@
 //! Connections are served by their own tasks; each request is passed to the router as an
 //! [`ApiRequest`] and answered from its state, so the API never sees half-updated data.
 
+mod crdt;
 mod handlers;
 mod http;
 

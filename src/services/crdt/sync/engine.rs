@@ -23,7 +23,7 @@ use crate::core::identity::PublicKey;
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::services::crdt::context::Actor;
-use crate::services::crdt::replica::DocName;
+use crate::services::crdt::replica::{DocName, Have};
 
 /// Give up a pull after this many unanswered asks (the next digest starts it again).
 const MAX_TRIES: u32 = 4;
@@ -83,6 +83,8 @@ pub struct SyncEngine {
     stats: SyncStats,
     /// The last want's number.
     request: u64,
+    /// What each peer said it holds in its last want, per document (for exports "since a peer").
+    peer_have: BTreeMap<PublicKey, BTreeMap<DocName, Vec<ActorHave>>>,
 }
 
 fn doc_ref(name: &DocName) -> DocRef<'_> {
@@ -109,12 +111,33 @@ impl SyncEngine {
             rng: Rng::from_seed(seed),
             stats: SyncStats::default(),
             request: 0,
+            peer_have: BTreeMap::new(),
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> SyncStats {
         self.stats
+    }
+
+    /// What `peer` last said it holds, as a version vector per document over the actors we know
+    /// (for a sneakernet export to a node last seen over a link).
+    pub fn peer_have(&self, peer: &PublicKey, store: &dyn SyncStore) -> Option<Have> {
+        let docs = self.peer_have.get(peer)?;
+        let mut have = Have::new();
+        for (name, entries) in docs {
+            let Some(log) = store.replica().document(&name.0, &name.1) else {
+                continue;
+            };
+            let by_prefix: BTreeMap<[u8; 8], u64> =
+                entries.iter().map(|h| (h.prefix, h.through)).collect();
+            let vv = log
+                .actors()
+                .filter_map(|a| by_prefix.get(&prefix(&a)).map(|s| (a, *s)))
+                .collect();
+            have.insert(name.clone(), vv);
+        }
+        Some(have)
     }
 
     /// The peers synced with.
@@ -197,8 +220,11 @@ impl SyncEngine {
             }
             SyncMessage::Want { doc, request, have } => {
                 if self.config.allows(&from, doc.namespace) {
-                    let name = (doc.namespace.to_owned(), doc.document.to_owned());
+                    let name: DocName = (doc.namespace.to_owned(), doc.document.to_owned());
                     self.answer_want(now, from, &name, request, &have, store);
+                    if self.peers.contains_key(&from) {
+                        self.peer_have.entry(from).or_default().insert(name, have);
+                    }
                 }
             }
             SyncMessage::Changes {

@@ -1,0 +1,339 @@
+//! `meshrouter crdt ...`: the CRDT service's documents from the command line, through the daemon's
+//! local API (`/v1/crdt/*`), including sneakernet export and import.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::{call, call_waiting};
+use super::table::{cell, print};
+
+/// A document's namespace and name.
+#[derive(clap::Args)]
+pub(crate) struct Doc {
+    /// Namespace (say, the community or the application).
+    namespace: String,
+    /// Document name.
+    document: String,
+}
+
+/// CRDT subcommands.
+#[derive(Subcommand)]
+pub(crate) enum CrdtCommand {
+    /// List documents, with sync counters.
+    List,
+    /// Show a document: its value, conflicts (concurrent values) and version vector.
+    Get(Doc),
+    /// Write a register: the document's value, or the value under a map key with --key.
+    Put {
+        #[command(flatten)]
+        doc: Doc,
+        /// The value.
+        value: String,
+        /// Map key (the document is then a map of registers).
+        #[arg(long)]
+        key: Option<String>,
+        /// Register kind of a new document: lww (last writer wins) or mv (keeps concurrent values).
+        #[arg(long, default_value = "lww", value_parser = ["lww", "mv"])]
+        kind: String,
+    },
+    /// Remove a map key (concurrent writes to it survive).
+    Delete {
+        #[command(flatten)]
+        doc: Doc,
+        /// The key.
+        key: String,
+    },
+    /// Add to a counter (--by -3 subtracts).
+    Incr {
+        #[command(flatten)]
+        doc: Doc,
+        /// Map key (the document is then a map of counters).
+        #[arg(long)]
+        key: Option<String>,
+        /// Amount.
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+        by: i64,
+    },
+    /// Add a set member.
+    Add {
+        #[command(flatten)]
+        doc: Doc,
+        /// The member.
+        member: String,
+        /// Map key (the document is then a map of sets).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Remove a set member (a concurrent add wins).
+    Remove {
+        #[command(flatten)]
+        doc: Doc,
+        /// The member.
+        member: String,
+        /// Map key.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Print changes as they happen, one JSON line per batch (until interrupted, or --once).
+    Watch {
+        /// Only changes after this version (from an earlier line's "version").
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Stop after the first answer (a change, or --timeout seconds without one).
+        #[arg(long)]
+        once: bool,
+        /// Seconds to wait for a change per request.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Write a signed drop file of changes for a node with no link to this one:
+    /// `meshrouter crdt export > /media/usb/drop.bin`.
+    Export {
+        /// Only what that node lacks: a file from its `meshrouter crdt have`, or the key of a peer
+        /// that synced with this node since it started. Default: every change.
+        #[arg(long, value_name = "HAVE_FILE|PEER_KEY")]
+        since: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Take in a drop file (all or nothing: a damaged file is refused and changes nothing).
+    Import {
+        /// The drop file.
+        file: PathBuf,
+    },
+    /// Print what this node holds, for another node's `export --since`.
+    Have,
+}
+
+fn write_body(doc: &Doc, op: &str, default_kind: String) -> Value {
+    json!({ "namespace": doc.namespace, "document": doc.document, "op": op,
+            "default_kind": default_kind })
+}
+
+fn kind_for(key: &Option<String>, value_kind: &str) -> String {
+    if key.is_some() {
+        format!("map<{value_kind}>")
+    } else {
+        value_kind.to_owned()
+    }
+}
+
+/// Runs a CRDT subcommand against the daemon at `socket`.
+pub(crate) fn run(socket: &Path, command: CrdtCommand, json_output: bool) -> anyhow::Result<()> {
+    let (path, body) = match &command {
+        CrdtCommand::List => return list(socket, json_output),
+        CrdtCommand::Have => {
+            let reply = call(socket, "GET", "/v1/crdt/have", None)?;
+            println!("{}", serde_json::to_string_pretty(&reply["have"])?);
+            return Ok(());
+        }
+        CrdtCommand::Watch {
+            since,
+            once,
+            timeout,
+        } => return watch(socket, *since, *once, *timeout),
+        CrdtCommand::Export { since, output } => {
+            return export(socket, since.as_deref(), output.as_deref(), json_output);
+        }
+        CrdtCommand::Import { file } => return import(socket, file, json_output),
+        CrdtCommand::Get(doc) => (
+            "/v1/crdt/read",
+            json!({ "namespace": doc.namespace, "document": doc.document }),
+        ),
+        CrdtCommand::Put {
+            doc,
+            value,
+            key,
+            kind,
+        } => {
+            let mut b = write_body(doc, "write", kind_for(key, kind));
+            b["value"] = json!(value);
+            b["key"] = json!(key);
+            ("/v1/crdt/write", b)
+        }
+        CrdtCommand::Delete { doc, key } => {
+            let mut b = write_body(doc, "delete", "map<lww>".into());
+            b["key"] = json!(key);
+            ("/v1/crdt/write", b)
+        }
+        CrdtCommand::Incr { doc, key, by } => {
+            let mut b = write_body(doc, "increment", kind_for(key, "counter"));
+            b["key"] = json!(key);
+            b["by"] = json!(by);
+            ("/v1/crdt/write", b)
+        }
+        CrdtCommand::Add { doc, member, key } | CrdtCommand::Remove { doc, member, key } => {
+            let op = if matches!(command, CrdtCommand::Add { .. }) {
+                "add"
+            } else {
+                "remove"
+            };
+            let mut b = write_body(doc, op, kind_for(key, "set"));
+            b["value"] = json!(member);
+            b["key"] = json!(key);
+            ("/v1/crdt/write", b)
+        }
+    };
+    let reply = call(socket, "POST", path, Some(&body))?;
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else {
+        show_document(&reply)?;
+    }
+    Ok(())
+}
+
+fn show_document(doc: &Value) -> anyhow::Result<()> {
+    println!(
+        "{}/{} ({}, {} changes)",
+        cell(&doc["namespace"]),
+        cell(&doc["document"]),
+        cell(&doc["kind"]),
+        cell(&doc["changes"])
+    );
+    println!("{}", serde_json::to_string_pretty(&doc["value"])?);
+    if let Some(conflicts) = doc["conflicts"].as_object().filter(|c| !c.is_empty()) {
+        println!("conflicts (concurrent values; write again to settle):");
+        for (key, values) in conflicts {
+            println!(
+                "  {}: {values}",
+                if key.is_empty() { "(value)" } else { key }
+            );
+        }
+    }
+    if let Some(evidence) = doc["equivocations"].as_array().filter(|e| !e.is_empty()) {
+        println!(
+            "WARNING: {} equivocation(s): a writer signed two different changes with one number",
+            evidence.len()
+        );
+    }
+    Ok(())
+}
+
+fn list(socket: &Path, json_output: bool) -> anyhow::Result<()> {
+    let reply = call(socket, "GET", "/v1/crdt", None)?;
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = reply["documents"]
+        .as_array()
+        .map(|docs| {
+            docs.iter()
+                .map(|d| {
+                    ["namespace", "document", "kind", "changes", "heads"]
+                        .iter()
+                        .map(|f| cell(&d[*f]))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    print(
+        &["Namespace", "Document", "Kind", "Changes", "Heads"],
+        &rows,
+    );
+    println!(
+        "version {}, sync peers {}, changes received {} (new {})",
+        cell(&reply["version"]),
+        reply["sync_peers"].as_array().map_or(0, Vec::len),
+        cell(&reply["sync"]["changes_received"]),
+        cell(&reply["sync"]["changes_applied"]),
+    );
+    Ok(())
+}
+
+fn watch(socket: &Path, mut since: u64, once: bool, timeout: u64) -> anyhow::Result<()> {
+    loop {
+        let path = format!("/v1/crdt/watch?since={since}&timeout={timeout}");
+        let wait = Duration::from_secs(timeout + 10);
+        let reply = call_waiting(socket, "GET", &path, None, wait)?;
+        let changed = reply["changed"].as_array().is_some_and(|c| !c.is_empty());
+        if changed || once {
+            println!("{reply}");
+            std::io::stdout().flush()?;
+        }
+        since = reply["version"].as_u64().unwrap_or(since);
+        if once {
+            return Ok(());
+        }
+    }
+}
+
+fn export(
+    socket: &Path,
+    since: Option<&str>,
+    output: Option<&Path>,
+    json_output: bool,
+) -> anyhow::Result<()> {
+    if output.is_none() && std::io::stdout().is_terminal() {
+        bail!("a drop file is binary: redirect it (> drop.bin) or use --output FILE");
+    }
+    let body = match since {
+        None => json!({}),
+        Some(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => {
+            json!({ "peer": s })
+        }
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!("reading {file} (from the other node's `meshrouter crdt have`)")
+            })?;
+            let have: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{file} is not the output of `meshrouter crdt have`"))?;
+            json!({ "since": have })
+        }
+    };
+    let reply = call(socket, "POST", "/v1/crdt/export", Some(&body))?;
+    let file = BASE64
+        .decode(reply["drop"].as_str().unwrap_or_default())
+        .context("the daemon's drop is not base64")?;
+    match output {
+        Some(path) => {
+            // Written whole, then renamed: a crash never leaves half a drop under the final name.
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, &file)
+                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => std::io::stdout().write_all(&file)?,
+    }
+    let summary = json!({ "changes": reply["changes"], "bytes": reply["bytes"] });
+    if json_output {
+        eprintln!("{summary}");
+    } else {
+        eprintln!(
+            "exported {} changes ({} bytes)",
+            cell(&reply["changes"]),
+            cell(&reply["bytes"])
+        );
+    }
+    Ok(())
+}
+
+fn import(socket: &Path, file: &Path, json_output: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let body = json!({ "drop": BASE64.encode(bytes) });
+    let reply = call(socket, "POST", "/v1/crdt/import", Some(&body))
+        .with_context(|| format!("{} refused", file.display()))?;
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else {
+        println!(
+            "imported {}: {} new changes, {} already held, {} equivocations",
+            file.display(),
+            cell(&reply["applied"]),
+            cell(&reply["duplicates"]),
+            cell(&reply["equivocations"])
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The `[crdt]` table: where the CRDT service keeps its data and what it replicates with whom.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::ConfigError;
+use crate::core::identity::PublicKey;
+use crate::services::crdt::change::{MAX_NAMESPACE, valid_name};
+use crate::services::crdt::sync::NamespaceFilter;
+
+/// Where the CRDT database lives unless configured.
+pub const DEFAULT_CRDT_DATABASE: &str = "/var/lib/meshrouter/crdt.redb";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCrdt {
+    database: Option<PathBuf>,
+    namespaces: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    peers: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+}
+
+/// Validated CRDT settings.
+#[derive(Debug, Clone)]
+pub struct CrdtSettings {
+    /// The database file; `None` turns the service off (`database = "none"`).
+    pub database: Option<PathBuf>,
+    /// Namespaces replicated at all.
+    pub namespaces: NamespaceFilter,
+    /// Per peer, the namespaces replicated with it.
+    pub peers: BTreeMap<PublicKey, NamespaceFilter>,
+}
+
+impl Default for CrdtSettings {
+    fn default() -> Self {
+        Self {
+            database: Some(PathBuf::from(DEFAULT_CRDT_DATABASE)),
+            namespaces: NamespaceFilter::All,
+            peers: BTreeMap::new(),
+        }
+    }
+}
+
+fn filter(
+    list: &[Spanned<String>],
+    invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<NamespaceFilter, ConfigError> {
+    for name in list {
+        let n = name.get_ref();
+        if n != "*" && !valid_name(n, MAX_NAMESPACE) {
+            return Err(invalid(
+                name.span(),
+                format!(
+                    "crdt: namespace names are 1 to {MAX_NAMESPACE} bytes without control characters, or \"*\" for all"
+                ),
+            ));
+        }
+    }
+    let names: Vec<&str> = list.iter().map(|s| s.get_ref().as_str()).collect();
+    Ok(NamespaceFilter::from_list(&names))
+}
+
+pub(super) fn validate(
+    raw: Option<RawCrdt>,
+    invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<CrdtSettings, ConfigError> {
+    let mut settings = CrdtSettings::default();
+    let Some(raw) = raw else {
+        return Ok(settings);
+    };
+    if let Some(path) = raw.database {
+        settings.database = (path.as_os_str() != "none").then_some(path);
+    }
+    if let Some(list) = &raw.namespaces {
+        settings.namespaces = filter(list, invalid)?;
+    }
+    for (key, list) in &raw.peers {
+        let peer = PublicKey::from_hex(key)
+            .map_err(|e| invalid(list.span(), format!("crdt.peers: key {key}: {e}")))?;
+        settings
+            .peers
+            .insert(peer, filter(list.get_ref(), invalid)?);
+    }
+    Ok(settings)
+}
