@@ -90,12 +90,14 @@ trap mr_cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-# mr_config NAME: writes $MR_DIR/NAME.toml (a fresh key, its own API socket) followed by standard input.
+# mr_config NAME: writes $MR_DIR/NAME.toml (a fresh key, its own API socket and CRDT database)
+# followed by standard input.
 mr_config() {
     local n="$1"
     {
         "$MR_BIN" genconf | grep -v '^#' | grep -v '^$'
         echo "api_socket = \"$MR_DIR/$n.sock\""
+        echo "crdt.database = \"$MR_DIR/$n.crdt.redb\""
         cat
     } >"$MR_DIR/$n.toml"
     chmod 600 "$MR_DIR/$n.toml"

@@ -9,7 +9,8 @@ veth_link a b
 start=$(now_ms)
 for n in a b; do
     MR_NODES+=("$n")
-    ip netns exec "$NS_PREFIX$n" "$MR_BIN" run --autoconf --api-socket "$MR_DIR/$n.sock" >"$MR_DIR/$n.log" 2>&1 &
+    ip netns exec "$NS_PREFIX$n" "$MR_BIN" run --autoconf --api-socket "$MR_DIR/$n.sock" \
+        --crdt-database "$MR_DIR/$n.crdt.redb" >"$MR_DIR/$n.log" 2>&1 &
 done
 wait_until 5 mr a self || fail "a did not start"
 wait_until 5 mr b self || fail "b did not start"

@@ -48,8 +48,9 @@ fn start(dir: &Path, name: &str, extra: &str) -> Daemon {
     std::fs::write(
         &config,
         format!(
-            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\n{extra}\n",
-            socket.display()
+            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\ncrdt.database = \"{}\"\n{extra}\n",
+            socket.display(),
+            dir.join(format!("{name}.crdt.redb")).display()
         ),
     )
     .unwrap();

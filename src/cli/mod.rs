@@ -63,6 +63,10 @@ enum Command {
         /// Serve the local API on this socket instead of the configured one.
         #[arg(long, value_name = "PATH")]
         api_socket: Option<PathBuf>,
+        /// Keep CRDT documents in this database instead of the configured one
+        /// (default /var/lib/meshrouter/crdt.redb; "none" turns the service off).
+        #[arg(long, value_name = "PATH")]
+        crdt_database: Option<PathBuf>,
     },
     /// Show the running node: key, addresses, did:key, tree root and coordinates.
     #[command(name = "self")]
@@ -121,7 +125,13 @@ pub(crate) fn main() -> ExitCode {
             config,
             autoconf,
             api_socket,
-        } => run::run(&config, autoconf, api_socket.as_deref()),
+            crdt_database,
+        } => run::run(
+            &config,
+            autoconf,
+            api_socket.as_deref(),
+            crdt_database.as_deref(),
+        ),
         Command::SelfInfo(e) => control::run(&e.socket, control::Query::SelfInfo, e.json),
         Command::Peers(e) => control::run(&e.socket, control::Query::Peers, e.json),
         Command::Tree(e) => control::run(&e.socket, control::Query::Tree, e.json),

@@ -30,6 +30,7 @@ pub(super) fn run(
     config_path: &Path,
     autoconf: bool,
     api_socket: Option<&Path>,
+    crdt_database: Option<&Path>,
 ) -> anyhow::Result<()> {
     let mut config = if autoconf {
         let mut seed = [0u8; 32];
@@ -40,6 +41,9 @@ pub(super) fn run(
     };
     if let Some(path) = api_socket {
         config.daemon.api_socket = Some(path.to_owned());
+    }
+    if let Some(path) = crdt_database {
+        config.daemon.crdt.database = (path.as_os_str() != "none").then(|| path.to_owned());
     }
     start_logging();
     for warning in &config.warnings {

@@ -138,9 +138,9 @@ fn every_documented_setting_parses_when_uncommented() {
             continue;
         };
         let is_setting = setting.starts_with("[[discovery]]")
-            || setting
-                .split_once(" = ")
-                .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            || setting.split_once(" = ").is_some_and(|(k, _)| {
+                k.chars().all(|c| c.is_ascii_lowercase() || c == '_') || k.starts_with("crdt.")
+            });
         if is_setting && !setting.starts_with("private_key") {
             text.push_str(setting);
             text.push('\n');
@@ -165,6 +165,11 @@ fn every_documented_setting_parses_when_uncommented() {
         d.discovery[0].interfaces.is_match("wlan0") && !d.discovery[0].interfaces.is_match("veth0")
     );
     assert_eq!(d.user.as_deref(), Some("meshrouter"));
+    assert_eq!(
+        d.crdt.database.as_deref(),
+        Some(std::path::Path::new("/var/lib/meshrouter/crdt.redb"))
+    );
+    assert_eq!(d.crdt.peers.len(), 1);
 }
 
 #[test]
@@ -202,4 +207,21 @@ fn daemon_settings_are_checked() {
     .unwrap()
     .daemon;
     assert!(d.tun_name.is_none() && d.api_socket.is_none());
+}
+
+#[test]
+fn crdt_settings_are_checked() {
+    let key = format!("private_key = \"{SEED}\"\n");
+    let off = parse(&format!("{key}[crdt]\ndatabase = \"none\"\n")).unwrap();
+    assert!(off.daemon.crdt.database.is_none());
+    let some = parse(&format!("{key}crdt.namespaces = [\"stock\"]\n")).unwrap();
+    assert!(some.daemon.crdt.namespaces.allows("stock"));
+    assert!(!some.daemon.crdt.namespaces.allows("census"));
+    let bad_name = error_line(&format!("{key}crdt.namespaces = [\"\"]\n"));
+    assert!(
+        bad_name.contains("2:") && bad_name.contains("namespace"),
+        "{bad_name}"
+    );
+    let bad_peer = error_line(&format!("{key}crdt.peers.nothex = [\"a\"]\n"));
+    assert!(bad_peer.contains("crdt.peers"), "{bad_peer}");
 }

@@ -200,6 +200,7 @@ impl CrdtHost {
         let after = self.heads();
         for (doc, heads) in &after {
             if before.get(doc) != Some(heads) {
+                self.engine.handle_external_change(now, doc);
                 self.record(now, doc, 0);
             }
         }

@@ -58,7 +58,7 @@ impl Default for SyncConfig {
         Self {
             namespaces: NamespaceFilter::All,
             peers: BTreeMap::new(),
-            digest_interval: Duration::from_secs(30),
+            digest_interval: Duration::from_secs(10),
             announce_delay: Duration::from_millis(20),
             push_check_delay: Duration::from_secs(1),
             pull_timeout: Duration::from_secs(2),

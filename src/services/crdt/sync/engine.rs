@@ -191,6 +191,15 @@ impl SyncEngine {
         }
     }
 
+    /// Changes came from elsewhere (a sneakernet drop): every peer hears of `doc` shortly.
+    pub fn handle_external_change(&mut self, now: Instant, doc: &DocName) {
+        let at = now + self.config.announce_delay;
+        let peers: Vec<PublicKey> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.schedule_announce(peer, doc, at);
+        }
+    }
+
     /// A sync message from `from` (any node; only direct peers get digests and pushes from us).
     pub fn handle_message(
         &mut self,
