@@ -268,3 +268,68 @@ fn control_commands_explain_a_missing_daemon() {
     let message = String::from_utf8(out.stderr).unwrap();
     assert!(message.contains("not running"), "{message}");
 }
+
+#[test]
+fn crdt_writes_sync_between_two_daemons_and_bad_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let a = start(
+        dir.path(),
+        "a",
+        &format!("listen = [\"udp://127.0.0.1:{port}\"]"),
+    );
+    let b = start(
+        dir.path(),
+        "b",
+        &format!("peers = [\"udp://127.0.0.1:{port}\"]"),
+    );
+    let ok = |d: &Daemon, args: &[&str]| {
+        let out = ctl(d, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out
+    };
+    ok(
+        &a,
+        &[
+            "crdt", "incr", "island", "ledger", "--key", "fish", "--by", "5",
+        ],
+    );
+    ok(
+        &b,
+        &[
+            "crdt", "incr", "island", "ledger", "--key", "fish", "--by", "-2",
+        ],
+    );
+    ok(
+        &a,
+        &["crdt", "put", "island", "notes", "calm sea", "--kind", "mv"],
+    );
+    let value = |d: &Daemon, doc: &str| {
+        let out = ctl(d, &["crdt", "get", "island", doc, "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map(|v| v["value"].clone())
+            .unwrap_or_default()
+    };
+    wait_for("the ledger to converge", || {
+        value(&a, "ledger") == serde_json::json!({"fish": 3})
+            && value(&b, "ledger") == serde_json::json!({"fish": 3})
+    });
+    wait_for("the notes to reach b", || {
+        value(&b, "notes") == serde_json::json!(["calm sea"])
+    });
+    // Watch answers at once for a client that has seen nothing yet.
+    let watched = ok(&b, &["crdt", "watch", "--once", "--timeout", "1"]);
+    let line: serde_json::Value = serde_json::from_slice(&watched.stdout).unwrap();
+    assert!(line["version"].as_u64().unwrap() >= 2, "{line}");
+    // A document's schema is fixed: adding a set member to a counter map is a usage error.
+    let wrong = ctl(&a, &["crdt", "add", "island", "ledger", "x"]);
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    let garbage = dir.path().join("garbage.bin");
+    std::fs::write(&garbage, b"MRDROP\x01 not really").unwrap();
+    let refused = ctl(&a, &["crdt", "import", garbage.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("drop"),
+        "{refused:?}"
+    );
+}
