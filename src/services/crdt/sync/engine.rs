@@ -75,26 +75,26 @@ struct Pull {
 
 /// One node's sync state.
 pub struct SyncEngine {
-    config: SyncConfig,
+    pub(super) config: SyncConfig,
     peers: BTreeMap<PublicKey, Peer>,
     pulls: BTreeMap<DocName, Pull>,
     outbox: VecDeque<(PublicKey, Vec<u8>)>,
     rng: Rng,
-    stats: SyncStats,
+    pub(super) stats: SyncStats,
     /// The last want's number.
     request: u64,
     /// What each peer said it holds in its last want, per document (for exports "since a peer").
     peer_have: BTreeMap<PublicKey, BTreeMap<DocName, Vec<ActorHave>>>,
 }
 
-fn doc_ref(name: &DocName) -> DocRef<'_> {
+pub(super) fn doc_ref(name: &DocName) -> DocRef<'_> {
     DocRef {
         namespace: &name.0,
         document: &name.1,
     }
 }
 
-fn prefix(actor: &Actor) -> [u8; 8] {
+pub(super) fn prefix(actor: &Actor) -> [u8; 8] {
     let mut p = [0; 8];
     p.copy_from_slice(&actor.0[..8]);
     p
@@ -397,7 +397,7 @@ impl SyncEngine {
         }
     }
 
-    fn queue(&mut self, peer: PublicKey, message: &SyncMessage<'_>) {
+    pub(super) fn queue(&mut self, peer: PublicKey, message: &SyncMessage<'_>) {
         let mut bytes = Vec::new();
         message.encode(&mut bytes);
         self.stats.messages_sent += 1;
@@ -439,7 +439,13 @@ impl SyncEngine {
         }
     }
 
-    fn start_pull(&mut self, now: Instant, doc: &DocName, peer: PublicKey, store: &dyn SyncStore) {
+    pub(super) fn start_pull(
+        &mut self,
+        now: Instant,
+        doc: &DocName,
+        peer: PublicKey,
+        store: &dyn SyncStore,
+    ) {
         if !self.pulls.contains_key(doc) {
             self.send_want(now, doc, peer, 0, store);
         }
@@ -504,94 +510,10 @@ impl SyncEngine {
             },
         );
     }
-
-    /// Sends `from` the changes its version vector lacks, then pulls from it if it holds changes
-    /// we lack.
-    fn answer_want(
-        &mut self,
-        now: Instant,
-        from: PublicKey,
-        doc: &DocName,
-        request: u64,
-        have: &[ActorHave],
-        store: &dyn SyncStore,
-    ) {
-        let theirs: BTreeMap<[u8; 8], &ActorHave> = have.iter().map(|h| (h.prefix, h)).collect();
-        let we_lack = match store.replica().document(&doc.0, &doc.1) {
-            Some(log) => {
-                let missing: Vec<&[u8]> = log
-                    .missing_for(|a| theirs.get(&prefix(a)).map_or(0, |h| h.through))
-                    .filter(|(a, seq, _)| !theirs.get(&prefix(a)).is_some_and(|h| h.holds(*seq)))
-                    .map(|(_, _, bytes)| bytes)
-                    .collect();
-                let batches = self.batches(doc, &missing);
-                let parts = batches.len() as u64;
-                for (part, batch) in batches.into_iter().enumerate() {
-                    self.send_changes(from, doc, (request, part as u64, parts), &batch);
-                }
-                let ours: BTreeMap<[u8; 8], u64> = log
-                    .version_vector()
-                    .iter()
-                    .map(|(a, s)| (prefix(a), *s))
-                    .collect();
-                theirs
-                    .iter()
-                    .any(|(p, h)| ours.get(p).is_none_or(|o| *o < h.highest()))
-            }
-            None => {
-                self.send_changes(from, doc, (request, 0, 1), &[]);
-                !theirs.is_empty()
-            }
-        };
-        if we_lack {
-            self.start_pull(now, doc, from, store);
-        }
-    }
-
-    /// Splits changes into batches that fit a message (at least one, possibly empty).
-    fn batches<'a>(&self, doc: &DocName, changes: &[&'a [u8]]) -> Vec<Vec<&'a [u8]>> {
-        let overhead = doc_len(&doc_ref(doc)) + 8;
-        let mut batches = vec![Vec::new()];
-        let mut size = overhead;
-        for change in changes {
-            let len = change.len() + 3;
-            let current = batches.last().map_or(0, Vec::len);
-            if size + len > self.config.batch_bytes && current > 0 {
-                batches.push(Vec::new());
-                size = overhead;
-            }
-            size += len;
-            if let Some(last) = batches.last_mut() {
-                last.push(*change);
-            }
-        }
-        batches
-    }
-
-    /// Sends changes as part `.1` of `.2` answering request `.0`.
-    fn send_changes(
-        &mut self,
-        peer: PublicKey,
-        doc: &DocName,
-        (request, part, parts): (u64, u64, u64),
-        changes: &[&[u8]],
-    ) {
-        self.stats.change_bytes_sent += changes.iter().map(|c| c.len() as u64).sum::<u64>();
-        self.queue(
-            peer,
-            &SyncMessage::Changes {
-                doc: doc_ref(doc),
-                request,
-                part,
-                parts,
-                changes: changes.to_vec(),
-            },
-        );
-    }
 }
 
 /// Our hash of `doc`, if we hold it.
-fn ours(store: &dyn SyncStore, doc: &DocName) -> Option<[u8; 8]> {
+pub(super) fn ours(store: &dyn SyncStore, doc: &DocName) -> Option<[u8; 8]> {
     store
         .replica()
         .document(&doc.0, &doc.1)

@@ -6,6 +6,7 @@
 //! by a CRDT), a pull that stops making progress is asked again with the replica's current version
 //! vector, and periodic digests catch anything else. See [`engine`] for the rules.
 
+mod answer;
 pub mod config;
 pub mod engine;
 pub mod message;
