@@ -12,6 +12,9 @@ command -v iperf3 >/dev/null || need_packages+=(iperf3)
 command -v python3 >/dev/null || need_packages+=(python3)
 command -v setpriv >/dev/null || need_packages+=(util-linux)
 command -v tc >/dev/null || need_packages+=(iproute2)
+# The JWT interoperability test checks our tokens against PyJWT.
+python3 -c 'import jwt, cryptography' 2>/dev/null || /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null ||
+    need_packages+=(python3-jwt python3-cryptography)
 if [ "${#need_packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "== installing ${need_packages[*]}"

@@ -1,3 +1,4 @@
 //! Decentralized identity: DIDs for node and user keys, verified offline.
 
 pub mod did_key;
+pub mod jwt;

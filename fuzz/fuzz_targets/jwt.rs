@@ -1,0 +1,17 @@
+//! Tokens from anywhere: verifying any string as a JWT never panics, and never accepts a token that
+//! is not signed by the key it is checked against.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use meshrouter::core::identity::NodeKey;
+use meshrouter::services::identity::jwt::verify;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = verify(token, None, 1_790_000_000);
+    let key = NodeKey::from_seed(&[3; 32]).public_key();
+    if let Ok(v) = verify(token, Some(&key), 1_790_000_000) {
+        assert_eq!(v.signer, key);
+    }
+});

@@ -1,0 +1,312 @@
+//! Compact JWS / JWT with Ed25519 only (RFC 7515, RFC 7519, RFC 8037), verified offline.
+//!
+//! Tokens are signed with `alg: "EdDSA"` (RFC 8037; RFC 9864's `"Ed25519"` is accepted too). Any other
+//! algorithm, `none` and the HMAC family above all, is refused by name before anything else is looked
+//! at, so a token can never choose how it is checked (the classic `alg` confusion attacks). The signer
+//! is named by a `did:key` in `kid` (or `iss`), so any node can verify a token with nothing but the
+//! token; a caller that expects a particular signer says so and others are refused. Times are checked
+//! against `now` given by the caller (sans-IO), with a small leeway for clock skew.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use serde_json::{Map, Value, json};
+
+use super::did_key::{did_key, parse_did_key};
+use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN};
+
+/// Longest token accepted (a JWT is a bearer credential, not a file).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECS: u64 = 60;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// Not three base64url parts, or too long.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The header names an algorithm other than Ed25519.
+    #[error("algorithm {0:?} refused: only EdDSA (Ed25519) tokens are accepted")]
+    Algorithm(String),
+    /// The header asks for extensions we do not implement.
+    #[error("critical header extensions {0:?} not supported")]
+    Critical(String),
+    /// No did:key in `kid` or `iss` to check the signature with.
+    #[error("no signer: the token names no did:key in kid or iss")]
+    NoSigner,
+    /// The signer is not the one expected.
+    #[error("signed by {0}, not by the expected key")]
+    WrongSigner(String),
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` has passed.
+    #[error("expired at {0}")]
+    Expired(u64),
+    /// `nbf` is still ahead.
+    #[error("not valid before {0}")]
+    NotYetValid(u64),
+    /// `iat` is in the future.
+    #[error("issued in the future ({0})")]
+    IssuedInFuture(u64),
+    /// A registered claim has the wrong type.
+    #[error("claim {0} must be a number of seconds since the epoch")]
+    ClaimType(&'static str),
+}
+
+/// A token that verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The signer's key.
+    pub signer: PublicKey,
+    /// The protected header.
+    pub header: Map<String, Value>,
+    /// The claims.
+    pub claims: Map<String, Value>,
+}
+
+/// Signs `claims` (a JSON object; `iss` is set to the signer's DID if absent) as a compact JWT.
+pub fn issue(key: &NodeKey, claims: &Map<String, Value>) -> String {
+    let did = did_key(&key.public_key());
+    let fragment = did.trim_start_matches("did:key:");
+    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": format!("{did}#{fragment}") });
+    let mut claims = claims.clone();
+    claims.entry("iss").or_insert_with(|| json!(did));
+    let signing_input = format!(
+        "{}.{}",
+        B64URL.encode(header.to_string()),
+        B64URL.encode(Value::Object(claims).to_string())
+    );
+    let signature = key.sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", B64URL.encode(signature))
+}
+
+fn object(part: &str, what: &'static str) -> Result<Map<String, Value>, JwtError> {
+    let bytes = B64URL.decode(part).map_err(|_| JwtError::Malformed(what))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(JwtError::Malformed(what)),
+    }
+}
+
+fn seconds(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .map(Some)
+            .ok_or(JwtError::ClaimType(name)),
+    }
+}
+
+/// The key a did:key (possibly with a `#fragment`) names.
+fn did_signer(value: Option<&Value>) -> Option<PublicKey> {
+    let text = value?.as_str()?;
+    parse_did_key(text.split('#').next()?).ok()
+}
+
+/// Verifies a compact JWT at time `now_secs`: algorithm, signature (by `expected` if given, else by the
+/// did:key the token names), then `exp`, `nbf` and `iat` with [`LEEWAY_SECS`].
+pub fn verify(
+    token: &str,
+    expected: Option<&PublicKey>,
+    now_secs: u64,
+) -> Result<Verified, JwtError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed("longer than 16 KiB"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three dot-separated parts"));
+    };
+    let header = object(h, "header")?;
+    match header.get("alg").and_then(Value::as_str) {
+        Some("EdDSA" | "Ed25519") => {}
+        Some(other) => return Err(JwtError::Algorithm(other.to_owned())),
+        None => return Err(JwtError::Algorithm(String::new())),
+    }
+    if let Some(crit) = header.get("crit") {
+        return Err(JwtError::Critical(crit.to_string()));
+    }
+    let claims = object(c, "claims")?;
+    let signature: [u8; SIGNATURE_LEN] = B64URL
+        .decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(JwtError::Malformed("signature"))?;
+    let named = did_signer(header.get("kid")).or_else(|| did_signer(claims.get("iss")));
+    let signer = match (expected, named) {
+        (Some(e), Some(n)) if *e != n => return Err(JwtError::WrongSigner(did_key(&n))),
+        (Some(e), _) => *e,
+        (None, Some(n)) => n,
+        (None, None) => return Err(JwtError::NoSigner),
+    };
+    let signing_input = &token[..h.len() + 1 + c.len()];
+    if !signer.verify(signing_input.as_bytes(), &signature) {
+        return Err(JwtError::BadSignature);
+    }
+    if let Some(exp) = seconds(&claims, "exp")?
+        && now_secs >= exp.saturating_add(LEEWAY_SECS)
+    {
+        return Err(JwtError::Expired(exp));
+    }
+    if let Some(nbf) = seconds(&claims, "nbf")?
+        && now_secs.saturating_add(LEEWAY_SECS) < nbf
+    {
+        return Err(JwtError::NotYetValid(nbf));
+    }
+    if let Some(iat) = seconds(&claims, "iat")?
+        && now_secs.saturating_add(LEEWAY_SECS) < iat
+    {
+        return Err(JwtError::IssuedInFuture(iat));
+    }
+    Ok(Verified {
+        signer,
+        header,
+        claims,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_790_000_000;
+
+    fn claims(extra: Value) -> Map<String, Value> {
+        let mut m = json!({ "sub": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+                            "iat": NOW, "exp": NOW + 600 })
+        .as_object()
+        .cloned()
+        .unwrap();
+        if let Value::Object(e) = extra {
+            m.extend(e);
+        }
+        m
+    }
+
+    /// A token with the given header and claims, signed by `key` over exactly what it carries.
+    fn forge(key: &NodeKey, header: Value, claims: Value) -> String {
+        let input = format!(
+            "{}.{}",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let sig = key.sign(input.as_bytes());
+        format!("{input}.{}", B64URL.encode(sig))
+    }
+
+    #[test]
+    fn issued_tokens_verify_by_their_did_and_by_the_expected_key() {
+        let key = NodeKey::from_seed(&[4; 32]);
+        let token = issue(&key, &claims(json!({})));
+        let v = verify(&token, None, NOW).unwrap();
+        assert_eq!(v.signer, key.public_key());
+        assert_eq!(v.claims["iss"], json!(did_key(&key.public_key())));
+        assert_eq!(v.header["alg"], json!("EdDSA"));
+        verify(&token, Some(&key.public_key()), NOW).unwrap();
+        let other = NodeKey::from_seed(&[5; 32]).public_key();
+        assert!(matches!(
+            verify(&token, Some(&other), NOW),
+            Err(JwtError::WrongSigner(_))
+        ));
+    }
+
+    #[test]
+    fn every_negative_case_is_refused() {
+        let key = NodeKey::from_seed(&[4; 32]);
+        let token = issue(&key, &claims(json!({})));
+        assert_eq!(
+            verify(&token, None, NOW + 600 + LEEWAY_SECS),
+            Err(JwtError::Expired(NOW + 600))
+        );
+        let later = issue(&key, &claims(json!({ "nbf": NOW + 3600 })));
+        assert_eq!(
+            verify(&later, None, NOW),
+            Err(JwtError::NotYetValid(NOW + 3600))
+        );
+        // Tampered claims: same signature, other payload.
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut payload = claims(json!({}));
+        payload.insert("sub".into(), json!("did:key:someone-else"));
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64URL.encode(Value::Object(payload).to_string()),
+            parts[2]
+        );
+        assert_eq!(verify(&tampered, None, NOW), Err(JwtError::BadSignature));
+        // alg none, HS256, a missing alg: refused by name, whatever the signature.
+        let did = did_key(&key.public_key());
+        for alg in [
+            json!("none"),
+            json!("HS256"),
+            json!("RS256"),
+            json!("ES256"),
+        ] {
+            let t = forge(
+                &key,
+                json!({ "alg": alg, "kid": did }),
+                Value::Object(claims(json!({}))),
+            );
+            assert!(
+                matches!(verify(&t, None, NOW), Err(JwtError::Algorithm(_))),
+                "{alg}"
+            );
+        }
+        let unsigned = format!("{}.{}.", B64URL.encode(r#"{"alg":"none"}"#), parts[1]);
+        assert!(matches!(
+            verify(&unsigned, None, NOW),
+            Err(JwtError::Algorithm(_))
+        ));
+        let crit = forge(
+            &key,
+            json!({ "alg": "EdDSA", "kid": did, "crit": ["b64"], "b64": false }),
+            Value::Object(claims(json!({}))),
+        );
+        assert!(matches!(
+            verify(&crit, None, NOW),
+            Err(JwtError::Critical(_))
+        ));
+        // No signer named, and a claim of the wrong type.
+        let anonymous = forge(&key, json!({ "alg": "EdDSA" }), json!({ "sub": "x" }));
+        assert_eq!(verify(&anonymous, None, NOW), Err(JwtError::NoSigner));
+        verify(&anonymous, Some(&key.public_key()), NOW).unwrap();
+        let bad_exp = forge(
+            &key,
+            json!({ "alg": "EdDSA", "kid": did }),
+            json!({ "exp": "soon" }),
+        );
+        assert_eq!(verify(&bad_exp, None, NOW), Err(JwtError::ClaimType("exp")));
+        for junk in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.!!",
+            &"x".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert!(verify(junk, None, NOW).is_err(), "{junk:.20}");
+        }
+    }
+
+    #[test]
+    fn rfc8037_example_signature_verifies() {
+        // RFC 8037 appendix A.4: the Ed25519 key of A.1 signs "Example of Ed25519 signing".
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap();
+        let key = NodeKey::from_seed(&seed.try_into().unwrap());
+        let token = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+        // The payload is not JSON, so as a JWT it is malformed; as a JWS its signature is the RFC's.
+        assert_eq!(
+            verify(token, Some(&key.public_key()), NOW),
+            Err(JwtError::Malformed("claims"))
+        );
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig: [u8; 64] = B64URL.decode(sig).unwrap().try_into().unwrap();
+        assert!(key.public_key().verify(input.as_bytes(), &sig));
+        assert_eq!(key.sign(input.as_bytes()), sig);
+    }
+}
