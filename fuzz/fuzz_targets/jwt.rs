@@ -1,5 +1,5 @@
-//! Tokens from anywhere: verifying any string as a JWT never panics, and never accepts a token that
-//! is not signed by the key it is checked against.
+//! Tokens and sign-in messages from anywhere: verifying any string as a JWT or as a signed challenge
+//! never panics, and never accepts a token that is not signed by the key it is checked against.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meshrouter::core::identity::NodeKey;
@@ -14,4 +14,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = verify(token, Some(&key), 1_790_000_000) {
         assert_eq!(v.signer, key);
     }
+    let mut challenges = meshrouter::services::identity::challenge::Challenges::new("n", [1; 32]);
+    let _ = challenges.verify(1_790_000_000, token, &[0; 64]);
 });

@@ -1,4 +1,5 @@
 //! Decentralized identity: DIDs for node and user keys, verified offline.
 
+pub mod challenge;
 pub mod did_key;
 pub mod jwt;
