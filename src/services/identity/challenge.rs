@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::did_key::parse_did_key;
-use crate::core::identity::{PublicKey, SIGNATURE_LEN};
+use crate::core::identity::{PublicKey, SIGNATURE_LEN, Verifier};
 use crate::core::rng::Rng;
 
 /// How long a nonce may be used.
@@ -147,6 +147,8 @@ pub struct Challenges {
     rng: Rng,
     /// Nonce → expiry.
     nonces: HashMap<String, u64>,
+    /// Decompressed keys of recent signers.
+    keys: Verifier,
 }
 
 impl Challenges {
@@ -156,6 +158,7 @@ impl Challenges {
             domain: domain.to_owned(),
             rng: Rng::from_seed(seed),
             nonces: HashMap::new(),
+            keys: Verifier::default(),
         }
     }
 
@@ -198,7 +201,7 @@ impl Challenges {
         if now + super::jwt::LEEWAY_SECS < parsed.issued || now >= parsed.expires {
             return Err(ChallengeError::Window);
         }
-        if !key.verify(text.as_bytes(), signature) {
+        if !self.keys.verify(&key, text.as_bytes(), signature) {
             return Err(ChallengeError::BadSignature);
         }
         self.nonces.remove(parsed.nonce);
