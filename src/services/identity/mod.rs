@@ -2,4 +2,5 @@
 
 pub mod challenge;
 pub mod did_key;
+pub mod jcs;
 pub mod jwt;
