@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use super::handlers::{error, ok};
 use super::{ApiRequest, ApiResponse};
 use crate::core::identity::PublicKey;
 use crate::driver::router::Router;
@@ -18,17 +19,6 @@ use crate::services::crdt::replica::Have;
 
 /// Longest a watch waits before answering with no change.
 const MAX_WATCH_SECONDS: u64 = 300;
-
-fn ok(body: Value) -> ApiResponse {
-    ApiResponse { status: 200, body }
-}
-
-fn error(status: u16, message: impl Into<String>) -> ApiResponse {
-    ApiResponse {
-        status,
-        body: json!({ "error": message.into() }),
-    }
-}
 
 /// A document kind as the API writes it: `counter`, `lww`, `mv`, `set`, or `map<...>` of one.
 pub(crate) fn kind_name(kind: Kind) -> String {

@@ -64,11 +64,13 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn ok(body: Value) -> ApiResponse {
+/// A 200 answer.
+pub(super) fn ok(body: Value) -> ApiResponse {
     ApiResponse { status: 200, body }
 }
 
-fn error(status: u16, message: impl Into<String>) -> ApiResponse {
+/// An error answer: `{"error": message}`.
+pub(super) fn error(status: u16, message: impl Into<String>) -> ApiResponse {
     ApiResponse {
         status,
         body: json!({ "error": message.into() }),
