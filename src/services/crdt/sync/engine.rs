@@ -218,7 +218,7 @@ impl SyncEngine {
                     if !self.config.allows(&from, doc.namespace) {
                         continue;
                     }
-                    let name: DocName = (doc.namespace.to_owned(), doc.document.to_owned());
+                    let name: DocName = doc.to_name();
                     if let Some(peer) = self.peers.get_mut(&from) {
                         peer.known.insert(name.clone(), heads);
                     }
@@ -229,7 +229,7 @@ impl SyncEngine {
             }
             SyncMessage::Want { doc, request, have } => {
                 if self.config.allows(&from, doc.namespace) {
-                    let name: DocName = (doc.namespace.to_owned(), doc.document.to_owned());
+                    let name: DocName = doc.to_name();
                     self.answer_want(now, from, &name, request, &have, store);
                     if self.peers.contains_key(&from) {
                         self.peer_have.entry(from).or_default().insert(name, have);
@@ -244,7 +244,7 @@ impl SyncEngine {
                 changes,
             } => {
                 if self.config.allows(&from, doc.namespace) {
-                    let name = (doc.namespace.to_owned(), doc.document.to_owned());
+                    let name = doc.to_name();
                     self.on_changes(now, from, &name, &changes, store);
                     if request != 0 {
                         self.on_part(now, from, &name, request, part, parts, store);

@@ -35,6 +35,13 @@ pub struct DocRef<'a> {
     pub document: &'a str,
 }
 
+impl DocRef<'_> {
+    /// The owned namespace and name, as replicas key documents.
+    pub fn to_name(&self) -> crate::services::crdt::replica::DocName {
+        (self.namespace.to_owned(), self.document.to_owned())
+    }
+}
+
 /// Most parts one answer may have.
 pub const MAX_PARTS: u64 = 1 << 20;
 
