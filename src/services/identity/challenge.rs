@@ -70,7 +70,8 @@ pub fn rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
-fn parse_time(text: &str) -> Option<u64> {
+/// Seconds since the Unix epoch of an RFC 3339 UTC time.
+pub fn parse_time(text: &str) -> Option<u64> {
     humantime::parse_rfc3339(text)
         .ok()?
         .duration_since(UNIX_EPOCH)

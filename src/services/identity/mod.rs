@@ -4,3 +4,4 @@ pub mod challenge;
 pub mod did_key;
 pub mod jcs;
 pub mod jwt;
+pub mod vc;
