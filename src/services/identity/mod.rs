@@ -1,6 +1,7 @@
 //! Decentralized identity: DIDs for node and user keys, verified offline.
 
 pub mod challenge;
+pub mod did_document;
 pub mod did_key;
 pub mod jcs;
 pub mod jwt;
