@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 use super::did_key::{did_key, parse_did_key};
 use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN, Verifier};
 
-/// Longest token accepted (a JWT is a bearer credential, not a file).
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Longest token accepted: a bearer credential, not a file, but room for a delegation token that
+/// embeds its whole proof chain (eight levels of nested base64 come to about 12 KiB).
+pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
 
@@ -125,7 +126,7 @@ pub fn verify_cached(
     cache: &mut Verifier,
 ) -> Result<Verified, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
-        return Err(JwtError::Malformed("longer than 16 KiB"));
+        return Err(JwtError::Malformed("longer than 64 KiB"));
     }
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(s), None) =

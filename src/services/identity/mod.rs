@@ -5,4 +5,5 @@ pub mod did_document;
 pub mod did_key;
 pub mod jcs;
 pub mod jwt;
+pub mod ucan;
 pub mod vc;
