@@ -5,5 +5,6 @@ pub mod did_document;
 pub mod did_key;
 pub mod jcs;
 pub mod jwt;
+pub mod registry;
 pub mod ucan;
 pub mod vc;
