@@ -333,3 +333,147 @@ fn crdt_writes_sync_between_two_daemons_and_bad_input_is_refused() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_member_enrolled_on_one_node_signs_in_on_another_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let a = start(
+        dir.path(),
+        "a",
+        &format!("listen = [\"udp://127.0.0.1:{port}\"]"),
+    );
+    let run = |d: &Daemon, args: &[&str]| {
+        let out = ctl(d, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let json = |d: &Daemon, args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&run(d, &[args, &["--json"]].concat())).unwrap()
+    };
+    let a_self = json(&a, &["id", "show"]);
+    let a_did = a_self["did"].as_str().unwrap().to_owned();
+    assert!(a_did.starts_with("did:key:z6Mk"), "{a_self}");
+    let b = start(
+        dir.path(),
+        "b",
+        &format!("peers = [\"udp://127.0.0.1:{port}\"]\nidentity.admins = [\"{a_did}\"]"),
+    );
+    // whois: a knows its own address; b learns a's once they peer.
+    let a_addr = a_self["address"].as_str().unwrap();
+    assert_eq!(json(&a, &["id", "whois", a_addr])["known_as"], "self");
+    wait_for("b to know a", || {
+        ctl(&b, &["id", "whois", a_addr, "--json"]).status.success()
+    });
+    assert_eq!(json(&b, &["id", "whois", a_addr])["did"], a_did.as_str());
+    // Proof of possession over the overlay.
+    let proof = json(&b, &["id", "prove", &a_did]);
+    assert_eq!(proof["proven"], true, "{proof}");
+
+    let user_key = dir.path().join("user.key");
+    let user_did = run(&a, &["id", "keygen", "-o", user_key.to_str().unwrap()]);
+    let mode = std::fs::metadata(&user_key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let key_arg = user_key.to_str().unwrap();
+    // Not a member yet: refused, unless any DID is accepted.
+    let refused = ctl(&b, &["id", "login", "--key", key_arg]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not an enrolled member"),
+        "{refused:?}"
+    );
+    run(&b, &["id", "login", "--key", key_arg, "--any"]);
+    run(&a, &["id", "enroll", &user_did, "--role", "medic"]);
+    wait_for("the enrollment to reach b", || {
+        ctl(&b, &["id", "login", "--key", key_arg]).status.success()
+    });
+    let session = json(&b, &["id", "login", "--key", key_arg]);
+    assert_eq!(session["claims"]["roles"], serde_json::json!(["medic"]));
+    let token = session["token"].as_str().unwrap();
+    let verified = json(&a, &["id", "jwt", "verify", token]);
+    assert_eq!(verified["claims"]["sub"], user_did.as_str());
+    assert_eq!(verified["revocation_checked"], true);
+
+    // A credential and a delegation issued by a verify on b.
+    let unsigned = dir.path().join("vc.json");
+    std::fs::write(
+        &unsigned,
+        format!(
+            r#"{{"id": "urn:uuid:medic-1", "credentialSubject": {{"id": "{user_did}", "licence": "first aid"}}}}"#
+        ),
+    )
+    .unwrap();
+    let signed = dir.path().join("vc.signed.json");
+    std::fs::write(
+        &signed,
+        run(&a, &["id", "vc", "issue", unsigned.to_str().unwrap()]),
+    )
+    .unwrap();
+    let vc = json(&b, &["id", "vc", "verify", signed.to_str().unwrap()]);
+    assert_eq!(vc["issuer"], a_did.as_str());
+    let grant = run(
+        &a,
+        &[
+            "id",
+            "delegate",
+            "--to",
+            &user_did,
+            "--with",
+            "crdt://village/*",
+            "--can",
+            "crdt/write",
+        ],
+    );
+    let authorized = json(
+        &b,
+        &[
+            "id",
+            "authorize",
+            &grant,
+            "--with",
+            "crdt://village/ledger",
+            "--can",
+            "crdt/write",
+        ],
+    );
+    assert_eq!(authorized["chain"], serde_json::json!([a_did]));
+    let wider = ctl(
+        &b,
+        &[
+            "id",
+            "authorize",
+            &grant,
+            "--with",
+            "crdt://town/ledger",
+            "--can",
+            "crdt/write",
+        ],
+    );
+    assert!(!wider.status.success(), "{wider:?}");
+
+    // The registry is written only by the identity service.
+    let sneaky = ctl(
+        &b,
+        &[
+            "crdt", "put", "identity", "members", "x", "--key", &user_did,
+        ],
+    );
+    assert!(!sneaky.status.success(), "{sneaky:?}");
+
+    // Revocations on a reach b: the member, and the credential.
+    run(&a, &["id", "revoke", &user_did, "--reason", "lost phone"]);
+    run(&a, &["id", "revoke", "urn:uuid:medic-1"]);
+    wait_for("the revocation to reach b", || {
+        let out = ctl(&b, &["id", "login", "--key", key_arg]);
+        String::from_utf8_lossy(&out.stderr).contains("lost phone")
+    });
+    let vc_refused = ctl(&b, &["id", "vc", "verify", signed.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&vc_refused.stderr).contains("revoked"),
+        "{vc_refused:?}"
+    );
+    let jwt_refused = ctl(&b, &["id", "jwt", "verify", token]);
+    assert!(!jwt_refused.status.success(), "{jwt_refused:?}");
+    let members = json(&b, &["id", "members"]);
+    assert_eq!(members["members"][0]["revoked"], true, "{members}");
+}

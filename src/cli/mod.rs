@@ -6,6 +6,7 @@ mod client;
 mod control;
 mod crdt;
 mod genconf;
+mod identity;
 mod info;
 mod run;
 mod table;
@@ -104,6 +105,14 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Identities: did:key, sign-in challenges, JWTs, credentials, delegations, the member
+    /// registry and revocations, all checkable offline on any node.
+    Id {
+        #[command(subcommand)]
+        command: identity::IdCommand,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Show this node's public key, IPv6 address, routed /64 and did:key.
     Info {
         /// Configuration file to read the node key from.
@@ -145,6 +154,10 @@ pub(crate) fn main() -> ExitCode {
             command,
             endpoint: e,
         } => crdt::run(&e.socket, command, e.json),
+        Command::Id {
+            command,
+            endpoint: e,
+        } => identity::run(&e.socket, command, e.json),
         Command::Removepeer { uri, endpoint: e } => {
             control::run(&e.socket, control::Query::RemovePeer(uri), e.json)
         }

@@ -71,6 +71,8 @@ pub struct Daemon {
     pub group: Option<String>,
     /// The CRDT sync service.
     pub crdt: super::CrdtSettings,
+    /// The identity service's trusted admins.
+    pub identity: super::IdentitySettings,
 }
 
 /// Discovery settings for the interfaces whose names match `interfaces`.
@@ -125,6 +127,7 @@ impl Default for Daemon {
             user: None,
             group: None,
             crdt: super::CrdtSettings::default(),
+            identity: super::IdentitySettings::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod crdt;
 mod daemon;
 mod error;
+mod identity;
 mod key_file;
 mod link_uri;
 
@@ -21,6 +22,7 @@ pub use self::daemon::{
     DEFAULT_API_SOCKET, DEFAULT_TUN_MTU, DEFAULT_TUN_NAME, Daemon, DiscoveryRule,
 };
 pub use self::error::{ConfigError, ConfigErrorKind};
+pub use self::identity::IdentitySettings;
 pub use self::link_uri::{LinkUri, LinkUriError};
 use crate::core::identity::NodeKey;
 
@@ -57,6 +59,7 @@ pub struct RawConfig {
     user: Option<String>,
     group: Option<String>,
     crdt: Option<crdt::RawCrdt>,
+    identity: Option<identity::RawIdentity>,
 }
 
 /// A loaded configuration with its node key resolved.
@@ -94,8 +97,10 @@ impl Config {
             |span, message| ConfigError::at(origin, text, span, ConfigErrorKind::Invalid(message));
         let mut raw = raw;
         let crdt = crdt::validate(raw.crdt.take(), &located)?;
+        let identity = identity::validate(raw.identity.take(), &located)?;
         let mut daemon = daemon::validate(raw, &located)?;
         daemon.crdt = crdt;
+        daemon.identity = identity;
         Ok(Self {
             node_key,
             daemon,

@@ -139,7 +139,9 @@ fn every_documented_setting_parses_when_uncommented() {
         };
         let is_setting = setting.starts_with("[[discovery]]")
             || setting.split_once(" = ").is_some_and(|(k, _)| {
-                k.chars().all(|c| c.is_ascii_lowercase() || c == '_') || k.starts_with("crdt.")
+                k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    || k.starts_with("crdt.")
+                    || k.starts_with("identity.")
             });
         if is_setting && !setting.starts_with("private_key") {
             text.push_str(setting);
@@ -170,6 +172,7 @@ fn every_documented_setting_parses_when_uncommented() {
         Some(std::path::Path::new("/var/lib/meshrouter/crdt.redb"))
     );
     assert_eq!(d.crdt.peers.len(), 1);
+    assert_eq!(d.identity.admins.len(), 1);
 }
 
 #[test]
@@ -224,4 +227,17 @@ fn crdt_settings_are_checked() {
     );
     let bad_peer = error_line(&format!("{key}crdt.peers.nothex = [\"a\"]\n"));
     assert!(bad_peer.contains("crdt.peers"), "{bad_peer}");
+}
+
+#[test]
+fn identity_admins_are_checked() {
+    let key = format!("private_key = \"{SEED}\"\n");
+    let did = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+    let ok = parse(&format!("{key}[identity]\nadmins = [\"{did}#frag\"]\n")).unwrap();
+    assert_eq!(ok.daemon.identity.admins, vec![did.to_owned()]);
+    let bad = error_line(&format!("{key}identity.admins = [\"did:web:x\"]\n"));
+    assert!(
+        bad.contains("2:") && bad.contains("identity.admins"),
+        "{bad}"
+    );
 }

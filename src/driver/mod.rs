@@ -13,6 +13,7 @@ mod crdt;
 pub mod crdt_store;
 mod discovery;
 mod error;
+mod identity;
 mod interfaces;
 mod links;
 pub mod parallel;
@@ -153,6 +154,14 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
 
 async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(), DriverError> {
     let clock = clock::Clock::new();
+    let mut identity_seed = seed;
+    identity_seed[0] ^= 0x3c;
+    let identity = identity::IdentityHost::new(
+        &config.node_key,
+        &config.daemon.identity,
+        identity_seed,
+        clock.now(),
+    );
     let node = Node::new(
         config.node_key,
         NodeConfig {
@@ -189,6 +198,7 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         tun,
         inputs.clone(),
         discovery::Discovery::new(multicast, None, 0),
+        identity,
     );
     router.crdt = prepared.crdt;
     for (uri, socket) in prepared.listeners {

@@ -121,6 +121,8 @@ pub(crate) struct Router {
     flows: crate::core::offload::flows::Flows,
     /// The CRDT sync service, unless turned off or its database could not be opened.
     pub(crate) crdt: Option<super::crdt::CrdtHost>,
+    /// The identity service.
+    pub(crate) identity: super::identity::IdentityHost,
 }
 
 impl Router {
@@ -131,11 +133,13 @@ impl Router {
         tun: Option<TunDevice>,
         inputs: mpsc::Sender<Input>,
         discovery: super::discovery::Discovery,
+        identity: super::identity::IdentityHost,
     ) -> Self {
         let now = clock.now();
         Self {
             flows: Default::default(),
             crdt: None,
+            identity,
             node,
             clock,
             config,
@@ -224,8 +228,11 @@ impl Router {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.start_peers();
         loop {
-            let crdt_deadline = self.crdt.as_ref().and_then(|c| c.poll_timeout());
-            let deadline = crate::core::time::earliest(self.node.poll_timeout(), crdt_deadline)
+            let service_deadline = crate::core::time::earliest(
+                self.crdt.as_ref().and_then(|c| c.poll_timeout()),
+                self.identity.poll_timeout(),
+            );
+            let deadline = crate::core::time::earliest(self.node.poll_timeout(), service_deadline)
                 .map(|t| self.clock.to_tokio(t))
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -252,6 +259,7 @@ impl Router {
                     if let Some(crdt) = &mut self.crdt {
                         crdt.handle_timeout(now);
                     }
+                    self.identity.handle_timeout(now);
                 }
                 _ = tick.tick() => self.housekeeping(),
             }
@@ -283,6 +291,8 @@ impl Router {
             Input::Api(request, reply) => {
                 if request.path.starts_with("/v1/crdt/watch") && request.method == "GET" {
                     self.api_crdt_watch(&request, reply);
+                } else if request.path.starts_with("/v1/id/prove") && request.method == "POST" {
+                    self.api_id_prove(&request, reply);
                 } else {
                     let response = self.api(request);
                     let _ = reply.send(response);
@@ -447,6 +457,10 @@ impl Router {
                         crdt.on_message(self.clock.now(), delivery.source, &delivery.payload);
                     }
                 }
+                DeliveryKind::Service(crate::services::identity::proof::PROOF_PORT) => {
+                    self.identity
+                        .on_message(self.clock.now(), delivery.source, &delivery.payload);
+                }
                 DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,
                 DeliveryKind::Probe => {}
             }
@@ -462,6 +476,7 @@ impl Router {
         if let Some(crdt) = &mut self.crdt {
             crdt.drain(self.clock.now(), &mut self.node);
         }
+        self.identity.drain(self.clock.now(), &mut self.node);
         self.flush_transmits();
     }
 

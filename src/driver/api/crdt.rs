@@ -281,6 +281,13 @@ impl Router {
                     })
             }),
             ("POST", "/v1/crdt/write") => parse::<WriteBody>(&request.body).and_then(|b| {
+                if b.namespace == crate::services::identity::registry::NAMESPACE {
+                    return Err(error(
+                        403,
+                        "the identity namespace is written by the identity service: use \
+                         meshrouter id enroll|revoke (POST /v1/id/enroll|revoke)",
+                    ));
+                }
                 let op = op_from(&b)?;
                 let existing = crdt.store.document(&b.namespace, &b.document);
                 let parsed = |k: &String| {

@@ -62,6 +62,77 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
         "/v1/crdt/import",
         "import a drop: {\"drop\": base64}",
     ),
+    (
+        "GET",
+        "/v1/id/self",
+        "this node's DID, key, address and DID document",
+    ),
+    (
+        "GET",
+        "/v1/id/whois",
+        "?addr=: the DID of a known node's overlay address",
+    ),
+    (
+        "GET",
+        "/v1/id/document",
+        "?did=: the DID document of a did:key",
+    ),
+    (
+        "GET",
+        "/v1/id/members",
+        "the member registry and revocations",
+    ),
+    (
+        "POST",
+        "/v1/id/challenge",
+        "a sign-in challenge: {\"did\", \"statement\"?}",
+    ),
+    (
+        "POST",
+        "/v1/id/verify",
+        "a signed challenge: {\"message\", \"signature\", \"member\"?, \"ttl\"?}",
+    ),
+    (
+        "POST",
+        "/v1/id/jwt/issue",
+        "a JWT signed by this node: {\"claims\", \"ttl\"?}",
+    ),
+    (
+        "POST",
+        "/v1/id/jwt/verify",
+        "check a JWT: {\"token\", \"issuer\"?}",
+    ),
+    (
+        "POST",
+        "/v1/id/vc/issue",
+        "a VC signed by this node: {\"credential\"}",
+    ),
+    ("POST", "/v1/id/vc/verify", "check a VC: {\"credential\"}"),
+    (
+        "POST",
+        "/v1/id/delegate",
+        "a delegation: {\"audience\", \"capabilities\", \"ttl\"?, \"proofs\"?}",
+    ),
+    (
+        "POST",
+        "/v1/id/ucan/verify",
+        "check a delegation: {\"token\", \"audience\"?, \"with\"?, \"can\"?}",
+    ),
+    (
+        "POST",
+        "/v1/id/enroll",
+        "enroll a member: {\"did\", \"roles\"} or {\"token\"}",
+    ),
+    (
+        "POST",
+        "/v1/id/revoke",
+        "revoke: {\"target\", \"reason\"?} or {\"token\"}",
+    ),
+    (
+        "POST",
+        "/v1/id/prove",
+        "ask a node to prove its key over the overlay: {\"node\"}",
+    ),
 ];
 
 /// A 200 answer.
@@ -103,6 +174,7 @@ impl Router {
             ("GET", "/v1/sessions") => ok(self.api_sessions()),
             ("GET", "/v1/counters") => ok(self.api_counters()),
             (_, p) if p == "/v1/crdt" || p.starts_with("/v1/crdt/") => self.api_crdt(&request, p),
+            (_, p) if p.starts_with("/v1/id/") => self.api_id(&request, p),
             (_, p) if ENDPOINTS.iter().any(|(_, e, _)| *e == p) => {
                 error(405, format!("{} is not allowed on {p}", request.method))
             }

@@ -7,6 +7,7 @@
 mod crdt;
 mod handlers;
 mod http;
+mod identity;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

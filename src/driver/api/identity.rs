@@ -1,0 +1,534 @@
+//! The identity endpoints (`/v1/id/*`): who this node is, whois for overlay addresses, sign-in
+//! challenges, JWTs, credentials, delegations, the member registry and revocations, and proofs of
+//! possession over the overlay. Documented in `docs/API.md`. The node's private key signs only
+//! here, inside the daemon; a user's key stays with the CLI, which sends signed tokens.
+
+use std::net::Ipv6Addr;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+use super::handlers::{error, ok};
+use super::{ApiRequest, ApiResponse};
+use crate::core::address::{node_address, node_subnet};
+use crate::core::identity::{PublicKey, SIGNATURE_LEN};
+use crate::driver::clock::wall_micros;
+use crate::driver::router::Router;
+use crate::services::identity::did_document::did_document;
+use crate::services::identity::did_key::{did_key, parse_did_key};
+use crate::services::identity::registry::{self, Registry, revoked_error};
+use crate::services::identity::ucan::{self, Capability, Policy};
+use crate::services::identity::{jwt, vc};
+
+/// Default lifetime of tokens the node issues, seconds.
+const DEFAULT_TTL: u64 = 3600;
+/// Longest lifetime the node signs for, seconds (a year).
+const MAX_TTL: u64 = 366 * 86_400;
+
+fn wall_secs() -> u64 {
+    wall_micros() / 1_000_000
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiResponse> {
+    serde_json::from_slice(body).map_err(|e| error(400, format!("bad request body: {e}")))
+}
+
+fn query<'a>(request: &'a ApiRequest, name: &str) -> Option<&'a str> {
+    let (_, q) = request.path.split_once('?')?;
+    q.split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn ttl(requested: Option<u64>) -> Result<u64, ApiResponse> {
+    match requested.unwrap_or(DEFAULT_TTL) {
+        t @ 1..=MAX_TTL => Ok(t),
+        _ => Err(error(400, format!("ttl must be 1 to {MAX_TTL} seconds"))),
+    }
+}
+
+/// A signature as hex (128 digits) or base64url.
+fn signature(text: &str) -> Result<[u8; SIGNATURE_LEN], ApiResponse> {
+    use base64::Engine as _;
+    let bytes = hex::decode(text).ok().or_else(|| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .ok()
+    });
+    bytes
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| error(400, "signature must be 64 bytes, hex or base64url"))
+}
+
+/// A did:key or a hex key.
+fn key_of(text: &str) -> Result<PublicKey, ApiResponse> {
+    parse_did_key(text)
+        .or_else(|_| PublicKey::from_hex(text).map_err(|_| ()))
+        .map_err(|_| {
+            error(
+                400,
+                format!("{text} is neither a did:key nor a hex public key"),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeBody {
+    did: String,
+    statement: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    message: String,
+    signature: String,
+    /// Require an enrolled, unrevoked member (default true).
+    member: Option<bool>,
+    /// Lifetime of the session token issued, seconds.
+    ttl: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JwtIssueBody {
+    claims: Map<String, Value>,
+    ttl: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JwtVerifyBody {
+    token: String,
+    /// The DID or key the token must be signed by.
+    issuer: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialBody {
+    credential: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelegateBody {
+    audience: String,
+    capabilities: Vec<Capability>,
+    ttl: Option<u64>,
+    #[serde(default)]
+    proofs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UcanVerifyBody {
+    token: String,
+    audience: Option<String>,
+    with: Option<String>,
+    can: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    /// The member's DID, with `roles`; or an enrollment token signed elsewhere.
+    did: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    /// What to revoke, signed by this node; or a revocation token signed elsewhere.
+    target: Option<String>,
+    reason: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProveBody {
+    /// The node to ask: a did:key or a hex key.
+    node: String,
+}
+
+impl Router {
+    /// Answers `/v1/id/*` (all but the held `/v1/id/prove`).
+    pub(super) fn api_id(&mut self, request: &ApiRequest, path: &str) -> ApiResponse {
+        let body = &request.body;
+        let result = match (request.method.as_str(), path) {
+            ("GET", "/v1/id/self") => Ok(self.api_id_self()),
+            ("GET", "/v1/id/whois") => self.api_id_whois(request),
+            ("GET", "/v1/id/document") => match query(request, "did").map(parse_did_key) {
+                Some(Ok(key)) => Ok(ok(did_document(&key))),
+                _ => Err(error(400, "give ?did=did:key:z6Mk...")),
+            },
+            ("GET", "/v1/id/members") => self.api_id_members(),
+            ("POST", "/v1/id/challenge") => self.api_id_challenge(body),
+            ("POST", "/v1/id/verify") => self.api_id_verify(body),
+            ("POST", "/v1/id/jwt/issue") => self.api_jwt_issue(body),
+            ("POST", "/v1/id/jwt/verify") => self.api_jwt_verify(body),
+            ("POST", "/v1/id/vc/issue") => self.api_vc_issue(body),
+            ("POST", "/v1/id/vc/verify") => self.api_vc_verify(body),
+            ("POST", "/v1/id/delegate") => self.api_delegate(body),
+            ("POST", "/v1/id/ucan/verify") => self.api_ucan_verify(body),
+            ("POST", "/v1/id/enroll") => self.api_enroll(body),
+            ("POST", "/v1/id/revoke") => self.api_revoke(body),
+            (_, p) => Err(error(404, format!("no endpoint {p}; GET /v1 lists them"))),
+        };
+        result.unwrap_or_else(|e| e)
+    }
+
+    fn registry_now(&mut self) -> Result<&Registry, ApiResponse> {
+        self.identity
+            .registry(self.crdt.as_ref(), wall_secs())
+            .map_err(|e| error(503, e.to_string()))
+    }
+
+    fn api_id_self(&self) -> ApiResponse {
+        let key = self.identity.key.public_key();
+        ok(json!({
+            "did": self.identity.did,
+            "public_key": key.to_hex(),
+            "address": node_address(&key).to_string(),
+            "subnet": node_subnet(&key).to_string(),
+            "admins": self.identity.admins(),
+            "document": did_document(&key),
+        }))
+    }
+
+    /// Which known node owns an overlay address: this node, a peer, a session or a found path.
+    fn api_id_whois(&self, request: &ApiRequest) -> Result<ApiResponse, ApiResponse> {
+        let addr: Ipv6Addr = query(request, "addr")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| error(400, "give ?addr=<overlay IPv6 address>"))?;
+        let me = self.node.public_key();
+        let candidates = std::iter::once((&me, "self"))
+            .chain(self.node.peers().map(|k| (k, "peer")))
+            .chain(self.node.sessions().iter().map(|(k, ..)| (k, "session")))
+            .chain(self.node.paths().iter().map(|(k, _)| (k, "path")));
+        for (key, known_as) in candidates {
+            if node_address(key) == addr || node_subnet(key).contains(&addr) {
+                return Ok(ok(json!({
+                    "did": did_key(key),
+                    "public_key": key.to_hex(),
+                    "address": node_address(key).to_string(),
+                    "subnet": node_subnet(key).to_string(),
+                    "known_as": known_as,
+                })));
+            }
+        }
+        Err(error(
+            404,
+            format!(
+                "no known node owns {addr} (only this node, its peers and nodes it has a session or path to are known)"
+            ),
+        ))
+    }
+
+    fn api_id_members(&mut self) -> Result<ApiResponse, ApiResponse> {
+        let admins = self.identity.admins().to_vec();
+        let registry = self.registry_now()?;
+        let members: Vec<Value> = registry
+            .members()
+            .map(|m| {
+                let mut v = json!(m);
+                v["revoked"] = json!(registry.member(&m.did).is_err());
+                v
+            })
+            .collect();
+        Ok(ok(json!({
+            "admins": admins,
+            "members": members,
+            "revocations": registry.revocations().collect::<Vec<_>>(),
+            "ignored": registry.ignored(),
+        })))
+    }
+
+    fn api_id_challenge(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: ChallengeBody = parse(body)?;
+        parse_did_key(&b.did).map_err(|e| error(400, format!("{}: {e}", b.did)))?;
+        let statement = b
+            .statement
+            .as_deref()
+            .unwrap_or("Sign in to this mesh node.");
+        if statement.contains('\n') || statement.len() > 512 {
+            return Err(error(400, "the statement is one line of at most 512 bytes"));
+        }
+        let now = wall_secs();
+        let (nonce, message) = self.identity.challenges.issue(now, &b.did, statement);
+        Ok(ok(json!({
+            "nonce": nonce,
+            "message": message,
+            "expires": now + crate::services::identity::challenge::NONCE_LIFETIME,
+        })))
+    }
+
+    /// A signed challenge: checks it (and membership unless `member: false`) and answers with a
+    /// session JWT signed by this node.
+    fn api_id_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: VerifyBody = parse(body)?;
+        let sig = signature(&b.signature)?;
+        let ttl = ttl(b.ttl)?;
+        let now = wall_secs();
+        let login = self
+            .identity
+            .challenges
+            .verify(now, &b.message, &sig)
+            .map_err(|e| error(401, e.to_string()))?;
+        let mut claims = Map::new();
+        claims.insert("sub".into(), json!(login.did));
+        claims.insert("aud".into(), json!(self.identity.did));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + ttl));
+        if b.member.unwrap_or(true) {
+            let registry = self.registry_now()?;
+            let member = registry
+                .member(&login.did)
+                .map_err(|e| error(403, e.to_string()))?;
+            claims.insert("roles".into(), json!(member.roles));
+        }
+        let token = jwt::issue(&self.identity.key, &claims);
+        Ok(ok(
+            json!({ "did": login.did, "claims": claims, "token": token }),
+        ))
+    }
+
+    fn api_jwt_issue(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: JwtIssueBody = parse(body)?;
+        let now = wall_secs();
+        let mut claims = b.claims;
+        claims.entry("iat").or_insert(json!(now));
+        claims.entry("exp").or_insert(json!(now + ttl(b.ttl)?));
+        if claims
+            .get("iss")
+            .is_some_and(|i| *i != json!(self.identity.did))
+        {
+            return Err(error(400, "iss is this node's DID; leave it out"));
+        }
+        Ok(ok(
+            json!({ "token": jwt::issue(&self.identity.key, &claims) }),
+        ))
+    }
+
+    /// The revocation that refuses `targets` (with `issuers` entitled to revoke), if the registry
+    /// has one; `Ok(false)` when there is no registry to ask.
+    fn check_revoked(&mut self, targets: &[&str], issuers: &[String]) -> Result<bool, ApiResponse> {
+        let Ok(registry) = self.identity.registry(self.crdt.as_ref(), wall_secs()) else {
+            return Ok(false);
+        };
+        for target in targets {
+            if let Some(r) = registry.revoked(target, issuers) {
+                return Err(error(403, revoked_error(r).to_string()));
+            }
+        }
+        Ok(true)
+    }
+
+    fn api_jwt_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: JwtVerifyBody = parse(body)?;
+        let expected = b.issuer.as_deref().map(key_of).transpose()?;
+        let verified = jwt::verify(&b.token, expected.as_ref(), wall_secs())
+            .map_err(|e| error(401, e.to_string()))?;
+        let issuer = did_key(&verified.signer);
+        let text = |name| verified.claims.get(name).and_then(Value::as_str);
+        let targets: Vec<&str> = [Some(issuer.as_str()), text("sub"), text("jti")]
+            .into_iter()
+            .flatten()
+            .collect();
+        let checked = self.check_revoked(&targets, std::slice::from_ref(&issuer))?;
+        Ok(ok(json!({
+            "valid": true,
+            "issuer": issuer,
+            "header": verified.header,
+            "claims": verified.claims,
+            "revocation_checked": checked,
+        })))
+    }
+
+    fn api_vc_issue(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: CredentialBody = parse(body)?;
+        let Value::Object(credential) = b.credential else {
+            return Err(error(400, "credential must be a JSON object"));
+        };
+        let signed = vc::issue(&self.identity.key, &credential, wall_secs())
+            .map_err(|e| error(400, e.to_string()))?;
+        Ok(ok(json!({ "credential": signed })))
+    }
+
+    fn api_vc_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: CredentialBody = parse(body)?;
+        let verified =
+            vc::verify(&b.credential, wall_secs()).map_err(|e| error(401, e.to_string()))?;
+        let targets: Vec<&str> = [Some(verified.issuer.as_str()), verified.id.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let checked = self.check_revoked(&targets, std::slice::from_ref(&verified.issuer))?;
+        Ok(ok(json!({
+            "valid": true,
+            "issuer": verified.issuer,
+            "id": verified.id,
+            "subject": verified.subject,
+            "revocation_checked": checked,
+        })))
+    }
+
+    fn api_delegate(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: DelegateBody = parse(body)?;
+        parse_did_key(&b.audience).map_err(|e| error(400, format!("audience: {e}")))?;
+        if b.capabilities.is_empty() {
+            return Err(error(
+                400,
+                "give at least one {\"with\", \"can\"} capability",
+            ));
+        }
+        let now = wall_secs();
+        let token = ucan::delegate(
+            &self.identity.key,
+            &b.audience,
+            &b.capabilities,
+            now,
+            now + ttl(b.ttl)?,
+            &b.proofs,
+        );
+        // Refuse to hand out a delegation that would not verify (widening, a bad proof).
+        let delegation = self.verify_delegation(&token)?;
+        Ok(ok(json!({ "token": token, "id": delegation.id })))
+    }
+
+    fn verify_delegation(&mut self, token: &str) -> Result<ucan::Delegation, ApiResponse> {
+        let admins = self.identity.admins().to_vec();
+        let registry = self.identity.registry(self.crdt.as_ref(), wall_secs()).ok();
+        let is_root = |issuer: &str, cap: &Capability| {
+            admins.iter().any(|a| a == issuer) || cap.with.starts_with(&format!("{issuer}/"))
+        };
+        let is_revoked = |id: &str, issuers: &[String]| {
+            registry.is_some_and(|r| {
+                r.revoked(id, issuers).is_some()
+                    || issuers.iter().any(|i| r.revoked(i, &[]).is_some())
+            })
+        };
+        let policy = Policy {
+            is_root: &is_root,
+            is_revoked: &is_revoked,
+        };
+        ucan::verify(token, wall_secs(), &policy).map_err(|e| error(403, e.to_string()))
+    }
+
+    fn api_ucan_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: UcanVerifyBody = parse(body)?;
+        let delegation = self.verify_delegation(&b.token)?;
+        if let (Some(with), Some(can)) = (&b.with, &b.can) {
+            let audience = b.audience.as_deref().unwrap_or(&delegation.audience);
+            let wanted = Capability {
+                with: with.clone(),
+                can: can.clone(),
+            };
+            delegation
+                .authorizes(audience, &wanted)
+                .map_err(|e| error(403, e.to_string()))?;
+        }
+        Ok(ok(json!({
+            "valid": true,
+            "id": delegation.id,
+            "issuer": delegation.issuer,
+            "audience": delegation.audience,
+            "capabilities": delegation.capabilities,
+            "expires": delegation.expires,
+            "chain": delegation.issuers,
+        })))
+    }
+
+    fn api_enroll(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: EnrollBody = parse(body)?;
+        let now = wall_secs();
+        let (did, token) = match (b.did, b.token) {
+            (Some(did), None) => {
+                let token = registry::enrollment(&self.identity.key, &did, &b.roles, now)
+                    .map_err(|e| error(400, e.to_string()))?;
+                (did, token)
+            }
+            (None, Some(token)) => {
+                let verified =
+                    jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
+                let sub = verified.claims.get("sub").and_then(Value::as_str);
+                let did = sub.ok_or_else(|| error(400, "the enrollment names no sub"))?;
+                (did.to_owned(), token)
+            }
+            _ => return Err(error(400, "give either did (with roles) or token")),
+        };
+        self.file_registry(Some(&did), token)?;
+        let registry = self.registry_now()?;
+        let member = registry.member(&did).map_err(|e| {
+            error(
+                409,
+                format!("filed, but this node does not honour it: {e} (is the signer an admin?)"),
+            )
+        })?;
+        Ok(ok(json!(member)))
+    }
+
+    fn api_revoke(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+        let b: RevokeBody = parse(body)?;
+        let now = wall_secs();
+        let token = match (b.target, b.token) {
+            (Some(target), None) if !target.is_empty() && target.len() <= 1024 => {
+                registry::revocation(
+                    &self.identity.key,
+                    &target,
+                    b.reason.as_deref().unwrap_or(""),
+                    now,
+                )
+            }
+            (None, Some(token)) => {
+                let verified =
+                    jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
+                if verified
+                    .claims
+                    .get("revoke")
+                    .and_then(Value::as_str)
+                    .is_none()
+                {
+                    return Err(error(400, "not a revocation: no revoke claim"));
+                }
+                token
+            }
+            _ => return Err(error(400, "give either target (1 to 1024 bytes) or token")),
+        };
+        self.file_registry(None, token.clone())?;
+        Ok(ok(json!({ "revocation": token })))
+    }
+
+    fn file_registry(&mut self, member: Option<&str>, token: String) -> Result<(), ApiResponse> {
+        let now = self.clock.now();
+        let wall_millis = wall_micros() / 1000;
+        self.identity
+            .file(self.crdt.as_mut(), now, wall_millis, member, token)
+            .map_err(|e| error(503, e.to_string()))
+    }
+
+    /// `POST /v1/id/prove`: held until the node answers or [`PROOF_TIMEOUT`] passes.
+    ///
+    /// [`PROOF_TIMEOUT`]: crate::services::identity::proof::PROOF_TIMEOUT
+    pub(crate) fn api_id_prove(
+        &mut self,
+        request: &ApiRequest,
+        reply: oneshot::Sender<ApiResponse>,
+    ) {
+        let prover = parse::<ProveBody>(&request.body).and_then(|b| key_of(&b.node));
+        match prover {
+            Ok(key) if key == self.identity.key.public_key() => {
+                let _ = reply.send(error(400, "that is this node"));
+            }
+            Ok(key) => self.identity.prove(self.clock.now(), key, reply),
+            Err(e) => {
+                let _ = reply.send(e);
+            }
+        }
+    }
+}
