@@ -394,7 +394,21 @@ fn a_member_enrolled_on_one_node_signs_in_on_another_until_revoked() {
     assert_eq!(verified["claims"]["sub"], user_did.as_str());
     assert_eq!(verified["revocation_checked"], true);
 
-    // A credential and a delegation issued by a verify on b.
+    // Batch verification: one line per token, in order; a forged one is refused on its own.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let batch = ctl(&b, &["id", "jwt", "verify", token, &forged, token]);
+    assert!(!batch.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&batch.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{batch:?}");
+    assert_eq!(lines[0]["valid"], true);
+    assert_eq!(lines[2]["valid"], true);
+    let refusal = lines[1]["error"].as_str().unwrap();
+    assert!(refusal.contains("signature"), "{refusal}");
+
+    // A credential and a delegation issued on a verify on b.
     let unsigned = dir.path().join("vc.json");
     std::fs::write(
         &unsigned,

@@ -174,10 +174,12 @@ pub(crate) enum JwtCommand {
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },
-    /// Verify a token (on the node, which also checks revocations; or --offline).
+    /// Verify tokens (on the node, which also checks revocations; or --offline). Several tokens are
+    /// checked as one batch, one JSON result per line.
     Verify {
-        /// The token, or @FILE.
-        token: String,
+        /// The token, or @FILE; repeat for a batch.
+        #[arg(required = true)]
+        tokens: Vec<String>,
         /// The DID that must have signed it.
         #[arg(long)]
         issuer: Option<String>,
@@ -498,32 +500,56 @@ fn jwt_command(socket: &Path, command: JwtCommand, json_output: bool) -> anyhow:
             Ok(())
         }
         JwtCommand::Verify {
-            token,
+            tokens,
             issuer,
             offline,
         } => {
-            let token = token_arg(&token)?;
+            let tokens = tokens
+                .iter()
+                .map(|t| token_arg(t))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if offline {
                 let expected = issuer
                     .as_deref()
                     .map(parse_did_key)
                     .transpose()
                     .context("--issuer")?;
-                let verified = jwt::verify(&token, expected.as_ref(), now_secs())?;
-                return print_json(&json!({ "valid": true, "issuer": did_key(&verified.signer),
-                                           "header": verified.header, "claims": verified.claims,
-                                           "revocation_checked": false }));
+                for token in &tokens {
+                    let verified = jwt::verify(token, expected.as_ref(), now_secs())?;
+                    print_json(&json!({ "valid": true, "issuer": did_key(&verified.signer),
+                                        "header": verified.header, "claims": verified.claims,
+                                        "revocation_checked": false }))?;
+                }
+                return Ok(());
+            }
+            if let [token] = tokens.as_slice() {
+                let reply = call(
+                    socket,
+                    "POST",
+                    "/v1/id/jwt/verify",
+                    Some(&json!({ "token": token, "issuer": issuer })),
+                )?;
+                return print_json(if json_output {
+                    &reply
+                } else {
+                    &reply["claims"]
+                });
             }
             let reply = call(
                 socket,
                 "POST",
                 "/v1/id/jwt/verify",
-                Some(&json!({ "token": token, "issuer": issuer })),
+                Some(&json!({ "tokens": tokens, "issuer": issuer })),
             )?;
-            if json_output {
-                return print_json(&reply);
+            let results = reply["results"].as_array().cloned().unwrap_or_default();
+            for result in &results {
+                println!("{result}");
             }
-            print_json(&reply["claims"])
+            let refused = results.iter().filter(|r| r["valid"] != json!(true)).count();
+            if refused > 0 {
+                bail!("{refused} of {} tokens refused", results.len());
+            }
+            Ok(())
         }
     }
 }

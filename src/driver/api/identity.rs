@@ -25,6 +25,8 @@ use crate::services::identity::{jwt, vc};
 const DEFAULT_TTL: u64 = 3600;
 /// Longest lifetime the node signs for, seconds (a year).
 const MAX_TTL: u64 = 366 * 86_400;
+/// Most tokens verified in one request.
+const MAX_BATCH: usize = 4096;
 
 fn wall_secs() -> u64 {
     wall_micros() / 1_000_000
@@ -100,7 +102,9 @@ struct JwtIssueBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JwtVerifyBody {
-    token: String,
+    token: Option<String>,
+    /// Many tokens at once (batch verification); answered with `results` in order.
+    tokens: Option<Vec<String>>,
     /// The DID or key the token must be signed by.
     issuer: Option<String>,
 }
@@ -332,8 +336,46 @@ impl Router {
     fn api_jwt_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
         let b: JwtVerifyBody = parse(body)?;
         let expected = b.issuer.as_deref().map(key_of).transpose()?;
-        let verified = jwt::verify(&b.token, expected.as_ref(), wall_secs())
-            .map_err(|e| error(401, e.to_string()))?;
+        let now = wall_secs();
+        let outcome = |router: &mut Self, verified: Result<jwt::Verified, jwt::JwtError>| {
+            let verified = verified.map_err(|e| error(401, e.to_string()))?;
+            if expected.is_some_and(|e| e != verified.signer) {
+                return Err(error(
+                    401,
+                    format!(
+                        "signed by {}, not by the expected key",
+                        did_key(&verified.signer)
+                    ),
+                ));
+            }
+            router.checked_token(verified)
+        };
+        match (b.token, b.tokens) {
+            (Some(token), None) => {
+                let verified = jwt::verify(&token, expected.as_ref(), now);
+                outcome(self, verified)
+            }
+            (None, Some(tokens)) if tokens.len() <= MAX_BATCH => {
+                let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+                let mut keys = crate::core::identity::Verifier::default();
+                let results: Vec<Value> = jwt::verify_batch(&refs, now, &mut keys)
+                    .into_iter()
+                    .map(|v| match outcome(self, v) {
+                        Ok(answer) | Err(answer) => answer.body,
+                    })
+                    .collect();
+                Ok(ok(json!({ "results": results })))
+            }
+            _ => Err(error(
+                400,
+                format!("give token, or tokens (at most {MAX_BATCH})"),
+            )),
+        }
+    }
+
+    /// The answer for a token whose signature and times verified: refused if its issuer, `sub` or
+    /// `jti` was revoked.
+    fn checked_token(&mut self, verified: jwt::Verified) -> Result<ApiResponse, ApiResponse> {
         let issuer = did_key(&verified.signer);
         let text = |name| verified.claims.get(name).and_then(Value::as_str);
         let targets: Vec<&str> = [Some(issuer.as_str()), text("sub"), text("jti")]

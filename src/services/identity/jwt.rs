@@ -125,6 +125,63 @@ pub fn verify_cached(
     now_secs: u64,
     cache: &mut Verifier,
 ) -> Result<Verified, JwtError> {
+    let parsed = parse(token, expected)?;
+    if !cache.verify(
+        &parsed.verified.signer,
+        parsed.signing_input(token),
+        &parsed.signature,
+    ) {
+        return Err(JwtError::BadSignature);
+    }
+    check_times(parsed.verified, now_secs)
+}
+
+/// Verifies many tokens at once with Ed25519 batch verification (see [`Verifier::verify_batch`]
+/// for what that trades), each against its own did:key: about twice the rate of one by one for
+/// batches of 64 or more, for a gateway checking the tokens of many requests together.
+pub fn verify_batch(
+    tokens: &[&str],
+    now_secs: u64,
+    cache: &mut Verifier,
+) -> Vec<Result<Verified, JwtError>> {
+    let parsed: Vec<Result<Parsed, JwtError>> = tokens.iter().map(|t| parse(t, None)).collect();
+    let items: Vec<_> = parsed
+        .iter()
+        .zip(tokens)
+        .filter_map(|(p, t)| {
+            p.as_ref()
+                .ok()
+                .map(|p| (p.verified.signer, p.signing_input(t), p.signature))
+        })
+        .collect();
+    let mut verdicts = cache.verify_batch(&items).into_iter();
+    parsed
+        .into_iter()
+        .map(|p| {
+            let p = p?;
+            if !verdicts.next().unwrap_or(false) {
+                return Err(JwtError::BadSignature);
+            }
+            check_times(p.verified, now_secs)
+        })
+        .collect()
+}
+
+/// A token whose form, algorithm and signer are acceptable, its signature not yet checked.
+struct Parsed {
+    verified: Verified,
+    /// Length of `header.claims`, the signed text.
+    signed_len: usize,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+impl Parsed {
+    fn signing_input<'t>(&self, token: &'t str) -> &'t [u8] {
+        &token.as_bytes()[..self.signed_len]
+    }
+}
+
+fn parse(token: &str, expected: Option<&PublicKey>) -> Result<Parsed, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::Malformed("longer than 64 KiB"));
     }
@@ -156,30 +213,36 @@ pub fn verify_cached(
         (None, Some(n)) => n,
         (None, None) => return Err(JwtError::NoSigner),
     };
-    let signing_input = &token[..h.len() + 1 + c.len()];
-    if !cache.verify(&signer, signing_input.as_bytes(), &signature) {
-        return Err(JwtError::BadSignature);
-    }
-    if let Some(exp) = seconds(&claims, "exp")?
+    Ok(Parsed {
+        verified: Verified {
+            signer,
+            header,
+            claims,
+        },
+        signed_len: h.len() + 1 + c.len(),
+        signature,
+    })
+}
+
+/// `exp`, `nbf` and `iat` against `now_secs`, with [`LEEWAY_SECS`].
+fn check_times(verified: Verified, now_secs: u64) -> Result<Verified, JwtError> {
+    let claims = &verified.claims;
+    if let Some(exp) = seconds(claims, "exp")?
         && now_secs >= exp.saturating_add(LEEWAY_SECS)
     {
         return Err(JwtError::Expired(exp));
     }
-    if let Some(nbf) = seconds(&claims, "nbf")?
+    if let Some(nbf) = seconds(claims, "nbf")?
         && now_secs.saturating_add(LEEWAY_SECS) < nbf
     {
         return Err(JwtError::NotYetValid(nbf));
     }
-    if let Some(iat) = seconds(&claims, "iat")?
+    if let Some(iat) = seconds(claims, "iat")?
         && now_secs.saturating_add(LEEWAY_SECS) < iat
     {
         return Err(JwtError::IssuedInFuture(iat));
     }
-    Ok(Verified {
-        signer,
-        header,
-        claims,
-    })
+    Ok(verified)
 }
 
 #[cfg(test)]
@@ -225,6 +288,36 @@ mod tests {
             verify(&token, Some(&other), NOW),
             Err(JwtError::WrongSigner(_))
         ));
+    }
+
+    #[test]
+    fn a_batch_gives_each_token_the_verdict_it_gets_alone() {
+        let good: Vec<String> = (0..70u8)
+            .map(|n| issue(&NodeKey::from_seed(&[n; 32]), &claims(json!({ "n": n }))))
+            .collect();
+        let mut tokens: Vec<String> = good.clone();
+        let mut tampered = tokens[5].clone().into_bytes();
+        let dot = tampered.iter().position(|b| *b == b'.').unwrap();
+        tampered[dot + 3] ^= 1;
+        tokens[5] = String::from_utf8(tampered).unwrap();
+        tokens[9] = "not.a.token".into();
+        tokens[20] = issue(
+            &NodeKey::from_seed(&[1; 32]),
+            &claims(json!({ "exp": NOW - 3600 })),
+        );
+        let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let mut cache = Verifier::default();
+        let batch = verify_batch(&refs, NOW, &mut cache);
+        for (token, verdict) in refs.iter().zip(&batch) {
+            assert_eq!(*verdict, verify(token, None, NOW), "{token}");
+        }
+        assert_eq!(batch.iter().filter(|v| v.is_ok()).count(), 67);
+        let good: Vec<&str> = good.iter().map(String::as_str).collect();
+        assert!(
+            verify_batch(&good, NOW, &mut cache)
+                .iter()
+                .all(Result::is_ok)
+        );
     }
 
     #[test]
