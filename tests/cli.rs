@@ -62,6 +62,55 @@ fn info_json_matches_every_vector() {
 }
 
 #[test]
+fn genconf_writes_a_new_private_file_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let path_str = path.to_str().unwrap();
+    let out = meshrouter(&["genconf", "--discovery", "--output", path_str]);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        first.contains("[[discovery]]\ninterfaces = \".*\""),
+        "{first}"
+    );
+    let info = meshrouter(&["info", "-c", path_str]);
+    assert!(info.status.success(), "{:?}", stderr_lines(&info));
+    let again = meshrouter(&["genconf", "--output", path_str]);
+    assert!(!again.status.success());
+    assert!(
+        stderr_lines(&again)[0].contains("never overwrites"),
+        "{:?}",
+        stderr_lines(&again)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+    // With the daemon's group (here our own): readable by that group, not by others.
+    let own_group = Command::new("id").arg("-gn").output().unwrap().stdout;
+    let own_group = String::from_utf8(own_group).unwrap();
+    let grouped = dir.path().join("grouped.toml");
+    let out = meshrouter(&[
+        "genconf",
+        "--output",
+        grouped.to_str().unwrap(),
+        "--group",
+        own_group.trim(),
+    ]);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let mode = std::fs::metadata(&grouped).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let no_group = meshrouter(&[
+        "genconf",
+        "--output",
+        dir.path().join("x.toml").to_str().unwrap(),
+        "--group",
+        "no-such-group-here",
+    ]);
+    assert!(!no_group.status.success());
+    assert!(!dir.path().join("x.toml").exists());
+}
+
+#[test]
 fn genconf_output_is_a_working_config_with_a_fresh_key() {
     let dir = tempfile::tempdir().unwrap();
     let first = meshrouter(&["genconf"]);

@@ -46,8 +46,8 @@ enum Command {
     /// Print a complete configuration with a freshly generated node key.
     ///
     /// Redirect it to a file readable only by the daemon, e.g.
-    /// `(umask 077; meshrouter genconf > /etc/meshrouter/config.toml)`.
-    Genconf,
+    /// `(umask 077; meshrouter genconf > /etc/meshrouter/config.toml)`, or let --output write it.
+    Genconf(genconf::Genconf),
     /// Run the router: TUN device, links, discovery and the local API, until SIGTERM or SIGINT.
     ///
     /// Needs root, or CAP_NET_ADMIN (plus CAP_NET_RAW for raw Ethernet links). Logs go to standard
@@ -128,7 +128,7 @@ enum Command {
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Genconf => genconf::run(),
+        Command::Genconf(args) => genconf::run(&args),
         Command::Info { config, json } => info::run(&config, json),
         Command::Run {
             config,

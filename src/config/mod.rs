@@ -79,7 +79,7 @@ impl Config {
         let mut config = Self::from_toml(&text, path)?;
         if config_exposes_inline_key(path, &text) {
             config.warnings.push(format!(
-                "{}: holds private_key and is readable by group or other; chmod 600 it or move the key \
+                "{}: holds private_key and is readable by every user; chmod 600 (or 640 with the daemon's group) it or move the key \
                  to private_key_file",
                 path.display()
             ));
@@ -162,7 +162,7 @@ fn config_exposes_inline_key(path: &Path, text: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let has_inline_key =
         toml::from_str::<RawConfig>(text).is_ok_and(|raw| raw.private_key.is_some());
-    has_inline_key && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    has_inline_key && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 #[cfg(test)]

@@ -230,11 +230,14 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
     drop(inputs);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Under systemd (Type=notify): the TUN device, sockets and API are up.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tokio::select! {
         () = router.run(receiver) => warn!("router stopped"),
         _ = terminate.recv() => info!("SIGTERM: stopping"),
         _ = interrupt.recv() => info!("SIGINT: stopping"),
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     Ok(())
 }
 

@@ -64,7 +64,18 @@ pub(crate) fn drop_privileges(config: &Daemon) -> Result<(), DriverError> {
     }
     // Running as root (or with ambient capabilities): still give up what we do not use.
     let permitted = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    if keep.contains(&Capability::CAP_NET_RAW) && !permitted.contains(&Capability::CAP_NET_RAW) {
+        warn!(
+            "raw Ethernet links are configured but CAP_NET_RAW is not permitted: they will fail \
+             (under systemd, add it to AmbientCapabilities)"
+        );
+    }
     let keep: HashSet<Capability> = keep.intersection(&permitted).copied().collect();
+    if permitted.is_subset(&keep) {
+        // Nothing to give up (systemd already granted exactly these): no capset call, which the
+        // service's system call filter refuses.
+        return Ok(());
+    }
     if let Err(e) = caps::set(None, CapSet::Effective, &keep)
         .and_then(|()| caps::set(None, CapSet::Permitted, &keep))
     {
