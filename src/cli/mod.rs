@@ -4,8 +4,10 @@
 
 mod client;
 mod control;
+#[cfg(feature = "services")]
 mod crdt;
 mod genconf;
+#[cfg(feature = "services")]
 mod identity;
 mod info;
 mod run;
@@ -97,6 +99,7 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    #[cfg(feature = "services")]
     /// Local-first replicated documents (counters, registers, sets, maps) that sync over the mesh
     /// and by sneakernet drop files.
     Crdt {
@@ -105,6 +108,7 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    #[cfg(feature = "services")]
     /// Identities: did:key, sign-in challenges, JWTs, credentials, delegations, the member
     /// registry and revocations, all checkable offline on any node.
     Id {
@@ -150,10 +154,12 @@ pub(crate) fn main() -> ExitCode {
         Command::Addpeer { uri, endpoint: e } => {
             control::run(&e.socket, control::Query::AddPeer(uri), e.json)
         }
+        #[cfg(feature = "services")]
         Command::Crdt {
             command,
             endpoint: e,
         } => crdt::run(&e.socket, command, e.json),
+        #[cfg(feature = "services")]
         Command::Id {
             command,
             endpoint: e,

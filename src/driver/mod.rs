@@ -9,10 +9,13 @@
 mod api;
 mod clock;
 mod cpu;
+#[cfg(feature = "services")]
 mod crdt;
+#[cfg(feature = "services")]
 pub mod crdt_store;
 mod discovery;
 mod error;
+#[cfg(feature = "services")]
 mod identity;
 mod interfaces;
 mod links;
@@ -21,6 +24,7 @@ mod peers;
 mod privileges;
 mod readers;
 mod router;
+mod services;
 mod tun_device;
 mod udp;
 
@@ -46,7 +50,7 @@ struct Prepared {
     listeners: Vec<(LinkUri, std::net::UdpSocket)>,
     multicast: Option<std::net::UdpSocket>,
     discovery_links: Option<std::net::UdpSocket>,
-    crdt: Option<crdt::CrdtHost>,
+    services: services::PreparedServices,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
@@ -75,22 +79,8 @@ pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
 
 fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     let daemon = &config.daemon;
-    // Opened while privileged (the database lives under /var/lib); a database that cannot be opened
-    // turns the service off rather than the router.
-    let crdt = daemon.crdt.database.as_ref().and_then(|path| {
-        let mut crdt_seed = seed;
-        crdt_seed[0] ^= 0x5a;
-        match crdt::CrdtHost::open(&daemon.crdt, path, &config.node_key, crdt_seed) {
-            Ok(host) => {
-                info!(database = %path.display(), "CRDT store open");
-                Some(host)
-            }
-            Err(e) => {
-                tracing::error!("{e}; the CRDT service is off");
-                None
-            }
-        }
-    });
+    // Opened while privileged (the CRDT database lives under /var/lib).
+    let services = services::PreparedServices::open(config, seed);
     let address = node_address(&config.node_key.public_key());
     let tun = match &daemon.tun_name {
         Some(name) => Some(tun_device::PreparedTun::open(
@@ -148,20 +138,13 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
         listeners,
         multicast,
         discovery_links,
-        crdt,
+        services,
     })
 }
 
 async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(), DriverError> {
     let clock = clock::Clock::new();
-    let mut identity_seed = seed;
-    identity_seed[0] ^= 0x3c;
-    let identity = identity::IdentityHost::new(
-        &config.node_key,
-        &config.daemon.identity,
-        identity_seed,
-        clock.now(),
-    );
+    let services = prepared.services.start(&config, seed, clock.now());
     let node = Node::new(
         config.node_key,
         NodeConfig {
@@ -198,9 +181,8 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         tun,
         inputs.clone(),
         discovery::Discovery::new(multicast, None, 0),
-        identity,
+        services,
     );
-    router.crdt = prepared.crdt;
     for (uri, socket) in prepared.listeners {
         let socket = udp_endpoint(socket).map_err(|e| bind_error("listener", e))?;
         info!(listen = %uri.display(), "listening");

@@ -119,10 +119,8 @@ pub(crate) struct Router {
     pub(crate) started: crate::core::time::Instant,
     /// TCP flows of the host that retransmitted lately, whose super-packets are segmented.
     flows: crate::core::offload::flows::Flows,
-    /// The CRDT sync service, unless turned off or its database could not be opened.
-    pub(crate) crdt: Option<super::crdt::CrdtHost>,
-    /// The identity service.
-    pub(crate) identity: super::identity::IdentityHost,
+    /// The built-in services.
+    pub(crate) services: super::services::Services,
 }
 
 impl Router {
@@ -133,13 +131,12 @@ impl Router {
         tun: Option<TunDevice>,
         inputs: mpsc::Sender<Input>,
         discovery: super::discovery::Discovery,
-        identity: super::identity::IdentityHost,
+        services: super::services::Services,
     ) -> Self {
         let now = clock.now();
         Self {
             flows: Default::default(),
-            crdt: None,
-            identity,
+            services,
             node,
             clock,
             config,
@@ -228,13 +225,10 @@ impl Router {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.start_peers();
         loop {
-            let service_deadline = crate::core::time::earliest(
-                self.crdt.as_ref().and_then(|c| c.poll_timeout()),
-                self.identity.poll_timeout(),
-            );
-            let deadline = crate::core::time::earliest(self.node.poll_timeout(), service_deadline)
-                .map(|t| self.clock.to_tokio(t))
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let deadline =
+                crate::core::time::earliest(self.node.poll_timeout(), self.services.poll_timeout())
+                    .map(|t| self.clock.to_tokio(t))
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
@@ -256,10 +250,7 @@ impl Router {
                 _ = tokio::time::sleep_until(deadline) => {
                     let now = self.clock.now();
                     self.node.handle_timeout(now);
-                    if let Some(crdt) = &mut self.crdt {
-                        crdt.handle_timeout(now);
-                    }
-                    self.identity.handle_timeout(now);
+                    self.services.handle_timeout(now);
                 }
                 _ = tick.tick() => self.housekeeping(),
             }
@@ -288,16 +279,7 @@ impl Router {
             Input::UdpBeacon { from, data } => self.on_udp_beacon(from, &data),
             Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
             Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
-            Input::Api(request, reply) => {
-                if request.path.starts_with("/v1/crdt/watch") && request.method == "GET" {
-                    self.api_crdt_watch(&request, reply);
-                } else if request.path.starts_with("/v1/id/prove") && request.method == "POST" {
-                    self.api_id_prove(&request, reply);
-                } else {
-                    let response = self.api(request);
-                    let _ = reply.send(response);
-                }
-            }
+            Input::Api(request, reply) => self.api_input(request, reply),
         }
     }
 
@@ -450,18 +432,15 @@ impl Router {
                     self.write_packets(std::mem::take(&mut packets)).await;
                     self.write_super_packet(&delivery.payload, mss, ecn).await;
                 }
-                DeliveryKind::Service(crate::services::crdt::sync::SYNC_PORT)
-                    if self.crdt.is_some() =>
-                {
-                    if let Some(crdt) = &mut self.crdt {
-                        crdt.on_message(self.clock.now(), delivery.source, &delivery.payload);
+                DeliveryKind::Service(port) => {
+                    let now = self.clock.now();
+                    if !self
+                        .services
+                        .deliver(now, port, delivery.source, &delivery.payload)
+                    {
+                        self.counters.service_messages_unhandled += 1;
                     }
                 }
-                DeliveryKind::Service(crate::services::identity::proof::PROOF_PORT) => {
-                    self.identity
-                        .on_message(self.clock.now(), delivery.source, &delivery.payload);
-                }
-                DeliveryKind::Service(_) => self.counters.service_messages_unhandled += 1,
                 DeliveryKind::Probe => {}
             }
         }
@@ -473,10 +452,7 @@ impl Router {
         for id in closed {
             self.close_link(id);
         }
-        if let Some(crdt) = &mut self.crdt {
-            crdt.drain(self.clock.now(), &mut self.node);
-        }
-        self.identity.drain(self.clock.now(), &mut self.node);
+        self.services.drain(self.clock.now(), &mut self.node);
         self.flush_transmits();
     }
 
@@ -513,9 +489,7 @@ impl Router {
         let now = self.clock.now();
         match event {
             Event::LinkUp(id, key) => {
-                if let Some(crdt) = &mut self.crdt {
-                    crdt.link_up(now, key);
-                }
+                self.services.link(now, key, true);
                 if let Some(info) = self.links.get_mut(&id) {
                     info.up_since = Some(now);
                     info.peer = Some(key);
@@ -523,9 +497,7 @@ impl Router {
                 }
             }
             Event::LinkDown(id, key) => {
-                if let Some(crdt) = &mut self.crdt {
-                    crdt.link_down(now, key);
-                }
+                self.services.link(now, key, false);
                 if let Some(info) = self.links.get_mut(&id) {
                     info.up_since = None;
                     info.last_error = Some((now, "link down: peer stopped answering".into()));

@@ -236,7 +236,7 @@ impl Router {
     /// Answers `/v1/crdt...` requests (all but watch).
     pub(crate) fn api_crdt(&mut self, request: &ApiRequest, path: &str) -> ApiResponse {
         let now = self.clock.now();
-        let Some(crdt) = &mut self.crdt else {
+        let Some(crdt) = &mut self.services.crdt else {
             return error(
                 503,
                 "the CRDT service is off (crdt.database = \"none\", or its database failed to open: see the log)",
@@ -371,7 +371,7 @@ impl Router {
         reply: oneshot::Sender<ApiResponse>,
     ) {
         let now = self.clock.now();
-        let Some(crdt) = &mut self.crdt else {
+        let Some(crdt) = &mut self.services.crdt else {
             let _ = reply.send(error(503, "the CRDT service is off"));
             return;
         };

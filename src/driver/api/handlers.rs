@@ -31,6 +31,11 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("GET", "/v1/paths", "destinations found by lookups"),
     ("GET", "/v1/sessions", "end-to-end sessions"),
     ("GET", "/v1/counters", "forwarding and drop counters"),
+];
+
+/// The services' endpoints.
+#[cfg(feature = "services")]
+const SERVICE_ENDPOINTS: &[(&str, &str, &str)] = &[
     ("GET", "/v1/crdt", "CRDT documents and sync counters"),
     (
         "GET",
@@ -135,6 +140,15 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Every endpoint this build answers.
+fn endpoints() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    #[cfg(feature = "services")]
+    let services = SERVICE_ENDPOINTS.iter();
+    #[cfg(not(feature = "services"))]
+    let services = std::iter::empty();
+    ENDPOINTS.iter().chain(services)
+}
+
 /// A 200 answer.
 pub(super) fn ok(body: Value) -> ApiResponse {
     ApiResponse { status: 200, body }
@@ -157,12 +171,29 @@ fn key_json(key: &PublicKey) -> Value {
 }
 
 impl Router {
+    /// Takes one API request: the long-polls and overlay round trips are held by their service,
+    /// the rest answered at once.
+    pub(crate) fn api_input(
+        &mut self,
+        request: ApiRequest,
+        reply: tokio::sync::oneshot::Sender<ApiResponse>,
+    ) {
+        #[cfg(feature = "services")]
+        if request.path.starts_with("/v1/crdt/watch") && request.method == "GET" {
+            return self.api_crdt_watch(&request, reply);
+        } else if request.path.starts_with("/v1/id/prove") && request.method == "POST" {
+            return self.api_id_prove(&request, reply);
+        }
+        let response = self.api(request);
+        let _ = reply.send(response);
+    }
+
     /// Answers one API request.
     pub(crate) fn api(&mut self, request: ApiRequest) -> ApiResponse {
         let path = request.path.split('?').next().unwrap_or("");
         let path = path.strip_suffix('/').unwrap_or(path);
         match (request.method.as_str(), path) {
-            ("GET", "" | "/v1") => ok(json!({ "endpoints": ENDPOINTS.iter().map(|(m, p, d)| {
+            ("GET", "" | "/v1") => ok(json!({ "endpoints": endpoints().map(|(m, p, d)| {
                 json!({ "method": m, "path": p, "description": d })
             }).collect::<Vec<_>>() })),
             ("GET", "/v1/self") => ok(self.api_self()),
@@ -173,9 +204,11 @@ impl Router {
             ("GET", "/v1/paths") => ok(self.api_paths()),
             ("GET", "/v1/sessions") => ok(self.api_sessions()),
             ("GET", "/v1/counters") => ok(self.api_counters()),
+            #[cfg(feature = "services")]
             (_, p) if p == "/v1/crdt" || p.starts_with("/v1/crdt/") => self.api_crdt(&request, p),
+            #[cfg(feature = "services")]
             (_, p) if p.starts_with("/v1/id/") => self.api_id(&request, p),
-            (_, p) if ENDPOINTS.iter().any(|(_, e, _)| *e == p) => {
+            (_, p) if endpoints().any(|(_, e, _)| *e == p) => {
                 error(405, format!("{} is not allowed on {p}", request.method))
             }
             (_, p) => error(404, format!("no endpoint {p}; GET /v1 lists them")),

@@ -188,19 +188,20 @@ impl Router {
     }
 
     fn registry_now(&mut self) -> Result<&Registry, ApiResponse> {
-        self.identity
-            .registry(self.crdt.as_ref(), wall_secs())
+        self.services
+            .identity
+            .registry(self.services.crdt.as_ref(), wall_secs())
             .map_err(|e| error(503, e.to_string()))
     }
 
     fn api_id_self(&self) -> ApiResponse {
-        let key = self.identity.key.public_key();
+        let key = self.services.identity.key.public_key();
         ok(json!({
-            "did": self.identity.did,
+            "did": self.services.identity.did,
             "public_key": key.to_hex(),
             "address": node_address(&key).to_string(),
             "subnet": node_subnet(&key).to_string(),
-            "admins": self.identity.admins(),
+            "admins": self.services.identity.admins(),
             "document": did_document(&key),
         }))
     }
@@ -235,7 +236,7 @@ impl Router {
     }
 
     fn api_id_members(&mut self) -> Result<ApiResponse, ApiResponse> {
-        let admins = self.identity.admins().to_vec();
+        let admins = self.services.identity.admins().to_vec();
         let registry = self.registry_now()?;
         let members: Vec<Value> = registry
             .members()
@@ -264,7 +265,11 @@ impl Router {
             return Err(error(400, "the statement is one line of at most 512 bytes"));
         }
         let now = wall_secs();
-        let (nonce, message) = self.identity.challenges.issue(now, &b.did, statement);
+        let (nonce, message) = self
+            .services
+            .identity
+            .challenges
+            .issue(now, &b.did, statement);
         Ok(ok(json!({
             "nonce": nonce,
             "message": message,
@@ -280,13 +285,14 @@ impl Router {
         let ttl = ttl(b.ttl)?;
         let now = wall_secs();
         let login = self
+            .services
             .identity
             .challenges
             .verify(now, &b.message, &sig)
             .map_err(|e| error(401, e.to_string()))?;
         let mut claims = Map::new();
         claims.insert("sub".into(), json!(login.did));
-        claims.insert("aud".into(), json!(self.identity.did));
+        claims.insert("aud".into(), json!(self.services.identity.did));
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(now + ttl));
         if b.member.unwrap_or(true) {
@@ -296,7 +302,7 @@ impl Router {
                 .map_err(|e| error(403, e.to_string()))?;
             claims.insert("roles".into(), json!(member.roles));
         }
-        let token = jwt::issue(&self.identity.key, &claims);
+        let token = jwt::issue(&self.services.identity.key, &claims);
         Ok(ok(
             json!({ "did": login.did, "claims": claims, "token": token }),
         ))
@@ -310,19 +316,23 @@ impl Router {
         claims.entry("exp").or_insert(json!(now + ttl(b.ttl)?));
         if claims
             .get("iss")
-            .is_some_and(|i| *i != json!(self.identity.did))
+            .is_some_and(|i| *i != json!(self.services.identity.did))
         {
             return Err(error(400, "iss is this node's DID; leave it out"));
         }
         Ok(ok(
-            json!({ "token": jwt::issue(&self.identity.key, &claims) }),
+            json!({ "token": jwt::issue(&self.services.identity.key, &claims) }),
         ))
     }
 
     /// The revocation that refuses `targets` (with `issuers` entitled to revoke), if the registry
     /// has one; `Ok(false)` when there is no registry to ask.
     fn check_revoked(&mut self, targets: &[&str], issuers: &[String]) -> Result<bool, ApiResponse> {
-        let Ok(registry) = self.identity.registry(self.crdt.as_ref(), wall_secs()) else {
+        let Ok(registry) = self
+            .services
+            .identity
+            .registry(self.services.crdt.as_ref(), wall_secs())
+        else {
             return Ok(false);
         };
         for target in targets {
@@ -397,7 +407,7 @@ impl Router {
         let Value::Object(credential) = b.credential else {
             return Err(error(400, "credential must be a JSON object"));
         };
-        let signed = vc::issue(&self.identity.key, &credential, wall_secs())
+        let signed = vc::issue(&self.services.identity.key, &credential, wall_secs())
             .map_err(|e| error(400, e.to_string()))?;
         Ok(ok(json!({ "credential": signed })))
     }
@@ -431,7 +441,7 @@ impl Router {
         }
         let now = wall_secs();
         let token = ucan::delegate(
-            &self.identity.key,
+            &self.services.identity.key,
             &b.audience,
             &b.capabilities,
             now,
@@ -444,8 +454,12 @@ impl Router {
     }
 
     fn verify_delegation(&mut self, token: &str) -> Result<ucan::Delegation, ApiResponse> {
-        let admins = self.identity.admins().to_vec();
-        let registry = self.identity.registry(self.crdt.as_ref(), wall_secs()).ok();
+        let admins = self.services.identity.admins().to_vec();
+        let registry = self
+            .services
+            .identity
+            .registry(self.services.crdt.as_ref(), wall_secs())
+            .ok();
         let is_root = |issuer: &str, cap: &Capability| {
             admins.iter().any(|a| a == issuer) || cap.with.starts_with(&format!("{issuer}/"))
         };
@@ -491,7 +505,7 @@ impl Router {
         let now = wall_secs();
         let (did, token) = match (b.did, b.token) {
             (Some(did), None) => {
-                let token = registry::enrollment(&self.identity.key, &did, &b.roles, now)
+                let token = registry::enrollment(&self.services.identity.key, &did, &b.roles, now)
                     .map_err(|e| error(400, e.to_string()))?;
                 (did, token)
             }
@@ -521,7 +535,7 @@ impl Router {
         let token = match (b.target, b.token) {
             (Some(target), None) if !target.is_empty() && target.len() <= 1024 => {
                 registry::revocation(
-                    &self.identity.key,
+                    &self.services.identity.key,
                     &target,
                     b.reason.as_deref().unwrap_or(""),
                     now,
@@ -549,8 +563,9 @@ impl Router {
     fn file_registry(&mut self, member: Option<&str>, token: String) -> Result<(), ApiResponse> {
         let now = self.clock.now();
         let wall_millis = wall_micros() / 1000;
-        self.identity
-            .file(self.crdt.as_mut(), now, wall_millis, member, token)
+        self.services
+            .identity
+            .file(self.services.crdt.as_mut(), now, wall_millis, member, token)
             .map_err(|e| error(503, e.to_string()))
     }
 
@@ -564,10 +579,10 @@ impl Router {
     ) {
         let prover = parse::<ProveBody>(&request.body).and_then(|b| key_of(&b.node));
         match prover {
-            Ok(key) if key == self.identity.key.public_key() => {
+            Ok(key) if key == self.services.identity.key.public_key() => {
                 let _ = reply.send(error(400, "that is this node"));
             }
-            Ok(key) => self.identity.prove(self.clock.now(), key, reply),
+            Ok(key) => self.services.identity.prove(self.clock.now(), key, reply),
             Err(e) => {
                 let _ = reply.send(e);
             }

@@ -4,9 +4,11 @@
 //! Connections are served by their own tasks; each request is passed to the router as an
 //! [`ApiRequest`] and answered from its state, so the API never sees half-updated data.
 
+#[cfg(feature = "services")]
 mod crdt;
 mod handlers;
 mod http;
+#[cfg(feature = "services")]
 mod identity;
 
 use std::os::unix::fs::PermissionsExt;
