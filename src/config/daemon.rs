@@ -79,7 +79,7 @@ pub struct Daemon {
 #[derive(Debug, Clone)]
 pub struct DiscoveryRule {
     /// Interface names this rule covers (the whole name must match).
-    pub interfaces: regex::Regex,
+    pub interfaces: regex_lite::Regex,
     /// Send beacons on these interfaces.
     pub beacon: bool,
     /// Connect to nodes whose beacons we hear.
@@ -100,7 +100,7 @@ impl DiscoveryRule {
     /// UDP discovery on every interface, as `--autoconf` runs.
     pub fn everywhere() -> Self {
         Self {
-            interfaces: regex::Regex::new("^(?:.*)$").expect("constant regex"),
+            interfaces: regex_lite::Regex::new("^(?:.*)$").expect("constant regex"),
             beacon: true,
             listen: true,
             port: 0,
@@ -215,7 +215,7 @@ fn discovery_rule(
     invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
 ) -> Result<DiscoveryRule, ConfigError> {
     let interfaces =
-        regex::Regex::new(&format!("^(?:{})$", d.interfaces.get_ref())).map_err(|e| {
+        regex_lite::Regex::new(&format!("^(?:{})$", d.interfaces.get_ref())).map_err(|e| {
             let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
             invalid(
                 d.interfaces.span(),
