@@ -16,5 +16,5 @@ mkdir -p target/man
 help2man --no-info --section 8 --name "mesh overlay router with key-derived IPv6 addresses" \
     --version-string "$(target/release/meshrouter --version | awk '{print $2}')" \
     target/release/meshrouter | gzip -9n >target/man/meshrouter.8.gz
-cargo deb --no-build "$@"
+cargo deb --no-build --strip "$@"
 ls -l target/debian/*.deb

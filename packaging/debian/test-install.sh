@@ -26,13 +26,23 @@ fi
 cleanup() {
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     ip netns delete "$ns" 2>/dev/null || true
-    for m in dev/net proc dev; do umount -l "$root/$m" 2>/dev/null || true; done
+    for m in proc dev; do umount -l "$root/$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-mount --bind /dev "$root/dev"
+# A /dev as a stock Debian host has it: udev makes /dev/net/tun mode 0666 (some containers, this
+# test machine among them, have it 0600), so the unprivileged daemon can open it.
+mount -t tmpfs -o mode=0755 dev "$root/dev"
+mkdir -p "$root/dev/net" "$root/dev/pts"
+mknod -m 0666 "$root/dev/null" c 1 3
+mknod -m 0666 "$root/dev/zero" c 1 5
+mknod -m 0666 "$root/dev/urandom" c 1 9
+mknod -m 0666 "$root/dev/random" c 1 8
+mknod -m 0666 "$root/dev/net/tun" c 10 200
 mount -t proc proc "$root/proc"
 in_root() { chroot "$root" "$@"; }
 
+# A root kept from an earlier run starts without the package.
+in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq meshrouter >/dev/null 2>&1 || true
 cp "$deb" "$root/tmp/meshrouter.deb"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/meshrouter.deb >/dev/null
 in_root getent passwd meshrouter >/dev/null || fail "postinst made no meshrouter user"
@@ -47,8 +57,9 @@ unit_exec() { sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/$1"; }
 install -d -m 0755 "$root/etc/meshrouter"
 install -d -m 0750 -o "$(in_root id -u meshrouter)" -g "$(in_root id -g meshrouter)" "$root/var/lib/meshrouter" "$root/run/meshrouter"
 in_root $(unit_exec meshrouter-genconf.service) 2>/dev/null
-stat -c '%a %U:%G' "$root/etc/meshrouter/config.toml" | grep -qx '640 root:meshrouter' ||
-    fail "config is $(stat -c '%a %U:%G' "$root/etc/meshrouter/config.toml"), expected 640 root:meshrouter"
+# (stat inside the root: user and group names are the root's own.)
+mode=$(in_root stat -c '%a %U:%G' /etc/meshrouter/config.toml)
+[ "$mode" = '640 root:meshrouter' ] || fail "config is $mode, expected 640 root:meshrouter"
 in_root $(unit_exec meshrouter-genconf.service) 2>/dev/null && fail "a second genconf overwrote the configuration"
 key_before=$(grep '^private_key' "$root/etc/meshrouter/config.toml")
 
@@ -62,8 +73,9 @@ for _ in $(seq 100); do
     ip netns exec "$ns" chroot "$root" meshrouter self >/dev/null 2>&1 && break
     sleep 0.1
 done
-ip netns exec "$ns" chroot "$root" meshrouter self || { cat "$root/tmp/meshrouter.log"; fail "the daemon did not start"; }
-ip netns exec "$ns" ip -6 addr show | grep -q 'inet6 2' || fail "no 200::/7 address on the TUN device"
+ip netns exec "$ns" chroot "$root" meshrouter self >/dev/null || { cat "$root/tmp/meshrouter.log"; fail "the daemon did not start"; }
+addresses=$(ip netns exec "$ns" ip -6 addr show dev meshrouter0)
+grep -q 'inet6 2' <<<"$addresses" || fail "no 200::/7 address on the TUN device: $addresses"
 grep -qi "warn\|error" "$root/tmp/meshrouter.log" && { cat "$root/tmp/meshrouter.log"; fail "the daemon logged warnings"; }
 echo "first start: config 640 root:meshrouter, daemon up as meshrouter with CAP_NET_ADMIN, TUN has its 200::/7 address"
 for p in $(ip netns pids "$ns"); do kill "$p"; done
