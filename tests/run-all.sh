@@ -31,6 +31,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 echo "== cargo check of the fuzz targets (they are run with cargo fuzz, see fuzz/)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
+echo "== cargo clippy --no-default-features (the router-only build for small routers)"
+cargo clippy --quiet --no-default-features --all-targets -- -D warnings
 
 echo "== cargo test --release (without the release profile's LTO: a dozen test binaries each linked with fat LTO would take longer than the tests)"
 log=$(mktemp)
@@ -50,6 +52,11 @@ if [ "$(id -u)" -eq 0 ]; then
     netns-tests/run.sh 2>&1 | tee "$netns_log" || true
     read -r netns_passed netns_failed < <(sed -n 's/^netns: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$netns_log")
     : "${netns_passed:=0}" "${netns_failed:=1}"
+    echo "== packaging"
+    packaging/check.sh 2>&1 | tee "$netns_log" || true
+    read -r packaging_passed packaging_failed < <(sed -n 's/^packaging: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$netns_log")
+    netns_passed=$((netns_passed + ${packaging_passed:-0}))
+    netns_failed=$((netns_failed + ${packaging_failed:-1}))
 elif [ "${CI:-}" = "true" ]; then
     echo "CI must run as root: the netns tests cannot be skipped there" >&2
     netns_failed=1

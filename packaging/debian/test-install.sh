@@ -26,7 +26,7 @@ fi
 cleanup() {
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     ip netns delete "$ns" 2>/dev/null || true
-    for m in proc dev; do umount -l "$root/$m" 2>/dev/null || true; done
+    for m in proc dev/pts dev; do umount -l "$root/$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 # A /dev as a stock Debian host has it: udev makes /dev/net/tun mode 0666 (some containers, this
@@ -38,6 +38,7 @@ mknod -m 0666 "$root/dev/zero" c 1 5
 mknod -m 0666 "$root/dev/urandom" c 1 9
 mknod -m 0666 "$root/dev/random" c 1 8
 mknod -m 0666 "$root/dev/net/tun" c 10 200
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" && ln -sf pts/ptmx "$root/dev/ptmx"
 mount -t proc proc "$root/proc"
 in_root() { chroot "$root" "$@"; }
 
