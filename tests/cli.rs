@@ -173,3 +173,19 @@ fn version_and_help() {
     assert!(help.contains("genconf") && help.contains("info"), "{help}");
     assert_eq!(meshrouter(&["no-such-command"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &format!("private_key = \"{SEED}\"\n"));
+    // Standard output is a pipe nobody reads any more, as in `meshrouter info | true`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_meshrouter"))
+        .args(["info", "-c", &config])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

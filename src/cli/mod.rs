@@ -131,6 +131,9 @@ enum Command {
 /// Parses the command line, runs the command and maps its outcome to an exit status.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        meshrouter::sys::signals::die_quietly_on_broken_pipe();
+    }
     let result = match cli.command {
         Command::Genconf(args) => genconf::run(&args),
         Command::Info { config, json } => info::run(&config, json),

@@ -8,4 +8,5 @@
 pub mod memory;
 pub mod netdev;
 pub mod packet;
+pub mod signals;
 pub mod socket;
