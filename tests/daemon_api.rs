@@ -491,3 +491,53 @@ fn a_member_enrolled_on_one_node_signs_in_on_another_until_revoked() {
     let members = json(&b, &["id", "members"]);
     assert_eq!(members["members"][0]["revoked"], true, "{members}");
 }
+
+#[test]
+fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let key = Command::new(BIN).arg("genconf").output().unwrap().stdout;
+    let key_line = String::from_utf8(key)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("private_key = "))
+        .unwrap()
+        .to_owned();
+    let socket = dir.path().join("api.sock");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\ncrdt.database = \"none\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut daemon = Daemon { child, socket };
+    let mut message = [0u8; 256];
+    let n = notify.recv(&mut message).unwrap();
+    assert_eq!(message[..n].trim_ascii(), b"READY=1");
+    // Ready means ready: the API answers at once.
+    assert!(UnixStream::connect(&daemon.socket).is_ok());
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let n = notify.recv(&mut message).unwrap();
+    assert_eq!(message[..n].trim_ascii(), b"STOPPING=1");
+    assert!(daemon.child.wait().unwrap().success());
+}
