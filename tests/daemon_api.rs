@@ -477,6 +477,8 @@ fn a_member_enrolled_on_one_node_signs_in_on_another_until_revoked() {
     // Revocations on a reach b: the member, and the credential.
     run(&a, &["id", "revoke", &user_did, "--reason", "lost phone"]);
     run(&a, &["id", "revoke", "urn:uuid:medic-1"]);
+    // The same revocation again (same signer, target and second: the same token) is a no-op.
+    run(&a, &["id", "revoke", "urn:uuid:medic-1"]);
     wait_for("the revocation to reach b", || {
         let out = ctl(&b, &["id", "login", "--key", key_arg]);
         String::from_utf8_lossy(&out.stderr).contains("lost phone")

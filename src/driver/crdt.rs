@@ -29,6 +29,9 @@ pub(crate) enum HostError {
     /// The database failed: nothing was acknowledged.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The document refuses such a change (a removal from a grow-only document).
+    #[error("{0}/{1} only grows: the change was refused")]
+    Refused(String, String),
 }
 
 /// A long-poll waiting for changes.
@@ -183,7 +186,13 @@ impl CrdtHost {
                 .replica()
                 .prepare_write(&self.key, &doc.0, &doc.1, kind, op, wall_millis)?;
         let encoded = change.encode();
-        self.store.insert(&[encoded.as_slice()])?;
+        let outcome = self.store.insert(&[encoded.as_slice()])?;
+        if matches!(
+            outcome.first(),
+            Some(Ok(crate::services::crdt::log::Inserted::WrongDocument))
+        ) {
+            return Err(HostError::Refused(doc.0.clone(), doc.1.clone()));
+        }
         self.engine.handle_local_change(now, doc, &encoded);
         self.record(now, doc, 1);
         Ok(())

@@ -130,6 +130,19 @@ impl IdentityHost {
         token: String,
     ) -> Result<(), RegistryUnavailable> {
         let crdt = crdt.ok_or(RegistryUnavailable::NoStore)?;
+        // Revocations only grow, and adding a member twice would cover its first add: file a
+        // revocation once.
+        let filed = crdt
+            .store
+            .replica()
+            .document(NAMESPACE, REVOCATIONS)
+            .is_some_and(|log| match log.document().view() {
+                crate::services::crdt::document::View::Set(members) => members.contains(&token),
+                _ => false,
+            });
+        if member.is_none() && filed {
+            return Ok(());
+        }
         let (doc, kind, op) = match member {
             Some(did) => (
                 MEMBERS,

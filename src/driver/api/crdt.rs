@@ -316,6 +316,9 @@ impl Router {
                     .map_err(|e| match e {
                         super::super::crdt::HostError::Write(w) => error(400, w.to_string()),
                         super::super::crdt::HostError::Store(s) => error(500, s.to_string()),
+                        refused @ super::super::crdt::HostError::Refused(..) => {
+                            error(409, refused.to_string())
+                        }
                     })?;
                 crdt.store
                     .document(&b.namespace, &b.document)

@@ -13,9 +13,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use super::change::{Change, ChangeId};
-use super::context::Actor;
-use super::document::Document;
+use super::context::{Actor, CausalContext};
+use super::document::{Causal, Document};
 use super::field::Kind;
+use super::store::DotStore as _;
+
+/// Documents every replica keeps grow-only, as `(namespace, document)`: a change to one is refused
+/// (the same way on every node, so replicas still agree) unless it only adds, that is unless its
+/// context is exactly the dots it carries. A set member's remove, or an add crafted to cover dots
+/// it does not carry, never applies. The identity service's revocations live in one, so no node can
+/// take a revocation back. (Adding a member that is already there would cover its earlier dots:
+/// writers add each member once.)
+pub const GROW_ONLY: &[(&str, &str)] = &[("identity", "revocations")];
+
+/// True if `delta` removes nothing: its context holds exactly the dots of its entries.
+fn only_adds(delta: &Causal) -> bool {
+    let mut dots = Vec::new();
+    delta.field.dots(&mut dots);
+    !dots.is_empty() && delta.ctx == CausalContext::from_parts(BTreeMap::new(), dots)
+}
 
 /// Two different changes signed by one actor with one `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +117,10 @@ impl DocumentLog {
                 Inserted::Equivocation
             }
             None => {
-                if !self.document.apply(&change.delta) {
+                let grow_only = GROW_ONLY
+                    .iter()
+                    .any(|(ns, doc)| *ns == self.namespace && *doc == self.name);
+                if (grow_only && !only_adds(&change.delta)) || !self.document.apply(&change.delta) {
                     return Inserted::WrongDocument;
                 }
                 self.changes
@@ -296,6 +315,51 @@ mod tests {
         let other = DocumentLog::new("ns", "other", KIND);
         let (c, b) = &writes[0];
         assert_eq!(other.clone().insert(c, b), Inserted::WrongDocument);
+    }
+
+    #[test]
+    fn a_grow_only_document_refuses_every_removal() {
+        const SET: Kind = Kind::Value(ValueKind::Set);
+        let (ns, doc) = GROW_ONLY[0];
+        let signed = |key: &NodeKey, replica: &mut Document, seq: u64, op: Op| {
+            let actor = Actor(*key.public_key().as_bytes());
+            let delta = replica.edit(actor, &op, seq).unwrap();
+            let bytes = Change::sign(key, ns, doc, SET, seq, seq, delta).encode();
+            (Change::decode_verified(&bytes).unwrap(), bytes)
+        };
+        let (a, b) = (NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32]));
+        let (mut a_replica, mut b_replica) = (Document::new(SET), Document::new(SET));
+        let mut log = DocumentLog::new(ns, doc, SET);
+        let (add, add_bytes) = signed(&a, &mut a_replica, 1, Op::Value(Edit::Add("r1".into())));
+        assert_eq!(log.insert(&add, &add_bytes), Inserted::Applied);
+        // B saw the add and removes it: refused everywhere.
+        b_replica.apply(&add.delta);
+        let (remove, remove_bytes) =
+            signed(&b, &mut b_replica, 1, Op::Value(Edit::Remove("r1".into())));
+        assert_eq!(log.insert(&remove, &remove_bytes), Inserted::WrongDocument);
+        // An add that also covers r1's dot (re-adding r1 where it is held does that): refused too.
+        let mut holder = Document::new(SET);
+        holder.apply(&add.delta);
+        let (readd, readd_bytes) = signed(&b, &mut holder, 2, Op::Value(Edit::Add("r1".into())));
+        assert_eq!(log.insert(&readd, &readd_bytes), Inserted::WrongDocument);
+        let (fresh, fresh_bytes) = signed(&b, &mut b_replica, 3, Op::Value(Edit::Add("r2".into())));
+        assert_eq!(log.insert(&fresh, &fresh_bytes), Inserted::Applied);
+        assert_eq!(
+            log.document().view(),
+            View::Set(vec!["r1".into(), "r2".into()])
+        );
+        // Elsewhere, sets still shrink.
+        let mut plain = DocumentLog::new("ns", "set", SET);
+        let plain_change = |c: &Change| {
+            let bytes = Change::sign(&a, "ns", "set", SET, c.seq, c.seq, c.delta.clone()).encode();
+            (Change::decode_verified(&bytes).unwrap(), bytes)
+        };
+        let (c, bytes) = plain_change(&add);
+        assert_eq!(plain.insert(&c, &bytes), Inserted::Applied);
+        let bytes = Change::sign(&b, "ns", "set", SET, 1, 1, remove.delta.clone()).encode();
+        let c = Change::decode_verified(&bytes).unwrap();
+        assert_eq!(plain.insert(&c, &bytes), Inserted::Applied);
+        assert_eq!(plain.document().view(), View::Set(vec![]));
     }
 
     #[test]
