@@ -3,7 +3,8 @@
 //!
 //! - `identity/members` (a map of last-writer-wins registers): member DID → an *enrollment*, a JWT
 //!   signed by an admin: `{"iss": admin, "sub": member, "roles": [...], "iat": …, "exp"?: …}`.
-//! - `identity/revocations` (a set, only ever added to: a grow-only set of signed statements):
+//! - `identity/revocations` (a set that every replica keeps grow-only, see
+//!   [`crate::services::crdt::log::GROW_ONLY`]: a change removing anything is refused everywhere):
 //!   each member is a *revocation* JWT `{"iss": revoker, "revoke": target, "iat": …, "reason"?: …}`
 //!   where the target is a member DID, a credential `id` or a delegation token id.
 //!
