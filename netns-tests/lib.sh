@@ -145,6 +145,13 @@ ping_ok() {
     in_ns "$1" ping -6 -c 1 -W 1 "$2" >/dev/null 2>&1
 }
 
+# links_up NODE: how many of NODE's links are up.
+links_up() {
+    mr "$1" peers --json | python3 -c '
+import json, sys
+print(sum(1 for p in json.load(sys.stdin)["peers"] if p.get("up")))'
+}
+
 # now_ms: wall-clock milliseconds.
 now_ms() {
     echo $(($(date +%s%N) / 1000000))

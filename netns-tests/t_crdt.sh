@@ -39,12 +39,6 @@ mr a crdt put island inventory 10 --key rice >/dev/null
 wait_until 15 same inventory a b c || fail "a's first write did not reach b and c"
 echo "a write on a reached b and c"
 
-# links_up NODE: how many of NODE's links are up.
-links_up() {
-    mr "$1" peers --json | python3 -c '
-import json, sys
-print(sum(1 for p in json.load(sys.stdin)["peers"] if p.get("up")))'
-}
 c_alone() { [ "$(links_up c)" = 0 ]; }
 
 # Partition: c loses its only link.

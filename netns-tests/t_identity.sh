@@ -32,11 +32,6 @@ mr b id jwt verify "$token" >/dev/null || fail "b refused c's session token"
 echo "enrolled on a, signed in on c (2 hops), c's session token verified on b"
 
 # a is cut off: c still signs the user in from its copy of the registry.
-links_up() {
-    mr "$1" peers --json | python3 -c '
-import json, sys
-print(sum(1 for p in json.load(sys.stdin)["peers"] if p.get("up")))'
-}
 a_alone() { [ "$(links_up a)" = 0 ]; }
 in_ns a ip link set a-b down
 wait_until 10 a_alone || fail "a still has a link up after the cut"

@@ -35,7 +35,9 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-fn start(dir: &Path, name: &str, extra: &str) -> Daemon {
+/// Writes the configuration of daemon `name` (a fresh key, no TUN device, its API socket in `dir`,
+/// then `extra`); returns the configuration's and the socket's paths.
+fn write_config(dir: &Path, name: &str, extra: &str) -> (PathBuf, PathBuf) {
     let key = Command::new(BIN).arg("genconf").output().unwrap().stdout;
     let key_line = String::from_utf8(key)
         .unwrap()
@@ -48,13 +50,21 @@ fn start(dir: &Path, name: &str, extra: &str) -> Daemon {
     std::fs::write(
         &config,
         format!(
-            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\ncrdt.database = \"{}\"\n{extra}\n",
-            socket.display(),
-            dir.join(format!("{name}.crdt.redb")).display()
+            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\n{extra}\n",
+            socket.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (config, socket)
+}
+
+fn start(dir: &Path, name: &str, extra: &str) -> Daemon {
+    let database = format!(
+        "crdt.database = \"{}\"\n{extra}",
+        dir.join(format!("{name}.crdt.redb")).display()
+    );
+    let (config, socket) = write_config(dir, name, &database);
     let child = Command::new(BIN)
         .args(["run", "--config", config.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -503,24 +513,7 @@ fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() {
     notify
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let key = Command::new(BIN).arg("genconf").output().unwrap().stdout;
-    let key_line = String::from_utf8(key)
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("private_key = "))
-        .unwrap()
-        .to_owned();
-    let socket = dir.path().join("api.sock");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{key_line}\ntun_name = \"none\"\napi_socket = \"{}\"\ncrdt.database = \"none\"\n",
-            socket.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (config, socket) = write_config(dir.path(), "notified", "crdt.database = \"none\"");
     let child = Command::new(BIN)
         .args(["run", "--config", config.to_str().unwrap()])
         .env("NOTIFY_SOCKET", &notify_path)
