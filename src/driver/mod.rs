@@ -3,7 +3,7 @@
 //! Setup runs in three steps. First, while still privileged and single-threaded, it creates the TUN
 //! device, binds the API socket and the listeners. Then it drops privileges (`privileges`). Last, it
 //! starts the runtime: reader tasks hand datagrams, TUN packets and API calls to the router task
-//! (`router`), which alone owns the core [`Node`](crate::core::node::Node) and carries out what it
+//! (`router`), which alone owns the core [`Node`] and carries out what it
 //! produces. SIGTERM and SIGINT stop it; dropping the TUN device removes its address and routes.
 
 mod api;
