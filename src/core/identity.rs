@@ -120,6 +120,14 @@ impl NodeKey {
         self.signing.sign(message).to_bytes()
     }
 
+    /// A second handle on the same key, for a service that signs on the node's behalf (the CRDT
+    /// store, the identity service). Explicit rather than `Clone`, so copies stay deliberate.
+    pub fn duplicate(&self) -> Self {
+        Self {
+            signing: self.signing.clone(),
+        }
+    }
+
     /// Returns the seed as 64 lowercase hex characters (the form `genconf` writes), wiped on drop.
     pub fn seed_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(self.signing.as_bytes()))

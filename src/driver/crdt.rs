@@ -95,10 +95,7 @@ impl CrdtHost {
             peers: settings.peers.clone(),
             ..SyncConfig::default()
         };
-        let key = NodeKey::from_hex(&key.seed_hex()).map_err(|e| StoreError::Database {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let key = key.duplicate();
         Ok(Self {
             store,
             engine: SyncEngine::new(config, seed),

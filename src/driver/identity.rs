@@ -52,10 +52,6 @@ struct CachedRegistry {
     registry: Registry,
 }
 
-fn duplicate(key: &NodeKey) -> NodeKey {
-    NodeKey::from_hex(&key.seed_hex()).expect("a key's own seed parses")
-}
-
 impl IdentityHost {
     /// The service of the node with `key`.
     pub(crate) fn new(
@@ -71,11 +67,11 @@ impl IdentityHost {
         let mut proof_seed = seed;
         proof_seed[0] ^= 0xa5;
         Self {
-            key: duplicate(key),
+            key: key.duplicate(),
             did,
             admins,
             challenges: Challenges::new(&domain, seed),
-            proofs: ProofService::new(duplicate(key), proof_seed, now),
+            proofs: ProofService::new(key.duplicate(), proof_seed, now),
             waiting: HashMap::new(),
             registry: None,
         }
