@@ -66,6 +66,15 @@ pub struct Verified {
     pub claims: Map<String, Value>,
 }
 
+impl Verified {
+    /// The signer's DID if `iss` names exactly it: what a token that speaks for its issuer (an
+    /// enrollment, a revocation, a delegation) must satisfy.
+    pub fn self_issued(&self) -> Option<String> {
+        let did = did_key(&self.signer);
+        (self.claims.get("iss").and_then(Value::as_str) == Some(did.as_str())).then_some(did)
+    }
+}
+
 /// Signs `claims` (a JSON object; `iss` is set to the signer's DID if absent) as a compact JWT.
 pub fn issue(key: &NodeKey, claims: &Map<String, Value>) -> String {
     let did = did_key(&key.public_key());

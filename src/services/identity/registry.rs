@@ -182,12 +182,8 @@ impl Registry {
 
     fn check_enrollment(&self, did: &str, token: &str, now: u64) -> Option<Member> {
         let verified = jwt::verify(token, None, now).ok()?;
-        let issuer = verified.claims.get("iss")?.as_str()?;
-        let signer = super::did_key::did_key(&verified.signer);
-        if issuer != signer
-            || !self.admins.contains(issuer)
-            || verified.claims.get("sub")?.as_str()? != did
-        {
+        let signer = verified.self_issued()?;
+        if !self.admins.contains(&signer) || verified.claims.get("sub")?.as_str()? != did {
             return None;
         }
         let roles = verified
@@ -260,10 +256,7 @@ pub fn revoked_error(r: &Revocation) -> RegistryError {
 
 fn check_revocation(token: &str, now: u64) -> Option<Revocation> {
     let verified = jwt::verify(token, None, now).ok()?;
-    let by = super::did_key::did_key(&verified.signer);
-    if verified.claims.get("iss")?.as_str()? != by {
-        return None;
-    }
+    let by = verified.self_issued()?;
     Some(Revocation {
         target: verified.claims.get("revoke")?.as_str()?.to_owned(),
         by,

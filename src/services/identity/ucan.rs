@@ -170,10 +170,9 @@ fn verify_at(
         jwt::verify_cached(token, None, now, keys).map_err(|e| UcanError::Token(depth, e))?;
     let claims = &verified.claims;
     let bad = |what| UcanError::Malformed(depth, what);
-    let issuer = did_key(&verified.signer);
-    if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
-        return Err(bad("iss must be the signer's did:key"));
-    }
+    let issuer = verified
+        .self_issued()
+        .ok_or(bad("iss must be the signer's did:key"))?;
     let audience = claims
         .get("aud")
         .and_then(Value::as_str)
