@@ -16,6 +16,8 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
+pub use super::verifier::Verifier;
+
 /// Length in bytes of an Ed25519 seed (the secret half of a node key).
 pub const SEED_LEN: usize = 32;
 /// Length in bytes of an Ed25519 signature.
@@ -142,78 +144,6 @@ fn seed_of(bytes: &[u8; SEED_LEN + PUBLIC_KEY_LEN]) -> &[u8; SEED_LEN] {
 fn hex_into(text: &str, out: &mut [u8]) {
     // Cannot fail: the caller checked every character and the length.
     let _ = hex::decode_to_slice(text, out);
-}
-
-/// Verifies many signatures by a few keys: decompressing a key's curve point costs about as much as
-/// a third of a verification, so it is done once per key. Holds at most 4 096 keys.
-#[derive(Default)]
-pub struct Verifier {
-    keys: std::collections::HashMap<[u8; PUBLIC_KEY_LEN], Option<ed25519_dalek::VerifyingKey>>,
-}
-
-impl Verifier {
-    /// [`PublicKey::verify`], with the key's decompressed point remembered.
-    pub fn verify(
-        &mut self,
-        key: &PublicKey,
-        message: &[u8],
-        signature: &[u8; SIGNATURE_LEN],
-    ) -> bool {
-        self.point(key).is_some_and(|k| {
-            k.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
-                .is_ok()
-        })
-    }
-
-    fn point(&mut self, key: &PublicKey) -> Option<ed25519_dalek::VerifyingKey> {
-        if self.keys.len() >= 4096 && !self.keys.contains_key(&key.0) {
-            self.keys.clear();
-        }
-        *self
-            .keys
-            .entry(key.0)
-            .or_insert_with(|| ed25519_dalek::VerifyingKey::from_bytes(&key.0).ok())
-    }
-
-    /// Verifies many signatures at once (Ed25519 batch verification: one multi-scalar
-    /// multiplication, about twice as fast per signature for batches of 64 or more), with the answer
-    /// for each. A batch that fails is checked one by one with [`Self::verify`] to find the bad ones.
-    ///
-    /// The batch equation is the cofactored one, where [`Self::verify`] is strict: a signature whose
-    /// `R` carries a small-order component can pass here and fail there. Only the key's holder can
-    /// make such a signature, so this is fine for *authenticating* that holder (sign-ins, tokens) but
-    /// not where every node must reach the same verdict (replicated data uses [`Self::verify`]).
-    /// Weak (small-order) keys are refused here too.
-    pub fn verify_batch(&mut self, items: &[(PublicKey, &[u8], [u8; SIGNATURE_LEN])]) -> Vec<bool> {
-        const CHUNK: usize = 256;
-        let mut verdicts = Vec::with_capacity(items.len());
-        for chunk in items.chunks(CHUNK) {
-            let points: Vec<Option<ed25519_dalek::VerifyingKey>> = chunk
-                .iter()
-                .map(|(key, ..)| self.point(key).filter(|p| !p.is_weak()))
-                .collect();
-            let batch_ok = points.iter().all(Option::is_some) && {
-                let messages: Vec<&[u8]> = chunk.iter().map(|(_, m, _)| *m).collect();
-                let signatures: Vec<ed25519_dalek::Signature> = chunk
-                    .iter()
-                    .map(|(.., s)| ed25519_dalek::Signature::from_bytes(s))
-                    .collect();
-                let keys: Vec<ed25519_dalek::VerifyingKey> =
-                    points.iter().flatten().copied().collect();
-                ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
-            };
-            if batch_ok {
-                verdicts.extend(std::iter::repeat_n(true, chunk.len()));
-            } else {
-                verdicts.extend(
-                    chunk
-                        .iter()
-                        .map(|(key, message, signature)| self.verify(key, message, signature)),
-                );
-            }
-        }
-        verdicts
-    }
 }
 
 /// An Ed25519 public key: the identity of a node on the wire and in routing. Ordered bytewise, which is the
@@ -365,34 +295,5 @@ mod tests {
             PublicKey::from_hex("00").err(),
             Some(KeyError::BadLength(2))
         );
-    }
-}
-
-#[cfg(test)]
-mod batch_tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_gives_each_signature_its_own_verdict() {
-        let keys: Vec<NodeKey> = (0..100u8).map(|n| NodeKey::from_seed(&[n; 32])).collect();
-        let messages: Vec<Vec<u8>> = (0..100u8).map(|n| vec![n; 40]).collect();
-        let mut items: Vec<(PublicKey, &[u8], [u8; SIGNATURE_LEN])> = keys
-            .iter()
-            .zip(&messages)
-            .map(|(k, m)| (k.public_key(), m.as_slice(), k.sign(m)))
-            .collect();
-        let mut verifier = Verifier::default();
-        assert!(verifier.verify_batch(&items).iter().all(|v| *v));
-        // A flipped bit, a signature by the wrong key, and the small-order identity point as key.
-        items[3].2[10] ^= 1;
-        items[50].2 = keys[51].sign(&messages[50]);
-        let mut identity = [0u8; 32];
-        identity[0] = 1;
-        items[99].0 = PublicKey::from_bytes(identity);
-        let verdicts = verifier.verify_batch(&items);
-        for (i, v) in verdicts.iter().enumerate() {
-            assert_eq!(*v, ![3, 50, 99].contains(&i), "signature {i}");
-        }
-        assert!(verifier.verify_batch(&[]).is_empty());
     }
 }

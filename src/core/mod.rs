@@ -16,4 +16,5 @@ pub mod rng;
 pub mod session;
 pub mod time;
 pub mod tree;
+pub mod verifier;
 pub mod wire;

@@ -20,6 +20,7 @@ use super::document::Causal;
 use super::field::{Kind, ValueKind};
 use super::store::DotStore;
 use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN, Verifier};
+use crate::core::verifier::Item;
 use crate::core::wire::{Reader, WireError, put_varint, split_signature};
 
 const VERSION: u8 = 1;
@@ -158,8 +159,9 @@ impl Change {
         self.id
     }
 
-    /// Decodes a change and checks everything a replica relies on: the signature, names, `seq`, that
-    /// the delta fits the schema and only creates entries under the actor's own dots.
+    /// Decodes a change and checks everything a replica relies on: the signature (ZIP-215 rule, see
+    /// [`crate::core::verifier`]), names, `seq`, that the delta fits the schema and only creates
+    /// entries under the actor's own dots.
     pub fn decode_verified(bytes: &[u8]) -> Result<Self, ChangeError> {
         Self::decode_verified_with(bytes, &mut Verifier::default())
     }
@@ -169,6 +171,15 @@ impl Change {
         bytes: &[u8],
         verifier: &mut Verifier,
     ) -> Result<Self, ChangeError> {
+        let (change, message) = Self::decode_unverified(bytes)?;
+        if !verifier.verify_zip215(&change.actor, &message, &change.signature) {
+            return Err(ChangeError::BadSignature);
+        }
+        change.check()
+    }
+
+    /// Decodes a change; returns it with the message its signature must cover, unchecked.
+    fn decode_unverified(bytes: &[u8]) -> Result<(Self, Vec<u8>), ChangeError> {
         let (body, signature) = split_signature(bytes)?;
         let mut r = Reader::new(body);
         let version = r.u8()?;
@@ -191,27 +202,7 @@ impl Change {
         let wall_millis = r.varint()?;
         let delta = codec::decode(&mut r)?;
         r.finish()?;
-        if !verifier.verify(&actor, &[DOMAIN, body].concat(), &signature) {
-            return Err(ChangeError::BadSignature);
-        }
-        if seq == 0 {
-            return Err(ChangeError::Invalid("seq 0"));
-        }
-        if !delta.field.fits(kind) {
-            return Err(ChangeError::Invalid("delta does not fit the document kind"));
-        }
-        let mut dots = Vec::new();
-        delta.field.dots(&mut dots);
-        let own = Actor(*actor.as_bytes());
-        if dots
-            .iter()
-            .any(|d| d.actor != own || !delta.ctx.contains(d))
-        {
-            return Err(ChangeError::Invalid(
-                "entry under another actor's or an unseen dot",
-            ));
-        }
-        Ok(Self {
+        let change = Self {
             namespace,
             document,
             kind,
@@ -221,18 +212,57 @@ impl Change {
             delta,
             signature,
             id: ChangeId(Sha256::digest(body).into()),
-        })
+        };
+        Ok((change, [DOMAIN, body].concat()))
+    }
+
+    /// The rules a signed change must also follow (see the module documentation).
+    fn check(self) -> Result<Self, ChangeError> {
+        if self.seq == 0 {
+            return Err(ChangeError::Invalid("seq 0"));
+        }
+        if !self.delta.field.fits(self.kind) {
+            return Err(ChangeError::Invalid("delta does not fit the document kind"));
+        }
+        let mut dots = Vec::new();
+        self.delta.field.dots(&mut dots);
+        let own = Actor(*self.actor.as_bytes());
+        if dots
+            .iter()
+            .any(|d| d.actor != own || !self.delta.ctx.contains(d))
+        {
+            return Err(ChangeError::Invalid(
+                "entry under another actor's or an unseen dot",
+            ));
+        }
+        Ok(self)
     }
 }
 
-/// Decodes and verifies many changes (a sync batch, a sneakernet file), checking each writer's key
-/// point once. Signature checks dominate the cost and are independent, so the driver spreads batches
-/// over its cores (`driver::parallel`); results keep the input's order.
+/// Decodes and verifies many changes (a sync batch, a sneakernet file) with batch signature
+/// verification, which under the ZIP-215 rule gives each change exactly the verdict
+/// [`Change::decode_verified`] would. Signature checks dominate the cost and are independent, so
+/// the driver spreads batches over its cores (`driver::parallel`); results keep the input's order.
 pub fn decode_verified_all<B: AsRef<[u8]>>(encoded: &[B]) -> Vec<Result<Change, ChangeError>> {
-    let mut verifier = Verifier::default();
-    encoded
+    let decoded: Vec<_> = encoded
         .iter()
-        .map(|b| Change::decode_verified_with(b.as_ref(), &mut verifier))
+        .map(|b| Change::decode_unverified(b.as_ref()))
+        .collect();
+    let items: Vec<Item<'_>> = decoded
+        .iter()
+        .flatten()
+        .map(|(c, message)| (c.actor, message.as_slice(), c.signature))
+        .collect();
+    let mut verdicts = Verifier::default().verify_batch_zip215(&items).into_iter();
+    decoded
+        .into_iter()
+        .map(|result| {
+            let (change, _) = result?;
+            if !verdicts.next().unwrap_or(false) {
+                return Err(ChangeError::BadSignature);
+            }
+            change.check()
+        })
         .collect()
 }
 
