@@ -34,12 +34,11 @@ const TRANSCRIPT_DOMAIN: &[u8] = b"meshrouter ed25519 batch v1\0";
 /// One signature to check: the signer's key, the signed message, the signature.
 pub type Item<'a> = (PublicKey, &'a [u8], [u8; SIGNATURE_LEN]);
 
-/// A key decoded once for both rules; `None` for bytes that are not a usable key (not a curve
-/// point, or a small-order one).
-#[derive(Clone, Copy)]
+/// A key decoded once (`None` in the cache for bytes that are not a usable key: not a curve point,
+/// or a small-order one). The ZIP-215 form is made on first use: batches never need it.
 struct Decoded {
     strict: ed25519_dalek::VerifyingKey,
-    zip215: ed25519_zebra::VerificationKey,
+    zip215: Option<ed25519_zebra::VerificationKey>,
 }
 
 /// Verifies many signatures by a few keys: decoding a key's curve point costs about as much as a
@@ -72,9 +71,14 @@ impl Verifier {
         message: &[u8],
         signature: &[u8; SIGNATURE_LEN],
     ) -> bool {
-        self.decode(key).is_some_and(|k| {
-            k.zip215
-                .verify(&ed25519_zebra::Signature::from_bytes(signature), message)
+        let Some(decoded) = self.decode(key) else {
+            return false;
+        };
+        if decoded.zip215.is_none() {
+            decoded.zip215 = ed25519_zebra::VerificationKey::try_from(*key.as_bytes()).ok();
+        }
+        decoded.zip215.is_some_and(|k| {
+            k.verify(&ed25519_zebra::Signature::from_bytes(signature), message)
                 .is_ok()
         })
     }
@@ -136,19 +140,21 @@ impl Verifier {
         batch.verify(coefficients).is_ok()
     }
 
-    fn decode(&mut self, key: &PublicKey) -> Option<Decoded> {
+    fn decode(&mut self, key: &PublicKey) -> Option<&mut Decoded> {
         let bytes = key.as_bytes();
         if self.keys.len() >= MAX_KEYS && !self.keys.contains_key(bytes) {
             self.keys.clear();
         }
-        *self.keys.entry(*bytes).or_insert_with(|| {
-            let strict = ed25519_dalek::VerifyingKey::from_bytes(bytes).ok()?;
-            if strict.is_weak() {
-                return None;
-            }
-            let zip215 = ed25519_zebra::VerificationKey::try_from(*bytes).ok()?;
-            Some(Decoded { strict, zip215 })
-        })
+        self.keys
+            .entry(*bytes)
+            .or_insert_with(|| {
+                let strict = ed25519_dalek::VerifyingKey::from_bytes(bytes).ok()?;
+                (!strict.is_weak()).then_some(Decoded {
+                    strict,
+                    zip215: None,
+                })
+            })
+            .as_mut()
     }
 }
 
