@@ -25,6 +25,7 @@ impl Pair {
             let config = NodeConfig {
                 seq_base: 1,
                 group_password: None,
+                session_aes_gcm: std::env::var_os("MR_BENCH_CHACHA").is_none(),
             };
             Node::new(NodeKey::from_seed(&[seed; 32]), config, [seed; 32], now)
         };

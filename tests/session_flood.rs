@@ -25,8 +25,8 @@ struct Outcome {
 fn flood(spray: bool) -> Outcome {
     let (ka, kb) = (NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32]));
     let (pa, pb) = (ka.public_key(), kb.public_key());
-    let mut a = Sessions::new(None, 1_000, Instant::ZERO);
-    let mut b = Sessions::new(None, 2_000, Instant::ZERO);
+    let mut a = Sessions::new(None, 1_000, false, Instant::ZERO);
+    let mut b = Sessions::new(None, 2_000, false, Instant::ZERO);
     let mut rng = Rng::from_seed([3; 32]);
     let psk = Psk::for_domain(SESSION, None);
     let legit_path = [4u64, 5];

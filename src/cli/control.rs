@@ -161,6 +161,7 @@ fn show_sessions(v: &Value) {
                     "Pending"
                 }
                 .into(),
+                cell(&s["cipher"]),
                 bytes(s["rx_bytes"].as_u64().unwrap_or(0)),
                 bytes(s["tx_bytes"].as_u64().unwrap_or(0)),
                 duration(s["idle"].as_f64().unwrap_or(0.0)),
@@ -168,7 +169,15 @@ fn show_sessions(v: &Value) {
         })
         .collect();
     print(
-        &["Public Key", "IP Address", "State", "RX", "TX", "Idle"],
+        &[
+            "Public Key",
+            "IP Address",
+            "State",
+            "Cipher",
+            "RX",
+            "TX",
+            "Idle",
+        ],
         &rows,
     );
 }

@@ -150,6 +150,7 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         NodeConfig {
             seq_base: clock::wall_micros(),
             group_password: config.daemon.group_password.clone(),
+            session_aes_gcm: cpu::has_aes_instructions(),
         },
         seed,
         clock.now(),

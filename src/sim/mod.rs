@@ -176,6 +176,7 @@ impl Sim {
         let config = NodeConfig {
             seq_base: self.now.as_micros() + 1,
             group_password: None,
+            session_aes_gcm: false,
         };
         let node = Node::new(
             NodeKey::from_seed(&self.nodes[i].seed),

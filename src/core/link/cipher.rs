@@ -4,8 +4,9 @@
 //! (x86-64 AES-NI with CLMUL, ARMv8 AES with PMULL: a Raspberry Pi 5, not a Pi 4) use AES-256-GCM
 //! instead, which is 3-4 times cheaper there; elsewhere ChaCha20 is both faster and free of cache-timing
 //! leaks. This is the choice TLS stacks make, and the one Yggdrasil's TLS links get. End-to-end sessions
-//! always use ChaCha20-Poly1305. The initiator offers, the responder picks, and both messages are signed
-//! and hashed into the keys, so a man in the middle cannot downgrade the choice.
+//! choose the same way between their two ends' CPUs (relays never touch their frames). The initiator
+//! offers, the responder picks, and both messages are signed and hashed into the keys, so a man in the
+//! middle cannot downgrade the choice.
 
 use ring::aead::{AES_256_GCM, Algorithm, CHACHA20_POLY1305};
 

@@ -40,6 +40,9 @@ pub struct NodeConfig {
     /// Closed overlay: only nodes that know this password can open sessions with us (they still route
     /// for each other).
     pub group_password: Option<Vec<u8>>,
+    /// Offer AES-256-GCM for end-to-end sessions: set when this CPU has AES instructions. Two such
+    /// nodes then encrypt their traffic with it (see [`crate::core::link::cipher`]).
+    pub session_aes_gcm: bool,
 }
 
 /// A datagram to send on a link.
@@ -203,6 +206,7 @@ impl Node {
             sessions: crate::core::session::Sessions::new(
                 config.group_password,
                 config.seq_base,
+                config.session_aes_gcm,
                 now,
             ),
             neighbors_dirty: false,

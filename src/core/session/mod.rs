@@ -2,9 +2,10 @@
 //! authenticated between their identity keys, whatever nodes relay it.
 //!
 //! A session is a [`Link`] in session mode: the same one-round-trip handshake (in its own signature
-//! domain, with timestamps against replays), the same ChaCha20-Poly1305 key sets with a 4032-frame replay
-//! window, rekeying every 2 minutes without losing frames, and keys refused after 3 minutes — carried in
-//! routed packets instead of UDP datagrams, and without keepalives. The table bounds how many sessions
+//! domain, with timestamps against replays), the same key sets (ChaCha20-Poly1305, or AES-256-GCM
+//! between two CPUs with AES instructions) with a 4032-frame replay window, rekeying every 2 minutes
+//! without losing frames, and keys refused after 3 minutes — carried in routed packets instead of UDP
+//! datagrams, and without keepalives. The table bounds how many sessions
 //! exist, how fast unknown nodes may make us verify handshakes, and how much waits for a handshake.
 
 use std::collections::{HashMap, VecDeque};
@@ -65,6 +66,21 @@ pub struct Received {
     pub replies: Vec<Vec<u8>>,
 }
 
+/// What [`Sessions::iter`] tells of one session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionInfo<'a> {
+    /// The other end.
+    pub peer: &'a PublicKey,
+    /// Whether it can carry frames now.
+    pub up: bool,
+    /// Its counters.
+    pub stats: crate::core::link::LinkStats,
+    /// When it last carried a frame.
+    pub last_used: Instant,
+    /// The AEAD its current keys use, once the handshake chose one.
+    pub cipher: Option<crate::core::link::cipher::Cipher>,
+}
+
 struct Entry {
     link: Link,
     last_used: Instant,
@@ -79,6 +95,8 @@ pub struct Sessions {
     new_sessions: TokenBucket,
     password: Option<Vec<u8>>,
     clock_base: u64,
+    /// Offer AES-256-GCM (this CPU has AES instructions).
+    aes_gcm: bool,
     last_resync: HashMap<PublicKey, Instant>,
     waiting_bytes: usize,
     per_source: HashMap<Vec<u64>, TokenBucket>,
@@ -90,7 +108,12 @@ pub struct Sessions {
     pub new_handshakes_verified: u64,
 }
 
-fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkParams {
+fn params(
+    initiate: bool,
+    peer: PublicKey,
+    password: &Option<Vec<u8>>,
+    aes_gcm: bool,
+) -> LinkParams {
     LinkParams {
         initiate,
         password: password.clone(),
@@ -98,20 +121,20 @@ fn params(initiate: bool, peer: PublicKey, password: &Option<Vec<u8>>) -> LinkPa
         mtu: SESSION_MTU,
         priority: 0,
         session: true,
-        // End to end, always ChaCha20-Poly1305.
-        aes_gcm: false,
+        aes_gcm,
     }
 }
 
 impl Sessions {
     /// An empty table. `password` is the overlay's group password (only nodes that know it can talk);
     /// `clock_base` stamps handshakes as for links.
-    pub fn new(password: Option<Vec<u8>>, clock_base: u64, now: Instant) -> Self {
+    pub fn new(password: Option<Vec<u8>>, clock_base: u64, aes_gcm: bool, now: Instant) -> Self {
         Self {
             table: HashMap::new(),
             new_sessions: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
             password,
             clock_base,
+            aes_gcm,
             last_resync: HashMap::new(),
             waiting_bytes: 0,
             per_source: HashMap::new(),
@@ -188,13 +211,15 @@ impl Sessions {
         self.table.get(peer).map(|e| e.link.stats())
     }
 
-    /// Returns every session: the peer, whether it is up, its counters and when it was last used.
-    pub fn iter(
-        &self,
-    ) -> impl Iterator<Item = (&PublicKey, bool, crate::core::link::LinkStats, Instant)> {
-        self.table
-            .iter()
-            .map(|(k, e)| (k, e.link.is_up(), e.link.stats(), e.last_used))
+    /// Returns every session.
+    pub fn iter(&self) -> impl Iterator<Item = SessionInfo<'_>> {
+        self.table.iter().map(|(peer, e)| SessionInfo {
+            peer,
+            up: e.link.is_up(),
+            stats: e.link.stats(),
+            last_used: e.last_used,
+            cipher: e.link.cipher(),
+        })
     }
 
     /// Returns true if the session with `peer` can carry frames now.
@@ -251,7 +276,11 @@ impl Sessions {
         }
         self.last_resync.insert(src, now);
         self.make_room();
-        let mut link = Link::new(params(true, src, &self.password), now, self.clock_base);
+        let mut link = Link::new(
+            params(true, src, &self.password, self.aes_gcm),
+            now,
+            self.clock_base,
+        );
         link.handle_timeout(now, node, rng);
         let mut entry = Entry {
             link,
@@ -276,7 +305,11 @@ impl Sessions {
     ) -> Vec<Vec<u8>> {
         if !self.table.contains_key(&dest) {
             self.make_room();
-            let link = Link::new(params(true, dest, &self.password), now, self.clock_base);
+            let link = Link::new(
+                params(true, dest, &self.password, self.aes_gcm),
+                now,
+                self.clock_base,
+            );
             self.table.insert(
                 dest,
                 Entry {
@@ -334,7 +367,11 @@ impl Sessions {
             }
             self.new_handshakes_verified += 1;
             self.make_room();
-            let link = Link::new(params(false, src, &self.password), now, self.clock_base);
+            let link = Link::new(
+                params(false, src, &self.password, self.aes_gcm),
+                now,
+                self.clock_base,
+            );
             let confirm_by = Some(now + UNCONFIRMED_TIMEOUT);
             self.table.insert(
                 src,

@@ -10,11 +10,15 @@ struct Two {
 
 impl Two {
     fn new() -> Self {
+        Self::with_aes_gcm([false, false])
+    }
+
+    fn with_aes_gcm(aes_gcm: [bool; 2]) -> Self {
         Self {
             keys: [NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32])],
             sessions: [
-                Sessions::new(None, 1, Instant::ZERO),
-                Sessions::new(None, 2, Instant::ZERO),
+                Sessions::new(None, 1, aes_gcm[0], Instant::ZERO),
+                Sessions::new(None, 2, aes_gcm[1], Instant::ZERO),
             ],
             rng: Rng::from_seed([3; 32]),
             now: Instant::ZERO,
@@ -122,4 +126,26 @@ fn garbage_from_strangers_creates_no_session() {
     assert!(r.plaintext.is_err());
     assert!(r.replies.is_empty());
     assert!(t.sessions[1].is_empty());
+}
+
+#[test]
+fn sessions_use_aes_gcm_only_when_both_ends_offer_it() {
+    use crate::core::link::cipher::Cipher;
+    for (offers, expected) in [
+        ([true, true], Cipher::Aes256Gcm),
+        ([true, false], Cipher::ChaCha20Poly1305),
+        ([false, true], Cipher::ChaCha20Poly1305),
+        ([false, false], Cipher::ChaCha20Poly1305),
+    ] {
+        let mut t = Two::with_aes_gcm(offers);
+        let out = t.send(0, b"hello");
+        let got = t.exchange(out);
+        assert_eq!(packets(&got[1]), vec![b"hello".to_vec()], "{offers:?}");
+        let out = t.send(1, b"back");
+        assert_eq!(packets(&t.exchange(out)[0]), vec![b"back".to_vec()]);
+        for side in &t.sessions {
+            let ciphers: Vec<_> = side.iter().map(|s| s.cipher).collect();
+            assert_eq!(ciphers, vec![Some(expected)], "{offers:?}");
+        }
+    }
 }

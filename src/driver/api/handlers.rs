@@ -350,13 +350,14 @@ impl Router {
             .node
             .sessions()
             .iter()
-            .map(|(key, up, stats, last_used)| {
-                let mut entry = key_json(key);
-                entry["up"] = json!(up);
-                entry["rx_bytes"] = json!(stats.rx_bytes);
-                entry["tx_bytes"] = json!(stats.tx_bytes);
-                entry["idle"] = json!(seconds(now, last_used));
-                entry["rekeys"] = json!(stats.key_sets.saturating_sub(1));
+            .map(|s| {
+                let mut entry = key_json(s.peer);
+                entry["up"] = json!(s.up);
+                entry["cipher"] = json!(s.cipher.map(|c| c.name()));
+                entry["rx_bytes"] = json!(s.stats.rx_bytes);
+                entry["tx_bytes"] = json!(s.stats.tx_bytes);
+                entry["idle"] = json!(seconds(now, s.last_used));
+                entry["rekeys"] = json!(s.stats.key_sets.saturating_sub(1));
                 entry
             })
             .collect();

@@ -214,7 +214,7 @@ impl Router {
         let me = self.node.public_key();
         let candidates = std::iter::once((&me, "self"))
             .chain(self.node.peers().map(|k| (k, "peer")))
-            .chain(self.node.sessions().iter().map(|(k, ..)| (k, "session")))
+            .chain(self.node.sessions().iter().map(|s| (s.peer, "session")))
             .chain(self.node.paths().iter().map(|(k, _)| (k, "path")));
         for (key, known_as) in candidates {
             if node_address(key) == addr || node_subnet(key).contains(&addr) {
