@@ -215,6 +215,7 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Under systemd (Type=notify): the TUN device, sockets and API are up.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tokio::spawn(release_startup_code());
     tokio::select! {
         () = router.run(receiver) => warn!("router stopped"),
         _ = terminate.recv() => info!("SIGTERM: stopping"),
@@ -222,6 +223,21 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     Ok(())
+}
+
+/// Unmaps the code that only starting up ran (see [`crate::sys::memory::release_startup_code`]): once
+/// now, and once more when the first links and sessions are set up.
+async fn release_startup_code() {
+    for wait in [
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(10),
+    ] {
+        tokio::time::sleep(wait).await;
+        match crate::sys::memory::release_startup_code() {
+            Ok(bytes) => tracing::debug!(bytes, "start-up code unmapped"),
+            Err(e) => tracing::debug!(error = %e, "start-up code left mapped"),
+        }
+    }
 }
 
 /// Registers a socket bound during setup with the runtime, with its batching state.
