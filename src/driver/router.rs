@@ -110,7 +110,10 @@ pub(crate) struct Router {
     pub(crate) endpoints: HashMap<EndpointId, Endpoint>,
     next_endpoint: EndpointId,
     pub(crate) links: BTreeMap<LinkId, LinkInfo>,
-    pub(crate) by_remote: HashMap<(EndpointId, Remote), LinkId>,
+    /// Looked up for every datagram received, so with a fast hasher (randomly seeded; it holds one
+    /// entry per link, and inbound links are made only from well-formed handshake initiations, at
+    /// most `MAX_PENDING_INBOUND` unconfirmed at a time).
+    pub(crate) by_remote: foldhash::HashMap<(EndpointId, Remote), LinkId>,
     pub(crate) peers: BTreeMap<String, StaticPeer>,
     pub(crate) counters: DriverCounters,
     pub(crate) interfaces: BTreeMap<String, Interface>,
@@ -145,7 +148,7 @@ impl Router {
             endpoints: HashMap::new(),
             next_endpoint: 0,
             links: BTreeMap::new(),
-            by_remote: HashMap::new(),
+            by_remote: foldhash::HashMap::default(),
             peers: BTreeMap::new(),
             counters: DriverCounters::default(),
             interfaces: BTreeMap::new(),
