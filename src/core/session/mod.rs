@@ -5,8 +5,8 @@
 //! domain, with timestamps against replays), the same key sets (ChaCha20-Poly1305, or AES-256-GCM
 //! between two CPUs with AES instructions) with a 4032-frame replay window, rekeying every 2 minutes
 //! without losing frames, and keys refused after 3 minutes — carried in routed packets instead of UDP
-//! datagrams, and without keepalives. The table bounds how many sessions
-//! exist, how fast unknown nodes may make us verify handshakes, and how much waits for a handshake.
+//! datagrams, and without keepalives. The table bounds how many sessions exist, how fast unknown nodes
+//! may make us verify handshakes, and how much waits for a handshake.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -127,7 +127,8 @@ fn params(
 
 impl Sessions {
     /// An empty table. `password` is the overlay's group password (only nodes that know it can talk);
-    /// `clock_base` stamps handshakes as for links.
+    /// `clock_base` stamps handshakes as for links; `aes_gcm` offers AES-256-GCM (set when this CPU
+    /// has AES instructions; a session uses it only if the other end offers it too).
     pub fn new(password: Option<Vec<u8>>, clock_base: u64, aes_gcm: bool, now: Instant) -> Self {
         Self {
             table: HashMap::new(),
