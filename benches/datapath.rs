@@ -54,10 +54,10 @@ impl Pair {
         loop {
             let mut moved = false;
             for from in 0..2 {
-                while let Some(t) = self.nodes[from].poll_transmit() {
+                while let Some(mut t) = self.nodes[from].poll_transmit() {
                     let to = 1 - from;
                     let link = self.links[to];
-                    self.nodes[to].handle_link_datagram(self.now, link, &t.payload);
+                    self.nodes[to].handle_link_datagram(self.now, link, &mut t.payload);
                     moved = true;
                 }
             }

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let (chunk, tail) = tail.split_at(len);
         now = now + std::time::Duration::from_millis(u64::from(head));
         if head & 0x80 == 0 {
-            node.handle_link_datagram(now, link, chunk);
+            node.handle_link_datagram(now, link, &mut chunk.to_vec());
         } else {
             node.handle_local_packet(now, chunk);
         }

@@ -7,6 +7,7 @@
 //! produces. SIGTERM and SIGINT stop it; dropping the TUN device removes its address and routes.
 
 mod api;
+mod buffers;
 mod clock;
 mod cpu;
 #[cfg(feature = "services")]

@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use super::buffers::{Buffer, BufferPool};
 use super::links::{EndpointId, Remote};
 use super::router::Input;
 
@@ -25,25 +26,29 @@ pub(crate) async fn udp(
 ) {
     const BUFFERS: usize = 8;
     let size = (socket.gro_segments().max(1) * 1500).max(MAX_DATAGRAM);
-    // One allocation each (not `vec![buf; n]`, which would copy, and so touch, every page): an idle
-    // node's buffers cost address space, not memory.
-    let mut storage: Vec<Vec<u8>> = (0..BUFFERS).map(|_| vec![0u8; size]).collect();
+    // Fresh buffers are allocated zeroed, which costs address space, not memory, until used.
+    let pool = BufferPool::new(size);
+    let mut storage: Vec<Buffer> = (0..BUFFERS).map(|_| pool.take()).collect();
     let mut meta = vec![quinn_udp::RecvMeta::default(); BUFFERS];
     loop {
         let received = {
             let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
                 .iter_mut()
-                .map(|b| std::io::IoSliceMut::new(b))
+                .map(|b| std::io::IoSliceMut::new(b.whole()))
                 .collect();
             socket.recv(&mut bufs, &mut meta).await
         };
         match received {
             Ok(n) => {
-                for (m, buf) in meta.iter().zip(&storage).take(n) {
+                for (m, slot) in meta.iter().zip(&mut storage).take(n) {
+                    // The buffer itself goes to the router, which decrypts in it; a fresh one (or
+                    // one the router is done with) takes its place.
+                    let mut data = std::mem::replace(slot, pool.take());
+                    data.set_range(0..m.len);
                     let input = Input::Datagram {
                         endpoint,
                         remote: Remote::Udp(normalise(m.addr)),
-                        data: buf[..m.len].to_vec(),
+                        data,
                         stride: m.stride.max(1),
                     };
                     if inputs.send(input).await.is_err() {
@@ -100,7 +105,8 @@ pub(crate) async fn ethernet(
     socket: Arc<AsyncFd<OwnedFd>>,
     inputs: mpsc::Sender<Input>,
 ) {
-    let mut buf = vec![0; MAX_DATAGRAM];
+    let pool = BufferPool::new(MAX_DATAGRAM);
+    let mut buf = pool.take();
     loop {
         let mut guard = match socket.readable().await {
             Ok(g) => g,
@@ -110,12 +116,14 @@ pub(crate) async fn ethernet(
                 continue;
             }
         };
-        match guard.try_io(|fd| crate::sys::packet::recv_from(fd.get_ref(), &mut buf)) {
+        match guard.try_io(|fd| crate::sys::packet::recv_from(fd.get_ref(), buf.whole())) {
             Ok(Ok(Some((n, mac)))) => {
+                let mut data = std::mem::replace(&mut buf, pool.take());
+                data.set_range(0..n);
                 let input = Input::Datagram {
                     endpoint,
                     remote: Remote::Ethernet(mac),
-                    data: buf[..n].to_vec(),
+                    data,
                     stride: n.max(1),
                 };
                 if inputs.send(input).await.is_err() {
@@ -134,24 +142,24 @@ pub(crate) async fn ethernet(
 /// Reads packets the host sends into the TUN device: each read is a `virtio_net_hdr` and a packet or
 /// a TCP super-packet, which `core::offload` turns into ordinary IPv6 packets.
 pub(crate) async fn tun(device: Arc<tun::AsyncDevice>, inputs: mpsc::Sender<Input>) {
-    let mut buf = vec![0; MAX_DATAGRAM + crate::core::offload::VNET_HDR_LEN];
+    let pool = BufferPool::new(MAX_DATAGRAM + crate::core::offload::VNET_HDR_LEN);
+    let mut buf = pool.take();
     let mut packets = Vec::new();
     loop {
-        match device.recv(&mut buf).await {
+        match device.recv(buf.whole()).await {
             Ok(n) => {
-                if let Some(sp) = crate::core::offload::super_packet(&buf[..n]) {
-                    let input = Input::TunSuper {
-                        packet: sp.packet.to_vec(),
-                        mss: sp.mss,
-                        ecn: sp.ecn,
-                    };
+                if let Some(sp) = crate::core::offload::super_packet(&buf.whole()[..n]) {
+                    let (mss, ecn) = (sp.mss, sp.ecn);
+                    let mut packet = std::mem::replace(&mut buf, pool.take());
+                    packet.set_range(crate::core::offload::VNET_HDR_LEN..n);
+                    let input = Input::TunSuper { packet, mss, ecn };
                     if inputs.send(input).await.is_err() {
                         return;
                     }
                     continue;
                 }
                 packets.clear();
-                if let Err(e) = crate::core::offload::split_read(&buf[..n], &mut packets) {
+                if let Err(e) = crate::core::offload::split_read(&buf.whole()[..n], &mut packets) {
                     debug!("TUN: unusable read of {n} bytes: {e}");
                 }
                 for packet in packets.drain(..) {

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::api::{ApiRequest, ApiResponse};
+use super::buffers::Buffer;
 use super::clock::Clock;
 use super::interfaces::Interface;
 use super::links::{Endpoint, EndpointId, LinkInfo, Origin, Remote, Role};
@@ -42,7 +43,7 @@ pub(crate) enum Input {
     Datagram {
         endpoint: EndpointId,
         remote: Remote,
-        data: Vec<u8>,
+        data: Buffer,
         stride: usize,
     },
     /// A packet the host sent into the TUN device.
@@ -50,7 +51,7 @@ pub(crate) enum Input {
     /// A TCP super-packet the host sent into the TUN device, to travel whole.
     TunSuper {
         /// IPv6 packet of all the segments.
-        packet: Vec<u8>,
+        packet: Buffer,
         /// Segment payload size.
         mss: u16,
         /// ECN super-packet.
@@ -78,7 +79,8 @@ impl Input {
     fn traffic_bytes(&self) -> usize {
         match self {
             Self::Datagram { data, .. } => data.len(),
-            Self::Tun(packet) | Self::TunSuper { packet, .. } => packet.len(),
+            Self::Tun(packet) => packet.len(),
+            Self::TunSuper { packet, .. } => packet.len(),
             _ => 0,
         }
     }
@@ -267,11 +269,11 @@ impl Router {
             Input::Datagram {
                 endpoint,
                 remote,
-                data,
+                mut data,
                 stride,
             } => {
-                for datagram in data.chunks(stride.max(1)) {
-                    self.on_datagram(endpoint, remote, datagram);
+                for datagram in data.chunks_mut(stride.max(1)) {
+                    self.on_datagram(now, endpoint, remote, datagram);
                 }
             }
             Input::Tun(packet) => {
@@ -304,8 +306,13 @@ impl Router {
         }
     }
 
-    fn on_datagram(&mut self, endpoint: EndpointId, remote: Remote, data: &[u8]) {
-        let now = self.clock.now();
+    fn on_datagram(
+        &mut self,
+        now: crate::core::time::Instant,
+        endpoint: EndpointId,
+        remote: Remote,
+        data: &mut [u8],
+    ) {
         if let Some(&id) = self.by_remote.get(&(endpoint, remote)) {
             self.node.handle_link_datagram(now, id, data);
             return;

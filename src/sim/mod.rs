@@ -480,14 +480,18 @@ impl Sim {
             };
             self.now = self.now.max(at);
             match pending {
-                Pending::Datagram { node, wire, bytes } => {
+                Pending::Datagram {
+                    node,
+                    wire,
+                    mut bytes,
+                } => {
                     let side = usize::from(self.wires[wire].ends[0].0 != node);
                     let (Some(link), true) = (self.wires[wire].ends[side].1, self.wires[wire].up)
                     else {
                         continue;
                     };
                     if let Some(n) = &mut self.nodes[node].node {
-                        n.handle_link_datagram(self.now, link, &bytes);
+                        n.handle_link_datagram(self.now, link, &mut bytes);
                         self.after(node);
                     }
                 }

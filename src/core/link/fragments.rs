@@ -1,9 +1,13 @@
 //! Splitting frames larger than a link's MTU, and joining the pieces again.
+//!
+//! Both directions are built to copy a frame's bytes once: a frame to send is given as parts (a
+//! routing header and the payload it carries, say) that are cut into pieces by reference and sealed
+//! straight from there; pieces that arrive in order are appended to the joined frame as they are
+//! decrypted, and only a piece that arrives ahead of a gap is copied aside until the gap fills.
 
 use std::time::Duration;
 
 use crate::core::time::Instant;
-use crate::core::wire::fragment::Fragment;
 use crate::core::wire::inner::{Message, Messages};
 
 /// Incomplete frames are dropped after this long: a lost piece makes the whole frame lost, as with IP
@@ -11,51 +15,90 @@ use crate::core::wire::inner::{Message, Messages};
 const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Frames being joined at once per link.
 const MAX_IN_PROGRESS: usize = 8;
+/// Bytes before a piece's data: kind (1), length varint (up to 3 for these sizes), fragment header (6).
+pub(super) const PIECE_OVERHEAD: usize = 1 + 3 + 6;
 
-/// One fragment message cut from a frame: the message's header (type, length and fragment fields) and
-/// the frame bytes it carries, kept apart so that sealing copies the bytes only once.
-pub(super) struct Piece<'a> {
-    pub(super) header: Vec<u8>,
-    pub(super) data: &'a [u8],
+/// How a frame of `len` bytes is cut for a link that carries `budget` plaintext bytes per datagram:
+/// `(pieces, bytes per piece)`, or `None` if it would take more than 255 pieces.
+pub(super) fn plan(len: usize, budget: usize) -> Option<(u8, usize)> {
+    let chunk = budget.checked_sub(PIECE_OVERHEAD).filter(|c| *c > 0)?;
+    let count = u8::try_from(len.div_ceil(chunk)).ok()?;
+    Some((count, chunk))
 }
 
-/// Splits `frame` into fragment messages whose encoded size is at most `budget` bytes each; `None` if
-/// it would need more than 255 pieces.
-pub(super) fn split(frame: &[u8], budget: usize, id: u32) -> Option<Vec<Piece<'_>>> {
-    // Message header: kind (1) + length varint (up to 3 for these sizes) + fragment header (6).
-    let chunk = budget.checked_sub(1 + 3 + 6).filter(|c| *c > 0)?;
-    let count = frame.len().div_ceil(chunk);
-    let count = u8::try_from(count).ok()?;
-    Some(
-        frame
-            .chunks(chunk)
-            .enumerate()
-            .map(|(index, data)| {
-                let mut header = Vec::with_capacity(16);
-                let fragment = Fragment {
-                    id,
-                    index: index as u8,
-                    count,
-                    data: &[],
-                };
-                header.push(crate::core::wire::inner::kind::FRAGMENT);
-                crate::core::wire::put_varint(&mut header, (6 + data.len()) as u64);
-                fragment.encode(&mut header);
-                Piece { header, data }
-            })
-            .collect(),
-    )
+/// The message header of one piece, built on the stack (a frame of 64 KiB has about 50 pieces).
+pub(super) struct PieceHeader {
+    bytes: [u8; 16],
+    len: usize,
 }
 
+impl PieceHeader {
+    /// The header of piece `index` of `count` carrying `data_len` bytes of frame `id`.
+    pub(super) fn new(id: u32, index: u8, count: u8, data_len: usize) -> Self {
+        let mut bytes = [0u8; 16];
+        bytes[0] = crate::core::wire::inner::kind::FRAGMENT;
+        // The message length (a varint, as `wire::put_varint` writes it): fragment header and data.
+        // At most 3 bytes for any piece a link makes; the bound only keeps the array in range.
+        let mut value = 6 + data_len as u64;
+        let mut len = 1;
+        while value >= 0x80 && len < 9 {
+            bytes[len] = (value as u8) | 0x80;
+            value >>= 7;
+            len += 1;
+        }
+        bytes[len] = value as u8;
+        len += 1;
+        bytes[len..len + 4].copy_from_slice(&id.to_be_bytes());
+        bytes[len + 4] = index;
+        bytes[len + 5] = count;
+        Self {
+            bytes,
+            len: len + 6,
+        }
+    }
+
+    pub(super) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Appends to `out` the slices of `parts` (read as one concatenated frame) that cover `range`.
+pub(super) fn slices_of<'a>(
+    parts: &[&'a [u8]],
+    range: std::ops::Range<usize>,
+    out: &mut Vec<&'a [u8]>,
+) {
+    let mut offset = 0;
+    for part in parts {
+        let (start, end) = (offset, offset + part.len());
+        offset = end;
+        let (from, to) = (range.start.max(start), range.end.min(end));
+        if from < to {
+            out.push(&part[from - start..to - start]);
+        }
+    }
+}
+
+/// A frame being joined: the pieces from the first up to a gap, joined; the ones past it, aside.
 struct InProgress {
     id: u32,
+    count: u8,
     started: Instant,
-    /// Each piece as the decrypted frame it came in and where in it its bytes are (not copied out).
-    pieces: Vec<Option<(Vec<u8>, std::ops::Range<usize>)>>,
-    /// Pieces present, so completion is known without a scan.
-    received: usize,
-    /// Bytes present.
-    bytes: usize,
+    /// Pieces `0..next`, joined.
+    joined: Vec<u8>,
+    next: u8,
+    /// Pieces that arrived before an earlier one, copied out of their datagrams.
+    early: Vec<(u8, Vec<u8>)>,
+}
+
+impl InProgress {
+    fn append_ready(&mut self) {
+        while let Some(i) = self.early.iter().position(|(index, _)| *index == self.next) {
+            let (_, data) = self.early.swap_remove(i);
+            self.joined.extend_from_slice(&data);
+            self.next += 1;
+        }
+    }
 }
 
 /// Frames being joined on one link.
@@ -66,28 +109,15 @@ pub(super) struct Reassembly {
 
 impl Reassembly {
     /// Adds a piece: `frame` is a decrypted frame that starts with a fragment message. Returns the
-    /// whole frame once every piece arrived. The piece's bytes stay in `frame` until then: they are
-    /// copied once, into the whole.
-    pub(super) fn add(&mut self, now: Instant, frame: Vec<u8>) -> Option<Vec<u8>> {
-        let (id, index, count, range) = match Messages::new(&frame).next() {
-            Some(Ok(Message::Fragment(f))) => {
-                // The fragment's bytes end its message, which starts the frame.
-                let body = 6 + f.data.len();
-                let start = 1 + crate::core::wire::varint_len(body as u64) + 6;
-                (f.id, f.index, f.count, start..start + f.data.len())
-            }
-            _ => return None,
-        };
-        let fragment = Fragment {
-            id,
-            index,
-            count,
-            data: &[],
+    /// whole frame once every piece arrived.
+    pub(super) fn add(&mut self, now: Instant, frame: &[u8]) -> Option<Vec<u8>> {
+        let Some(Ok(Message::Fragment(piece))) = Messages::new(frame).next() else {
+            return None;
         };
         self.in_progress
             .retain(|p| now.saturating_since(p.started) < REASSEMBLY_TIMEOUT);
-        let position = match self.in_progress.iter().position(|p| p.id == fragment.id) {
-            Some(i) if self.in_progress[i].pieces.len() == usize::from(fragment.count) => i,
+        let position = match self.in_progress.iter().position(|p| p.id == piece.id) {
+            Some(i) if self.in_progress[i].count == piece.count => i,
             Some(i) => {
                 // Same id, different count: a new frame reused the id; start over.
                 self.in_progress.remove(i);
@@ -97,82 +127,97 @@ impl Reassembly {
                 if self.in_progress.len() >= MAX_IN_PROGRESS {
                     self.in_progress.remove(0);
                 }
-                let pieces = vec![None; usize::from(fragment.count)];
                 self.in_progress.push(InProgress {
-                    id: fragment.id,
+                    id: piece.id,
+                    count: piece.count,
                     started: now,
-                    pieces,
-                    received: 0,
-                    bytes: 0,
+                    joined: Vec::with_capacity(usize::from(piece.count) * piece.data.len()),
+                    next: 0,
+                    early: Vec::new(),
                 });
                 self.in_progress.len() - 1
             }
         };
         let entry = &mut self.in_progress[position];
-        let slot = entry.pieces.get_mut(usize::from(index))?;
-        if slot.is_none() {
-            entry.received += 1;
-            entry.bytes += range.len();
+        if piece.index == entry.next {
+            entry.joined.extend_from_slice(piece.data);
+            entry.next += 1;
+            entry.append_ready();
+        } else if piece.index > entry.next && !entry.early.iter().any(|(i, _)| *i == piece.index) {
+            entry.early.push((piece.index, piece.data.to_vec()));
         }
-        *slot = Some((frame, range));
-        if entry.received < entry.pieces.len() {
+        if entry.next < entry.count {
             return None;
         }
-        let entry = self.in_progress.remove(position);
-        let mut whole = Vec::with_capacity(entry.bytes);
-        for (frame, range) in entry.pieces.into_iter().flatten() {
-            whole.extend_from_slice(&frame[range]);
-        }
-        Some(whole)
+        Some(self.in_progress.remove(position).joined)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::wire::inner::Messages;
+
+    /// Cuts `frame`, given as `parts`, into encoded pieces the way `Link::send_parts` does.
+    fn split(parts: &[&[u8]], budget: usize, id: u32) -> Option<Vec<Vec<u8>>> {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let (count, chunk) = plan(len, budget)?;
+        let mut slices = Vec::new();
+        Some(
+            (0..count)
+                .map(|i| {
+                    let range = usize::from(i) * chunk..(usize::from(i + 1) * chunk).min(len);
+                    let mut piece = PieceHeader::new(id, i, count, range.len())
+                        .as_slice()
+                        .to_vec();
+                    slices.clear();
+                    slices_of(parts, range, &mut slices);
+                    slices.iter().for_each(|s| piece.extend_from_slice(s));
+                    piece
+                })
+                .collect(),
+        )
+    }
 
     #[test]
     fn split_and_join_in_any_order() {
         let frame: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
-        let pieces: Vec<Vec<u8>> = split(&frame, 1200, 42)
-            .unwrap()
-            .into_iter()
-            .map(|p| [p.header, p.data.to_vec()].concat())
-            .collect();
+        // The same frame given whole and as three parts cuts into the same pieces.
+        let parts: [&[u8]; 3] = [&frame[..7], &frame[7..2400], &frame[2400..]];
+        let pieces = split(&[&frame], 1200, 42).unwrap();
+        assert_eq!(split(&parts, 1200, 42).unwrap(), pieces);
         assert_eq!(pieces.len(), 5);
         assert!(pieces.iter().all(|p| p.len() <= 1200));
-        let mut r = Reassembly::default();
-        let t = Instant::ZERO;
-        let mut joined = None;
-        for i in [3, 0, 4, 1, 2] {
-            assert!(matches!(
-                Messages::new(&pieces[i]).next(),
-                Some(Ok(Message::Fragment(_)))
-            ));
-            assert!(joined.is_none());
-            joined = r.add(t, pieces[i].clone());
+        for order in [[0, 1, 2, 3, 4], [3, 0, 4, 1, 2], [4, 3, 2, 1, 0]] {
+            let mut r = Reassembly::default();
+            let t = Instant::ZERO;
+            let mut joined = None;
+            for i in order {
+                assert!(joined.is_none());
+                joined = r.add(t, &pieces[i]);
+                // A duplicate changes nothing.
+                assert!(r.add(t, &pieces[i]).is_none() || joined.is_some());
+            }
+            assert_eq!(joined.as_deref(), Some(&frame[..]), "order {order:?}");
         }
-        assert_eq!(joined, Some(frame));
-        assert!(split(&[0; 400_000], 1200, 1).is_none(), "too many pieces");
+        assert!(
+            split(&[&[0; 400_000]], 1200, 1).is_none(),
+            "too many pieces"
+        );
         // Not a fragment, or a frame too short for the fragment it claims: nothing.
-        assert_eq!(r.add(t, vec![0x01, 0]), None);
-        assert_eq!(r.add(t, pieces[0][..20].to_vec()), None);
+        let mut r = Reassembly::default();
+        assert_eq!(r.add(Instant::ZERO, &[0x01, 0]), None);
+        assert_eq!(r.add(Instant::ZERO, &pieces[0][..20]), None);
     }
 
     #[test]
     fn incomplete_frames_expire() {
         let frame = [7u8; 3000];
-        let pieces: Vec<Vec<u8>> = split(&frame, 1200, 1)
-            .unwrap()
-            .into_iter()
-            .map(|p| [p.header, p.data.to_vec()].concat())
-            .collect();
+        let pieces = split(&[&frame], 1200, 1).unwrap();
         let mut r = Reassembly::default();
-        assert!(r.add(Instant::ZERO, pieces[0].clone()).is_none());
+        assert!(r.add(Instant::ZERO, &pieces[0]).is_none());
         let later = Instant::ZERO + Duration::from_secs(2);
         for p in &pieces[1..] {
-            assert!(r.add(later, p.clone()).is_none());
+            assert!(r.add(later, p).is_none());
         }
     }
 }

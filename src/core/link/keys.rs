@@ -10,7 +10,7 @@
 //! lack `#[target_feature]`, so every AVX2 intrinsic in them becomes an out-of-line call; the per-message
 //! key set-up alone costs 1.3 us instead of 0.15 us. The two produce identical bytes (a test checks).
 
-use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
 
 use super::cipher::Cipher;
 
@@ -120,14 +120,26 @@ impl KeySet {
     /// Authenticates and decrypts a frame; refuses replays. The replay window moves only after the tag
     /// verified.
     pub fn open(&mut self, counter: u64, header: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let mut text = sealed.to_vec();
+        let len = self.open_in_place(counter, header, &mut text)?.len();
+        text.truncate(len);
+        Some(text)
+    }
+
+    /// [`open`](Self::open) where the frame lies: decrypts `sealed` (ciphertext and tag) in place and
+    /// returns the plaintext, its front.
+    pub fn open_in_place<'b>(
+        &mut self,
+        counter: u64,
+        header: &[u8],
+        sealed: &'b mut [u8],
+    ) -> Option<&'b [u8]> {
         if !self.replay.check(counter) || sealed.len() < TAG_LEN {
             return None;
         }
-        let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-        let mut text = ciphertext.to_vec();
-        let tag = Tag::from(<[u8; TAG_LEN]>::try_from(tag).ok()?);
-        self.recv
-            .open_in_place_separate_tag(nonce(counter), Aad::from(header), tag, &mut text, 0..)
+        let text = self
+            .recv
+            .open_in_place(nonce(counter), Aad::from(header), sealed)
             .ok()?;
         if !self.replay.update(counter) {
             return None;

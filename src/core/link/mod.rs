@@ -14,6 +14,7 @@ pub mod keys;
 pub mod liveness;
 pub mod replay;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -298,14 +299,17 @@ impl Link {
             && self.peer.is_none_or(|p| p == *key)
     }
 
-    /// Processes one received datagram. Returns the plaintext of an authenticated data frame.
-    pub fn handle_datagram(
+    /// Processes one received datagram. Returns the plaintext of an authenticated data frame: in
+    /// `bytes` itself, where it was decrypted, or (for the last piece of a fragmented frame) the
+    /// joined frame.
+    pub fn handle_datagram<'b>(
         &mut self,
         now: Instant,
-        bytes: &[u8],
+        bytes: &'b mut [u8],
         node: &NodeKey,
         rng: &mut Rng,
-    ) -> Result<Option<Vec<u8>>, LinkDrop> {
+    ) -> Result<Option<Cow<'b, [u8]>>, LinkDrop> {
+        let len = bytes.len();
         let result = match Datagram::parse(bytes) {
             Ok(Datagram::Init(init)) => self.handle_init(now, init, node, rng).map(|()| None),
             Ok(Datagram::Cookie {
@@ -320,34 +324,34 @@ impl Link {
             Ok(Datagram::Data {
                 receiver_index,
                 counter,
-                header,
-                sealed,
-            }) => self
-                .handle_data(now, receiver_index, counter, header, sealed)
-                .map(Some),
+                ..
+            }) => {
+                let (header, sealed) = bytes.split_at_mut(DATA_HEADER_LEN);
+                self.handle_data(now, receiver_index, counter, header, sealed)
+            }
             Err(e) => Err(LinkDrop::Malformed(e)),
         };
         match &result {
             Ok(_) => {
                 self.stats.rx_datagrams += 1;
-                self.stats.rx_bytes += bytes.len() as u64;
+                self.stats.rx_bytes += len as u64;
             }
             Err(_) => self.stats.dropped += 1,
         }
         result
     }
 
-    fn handle_data(
+    fn handle_data<'b>(
         &mut self,
         now: Instant,
         index: u32,
         counter: u64,
         header: &[u8],
-        sealed: &[u8],
-    ) -> Result<Vec<u8>, LinkDrop> {
+        sealed: &'b mut [u8],
+    ) -> Result<Option<Cow<'b, [u8]>>, LinkDrop> {
         let expired = |k: &KeySet| now.saturating_since(k.created) >= REJECT_AFTER;
         let matches = |k: &KeySet| k.local_index == index && !expired(k);
-        let keyset = if self.current.as_ref().is_some_and(matches) {
+        let slot = if self.current.as_ref().is_some_and(matches) {
             Slot::Current
         } else if let Some(i) = self.previous.iter().position(matches) {
             Slot::Previous(i)
@@ -356,15 +360,14 @@ impl Link {
         } else {
             return Err(LinkDrop::UnknownIndex);
         };
-        let slot = keyset;
         let keyset = match slot {
             Slot::Current => self.current.as_mut(),
             Slot::Previous(i) => self.previous.get_mut(i),
             Slot::Pending => self.pending.as_mut(),
         }
         .ok_or(LinkDrop::UnknownIndex)?;
-        let mut plaintext = keyset
-            .open(counter, header, sealed)
+        let plaintext: &'b [u8] = keyset
+            .open_in_place(counter, header, sealed)
             .ok_or(LinkDrop::Unauthentic)?;
         if slot == Slot::Pending
             && let Some(confirmed) = self.pending.take()
@@ -372,13 +375,17 @@ impl Link {
             self.install(now, confirmed);
         }
         if plaintext.first() == Some(&kind::FRAGMENT) {
-            let whole = self.reassembly.add(now, std::mem::take(&mut plaintext));
             self.liveness.on_receive(now, true);
-            plaintext = whole.unwrap_or_default();
+            let Some(whole) = self.reassembly.add(now, plaintext) else {
+                return Ok(Some(Cow::Borrowed(&[])));
+            };
+            let traffic = whole.first() == Some(&kind::TRAFFIC);
+            self.liveness.on_receive(now, traffic);
+            return Ok(Some(Cow::Owned(whole)));
         }
         let traffic = plaintext.first() == Some(&kind::TRAFFIC);
         self.liveness.on_receive(now, traffic);
-        Ok(plaintext)
+        Ok(Some(Cow::Borrowed(plaintext)))
     }
 
     /// Makes `keyset` the one we send with, keeping the old one for frames still in flight.
@@ -405,17 +412,36 @@ impl Link {
     /// Encrypts and queues a frame of messages, split into fragments if it exceeds the link MTU.
     /// Returns false if the link is not up or the frame is too large even for fragments.
     pub fn send(&mut self, now: Instant, plaintext: &[u8], traffic: bool) -> bool {
+        self.send_parts(now, &[plaintext], traffic)
+    }
+
+    /// [`send`](Self::send) for a frame given as consecutive parts (a routing header and the payload
+    /// it carries): each byte is copied once, into the datagram that carries it.
+    pub fn send_parts(&mut self, now: Instant, parts: &[&[u8]], traffic: bool) -> bool {
         let budget = self.params.mtu.saturating_sub(DATA_HEADER_LEN + TAG_LEN);
-        if plaintext.len() > budget {
-            self.next_fragment_id = self.next_fragment_id.wrapping_add(1);
-            let Some(pieces) = fragments::split(plaintext, budget, self.next_fragment_id) else {
-                return false;
-            };
-            return pieces
-                .iter()
-                .all(|p| self.send_one(now, &[&p.header, p.data], traffic));
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len <= budget {
+            return self.send_one(now, parts, traffic);
         }
-        self.send_one(now, &[plaintext], traffic)
+        let Some((count, chunk)) = fragments::plan(len, budget) else {
+            return false;
+        };
+        self.next_fragment_id = self.next_fragment_id.wrapping_add(1);
+        let id = self.next_fragment_id;
+        let range = |index: u8| {
+            let start = usize::from(index) * chunk;
+            start..(start + chunk).min(len)
+        };
+        let headers: Vec<fragments::PieceHeader> = (0..count)
+            .map(|index| fragments::PieceHeader::new(id, index, count, range(index).len()))
+            .collect();
+        let mut slices = Vec::with_capacity(parts.len() + 1);
+        (0..count).zip(&headers).all(|(index, header)| {
+            slices.clear();
+            slices.push(header.as_slice());
+            fragments::slices_of(parts, range(index), &mut slices);
+            self.send_one(now, &slices, traffic)
+        })
     }
 
     fn send_one(&mut self, now: Instant, parts: &[&[u8]], traffic: bool) -> bool {

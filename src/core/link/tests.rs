@@ -29,21 +29,24 @@ impl Pair {
         loop {
             let mut moved = false;
             for side in 0..2 {
-                while let Some(d) = self.links[side].poll_datagram() {
+                while let Some(mut d) = self.links[side].poll_datagram() {
                     moved = true;
                     if self.mute[side] {
                         continue;
                     }
                     let other = 1 - side;
                     let t = self.now + Duration::from_millis(1);
-                    if let Ok(Some(p)) =
-                        self.links[other].handle_datagram(t, &d, &self.keys[other], &mut self.rng)
-                    {
+                    if let Ok(Some(p)) = self.links[other].handle_datagram(
+                        t,
+                        &mut d,
+                        &self.keys[other],
+                        &mut self.rng,
+                    ) {
                         for m in crate::core::wire::inner::Messages::new(&p).flatten() {
                             if let Message::Keepalive(k) = m {
                                 self.links[other].handle_keepalive(t, &k);
                             } else {
-                                received[other].push(p.clone());
+                                received[other].push(p.to_vec());
                             }
                         }
                     }
@@ -237,17 +240,18 @@ fn a_replayed_initiation_gets_silence() {
     let init = p.links[0].poll_datagram().unwrap();
     let t = p.now + Duration::from_millis(1);
     p.links[1]
-        .handle_datagram(t, &init, &p.keys[1], &mut p.rng)
+        .handle_datagram(t, &mut init.clone(), &p.keys[1], &mut p.rng)
         .unwrap();
-    let response = p.links[1].poll_datagram().unwrap();
+    let mut response = p.links[1].poll_datagram().unwrap();
     p.links[0]
-        .handle_datagram(t, &response, &p.keys[0], &mut p.rng)
+        .handle_datagram(t, &mut response, &p.keys[0], &mut p.rng)
         .unwrap();
     p.run_until(secs(200));
     assert!(p.links[0].is_up() && p.links[1].is_up());
     // Long after (the responder's rate limit and response cache are long gone), the old Init again.
     let sent_before = p.links[1].stats().tx_datagrams;
-    let replay = p.links[1].handle_datagram(p.now, &init, &p.keys[1], &mut p.rng);
+    let mut again = init.clone();
+    let replay = p.links[1].handle_datagram(p.now, &mut again, &p.keys[1], &mut p.rng);
     assert_eq!(replay.err(), Some(LinkDrop::ReplayedInit));
     assert_eq!(p.links[1].poll_datagram(), None);
     assert_eq!(p.links[1].stats().tx_datagrams, sent_before);

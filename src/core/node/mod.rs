@@ -26,7 +26,7 @@ use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::core::tree::{Coords, Tree, TreeEvent};
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
-use crate::core::wire::inner::{Message, Messages};
+use crate::core::wire::inner::{Message, Messages, encode_traffic_prefix};
 use crate::core::wire::traffic::{
     KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, KIND_SESSION, Traffic,
 };
@@ -295,33 +295,49 @@ impl Node {
         self.drain_tree();
     }
 
-    /// Processes a datagram received on a link.
-    pub fn handle_link_datagram(&mut self, now: Instant, id: LinkId, datagram: &[u8]) {
+    /// Processes a datagram received on a link. The datagram is decrypted where it lies, so the
+    /// caller's buffer holds plaintext afterwards.
+    pub fn handle_link_datagram(&mut self, now: Instant, id: LinkId, datagram: &mut [u8]) {
         self.now = now;
         let Some(link) = self.links.links.get_mut(&id) else {
             return;
         };
         let result = link.handle_datagram(now, datagram, &self.key, &mut self.rng);
         let peer = link.peer();
-        self.drain_link(now, id);
-        match result {
-            Err(reason) => self.count_drop(DropReason::Link(reason)),
-            Ok(None) => {}
-            Ok(Some(plaintext)) => {
-                if let Some(peer) = peer {
-                    self.handle_frame(now, id, peer, &plaintext);
-                }
+        let link_changed = self.drain_link(now, id);
+        let control = match result {
+            Err(reason) => {
+                self.count_drop(DropReason::Link(reason));
+                false
             }
+            Ok(None) => true,
+            Ok(Some(plaintext)) => match peer {
+                Some(peer) => self.handle_frame(now, id, peer, &plaintext),
+                None => false,
+            },
+        };
+        // Frames of routed traffic alone (nearly all of them) leave the tree, filters and neighbour
+        // lists as they were, and their timers are run by `handle_timeout`.
+        if control || link_changed {
+            self.drain_tree();
         }
-        self.drain_tree();
     }
 
-    fn handle_frame(&mut self, now: Instant, id: LinkId, peer: PublicKey, plaintext: &[u8]) {
+    /// Handles the messages of a frame from `peer`; returns true if any was not routed traffic.
+    fn handle_frame(
+        &mut self,
+        now: Instant,
+        id: LinkId,
+        peer: PublicKey,
+        plaintext: &[u8],
+    ) -> bool {
+        let mut control = false;
         for message in Messages::new(plaintext) {
             let Ok(message) = message else {
                 self.count_drop(DropReason::MalformedFrame);
-                return;
+                return control;
             };
+            control |= !matches!(message, Message::Traffic(_));
             match message {
                 Message::Keepalive(k) => {
                     if let Some(link) = self.links.links.get_mut(&id) {
@@ -367,6 +383,7 @@ impl Node {
                 Message::Fragment(_) => self.count_drop(DropReason::MalformedFrame),
             }
         }
+        control
     }
 
     /// Sends `payload` to `dest` at coordinates `dest_path`, greedily through the tree.
@@ -444,9 +461,9 @@ impl Node {
                 }
                 traffic.watermark = watermark;
                 let flow = txqueue::flow_of(&traffic.src_key, &traffic.dest_key);
-                let mut frame = Vec::with_capacity(traffic.payload.len() + 128);
-                Message::Traffic(traffic).encode(&mut frame);
-                self.send_frame(now, &peer, &frame, Some(flow));
+                let mut prefix = Vec::with_capacity(160);
+                encode_traffic_prefix(&traffic, &mut prefix);
+                self.send_frame_parts(now, &peer, &[&prefix, traffic.payload], Some(flow));
             }
             NextHop::Stuck => {
                 self.count_drop(DropReason::NoRoute);
@@ -458,12 +475,23 @@ impl Node {
     }
 
     fn send_frame(&mut self, now: Instant, peer: &PublicKey, frame: &[u8], flow: Option<u64>) {
+        self.send_frame_parts(now, peer, &[frame], flow);
+    }
+
+    /// Sends a frame given as consecutive parts on the best link to `peer`.
+    fn send_frame_parts(
+        &mut self,
+        now: Instant,
+        peer: &PublicKey,
+        parts: &[&[u8]],
+        flow: Option<u64>,
+    ) {
         let traffic = flow.is_some();
         let Some(id) = self.links.best_link(peer) else {
             return;
         };
         if let Some(link) = self.links.links.get_mut(&id) {
-            link.send(now, frame, traffic);
+            link.send_parts(now, parts, traffic);
         }
         self.drain_link_flow(now, id, flow.unwrap_or(txqueue::CONTROL_FLOW));
     }
@@ -537,14 +565,16 @@ impl Node {
     }
 
     /// Moves a link's datagrams to the transmit queue and acts on its events.
-    fn drain_link(&mut self, now: Instant, id: LinkId) {
-        self.drain_link_flow(now, id, txqueue::CONTROL_FLOW);
+    /// Returns true if the link had events (up, down).
+    fn drain_link(&mut self, now: Instant, id: LinkId) -> bool {
+        self.drain_link_flow(now, id, txqueue::CONTROL_FLOW)
     }
 
-    /// Moves a link's datagrams, all of one flow, to the transmit queue and acts on its events.
-    fn drain_link_flow(&mut self, now: Instant, id: LinkId, flow: u64) {
+    /// Moves a link's datagrams, all of one flow, to the transmit queue and acts on its events;
+    /// returns true if there were events.
+    fn drain_link_flow(&mut self, now: Instant, id: LinkId, flow: u64) -> bool {
         let Some(link) = self.links.links.get_mut(&id) else {
-            return;
+            return false;
         };
         while let Some(payload) = link.poll_datagram() {
             self.transmits.push(id, flow, payload);
@@ -554,6 +584,7 @@ impl Node {
             events.push(e);
         }
         let (srtt, rto) = (link.srtt(), link.rto());
+        let had_events = !events.is_empty();
         for event in events {
             match event {
                 LinkEvent::Up(peer) => {
@@ -571,6 +602,7 @@ impl Node {
                 LinkEvent::Down(peer) => self.on_link_down(id, peer),
             }
         }
+        had_events
     }
 
     /// Forgets what `peer` acknowledged, so that the tree, bloom filter and neighbour list are sent to

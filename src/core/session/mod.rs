@@ -8,6 +8,7 @@
 //! datagrams, and without keepalives. The table bounds how many sessions exist, how fast unknown nodes
 //! may make us verify handshakes, and how much waits for a handshake.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -61,9 +62,25 @@ pub enum SessionDrop {
 #[derive(Debug)]
 pub struct Received {
     /// The plaintext of an authenticated frame, nothing for a handshake message, or why it was dropped.
-    pub plaintext: Result<Option<Vec<u8>>, SessionDrop>,
+    pub plaintext: Result<Option<Plaintext>, SessionDrop>,
     /// Payloads to route back to the sender.
     pub replies: Vec<Vec<u8>>,
+}
+
+/// A decrypted session frame: where it lies in the buffer it was decrypted in (the payload's copy),
+/// so that it is not copied again.
+#[derive(Debug)]
+pub struct Plaintext {
+    buffer: Vec<u8>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buffer[self.range.clone()]
+    }
 }
 
 /// What [`Sessions::iter`] tells of one session.
@@ -390,10 +407,27 @@ impl Sessions {
                 replies: Vec::new(),
             };
         };
-        let result = entry
-            .link
-            .handle_datagram(now, payload, node, rng)
-            .map_err(SessionDrop::Link);
+        let mut buffer = payload.to_vec();
+        let base = buffer.as_ptr() as usize;
+        let result = match entry.link.handle_datagram(now, &mut buffer, node, rng) {
+            Err(e) => Err(SessionDrop::Link(e)),
+            Ok(None) => Ok(None),
+            Ok(Some(Cow::Borrowed(text))) => {
+                let start = text.as_ptr() as usize - base;
+                Ok(Some(Err(start..start + text.len())))
+            }
+            // A joined frame (sessions do not fragment what they send, but a peer may).
+            Ok(Some(Cow::Owned(joined))) => Ok(Some(Ok(joined))),
+        };
+        let result = result.map(|text| {
+            text.map(|text| match text {
+                Ok(joined) => Plaintext {
+                    range: 0..joined.len(),
+                    buffer: joined,
+                },
+                Err(range) => Plaintext { buffer, range },
+            })
+        });
         if result.as_ref().is_ok_and(Option::is_some) {
             entry.last_used = now;
         }

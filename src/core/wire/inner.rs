@@ -138,14 +138,8 @@ impl<'a> Message<'a> {
     /// Appends `type length body`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         if let Self::Traffic(t) = self {
-            // Routed traffic is the bulk of all frames: its payload is copied once, here.
-            let mut header = Vec::with_capacity(128);
-            t.encode_header(&mut header);
-            let len = header.len() + t.payload.len();
-            out.reserve(1 + varint_len(len as u64) + len);
-            out.push(kind::TRAFFIC);
-            put_varint(out, len as u64);
-            out.extend_from_slice(&header);
+            out.reserve(128 + t.payload.len());
+            encode_traffic_prefix(t, out);
             out.extend_from_slice(t.payload);
             return;
         }
@@ -190,6 +184,18 @@ impl<'a> Message<'a> {
             _ => return Ok(None),
         }))
     }
+}
+
+/// Appends what comes before a traffic message's payload: `type length` and the traffic header.
+/// Routed traffic is the bulk of all frames, and a link sends this prefix and the payload as two
+/// parts (`Link::send_parts`), so that the payload is copied once, into the datagrams.
+pub fn encode_traffic_prefix(t: &Traffic<'_>, out: &mut Vec<u8>) {
+    let mut header = Vec::with_capacity(128);
+    t.encode_header(&mut header);
+    let len = header.len() + t.payload.len();
+    out.push(kind::TRAFFIC);
+    put_varint(out, len as u64);
+    out.extend_from_slice(&header);
 }
 
 /// Iterates over the messages of a decrypted frame. Unknown types are skipped; the first malformed
