@@ -61,7 +61,7 @@ fn flood(spray: bool) -> Outcome {
             now,
             forger.public_key(),
             &path,
-            &init.encode(),
+            &mut init.encode(),
             &kb,
             &mut rng,
         );
@@ -74,11 +74,11 @@ fn flood(spray: bool) -> Outcome {
                 .into_iter()
                 .map(|(_, p)| p),
         );
-        for payload in std::mem::take(&mut to_b) {
-            let r = b.receive(now, pa, &legit_path, &payload, &kb, &mut rng);
+        for mut payload in std::mem::take(&mut to_b) {
+            let r = b.receive(now, pa, &legit_path, &mut payload, &kb, &mut rng);
 
-            for reply in r.replies {
-                to_b.extend(a.receive(now, pb, &[1], &reply, &ka, &mut rng).replies);
+            for mut reply in r.replies {
+                to_b.extend(a.receive(now, pb, &[1], &mut reply, &ka, &mut rng).replies);
             }
         }
         most_sessions = most_sessions.max(b.len());

@@ -42,7 +42,7 @@ fn packets_to_addresses_are_delivered_after_a_lookup() {
         let expected: Vec<Vec<u8>> = (0..3u8)
             .map(|i| ipv6_packet(sim.key(a), sim.key(b), &[k as u8, i]))
             .collect();
-        let payloads: Vec<Vec<u8>> = got.into_iter().map(|(_, d)| d.payload).collect();
+        let payloads: Vec<Vec<u8>> = got.into_iter().map(|(_, d)| d.payload.to_vec()).collect();
         if payloads.first() == expected.first() {
             first_ok += 1;
         }

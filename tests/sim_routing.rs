@@ -248,7 +248,7 @@ fn lossy_duplicating_reordering_links_still_converge_and_never_accept_duplicates
         let payloads: Vec<Vec<u8>> = sim
             .take_delivered(b)
             .into_iter()
-            .map(|(_, d)| d.payload)
+            .map(|(_, d)| d.payload.to_vec())
             .collect();
         let unique: HashSet<&Vec<u8>> = payloads.iter().collect();
         assert_eq!(
@@ -365,7 +365,7 @@ fn a_better_root_joining_and_leaving_changes_each_root_at_most_once_per_event() 
         sim.run_for(Duration::from_millis(20));
         for (k, &(_, b)) in pairs.iter().enumerate() {
             for (_, d) in sim.take_delivered(b) {
-                let id = u64::from_be_bytes(d.payload.as_slice().try_into().unwrap());
+                let id = u64::from_be_bytes(d.payload[..].try_into().unwrap());
                 if id / 1_000_000 == k as u64 {
                     arrived[k].push(sent[k][(id % 1_000_000) as usize]);
                 }

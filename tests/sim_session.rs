@@ -152,7 +152,7 @@ fn service_messages_reach_the_service_port_through_the_session() {
     let got = sim.take_delivered(5);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1.kind, DeliveryKind::Service(7));
-    assert_eq!(got[0].1.payload, b"sync digest");
+    assert_eq!(&got[0].1.payload[..], b"sync digest");
     assert_eq!(got[0].1.source, sim.key(0));
 }
 

@@ -467,7 +467,7 @@ impl Router {
     }
 
     /// Writes delivered packets to the TUN device, segments of one TCP stream as one write.
-    async fn write_packets(&mut self, packets: Vec<Vec<u8>>) {
+    async fn write_packets<P: AsRef<[u8]>>(&mut self, packets: Vec<P>) {
         let Some(tun) = &self.tun else { return };
         for write in crate::core::offload::coalesce(&packets) {
             if tun.device.send(&write).await.is_err() {
@@ -476,16 +476,29 @@ impl Router {
         }
     }
 
-    /// Writes a delivered super-packet as one GSO write, or as segments if the device refuses that.
+    /// Writes a delivered super-packet as one GSO write (its rewritten headers and its payload
+    /// gathered by one `writev`, so the payload is not copied), or as segments if the device refuses
+    /// that.
     async fn write_super_packet(&mut self, packet: &[u8], mss: u16, ecn: bool) {
-        use crate::core::offload::{segment_super_packet, super_packet_write};
+        use crate::core::offload::{segment_super_packet, super_packet_head};
+        use std::io::IoSlice;
         let Some(tun) = &self.tun else { return };
-        let Ok(write) = super_packet_write(packet, mss, ecn) else {
+        let Ok((head, headers)) = super_packet_head(packet, mss, ecn) else {
             self.counters.tun_write_errors += 1;
             return;
         };
-        if tun.device.send(&write).await.is_ok() {
-            return;
+        let parts = [IoSlice::new(&head), IoSlice::new(&packet[headers..])];
+        match crate::sys::io::write_vectored(&**tun.device, &parts) {
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // The device's queue is full: wait for room, as a plain write would.
+                let mut write = head;
+                write.extend_from_slice(&packet[headers..]);
+                if tun.device.send(&write).await.is_ok() {
+                    return;
+                }
+            }
+            Err(_) => {}
         }
         let mut segments = Vec::new();
         if segment_super_packet(packet, mss, ecn, &mut segments).is_err() {

@@ -108,7 +108,7 @@ pub fn flow(
     sim.run_for(Duration::from_millis(500));
     sim.take_delivered(b)
         .iter()
-        .filter_map(|(_, d)| d.payload.as_slice().try_into().ok().map(u64::from_be_bytes))
+        .filter_map(|(_, d)| d.payload[..].try_into().ok().map(u64::from_be_bytes))
         .filter_map(|seq| sent_at.get(seq as usize).copied())
         .collect()
 }

@@ -133,7 +133,7 @@ impl KeySet {
         counter: u64,
         header: &[u8],
         sealed: &'b mut [u8],
-    ) -> Option<&'b [u8]> {
+    ) -> Option<&'b mut [u8]> {
         if !self.replay.check(counter) || sealed.len() < TAG_LEN {
             return None;
         }

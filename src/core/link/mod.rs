@@ -14,7 +14,6 @@ pub mod keys;
 pub mod liveness;
 pub mod replay;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -79,6 +78,36 @@ impl Default for LinkParams {
             priority: 0,
             session: false,
             aes_gcm: false,
+        }
+    }
+}
+
+/// The plaintext of an authenticated data frame, mutable so that what it carries can be decrypted
+/// in turn where it lies (an end-to-end session's frame inside a routed packet).
+#[derive(Debug)]
+pub enum Frame<'b> {
+    /// Decrypted in the datagram's own buffer.
+    InPlace(&'b mut [u8]),
+    /// Joined from fragments.
+    Joined(Vec<u8>),
+}
+
+impl std::ops::Deref for Frame<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::InPlace(bytes) => bytes,
+            Self::Joined(bytes) => bytes,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Frame<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Self::InPlace(bytes) => bytes,
+            Self::Joined(bytes) => bytes,
         }
     }
 }
@@ -308,7 +337,7 @@ impl Link {
         bytes: &'b mut [u8],
         node: &NodeKey,
         rng: &mut Rng,
-    ) -> Result<Option<Cow<'b, [u8]>>, LinkDrop> {
+    ) -> Result<Option<Frame<'b>>, LinkDrop> {
         let len = bytes.len();
         let result = match Datagram::parse(bytes) {
             Ok(Datagram::Init(init)) => self.handle_init(now, init, node, rng).map(|()| None),
@@ -348,7 +377,7 @@ impl Link {
         counter: u64,
         header: &[u8],
         sealed: &'b mut [u8],
-    ) -> Result<Option<Cow<'b, [u8]>>, LinkDrop> {
+    ) -> Result<Option<Frame<'b>>, LinkDrop> {
         let expired = |k: &KeySet| now.saturating_since(k.created) >= REJECT_AFTER;
         let matches = |k: &KeySet| k.local_index == index && !expired(k);
         let slot = if self.current.as_ref().is_some_and(matches) {
@@ -366,7 +395,7 @@ impl Link {
             Slot::Pending => self.pending.as_mut(),
         }
         .ok_or(LinkDrop::UnknownIndex)?;
-        let plaintext: &'b [u8] = keyset
+        let plaintext: &'b mut [u8] = keyset
             .open_in_place(counter, header, sealed)
             .ok_or(LinkDrop::Unauthentic)?;
         if slot == Slot::Pending
@@ -377,15 +406,15 @@ impl Link {
         if plaintext.first() == Some(&kind::FRAGMENT) {
             self.liveness.on_receive(now, true);
             let Some(whole) = self.reassembly.add(now, plaintext) else {
-                return Ok(Some(Cow::Borrowed(&[])));
+                return Ok(Some(Frame::InPlace(&mut [])));
             };
             let traffic = whole.first() == Some(&kind::TRAFFIC);
             self.liveness.on_receive(now, traffic);
-            return Ok(Some(Cow::Owned(whole)));
+            return Ok(Some(Frame::Joined(whole)));
         }
         let traffic = plaintext.first() == Some(&kind::TRAFFIC);
         self.liveness.on_receive(now, traffic);
-        Ok(Some(Cow::Borrowed(plaintext)))
+        Ok(Some(Frame::InPlace(plaintext)))
     }
 
     /// Makes `keyset` the one we send with, keeping the old one for frames still in flight.

@@ -8,6 +8,7 @@ mod forward;
 mod links;
 mod lookup;
 mod neighbors;
+mod receive;
 mod session;
 mod txqueue;
 
@@ -26,7 +27,7 @@ use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::core::tree::{Coords, Tree, TreeEvent};
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
-use crate::core::wire::inner::{Message, Messages, encode_traffic_prefix};
+use crate::core::wire::inner::{Message, encode_traffic_prefix};
 use crate::core::wire::traffic::{
     KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, KIND_SESSION, Traffic,
 };
@@ -61,8 +62,9 @@ pub struct Delivery {
     pub source: PublicKey,
     /// What the payload is.
     pub kind: DeliveryKind,
-    /// The payload.
-    pub payload: Vec<u8>,
+    /// The payload: a slice of the frame it came in where that frame was joined from fragments (a
+    /// super-packet, shared rather than copied), else a copy.
+    pub payload: bytes::Bytes,
 }
 
 /// What a delivered payload is.
@@ -295,97 +297,6 @@ impl Node {
         self.drain_tree();
     }
 
-    /// Processes a datagram received on a link. The datagram is decrypted where it lies, so the
-    /// caller's buffer holds plaintext afterwards.
-    pub fn handle_link_datagram(&mut self, now: Instant, id: LinkId, datagram: &mut [u8]) {
-        self.now = now;
-        let Some(link) = self.links.links.get_mut(&id) else {
-            return;
-        };
-        let result = link.handle_datagram(now, datagram, &self.key, &mut self.rng);
-        let peer = link.peer();
-        let link_changed = self.drain_link(now, id);
-        let control = match result {
-            Err(reason) => {
-                self.count_drop(DropReason::Link(reason));
-                false
-            }
-            Ok(None) => true,
-            Ok(Some(plaintext)) => match peer {
-                Some(peer) => self.handle_frame(now, id, peer, &plaintext),
-                None => false,
-            },
-        };
-        // Frames of routed traffic alone (nearly all of them) leave the tree, filters and neighbour
-        // lists as they were, and their timers are run by `handle_timeout`.
-        if control || link_changed {
-            self.drain_tree();
-        }
-    }
-
-    /// Handles the messages of a frame from `peer`; returns true if any was not routed traffic.
-    fn handle_frame(
-        &mut self,
-        now: Instant,
-        id: LinkId,
-        peer: PublicKey,
-        plaintext: &[u8],
-    ) -> bool {
-        let mut control = false;
-        for message in Messages::new(plaintext) {
-            let Ok(message) = message else {
-                self.count_drop(DropReason::MalformedFrame);
-                return control;
-            };
-            control |= !matches!(message, Message::Traffic(_));
-            match message {
-                Message::Keepalive(k) => {
-                    if let Some(link) = self.links.links.get_mut(&id) {
-                        link.handle_keepalive(now, &k);
-                        let (srtt, rto) = (link.srtt(), link.rto());
-                        self.tree
-                            .set_peer_cost(&peer, srtt.map(|d| d.as_millis() as u64), rto);
-                    }
-                    self.drain_link(now, id);
-                }
-                Message::SigReq(req) => self.tree.handle_sig_req(&self.key, peer, req),
-                Message::SigRes(res) => self.tree.handle_sig_res(peer, res),
-                Message::Announce(a) => {
-                    if self
-                        .tree
-                        .handle_announce(now, &self.key, &mut self.rng, peer, a)
-                        .is_err()
-                    {
-                        self.count_drop(DropReason::BadAnnounce);
-                    }
-                }
-                Message::AnnounceAck(ack) => self.tree.handle_ack(&peer, &ack),
-                Message::Traffic(t) => self.route(now, t),
-                Message::Bloom(b) => self.handle_bloom(now, peer, &b),
-                Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
-                Message::Lookup(l) => self.handle_lookup(now, peer, l),
-                Message::Neighbors(list) => {
-                    let (ack, restarted) = self.neighbors.handle(peer, list);
-                    if restarted {
-                        // Same address, same link, new incarnation: it has lost what we sent it.
-                        self.resync_peer(&peer);
-                    }
-                    let mut frame = Vec::new();
-                    Message::NeighborsAck(ack).encode(&mut frame);
-                    self.send_frame(now, &peer, &frame, None);
-                }
-                Message::NeighborsAck(ack) => self.neighbors.handle_ack(&peer, ack),
-                // Packets and service messages travel only inside end-to-end sessions.
-                Message::Packet(_) | Message::Service(_) | Message::TcpSuperPacket(_) => {
-                    self.count_drop(DropReason::NotInSession)
-                }
-                // Fragments are joined by the link; one that reaches us is out of place.
-                Message::Fragment(_) => self.count_drop(DropReason::MalformedFrame),
-            }
-        }
-        control
-    }
-
     /// Sends `payload` to `dest` at coordinates `dest_path`, greedily through the tree.
     pub fn send_traffic(
         &mut self,
@@ -419,7 +330,13 @@ impl Node {
         self.route(now, traffic);
     }
 
-    fn route(&mut self, now: Instant, mut traffic: Traffic<'_>) {
+    fn route(&mut self, now: Instant, traffic: Traffic<'_>) {
+        let hop = self.next_hop(&traffic);
+        self.act(now, traffic, hop);
+    }
+
+    /// Where `traffic` goes from here.
+    fn next_hop(&self, traffic: &Traffic<'_>) -> NextHop {
         let peers = self.links.peers.keys().filter_map(|p| {
             let link = self.links.best_link(p)?;
             let cost = self.links.links[&link]
@@ -430,7 +347,7 @@ impl Node {
         let via = self
             .neighbors
             .via(&traffic.dest_key, self.links.peers.keys());
-        let hop = forward::next_hop(
+        forward::next_hop(
             &self.tree,
             &self.me,
             peers,
@@ -438,19 +355,23 @@ impl Node {
             &traffic.dest_path,
             traffic.watermark,
             via,
-        );
+        )
+    }
+
+    /// Sends `traffic` on to `hop`, or takes it if it is for us.
+    fn act(&mut self, now: Instant, mut traffic: Traffic<'_>, hop: NextHop) {
         match hop {
             NextHop::Deliver => match traffic.kind {
-                KIND_DATA => {
-                    self.stats.delivered += 1;
-                    self.paths.refresh(now, &traffic.src_key);
-                    self.deliveries.push_back(Delivery {
-                        source: traffic.src_key,
-                        kind: DeliveryKind::Probe,
-                        payload: traffic.payload.to_vec(),
-                    });
+                KIND_DATA | KIND_SESSION => {
+                    // Traffic from here to here (received traffic takes `handle_traffic`): rare, so
+                    // its payload is copied to be decrypted.
+                    let mut payload = traffic.payload.to_vec();
+                    let mut pending = Vec::new();
+                    let (src, kind) = (traffic.src_key, traffic.kind);
+                    let src_path = std::mem::take(&mut traffic.src_path);
+                    self.take_traffic(now, src, src_path, kind, &mut payload, 0, &mut pending);
+                    self.deliver_copies(&payload, pending);
                 }
-                KIND_SESSION => self.handle_session(now, &traffic),
                 KIND_LOOKUP_REPLY => self.handle_lookup_reply(now, &traffic),
                 KIND_PATH_BROKEN => self.handle_path_broken(&traffic),
                 _ => self.count_drop(DropReason::MalformedFrame),

@@ -1,15 +1,14 @@
 //! The node's side of end-to-end sessions: sealing local packets and service messages for their
-//! destination, opening what arrives, and checking that a decrypted packet really is from the sender.
+//! destination, and checking that a decrypted packet really is from the sender (opening what arrives
+//! is in `receive`).
 
-use super::{Delivery, DeliveryKind, DropReason, Node};
+use super::Node;
 use std::net::Ipv6Addr;
 
-use crate::core::address::{SUBNET_PREFIX, node_address};
+use crate::core::address::SUBNET_PREFIX;
 use crate::core::identity::PublicKey;
-use crate::core::session::SessionDrop;
 use crate::core::time::Instant;
-use crate::core::wire::inner::{Message, Messages};
-use crate::core::wire::traffic::{KIND_SESSION, Traffic};
+use crate::core::wire::traffic::KIND_SESSION;
 
 /// Returns true if `packet` is an IPv6 packet from the node with address `src` (or a host in its
 /// /64) to the node with address `dst` (or its /64): a session proves who sent the bytes, this proves
@@ -44,78 +43,6 @@ impl Node {
         }
     }
 
-    /// Handles a session message delivered to us.
-    pub(super) fn handle_session(&mut self, now: Instant, traffic: &Traffic<'_>) {
-        let src = traffic.src_key;
-        let received = self.sessions.receive(
-            now,
-            src,
-            &traffic.src_path,
-            traffic.payload,
-            &self.key,
-            &mut self.rng,
-        );
-        for reply in received.replies {
-            self.send_routed(now, src, traffic.src_path.clone(), KIND_SESSION, &reply);
-        }
-        let plaintext = match received.plaintext {
-            Ok(Some(plaintext)) => plaintext,
-            Ok(None) => return,
-            Err(e) => {
-                self.count_drop(DropReason::Session(e));
-                if e == SessionDrop::NoSession {
-                    for init in self.sessions.resync(now, src, &self.key, &mut self.rng) {
-                        self.send_routed(now, src, traffic.src_path.clone(), KIND_SESSION, &init);
-                    }
-                }
-                return;
-            }
-        };
-        self.paths.refresh(now, &src);
-        let src_address = node_address(&src);
-        for message in Messages::new(&plaintext) {
-            match message {
-                Ok(Message::Packet(packet))
-                    if addresses_match(&src_address, &self.own_address, packet) =>
-                {
-                    self.stats.delivered += 1;
-                    let payload = packet.to_vec();
-                    self.deliveries.push_back(Delivery {
-                        source: src,
-                        kind: DeliveryKind::Packet,
-                        payload,
-                    });
-                }
-                Ok(Message::Packet(_)) => self.count_drop(DropReason::InnerAddress),
-                Ok(Message::TcpSuperPacket(sp))
-                    if addresses_match(&src_address, &self.own_address, sp.packet) =>
-                {
-                    self.stats.delivered += 1;
-                    self.deliveries.push_back(Delivery {
-                        source: src,
-                        kind: DeliveryKind::TcpSuperPacket {
-                            mss: sp.mss,
-                            ecn: sp.ecn,
-                        },
-                        payload: sp.packet.to_vec(),
-                    });
-                }
-                Ok(Message::TcpSuperPacket(_)) => self.count_drop(DropReason::InnerAddress),
-                Ok(Message::Service(s)) => {
-                    let payload = s.payload.to_vec();
-                    self.deliveries.push_back(Delivery {
-                        source: src,
-                        kind: DeliveryKind::Service(s.port),
-                        payload,
-                    });
-                }
-                // The initiator's key confirmation.
-                Ok(Message::Keepalive(_)) => {}
-                Ok(_) | Err(_) => self.count_drop(DropReason::MalformedFrame),
-            }
-        }
-    }
-
     /// Runs session timers; handshake retries and rekeys go to the destination's known coordinates.
     pub(super) fn session_timeouts(&mut self, now: Instant) {
         for (dest, payload) in self.sessions.handle_timeout(now, &self.key, &mut self.rng) {
@@ -129,7 +56,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::address::node_subnet;
+    use crate::core::address::{node_address, node_subnet};
     use crate::core::identity::NodeKey;
 
     #[test]

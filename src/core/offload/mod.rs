@@ -17,7 +17,9 @@ use crate::core::wire::WireError;
 
 pub mod flows;
 pub mod passthrough;
-pub use passthrough::{SuperPacket, segment_super_packet, super_packet, super_packet_write};
+pub use passthrough::{
+    SuperPacket, segment_super_packet, super_packet, super_packet_head, super_packet_write,
+};
 
 /// Length of the `virtio_net_hdr` in front of every read and write.
 pub const VNET_HDR_LEN: usize = 10;
@@ -201,12 +203,14 @@ fn plain_write(packet: &[u8]) -> Vec<u8> {
 /// Turns delivered IPv6 packets into TUN writes (each with its `virtio_net_hdr`): consecutive
 /// segments of one TCP stream become one GSO write, which the host's stack takes in one go (GRO done
 /// by us), the rest one write each. Packets keep their order.
-pub fn coalesce(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+pub fn coalesce<P: AsRef<[u8]>>(packets: &[P]) -> Vec<Vec<u8>> {
+    let packets: Vec<&[u8]> = packets.iter().map(AsRef::as_ref).collect();
+    let packets = packets.as_slice();
     let mut writes = Vec::new();
     let mut i = 0;
     while i < packets.len() {
-        let Some(first) = tcp_segment(&packets[i]) else {
-            writes.push(plain_write(&packets[i]));
+        let Some(first) = tcp_segment(packets[i]) else {
+            writes.push(plain_write(packets[i]));
             i += 1;
             continue;
         };
@@ -215,7 +219,7 @@ pub fn coalesce(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let mut total = packets[i].len();
         let mut psh = packets[i][IPV6_HEADER + 13] & TCP_FLAG_PSH != 0;
         while end < packets.len() && !psh {
-            let Some(s) = tcp_segment(&packets[end]) else {
+            let Some(s) = tcp_segment(packets[end]) else {
                 break;
             };
             let fits = total + s.payload <= MAX_COALESCED;
@@ -231,7 +235,7 @@ pub fn coalesce(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
             }
         }
         if end - i == 1 {
-            writes.push(plain_write(&packets[i]));
+            writes.push(plain_write(packets[i]));
         } else {
             writes.push(gso_write(&packets[i..end], &first, psh));
         }
@@ -240,7 +244,7 @@ pub fn coalesce(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
     writes
 }
 
-fn gso_write(train: &[Vec<u8>], first: &TcpSegment, psh: bool) -> Vec<u8> {
+fn gso_write(train: &[&[u8]], first: &TcpSegment, psh: bool) -> Vec<u8> {
     let headers = first.headers;
     let total: usize = headers + train.iter().map(|p| p.len() - headers).sum::<usize>();
     let mut write = Vec::with_capacity(VNET_HDR_LEN + total);

@@ -94,22 +94,35 @@ fn check(packet: &[u8], mss: u16) -> Result<usize, WireError> {
 /// GSO write, the IPv6 payload length set from the real size and the checksum field re-seeded with
 /// our own pseudo-header sum, so nothing the sender wrote in those fields reaches the kernel.
 pub fn super_packet_write(packet: &[u8], mss: u16, ecn: bool) -> Result<Vec<u8>, WireError> {
+    let (mut write, headers) = super_packet_head(packet, mss, ecn)?;
+    write.extend_from_slice(&packet[headers..]);
+    Ok(write)
+}
+
+/// The start of [`super_packet_write`]: the `virtio_net_hdr` and the packet's IPv6 and TCP headers
+/// as rewritten, and where in `packet` the rest of the write starts. Writing the two with one
+/// `writev` spares copying the payload.
+pub fn super_packet_head(
+    packet: &[u8],
+    mss: u16,
+    ecn: bool,
+) -> Result<(Vec<u8>, usize), WireError> {
     let headers = check(packet, mss)?;
-    let mut write = Vec::with_capacity(VNET_HDR_LEN + packet.len());
+    let mut write = Vec::with_capacity(VNET_HDR_LEN + headers);
     write.push(NEEDS_CSUM);
     write.push(if ecn { GSO_TCPV6 | GSO_ECN } else { GSO_TCPV6 });
     write.extend_from_slice(&(headers as u16).to_le_bytes());
     write.extend_from_slice(&mss.to_le_bytes());
     write.extend_from_slice(&(IPV6_HEADER as u16).to_le_bytes());
     write.extend_from_slice(&16u16.to_le_bytes());
-    write.extend_from_slice(packet);
-    let packet = &mut write[VNET_HDR_LEN..];
+    write.extend_from_slice(&packet[..headers]);
+    let head = &mut write[VNET_HDR_LEN..];
     let payload_len = (packet.len() - IPV6_HEADER) as u16;
-    packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    head[4..6].copy_from_slice(&payload_len.to_be_bytes());
     // As the kernel's own GSO packets: the pseudo-header sum without the length.
-    let seed = fold(sum(&packet[8..40], u64::from(NEXT_HEADER_TCP)));
-    packet[IPV6_HEADER + 16..IPV6_HEADER + 18].copy_from_slice(&seed.to_be_bytes());
-    Ok(write)
+    let seed = fold(sum(&head[8..40], u64::from(NEXT_HEADER_TCP)));
+    head[IPV6_HEADER + 16..IPV6_HEADER + 18].copy_from_slice(&seed.to_be_bytes());
+    Ok((write, headers))
 }
 
 /// Cuts a super-packet that came through a session into ordinary packets with complete checksums,

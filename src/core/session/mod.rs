@@ -8,13 +8,12 @@
 //! datagrams, and without keepalives. The table bounds how many sessions exist, how fast unknown nodes
 //! may make us verify handshakes, and how much waits for a handshake.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::handshake::{self, mac16};
-use crate::core::link::{Link, LinkDrop, LinkParams};
+use crate::core::link::{Frame, Link, LinkDrop, LinkParams};
 use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
@@ -60,27 +59,12 @@ pub enum SessionDrop {
 
 /// What [`Sessions::receive`] made of a payload.
 #[derive(Debug)]
-pub struct Received {
-    /// The plaintext of an authenticated frame, nothing for a handshake message, or why it was dropped.
-    pub plaintext: Result<Option<Plaintext>, SessionDrop>,
+pub struct Received<'b> {
+    /// The plaintext of an authenticated frame (decrypted where the payload lay), nothing for a
+    /// handshake message, or why it was dropped.
+    pub plaintext: Result<Option<Frame<'b>>, SessionDrop>,
     /// Payloads to route back to the sender.
     pub replies: Vec<Vec<u8>>,
-}
-
-/// A decrypted session frame: where it lies in the buffer it was decrypted in (the payload's copy),
-/// so that it is not copied again.
-#[derive(Debug)]
-pub struct Plaintext {
-    buffer: Vec<u8>,
-    range: std::ops::Range<usize>,
-}
-
-impl std::ops::Deref for Plaintext {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.buffer[self.range.clone()]
-    }
 }
 
 /// What [`Sessions::iter`] tells of one session.
@@ -361,15 +345,15 @@ impl Sessions {
 
     /// Processes a payload from `src` (which claims to be at `src_path`). Returns the plaintext of an authenticated frame, and the payloads
     /// to route back to `src` (handshake responses, frames that waited for the handshake).
-    pub fn receive(
+    pub fn receive<'b>(
         &mut self,
         now: Instant,
         src: PublicKey,
         src_path: &[u64],
-        payload: &[u8],
+        payload: &'b mut [u8],
         node: &NodeKey,
         rng: &mut Rng,
-    ) -> Received {
+    ) -> Received<'b> {
         if !self.table.contains_key(&src) {
             let Ok(Datagram::Init(init)) = Datagram::parse(payload) else {
                 return Received {
@@ -407,27 +391,10 @@ impl Sessions {
                 replies: Vec::new(),
             };
         };
-        let mut buffer = payload.to_vec();
-        let base = buffer.as_ptr() as usize;
-        let result = match entry.link.handle_datagram(now, &mut buffer, node, rng) {
-            Err(e) => Err(SessionDrop::Link(e)),
-            Ok(None) => Ok(None),
-            Ok(Some(Cow::Borrowed(text))) => {
-                let start = text.as_ptr() as usize - base;
-                Ok(Some(Err(start..start + text.len())))
-            }
-            // A joined frame (sessions do not fragment what they send, but a peer may).
-            Ok(Some(Cow::Owned(joined))) => Ok(Some(Ok(joined))),
-        };
-        let result = result.map(|text| {
-            text.map(|text| match text {
-                Ok(joined) => Plaintext {
-                    range: 0..joined.len(),
-                    buffer: joined,
-                },
-                Err(range) => Plaintext { buffer, range },
-            })
-        });
+        let result = entry
+            .link
+            .handle_datagram(now, payload, node, rng)
+            .map_err(SessionDrop::Link);
         if result.as_ref().is_ok_and(Option::is_some) {
             entry.last_used = now;
         }

@@ -28,14 +28,14 @@ impl Two {
     /// Delivers payloads back and forth until quiet; returns the plaintexts each side received.
     fn exchange(&mut self, mut in_flight: Vec<(usize, Vec<u8>)>) -> [Vec<Vec<u8>>; 2] {
         let mut got = [Vec::new(), Vec::new()];
-        while let Some((to, payload)) = in_flight.pop() {
+        while let Some((to, mut payload)) = in_flight.pop() {
             let from = 1 - to;
             let src = self.keys[from].public_key();
             let received = self.sessions[to].receive(
                 self.now,
                 src,
                 &[1],
-                &payload,
+                &mut payload,
                 &self.keys[to],
                 &mut self.rng,
             );
@@ -112,17 +112,12 @@ fn tampered_or_replayed_payloads_never_reach_delivery() {
 fn garbage_from_strangers_creates_no_session() {
     let mut t = Two::new();
     let stranger = NodeKey::from_seed(&[9; 32]).public_key();
-    let r = t.sessions[1].receive(
-        t.now,
-        stranger,
-        &[2],
-        &[1, 3, 0, 0, 0, 0, 1, 2, 3],
-        &t.keys[1],
-        &mut t.rng,
-    );
+    let mut garbage = [1, 3, 0, 0, 0, 0, 1, 2, 3];
+    let r = t.sessions[1].receive(t.now, stranger, &[2], &mut garbage, &t.keys[1], &mut t.rng);
     assert_eq!(r.plaintext.err(), Some(SessionDrop::NoSession));
     assert!(r.replies.is_empty());
-    let r = t.sessions[1].receive(t.now, stranger, &[2], &[1, 1, 0, 0], &t.keys[1], &mut t.rng);
+    let mut short = [1, 1, 0, 0];
+    let r = t.sessions[1].receive(t.now, stranger, &[2], &mut short, &t.keys[1], &mut t.rng);
     assert!(r.plaintext.is_err());
     assert!(r.replies.is_empty());
     assert!(t.sessions[1].is_empty());

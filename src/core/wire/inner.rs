@@ -164,7 +164,8 @@ impl<'a> Message<'a> {
         1 + varint_len(body.len() as u64) + body.len()
     }
 
-    fn parse(kind_byte: u8, body: &'a [u8]) -> Result<Option<Self>, WireError> {
+    /// Decodes a message body of type `kind_byte`; `None` for a type we do not know (skipped).
+    pub fn parse(kind_byte: u8, body: &'a [u8]) -> Result<Option<Self>, WireError> {
         Ok(Some(match kind_byte {
             kind::KEEPALIVE => Self::Keepalive(Keepalive::parse(body)?),
             kind::FRAGMENT => Self::Fragment(Fragment::parse(body)?),
@@ -196,6 +197,23 @@ pub fn encode_traffic_prefix(t: &Traffic<'_>, out: &mut Vec<u8>) {
     out.push(kind::TRAFFIC);
     put_varint(out, len as u64);
     out.extend_from_slice(&header);
+}
+
+/// Reads the `type length` header of the message at `*offset` in `frame`: returns its type and where
+/// its body lies, and moves `*offset` past it. For walking a frame whose bodies are then decrypted or
+/// rewritten in place, which [`Messages`] (borrowing the frame) cannot allow.
+pub fn next_message(
+    frame: &[u8],
+    offset: &mut usize,
+) -> Result<(u8, std::ops::Range<usize>), WireError> {
+    let rest = frame.get(*offset..).ok_or(WireError::Truncated)?;
+    let mut r = Reader::new(rest);
+    let kind_byte = r.u8()?;
+    let len = r.length(usize::MAX)?;
+    let start = *offset + (rest.len() - r.remaining());
+    r.take(len)?;
+    *offset = start + len;
+    Ok((kind_byte, start..start + len))
 }
 
 /// Iterates over the messages of a decrypted frame. Unknown types are skipped; the first malformed
