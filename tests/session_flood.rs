@@ -40,7 +40,7 @@ fn flood(spray: bool) -> Outcome {
     for step in 0..100_000u64 {
         let now = Instant::from_micros(step * 100);
         if step == legit_start {
-            to_b = a.send(now, pb, frame.clone(), &ka, &mut rng);
+            to_b = a.send(now, pb, &[&frame], &ka, &mut rng);
         }
         // One forged initiation every 100 µs.
         let forger = NodeKey::from_seed(&rng.bytes32());

@@ -81,7 +81,7 @@ impl Paths {
         now: Instant,
         partial: PartialKey,
         target: [u8; 32],
-        packet: &[u8],
+        packet: &[&[u8]],
         nonce: u64,
     ) -> Route {
         let entry = self.targets.get(&target);
@@ -97,17 +97,16 @@ impl Paths {
             self.evict_oldest();
         }
         let t = self.targets.entry(target).or_default();
-        if t.waiting.len() >= PENDING_PER_TARGET
-            || self.waiting_bytes + packet.len() > PENDING_TOTAL_BYTES
-        {
+        let len: usize = packet.iter().map(|p| p.len()).sum();
+        if t.waiting.len() >= PENDING_PER_TARGET || self.waiting_bytes + len > PENDING_TOTAL_BYTES {
             return Route::Dropped;
         }
         t.waiting.push_back(Waiting {
             partial,
-            packet: packet.to_vec(),
+            packet: packet.concat(),
             since: now,
         });
-        self.waiting_bytes += packet.len();
+        self.waiting_bytes += len;
         if t.last_lookup
             .is_some_and(|l| now.saturating_since(l) < LOOKUP_THROTTLE)
         {

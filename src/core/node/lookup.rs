@@ -46,9 +46,9 @@ impl Node {
         }
         let mut dst = [0u8; 16];
         dst.copy_from_slice(&packet[24..40]);
-        let mut frame = Vec::new();
-        message.encode(&mut frame);
-        self.send_to_address(now, Ipv6Addr::from(dst), frame);
+        let mut prefix = Vec::with_capacity(16);
+        let bulk = message.encode_split(&mut prefix);
+        self.send_to_address(now, Ipv6Addr::from(dst), &[&prefix, bulk]);
     }
 
     /// Sends a message to the built-in service on `port` of node `dest`, inside the session with it
@@ -57,11 +57,12 @@ impl Node {
         self.now = now;
         let mut frame = Vec::with_capacity(payload.len() + 8);
         Message::Service(Service { port, payload }).encode(&mut frame);
-        self.send_to_address(now, node_address(&dest), frame);
+        self.send_to_address(now, node_address(&dest), &[&frame]);
     }
 
-    /// Sends `frame` in the session with the node that owns `dst`, finding the node first if needed.
-    fn send_to_address(&mut self, now: Instant, dst: Ipv6Addr, frame: Vec<u8>) {
+    /// Sends a frame, given as consecutive parts, in the session with the node that owns `dst`,
+    /// finding the node first if needed.
+    fn send_to_address(&mut self, now: Instant, dst: Ipv6Addr, frame: &[&[u8]]) {
         let (Some(partial), Some(canonical)) = (
             PartialKey::from_address(&dst),
             PartialKey::canonical_for_address(&dst),
@@ -71,7 +72,7 @@ impl Node {
         };
         let target = *canonical.as_padded_key();
         let nonce = self.rng.u64();
-        match self.paths.route(now, partial, target, &frame, nonce) {
+        match self.paths.route(now, partial, target, frame, nonce) {
             Route::Send(key, coords) => self.send_in_session(now, key, coords, frame),
             Route::Lookup(nonce) => self.start_lookup(now, nonce, target),
             Route::Queued => {}
@@ -166,7 +167,7 @@ impl Node {
             .paths
             .found(now, target, responder, reply.coords.clone())
         {
-            self.send_in_session(now, responder, reply.coords.clone(), frame);
+            self.send_in_session(now, responder, reply.coords.clone(), &[&frame]);
         }
     }
 

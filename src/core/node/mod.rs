@@ -554,13 +554,13 @@ impl Node {
         while let Some((peer, message)) = self.tree.poll_message() {
             per_peer.entry(peer).or_default().push(message);
         }
-        let peers: Vec<PublicKey> = self.links.peers.keys().copied().collect();
         let links = &self.links;
         let neighbors_due = self
             .neighbors
             .next_retransmit(|p| links.rto(p))
             .is_some_and(|t| t <= self.now);
         if std::mem::take(&mut self.neighbors_dirty) || neighbors_due {
+            let peers: Vec<PublicKey> = links.peers.keys().copied().collect();
             for (peer, message) in self.neighbors.update(self.now, &peers, |p| links.rto(p)) {
                 per_peer.entry(peer).or_default().push(message);
             }

@@ -27,13 +27,14 @@ pub(super) fn addresses_match(src: &Ipv6Addr, dst: &Ipv6Addr, packet: &[u8]) -> 
 }
 
 impl Node {
-    /// Seals `frame` (encoded messages) in the session with `dest` and routes it to `coords`.
+    /// Seals `frame` (encoded messages, as consecutive parts) in the session with `dest` and routes it
+    /// to `coords`.
     pub(super) fn send_in_session(
         &mut self,
         now: Instant,
         dest: PublicKey,
         coords: Vec<u64>,
-        frame: Vec<u8>,
+        frame: &[&[u8]],
     ) {
         for payload in self
             .sessions

@@ -295,13 +295,13 @@ impl Sessions {
         out
     }
 
-    /// Seals `frame` (encoded messages) for `dest`, starting a session if there is none; returns the
-    /// payloads to route to `dest`.
+    /// Seals `frame` (encoded messages, as consecutive parts) for `dest`, starting a session if there
+    /// is none; returns the payloads to route to `dest`.
     pub fn send(
         &mut self,
         now: Instant,
         dest: PublicKey,
-        frame: Vec<u8>,
+        frame: &[&[u8]],
         node: &NodeKey,
         rng: &mut Rng,
     ) -> Vec<Vec<u8>> {
@@ -327,16 +327,17 @@ impl Sessions {
         };
         entry.last_used = now;
         if entry.link.is_up() {
-            entry.link.send(now, &frame, true);
+            entry.link.send_parts(now, frame, true);
         } else {
             if entry.waiting.len() >= MAX_WAITING
                 && let Some(old) = entry.waiting.pop_front()
             {
                 self.waiting_bytes -= old.len();
             }
-            if self.waiting_bytes + frame.len() <= MAX_WAITING_BYTES {
-                self.waiting_bytes += frame.len();
-                entry.waiting.push_back(frame);
+            let len: usize = frame.iter().map(|p| p.len()).sum();
+            if self.waiting_bytes + len <= MAX_WAITING_BYTES {
+                self.waiting_bytes += len;
+                entry.waiting.push_back(frame.concat());
             }
             entry.link.handle_timeout(now, node, rng);
         }

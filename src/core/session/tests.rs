@@ -52,7 +52,7 @@ impl Two {
         Message::Packet(text).encode(&mut frame);
         let dest = self.keys[1 - from].public_key();
         self.sessions[from]
-            .send(self.now, dest, frame, &self.keys[from], &mut self.rng)
+            .send(self.now, dest, &[&frame], &self.keys[from], &mut self.rng)
             .into_iter()
             .map(|p| (1 - from, p))
             .collect()

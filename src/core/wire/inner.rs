@@ -157,6 +157,33 @@ impl<'a> Message<'a> {
         out.extend_from_slice(&body);
     }
 
+    /// Appends the encoding of the message up to its bulk bytes (an IPv6 packet, a routed payload)
+    /// and returns those bytes, which complete it: senders pass the two as parts, so the bulk is
+    /// copied once, when it is sealed. Messages without bulk are appended whole.
+    pub fn encode_split(&self, out: &mut Vec<u8>) -> &'a [u8] {
+        match self {
+            Self::Traffic(t) => {
+                encode_traffic_prefix(t, out);
+                t.payload
+            }
+            Self::Packet(p) => {
+                out.push(kind::PACKET);
+                put_varint(out, p.len() as u64);
+                p
+            }
+            Self::TcpSuperPacket(m) => {
+                out.push(kind::TCP_SUPER_PACKET);
+                put_varint(out, (3 + m.packet.len()) as u64);
+                m.encode_header(out);
+                m.packet
+            }
+            _ => {
+                self.encode(out);
+                &[]
+            }
+        }
+    }
+
     /// Returns the encoded size, header included.
     pub fn encoded_len(&self) -> usize {
         let mut body = Vec::new();

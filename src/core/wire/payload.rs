@@ -70,9 +70,14 @@ impl<'a> TcpSuperPacket<'a> {
 
     /// Appends the message body.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_header(out);
+        out.extend_from_slice(self.packet);
+    }
+
+    /// Appends the message body without the packet (what comes before it).
+    pub fn encode_header(&self, out: &mut Vec<u8>) {
         out.push(if self.ecn { SUPER_ECN } else { 0 });
         out.extend_from_slice(&self.mss.to_be_bytes());
-        out.extend_from_slice(self.packet);
     }
 }
 
