@@ -426,6 +426,9 @@ impl Router {
                     info.last_error = Some((now, format!("send: {e}")));
                 }
             }
+            for datagram in datagrams {
+                self.node.recycle(link, datagram);
+            }
         }
     }
 

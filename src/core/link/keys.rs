@@ -96,13 +96,20 @@ impl KeySet {
     /// Encrypts the concatenation of `parts` (say a message header and the bytes it carries) into a
     /// complete data datagram, copying each byte once.
     pub fn seal_parts(&mut self, parts: &[&[u8]]) -> Option<Vec<u8>> {
+        self.seal_parts_into(Vec::new(), parts)
+    }
+
+    /// [`seal_parts`](Self::seal_parts) into `out` (cleared first): a spare buffer of an earlier
+    /// datagram, so that sealing does not allocate.
+    pub fn seal_parts_into(&mut self, mut out: Vec<u8>, parts: &[&[u8]]) -> Option<Vec<u8>> {
         if self.exhausted() {
             return None;
         }
         let counter = self.next_counter;
         self.next_counter += 1;
         let text_len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut out = Vec::with_capacity(DATA_HEADER_LEN + text_len + TAG_LEN);
+        out.clear();
+        out.reserve(DATA_HEADER_LEN + text_len + TAG_LEN);
         out.resize(DATA_HEADER_LEN, 0);
         write_data_header(&mut out, self.remote_index, counter);
         for part in parts {

@@ -43,6 +43,10 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(4);
 /// A responder's key set not confirmed by a first frame within this time is dropped.
 const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Spare datagram buffers a link keeps at most (see [`Link::recycle`]): a GSO train's worth.
+const SPARE_BUFFERS: usize = 64;
+/// ... and at most this many bytes of them (a session's datagrams are up to 64 KiB each).
+const SPARE_BYTES: usize = 128 * 1024;
 /// At most one new initiation is verified per link in this interval (each costs a signature check).
 const INIT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -202,6 +206,8 @@ pub struct Link {
     pending: Option<KeySet>,
     liveness: Liveness,
     outbox: VecDeque<Vec<u8>>,
+    /// Buffers of sent datagrams, to seal into (see [`Link::recycle`]).
+    spare: Vec<Vec<u8>>,
     events: VecDeque<LinkEvent>,
     stats: LinkStats,
     reassembly: fragments::Reassembly,
@@ -242,6 +248,7 @@ impl Link {
             pending: None,
             liveness: Liveness::new(now),
             outbox: VecDeque::new(),
+            spare: Vec::new(),
             events: VecDeque::new(),
             stats: LinkStats::default(),
             reassembly: fragments::Reassembly::default(),
@@ -309,6 +316,17 @@ impl Link {
     /// Returns the next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Vec<u8>> {
         self.outbox.pop_front()
+    }
+
+    /// Takes back the buffer of a datagram that was sent, to seal a later one into: a datagram of a
+    /// link MTU is too large for the allocator's fast per-thread caches, and a busy link seals tens of
+    /// thousands a second.
+    pub fn recycle(&mut self, mut datagram: Vec<u8>) {
+        let keep = (SPARE_BYTES / self.params.mtu.max(1)).clamp(1, SPARE_BUFFERS);
+        if self.spare.len() < keep && datagram.capacity() <= 2 * self.params.mtu + 64 {
+            datagram.clear();
+            self.spare.push(datagram);
+        }
     }
 
     /// Returns the next event.
@@ -477,7 +495,8 @@ impl Link {
         let Some(keys) = self.current.as_mut().filter(|_| self.up) else {
             return false;
         };
-        let Some(datagram) = keys.seal_parts(parts) else {
+        let Some(datagram) = keys.seal_parts_into(self.spare.pop().unwrap_or_default(), parts)
+        else {
             return false;
         };
         self.queue(datagram);

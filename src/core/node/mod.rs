@@ -471,6 +471,14 @@ impl Node {
             .map(|(link, payload)| Transmit { link, payload })
     }
 
+    /// Gives back the payload of a [`Transmit`] once sent, to be reused for a later datagram of the
+    /// same link (saves an allocation per datagram).
+    pub fn recycle(&mut self, link: LinkId, payload: Vec<u8>) {
+        if let Some(link) = self.links.links.get_mut(&link) {
+            link.recycle(payload);
+        }
+    }
+
     /// Returns the next payload delivered to this node.
     pub fn poll_deliver(&mut self) -> Option<Delivery> {
         self.deliveries.pop_front()

@@ -41,6 +41,7 @@ impl Node {
             .send(now, dest, frame, &self.key, &mut self.rng)
         {
             self.send_routed(now, dest, coords.clone(), KIND_SESSION, &payload);
+            self.sessions.recycle(&dest, payload);
         }
     }
 

@@ -420,6 +420,13 @@ impl Sessions {
         }
     }
 
+    /// Takes back a payload [`send`](Self::send) returned, once routed, to seal a later one into.
+    pub fn recycle(&mut self, dest: &PublicKey, payload: Vec<u8>) {
+        if let Some(entry) = self.table.get_mut(dest) {
+            entry.link.recycle(payload);
+        }
+    }
+
     fn drain(entry: &mut Entry) -> Vec<Vec<u8>> {
         while entry.link.poll_event().is_some() {}
         std::iter::from_fn(|| entry.link.poll_datagram()).collect()

@@ -312,7 +312,34 @@ mod tests {
         traffic.encode(&mut frame);
         assert_eq!(keepalive.encoded_len(), 13);
         let parsed: Vec<_> = Messages::new(&frame).collect::<Result<_, _>>().unwrap();
-        assert_eq!(parsed, vec![keepalive, req, traffic]);
+        assert_eq!(parsed, vec![keepalive, req, traffic.clone()]);
+        // Walking by bounds finds the same messages; split encodings are the whole encoding.
+        let mut offset = 0;
+        let mut walked = Vec::new();
+        while offset < frame.len() {
+            let (kind_byte, body) = next_message(&frame, &mut offset).unwrap();
+            walked.extend(Message::parse(kind_byte, &frame[body]).unwrap());
+        }
+        assert_eq!(walked, parsed);
+        assert_eq!(next_message(&frame, &mut offset), Err(WireError::Truncated));
+        let packet = [0x60u8; 50];
+        let super_packet = Message::TcpSuperPacket(super::super::payload::TcpSuperPacket {
+            mss: 1000,
+            ecn: true,
+            packet: &packet,
+        });
+        for m in [
+            traffic,
+            Message::Packet(&packet),
+            super_packet,
+            parsed[0].clone(),
+        ] {
+            let (mut whole, mut split) = (Vec::new(), Vec::new());
+            m.encode(&mut whole);
+            let bulk = m.encode_split(&mut split);
+            split.extend_from_slice(bulk);
+            assert_eq!(split, whole);
+        }
     }
 
     #[test]
