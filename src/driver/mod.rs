@@ -226,8 +226,8 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
     Ok(())
 }
 
-/// Unmaps the code that only starting up ran (see [`crate::sys::memory::release_startup_code`]): once
-/// now, and once more when the first links and sessions are set up.
+/// Unmaps the code that only starting up ran (see [`crate::sys::memory::release_startup_code`]) and
+/// returns the heap it freed: once now, and once more when the first links and sessions are set up.
 async fn release_startup_code() {
     for wait in [
         std::time::Duration::ZERO,
@@ -238,6 +238,7 @@ async fn release_startup_code() {
             Ok(bytes) => tracing::debug!(bytes, "start-up code unmapped"),
             Err(e) => tracing::debug!(error = %e, "start-up code left mapped"),
         }
+        crate::sys::memory::release_free_heap();
     }
 }
 
