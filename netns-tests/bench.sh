@@ -14,6 +14,10 @@
 #   - RSS of the daemons idle (peered, before the throughput tests) and the largest under load (sampled
 #     every 0.2 s during the TCP tests).
 # Only one router runs at a time; every namespace (named mr<pid>-<node>, see lib.sh) is deleted at exit.
+# Each topology is measured --repeat times (default 3) with the routers taking turns (meshrouter,
+# yggdrasil, meshrouter, ...), and every figure reported is the median of its repetitions: a shared
+# machine's speed drifts by tens of percent within minutes, and alternating keeps that drift out of
+# the ratios. The JSON keeps every repetition's figures.
 #
 # Prints a table per topology (meshrouter, yggdrasil, ratio meshrouter/yggdrasil) and writes
 # OUT/bench-results.json (all raw numbers, the machine and the versions) and OUT/bench-chart.svg (TCP
@@ -27,12 +31,15 @@
 #   --routers LIST        comma-separated, of meshrouter,yggdrasil (default both)
 #   --topos LIST          comma-separated, of two,line (default both)
 #   --pings N             pings per RTT measurement (default 100, 20 ms apart)
+#   --repeat N            measurements of each router and topology, alternating routers; figures are
+#                         their medians (default 3)
 #   --out DIR             where bench-results.json and bench-chart.svg go (default docs/)
 #   --raw DIR             also keep the raw outputs (iperf3 JSON, ping output, samples, logs) in DIR
 #   --install-yggdrasil   if yggdrasil 0.5 is missing, install it (and iperf3) from Debian's packages
 #                         with netns-tests/install-yggdrasil.sh; without it, the yggdrasil column is
 #                         skipped with a note
-# The default run (both routers, both topologies, 5 s tests) takes about 1.5 minutes; --both-mtus about 2.5.
+# The default run (both routers, both topologies, 5 s tests, 3 repetitions) takes about 5 minutes;
+# --both-mtus about 8.
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -40,7 +47,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 usage() { sed -n '/^# Usage:/,/^# The default run/p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ORIG_ARGS="$*"
-duration=5 mtu="" both_mtus=0 routers="meshrouter,yggdrasil" topos="two,line" pings=100
+duration=5 mtu="" both_mtus=0 routers="meshrouter,yggdrasil" topos="two,line" pings=100 repeat=3
 out="$ROOT/docs" install_ygg=0 raw=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +57,7 @@ while [ $# -gt 0 ]; do
         --routers) routers="$2"; shift 2 ;;
         --topos) topos="$2"; shift 2 ;;
         --pings) pings="$2"; shift 2 ;;
+        --repeat) repeat="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --install-yggdrasil) install_ygg=1; shift ;;
         --raw) raw="$2"; shift 2 ;;
@@ -64,6 +72,10 @@ if ! int_ok "$duration" || [ "$duration" -lt 1 ]; then
 fi
 if ! int_ok "$pings" || [ "$pings" -lt 1 ]; then
     echo "--pings must be >= 1" >&2
+    exit 2
+fi
+if ! int_ok "$repeat" || [ "$repeat" -lt 1 ] || [ "$repeat" -gt 20 ]; then
+    echo "--repeat must be 1..20" >&2
     exit 2
 fi
 if [ -n "$mtu" ] && { ! int_ok "$mtu" || [ "$mtu" -lt 1280 ] || [ "$mtu" -gt 65535 ]; }; then
@@ -298,44 +310,46 @@ declare -A MEASURED=() # "router/topo/mtu" -> run dir already measured
 START=$(date +%s)
 for s in "${SETTINGS[@]}"; do
     for topo in "${TOPOS[@]}"; do
-        for router in "${ROUTERS[@]}"; do
-            dir="$WORK/$s/$router/$topo"
-            mkdir -p "$dir"
-            m=$(eff_mtu "$router" "$s")
-            printf 'router=%s\ntopology=%s\nsetting=%s\ntun_mtu=%s\n' "$router" "$topo" "$s" "$m" >"$dir/meta.txt"
-            if [ "$router" = yggdrasil ] && [ "$YGG" = 0 ]; then
-                printf 'status=skipped\nreason=yggdrasil 0.5 not installed\n' >>"$dir/meta.txt"
-                continue
-            fi
-            key="$router/$topo/$m"
-            if [ -n "${MEASURED[$key]:-}" ]; then
-                say "== $router, $topo, TUN MTU $m: same as measured above, reused"
-                grep -v '^\(router\|topology\|setting\|tun_mtu\)=' "${MEASURED[$key]}/meta.txt" >>"$dir/meta.txt"
-                find "${MEASURED[$key]}" -maxdepth 1 -type f ! -name meta.txt -exec cp {} "$dir/" \;
-                echo "reused_from=${MEASURED[$key]#"$WORK/"}" >>"$dir/meta.txt"
-                continue
-            fi
-            say "== $router, $topo, TUN MTU $m"
-            t=$(date +%s)
-            # In the background and waited for, so that errexit holds inside (it would not in an if).
-            rc=0
-            (run_one "$router" "$topo" "$m" "$dir") >"$dir/run.log" 2>&1 &
-            RUN_PID=$!
-            wait "$RUN_PID" || rc=$?
-            RUN_PID=
-            if [ "$rc" = 0 ]; then
-                MEASURED[$key]=$dir
-            else
-                printf 'status=failed\nreason=%s\n' "$(grep -m1 '^FAIL' "$dir/run.log" || tail -n 1 "$dir/run.log")" >>"$dir/meta.txt"
-                say "   FAILED; end of its log:"
-                tail -n 15 "$dir/run.log" | sed 's/^/      /' >&3
-                for n in a b c; do
-                    [ -f "$MR_DIR/$n.log" ] && { say "   --- daemon log of $n"; tail -n 10 "$MR_DIR/$n.log" | sed 's/^/      /' >&3; }
-                done
-            fi
-            teardown a b c
-            for n in a b c; do [ -f "$MR_DIR/$n.log" ] && mv "$MR_DIR/$n.log" "$dir/daemon-$n.log"; done
-            say "   ($(($(date +%s) - t)) s)"
+        for rep in $(seq "$repeat"); do
+            for router in "${ROUTERS[@]}"; do
+                dir="$WORK/$s/$router/$topo/$rep"
+                mkdir -p "$dir"
+                m=$(eff_mtu "$router" "$s")
+                printf 'router=%s\ntopology=%s\nsetting=%s\ntun_mtu=%s\n' "$router" "$topo" "$s" "$m" >"$dir/meta.txt"
+                if [ "$router" = yggdrasil ] && [ "$YGG" = 0 ]; then
+                    printf 'status=skipped\nreason=yggdrasil 0.5 not installed\n' >>"$dir/meta.txt"
+                    continue
+                fi
+                key="$router/$topo/$m/$rep"
+                if [ -n "${MEASURED[$key]:-}" ]; then
+                    say "== $router, $topo, TUN MTU $m, repetition $rep: same as measured above, reused"
+                    grep -v '^\(router\|topology\|setting\|tun_mtu\)=' "${MEASURED[$key]}/meta.txt" >>"$dir/meta.txt"
+                    find "${MEASURED[$key]}" -maxdepth 1 -type f ! -name meta.txt -exec cp {} "$dir/" \;
+                    echo "reused_from=${MEASURED[$key]#"$WORK/"}" >>"$dir/meta.txt"
+                    continue
+                fi
+                say "== $router, $topo, TUN MTU $m, repetition $rep of $repeat"
+                t=$(date +%s)
+                # In the background and waited for, so that errexit holds inside (it would not in an if).
+                rc=0
+                (run_one "$router" "$topo" "$m" "$dir") >"$dir/run.log" 2>&1 &
+                RUN_PID=$!
+                wait "$RUN_PID" || rc=$?
+                RUN_PID=
+                if [ "$rc" = 0 ]; then
+                    MEASURED[$key]=$dir
+                else
+                    printf 'status=failed\nreason=%s\n' "$(grep -m1 '^FAIL' "$dir/run.log" || tail -n 1 "$dir/run.log")" >>"$dir/meta.txt"
+                    say "   FAILED; end of its log:"
+                    tail -n 15 "$dir/run.log" | sed 's/^/      /' >&3
+                    for n in a b c; do
+                        [ -f "$MR_DIR/$n.log" ] && { say "   --- daemon log of $n"; tail -n 10 "$MR_DIR/$n.log" | sed 's/^/      /' >&3; }
+                    done
+                fi
+                teardown a b c
+                for n in a b c; do [ -f "$MR_DIR/$n.log" ] && mv "$MR_DIR/$n.log" "$dir/daemon-$n.log"; done
+                say "   ($(($(date +%s) - t)) s)"
+            done
         done
     done
 done
@@ -344,7 +358,7 @@ ELAPSED=$(($(date +%s) - START))
 notes_file="$WORK/notes.txt"
 printf '%s\n' "${NOTES[@]+"${NOTES[@]}"}" >"$notes_file"
 status=0
-python3 "$HERE/bench_report.py" --work "$WORK" --out "$out" --duration "$duration" --pings "$pings" \
+python3 "$HERE/bench_report.py" --work "$WORK" --out "$out" --duration "$duration" --pings "$pings" --repeat "$repeat" \
     --settings "${SETTINGS[*]}" --routers "${ROUTERS[*]}" --topos "${TOPOS[*]}" --clk-tck "$clk_tck" \
     --mr-bin "$MR_BIN" --notes "$notes_file" --elapsed "$ELAPSED" --command "$0 $ORIG_ARGS" || status=$?
 if [ -n "$raw" ]; then

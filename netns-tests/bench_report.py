@@ -2,7 +2,8 @@
 """Turns the raw outputs of netns-tests/bench.sh into a table per topology (printed), a JSON file with all
 the numbers (bench-results.json) and an SVG chart of TCP throughput (bench-chart.svg).
 
-Called by bench.sh; standard library only. Run directories are WORK/SETTING/ROUTER/TOPOLOGY, each with
+Called by bench.sh; standard library only. Run directories are WORK/SETTING/ROUTER/TOPOLOGY/REPETITION
+(1, 2, ...; every reported figure is the median over the repetitions that succeeded), each with
 meta.txt (key=value lines), iperf3 -J outputs (tcp1.json, tcp4.json, udp.json), ping outputs
 (ping_idle.txt, ping_load.txt), daemon CPU ticks (cpu_before.txt, cpu_after.txt: "node utime stime")
 and RSS (rss_idle.txt: "node KiB"; rss_load.txt: "ms node KiB" every 0.2 s during the TCP tests).
@@ -221,6 +222,39 @@ def collect(d, clk_tck):
     return run
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    if n == 0:
+        return None
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def combine(reps):
+    """One run from the repetitions of a router and topology: each metric the median of the
+    successful repetitions' values; every repetition's metrics and raw numbers kept."""
+    ok = [r for r in reps if r.get("status") == "ok"]
+    if not ok:
+        run = dict(reps[0])
+        run["repetitions"] = len(reps)
+        return run
+    run = {k: v for k, v in ok[0].items() if k not in ("metrics", "raw")}
+    keys = sorted({k for r in ok for k in r.get("metrics", {})})
+    run["metrics"] = {
+        k: median([r["metrics"][k] for r in ok if r["metrics"].get(k) is not None]) for k in keys
+    }
+    firsts = [r["time_to_first_ping_s"] for r in ok if r.get("time_to_first_ping_s") is not None]
+    if firsts:
+        run["time_to_first_ping_s"] = median(firsts)
+    run["repetitions"] = len(reps)
+    run["repetitions_ok"] = len(ok)
+    run["each"] = [
+        {k: r.get(k) for k in ("status", "reason", "metrics", "time_to_first_ping_s", "nudged", "raw")}
+        for r in reps
+    ]
+    return run
+
+
 # (key, label, format, better): better is "higher" or "lower" or "" (informational).
 ROWS = [
     ("tcp1_mbps", "TCP 1 stream, Mbit/s", "{:.0f}", "higher"),
@@ -295,6 +329,8 @@ def table(setting, topo, runs):
             lines.append(f"   {r}: {run.get('reason', 'failed')}")
         if run and run.get("nudged"):
             lines.append(f"   {r}: {run['nudged']}")
+        if run and run.get("repetitions_ok", run.get("repetitions", 1)) < run.get("repetitions", 1):
+            lines.append(f"   {r}: {run['repetitions_ok']} of {run['repetitions']} repetitions succeeded")
         if run and run.get("reused_from"):
             lines.append(f"   {r}: same TUN MTU as {run['reused_from']}, numbers reused")
     return "\n".join(lines)
@@ -481,6 +517,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--duration", type=int, required=True)
     ap.add_argument("--pings", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--settings", required=True, help="space-separated MTU settings")
     ap.add_argument("--routers", required=True)
     ap.add_argument("--topos", required=True)
@@ -502,8 +539,9 @@ def main():
         for r in routers:
             for t in topos:
                 d = work / s / r / t
-                if d.is_dir():
-                    runs[(s, r, t)] = collect(d, a.clk_tck)
+                reps = [collect(d / str(i), a.clk_tck) for i in range(1, a.repeat + 1) if (d / str(i)).is_dir()]
+                if reps:
+                    runs[(s, r, t)] = combine(reps)
 
     root = Path(__file__).resolve().parent.parent
     mach, vers = machine(), versions(a.mr_bin, root)
@@ -514,6 +552,8 @@ def main():
         f"yggdrasil {vers['yggdrasil'] or 'absent'}, {vers['iperf3']}"
     )
     print(f"iperf3 tests of {a.duration} s each; {a.pings} pings 20 ms apart; traffic from a to the last node")
+    if a.repeat > 1:
+        print(f"each figure: the median of {a.repeat} measurements, the routers taking turns")
     tables = []
     for s in settings:
         for t in topos:
@@ -536,6 +576,8 @@ def main():
         "parameters": {
             "duration_s": a.duration,
             "pings": a.pings,
+            "repetitions": a.repeat,
+            "aggregate": "median of the repetitions, routers alternating" if a.repeat > 1 else "one measurement",
             "ping_interval_s": 0.02,
             "udp_payload_bytes": UDP_PAYLOAD,
             "udp_rate": "unlimited (iperf3 -b 0)",
@@ -575,7 +617,11 @@ def main():
     spath = out / "bench-chart.svg"
     spath.write_text(svg_chart(groups, subtitle))
     print(f"\nwrote {jpath} and {spath}" + (f" ({a.elapsed} s)" if a.elapsed is not None else ""))
-    failed = [k for k, r in runs.items() if r.get("status") == "failed"]
+    failed = [
+        k
+        for k, r in runs.items()
+        if r.get("status") == "failed" or any(e.get("status") == "failed" for e in r.get("each", []))
+    ]
     return 1 if failed else 0
 
 
