@@ -36,3 +36,11 @@ peers = json.load(sys.stdin)['peers']
 up = [p for p in peers if p['up']]
 assert len(up) == 2 and all(p['uri'].startswith('ethernet://') for p in up), peers
 " || fail "n2 should have two raw Ethernet links"
+
+# TCP across the relay, over raw Ethernet links alone (frames sent and received in batches).
+in_ns n3 iperf3 -s -1 -B "$addr3" >/dev/null 2>&1 &
+sleep 0.5
+result=$(in_ns n1 iperf3 -c "$addr3" -t 2 -J) || fail "iperf3 over raw Ethernet failed"
+mbps=$(python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['end']['sum_received']['bits_per_second']/1e6, 1))" "$result")
+echo "iperf3 TCP n1->n3 over raw Ethernet, through n2: $mbps Mbit/s"
+python3 -c "import sys; sys.exit(0 if float('$mbps') > 1 else 1)" || fail "TCP over raw Ethernet too slow: $mbps Mbit/s"

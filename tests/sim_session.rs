@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use meshrouter::core::node::DeliveryKind;
-use meshrouter::sim::{Sim, WireParams, topology};
+use meshrouter::sim::{Sim, WireParams, ipv6_packet, topology};
 use support::*;
 
 /// Sends a numbered packet from 0 to 5 every 100 ms for `duration`; returns (sent, delivered ids).
@@ -197,4 +197,41 @@ fn super_packets_cross_five_hops_whole() {
             loss * 100.0
         );
     }
+}
+
+/// Packets, super-packets and service messages for a neighbour go straight over the link to it, with
+/// no session (the link already encrypts between exactly those two nodes); two hops away, a session.
+#[test]
+fn neighbours_talk_over_their_link_without_a_session() {
+    let mut sim = Sim::build(105, 3, &topology::line(3), WireParams::default());
+    run_until_one_root(
+        &mut sim,
+        &(0..3).collect::<Vec<_>>(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    sim.send_packet(0, 1, b"next door");
+    let payload: Vec<u8> = (0..60_000u32).map(|b| b as u8).collect();
+    sim.send_super_packet(0, 1, &payload, 1220);
+    sim.send_service(0, 1, 7, b"digest");
+    sim.run_for(Duration::from_millis(200));
+    let got: Vec<_> = sim.take_delivered(1).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|d| d.source == sim.key(0)));
+    assert_eq!(got[0].kind, DeliveryKind::Packet);
+    assert_eq!(
+        got[0].payload,
+        ipv6_packet(sim.key(0), sim.key(1), b"next door")
+    );
+    assert_eq!(&got[1].payload[60..], &payload[..]);
+    assert_eq!(got[2].kind, DeliveryKind::Service(7));
+    let (a, b) = (sim.node(0).unwrap(), sim.node(1).unwrap());
+    assert!(a.sessions().is_empty() && b.sessions().is_empty());
+    assert_eq!(a.stats().lookups_sent, 0, "a neighbour needs no lookup");
+    // Two hops away: looked up, and through a session.
+    sim.send_packet(0, 2, b"across the street");
+    sim.run_for(Duration::from_secs(1));
+    let got = sim.take_delivered(2);
+    assert_eq!(got.len(), 1);
+    assert!(sim.node(0).unwrap().session_stats(&sim.key(2)).is_some());
 }

@@ -44,6 +44,10 @@ impl Transport {
     pub(crate) fn send_all(&self, remote: &Remote, datagrams: &[Vec<u8>]) -> std::io::Result<()> {
         match (self, remote) {
             (Self::Udp(endpoint), Remote::Udp(addr)) => endpoint.send_all(*addr, datagrams),
+            (Self::Ethernet { socket, ifindex }, Remote::Ethernet(mac)) => {
+                let socket = socket.get_ref();
+                crate::sys::packet::send_batch(socket, *ifindex, ETHERTYPE, mac, datagrams)
+            }
             _ => {
                 let mut result = Ok(());
                 for d in datagrams {

@@ -99,14 +99,16 @@ pub(crate) async fn beacons(socket: Arc<UdpSocket>, inputs: mpsc::Sender<Input>)
     }
 }
 
-/// Reads a raw Ethernet endpoint.
+/// Reads a raw Ethernet endpoint, up to 8 frames per system call.
 pub(crate) async fn ethernet(
     endpoint: EndpointId,
     socket: Arc<AsyncFd<OwnedFd>>,
     inputs: mpsc::Sender<Input>,
 ) {
+    const BUFFERS: usize = 8;
     let pool = BufferPool::new(MAX_DATAGRAM);
-    let mut buf = pool.take();
+    let mut storage: Vec<Buffer> = (0..BUFFERS).map(|_| pool.take()).collect();
+    let mut received = Vec::with_capacity(BUFFERS);
     loop {
         let mut guard = match socket.readable().await {
             Ok(g) => g,
@@ -116,21 +118,28 @@ pub(crate) async fn ethernet(
                 continue;
             }
         };
-        match guard.try_io(|fd| crate::sys::packet::recv_from(fd.get_ref(), buf.whole())) {
-            Ok(Ok(Some((n, mac)))) => {
-                let mut data = std::mem::replace(&mut buf, pool.take());
-                data.set_range(0..n);
-                let input = Input::Datagram {
-                    endpoint,
-                    remote: Remote::Ethernet(mac),
-                    data,
-                    stride: n.max(1),
-                };
-                if inputs.send(input).await.is_err() {
-                    return;
+        let result = guard.try_io(|fd| {
+            let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| b.whole()).collect();
+            crate::sys::packet::recv_batch(fd.get_ref(), &mut bufs, &mut received)
+        });
+        match result {
+            Ok(Ok(_)) => {
+                for frame in &received {
+                    // As for UDP: the buffer goes to the router, a spare one takes its place.
+                    let mut data = std::mem::replace(&mut storage[frame.index], pool.take());
+                    data.set_range(0..frame.len);
+                    let input = Input::Datagram {
+                        endpoint,
+                        remote: Remote::Ethernet(frame.mac),
+                        data,
+                        stride: frame.len.max(1),
+                    };
+                    if inputs.send(input).await.is_err() {
+                        return;
+                    }
                 }
             }
-            Ok(Ok(None)) | Err(_) => {}
+            Err(_would_block) => {}
             Ok(Err(e)) => {
                 debug!("endpoint {endpoint}: receive: {e}");
                 tokio::time::sleep(ERROR_PAUSE).await;

@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 
 use super::{DropReason, Node};
-use crate::core::address::{PartialKey, node_address};
+use crate::core::address::{ADDRESS_PREFIX, PartialKey, node_address};
 use crate::core::identity::PublicKey;
 use crate::core::lookup::paths::Route;
 use crate::core::rate::TokenBucket;
@@ -70,6 +70,20 @@ impl Node {
             self.count_drop(DropReason::NotOverlay);
             return;
         };
+        // A neighbour's own address: straight over the link to it (see `Node::direct_to_peers`).
+        if self.direct_to_peers
+            && dst.octets()[0] == ADDRESS_PREFIX
+            && let Some(peer) = self
+                .links
+                .peers
+                .keys()
+                .find(|k| partial.matches(k))
+                .copied()
+        {
+            let flow = super::txqueue::flow_of(&self.me, &peer);
+            self.send_frame_parts(now, &peer, frame, Some(flow));
+            return;
+        }
         let target = *canonical.as_padded_key();
         let nonce = self.rng.u64();
         match self.paths.route(now, partial, target, frame, nonce) {

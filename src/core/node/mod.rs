@@ -177,6 +177,12 @@ pub struct Node {
     /// Our set of peers changed since our neighbour list was last sent.
     neighbors_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
+    /// Packets and service messages for a neighbour's own address go straight over the link to it,
+    /// not through an end-to-end session inside the link: the link already is an authenticated,
+    /// encrypted channel with forward secrecy between exactly those two keys, so a session would
+    /// only encrypt the same bytes a second time. Off in a closed overlay (a group password), whose
+    /// sessions are what prove the password.
+    direct_to_peers: bool,
 }
 
 impl Node {
@@ -206,13 +212,14 @@ impl Node {
             neighbors: neighbors::NeighborLists::new(config.seq_base),
             clock_base: config.seq_base,
             sessions: crate::core::session::Sessions::new(
-                config.group_password,
+                config.group_password.clone(),
                 config.seq_base,
                 config.session_aes_gcm,
                 now,
             ),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
+            direct_to_peers: config.group_password.is_none(),
         };
         node.drain_tree();
         node

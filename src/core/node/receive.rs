@@ -119,6 +119,7 @@ impl Node {
         let mut control = false;
         let mut offset = 0;
         while offset < frame.len() {
+            let start = offset;
             let Ok((kind_byte, body)) = next_message(frame, &mut offset) else {
                 self.count_drop(DropReason::MalformedFrame);
                 break;
@@ -126,6 +127,19 @@ impl Node {
             if kind_byte == kind::TRAFFIC {
                 let base = body.start;
                 self.handle_traffic(now, &mut frame[body], base, pending);
+                continue;
+            }
+            if matches!(
+                kind_byte,
+                kind::PACKET | kind::TCP_SUPER_PACKET | kind::SERVICE
+            ) {
+                // From the neighbour itself, outside any session (see `Node::direct_to_peers`):
+                // the link authenticated and decrypted it; checked as a session's packets are.
+                if self.direct_to_peers {
+                    self.session_messages(peer, &frame[start..body.end], start, pending);
+                } else {
+                    self.count_drop(DropReason::NotInSession);
+                }
                 continue;
             }
             control = true;
@@ -228,8 +242,8 @@ impl Node {
         }
     }
 
-    /// Queues what a session frame from `src` carries for delivery; `base` is where `text` lies in
-    /// the frame that `pending` ranges refer to.
+    /// Queues what a session frame from `src` (or a link frame from the neighbour `src`) carries for
+    /// delivery; `base` is where `text` lies in the frame that `pending` ranges refer to.
     fn session_messages(
         &mut self,
         src: PublicKey,
