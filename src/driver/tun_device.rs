@@ -65,11 +65,12 @@ impl PreparedTun {
         })?;
         // Without offloads the device still works (reads then carry a virtio header that asks for
         // nothing); only slower.
-        if let Err(e) = crate::sys::netdev::enable_tun_offloads(&device) {
-            tracing::warn!(
+        match crate::sys::netdev::enable_tun_offloads(&device) {
+            Ok(uso) => tracing::debug!(interface = name, uso, "TUN offloads on"),
+            Err(e) => tracing::warn!(
                 interface = name,
                 "TUN offloads unavailable, continuing without: {e}"
-            );
+            ),
         }
         let index = nix::net::if_::if_nametoindex(name)
             .map_err(|e| fail(format!("interface vanished: {e}")))?;

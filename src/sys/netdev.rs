@@ -80,9 +80,19 @@ pub fn add_route(ifindex: u32, dest: Ipv6Addr, prefix: u8) -> io::Result<()> {
 
 /// Tells a TUN device opened with `IFF_VNET_HDR` that we complete checksums and segment TCP over
 /// IPv6 ourselves (`TUN_F_CSUM | TUN_F_TSO6 | TUN_F_TSO_ECN`), so the host may hand us 64 KiB
-/// super-packets (see `core::offload`).
-pub fn enable_tun_offloads(tun: &impl AsRawFd) -> io::Result<()> {
-    let flags = libc::TUN_F_CSUM | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+/// super-packets (see `core::offload`), and UDP trains sent with `UDP_SEGMENT` too (`TUN_F_USO4 |
+/// TUN_F_USO6`, which the kernel takes only together, from Linux 6.2; older kernels refuse the flags
+/// and segment UDP themselves). Returns whether USO is on.
+pub fn enable_tun_offloads(tun: &impl AsRawFd) -> io::Result<bool> {
+    let tcp = libc::TUN_F_CSUM | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+    let udp = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+    if set_offload(tun, tcp | udp).is_ok() {
+        return Ok(true);
+    }
+    set_offload(tun, tcp).map(|()| false)
+}
+
+fn set_offload(tun: &impl AsRawFd, flags: libc::c_uint) -> io::Result<()> {
     // SAFETY: TUNSETOFFLOAD takes its argument by value (an unsigned long of flags); no memory is
     // passed, and the descriptor is borrowed from a live TUN device.
     let rc = unsafe {

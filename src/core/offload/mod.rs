@@ -1,5 +1,5 @@
 //! TUN offloads: turning what the host's kernel hands a TUN device opened with `IFF_VNET_HDR` and
-//! TSO enabled into ordinary IPv6 packets.
+//! TSO (and USO, `uso`) enabled into ordinary IPv6 packets.
 //!
 //! With offloads the host's TCP sends up to 64 KiB per read (a "super-packet" cut into MSS-sized
 //! segments by whoever receives it) and leaves checksums for the device to complete. That saves the
@@ -17,6 +17,7 @@ use crate::core::wire::WireError;
 
 pub mod flows;
 pub mod passthrough;
+mod uso;
 pub use passthrough::{
     SuperPacket, segment_super_packet, super_packet, super_packet_head, super_packet_write,
 };
@@ -99,6 +100,7 @@ pub fn split_read(read: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), WireError> 
             Ok(())
         }
         GSO_TCPV6 => segment_tcp6(data, csum_start, gso_size, gso_type & GSO_ECN != 0, out),
+        uso::GSO_UDP_L4 => uso::segment_udp6(data, csum_start, gso_size, out),
         _ => Err(WireError::Invalid("unsupported GSO type")),
     }
 }
