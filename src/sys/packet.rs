@@ -113,6 +113,18 @@ pub fn recv_from(socket: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<(usize, 
     Ok(Some((n as usize, mac)))
 }
 
+/// One message of a sendmmsg(2)/recvmmsg(2) batch: one buffer, one link-layer address. Only builds
+/// the struct; the pointers must stay valid until the call that uses it returns.
+fn message_header(address: &mut libc::sockaddr_ll, iovec: &mut libc::iovec) -> libc::mmsghdr {
+    // SAFETY: mmsghdr is a plain C struct for which all-zero bytes are a valid value.
+    let mut header: libc::mmsghdr = unsafe { zeroed() };
+    header.msg_hdr.msg_name = (address as *mut libc::sockaddr_ll).cast();
+    header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    header.msg_hdr.msg_iov = iovec;
+    header.msg_hdr.msg_iovlen = 1;
+    header
+}
+
 /// Most messages per sendmmsg(2)/recvmmsg(2) call (the kernel's UIO_MAXIOV).
 const MAX_BATCH: usize = 1024;
 
@@ -139,15 +151,7 @@ pub fn send_batch(
             .collect();
         let mut headers: Vec<libc::mmsghdr> = iovecs
             .iter_mut()
-            .map(|iovec| {
-                // SAFETY: mmsghdr is a plain C struct for which all-zero bytes are a valid value.
-                let mut header: libc::mmsghdr = unsafe { zeroed() };
-                header.msg_hdr.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
-                header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                header.msg_hdr.msg_iov = iovec;
-                header.msg_hdr.msg_iovlen = 1;
-                header
-            })
+            .map(|iovec| message_header(&mut sll, iovec))
             .collect();
         // SAFETY: each header points at one iovec and at `sll`, and each iovec at a payload, all of
         // which live (and are not moved) until the call returns; sendmmsg(2) only reads them, and
@@ -204,15 +208,7 @@ pub fn recv_batch(
     let mut headers: Vec<libc::mmsghdr> = iovecs
         .iter_mut()
         .zip(addresses.iter_mut())
-        .map(|(iovec, address)| {
-            // SAFETY: mmsghdr is a plain C struct for which all-zero bytes are a valid value.
-            let mut header: libc::mmsghdr = unsafe { zeroed() };
-            header.msg_hdr.msg_name = (address as *mut libc::sockaddr_ll).cast();
-            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            header.msg_hdr.msg_iov = iovec;
-            header.msg_hdr.msg_iovlen = 1;
-            header
-        })
+        .map(|(iovec, address)| message_header(address, iovec))
         .collect();
     // SAFETY: each header points at one iovec (a whole, exclusively borrowed buffer) and one address
     // slot, all alive and unmoved for the call; recvmmsg(2) writes at most each iovec's length into
