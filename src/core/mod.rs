@@ -6,6 +6,7 @@
 //! `SystemTime::now` or a thread/OS RNG.
 
 pub mod address;
+pub mod admission;
 pub mod identity;
 pub mod link;
 pub mod lookup;

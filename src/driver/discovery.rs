@@ -31,6 +31,11 @@ const SCAN_INTERVAL: Duration = Duration::from_secs(2);
 /// A discovered link that is down and whose peer has not beaconed for this long is closed.
 const DISCOVERED_EXPIRY: Duration = Duration::from_secs(20);
 
+/// Links we dial because we heard a beacon, at most: each costs a handshake every few seconds while
+/// it is down, so a flood of signed beacons from throwaway keys must not make us dial without end.
+/// (Discovered links that are down and no longer beaconed expire after [`DISCOVERED_EXPIRY`].)
+pub(crate) const MAX_DISCOVERED_LINKS: usize = 128;
+
 /// Discovery state.
 pub(crate) struct Discovery {
     /// Receives and sends UDP beacons.
@@ -80,16 +85,29 @@ fn elapsed(now: crate::core::time::Instant, since: Option<crate::core::time::Ins
     })
 }
 
+/// The first discovery rule of `config` covering interface `name` (never our own TUN device).
+pub(crate) fn rule_for<'a>(
+    config: &'a crate::config::Daemon,
+    tun: Option<&str>,
+    name: &str,
+) -> Option<&'a DiscoveryRule> {
+    if tun == Some(name) {
+        return None;
+    }
+    config
+        .discovery
+        .iter()
+        .find(|r| r.interfaces.is_match(name))
+}
+
 impl Router {
     /// The first discovery rule covering interface `name`.
     pub(crate) fn rule_for(&self, name: &str) -> Option<&DiscoveryRule> {
-        if self.tun.as_ref().is_some_and(|t| t.name == name) {
-            return None;
-        }
-        self.config
-            .discovery
-            .iter()
-            .find(|r| r.interfaces.is_match(name))
+        rule_for(
+            &self.config,
+            self.tun.as_ref().map(|t| t.name.as_str()),
+            name,
+        )
     }
 
     /// The interface with index `index` and its rule.
@@ -128,6 +146,14 @@ impl Router {
         for id in expired {
             self.close_link(id);
         }
+    }
+
+    /// How many discovered links exist.
+    fn discovered_links(&self) -> usize {
+        self.links
+            .values()
+            .filter(|l| l.origin == Origin::Discovered)
+            .count()
     }
 
     fn scan_interfaces(&mut self) {
@@ -347,17 +373,15 @@ impl Router {
         we_beacon: bool,
     ) {
         let now = self.clock.now();
-        if let Some(&id) = self.by_remote.get(&(endpoint, remote)) {
+        if let Some(id) = self.node.link_at(endpoint, remote) {
             if let Some(info) = self.links.get_mut(&id) {
                 info.last_beacon = Some(now);
             }
             return;
         }
-        if !self.beacon_budget.take(now) {
-            self.counters.beacons_rate_limited += 1;
-            return;
-        }
-        let beacon = match Beacon::parse_verified(data, params.password.as_deref()) {
+        // The MAC first (one HMAC): beacons without the password must not spend the budget of
+        // signature checks that real neighbours' beacons need.
+        let beacon = match Beacon::parse_authenticated(data, params.password.as_deref()) {
             Ok(b) => b,
             Err(e) => {
                 debug!(from = %remote, "beacon refused: {e}");
@@ -367,6 +391,19 @@ impl Router {
         };
         let me = self.node.public_key();
         if !we_dial(&me, &beacon, we_listen, we_beacon) {
+            return;
+        }
+        if self.discovered_links() >= MAX_DISCOVERED_LINKS {
+            self.counters.beacons_rate_limited += 1;
+            return;
+        }
+        if !self.beacon_budget.take(now) {
+            self.counters.beacons_rate_limited += 1;
+            return;
+        }
+        if let Err(e) = beacon.verify_signature(data) {
+            debug!(from = %remote, "beacon refused: {e}");
+            self.counters.beacons_refused += 1;
             return;
         }
         params.allowed_keys = vec![beacon.key];

@@ -1,7 +1,6 @@
 //! What the driver knows about each link beyond the core: where its datagrams go, where it came from,
 //! and the operator-facing history (uptime, rates, last error).
 
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -10,10 +9,9 @@ use tokio::io::unix::AsyncFd;
 use crate::config::LinkUri;
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
-use crate::sys::packet::Mac;
 
 /// Handle of an endpoint (a socket links share).
-pub(crate) type EndpointId = u32;
+pub(crate) use crate::core::node::EndpointId;
 
 /// EtherType of raw Ethernet links and beacons (IEEE 802 "local experimental 1").
 pub(crate) const ETHERTYPE: u16 = 0x88b5;
@@ -62,25 +60,8 @@ impl Transport {
     }
 }
 
-/// The other end of a link on an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Remote {
-    Udp(SocketAddr),
-    Ethernet(Mac),
-}
-
-impl std::fmt::Display for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Udp(a) => write!(f, "udp://{a}"),
-            Self::Ethernet(m) => write!(
-                f,
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            ),
-        }
-    }
-}
+/// The other end of a link on an endpoint (the core demultiplexes by it).
+pub(crate) use crate::core::node::Remote;
 
 /// What an endpoint is for, which decides what inbound handshakes it takes.
 pub(crate) enum Role {
@@ -125,7 +106,6 @@ pub(crate) struct LinkInfo {
     /// What the operator sees as the link's URI (never holds a password).
     pub(crate) uri: String,
     pub(crate) origin: Origin,
-    pub(crate) created: Instant,
     pub(crate) up_since: Option<Instant>,
     pub(crate) peer: Option<PublicKey>,
     pub(crate) last_error: Option<(Instant, String)>,

@@ -17,19 +17,14 @@ use super::peers::StaticPeer;
 use super::tun_device::TunDevice;
 use crate::config::Daemon;
 use crate::core::link::LinkParams;
-use crate::core::node::{DeliveryKind, Event, LinkId, Node};
+use crate::core::node::{Arrival, DeliveryKind, Event, LinkId, Node};
 use crate::core::rate::TokenBucket;
-use crate::core::wire::datagram::{INIT_LEN, KIND_INIT};
 
 /// Default datagram size on UDP links: a 1500-byte Ethernet MTU less IPv6 and UDP headers. The kernel
 /// fragments if a path is smaller; `?mtu=` sets it per peer.
 pub(crate) const DEFAULT_UDP_MTU: usize = 1452;
 /// IPv6 + UDP header bytes, subtracted from an interface MTU for discovered UDP links.
 pub(crate) const UDP_OVERHEAD: usize = 48;
-/// Inbound links that have not authenticated their peer count against this limit.
-const MAX_PENDING_INBOUND: usize = 256;
-/// An inbound link that has not come up within this time is forgotten.
-const INBOUND_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Inputs handled in one batch before the router flushes what the core produced.
 const BATCH: usize = 64;
 /// Bytes of input handled in one batch at most: what one batch produces must fit the core's transmit
@@ -93,6 +88,8 @@ pub(crate) struct DriverCounters {
     pub(crate) tun_write_errors: u64,
     pub(crate) unsolicited_datagrams: u64,
     pub(crate) inbound_refused: u64,
+    /// Cookie replies sent to initiations that arrived while the handshake budget was spent.
+    pub(crate) cookie_replies: u64,
     pub(crate) beacons_refused: u64,
     pub(crate) beacons_rate_limited: u64,
     pub(crate) service_messages_unhandled: u64,
@@ -112,10 +109,6 @@ pub(crate) struct Router {
     pub(crate) endpoints: HashMap<EndpointId, Endpoint>,
     next_endpoint: EndpointId,
     pub(crate) links: BTreeMap<LinkId, LinkInfo>,
-    /// Looked up for every datagram received, so with a fast hasher (randomly seeded; it holds one
-    /// entry per link, and inbound links are made only from well-formed handshake initiations, at
-    /// most `MAX_PENDING_INBOUND` unconfirmed at a time).
-    pub(crate) by_remote: foldhash::HashMap<(EndpointId, Remote), LinkId>,
     pub(crate) peers: BTreeMap<String, StaticPeer>,
     pub(crate) counters: DriverCounters,
     pub(crate) interfaces: BTreeMap<String, Interface>,
@@ -150,7 +143,6 @@ impl Router {
             endpoints: HashMap::new(),
             next_endpoint: 0,
             links: BTreeMap::new(),
-            by_remote: foldhash::HashMap::default(),
             peers: BTreeMap::new(),
             counters: DriverCounters::default(),
             interfaces: BTreeMap::new(),
@@ -196,7 +188,20 @@ impl Router {
         uri: String,
     ) -> LinkId {
         let now = self.clock.now();
-        let id = self.node.open_link(now, params);
+        let id = self.node.open_link_to(now, endpoint, remote, params);
+        self.record_link(id, endpoint, remote, origin, uri);
+        id
+    }
+
+    /// Keeps the driver's record of a link the core made.
+    fn record_link(
+        &mut self,
+        id: LinkId,
+        endpoint: EndpointId,
+        remote: Remote,
+        origin: Origin,
+        uri: String,
+    ) {
         self.links.insert(
             id,
             LinkInfo {
@@ -204,7 +209,6 @@ impl Router {
                 remote,
                 uri,
                 origin,
-                created: now,
                 up_since: None,
                 peer: None,
                 last_error: None,
@@ -212,16 +216,12 @@ impl Router {
                 rates: Default::default(),
             },
         );
-        self.by_remote.insert((endpoint, remote), id);
-        id
     }
 
     /// Closes a link in the core and forgets it.
     pub(crate) fn close_link(&mut self, id: LinkId) {
         self.node.close_link(self.clock.now(), id);
-        if let Some(info) = self.links.remove(&id) {
-            self.by_remote.remove(&(info.endpoint, info.remote));
-        }
+        self.links.remove(&id);
     }
 
     /// Runs until the input channel closes.
@@ -313,44 +313,57 @@ impl Router {
         remote: Remote,
         data: &mut [u8],
     ) {
-        if let Some(&id) = self.by_remote.get(&(endpoint, remote)) {
-            self.node.handle_link_datagram(now, id, data);
-            return;
-        }
-        if let Remote::Ethernet(mac) = remote
-            && crate::core::wire::beacon::Beacon::looks_like(data)
-        {
-            self.on_ethernet_beacon(endpoint, mac, data);
-            return;
-        }
-        // From someone without a link: only a handshake initiation may create one.
-        if data.len() != INIT_LEN || data.get(1) != Some(&KIND_INIT) {
-            self.counters.unsolicited_datagrams += 1;
-            return;
-        }
-        let pending = self
-            .links
-            .values()
-            .filter(|l| l.origin == Origin::Inbound && l.up_since.is_none())
-            .count();
-        let Some((params, uri)) = self.inbound_params(endpoint, &remote) else {
-            self.counters.inbound_refused += 1;
-            return;
+        let policy = InboundPolicy {
+            endpoints: &self.endpoints,
+            config: &self.config,
+            interfaces: &self.interfaces,
+            tun: self.tun.as_ref().map(|t| t.name.as_str()),
         };
-        if pending >= MAX_PENDING_INBOUND {
-            self.counters.inbound_refused += 1;
-            return;
+        let arrival = self.node.handle_datagram(now, endpoint, remote, data, || {
+            policy.params(endpoint, &remote).map(|(params, _)| params)
+        });
+        match arrival {
+            Arrival::Link(_) => {}
+            Arrival::NewLink(id) => {
+                let uri = policy
+                    .params(endpoint, &remote)
+                    .map_or_else(|| remote.to_string(), |(_, uri)| uri);
+                self.record_link(id, endpoint, remote, Origin::Inbound, uri);
+            }
+            Arrival::Reply(reply) => {
+                self.counters.cookie_replies += 1;
+                if let Some(e) = self.endpoints.get(&endpoint)
+                    && e.transport.send(&remote, &reply).is_err()
+                {
+                    self.counters.send_errors += 1;
+                }
+            }
+            Arrival::Refused => self.counters.inbound_refused += 1,
+            Arrival::Unclaimed => {
+                if let Remote::Ethernet(mac) = remote
+                    && crate::core::wire::beacon::Beacon::looks_like(data)
+                {
+                    self.on_ethernet_beacon(endpoint, mac, data);
+                } else {
+                    self.counters.unsolicited_datagrams += 1;
+                }
+            }
         }
-        let id = self.open_link(endpoint, remote, params, Origin::Inbound, uri);
-        self.node.handle_link_datagram(now, id, data);
     }
+}
 
+/// Which inbound handshakes may create a link, and with which settings: borrowed from the router's
+/// configuration so that the core can ask while it holds the router's node.
+struct InboundPolicy<'a> {
+    endpoints: &'a HashMap<EndpointId, Endpoint>,
+    config: &'a Daemon,
+    interfaces: &'a BTreeMap<String, Interface>,
+    tun: Option<&'a str>,
+}
+
+impl InboundPolicy<'_> {
     /// Link settings for a handshake from `remote` on `endpoint`, if it may create a link there.
-    fn inbound_params(
-        &self,
-        endpoint: EndpointId,
-        remote: &Remote,
-    ) -> Option<(LinkParams, String)> {
+    fn params(&self, endpoint: EndpointId, remote: &Remote) -> Option<(LinkParams, String)> {
         let endpoint = self.endpoints.get(&endpoint)?;
         match (&endpoint.role, remote) {
             (Role::Listener(uri), Remote::Udp(addr)) => Some((
@@ -366,7 +379,11 @@ impl Router {
                 format!("udp://{addr}"),
             )),
             (Role::Discovery, Remote::Udp(std::net::SocketAddr::V6(addr))) => {
-                let (iface, rule) = self.interface_rule_by_index(addr.scope_id())?;
+                let iface = self
+                    .interfaces
+                    .values()
+                    .find(|i| i.index == addr.scope_id())?;
+                let rule = super::discovery::rule_for(self.config, self.tun, &iface.name)?;
                 (rule.udp && (rule.listen || rule.beacon)).then(|| {
                     (
                         LinkParams {
@@ -383,7 +400,7 @@ impl Router {
                 })
             }
             (Role::Ethernet { ifname, mtu }, Remote::Ethernet(_)) => {
-                let rule = self.rule_for(ifname)?;
+                let rule = super::discovery::rule_for(self.config, self.tun, ifname)?;
                 (rule.ethernet && (rule.listen || rule.beacon)).then(|| {
                     (
                         LinkParams {
@@ -402,7 +419,9 @@ impl Router {
             _ => None,
         }
     }
+}
 
+impl Router {
     /// Sends what the core queued, without waiting: per link, in order, batched (GSO trains).
     fn flush_transmits(&mut self) {
         let now = self.clock.now();
@@ -533,6 +552,9 @@ impl Router {
                     }
                 }
             }
+            Event::LinkClosed(id) => {
+                self.links.remove(&id);
+            }
             Event::RootChanged(root) => match root {
                 Some(root) => info!(root = %root.to_hex(), "tree root changed"),
                 None => debug!("detached from the tree, waiting for a root"),
@@ -542,23 +564,11 @@ impl Router {
 
     fn housekeeping(&mut self) {
         let now = self.clock.now();
-        let mut stale = Vec::new();
         for (id, info) in &mut self.links {
             if let Some(link) = self.node.link(*id) {
                 let stats = link.stats();
                 info.rates.sample(now, stats.rx_bytes, stats.tx_bytes);
             }
-            let age =
-                Duration::from_micros(now.as_micros().saturating_sub(info.created.as_micros()));
-            if info.origin == Origin::Inbound
-                && info.up_since.is_none()
-                && age > INBOUND_SETUP_TIMEOUT
-            {
-                stale.push(*id);
-            }
-        }
-        for id in stale {
-            self.close_link(id);
         }
         self.discovery_tick();
     }

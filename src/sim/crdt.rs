@@ -79,7 +79,7 @@ impl SimService for CrdtService {
                     }
                 }
             }
-            Event::RootChanged(_) => {}
+            Event::RootChanged(_) | Event::LinkClosed(_) => {}
         }
     }
 

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use super::cipher::Cipher;
 use crate::core::identity::{NodeKey, PublicKey};
-use crate::core::wire::datagram::{HandshakeInit, HandshakeResponse, MAC_LEN};
+use crate::core::wire::datagram::{HandshakeInit, HandshakeResponse, INIT_LEN, MAC_LEN};
 
 /// Domain-separation strings of one use of the handshake, so that a link handshake can never be taken
 /// for a session handshake or the other way round.
@@ -220,9 +220,13 @@ pub fn make_init(
         mac: [0; MAC_LEN],
         mac2: [0; MAC_LEN],
     };
-    let encoded = init.encode();
-    init.mac = psk.mac(init_mac_covered(&encoded));
+    set_mac(&mut init, psk);
     init
+}
+
+/// Sets an initiation's `mac` under `psk` (after any change to the fields it covers).
+pub fn set_mac(init: &mut HandshakeInit, psk: &Psk) {
+    init.mac = psk.mac(init_mac_covered(&init.encode()));
 }
 
 /// Checks an initiation's MAC only: cheap, done before anything else.
@@ -232,6 +236,24 @@ pub fn check_init_mac(init: &HandshakeInit, psk: &Psk) -> Result<(), HandshakeEr
     } else {
         Err(HandshakeError::BadMac)
     }
+}
+
+/// [`check_init_mac`] on an initiation's bytes as they arrived (`INIT_LEN` of them): no parsing, no
+/// allocation, so it can run for every datagram of a flood.
+pub fn check_init_mac_bytes(bytes: &[u8], psk: &Psk) -> bool {
+    bytes.len() == INIT_LEN
+        && bytes[INIT_LEN - 2 * MAC_LEN..INIT_LEN - MAC_LEN]
+            .try_into()
+            .is_ok_and(|mac: &[u8; MAC_LEN]| psk.mac_ok(init_mac_covered(bytes), mac))
+}
+
+/// Returns true if the initiation `bytes` (as they arrived) carries in `mac2` the MAC keyed by
+/// `cookie`.
+pub fn check_mac2_bytes(bytes: &[u8], cookie: &[u8; MAC_LEN]) -> bool {
+    bytes.len() == INIT_LEN
+        && bytes[INIT_LEN - MAC_LEN..]
+            .try_into()
+            .is_ok_and(|mac2: &[u8; MAC_LEN]| equal(&mac16(cookie, init_mac2_covered(bytes)), mac2))
 }
 
 /// Checks an initiation's signature (after its MAC).

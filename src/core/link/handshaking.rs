@@ -35,8 +35,10 @@ impl Link {
         {
             return Err(LinkDrop::RateLimited);
         }
-        self.last_init_verified = Some(now);
+        // The node's gate has bounded how many signatures all links verify; a forged initiation
+        // must not also hold back the real peer's next one here, so only a verified one is stamped.
         handshake::check_init_signature(&init, &self.psk)?;
+        self.last_init_verified = Some(now);
         if !self.key_allowed(&init.static_key, node) {
             return Err(LinkDrop::KeyNotAllowed);
         }
@@ -63,7 +65,8 @@ impl Link {
             rekey_at,
             false,
         ));
-        self.peer = Some(init.static_key);
+        // Always with `pending`: the two are confirmed together (and equal `peer` if it is known).
+        self.pending_peer = Some(init.static_key);
         let encoded = response.encode();
         self.cached_response = Some((init.ephemeral, encoded.clone()));
         self.queue(encoded);

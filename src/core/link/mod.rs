@@ -204,6 +204,10 @@ pub struct Link {
     /// when both ends rekey at once each may be sending under a key set the other just superseded.
     previous: VecDeque<KeySet>,
     pending: Option<KeySet>,
+    /// Who made `pending`: becomes `peer` only when a first frame under those keys confirms it, so an
+    /// initiation that is signed but never completed (a replay, or sent from a spoofed address)
+    /// cannot decide who this link accepts.
+    pending_peer: Option<PublicKey>,
     liveness: Liveness,
     outbox: VecDeque<Vec<u8>>,
     /// Buffers of sent datagrams, to seal into (see [`Link::recycle`]).
@@ -246,6 +250,7 @@ impl Link {
             current: None,
             previous: VecDeque::new(),
             pending: None,
+            pending_peer: None,
             liveness: Liveness::new(now),
             outbox: VecDeque::new(),
             spare: Vec::new(),
@@ -340,6 +345,27 @@ impl Link {
         self.outbox.push_back(datagram);
     }
 
+    /// Queues a datagram made elsewhere (a cookie reply the node's gate made for this link's peer).
+    pub(crate) fn queue_raw(&mut self, datagram: Vec<u8>) {
+        self.queue(datagram);
+    }
+
+    /// The key this link's handshake MACs are made with.
+    pub(crate) fn psk(&self) -> &Psk {
+        &self.psk
+    }
+
+    /// Returns true if `bytes` is an initiation this link already answered (a retransmission, which
+    /// it answers again from its cache at no cost).
+    pub(crate) fn is_retransmit(&self, bytes: &[u8]) -> bool {
+        let Some((ephemeral, _)) = &self.cached_response else {
+            return false;
+        };
+        matches!(Datagram::parse(bytes), Ok(Datagram::Init(init)) if init.ephemeral == *ephemeral)
+    }
+
+    /// Whether `key` may be this link's peer: not ourselves, allowed by the pinning or allowlist, and
+    /// the peer already confirmed if there is one. An unconfirmed initiation's key counts for nothing.
     fn key_allowed(&self, key: &PublicKey, node: &NodeKey) -> bool {
         *key != node.public_key()
             && (self.params.allowed_keys.is_empty() || self.params.allowed_keys.contains(key))
@@ -419,6 +445,9 @@ impl Link {
         if slot == Slot::Pending
             && let Some(confirmed) = self.pending.take()
         {
+            if let Some(peer) = self.pending_peer.take() {
+                self.peer = Some(peer);
+            }
             self.install(now, confirmed);
         }
         if plaintext.first() == Some(&kind::FRAGMENT) {
@@ -524,6 +553,7 @@ impl Link {
         self.current = None;
         self.previous.clear();
         self.pending = None;
+        self.pending_peer = None;
         self.outstanding = None;
         self.cached_response = None;
         if self.params.allowed_keys.len() != 1 {
@@ -547,6 +577,7 @@ impl Link {
             .is_some_and(|k| now.saturating_since(k.created) >= PENDING_TIMEOUT)
         {
             self.pending = None;
+            self.pending_peer = None;
         }
         if self.up
             && (expired(&self.current) || self.current.as_ref().is_some_and(KeySet::exhausted))

@@ -297,3 +297,76 @@ fn sent_buffers_are_sealed_into_again_and_large_frames_arrive_whole() {
     assert_eq!(got[0].len(), 400);
     assert!(got[0].iter().all(|f| *f == big));
 }
+
+/// A signed initiation from any key, sent from the address of an unpinned configured peer (spoofed),
+/// must not decide who the link accepts: the real peer still links, whichever side initiates.
+#[test]
+fn a_spoofed_signed_initiation_never_locks_out_the_real_peer() {
+    use super::handshake::{Ephemeral, make_init};
+    for b_initiates in [false, true] {
+        let b = if b_initiates {
+            LinkParams::default()
+        } else {
+            passive()
+        };
+        let mut p = Pair::new(LinkParams::default(), b);
+        // Before A's first attempt, the stranger's initiation reaches A's link.
+        let stranger = NodeKey::from_seed(&[9; 32]);
+        let init = make_init(
+            &stranger,
+            &Ephemeral::from_random([5; 32]),
+            77,
+            u64::MAX / 2,
+            super::cipher::Cipher::offer(false),
+            &Psk::from_password(None),
+        );
+        let mut bytes = init.encode();
+        let now = p.now;
+        let answered = p.links[0].handle_datagram(now, &mut bytes, &p.keys[0], &mut p.rng);
+        assert!(answered.is_ok(), "a valid initiation is answered");
+        // What A answered goes to the stranger, not to B.
+        while p.links[0].poll_datagram().is_some() {}
+        assert_eq!(
+            p.links[0].peer(),
+            None,
+            "an unconfirmed initiation names no peer"
+        );
+        p.run_until(secs(5));
+        assert!(p.links[0].is_up(), "b_initiates={b_initiates}");
+        assert_eq!(p.links[0].peer(), Some(p.keys[1].public_key()));
+    }
+}
+
+/// Forged initiations (bad signature) arriving all the time do not hold back a real rekey.
+#[test]
+fn forged_initiations_do_not_block_rekeying() {
+    use super::handshake::{Ephemeral, make_init};
+    let mut p = Pair::new(passive(), LinkParams::default());
+    p.run_until(secs(1));
+    assert!(p.links[0].is_up());
+    let sets = p.links[0].stats().key_sets;
+    let stranger = NodeKey::from_seed(&[9; 32]);
+    let mut forged = make_init(
+        &p.keys[1],
+        &Ephemeral::from_random([5; 32]),
+        77,
+        1,
+        super::cipher::Cipher::offer(false),
+        &Psk::from_password(None),
+    );
+    forged.signature = stranger.sign(b"not this");
+    super::handshake::set_mac(&mut forged, &Psk::from_password(None));
+    // Every 50 ms for 4 minutes: two rekeys of B's are due meanwhile.
+    let mut t = p.now;
+    while t < secs(240) {
+        t = t + Duration::from_millis(50);
+        p.run_until(t);
+        let mut bytes = forged.encode();
+        let _ = p.links[0].handle_datagram(t, &mut bytes, &p.keys[0], &mut p.rng);
+    }
+    assert!(p.links[0].is_up());
+    assert!(
+        p.links[0].stats().key_sets > sets,
+        "rekeyed despite forgeries"
+    );
+}

@@ -4,6 +4,7 @@
 //! `poll_event`, and call [`Node::handle_timeout`] when [`Node::poll_timeout`] says so. Every `handle_*`
 //! call can produce work for every `poll_*` method.
 
+mod demux;
 mod forward;
 mod links;
 mod lookup;
@@ -14,6 +15,9 @@ mod txqueue;
 
 use std::collections::VecDeque;
 
+pub use self::demux::{
+    Arrival, EndpointId, INBOUND_SETUP_TIMEOUT, MAX_UNCONFIRMED_INBOUND, Remote,
+};
 use self::forward::NextHop;
 pub use self::links::LinkId;
 use self::links::LinkTable;
@@ -97,6 +101,9 @@ pub enum Event {
     LinkDown(LinkId, PublicKey),
     /// The tree root changed (`None`: detached, waiting for a root).
     RootChanged(Option<PublicKey>),
+    /// The node closed a link by itself: an inbound link that did not come up in time or made room
+    /// for a newer one, or a link replaced by [`Node::open_link_to`]. Its handle is gone.
+    LinkClosed(LinkId),
 }
 
 /// Why a packet was dropped, for counters.
@@ -104,6 +111,10 @@ pub enum Event {
 pub enum DropReason {
     /// A link datagram failed a check.
     Link(LinkDrop),
+    /// A handshake initiation refused before its signature was checked.
+    Admission(crate::core::admission::Refusal),
+    /// An initiation from an address where no link may be made.
+    InboundRefused,
     /// A frame's plaintext did not parse.
     MalformedFrame,
     /// A tree announcement failed verification.
@@ -183,6 +194,10 @@ pub struct Node {
     /// only encrypt the same bytes a second time. Off in a closed overlay (a group password), whose
     /// sessions are what prove the password.
     direct_to_peers: bool,
+    /// Links by the address they talk to, and inbound links not yet up.
+    demux: demux::Demux,
+    /// What every link initiation passes before its signature is checked.
+    gate: crate::core::admission::HandshakeGate,
 }
 
 impl Node {
@@ -220,6 +235,8 @@ impl Node {
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
             direct_to_peers: config.group_password.is_none(),
+            demux: Default::default(),
+            gate: crate::core::admission::HandshakeGate::new(now),
         };
         node.drain_tree();
         node
@@ -301,6 +318,7 @@ impl Node {
             self.on_link_down(id, peer);
         }
         self.transmits.forget_link(id);
+        self.demux.forget(id);
         self.drain_tree();
     }
 
@@ -440,6 +458,9 @@ impl Node {
             }
             self.drain_link(now, id);
         }
+        if self.demux.next_expiry().is_some_and(|t| t <= now) {
+            self.expire_unconfirmed(now);
+        }
         if self.tree.poll_timeout().is_some_and(|t| t <= now) {
             self.tree.handle_timeout(now, &self.key, &mut self.rng);
         }
@@ -465,6 +486,7 @@ impl Node {
             .values()
             .filter_map(|l| l.poll_timeout(self.now))
             .chain(self.paths.next_expiry())
+            .chain(self.demux.next_expiry())
             .chain(self.sessions.poll_timeout(self.now))
             .chain(self.filters.next_retransmit(|p| self.links.rto(p)))
             .chain(self.neighbors.next_retransmit(|p| self.links.rto(p)))
@@ -524,6 +546,7 @@ impl Node {
         for event in events {
             match event {
                 LinkEvent::Up(peer) => {
+                    self.demux.confirmed(id);
                     self.events.push_back(Event::LinkUp(id, peer));
                     if self.links.link_up(id, peer) {
                         self.neighbors_dirty = true;

@@ -40,6 +40,9 @@ impl Node {
     /// caller's buffer holds plaintext afterwards.
     pub fn handle_link_datagram(&mut self, now: Instant, id: LinkId, datagram: &mut [u8]) {
         self.now = now;
+        if crate::core::admission::is_init(datagram) && !self.admit_on_link(now, id, datagram) {
+            return;
+        }
         let Some(link) = self.links.links.get_mut(&id) else {
             return;
         };

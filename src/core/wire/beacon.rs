@@ -118,6 +118,14 @@ impl Beacon {
 
     /// Decodes and checks a beacon: password first (cheap), then signature.
     pub fn parse_verified(bytes: &[u8], password: Option<&[u8]>) -> Result<Self, BeaconError> {
+        let beacon = Self::parse_authenticated(bytes, password)?;
+        beacon.verify_signature(bytes)?;
+        Ok(beacon)
+    }
+
+    /// Decodes a beacon and checks its password MAC only: one HMAC, so it can run for every beacon of
+    /// a flood before any budget is spent on it.
+    pub fn parse_authenticated(bytes: &[u8], password: Option<&[u8]>) -> Result<Self, BeaconError> {
         let beacon = Self::parse(bytes)?;
         let covered_by_mac = &bytes[..BEACON_LEN - 64 - 16];
         let expected = mac16(&mac_key(password), covered_by_mac);
@@ -128,13 +136,17 @@ impl Beacon {
         if diff != 0 {
             return Err(BeaconError::Password);
         }
-        if !beacon.key.verify(
-            &signed_message(&bytes[..BEACON_LEN - 64]),
-            &beacon.signature,
-        ) {
-            return Err(BeaconError::Signature);
-        }
         Ok(beacon)
+    }
+
+    /// Checks the signature of a beacon decoded from `bytes` (after its MAC).
+    pub fn verify_signature(&self, bytes: &[u8]) -> Result<(), BeaconError> {
+        let signed = bytes.get(..BEACON_LEN - 64).ok_or(BeaconError::Signature)?;
+        if self.key.verify(&signed_message(signed), &self.signature) {
+            Ok(())
+        } else {
+            Err(BeaconError::Signature)
+        }
     }
 
     /// Returns true if the sender connects to nodes it hears.
