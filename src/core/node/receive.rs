@@ -305,7 +305,7 @@ impl Node {
                 }
                 self.drain_link(now, id);
             }
-            Message::SigReq(req) => self.tree.handle_sig_req(&self.key, peer, req),
+            Message::SigReq(req) => self.tree.handle_sig_req(peer, req),
             Message::SigRes(res) => self.tree.handle_sig_res(peer, res),
             Message::Announce(a) => {
                 if self

@@ -14,6 +14,10 @@ pub enum AnnounceError {
     /// A root announcement with a port, or a non-root one with port 0, or a detached non-root.
     #[error("inconsistent fields")]
     Inconsistent,
+    /// The peer sent more new announcements than we verify per second; it retransmits (we did not
+    /// acknowledge).
+    #[error("over the peer's verification budget")]
+    OverBudget,
 }
 
 /// Checks both signatures and the field rules of an announcement.

@@ -115,7 +115,7 @@ impl Tree {
             standing: Standing::Root,
             own_seq: seq_base,
             request: SigReq {
-                seq: seq_base + 1,
+                seq: seq_base.saturating_add(1),
                 nonce: rng.u64(),
             },
             lost: None,
@@ -239,19 +239,44 @@ impl Tree {
         }
     }
 
-    /// Answers a peer's request for our signature as its parent.
-    pub fn handle_sig_req(&mut self, node: &NodeKey, from: PublicKey, req: SigReq) {
-        let Some(peer) = self.peers.get(&from) else {
+    /// Takes a peer's request for our signature as its parent. A repeated request is answered again
+    /// from the cache; a new one is answered at the next [`settle`](Self::settle), so that of many
+    /// requests in one frame only the last costs a signature, and within the peer's signing budget.
+    pub fn handle_sig_req(&mut self, from: PublicKey, req: SigReq) {
+        let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
-        let psig = info::sign_as_parent(node, &from, req.seq, req.nonce, peer.port);
-        let res = SigRes {
-            seq: req.seq,
-            nonce: req.nonce,
-            port: peer.port,
-            psig,
-        };
-        self.outbox.push_back((from, Message::SigRes(res)));
+        match peer.sig_answered {
+            Some(res) if (res.seq, res.nonce) == (req.seq, req.nonce) => {
+                self.outbox.push_back((from, Message::SigRes(res)));
+            }
+            _ => {
+                peer.sig_req = Some(req);
+                self.changed = true;
+            }
+        }
+    }
+
+    /// Signs the requests taken since the last settle, each peer within its budget (a request over
+    /// it is dropped: the peer asks again after its retransmission timeout).
+    fn answer_sig_reqs(&mut self, now: Instant, node: &NodeKey) {
+        for (from, peer) in &mut self.peers {
+            let Some(req) = peer.sig_req.take() else {
+                continue;
+            };
+            if !peer.sign_budget.take(now) {
+                continue;
+            }
+            let psig = info::sign_as_parent(node, from, req.seq, req.nonce, peer.port);
+            let res = SigRes {
+                seq: req.seq,
+                nonce: req.nonce,
+                port: peer.port,
+                psig,
+            };
+            peer.sig_answered = Some(res);
+            self.outbox.push_back((*from, Message::SigRes(res)));
+        }
     }
 
     /// Stores a peer's parent signature for our next announcement.
@@ -282,6 +307,14 @@ impl Tree {
         let Some(peer) = self.peers.get_mut(&from) else {
             return Ok(());
         };
+        let offer = self.store.compare(&announce);
+        if offer == Offer::Newer {
+            // Not acknowledged unless accepted: over budget, the peer sends it again later.
+            if !peer.verify_budget.take(now) {
+                return Err(AnnounceError::OverBudget);
+            }
+            info::verify(&announce)?;
+        }
         peer.acks.push((announce.key, announce.seq));
         self.changed = true;
         // The sender evidently holds this version now.
@@ -293,29 +326,30 @@ impl Tree {
                 acked: true,
             },
         );
-        if announce.key == self.me {
-            if announce.seq >= self.own_seq {
-                // A stale announcement of ours from before a restart: outbid it.
-                self.own_seq = announce.seq;
-                self.republish(now, node, rng);
-            }
-            return Ok(());
-        }
-        match self.store.compare(&announce) {
+        match offer {
             Offer::Same => {}
             Offer::Older => {
                 // We hold a newer version: make sure the sender gets it.
-                if let Some(p) = self.peers.get_mut(&from) {
-                    p.sent.remove(&announce.key);
-                }
+                peer.sent.remove(&announce.key);
             }
+            Offer::Newer if announce.key == self.me => self.outbid(now, node, rng, announce.seq),
             Offer::Newer => {
-                info::verify(&announce)?;
                 self.store.insert(announce);
                 self.dirty = true;
             }
         }
         Ok(())
+    }
+
+    /// Our own announcement came back with a sequence number at or above ours, signed by us: one
+    /// from before a restart whose clock went back. Outbid it once (a replay of it later is older);
+    /// at the top of the range there is nothing to outbid with and we keep ours.
+    fn outbid(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, seq: u64) {
+        if seq == u64::MAX {
+            return;
+        }
+        self.own_seq = seq;
+        self.republish(now, node, rng);
     }
 
     /// Processes an acknowledgement.
@@ -347,6 +381,7 @@ impl Tree {
     /// flood an announcement for each.
     pub fn settle(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) -> bool {
         self.note_root_heard(now);
+        self.answer_sig_reqs(now, node);
         if self.dirty && now >= self.last_reselect + RESELECT_COALESCE {
             self.dirty = false;
             self.reselect(now, node, rng);
@@ -497,7 +532,7 @@ impl Tree {
 
     /// Re-signs our announcement in place (same parent, new seq).
     fn republish(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng) {
-        self.request.seq = self.request.seq.max(self.own_seq + 1);
+        self.request.seq = self.request.seq.max(self.own_seq.saturating_add(1));
         match self.standing {
             Standing::Attached(parent)
                 if self.peers.get(&parent).is_some_and(|p| p.sig_res.is_some()) =>
@@ -520,7 +555,7 @@ impl Tree {
         self.own_seq = announce.seq;
         self.store.insert(announce);
         self.request = SigReq {
-            seq: self.own_seq + 1,
+            seq: self.own_seq.saturating_add(1),
             nonce: rng.u64(),
         };
         for peer in self.peers.values_mut() {

@@ -5,8 +5,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::core::identity::PublicKey;
+use crate::core::rate::TokenBucket;
 use crate::core::time::{Instant, earliest};
-use crate::core::wire::tree::SigRes;
+use crate::core::wire::tree::{SigReq, SigRes};
+
+/// New announcements (two signature checks each) verified per peer per second, with bursts of
+/// [`ANNOUNCE_VERIFY_BURST`]: a peer's ancestry is its depth in announcements (tens), and a root change
+/// makes each of them new once, so honest peers stay far below it; a peer that invents announcements
+/// for throwaway keys costs at most this, and what it makes us store is dropped after 30 s unused.
+pub(super) const ANNOUNCE_VERIFY_RATE: f64 = 50.0;
+/// See [`ANNOUNCE_VERIFY_RATE`].
+pub(super) const ANNOUNCE_VERIFY_BURST: f64 = 200.0;
+/// Parent signatures made per peer per second, with bursts of [`SIG_REQ_BURST`]: a peer asks once per
+/// announcement it publishes (at most one per 20 ms coalescing window, in practice a few a minute).
+pub(super) const SIG_REQ_RATE: f64 = 4.0;
+/// See [`SIG_REQ_RATE`].
+pub(super) const SIG_REQ_BURST: f64 = 8.0;
 
 /// An announcement sent to a peer and not yet superseded.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +49,14 @@ pub(super) struct PeerTree {
     pub(super) sent: HashMap<PublicKey, Sent>,
     /// Announcements received from the peer and not yet acknowledged.
     pub(super) acks: Vec<(PublicKey, u64)>,
+    /// Signature checks of new announcements this peer may make us do (two each).
+    pub(super) verify_budget: TokenBucket,
+    /// The peer's latest request for our parent signature, answered at the next settle.
+    pub(super) sig_req: Option<SigReq>,
+    /// Our last answer, sent again for free if the same request comes again (a retransmission).
+    pub(super) sig_answered: Option<SigRes>,
+    /// Parent signatures this peer may ask of us.
+    pub(super) sign_budget: TokenBucket,
 }
 
 impl PeerTree {
@@ -48,6 +70,10 @@ impl PeerTree {
             req_sent: None,
             sent: HashMap::new(),
             acks: Vec::new(),
+            verify_budget: TokenBucket::new(ANNOUNCE_VERIFY_RATE, ANNOUNCE_VERIFY_BURST, now),
+            sig_req: None,
+            sig_answered: None,
+            sign_budget: TokenBucket::new(SIG_REQ_RATE, SIG_REQ_BURST, now),
         }
     }
 

@@ -93,3 +93,124 @@ fn forged_announcements_are_refused() {
             .is_err()
     );
 }
+
+/// Counts the messages of one kind in the tree's outbox (and empties it).
+fn drain_count(tree: &mut Tree, pick: fn(&Message<'static>) -> bool) -> usize {
+    std::iter::from_fn(|| tree.poll_message())
+        .filter(|(_, m)| pick(m))
+        .count()
+}
+
+#[test]
+fn announcements_about_us_are_checked_and_cannot_overflow_our_seq() {
+    let (mut tree, me, mut rng, t1, root) = attached();
+    let (_, parent, _) = keys();
+    let p = parent.public_key();
+    let own_seq = |tree: &Tree| {
+        tree.announcements()
+            .find(|a| a.key == me.public_key())
+            .map(|a| a.seq)
+    };
+    let seq_before = own_seq(&tree);
+    let coords = tree.coords().clone();
+    // A forged announcement "of ours" at the top of the range: refused, nothing re-signed.
+    let mut forged = info::sign_root(&parent, u64::MAX, 1, false);
+    forged.key = me.public_key();
+    forged.parent = me.public_key();
+    let mut t = t1;
+    for _ in 0..1000 {
+        t = t + Duration::from_millis(1);
+        assert!(tree.handle_announce(t, &me, &mut rng, p, forged).is_err());
+        tree.settle(t, &me, &mut rng);
+    }
+    assert_eq!(own_seq(&tree), seq_before, "not re-signed");
+    assert_eq!(tree.root(), Some(root));
+    assert_eq!(tree.coords(), &coords);
+    // A genuine one at u64::MAX (only we can sign it, e.g. before a restart): no overflow in any
+    // build, and nothing to outbid with.
+    let ours = info::sign_root(&me, u64::MAX, 1, false);
+    let t = t + Duration::from_secs(10);
+    tree.handle_announce(t, &me, &mut rng, p, ours).unwrap();
+    tree.settle(t + Duration::from_millis(30), &me, &mut rng);
+    tree.handle_timeout(t + REFRESH, &me, &mut rng);
+    tree.handle_timeout(t + REFRESH * 2, &me, &mut rng);
+}
+
+#[test]
+fn a_peer_asking_for_many_signatures_gets_few() {
+    let (mut tree, me, mut rng, t1, _) = attached();
+    let (_, parent, _) = keys();
+    let p = parent.public_key();
+    while tree.poll_message().is_some() {}
+    // 80 requests in one frame, then the same again 10 times a second for 10 s.
+    let mut signed = 0;
+    let mut last = None;
+    let mut t = t1;
+    for round in 0..100u64 {
+        t = t + Duration::from_millis(100);
+        for i in 0..80u64 {
+            tree.handle_sig_req(
+                p,
+                SigReq {
+                    seq: 1000 + round * 80 + i,
+                    nonce: i,
+                },
+            );
+        }
+        tree.settle(t, &me, &mut rng);
+        for (_, m) in std::iter::from_fn(|| tree.poll_message()) {
+            if let Message::SigRes(res) = m {
+                signed += 1;
+                last = Some(SigReq {
+                    seq: res.seq,
+                    nonce: res.nonce,
+                });
+            }
+        }
+    }
+    // One per settle at most, within 4/s after a burst of 8: 8 + 4 * 10 s.
+    assert!(signed <= 48, "{signed} signatures made");
+    assert!(signed >= 40, "an honest rate is still answered: {signed}");
+    // A retransmitted request is answered from the cache, at no cost.
+    let last = last.unwrap();
+    for _ in 0..100 {
+        tree.handle_sig_req(p, last);
+    }
+    let is_res = |m: &Message<'static>| matches!(m, Message::SigRes(_));
+    assert_eq!(drain_count(&mut tree, is_res), 100);
+}
+
+#[test]
+fn new_announcements_from_one_peer_are_verified_within_its_budget() {
+    let (mut tree, me, mut rng, t1, _) = attached();
+    let (_, parent, _) = keys();
+    let p = parent.public_key();
+    tree.settle(t1, &me, &mut rng);
+    while tree.poll_message().is_some() {}
+    // The peer invents 2000 announcements of throwaway keys (validly signed) at once.
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..2000u32 {
+        let mut seed = [7u8; 32];
+        seed[..4].copy_from_slice(&i.to_be_bytes());
+        let fake = NodeKey::from_seed(&seed);
+        match tree.handle_announce(t1, &me, &mut rng, p, info::sign_root(&fake, 1, 1, false)) {
+            Ok(()) => accepted += 1,
+            Err(AnnounceError::OverBudget) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(accepted, 200, "the burst");
+    assert_eq!(
+        refused, 1800,
+        "refused without a signature check, and not acknowledged"
+    );
+    tree.settle(t1, &me, &mut rng);
+    let acked: usize = std::iter::from_fn(|| tree.poll_message())
+        .map(|(_, m)| match m {
+            Message::AnnounceAck(a) => a.entries.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(acked, 200);
+}
