@@ -17,6 +17,13 @@ const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_IN_PROGRESS: usize = 8;
 /// Bytes reserved for a joined frame up front at most: a 64 KiB super-packet and its headers.
 const MAX_RESERVE: usize = 68 * 1024;
+/// Largest frame joined: the largest a sender makes is a 64 KiB super-packet with its routing and
+/// session headers; a frame whose pieces add up to more is dropped as soon as they do.
+pub(super) const MAX_JOINED: usize = 72 * 1024;
+/// Bytes held for frames being joined on one link, joined and early pieces together: a few
+/// super-packets in flight. Beyond it the oldest frame is dropped, so an authenticated peer that sends
+/// out-of-order pieces pins at most this much (255 pieces of 64 KiB each would be 16 MiB per frame).
+pub(super) const MAX_HELD: usize = 4 * MAX_JOINED;
 /// Bytes before a piece's data: kind (1), length varint (up to 3 for these sizes), fragment header (6).
 pub(super) const PIECE_OVERHEAD: usize = 1 + 3 + 6;
 
@@ -94,6 +101,11 @@ struct InProgress {
 }
 
 impl InProgress {
+    /// Bytes this frame holds so far.
+    fn held(&self) -> usize {
+        self.joined.len() + self.early.iter().map(|(_, d)| d.len()).sum::<usize>()
+    }
+
     fn append_ready(&mut self) {
         while let Some(i) = self.early.iter().position(|(index, _)| *index == self.next) {
             let (_, data) = self.early.swap_remove(i);
@@ -110,14 +122,33 @@ pub(super) struct Reassembly {
 }
 
 impl Reassembly {
+    /// Drops frames whose pieces stopped coming (run from the link's timer, so that memory is not held
+    /// until the next piece happens to arrive).
+    pub(super) fn expire(&mut self, now: Instant) {
+        self.in_progress
+            .retain(|p| now.saturating_since(p.started) < REASSEMBLY_TIMEOUT);
+    }
+
+    /// When the oldest frame being joined expires.
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        self.in_progress
+            .iter()
+            .map(|p| p.started + REASSEMBLY_TIMEOUT)
+            .min()
+    }
+
+    /// Bytes held by all frames being joined.
+    pub(super) fn held(&self) -> usize {
+        self.in_progress.iter().map(InProgress::held).sum()
+    }
+
     /// Adds a piece: `frame` is a decrypted frame that starts with a fragment message. Returns the
     /// whole frame once every piece arrived.
     pub(super) fn add(&mut self, now: Instant, frame: &[u8]) -> Option<Vec<u8>> {
         let Some(Ok(Message::Fragment(piece))) = Messages::new(frame).next() else {
             return None;
         };
-        self.in_progress
-            .retain(|p| now.saturating_since(p.started) < REASSEMBLY_TIMEOUT);
+        self.expire(now);
         let position = match self.in_progress.iter().position(|p| p.id == piece.id) {
             Some(i) if self.in_progress[i].count == piece.count => i,
             Some(i) => {
@@ -145,6 +176,11 @@ impl Reassembly {
             }
         };
         let entry = &mut self.in_progress[position];
+        if piece.index >= entry.count || entry.held() + piece.data.len() > MAX_JOINED {
+            // A piece that cannot belong, or a frame larger than any sender makes: drop the frame.
+            self.in_progress.remove(position);
+            return None;
+        }
         if piece.index == entry.next {
             entry.joined.extend_from_slice(piece.data);
             entry.next += 1;
@@ -153,6 +189,14 @@ impl Reassembly {
             entry.early.push((piece.index, piece.data.to_vec()));
         }
         if entry.next < entry.count {
+            // Within the link's bound: the oldest frames go first (never the one just added to).
+            let id = piece.id;
+            while self.held() > MAX_HELD {
+                let Some(oldest) = self.in_progress.iter().position(|p| p.id != id) else {
+                    break;
+                };
+                self.in_progress.remove(oldest);
+            }
             return None;
         }
         Some(self.in_progress.remove(position).joined)
@@ -234,6 +278,7 @@ mod tests {
                 let _ = r.add(Instant::ZERO, &piece);
                 let _ = r.add(Instant::ZERO, data);
                 proptest::prop_assert!(r.in_progress.len() <= MAX_IN_PROGRESS);
+                proptest::prop_assert!(r.held() <= MAX_HELD);
             }
             let frame: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
             let mut pieces = split(&[&frame], 1000, 99).unwrap();
@@ -247,6 +292,38 @@ mod tests {
             }
             proptest::prop_assert_eq!(joined, Some(frame));
         }
+    }
+
+    /// An authenticated peer sending pieces out of order, as large as it likes, for many frames at
+    /// once: what it makes us hold stays within `MAX_HELD` (before the bound: 8 frames of up to 255
+    /// pieces of any size).
+    #[test]
+    fn out_of_order_pieces_pin_a_bounded_number_of_bytes() {
+        let mut r = Reassembly::default();
+        let data = vec![0u8; 60_000];
+        let mut most = 0;
+        for id in 0..100u32 {
+            // Every piece but the first of frame `id`, so none completes.
+            for index in 1..255u8 {
+                let mut piece = PieceHeader::new(id, index, 255, data.len())
+                    .as_slice()
+                    .to_vec();
+                piece.extend_from_slice(&data);
+                assert!(r.add(Instant::ZERO, &piece).is_none());
+                most = most.max(r.held());
+            }
+        }
+        assert!(most <= MAX_HELD, "{most} bytes held");
+        // A real frame still gets through afterwards.
+        let frame: Vec<u8> = (0..65_000u32).map(|i| i as u8).collect();
+        let mut joined = None;
+        for p in split(&[&frame], 1400, 7).unwrap().iter().rev() {
+            joined = joined.or(r.add(Instant::ZERO, p));
+        }
+        assert_eq!(joined, Some(frame));
+        // And what is held expires on the timer, without another piece.
+        r.expire(Instant::ZERO + REASSEMBLY_TIMEOUT);
+        assert_eq!(r.held(), 0);
     }
 
     #[test]

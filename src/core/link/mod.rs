@@ -450,7 +450,8 @@ impl Link {
             }
             self.install(now, confirmed);
         }
-        if plaintext.first() == Some(&kind::FRAGMENT) {
+        // Sessions never fragment (links below them do): a piece inside one is not joined.
+        if plaintext.first() == Some(&kind::FRAGMENT) && !self.params.session {
             self.liveness.on_receive(now, true);
             let Some(whole) = self.reassembly.add(now, plaintext) else {
                 return Ok(Some(Frame::InPlace(&mut [])));
@@ -571,6 +572,7 @@ impl Link {
         };
         self.previous
             .retain(|k| now.saturating_since(k.created) < REJECT_AFTER);
+        self.reassembly.expire(now);
         if self
             .pending
             .as_ref()
@@ -621,6 +623,7 @@ impl Link {
             self.previous.iter().map(|k| k.created + REJECT_AFTER).min(),
         );
         next = earliest(next, key_deadline(&self.pending, PENDING_TIMEOUT));
+        next = earliest(next, self.reassembly.next_expiry());
         if self.up && !self.params.session {
             next = earliest(next, Some(self.liveness.next_deadline(now)));
         }
