@@ -22,17 +22,26 @@ impl TokenBucket {
         }
     }
 
-    /// Takes a token if one is available.
-    pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+    /// Takes `n` tokens if that many are available (none otherwise).
+    pub fn take_many(&mut self, now: Instant, n: u32) -> bool {
+        self.refill(now);
+        if self.tokens >= f64::from(n) {
+            self.tokens -= f64::from(n);
             true
         } else {
             false
         }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+    }
+
+    /// Takes a token if one is available.
+    pub fn take(&mut self, now: Instant) -> bool {
+        self.take_many(now, 1)
     }
 }
 

@@ -10,7 +10,13 @@
 //!   [`PROBE_AFTER`] of silence, every
 //!   [`PROBE_AFTER`], and the link is dead [`ACTIVE_DEAD`] (or 4 × RTT on a slow link) after the first
 //!   probe: a dead link under traffic is found within 2 s.
-//! - RTT: keepalives carry timestamps and echoes (see `wire::keepalive`), smoothed as in RFC 6298.
+//! - RTT: keepalives carry timestamps and echoes (see `wire::keepalive`), smoothed as in RFC 6298. The
+//!   peer says how long it held our stamp before echoing it (`echo_delay`), and a peer could lie about
+//!   that to look closer than it is and win parent and next-hop choices. So the delay it claims is
+//!   trusted only down to a *floor*: the smallest RTT measured from its answers to our requests for an
+//!   immediate reply, where at most [`MAX_REPLY_CREDIT`] of claimed delay is believed. A peer can delay
+//!   those answers (look farther) but not hasten them; a floor older than [`FLOOR_LIFETIME`] is measured
+//!   again, so a path that got slower is not hidden for long.
 
 use std::time::Duration;
 
@@ -34,6 +40,11 @@ pub const ACTIVE_DEAD: Duration = Duration::from_millis(1750);
 const ACTIVE_WINDOW: Duration = Duration::from_secs(1);
 /// RTT samples above this are discarded as bogus (clock wrap, a very stale echo).
 const MAX_RTT_SAMPLE: Duration = Duration::from_secs(30);
+/// Claimed echo delay believed for an answer to our request for an immediate reply: the time a busy
+/// peer may take to get to it.
+pub const MAX_REPLY_CREDIT: Duration = Duration::from_millis(5);
+/// The RTT floor is measured again after this long.
+pub const FLOOR_LIFETIME: Duration = Duration::from_secs(30);
 
 /// What the link should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +77,10 @@ pub struct Liveness {
     reply_due: bool,
     srtt: Option<Duration>,
     rttvar: Duration,
+    /// Our stamp in the latest keepalive that asked for an immediate reply.
+    asked: Option<u32>,
+    /// The smallest RTT measured from immediate replies, and when it was measured.
+    floor: Option<(Duration, Instant)>,
 }
 
 fn clock_ms(now: Instant) -> u32 {
@@ -85,6 +100,8 @@ impl Liveness {
             reply_due: false,
             srtt: None,
             rttvar: Duration::ZERO,
+            asked: None,
+            floor: None,
         }
     }
 
@@ -114,12 +131,23 @@ impl Liveness {
             self.echo = Some((keepalive.timestamp_ms, now));
         }
         if keepalive.echo_timestamp_ms != 0 {
-            let elapsed = clock_ms(now).wrapping_sub(keepalive.echo_timestamp_ms);
-            let sample = Duration::from_millis(u64::from(
-                elapsed.saturating_sub(u32::from(keepalive.echo_delay_ms)),
+            let elapsed = Duration::from_millis(u64::from(
+                clock_ms(now).wrapping_sub(keepalive.echo_timestamp_ms),
             ));
-            if sample <= MAX_RTT_SAMPLE {
-                self.add_rtt_sample(sample);
+            let claimed = Duration::from_millis(u64::from(keepalive.echo_delay_ms));
+            if elapsed <= MAX_RTT_SAMPLE {
+                if self.asked == Some(keepalive.echo_timestamp_ms) {
+                    let direct = elapsed.saturating_sub(claimed.min(MAX_REPLY_CREDIT));
+                    if self.floor.is_none_or(|(f, at)| {
+                        direct < f || now.saturating_since(at) >= FLOOR_LIFETIME
+                    }) {
+                        self.floor = Some((direct, now));
+                    }
+                }
+                // Until an immediate reply gave a floor, held echoes tell nothing we can trust.
+                if let Some((floor, _)) = self.floor {
+                    self.add_rtt_sample(elapsed.saturating_sub(claimed).max(floor));
+                }
             }
         }
         if keepalive.flags & REPLY_WANTED != 0 {
@@ -179,6 +207,9 @@ impl Liveness {
 
     /// Builds a keepalive with our stamp and the echo of the peer's latest one.
     pub fn keepalive(&mut self, now: Instant, flags: u8) -> Keepalive {
+        if flags & REPLY_WANTED != 0 {
+            self.asked = Some(clock_ms(now));
+        }
         let (echo_timestamp_ms, echo_delay_ms) = match self.echo {
             Some((stamp, at)) => (
                 stamp,
@@ -215,7 +246,13 @@ impl Liveness {
             return LivenessAction::Send(self.keepalive(now, REPLY_WANTED));
         }
         if now.saturating_since(self.last_send) >= KEEPALIVE_INTERVAL {
-            return LivenessAction::Send(self.keepalive(now, 0));
+            // Ask for an immediate answer while the RTT floor is missing or old (one extra keepalive
+            // from the peer every 30 s).
+            let stale = self
+                .floor
+                .is_none_or(|(_, at)| now.saturating_since(at) >= FLOOR_LIFETIME);
+            let flags = if stale { REPLY_WANTED } else { 0 };
+            return LivenessAction::Send(self.keepalive(now, flags));
         }
         LivenessAction::None
     }
@@ -266,7 +303,8 @@ mod tests {
         let mut l = Liveness::new(at(0));
         assert_eq!(l.poll(at(1000)), LivenessAction::None);
         assert_eq!(l.next_deadline(at(1000)), at(1500));
-        assert!(matches!(l.poll(at(1500)), LivenessAction::Send(k) if k.flags == 0));
+        // No RTT floor yet: the keepalive asks for an immediate answer.
+        assert!(matches!(l.poll(at(1500)), LivenessAction::Send(k) if k.flags == REPLY_WANTED));
         l.on_send(at(1500), false);
         assert!(matches!(l.poll(at(2000)), LivenessAction::Send(k) if k.flags == REPLY_WANTED));
         let mut l = Liveness::new(at(0));
@@ -301,5 +339,30 @@ mod tests {
         assert_eq!(a.srtt(), Some(Duration::from_millis(18)));
         a.on_send(at(400), true);
         assert!(!matches!(a.poll(at(2500)), LivenessAction::Dead));
+    }
+
+    /// A peer that claims it held our stamps for nearly the whole round trip does not look closer
+    /// than its answers to our immediate-reply requests show (before the floor: srtt went to 0).
+    #[test]
+    fn a_peer_cannot_claim_a_smaller_rtt_than_it_answers_with() {
+        let (mut a, mut b) = (Liveness::new(at(0)), Liveness::new(at(0)));
+        let one_way = 40;
+        let mut t = 0;
+        for _ in 0..200 {
+            t += 1500;
+            a.on_send(at(t), false);
+            let LivenessAction::Send(k) = a.poll(at(t)) else {
+                continue;
+            };
+            b.on_keepalive(at(t + one_way), &k);
+            // The liar answers requests for an immediate reply at once, others after 1 s, and always
+            // claims it held the stamp for all but 1 ms of the round trip.
+            let hold = if k.flags & REPLY_WANTED != 0 { 0 } else { 1000 };
+            let mut reply = b.keepalive(at(t + one_way + hold), 0);
+            reply.echo_delay_ms = (hold + 2 * one_way - 1) as u16;
+            a.on_keepalive(at(t + 2 * one_way + hold), &reply);
+        }
+        let srtt = a.srtt().unwrap();
+        assert!(srtt >= Duration::from_millis(2 * one_way - 5), "{srtt:?}");
     }
 }

@@ -535,7 +535,10 @@ impl Link {
     }
 
     fn send_keepalive_now(&mut self, now: Instant) {
-        let keepalive = self.liveness.keepalive(now, 0);
+        // Asks for an immediate answer: the link's first RTT measurement (see `liveness`).
+        let keepalive = self
+            .liveness
+            .keepalive(now, crate::core::wire::keepalive::REPLY_WANTED);
         self.send_keepalive(now, keepalive);
     }
 

@@ -101,9 +101,7 @@ impl Filters {
                 }
             }
             let resend = match self.sent.get(peer) {
-                Some(s) if s.filter == filter => {
-                    !s.acked && now.saturating_since(s.at) >= rto(peer)
-                }
+                Some(s) if s.filter == filter => !s.acked && s.at + rto(peer) <= now,
                 _ => {
                     self.next_version += 1;
                     true

@@ -599,7 +599,10 @@ impl Node {
             .is_some_and(|t| t <= self.now);
         if std::mem::take(&mut self.neighbors_dirty) || neighbors_due {
             let peers: Vec<PublicKey> = links.peers.keys().copied().collect();
-            for (peer, message) in self.neighbors.update(self.now, &peers, |p| links.rto(p)) {
+            for (peer, message) in self
+                .neighbors
+                .update(self.now, &self.key, &peers, |p| links.rto(p))
+            {
                 per_peer.entry(peer).or_default().push(message);
             }
         }

@@ -3,19 +3,32 @@
 //! Tree distance over-estimates the real distance, so greedy routing alone often takes a detour for a
 //! destination two hops away. Knowing each peer's peers lets the last two hops always be direct. Lists are
 //! versioned, acknowledged and retransmitted like bloom filters.
+//!
+//! A list attracts traffic, so nothing in it is taken on the sender's word: every entry carries the
+//! listed node's signature that it is linked to the sender (`wire::neighbors`), and only entries whose
+//! signature verifies are used. A peer can name only nodes that really linked with it. Verification
+//! is bounded per peer ([`VERIFY_RATE`]), and entries verified once are not verified again.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::core::identity::PublicKey;
+use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN};
+use crate::core::rate::TokenBucket;
 use crate::core::time::Instant;
 use crate::core::wire::ack::VersionAck;
 use crate::core::wire::inner::Message;
-use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
+use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors, attest, check_attestation};
 
 /// A version jump larger than this (one second of the sender's start clock, or a million list changes)
 /// means the sender restarted.
 const RESTART_JUMP: u64 = 1_000_000;
+/// Signatures of a peer's lists we check per second, with bursts of [`VERIFY_BURST`]: two full lists
+/// at once, then one a second. A list over budget is not acknowledged, so the peer sends it again.
+pub(super) const VERIFY_RATE: f64 = 65.0;
+/// See [`VERIFY_RATE`].
+pub(super) const VERIFY_BURST: f64 = 130.0;
+
+type Proof = [u8; SIGNATURE_LEN];
 
 struct Sent {
     version: u64,
@@ -23,12 +36,34 @@ struct Sent {
     acked: bool,
 }
 
+/// A peer's latest list, as far as it verified.
+struct Received {
+    version: u64,
+    /// Entries whose attestation verified.
+    verified: Vec<(PublicKey, Proof)>,
+}
+
+/// What [`NeighborLists::handle`] made of a list.
+pub(super) struct Handled {
+    /// The acknowledgement to send (`None`: over the verification budget, let the peer resend).
+    pub(super) ack: Option<VersionAck>,
+    /// The peer restarted since its previous list.
+    pub(super) restarted: bool,
+    /// The peer's proof that it is linked to us is new: our own list may now name it.
+    pub(super) new_proof: bool,
+}
+
 /// Our list, what we sent of it, and each peer's list.
 pub(super) struct NeighborLists {
     version: u64,
-    own: Vec<PublicKey>,
-    received: HashMap<PublicKey, (u64, Vec<PublicKey>)>,
+    own: Vec<(PublicKey, Proof)>,
+    /// Each peer's signature that it is linked to us: the proofs our own list carries.
+    proofs: HashMap<PublicKey, Proof>,
+    /// Our signature that we are linked to each peer (made once per peer).
+    signed_for: HashMap<PublicKey, Proof>,
+    received: HashMap<PublicKey, Received>,
     sent: HashMap<PublicKey, Sent>,
+    budgets: HashMap<PublicKey, TokenBucket>,
 }
 
 impl NeighborLists {
@@ -37,27 +72,76 @@ impl NeighborLists {
         Self {
             version: version_base,
             own: Vec::new(),
+            proofs: HashMap::new(),
+            signed_for: HashMap::new(),
             received: HashMap::new(),
             sent: HashMap::new(),
+            budgets: HashMap::new(),
         }
     }
 
-    /// Stores a peer's list (if newer) and returns the acknowledgement to send, and whether the peer
-    /// restarted since its previous list.
+    /// Takes a peer's list (if newer): keeps the entries whose proofs verify and the peer's proof that
+    /// it is linked to `me`.
     ///
     /// Versions start at the sender's wall clock in microseconds and grow by one per change, so a
     /// version more than [`RESTART_JUMP`] ahead of the last one comes from a new incarnation of the
     /// peer: one that restarted at the same address, which its link cannot tell from a rekey.
-    pub(super) fn handle(&mut self, from: PublicKey, list: Neighbors) -> (VersionAck, bool) {
+    pub(super) fn handle(
+        &mut self,
+        now: Instant,
+        me: &PublicKey,
+        from: PublicKey,
+        list: Neighbors,
+    ) -> Handled {
         let ack = VersionAck {
             version: list.version,
         };
-        let previous = self.received.get(&from).map(|(v, _)| *v);
-        let restarted = previous.is_some_and(|v| list.version > v.saturating_add(RESTART_JUMP));
-        if previous.is_none_or(|v| v < list.version) {
-            self.received.insert(from, (list.version, list.keys));
+        let previous = self.received.get(&from);
+        let restarted =
+            previous.is_some_and(|r| list.version > r.version.saturating_add(RESTART_JUMP));
+        if previous.is_some_and(|r| r.version >= list.version) {
+            return Handled {
+                ack: Some(ack),
+                restarted,
+                new_proof: false,
+            };
         }
-        (ack, restarted)
+        let known =
+            |entry: &(PublicKey, Proof)| previous.is_some_and(|r| r.verified.contains(entry));
+        let new_proof = self.proofs.get(&from) != Some(&list.attestation);
+        let checks = list.entries.iter().filter(|e| !known(e)).count() + usize::from(new_proof);
+        let budget = self
+            .budgets
+            .entry(from)
+            .or_insert_with(|| TokenBucket::new(VERIFY_RATE, VERIFY_BURST, now));
+        if !budget.take_many(now, checks as u32) {
+            return Handled {
+                ack: None,
+                restarted: false,
+                new_proof: false,
+            };
+        }
+        let verified: Vec<(PublicKey, Proof)> = list
+            .entries
+            .into_iter()
+            .filter(|e| known(e) || check_attestation(&e.0, &from, &e.1))
+            .collect();
+        let new_proof = new_proof && check_attestation(&from, me, &list.attestation);
+        if new_proof {
+            self.proofs.insert(from, list.attestation);
+        }
+        self.received.insert(
+            from,
+            Received {
+                version: list.version,
+                verified,
+            },
+        );
+        Handled {
+            ack: Some(ack),
+            restarted,
+            new_proof,
+        }
     }
 
     /// Forgets what was sent to `peer`, so that the next update sends it our list again.
@@ -74,7 +158,7 @@ impl NeighborLists {
         }
     }
 
-    /// Returns a current peer that says it is linked to `dest`.
+    /// Returns a current peer that proved it is linked to `dest`.
     pub(super) fn via<'a>(
         &self,
         dest: &PublicKey,
@@ -83,30 +167,37 @@ impl NeighborLists {
         peers.into_iter().copied().find(|p| {
             self.received
                 .get(p)
-                .is_some_and(|(_, keys)| keys.contains(dest))
+                .is_some_and(|r| r.verified.iter().any(|(k, _)| k == dest))
         })
     }
 
-    /// Brings our list up to date with `peers` (sorted) and returns what to (re)send.
+    /// Brings our list up to date with `peers` (sorted): the ones that proved they are linked to us.
+    /// Returns what to (re)send.
     pub(super) fn update(
         &mut self,
         now: Instant,
+        node: &NodeKey,
         peers: &[PublicKey],
         rto: impl Fn(&PublicKey) -> Duration,
     ) -> Vec<(PublicKey, Message<'static>)> {
         self.received.retain(|k, _| peers.contains(k));
         self.sent.retain(|k, _| peers.contains(k));
-        let listed = &peers[..peers.len().min(MAX_NEIGHBORS)];
+        self.proofs.retain(|k, _| peers.contains(k));
+        self.signed_for.retain(|k, _| peers.contains(k));
+        self.budgets.retain(|k, _| peers.contains(k));
+        let listed: Vec<(PublicKey, Proof)> = peers
+            .iter()
+            .filter_map(|p| Some((*p, *self.proofs.get(p)?)))
+            .take(MAX_NEIGHBORS)
+            .collect();
         if self.own != listed {
-            self.own = listed.to_vec();
+            self.own = listed;
             self.version += 1;
         }
         let mut out = Vec::new();
         for peer in peers {
             let due = match self.sent.get(peer) {
-                Some(s) if s.version == self.version => {
-                    !s.acked && now.saturating_since(s.at) >= rto(peer)
-                }
+                Some(s) if s.version == self.version => !s.acked && s.at + rto(peer) <= now,
                 _ => true,
             };
             if due {
@@ -118,9 +209,14 @@ impl NeighborLists {
                         acked: false,
                     },
                 );
+                let attestation = *self
+                    .signed_for
+                    .entry(*peer)
+                    .or_insert_with(|| attest(node, peer));
                 let list = Neighbors {
                     version: self.version,
-                    keys: self.own.clone(),
+                    attestation,
+                    entries: self.own.clone(),
                 };
                 out.push((*peer, Message::Neighbors(list)));
             }
@@ -139,47 +235,4 @@ impl NeighborLists {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(n: u8) -> PublicKey {
-        PublicKey::from_bytes([n; 32])
-    }
-
-    #[test]
-    fn lists_are_sent_on_change_and_answer_two_hop_questions() {
-        let rto = |_: &PublicKey| Duration::from_millis(100);
-        let mut n = NeighborLists::new(5);
-        let out = n.update(Instant::ZERO, &[key(1), key(2)], rto);
-        assert_eq!(out.len(), 2);
-        assert!(n.update(Instant::ZERO, &[key(1), key(2)], rto).is_empty());
-        let (ack, restarted) = n.handle(
-            key(1),
-            Neighbors {
-                version: 1,
-                keys: vec![key(9)],
-            },
-        );
-        n.handle_ack(&key(1), VersionAck { version: 6 });
-        assert_eq!((ack.version, restarted), (1, false));
-        // The next change is no restart; a list from a later start of the peer is.
-        let list = |version| Neighbors {
-            version,
-            keys: vec![key(9)],
-        };
-        assert!(!n.handle(key(1), list(2)).1);
-        assert!(n.handle(key(1), list(2 + 5_000_000)).1);
-        assert_eq!(n.via(&key(9), &[key(1), key(2)]), Some(key(1)));
-        assert_eq!(n.via(&key(9), &[key(2)]), None);
-        // Peer 2 never acknowledged: resent after the RTO.
-        let out = n.update(
-            Instant::ZERO + Duration::from_millis(100),
-            &[key(1), key(2)],
-            rto,
-        );
-        assert_eq!(
-            out.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            vec![key(2)]
-        );
-    }
-}
+mod tests;

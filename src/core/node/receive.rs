@@ -322,14 +322,19 @@ impl Node {
             Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
             Message::Lookup(l) => self.handle_lookup(now, peer, l),
             Message::Neighbors(list) => {
-                let (ack, restarted) = self.neighbors.handle(peer, list);
-                if restarted {
+                let handled = self.neighbors.handle(now, &self.me, peer, list);
+                if handled.restarted {
                     // Same address, same link, new incarnation: it has lost what we sent it.
                     self.resync_peer(&peer);
                 }
-                let mut frame = Vec::new();
-                Message::NeighborsAck(ack).encode(&mut frame);
-                self.send_frame(now, &peer, &frame, None);
+                if handled.new_proof {
+                    self.neighbors_dirty = true;
+                }
+                if let Some(ack) = handled.ack {
+                    let mut frame = Vec::new();
+                    Message::NeighborsAck(ack).encode(&mut frame);
+                    self.send_frame(now, &peer, &frame, None);
+                }
             }
             Message::NeighborsAck(ack) => self.neighbors.handle_ack(&peer, ack),
             // Packets and service messages travel only inside end-to-end sessions.

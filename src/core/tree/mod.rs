@@ -322,6 +322,7 @@ impl Tree {
             announce.key,
             Sent {
                 seq: announce.seq,
+                parent: announce.parent,
                 at: now,
                 acked: true,
             },

@@ -26,6 +26,8 @@ pub(super) const SIG_REQ_BURST: f64 = 8.0;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Sent {
     pub(super) seq: u64,
+    /// The parent named by that version (a change of parent calls for the chain above it again).
+    pub(super) parent: PublicKey,
     pub(super) at: Instant,
     pub(super) acked: bool,
 }
@@ -82,7 +84,7 @@ impl PeerTree {
         match self.sent.get(key) {
             None => true,
             Some(s) if s.seq < seq => true,
-            Some(s) if s.seq == seq => !s.acked && now.saturating_since(s.at) >= self.rto,
+            Some(s) if s.seq == seq => !s.acked && s.at + self.rto <= now,
             Some(_) => false,
         }
     }

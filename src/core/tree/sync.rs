@@ -37,25 +37,42 @@ impl Tree {
             let Some(peer) = self.peers.get_mut(&peer_key) else {
                 continue;
             };
-            if peer.sig_res.is_none()
-                && peer
-                    .req_sent
-                    .is_none_or(|t| now.saturating_since(t) >= peer.rto)
-            {
+            if peer.sig_res.is_none() && peer.req_sent.is_none_or(|t| t + peer.rto <= now) {
                 peer.req_sent = Some(now);
                 self.outbox
                     .push_back((peer_key, Message::SigReq(self.request)));
             }
-            for key in &announce_keys {
+            // A receiver drops an announcement that was on none of its chains for 30 s (GC_GRACE),
+            // even one it acknowledged. So when a node on a chain we send has a new parent, or is new
+            // to this peer, the chain above it may be one the peer dropped meanwhile: send all of it
+            // again. (A refresh with the same parent calls for nothing more.)
+            let store = &self.store;
+            let refresh_above = announce_keys
+                .iter()
+                .rposition(|k| {
+                    store.get(k).is_some_and(|a| {
+                        peer.sent
+                            .get(k)
+                            .is_none_or(|s| s.seq < a.seq && s.parent != a.parent)
+                    })
+                })
+                .unwrap_or(0);
+            for (i, key) in announce_keys.iter().enumerate() {
                 let key = *key;
                 let Some(a) = self.store.get(&key) else {
                     continue;
                 };
-                if peer.needs(&key, a.seq, now) {
+                let stale_at_peer = i < refresh_above
+                    && peer
+                        .sent
+                        .get(&key)
+                        .is_some_and(|s| s.acked && s.seq == a.seq);
+                if stale_at_peer || peer.needs(&key, a.seq, now) {
                     peer.sent.insert(
                         key,
                         Sent {
                             seq: a.seq,
+                            parent: a.parent,
                             at: now,
                             acked: false,
                         },
