@@ -16,7 +16,7 @@ mod http;
 #[cfg(feature = "services")]
 mod identity;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,8 +75,17 @@ impl Drop for ApiSocket {
     }
 }
 
+/// Mode of the API socket: root, and the daemon's user and `api_group`, may connect.
+const SOCKET_MODE: u32 = 0o660;
+
 /// Binds the API socket at `path`, mode 0660, owned by `group` if given. Refuses to take over a socket
-/// another daemon is serving; replaces a stale one.
+/// another daemon is serving, or a path that is anything but a socket (a symbolic link, a file);
+/// replaces a stale socket.
+///
+/// Nothing here follows a symbolic link at `path` or changes a file through the path after the
+/// socket exists (someone who can write to the folder could swap the path for a link to any file
+/// in between): the socket file is born with its mode, and its group is set through a descriptor of
+/// the file itself once that is checked to be a socket of this process's user.
 pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<ApiSocket, DriverError> {
     let fail = |reason: String| DriverError::Api {
         path: path.to_owned(),
@@ -85,15 +94,36 @@ pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<ApiSocket, Driver
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| fail(format!("creating its folder: {e}")))?;
     }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(fail(
-            "another meshrouter is already serving it (stop it, or set api_socket)".into(),
-        ));
+    let gid = match group {
+        Some(group) => Some(
+            nix::unistd::Group::from_name(group)
+                .map_err(|e| fail(format!("group {group}: {e}")))?
+                .ok_or_else(|| fail(format!("no group named {group}")))?
+                .gid,
+        ),
+        None => None,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(found) if found.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(fail(
+                    "another meshrouter is already serving it (stop it, or set api_socket)".into(),
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| fail(format!("removing the stale socket: {e}")))?;
+        }
+        Ok(_) => {
+            return Err(fail(
+                "it exists and is not a socket (a symbolic link, a file or a folder); refusing to \
+                 replace it: remove it, or set api_socket to another path"
+                    .into(),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(format!("checking it: {e}"))),
     }
-    if path.exists() {
-        std::fs::remove_file(path).map_err(|e| fail(format!("removing the stale socket: {e}")))?;
-    }
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+    let listener = bind_with_mode(path, SOCKET_MODE).map_err(|e| fail(e.to_string()))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| fail(e.to_string()))?;
@@ -101,16 +131,52 @@ pub(crate) fn bind(path: &Path, group: Option<&str>) -> Result<ApiSocket, Driver
         listener,
         path: path.to_owned(),
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| fail(format!("chmod: {e}")))?;
-    if let Some(group) = group {
-        let gid = nix::unistd::Group::from_name(group)
-            .map_err(|e| fail(format!("group {group}: {e}")))?
-            .ok_or_else(|| fail(format!("no group named {group}")))?
-            .gid;
-        nix::unistd::chown(path, None, Some(gid)).map_err(|e| fail(format!("chown: {e}")))?;
+    if let Some(gid) = gid {
+        set_group(path, gid).map_err(|e| fail(format!("chgrp: {e}")))?;
     }
     Ok(socket)
+}
+
+/// A listening UNIX socket bound at `path` whose file is created with `mode`, whatever the umask.
+///
+/// The file gets the socket's own mode (set with `fchmod` before `bind`) less the umask, so the
+/// umask is lifted for exactly those bits around the `bind` call. The umask is the process's: this
+/// runs while the daemon starts, before it has other threads.
+fn bind_with_mode(path: &Path, mode: u32) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::stat::{Mode, fchmod, umask};
+    let mode = Mode::from_bits_truncate(mode);
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    fchmod(&socket, mode)?;
+    let address = socket2::SockAddr::unix(path)?;
+    // Reading the umask means setting it: first to something stricter than any useful one.
+    let previous = umask(Mode::from_bits_truncate(0o077));
+    umask(previous & !mode);
+    let bound = socket.bind(&address);
+    umask(previous);
+    bound?;
+    socket.listen(128)?;
+    Ok(std::os::fd::OwnedFd::from(socket).into())
+}
+
+/// Gives the socket file at `path` to group `gid`, through a descriptor of the file itself
+/// (`O_PATH | O_NOFOLLOW`), and only if it is a socket owned by this process's user: a symbolic
+/// link or another file swapped in at `path` is left alone.
+fn set_group(path: &Path, gid: nix::unistd::Gid) -> Result<(), String> {
+    use nix::fcntl::{AtFlags, OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    let file = open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let stat = fstat(&file).map_err(|e| e.to_string())?;
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFSOCK || stat.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err("the socket was replaced by something else meanwhile".into());
+    }
+    nix::unistd::fchownat(&file, "", None, Some(gid), AtFlags::AT_EMPTY_PATH)
+        .map_err(|e| e.to_string())
 }
 
 /// Accepts connections until the router stops.
@@ -274,6 +340,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
     use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixStream as StdStream;
     use std::time::Instant;
 
@@ -466,5 +533,68 @@ mod tests {
         assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
         // A path that only starts like the long-poll's is not held.
         assert_eq!(ask(&path, b"GET /v1/crdt/watchers HTTP/1.1\r\n\r\n").0, 200);
+    }
+
+    #[test]
+    fn bind_refuses_a_path_that_is_not_a_socket_and_never_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("precious");
+        std::fs::write(&file, "keep me").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(bind(&file, None).is_err());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        let link = dir.path().join("api.sock");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let refused = bind(&link, None).err().unwrap().to_string();
+        assert!(refused.contains("not a socket"), "{refused}");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A stale socket is replaced; the new one is born 0660.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let socket = bind(&stale, None).unwrap();
+        let found = std::fs::symlink_metadata(&stale).unwrap();
+        assert_eq!(found.permissions().mode() & 0o777, SOCKET_MODE);
+        assert!(StdStream::connect(&stale).is_ok());
+        drop(socket);
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn a_link_swapped_in_while_binding_never_has_its_target_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "secret").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = dir.path().join("api.sock");
+        let group = nix::unistd::Group::from_gid(nix::unistd::getegid())
+            .unwrap()
+            .unwrap()
+            .name;
+        // Someone who can write to the folder keeps putting a link to the victim at the path.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attacker = {
+            let (stop, victim, path) = (stop.clone(), victim.clone(), path.clone());
+            let spare = dir.path().join("spare");
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::os::unix::fs::symlink(&victim, &spare);
+                    let _ = std::fs::rename(&spare, &path);
+                }
+            })
+        };
+        let start = Instant::now();
+        let mut bound = 0;
+        while start.elapsed() < Duration::from_secs(2) {
+            if let Ok(socket) = bind(&path, Some(&group)) {
+                bound += 1;
+                drop(socket);
+            }
+            let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the victim's mode changed after {bound} binds");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        attacker.join().unwrap();
     }
 }
