@@ -75,6 +75,18 @@ fn genconf_writes_a_new_private_file_and_never_overwrites() {
         first.contains("[[discovery]]\ninterfaces = \".*\""),
         "{first}"
     );
+    // The key is in its own owner-only file beside the configuration, not in the configuration.
+    assert!(
+        first.contains("\nprivate_key_file = \"config.key\"\n"),
+        "{first}"
+    );
+    assert!(!first.contains("\nprivate_key = "), "{first}");
+    let key_mode = std::fs::metadata(dir.path().join("config.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(key_mode, 0o600);
     let info = meshrouter(&["info", "-c", path_str]);
     assert!(info.status.success(), "{:?}", stderr_lines(&info));
     let again = meshrouter(&["genconf", "--output", path_str]);
@@ -99,6 +111,43 @@ fn genconf_writes_a_new_private_file_and_never_overwrites() {
     assert!(out.status.success(), "{:?}", stderr_lines(&out));
     let mode = std::fs::metadata(&grouped).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
+    // The group reads the configuration, never the key.
+    let key = dir.path().join("grouped.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let grouped_text = std::fs::read_to_string(&grouped).unwrap();
+    assert!(!grouped_text.contains("\nprivate_key = "), "{grouped_text}");
+    let info = meshrouter(&["info", "-c", grouped.to_str().unwrap()]);
+    assert!(info.status.success(), "{:?}", stderr_lines(&info));
+    assert!(stderr_lines(&info).is_empty(), "{:?}", stderr_lines(&info));
+    // A key file already there is never replaced, and nothing is written.
+    let taken = dir.path().join("taken.toml");
+    std::fs::write(dir.path().join("taken.key"), "someone's key").unwrap();
+    let refused = meshrouter(&["genconf", "--output", taken.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(!taken.exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("taken.key")).unwrap(),
+        "someone's key"
+    );
+    // --key-file names where the key goes, also for a configuration on standard output.
+    let elsewhere = dir.path().join("keys/node.key");
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    let printed = meshrouter(&["genconf", "--key-file", elsewhere.to_str().unwrap()]);
+    assert!(printed.status.success(), "{:?}", stderr_lines(&printed));
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    assert!(
+        printed.contains(&format!(
+            "\nprivate_key_file = \"{}\"\n",
+            elsewhere.display()
+        )),
+        "{printed}"
+    );
+    let config = write_config(dir.path(), &printed);
+    let info = meshrouter(&["info", "-c", &config]);
+    assert!(info.status.success(), "{:?}", stderr_lines(&info));
     let no_group = meshrouter(&[
         "genconf",
         "--output",
@@ -108,6 +157,7 @@ fn genconf_writes_a_new_private_file_and_never_overwrites() {
     ]);
     assert!(!no_group.status.success());
     assert!(!dir.path().join("x.toml").exists());
+    assert!(!dir.path().join("x.key").exists());
 }
 
 #[test]

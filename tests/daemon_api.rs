@@ -258,6 +258,92 @@ fn malformed_and_oversized_requests_get_4xx_and_the_daemon_survives() {
     assert_eq!(raw(&d, b"GET /v1 HTTP/1.1\r\n\r\n"), 200);
 }
 
+/// Sends `request` and returns the status of the reply and how long it took (status 0: no reply
+/// within `wait`).
+fn timed(daemon: &Daemon, request: &[u8], wait: Duration) -> (u16, Duration) {
+    let start = Instant::now();
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let _ = stream.write_all(request);
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let status = String::from_utf8_lossy(&reply)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, start.elapsed())
+}
+
+#[test]
+fn a_body_over_its_routes_limit_is_refused_from_the_head_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path(), "d", "");
+    // A megabyte announced for a peer URI: 413 before any of it is sent.
+    let (status, took) = timed(
+        &d,
+        b"POST /v1/peers HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert_eq!(status, 413, "after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // GET /v1 lists every route with its limit.
+    let mut stream = UnixStream::connect(&d.socket).unwrap();
+    stream.write_all(b"GET /v1 HTTP/1.1\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(reply.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let limit = |method: &str, path: &str| {
+        body["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == method && e["path"] == path)
+            .and_then(|e| e["max_body"].as_u64())
+            .unwrap()
+    };
+    assert_eq!(limit("POST", "/v1/peers"), 1024);
+    assert_eq!(limit("GET", "/v1/self"), 0);
+    assert!(limit("POST", "/v1/crdt/import") > 16 << 20);
+}
+
+#[test]
+fn clients_that_never_send_or_never_read_do_not_starve_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path(), "d", "");
+    // 32 connections that say nothing...
+    let idle: Vec<UnixStream> = (0..32)
+        .map(|_| UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, took) = timed(
+        &d,
+        b"GET /v1/self HTTP/1.1\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert_eq!(status, 200, "after {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // ... and 32 five-minute long-polls whose answers nobody reads.
+    let watches: Vec<UnixStream> = (0..32)
+        .map(|_| {
+            let mut s = UnixStream::connect(&d.socket).unwrap();
+            s.write_all(b"GET /v1/crdt/watch?since=1000000&timeout=300 HTTP/1.1\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, took) = timed(
+        &d,
+        b"GET /v1/self HTTP/1.1\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert_eq!(status, 200, "after {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop((idle, watches));
+}
+
 #[test]
 fn control_commands_explain_a_missing_daemon() {
     let dir = tempfile::tempdir().unwrap();

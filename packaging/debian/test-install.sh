@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the package on a fresh Debian 12 root and starts it as its systemd units would: a
 # debootstrap chroot (from the Debian mirror this machine already uses), `apt-get install` of the
-# .deb, the first-start one-shot (config with a fresh key, mode 0640 root:meshrouter), then the
+# .deb, the first-start one-shot (config mode 0640 root:meshrouter, its fresh key in its own file, mode
+# 0600 meshrouter, so the group that may use the API cannot read the key), then the
 # daemon as the meshrouter user with only CAP_NET_ADMIN, in a network namespace of its own, until its
 # API answers. Then an upgrade (reinstall) keeps the configuration, and purge removes it.
 # Needs root. Usage: test-install.sh target/debian/meshrouter_*.deb
@@ -61,8 +62,12 @@ in_root $(unit_exec meshrouter-genconf.service) 2>/dev/null
 # (stat inside the root: user and group names are the root's own.)
 mode=$(in_root stat -c '%a %U:%G' /etc/meshrouter/config.toml)
 [ "$mode" = '640 root:meshrouter' ] || fail "config is $mode, expected 640 root:meshrouter"
+key_mode=$(in_root stat -c '%a %U:%G' /etc/meshrouter/config.key)
+[ "$key_mode" = '600 meshrouter:meshrouter' ] || fail "key file is $key_mode, expected 600 meshrouter:meshrouter"
+grep -q '^private_key = ' "$root/etc/meshrouter/config.toml" && fail "the configuration holds the key inline"
+grep -qx 'private_key_file = "config.key"' "$root/etc/meshrouter/config.toml" || fail "the configuration does not name config.key"
 in_root $(unit_exec meshrouter-genconf.service) 2>/dev/null && fail "a second genconf overwrote the configuration"
-key_before=$(grep '^private_key' "$root/etc/meshrouter/config.toml")
+key_before=$(cat "$root/etc/meshrouter/config.key")
 
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
@@ -78,13 +83,14 @@ ip netns exec "$ns" chroot "$root" meshrouter self >/dev/null || { cat "$root/tm
 addresses=$(ip netns exec "$ns" ip -6 addr show dev meshrouter0)
 grep -q 'inet6 2' <<<"$addresses" || fail "no 200::/7 address on the TUN device: $addresses"
 grep -qi "warn\|error" "$root/tmp/meshrouter.log" && { cat "$root/tmp/meshrouter.log"; fail "the daemon logged warnings"; }
-echo "first start: config 640 root:meshrouter, daemon up as meshrouter with CAP_NET_ADMIN, TUN has its 200::/7 address"
+echo "first start: config 640 root:meshrouter, key 600 meshrouter, daemon up as meshrouter with CAP_NET_ADMIN, TUN has its 200::/7 address"
 for p in $(ip netns pids "$ns"); do kill "$p"; done
 sleep 0.5
 
 # Upgrade (reinstall) keeps the configuration; purge removes it.
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall /tmp/meshrouter.deb >/dev/null
-[ "$(grep '^private_key' "$root/etc/meshrouter/config.toml")" = "$key_before" ] || fail "reinstall changed the node key"
+[ "$(cat "$root/etc/meshrouter/config.key")" = "$key_before" ] || fail "reinstall changed the node key"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq meshrouter >/dev/null
 [ ! -e "$root/etc/meshrouter/config.toml" ] || fail "purge left the configuration"
+[ ! -e "$root/etc/meshrouter/config.key" ] || fail "purge left the node key"
 echo "reinstall kept the node key; purge removed the configuration"

@@ -93,20 +93,22 @@ fn request(
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream
+    let sent = stream
         .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.as_bytes()))
-        .context("sending the request")?;
+        .and_then(|()| stream.write_all(body.as_bytes()));
+    // The daemon may refuse a request from its head (413 for a body over the route's limit) and
+    // close before reading the body: its answer is then still there to read, and says why.
     let mut raw = Vec::new();
-    stream
-        .take(MAX_RESPONSE)
-        .read_to_end(&mut raw)
-        .context("reading the reply")?;
+    let read = (&mut stream).take(MAX_RESPONSE).read_to_end(&mut raw);
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(&raw) {
         Ok(httparse::Status::Complete(n)) => n,
-        _ => bail!("the daemon sent a malformed reply"),
+        _ => {
+            sent.context("sending the request")?;
+            read.context("reading the reply")?;
+            bail!("the daemon sent a malformed reply")
+        }
     };
     let status = response.code.unwrap_or(0);
     let body = serde_json::from_slice(&raw[head_len..])

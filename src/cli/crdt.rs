@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
+use meshrouter::services::crdt::drop::MAX_DROP_LEN;
 use serde_json::{Value, json};
 
 use super::client::{call, call_waiting};
@@ -306,6 +307,13 @@ fn export(
         }
         None => std::io::stdout().write_all(&file)?,
     }
+    if file.len() > MAX_DROP_LEN {
+        eprintln!(
+            "warning: this drop is {} bytes, more than a node imports ({MAX_DROP_LEN} bytes): \
+             export for the other node's `meshrouter crdt have` (--since) to make it smaller",
+            file.len()
+        );
+    }
     let summary = json!({ "changes": reply["changes"], "bytes": reply["bytes"] });
     if json_output {
         eprintln!("{summary}");
@@ -320,6 +328,15 @@ fn export(
 }
 
 fn import(socket: &Path, file: &Path, json_output: bool) -> anyhow::Result<()> {
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    if size > MAX_DROP_LEN as u64 {
+        bail!(
+            "{} is {size} bytes; the daemon imports drops of at most {MAX_DROP_LEN} bytes",
+            file.display()
+        );
+    }
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let body = json!({ "drop": BASE64.encode(bytes) });
     let reply = call(socket, "POST", "/v1/crdt/import", Some(&body))

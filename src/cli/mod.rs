@@ -48,7 +48,8 @@ enum Command {
     /// Print a complete configuration with a freshly generated node key.
     ///
     /// Redirect it to a file readable only by the daemon, e.g.
-    /// `(umask 077; meshrouter genconf > /etc/meshrouter/config.toml)`, or let --output write it.
+    /// `(umask 077; meshrouter genconf > /etc/meshrouter/config.toml)`, or let --output write it
+    /// (with the key in its own file, mode 0600, beside it).
     Genconf(genconf::Genconf),
     /// Run the router: TUN device, links, discovery and the local API, until SIGTERM or SIGINT.
     ///

@@ -28,8 +28,10 @@ use crate::core::identity::NodeKey;
 
 /// The documented example configuration; `genconf` fills in its key line.
 pub const EXAMPLE: &str = include_str!("../../config.example.toml");
-/// The line of [`EXAMPLE`] that `genconf` replaces with a real key.
+/// The line of [`EXAMPLE`] that `genconf` replaces with a real key when it prints the key inline.
 pub const EXAMPLE_KEY_LINE: &str = "# private_key = \"\"";
+/// The line of [`EXAMPLE`] that `genconf` replaces with the key file it wrote.
+pub const EXAMPLE_KEY_FILE_LINE: &str = "# private_key_file = \"\"";
 /// Configuration files larger than this are refused before parsing: no real config comes close.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -77,10 +79,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError::io(path, e))?;
         let mut config = Self::from_toml(&text, path)?;
-        if config_exposes_inline_key(path, &text) {
+        if let Some(readers) = config_exposes_inline_key(path, &text) {
             config.warnings.push(format!(
-                "{}: holds private_key and is readable by every user; chmod 600 (or 640 with the daemon's group) it or move the key \
-                 to private_key_file",
+                "{}: holds private_key and is readable by {readers}, who can then act as this node; move the key to its own \
+                 file (private_key_file, mode 0600: `meshrouter genconf --output` writes a configuration that way) or chmod 600 it",
                 path.display()
             ));
         }
@@ -158,11 +160,19 @@ fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
     Ok(text)
 }
 
-fn config_exposes_inline_key(path: &Path, text: &str) -> bool {
+/// Who besides the file's owner can read an inline `private_key`, if anyone: every user, or the
+/// members of the file's group (such as the daemon's group, which may be the API's too).
+fn config_exposes_inline_key(path: &Path, text: &str) -> Option<&'static str> {
     use std::os::unix::fs::PermissionsExt;
     let has_inline_key =
         toml::from_str::<RawConfig>(text).is_ok_and(|raw| raw.private_key.is_some());
-    has_inline_key && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    match () {
+        () if !has_inline_key => None,
+        () if mode & 0o004 != 0 => Some("every user"),
+        () if mode & 0o040 != 0 => Some("the members of its group"),
+        () => None,
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,11 @@ fn example_parses_and_asks_for_a_key() {
         "the example must contain the key line genconf replaces"
     );
     parse(&filled).unwrap();
+    assert_eq!(
+        EXAMPLE.matches(EXAMPLE_KEY_FILE_LINE).count(),
+        1,
+        "the example must contain the key-file line genconf replaces"
+    );
 }
 
 #[test]
@@ -116,6 +121,24 @@ fn world_readable_inline_key_warns() {
     std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let config = Config::load(&config_path).unwrap();
     assert_eq!(config.warnings.len(), 1);
+}
+
+#[test]
+fn group_readable_inline_key_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, format!("private_key = \"{SEED}\"\n")).unwrap();
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let config = Config::load(&config_path).unwrap();
+    assert_eq!(config.warnings.len(), 1);
+    assert!(
+        config.warnings[0].contains("the members of its group"),
+        "{:?}",
+        config.warnings
+    );
+    // Not so for a key in its own file, or a config only its owner reads.
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(Config::load(&config_path).unwrap().warnings.is_empty());
 }
 
 #[test]

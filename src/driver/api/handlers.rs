@@ -13,140 +13,279 @@ use crate::driver::peers::AddPeerError;
 use crate::driver::router::Router;
 use crate::services::identity::did_key::did_key;
 
-/// Every endpoint, for `GET /v1` and 404 answers.
-const ENDPOINTS: &[(&str, &str, &str)] = &[
-    (
+/// One route of the API: what `GET /v1` lists, and what the HTTP layer needs to know from the
+/// request head before it reads a body. This table is the one place where routes and their body
+/// limits are written down (docs/API.md repeats them for readers).
+pub(super) struct Endpoint {
+    pub(super) method: &'static str,
+    pub(super) path: &'static str,
+    pub(super) description: &'static str,
+    /// Largest request body taken, bytes. A larger `Content-Length` is answered 413 before a byte
+    /// of the body is read.
+    pub(super) max_body: usize,
+    /// Held by the router until something happens (a long-poll, an overlay round trip): such
+    /// requests have their own, smaller cap ([`super::MAX_HELD`]) instead of a general slot.
+    pub(super) held: bool,
+}
+
+/// Body limits, by what a route takes.
+pub(super) mod body {
+    /// `GET` routes: no body.
+    pub(in super::super) const NONE: usize = 0;
+    /// Routes this build does not have: enough for the router to answer 404 or 405.
+    pub(in super::super) const UNKNOWN: usize = 1024;
+    /// A peer URI (`{"uri": ...}`): a host name, a few keys, a password, options.
+    pub(in super::super) const URI: usize = 1024;
+    /// Names and DIDs: a CRDT document's name, a node to prove, a sign-in challenge (its message
+    /// is at most 4 KiB) and its signature.
+    #[cfg(feature = "services")]
+    pub(in super::super) const SMALL: usize = 8 * 1024;
+    /// One token or credential (each at most 64 KiB), or a CRDT write (a value of at most 64 KiB),
+    /// with room for JSON escapes.
+    #[cfg(feature = "services")]
+    pub(in super::super) const TOKEN: usize = 160 * 1024;
+    /// Lists: a batch of up to 4 096 tokens, a delegation with its proofs, a `have` list to export
+    /// against.
+    #[cfg(feature = "services")]
+    pub(in super::super) const LIST: usize = 4 << 20;
+    /// A sneakernet drop: at most [`MAX_DROP_LEN`](crate::services::crdt::drop::MAX_DROP_LEN)
+    /// bytes, as base64, in `{"drop": ...}`.
+    #[cfg(feature = "services")]
+    pub(in super::super) const DROP: usize =
+        crate::services::crdt::drop::MAX_DROP_LEN.div_ceil(3) * 4 + 1024;
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    max_body: usize,
+    description: &'static str,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        description,
+        max_body,
+        held: false,
+    }
+}
+
+#[cfg(feature = "services")]
+const fn held(
+    method: &'static str,
+    path: &'static str,
+    max_body: usize,
+    description: &'static str,
+) -> Endpoint {
+    Endpoint {
+        held: true,
+        ..route(method, path, max_body, description)
+    }
+}
+
+/// Every endpoint of the router itself.
+const ENDPOINTS: &[Endpoint] = &[
+    route("GET", "/v1", body::NONE, "this list of endpoints"),
+    route(
         "GET",
         "/v1/self",
+        body::NONE,
         "this node: key, addresses, did, tree position",
     ),
-    ("GET", "/v1/peers", "links and configured peers"),
-    (
+    route("GET", "/v1/peers", body::NONE, "links and configured peers"),
+    route(
         "POST",
         "/v1/peers",
+        body::URI,
         "add a peer: {\"uri\": \"udp://host:port?key=...\"}",
     ),
-    ("DELETE", "/v1/peers", "remove a peer: {\"uri\": \"...\"}"),
-    ("GET", "/v1/tree", "the spanning tree as this node knows it"),
-    ("GET", "/v1/paths", "destinations found by lookups"),
-    ("GET", "/v1/sessions", "end-to-end sessions"),
-    ("GET", "/v1/counters", "forwarding and drop counters"),
+    route(
+        "DELETE",
+        "/v1/peers",
+        body::URI,
+        "remove a peer: {\"uri\": \"...\"}",
+    ),
+    route(
+        "GET",
+        "/v1/tree",
+        body::NONE,
+        "the spanning tree as this node knows it",
+    ),
+    route(
+        "GET",
+        "/v1/paths",
+        body::NONE,
+        "destinations found by lookups",
+    ),
+    route("GET", "/v1/sessions", body::NONE, "end-to-end sessions"),
+    route(
+        "GET",
+        "/v1/counters",
+        body::NONE,
+        "forwarding and drop counters",
+    ),
 ];
 
 /// The services' endpoints.
 #[cfg(feature = "services")]
-const SERVICE_ENDPOINTS: &[(&str, &str, &str)] = &[
-    ("GET", "/v1/crdt", "CRDT documents and sync counters"),
-    (
+const SERVICE_ENDPOINTS: &[Endpoint] = &[
+    route(
+        "GET",
+        "/v1/crdt",
+        body::NONE,
+        "CRDT documents and sync counters",
+    ),
+    route(
         "GET",
         "/v1/crdt/have",
+        body::NONE,
         "per CRDT document, the version vector held",
     ),
-    (
+    route(
         "POST",
         "/v1/crdt/read",
+        body::SMALL,
         "a CRDT document: {\"namespace\", \"document\"}",
     ),
-    (
+    route(
         "POST",
         "/v1/crdt/write",
+        body::TOKEN,
         "write: {\"namespace\", \"document\", \"kind\" (new documents), \"op\", \"key\", \"value\", \"by\"}",
     ),
-    (
+    held(
         "GET",
         "/v1/crdt/watch",
+        body::NONE,
         "long-poll: ?since=VERSION&timeout=SECONDS",
     ),
-    (
+    route(
         "POST",
         "/v1/crdt/export",
+        body::LIST,
         "sneakernet drop (base64) of what {\"since\": have} lacks",
     ),
-    (
+    route(
         "POST",
         "/v1/crdt/import",
+        body::DROP,
         "import a drop: {\"drop\": base64}",
     ),
-    (
+    route(
         "GET",
         "/v1/id/self",
+        body::NONE,
         "this node's DID, key, address and DID document",
     ),
-    (
+    route(
         "GET",
         "/v1/id/whois",
+        body::NONE,
         "?addr=: the DID of a known node's overlay address",
     ),
-    (
+    route(
         "GET",
         "/v1/id/document",
+        body::NONE,
         "?did=: the DID document of a did:key",
     ),
-    (
+    route(
         "GET",
         "/v1/id/members",
+        body::NONE,
         "the member registry and revocations",
     ),
-    (
+    route(
         "POST",
         "/v1/id/challenge",
+        body::SMALL,
         "a sign-in challenge: {\"did\", \"statement\"?}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/verify",
+        body::SMALL,
         "a signed challenge: {\"message\", \"signature\", \"member\"?, \"ttl\"?}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/jwt/issue",
+        body::TOKEN,
         "a JWT signed by this node: {\"claims\", \"ttl\"?}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/jwt/verify",
+        body::LIST,
         "check a JWT: {\"token\", \"issuer\"?}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/vc/issue",
+        body::TOKEN,
         "a VC signed by this node: {\"credential\"}",
     ),
-    ("POST", "/v1/id/vc/verify", "check a VC: {\"credential\"}"),
-    (
+    route(
+        "POST",
+        "/v1/id/vc/verify",
+        body::TOKEN,
+        "check a VC: {\"credential\"}",
+    ),
+    route(
         "POST",
         "/v1/id/delegate",
+        body::LIST,
         "a delegation: {\"audience\", \"capabilities\", \"ttl\"?, \"proofs\"?}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/ucan/verify",
+        body::TOKEN,
         "check a delegation: {\"token\", \"audience\"?, \"with\"?, \"can\"?}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/enroll",
+        body::TOKEN,
         "enroll a member: {\"did\", \"roles\"} or {\"token\"}",
     ),
-    (
+    route(
         "POST",
         "/v1/id/revoke",
+        body::TOKEN,
         "revoke: {\"target\", \"reason\"?} or {\"token\"}",
     ),
-    (
+    held(
         "POST",
         "/v1/id/prove",
+        body::SMALL,
         "ask a node to prove its key over the overlay: {\"node\"}",
     ),
 ];
 
 /// Every endpoint this build answers.
-fn endpoints() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+pub(super) fn endpoints() -> impl Iterator<Item = &'static Endpoint> {
     #[cfg(feature = "services")]
     let services = SERVICE_ENDPOINTS.iter();
     #[cfg(not(feature = "services"))]
     let services = std::iter::empty();
     ENDPOINTS.iter().chain(services)
+}
+
+/// A request target without its query and trailing slash; `/` and the empty path are `/v1`.
+pub(super) fn route_path(target: &str) -> &str {
+    let path = target.split('?').next().unwrap_or("");
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.is_empty() { "/v1" } else { path }
+}
+
+/// What the HTTP layer must know about a request from its method and target alone: its body limit
+/// and whether the router holds it. Unknown routes get [`body::UNKNOWN`], enough for a 404 or 405.
+pub(super) fn limits(method: &str, target: &str) -> (usize, bool) {
+    let path = route_path(target);
+    endpoints()
+        .find(|e| e.method == method && e.path == path)
+        .map_or((body::UNKNOWN, false), |e| (e.max_body, e.held))
 }
 
 /// A 200 answer.
@@ -178,11 +317,13 @@ impl Router {
         request: ApiRequest,
         reply: tokio::sync::oneshot::Sender<ApiResponse>,
     ) {
+        // The same routes as the table's `held` ones, matched the same way, so that a request the
+        // router holds always came in under the held requests' cap.
         #[cfg(feature = "services")]
-        if request.path.starts_with("/v1/crdt/watch") && request.method == "GET" {
-            return self.api_crdt_watch(&request, reply);
-        } else if request.path.starts_with("/v1/id/prove") && request.method == "POST" {
-            return self.api_id_prove(&request, reply);
+        match (request.method.as_str(), route_path(&request.path)) {
+            ("GET", "/v1/crdt/watch") => return self.api_crdt_watch(&request, reply),
+            ("POST", "/v1/id/prove") => return self.api_id_prove(&request, reply),
+            _ => {}
         }
         let response = self.api(request);
         let _ = reply.send(response);
@@ -190,11 +331,15 @@ impl Router {
 
     /// Answers one API request.
     pub(crate) fn api(&mut self, request: ApiRequest) -> ApiResponse {
-        let path = request.path.split('?').next().unwrap_or("");
-        let path = path.strip_suffix('/').unwrap_or(path);
+        let path = route_path(&request.path);
         match (request.method.as_str(), path) {
-            ("GET", "" | "/v1") => ok(json!({ "endpoints": endpoints().map(|(m, p, d)| {
-                json!({ "method": m, "path": p, "description": d })
+            ("GET", "/v1") => ok(json!({ "endpoints": endpoints().map(|e| {
+                json!({
+                    "method": e.method,
+                    "path": e.path,
+                    "description": e.description,
+                    "max_body": e.max_body,
+                })
             }).collect::<Vec<_>>() })),
             ("GET", "/v1/self") => ok(self.api_self()),
             ("GET", "/v1/peers") => ok(self.api_peers()),
@@ -208,7 +353,7 @@ impl Router {
             (_, p) if p == "/v1/crdt" || p.starts_with("/v1/crdt/") => self.api_crdt(&request, p),
             #[cfg(feature = "services")]
             (_, p) if p.starts_with("/v1/id/") => self.api_id(&request, p),
-            (_, p) if endpoints().any(|(_, e, _)| *e == p) => {
+            (_, p) if endpoints().any(|e| e.path == p) => {
                 error(405, format!("{} is not allowed on {p}", request.method))
             }
             (_, p) => error(404, format!("no endpoint {p}; GET /v1 lists them")),

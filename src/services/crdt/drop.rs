@@ -18,6 +18,9 @@ const VERSION: u8 = 1;
 const DOMAIN: &[u8] = b"meshrouter crdt drop v1\0";
 /// Longest change a drop may carry.
 const MAX_CHANGE: usize = 1 << 20;
+/// Largest drop file the daemon's API imports (sent as base64, 16 MiB): bodies the API reads are
+/// bounded, and a drop is the largest of them.
+pub const MAX_DROP_LEN: usize = 12 << 20;
 
 /// Why a drop file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
