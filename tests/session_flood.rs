@@ -103,8 +103,8 @@ fn a_flood_of_forged_initiations_stays_bounded_and_lets_the_legitimate_peer_in()
         let started = std::time::Instant::now();
         let o = flood(spray);
         eprintln!(
-            "flood of 100000 forged initiations in 10 s ({}): {} verified (budget: 100 + 200/s, 4 + 2/s per \
-             location; cookie holders have their own 100 + 200/s), at most {} sessions held, legitimate peer (starting 5 s in) up after {:?} s; wall {:.1} s",
+            "flood of 100000 forged initiations in 10 s ({}): {} verified (budget: 100 + 200/s; cookie \
+             holders have their own 100 + 200/s, 4 + 2/s per cookie-proven source), at most {} sessions held, legitimate peer (starting 5 s in) up after {:?} s; wall {:.1} s",
             if spray {
                 "each from a different claimed location"
             } else {

@@ -83,8 +83,12 @@ impl Cookies {
 /// What to do with an initiation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Verify its signature (the budget has been charged).
-    Verify,
+    /// Verify its signature (a budget has been charged). `cookie`: it carried the cookie of its
+    /// source, so its sender really receives there.
+    Verify {
+        /// It was admitted for its cookie, under load.
+        cookie: bool,
+    },
     /// Send this cookie reply to its source and forget it.
     Reply(Vec<u8>),
     /// Drop it silently.
@@ -119,12 +123,18 @@ pub struct HandshakeGate {
 }
 
 impl HandshakeGate {
-    /// A gate with full budgets.
+    /// A gate for link initiations, with full budgets.
     pub fn new(now: Instant) -> Self {
+        Self::with_rates(now, LINK_VERIFY_RATE, LINK_VERIFY_BURST, COOKIE_VERIFY_RATE)
+    }
+
+    /// A gate that verifies `rate` initiations a second (bursts of `burst`) before it asks for
+    /// cookies, and `cookie_rate` a second (same burst) of those that carry one.
+    pub fn with_rates(now: Instant, rate: f64, burst: f64, cookie_rate: f64) -> Self {
         Self {
             cookies: Cookies::new(),
-            budget: TokenBucket::new(LINK_VERIFY_RATE, LINK_VERIFY_BURST, now),
-            cookie_budget: TokenBucket::new(COOKIE_VERIFY_RATE, LINK_VERIFY_BURST, now),
+            budget: TokenBucket::new(rate, burst, now),
+            cookie_budget: TokenBucket::new(cookie_rate, burst, now),
             verified: 0,
             cookies_sent: 0,
             refused: 0,
@@ -145,7 +155,7 @@ impl HandshakeGate {
     ) -> Verdict {
         let verdict = self.decide(now, source, bytes, psk, retransmit, rng);
         match &verdict {
-            Verdict::Verify => self.verified += 1,
+            Verdict::Verify { .. } => self.verified += 1,
             Verdict::Reply(_) => self.cookies_sent += 1,
             Verdict::Drop(_) => self.refused += 1,
         }
@@ -168,12 +178,12 @@ impl HandshakeGate {
             return Verdict::Drop(Refusal::BadMac);
         }
         if retransmit || self.budget.take(now) {
-            return Verdict::Verify;
+            return Verdict::Verify { cookie: false };
         }
         self.cookies.rotate(now, rng);
         if self.cookies.carried_by(bytes, source) {
             return if self.cookie_budget.take(now) {
-                Verdict::Verify
+                Verdict::Verify { cookie: true }
             } else {
                 Verdict::Drop(Refusal::OverBudget)
             };

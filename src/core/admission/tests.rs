@@ -55,7 +55,7 @@ fn junk_costs_one_mac_and_no_budget() {
                 &psk,
                 false,
                 &mut rng,
-            ) == Verdict::Verify
+            ) == Verdict::Verify { cookie: false }
         })
         .count();
     assert_eq!(verified, LINK_VERIFY_BURST as usize);
@@ -90,7 +90,7 @@ fn under_load_only_a_sender_that_received_its_cookie_is_verified() {
             &psk,
             false,
             &mut rng,
-        ) == Verdict::Verify
+        ) == (Verdict::Verify { cookie: false })
         {
             verified += 1;
         }
@@ -124,7 +124,7 @@ fn under_load_only_a_sender_that_received_its_cookie_is_verified() {
     // ... and gets it verified from its own address, even while the flood goes on.
     assert_eq!(
         gate.admit(now, b"real", &real.encode(), &psk, false, &mut rng),
-        Verdict::Verify
+        Verdict::Verify { cookie: true }
     );
     // A cookie stays good across one secret rotation, not two.
     let later = now + COOKIE_SECRET_LIFETIME;
@@ -140,7 +140,7 @@ fn under_load_only_a_sender_that_received_its_cookie_is_verified() {
     }
     assert_eq!(
         gate.admit(later, b"real", &real.encode(), &psk, false, &mut rng),
-        Verdict::Verify
+        Verdict::Verify { cookie: true }
     );
     let much_later = later + COOKIE_SECRET_LIFETIME;
     for i in 0..1000u32 {
@@ -186,7 +186,9 @@ fn cookie_bearing_initiations_have_a_budget_too() {
     set_mac2(&mut with_cookie, &cookie);
     let bytes = with_cookie.encode();
     let verified = (0..1000)
-        .filter(|_| gate.admit(now, b"a", &bytes, &psk, false, &mut rng) == Verdict::Verify)
+        .filter(|_| {
+            gate.admit(now, b"a", &bytes, &psk, false, &mut rng) == Verdict::Verify { cookie: true }
+        })
         .count();
     assert_eq!(verified, LINK_VERIFY_BURST as usize);
     assert_eq!(
@@ -204,12 +206,12 @@ fn retransmissions_cost_nothing() {
     for _ in 0..1000 {
         assert_eq!(
             gate.admit(Instant::ZERO, b"x", &bytes, &psk, true, &mut rng),
-            Verdict::Verify
+            Verdict::Verify { cookie: false }
         );
     }
     assert_eq!(
         gate.admit(Instant::ZERO, b"x", &bytes, &psk, false, &mut rng),
-        Verdict::Verify,
+        Verdict::Verify { cookie: false },
         "the budget is untouched"
     );
 }

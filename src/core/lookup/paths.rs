@@ -16,6 +16,9 @@ pub const LOOKUP_THROTTLE: Duration = Duration::from_secs(1);
 /// A lookup unanswered this long is sent again while packets still wait (a lookup or its reply can be
 /// lost on a lossy link or during a link's rekey).
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(1);
+/// Broken-path reports make us look a target up again at most this often: a report is not
+/// authenticated, and a forger must not turn one flow into a stream of lookups.
+pub const REPORT_LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
 /// Packets waiting for a lookup are dropped after this long.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Packets kept per target while its lookup runs.
@@ -32,7 +35,8 @@ pub struct Path {
     pub coords: Vec<u64>,
     /// Last time it was confirmed (a reply, or traffic from the node).
     pub refreshed: Instant,
-    /// A hop reported it unreachable; look up again before using it.
+    /// A hop reported it unreachable. It is still used (the report is not authenticated: anyone can
+    /// send one) while a lookup checks it, and the lookup's answer clears it.
     pub broken: bool,
 }
 
@@ -50,6 +54,8 @@ struct Target {
     waiting: VecDeque<Waiting>,
     last_lookup: Option<Instant>,
     nonce: Option<u64>,
+    /// When a broken-path report last made us look this target up.
+    last_report_lookup: Option<Instant>,
 }
 
 /// Destinations, pending packets and lookups.
@@ -65,6 +71,8 @@ pub struct Paths {
 pub enum Route {
     /// Send it to this node at these coordinates.
     Send(PublicKey, Vec<u64>),
+    /// Send it so, and look the target up again with this nonce: a hop reported the path broken.
+    SendAndLookup(PublicKey, Vec<u64>, u64),
     /// It was queued; send a lookup with this nonce.
     Lookup(u64),
     /// It was queued; a lookup is already running.
@@ -89,9 +97,20 @@ impl Paths {
             && let Some(path) = self
                 .paths
                 .get(&key)
-                .filter(|p| !p.broken && now.saturating_since(p.refreshed) < PATH_TIMEOUT)
+                .filter(|p| now.saturating_since(p.refreshed) < PATH_TIMEOUT)
         {
-            return Route::Send(key, path.coords.clone());
+            let coords = path.coords.clone();
+            if path.broken
+                && let Some(t) = self.targets.get_mut(&target)
+                && t.last_report_lookup
+                    .is_none_or(|l| now.saturating_since(l) >= REPORT_LOOKUP_INTERVAL)
+            {
+                t.last_report_lookup = Some(now);
+                t.last_lookup = Some(now);
+                t.nonce = Some(nonce);
+                return Route::SendAndLookup(key, coords, nonce);
+            }
+            return Route::Send(key, coords);
         }
         if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&target) {
             self.evict_oldest();
@@ -173,13 +192,11 @@ impl Paths {
         }
     }
 
-    /// Marks the path to `key` broken and lets the next packet look it up at once.
+    /// Marks the path to `key` reported broken: the next packet for it also starts a lookup (at most
+    /// one per [`REPORT_LOOKUP_INTERVAL`] per target), and packets keep using the path meanwhile.
     pub fn broken(&mut self, key: &PublicKey) {
         if let Some(p) = self.paths.get_mut(key) {
             p.broken = true;
-        }
-        for t in self.targets.values_mut().filter(|t| t.key == Some(*key)) {
-            t.last_lookup = None;
         }
     }
 
@@ -257,5 +274,47 @@ impl Paths {
             .filter_map(|t| t.last_lookup.map(|l| l + LOOKUP_RETRY));
         let paths = self.paths.values().map(|p| p.refreshed + PATH_TIMEOUT);
         waiting.chain(retries).chain(paths).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::identity::NodeKey;
+
+    /// Forged broken-path reports for a live destination, ten a second for a minute: packets keep
+    /// flowing on the known path (none waits or is dropped), and at most one lookup per 5 s is made.
+    /// Before, each report stopped the path until a lookup answered.
+    #[test]
+    fn forged_reports_neither_stop_a_path_nor_flood_lookups() {
+        let key = NodeKey::from_seed(&[1; 32]).public_key();
+        let partial = PartialKey::canonical(&key);
+        let target = *partial.as_padded_key();
+        let mut paths = Paths::default();
+        let t0 = Instant::ZERO;
+        assert_eq!(
+            paths.route(t0, partial, target, &[b"p"], 1),
+            Route::Lookup(1)
+        );
+        paths.found(t0, target, key, vec![1, 2]);
+        let (mut sent, mut lookups) = (0, 0);
+        for i in 1..=600u64 {
+            let now = Instant::from_micros(i * 100_000);
+            paths.broken(&key);
+            match paths.route(now, partial, target, &[b"p"], i) {
+                Route::Send(k, _) if k == key => sent += 1,
+                Route::SendAndLookup(k, _, _) if k == key => {
+                    sent += 1;
+                    lookups += 1;
+                }
+                other => panic!("packet {i}: {other:?}"),
+            }
+            // The destination keeps answering its lookups from where it is.
+            if i % 50 == 0 {
+                paths.found(now, target, key, vec![1, 2]);
+            }
+        }
+        assert_eq!(sent, 600);
+        assert!(lookups <= 13, "{lookups} lookups in 60 s");
     }
 }

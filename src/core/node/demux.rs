@@ -174,7 +174,7 @@ impl Node {
                 return Arrival::Refused;
             }
             Verdict::Reply(reply) => return Arrival::Reply(reply),
-            Verdict::Verify => {}
+            Verdict::Verify { .. } => {}
         }
         let mut link = Link::new(params, now, self.clock_base);
         if let Err(reason) = link.handle_datagram(now, datagram, &self.key, &mut self.rng) {
@@ -249,7 +249,7 @@ impl Node {
             &mut self.rng,
         );
         match verdict {
-            Verdict::Verify => true,
+            Verdict::Verify { .. } => true,
             Verdict::Reply(reply) => {
                 link.queue_raw(reply);
                 self.drain_link(now, id);

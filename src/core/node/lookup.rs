@@ -88,6 +88,10 @@ impl Node {
         let nonce = self.rng.u64();
         match self.paths.route(now, partial, target, frame, nonce) {
             Route::Send(key, coords) => self.send_in_session(now, key, coords, frame),
+            Route::SendAndLookup(key, coords, nonce) => {
+                self.send_in_session(now, key, coords, frame);
+                self.start_lookup(now, nonce, target);
+            }
             Route::Lookup(nonce) => self.start_lookup(now, nonce, target),
             Route::Queued => {}
             Route::Dropped => self.count_drop(DropReason::LookupQueueFull),

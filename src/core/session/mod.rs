@@ -11,13 +11,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::core::admission::{HandshakeGate, Verdict};
 use crate::core::identity::{NodeKey, PublicKey};
-use crate::core::link::handshake::{self, mac16};
+use crate::core::link::handshake::{self, Psk};
 use crate::core::link::{Frame, Link, LinkDrop, LinkParams};
 use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
-use crate::core::wire::datagram::{Datagram, HandshakeInit, encode_cookie};
+
 use crate::core::wire::put_path;
 
 /// Sessions kept at most; beyond this the least recently used one is dropped.
@@ -32,12 +33,15 @@ const MAX_WAITING_BYTES: usize = 1 << 20;
 /// a Diffie-Hellman), with bursts of `NEW_SESSION_BURST`.
 const NEW_SESSION_RATE: f64 = 200.0;
 const NEW_SESSION_BURST: f64 = 100.0;
-/// New-session handshakes verified per claimed source location (coordinates) per second, with bursts
-/// of `PER_SOURCE_BURST`: one flooding node cannot use up the whole budget.
+/// New-session handshakes verified per source per second (bursts of `PER_SOURCE_BURST`) under load,
+/// among those that carried their cookie: a source is then a key at coordinates that proved it receives
+/// there, so one flooding node cannot use up the cookie budget, and nobody can spend another's.
 const PER_SOURCE_RATE: f64 = 2.0;
 const PER_SOURCE_BURST: f64 = 4.0;
-/// The cookie secret is replaced this often; cookies from the previous secret are still accepted.
-const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
+/// Sessions another node started (or that we restarted for a node that sent us a frame we could not
+/// open) and that no authenticated frame confirmed yet, kept at most: they evict each other, oldest
+/// first, never a confirmed session.
+pub const MAX_UNCONFIRMED_SESSIONS: usize = 256;
 /// At most one resynchronising initiation per peer per this interval.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// A session another node started and never confirmed with a first frame is forgotten after this long
@@ -93,18 +97,19 @@ struct Entry {
 /// All of a node's sessions.
 pub struct Sessions {
     table: HashMap<PublicKey, Entry>,
-    new_sessions: TokenBucket,
+    /// Sessions we start because a frame came that no session of ours could open.
+    resyncs: TokenBucket,
     password: Option<Vec<u8>>,
     clock_base: u64,
     /// Offer AES-256-GCM (this CPU has AES instructions).
     aes_gcm: bool,
     last_resync: HashMap<PublicKey, Instant>,
     waiting_bytes: usize,
-    per_source: HashMap<Vec<u64>, TokenBucket>,
-    cookie_secret: [u8; 32],
-    previous_secret: [u8; 32],
-    secret_rotated: Option<Instant>,
-    cookie_sessions: TokenBucket,
+    per_source: HashMap<Vec<u8>, TokenBucket>,
+    /// MAC, budgets and cookies before any signature is checked (as for links).
+    gate: HandshakeGate,
+    /// The session domain's key for handshake MACs (from the group password).
+    psk: Psk,
     /// Handshake initiations from nodes without a session that were verified (each one signature check).
     pub new_handshakes_verified: u64,
 }
@@ -131,19 +136,23 @@ impl Sessions {
     /// `clock_base` stamps handshakes as for links; `aes_gcm` offers AES-256-GCM (set when this CPU
     /// has AES instructions; a session uses it only if the other end offers it too).
     pub fn new(password: Option<Vec<u8>>, clock_base: u64, aes_gcm: bool, now: Instant) -> Self {
+        let psk = Psk::for_domain(handshake::SESSION, password.as_deref());
         Self {
             table: HashMap::new(),
-            new_sessions: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
+            resyncs: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
             password,
             clock_base,
             aes_gcm,
             last_resync: HashMap::new(),
             waiting_bytes: 0,
             per_source: HashMap::new(),
-            cookie_secret: [0; 32],
-            previous_secret: [0; 32],
-            secret_rotated: None,
-            cookie_sessions: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),
+            gate: HandshakeGate::with_rates(
+                now,
+                NEW_SESSION_RATE,
+                NEW_SESSION_BURST,
+                NEW_SESSION_RATE,
+            ),
+            psk,
 
             new_handshakes_verified: 0,
         }
@@ -159,53 +168,40 @@ impl Sessions {
         self.table.is_empty()
     }
 
-    /// Decides whether a handshake from a node without a session may be verified now. Within the
-    /// per-location and global budgets it may. Beyond the global budget (under load) only an initiation
-    /// whose `mac2` carries the cookie we gave its sender at its location may, from a budget of its own;
-    /// any other gets a cookie reply (cheap: one HMAC), which only a sender really at that location
-    /// receives. A flood that sprays forged locations therefore cannot starve a real newcomer.
+    /// Decides whether a handshake from a node without a session may be verified now: the link
+    /// gate's rules (MAC first, then a global budget, then under load only an initiation carrying the
+    /// cookie of its source, here its key and claimed coordinates, from a budget of its own), plus a
+    /// budget per cookie-proven source. Nothing about a source is consulted or stored before its
+    /// initiation passed the MAC and, under load, the cookie: a forger cannot spend a newcomer's budget.
     fn admit(
         &mut self,
         now: Instant,
         src: PublicKey,
         src_path: &[u64],
-        init: &HandshakeInit,
+        init: &[u8],
         rng: &mut Rng,
     ) -> Result<(), Vec<Vec<u8>>> {
-        if self
-            .secret_rotated
-            .is_none_or(|t| now.saturating_since(t) >= COOKIE_SECRET_LIFETIME)
-        {
-            self.previous_secret = self.cookie_secret;
-            self.cookie_secret = rng.bytes32();
-            self.secret_rotated = Some(now);
+        let mut source = src.as_bytes().to_vec();
+        put_path(&mut source, src_path);
+        match self.gate.admit(now, &source, init, &self.psk, false, rng) {
+            Verdict::Verify { cookie: false } => Ok(()),
+            Verdict::Verify { cookie: true } => {
+                if self.per_source.len() >= MAX_SESSIONS && !self.per_source.contains_key(&source) {
+                    self.per_source.clear();
+                }
+                let budget = self
+                    .per_source
+                    .entry(source)
+                    .or_insert_with(|| TokenBucket::new(PER_SOURCE_RATE, PER_SOURCE_BURST, now));
+                if budget.take(now) {
+                    Ok(())
+                } else {
+                    Err(Vec::new())
+                }
+            }
+            Verdict::Reply(reply) => Err(vec![reply]),
+            Verdict::Drop(_) => Err(Vec::new()),
         }
-        if self.per_source.len() >= MAX_SESSIONS && !self.per_source.contains_key(src_path) {
-            self.per_source.clear();
-        }
-        let local = self
-            .per_source
-            .entry(src_path.to_vec())
-            .or_insert_with(|| TokenBucket::new(PER_SOURCE_RATE, PER_SOURCE_BURST, now));
-        if !local.take(now) {
-            return Err(Vec::new());
-        }
-        if self.new_sessions.take(now) {
-            return Ok(());
-        }
-        let cookie = cookie_for(&self.cookie_secret, &src, src_path);
-        let previous = cookie_for(&self.previous_secret, &src, src_path);
-        let has_cookie =
-            handshake::check_mac2(init, &cookie) || handshake::check_mac2(init, &previous);
-        if has_cookie && self.cookie_sessions.take(now) {
-            return Ok(());
-        }
-        if has_cookie {
-            return Err(Vec::new());
-        }
-        // Always answered: a reply (22 bytes) is much smaller than the initiation (174), so this
-        // amplifies nothing, and rate-limiting it would let a flood starve real newcomers of cookies.
-        Err(vec![encode_cookie(init.sender_index, &cookie)])
     }
 
     /// Returns the counters of the session with `peer`.
@@ -243,6 +239,26 @@ impl Sessions {
         }
     }
 
+    /// Makes room for a session nobody confirmed yet: within [`MAX_UNCONFIRMED_SESSIONS`] and the
+    /// table's size, by evicting the oldest unconfirmed session. Only when the table is full of
+    /// confirmed sessions is the least recently used of them evicted.
+    fn make_room_unconfirmed(&mut self) {
+        let unconfirmed = |e: &Entry| e.confirm_by.is_some() && !e.link.is_up();
+        let count = self.table.values().filter(|e| unconfirmed(e)).count();
+        if count >= MAX_UNCONFIRMED_SESSIONS || self.table.len() >= MAX_SESSIONS {
+            let oldest = self
+                .table
+                .iter()
+                .filter(|(_, e)| unconfirmed(e))
+                .min_by_key(|(_, e)| e.confirm_by)
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                self.remove(&oldest);
+            }
+        }
+        self.make_room();
+    }
+
     fn remove(&mut self, peer: &PublicKey) {
         if let Some(e) = self.table.remove(peer) {
             self.waiting_bytes -= e.waiting.iter().map(Vec::len).sum::<usize>();
@@ -270,25 +286,26 @@ impl Sessions {
         {
             return Vec::new();
         }
-        if !self.new_sessions.take(now) {
+        if !self.resyncs.take(now) {
             return Vec::new();
         }
         if self.last_resync.len() >= MAX_SESSIONS {
             self.last_resync.clear();
         }
         self.last_resync.insert(src, now);
-        self.make_room();
+        self.make_room_unconfirmed();
         let mut link = Link::new(
             params(true, src, &self.password, self.aes_gcm),
             now,
             self.clock_base,
         );
         link.handle_timeout(now, node, rng);
+        // Asked for by a frame nobody authenticated: it stays only if the other end answers.
         let mut entry = Entry {
             link,
             last_used: now,
             waiting: VecDeque::new(),
-            confirm_by: None,
+            confirm_by: Some(now + UNCONFIRMED_TIMEOUT),
         };
         let out = Self::drain(&mut entry);
         self.table.insert(src, entry);
@@ -356,20 +373,20 @@ impl Sessions {
         rng: &mut Rng,
     ) -> Received<'b> {
         if !self.table.contains_key(&src) {
-            let Ok(Datagram::Init(init)) = Datagram::parse(payload) else {
+            if !crate::core::admission::is_init(payload) {
                 return Received {
                     plaintext: Err(SessionDrop::NoSession),
                     replies: Vec::new(),
                 };
-            };
-            if let Err(replies) = self.admit(now, src, src_path, &init, rng) {
+            }
+            if let Err(replies) = self.admit(now, src, src_path, payload, rng) {
                 return Received {
                     plaintext: Err(SessionDrop::Busy),
                     replies,
                 };
             }
             self.new_handshakes_verified += 1;
-            self.make_room();
+            self.make_room_unconfirmed();
             let link = Link::new(
                 params(false, src, &self.password, self.aes_gcm),
                 now,
@@ -483,13 +500,6 @@ impl Sessions {
             .flatten()
             .min()
     }
-}
-
-/// The cookie for `src` at `src_path`: what it must key `mac2` with while we are under load.
-fn cookie_for(secret: &[u8; 32], src: &PublicKey, src_path: &[u64]) -> [u8; 16] {
-    let mut bytes = src.as_bytes().to_vec();
-    put_path(&mut bytes, src_path);
-    mac16(secret, &bytes)
 }
 
 #[cfg(test)]

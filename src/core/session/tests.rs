@@ -144,3 +144,58 @@ fn sessions_use_aes_gcm_only_when_both_ends_offer_it() {
         }
     }
 }
+
+/// A forger that claims a newcomer's key and coordinates, two initiations a second (signed by some
+/// other key, so they fail only at the signature or key check), does not silence the newcomer. Before
+/// admission was MAC-then-budget-then-cookie, such forgeries used up the newcomer's per-location budget.
+#[test]
+fn forgeries_in_a_newcomers_name_do_not_silence_it() {
+    use crate::core::link::cipher::Cipher;
+    use crate::core::link::handshake::{Ephemeral, make_init};
+    let mut t = Two::new();
+    let victim = t.keys[0].public_key();
+    let forger = NodeKey::from_seed(&[9; 32]);
+    let psk = Psk::for_domain(handshake::SESSION, None);
+    let mut delivered = 0;
+    for round in 0..20u64 {
+        t.now = Instant::from_micros(round * 500_000);
+        for i in 0..2u64 {
+            let mut forged = make_init(
+                &forger,
+                &Ephemeral::from_random([i as u8 + 1; 32]),
+                7,
+                round * 2 + i,
+                Cipher::offer(false),
+                &psk,
+            )
+            .encode();
+            let received =
+                t.sessions[1].receive(t.now, victim, &[1], &mut forged, &t.keys[1], &mut t.rng);
+            assert!(received.plaintext.is_err());
+        }
+        if round == 10 {
+            let out = t.send(0, b"hello");
+            delivered += packets(&t.exchange(out)[1]).len();
+        }
+    }
+    assert_eq!(delivered, 1, "the newcomer's first packet got through");
+}
+
+/// Frames no session can open (from many claimed senders) make us start at most
+/// `MAX_UNCONFIRMED_SESSIONS` sessions, and they never evict a confirmed one.
+#[test]
+fn unauthenticated_frames_never_evict_confirmed_sessions() {
+    let mut t = Two::new();
+    let out = t.send(0, b"hello");
+    assert_eq!(packets(&t.exchange(out)[1]).len(), 1);
+    assert!(t.sessions[1].is_up(&t.keys[0].public_key()));
+    for i in 0..2000u32 {
+        t.now = Instant::from_micros(1_000_000 + u64::from(i) * 1000);
+        let mut seed = [3u8; 32];
+        seed[..4].copy_from_slice(&i.to_be_bytes());
+        let claimed = NodeKey::from_seed(&seed).public_key();
+        let _ = t.sessions[1].resync(t.now, claimed, &t.keys[1], &mut t.rng);
+        assert!(t.sessions[1].len() <= MAX_UNCONFIRMED_SESSIONS + 1);
+    }
+    assert!(t.sessions[1].is_up(&t.keys[0].public_key()));
+}
