@@ -5,6 +5,7 @@
 //! Time jumps from event to event, so simulated minutes take milliseconds when nothing happens, and the
 //! same seed always gives the same run. Set `MESHROUTER_SIM_TRACE=FILE` to write every event to a file.
 
+mod adversary;
 pub mod crdt;
 mod service;
 pub mod topology;
@@ -15,6 +16,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
+pub use self::adversary::Misbehaviour;
 pub use self::service::SimService;
 use self::wire::Wire;
 pub use self::wire::WireParams;
@@ -48,6 +50,8 @@ enum Pending {
     },
     /// A node's timer, valid only if its generation still matches.
     Timer { node: usize, generation: u64 },
+    /// The adversary at `node` acts.
+    Adversary { node: usize },
 }
 
 /// One simulated router.
@@ -66,6 +70,8 @@ pub struct SimNode {
     pub root_changes: Vec<(Instant, Option<PublicKey>)>,
     /// A service running beside the router (it outlives crashes, like a disk).
     service: Option<Box<dyn SimService>>,
+    /// What this node does wrong on purpose, if anything.
+    adversary: Option<adversary::Adversary>,
 }
 
 /// The simulated network.
@@ -165,6 +171,7 @@ impl Sim {
             delivered: Vec::new(),
             root_changes: Vec::new(),
             service: None,
+            adversary: None,
         });
         let i = self.nodes.len() - 1;
         self.start(i);
@@ -303,6 +310,14 @@ impl Sim {
             }
         }
         self.log(format_args!("crash node {i}"));
+    }
+
+    /// Makes node `i` misbehave from now on (it keeps running the protocol besides).
+    pub fn misbehave(&mut self, i: usize, misbehaviour: Misbehaviour) {
+        let seed = self.rng.bytes32();
+        self.nodes[i].adversary = Some(adversary::Adversary::new(misbehaviour, seed));
+        self.log(format_args!("node {i} misbehaves: {misbehaviour:?}"));
+        self.push(self.now, Pending::Adversary { node: i });
     }
 
     /// Starts a crashed node again with the same key.
@@ -492,6 +507,27 @@ impl Sim {
                     };
                     if let Some(n) = &mut self.nodes[node].node {
                         n.handle_link_datagram(self.now, link, &mut bytes);
+                        self.after(node);
+                    }
+                }
+                Pending::Adversary { node } => {
+                    let others: Vec<(PublicKey, crate::core::tree::Coords)> = self
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != node)
+                        .filter_map(|(_, n)| {
+                            let n = n.node.as_ref()?;
+                            Some((n.public_key(), n.tree().coords().clone()))
+                        })
+                        .collect();
+                    let now = self.now;
+                    let sim_node = &mut self.nodes[node];
+                    if let (Some(adversary), Some(n)) =
+                        (&mut sim_node.adversary, &mut sim_node.node)
+                    {
+                        adversary.act(now, n, &others);
+                        self.push(now + adversary::TICK, Pending::Adversary { node });
                         self.after(node);
                     }
                 }

@@ -19,6 +19,14 @@ const LOOKUP_RATE: f64 = 20.0;
 const LOOKUP_BURST: f64 = 40.0;
 /// Broken-path reports sent to one source: at most one per this interval.
 const PATH_BROKEN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Broken-path reports one peer may hand us per second (see [`Node::report_allowed`]).
+pub(super) const REPORT_RATE: f64 = 10.0;
+/// See [`REPORT_RATE`].
+pub(super) const REPORT_BURST: f64 = 20.0;
+/// Broken-path reports of one reporter that we pass on per second (see [`Node::report_allowed`]).
+pub(super) const REPORTER_RATE: f64 = 0.5;
+/// See [`REPORTER_RATE`].
+pub(super) const REPORTER_BURST: f64 = 4.0;
 
 /// Minimal IPv6 header length.
 const IPV6_HEADER: usize = 40;
@@ -128,6 +136,34 @@ impl Node {
             Message::Lookup(lookup.clone()).encode(&mut frame);
             self.send_frame(now, &peer, &frame, None);
         }
+    }
+
+    /// Whether a broken-path report from `reporter` that peer `from` hands us may go on (or be
+    /// taken). Reports are not authenticated and anyone can make them, so each peer may pass us
+    /// [`REPORT_RATE`] a second (bursts of [`REPORT_BURST`]) and each reporter
+    /// [`REPORTER_RATE`] (bursts of [`REPORTER_BURST`]), at every hop: a node forging reports can
+    /// keep a link no busier than that, wherever it sends them. An honest relay reports once per
+    /// source per 500 ms, and only while a path through it is broken.
+    pub(super) fn report_allowed(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        reporter: PublicKey,
+    ) -> bool {
+        if self.reporter_limits.len() >= 1024 && !self.reporter_limits.contains_key(&reporter) {
+            self.reporter_limits.clear();
+        }
+        let per_reporter = self
+            .reporter_limits
+            .entry(reporter)
+            .or_insert_with(|| TokenBucket::new(REPORTER_RATE, REPORTER_BURST, now))
+            .take(now);
+        per_reporter
+            && self
+                .report_limits
+                .entry(from)
+                .or_insert_with(|| TokenBucket::new(REPORT_RATE, REPORT_BURST, now))
+                .take(now)
     }
 
     /// Handles a lookup from a peer: answers it if it is for us, passes it on into matching subtrees.

@@ -179,6 +179,10 @@ pub struct Node {
     /// Our node address (derived once: the derivation walks the key bit by bit).
     own_address: std::net::Ipv6Addr,
     lookup_limits: std::collections::HashMap<PublicKey, TokenBucket>,
+    /// Broken-path reports each peer may still hand us (`lookup::report_allowed`).
+    report_limits: std::collections::HashMap<PublicKey, TokenBucket>,
+    /// Broken-path reports each reporter may still send through us (at most 1024 reporters).
+    reporter_limits: std::collections::HashMap<PublicKey, TokenBucket>,
     /// A filter arrived or peers changed since filters were last recomputed.
     filters_dirty: bool,
     neighbors: neighbors::NeighborLists,
@@ -223,6 +227,8 @@ impl Node {
             own_target,
             own_address: crate::core::address::node_address(&me),
             lookup_limits: Default::default(),
+            report_limits: Default::default(),
+            reporter_limits: Default::default(),
             filters_dirty: false,
             neighbors: neighbors::NeighborLists::new(config.seq_base),
             clock_base: config.seq_base,
@@ -319,6 +325,29 @@ impl Node {
         }
         self.transmits.forget_link(id);
         self.demux.forget(id);
+        self.drain_tree();
+    }
+
+    /// Sends encoded messages `frame` as one authenticated frame on the best link to `peer`, whatever
+    /// they say. The simulator's adversary uses it to make a member misbehave; it gives a caller no
+    /// more than a modified build of this node could do.
+    pub fn send_raw_frame(&mut self, now: Instant, peer: &PublicKey, frame: &[u8]) {
+        self.now = now;
+        self.send_frame(now, peer, frame, None);
+    }
+
+    /// Routes a message of traffic `kind` with `payload` to `dest` at `dest_path`, unencrypted (the
+    /// simulator's adversary: forged broken-path reports).
+    pub fn send_raw_routed(
+        &mut self,
+        now: Instant,
+        dest: PublicKey,
+        dest_path: Coords,
+        kind: u8,
+        payload: &[u8],
+    ) {
+        self.now = now;
+        self.send_routed(now, dest, dest_path, kind, payload);
         self.drain_tree();
     }
 
@@ -581,6 +610,8 @@ impl Node {
         self.events.push_back(Event::LinkDown(id, peer));
         if self.links.link_down(id, &peer) {
             self.tree.remove_peer(&peer);
+            self.lookup_limits.remove(&peer);
+            self.report_limits.remove(&peer);
         }
     }
 

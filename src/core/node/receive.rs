@@ -19,7 +19,7 @@ use crate::core::link::Frame;
 use crate::core::session::SessionDrop;
 use crate::core::time::Instant;
 use crate::core::wire::inner::{Message, Messages, kind, next_message};
-use crate::core::wire::traffic::{KIND_DATA, KIND_SESSION, Traffic};
+use crate::core::wire::traffic::{KIND_DATA, KIND_PATH_BROKEN, KIND_SESSION, Traffic};
 
 /// A delivery whose payload is still a range of the frame being handled.
 pub(super) struct Pending {
@@ -129,7 +129,7 @@ impl Node {
             };
             if kind_byte == kind::TRAFFIC {
                 let base = body.start;
-                self.handle_traffic(now, &mut frame[body], base, pending);
+                self.handle_traffic(now, peer, &mut frame[body], base, pending);
                 continue;
             }
             if matches!(
@@ -162,6 +162,7 @@ impl Node {
     fn handle_traffic(
         &mut self,
         now: Instant,
+        peer: PublicKey,
         body: &mut [u8],
         base: usize,
         pending: &mut Vec<Pending>,
@@ -170,6 +171,10 @@ impl Node {
             self.count_drop(DropReason::MalformedFrame);
             return;
         };
+        if traffic.kind == KIND_PATH_BROKEN && !self.report_allowed(now, peer, traffic.src_key) {
+            self.count_drop(DropReason::RateLimited);
+            return;
+        }
         let hop = self.next_hop(&traffic);
         if hop != NextHop::Deliver || !matches!(traffic.kind, KIND_DATA | KIND_SESSION) {
             self.act(now, traffic, hop);

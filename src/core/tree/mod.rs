@@ -58,6 +58,12 @@ pub const SETTLE: Duration = Duration::from_secs(5);
 /// Link cost assumed before the first RTT sample, in milliseconds.
 pub const UNKNOWN_COST: u64 = 1000;
 
+/// A root announcement of `node` at `seq`, signed (the simulator's adversary makes these for
+/// throwaway keys; anyone can).
+pub fn root_announcement(node: &NodeKey, seq: u64) -> Announce {
+    info::sign_root(node, seq, 0, false)
+}
+
 /// Something the node may want to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TreeEvent {

@@ -1,0 +1,161 @@
+//! The simulator's adversary: a member with a valid key and authenticated links that misbehaves on
+//! purpose, so that every defence against members can be measured against the same node merely
+//! crashing (same seed, same pairs).
+//!
+//! The node itself runs the real protocol (it forwards, answers and announces like any); every
+//! [`TICK`] it also sends what its [`Misbehaviour`] says, over its real links or routed through the
+//! mesh, with [`Node::send_raw_frame`] and [`Node::send_raw_routed`].
+
+use std::time::Duration;
+
+use crate::core::identity::PublicKey;
+use crate::core::node::Node;
+use crate::core::rng::Rng;
+use crate::core::time::Instant;
+use crate::core::tree::Coords;
+use crate::core::wire::fragment::Fragment;
+use crate::core::wire::inner::Message;
+use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
+use crate::core::wire::traffic::KIND_PATH_BROKEN;
+use crate::core::wire::tree::{Announce, SigReq};
+
+/// How often the adversary acts.
+pub(super) const TICK: Duration = Duration::from_millis(100);
+
+/// What the adversary does, besides running the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Announcements "of" each of its peers (their own keys) at the top of the sequence range, with
+    /// forged signatures: before, each made the peer re-sign and re-flood, and overflowed its seq.
+    AnnounceAboutPeers,
+    /// 80 requests for a parent signature per frame, to every peer, every tick.
+    SigReqStorm,
+    /// Announcements of throwaway keys, validly signed by themselves, 50 per peer per tick.
+    AnnounceThrowaways,
+    /// Neighbour lists naming 64 other nodes it is not linked to, so that their traffic comes to it.
+    NeighbourLies,
+    /// Fragment pieces that never complete, 60 KiB each, out of order, to every peer.
+    FragmentFlood,
+    /// Broken-path reports sent to nodes about destinations they talk to.
+    PathBrokenForOthers,
+}
+
+/// The adversary's state.
+pub(super) struct Adversary {
+    pub(super) misbehaviour: Misbehaviour,
+    rng: Rng,
+    version: u64,
+}
+
+impl Adversary {
+    pub(super) fn new(misbehaviour: Misbehaviour, seed: [u8; 32]) -> Self {
+        Self {
+            misbehaviour,
+            rng: Rng::from_seed(seed),
+            version: u64::MAX / 2,
+        }
+    }
+
+    /// Acts once. `others` are the other nodes of the mesh (keys and current coordinates).
+    pub(super) fn act(&mut self, now: Instant, node: &mut Node, others: &[(PublicKey, Coords)]) {
+        let peers: Vec<PublicKey> = node.peers().copied().collect();
+        match self.misbehaviour {
+            Misbehaviour::AnnounceAboutPeers => {
+                for peer in &peers {
+                    let forged = Announce {
+                        key: *peer,
+                        parent: *peer,
+                        seq: u64::MAX - self.rng.below(4) as u64,
+                        nonce: self.rng.u64(),
+                        port: 0,
+                        flags: 0,
+                        psig: [7; 64],
+                        sig: [7; 64],
+                    };
+                    send(now, node, peer, &[Message::Announce(forged)]);
+                }
+            }
+            Misbehaviour::SigReqStorm => {
+                for peer in &peers {
+                    let storm: Vec<Message<'static>> = (0..80)
+                        .map(|_| {
+                            Message::SigReq(SigReq {
+                                seq: self.rng.u64(),
+                                nonce: self.rng.u64(),
+                            })
+                        })
+                        .collect();
+                    send(now, node, peer, &storm);
+                }
+            }
+            Misbehaviour::AnnounceThrowaways => {
+                for peer in &peers {
+                    let fakes: Vec<Message<'static>> = (0..50)
+                        .map(|_| {
+                            let key =
+                                crate::core::identity::NodeKey::from_seed(&self.rng.bytes32());
+                            Message::Announce(crate::core::tree::root_announcement(&key, 1))
+                        })
+                        .collect();
+                    for chunk in fakes.chunks(4) {
+                        send(now, node, peer, chunk);
+                    }
+                }
+            }
+            Misbehaviour::NeighbourLies => {
+                self.version += 1;
+                let entries: Vec<(PublicKey, [u8; 64])> = others
+                    .iter()
+                    .take(MAX_NEIGHBORS)
+                    .map(|(k, _)| (*k, [9u8; 64]))
+                    .collect();
+                for peer in &peers {
+                    let list = Neighbors {
+                        version: self.version,
+                        attestation: [9; 64],
+                        entries: entries.clone(),
+                    };
+                    send(now, node, peer, &[Message::Neighbors(list)]);
+                }
+            }
+            Misbehaviour::FragmentFlood => {
+                let data = vec![0u8; 1000];
+                for peer in &peers {
+                    for _ in 0..20 {
+                        let piece = Fragment {
+                            id: self.rng.u32(),
+                            index: 1 + self.rng.below(254) as u8,
+                            count: 255,
+                            data: &data,
+                        };
+                        send(now, node, peer, &[Message::Fragment(piece)]);
+                    }
+                }
+            }
+            Misbehaviour::PathBrokenForOthers => {
+                for _ in 0..10 {
+                    if others.len() < 2 {
+                        break;
+                    }
+                    let (src, src_path) = &others[self.rng.below(others.len())];
+                    let (dest, _) = &others[self.rng.below(others.len())];
+                    node.send_raw_routed(
+                        now,
+                        *src,
+                        src_path.clone(),
+                        KIND_PATH_BROKEN,
+                        dest.as_bytes(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn send(now: Instant, node: &mut Node, peer: &PublicKey, messages: &[Message<'_>]) {
+    let mut frame = Vec::new();
+    for m in messages {
+        m.encode(&mut frame);
+    }
+    node.send_raw_frame(now, peer, &frame);
+}
