@@ -1,6 +1,7 @@
 //! A node behind a completed link handshake: node A (a real `Node`) links with a scripted peer B,
 //! and the fuzz input then drives a sequence of operations on the authenticated link. Nothing may
-//! panic, and A's link must stay usable for every operation that does not break it on purpose.
+//! panic, link-up events on A's link name B, and every packet A delivers to its host is an IPv6
+//! packet from the sender's address (or /64) to A's.
 //!
 //! B is played with the core's own public pieces: a `Link` (so the frames it sends are sealed with
 //! the keys of the real handshake, which is what lets the fuzzer reach A's decoders and state
@@ -17,6 +18,8 @@
 //! before the operations, counters and drops after) when replaying an input.
 #![no_main]
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +27,7 @@ use meshrouter::core::address::{PartialKey, node_address, node_subnet};
 use meshrouter::core::identity::{NodeKey, PublicKey};
 use meshrouter::core::link::{Link, LinkParams};
 use meshrouter::core::lookup::bloom::Filter;
-use meshrouter::core::node::{Event, LinkId, Node, NodeConfig};
+use meshrouter::core::node::{DeliveryKind, Event, LinkId, Node, NodeConfig};
 use meshrouter::core::rng::Rng;
 use meshrouter::core::session::Sessions;
 use meshrouter::core::time::{Instant, earliest};
@@ -55,13 +58,74 @@ const D_SEED: u8 = 0xd1;
 const C_PORT: u64 = 9;
 const PASSWORD: &[u8] = b"fuzz overlay";
 
+/// Keys by seed byte, and the signatures the harness makes with them, made once per process.
+/// Ed25519 signatures are deterministic, so a cached one is exactly what signing again would give:
+/// runs stay the same, only faster (key derivation and signing are much of a run's cost under the
+/// sanitizer).
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<u8, (NodeKey, PublicKey)>,
+    signatures: HashMap<(u8, Vec<u8>), [u8; 64]>,
+    attestations: HashMap<(u8, PublicKey), [u8; 64]>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+fn with_key<T>(seed: u8, f: impl FnOnce(&NodeKey, &PublicKey) -> T) -> T {
+    CACHE.with_borrow_mut(|cache| {
+        let (key, public) = cache.keys.entry(seed).or_insert_with(|| {
+            let key = NodeKey::from_seed(&[seed; 32]);
+            let public = key.public_key();
+            (key, public)
+        });
+        f(key, public)
+    })
+}
+
+fn node_key(seed: u8) -> NodeKey {
+    with_key(seed, |key, _| key.duplicate())
+}
+
+fn public_key(seed: u8) -> PublicKey {
+    with_key(seed, |_, public| *public)
+}
+
+/// `seed`'s key signs `message`.
+fn sign(seed: u8, message: &[u8]) -> [u8; 64] {
+    if let Some(s) =
+        CACHE.with_borrow(|cache| cache.signatures.get(&(seed, message.to_vec())).copied())
+    {
+        return s;
+    }
+    let signature = with_key(seed, |key, _| key.sign(message));
+    CACHE.with_borrow_mut(|cache| {
+        if cache.signatures.len() >= 4096 {
+            cache.signatures.clear();
+        }
+        cache.signatures.insert((seed, message.to_vec()), signature);
+    });
+    signature
+}
+
+/// `seed`'s key attests that it is linked to `peer`.
+fn attestation(seed: u8, peer: &PublicKey) -> [u8; 64] {
+    if let Some(s) = CACHE.with_borrow(|cache| cache.attestations.get(&(seed, *peer)).copied()) {
+        return s;
+    }
+    let signature = with_key(seed, |key, _| attest(key, peer));
+    CACHE.with_borrow_mut(|cache| cache.attestations.insert((seed, *peer), signature));
+    signature
+}
+
 /// Seeds for B: the first whose key is below A's (B is the root) and the first above (A is).
 fn b_seeds(a: &PublicKey) -> [u8; 2] {
     static SEEDS: std::sync::OnceLock<[u8; 2]> = std::sync::OnceLock::new();
     *SEEDS.get_or_init(|| {
         let below = |want: bool| {
             (0xb0..=0xff)
-                .find(|&s| (NodeKey::from_seed(&[s; 32]).public_key() < *a) == want)
+                .find(|&s| (public_key(s) < *a) == want)
                 .expect("a seed on each side")
         };
         [below(true), below(false)]
@@ -131,6 +195,7 @@ impl<'a> Input<'a> {
 
 /// A node we hold the key of, with the sessions it runs (B's own sessions, or C's).
 struct Endpoint {
+    seed: u8,
     key: NodeKey,
     me: PublicKey,
     rng: Rng,
@@ -139,10 +204,10 @@ struct Endpoint {
 
 impl Endpoint {
     fn new(seed: u8, password: Option<Vec<u8>>, now: Instant) -> Self {
-        let key = NodeKey::from_seed(&[seed; 32]);
         Self {
-            me: key.public_key(),
-            key,
+            seed,
+            me: public_key(seed),
+            key: node_key(seed),
             rng: Rng::from_seed([seed ^ 0x55; 32]),
             sessions: Sessions::new(password, 1_000 + u64::from(seed), false, now),
         }
@@ -207,8 +272,8 @@ impl World {
         let mtu = if config & 8 != 0 { 400 } else { 1280 };
         let pin = config & 16 != 0;
 
-        let a_node_key = NodeKey::from_seed(&[A_SEED; 32]);
-        let a_key = a_node_key.public_key();
+        let a_node_key = node_key(A_SEED);
+        let a_key = public_key(A_SEED);
         let a_config = NodeConfig {
             seq_base: 1,
             group_password: password.clone(),
@@ -219,7 +284,7 @@ impl World {
         let b_seed = b_seeds(&a_key)[usize::from(config & 2 != 0)];
         let mut b = Endpoint::new(b_seed, password.clone(), now);
         let c = Endpoint::new(C_SEED, password, now);
-        let d = NodeKey::from_seed(&[D_SEED; 32]).public_key();
+        let d = public_key(D_SEED);
 
         let a_params = LinkParams {
             initiate: !b_initiates,
@@ -261,7 +326,7 @@ impl World {
         // lists settle over a virtual second.
         world.timers();
         world.pump();
-        world.advance(Duration::from_secs(1));
+        world.advance(Duration::from_millis(100));
         assert!(
             world.a_up && world.b_up,
             "handshake did not complete (A up {}, B up {})",
@@ -302,15 +367,14 @@ impl World {
         }
     }
 
-    /// The `NodeKey` of A, B, C or D, chosen by the input (for signatures).
-    fn signer(&self, input: &mut Input<'_>) -> NodeKey {
-        let seed = match input.u8() % 4 {
+    /// The seed of A, B, C or D, chosen by the input (for signatures).
+    fn signer(&self, input: &mut Input<'_>) -> u8 {
+        match input.u8() % 4 {
             0 => A_SEED,
-            1 => return self.b.key.duplicate(),
+            1 => self.b.seed,
             2 => C_SEED,
             _ => D_SEED,
-        };
-        NodeKey::from_seed(&[seed; 32])
+        }
     }
 
     /// Coordinates chosen by the input: a node's real ones, or arbitrary.
@@ -413,14 +477,10 @@ impl World {
                 };
                 let port = u64::from(input.u16());
                 let signer = self.signer(input);
-                let psig = signer.sign(&Announce::signed_bytes(
-                    &self.a_key,
-                    &signer.public_key(),
-                    seq,
-                    nonce,
-                    port,
-                    0,
-                ));
+                let psig = sign(
+                    signer,
+                    &Announce::signed_bytes(&self.a_key, &public_key(signer), seq, nonce, port, 0),
+                );
                 Message::SigRes(SigRes {
                     seq,
                     nonce,
@@ -434,7 +494,7 @@ impl World {
                 let signer = self.signer(input);
                 let parent = self.signer(input);
                 let root = input.bool();
-                let parent = if root { signer.duplicate() } else { parent };
+                let parent = if root { signer } else { parent };
                 let seq = match input.u8() % 3 {
                     0 => input.u64(),
                     1 => 1 + u64::from(input.u8()),
@@ -443,7 +503,7 @@ impl World {
                 let nonce = input.u64();
                 let port = if root { 0 } else { u64::from(input.u16()) };
                 let flags = input.u8() & (FLAG_DETACHED | 0x02);
-                let (key, parent_key) = (signer.public_key(), parent.public_key());
+                let (key, parent_key) = (public_key(signer), public_key(parent));
                 let signed = Announce::signed_bytes(&key, &parent_key, seq, nonce, port, flags);
                 let mut announce = Announce {
                     key,
@@ -452,8 +512,8 @@ impl World {
                     nonce,
                     port,
                     flags,
-                    psig: parent.sign(&signed),
-                    sig: signer.sign(&signed),
+                    psig: sign(parent, &signed),
+                    sig: sign(signer, &signed),
                 };
                 if input.u8() & 7 == 0 {
                     announce.sig[usize::from(input.u8()) % 64] ^= 1;
@@ -513,7 +573,7 @@ impl World {
                         let coords = self.coords(input);
                         let signed = LookupReply::signed_bytes(
                             &self.a_key,
-                            &signer.public_key(),
+                            &public_key(signer),
                             nonce,
                             &coords,
                         );
@@ -521,7 +581,7 @@ impl World {
                         LookupReply {
                             nonce,
                             coords,
-                            signature: signer.sign(&signed),
+                            signature: sign(signer, &signed),
                         }
                         .encode(&mut payload);
                         payload
@@ -575,10 +635,10 @@ impl World {
                 // A neighbour list with B's attestation for A and entries whose proofs are valid or
                 // not.
                 let version = self.version(input);
-                let attestation = if input.u8() & 7 == 0 {
+                let b_says = if input.u8() & 7 == 0 {
                     input.array()
                 } else {
-                    attest(&self.b.key, &self.a_key)
+                    attestation(self.b.seed, &self.a_key)
                 };
                 let n = usize::from(input.u8() % 4);
                 let mut entries = Vec::with_capacity(n);
@@ -587,13 +647,13 @@ impl World {
                     let listed = if input.u8() & 3 == 0 {
                         self.key(input)
                     } else {
-                        node.public_key()
+                        public_key(node)
                     };
-                    entries.push((listed, attest(&node, &self.b.me)));
+                    entries.push((listed, attestation(node, &self.b.me)));
                 }
                 Message::Neighbors(Neighbors {
                     version,
-                    attestation,
+                    attestation: b_says,
                     entries,
                 })
                 .encode(out);
@@ -685,7 +745,6 @@ impl World {
         filter.insert(PartialKey::canonical(&self.b.me).as_padded_key());
         filter.insert(PartialKey::canonical(&self.c.me).as_padded_key());
         self.b_version += 1;
-        let c_key = NodeKey::from_seed(&[C_SEED; 32]);
         let frame = encode(&[
             Message::Bloom(Box::new(Bloom {
                 version: self.b_version,
@@ -693,8 +752,8 @@ impl World {
             })),
             Message::Neighbors(Neighbors {
                 version: self.b_version,
-                attestation: attest(&self.b.key, &self.a_key),
-                entries: vec![(self.c.me, attest(&c_key, &self.b.me))],
+                attestation: attestation(self.b.seed, &self.a_key),
+                entries: vec![(self.c.me, attestation(C_SEED, &self.b.me))],
             }),
         ]);
         self.b_send(&frame, false);
@@ -791,21 +850,21 @@ impl World {
     /// B answers a lookup for B or C the way those nodes would: a signed reply routed to A.
     fn answer_lookup(&mut self, lookup: &Lookup) {
         for is_c in [false, true] {
-            let (key, coords) = if is_c {
-                (NodeKey::from_seed(&[C_SEED; 32]), self.c_coords())
+            let (seed, coords) = if is_c {
+                (C_SEED, self.c_coords())
             } else {
-                (self.b.key.duplicate(), self.b_tree.coords().clone())
+                (self.b.seed, self.b_tree.coords().clone())
             };
-            if lookup.target != *PartialKey::canonical(&key.public_key()).as_padded_key() {
+            let key = public_key(seed);
+            if lookup.target != *PartialKey::canonical(&key).as_padded_key() {
                 continue;
             }
-            let signed =
-                LookupReply::signed_bytes(&lookup.source, &key.public_key(), lookup.nonce, &coords);
+            let signed = LookupReply::signed_bytes(&lookup.source, &key, lookup.nonce, &coords);
             let mut payload = Vec::new();
             LookupReply {
                 nonce: lookup.nonce,
                 coords,
-                signature: key.sign(&signed),
+                signature: sign(seed, &signed),
             }
             .encode(&mut payload);
             self.route_to_a(is_c, KIND_LOOKUP_REPLY, &payload);
@@ -873,7 +932,24 @@ impl World {
         }
         while let Some(d) = self.a.poll_deliver() {
             self.delivered += 1;
-            assert!(!d.payload.is_empty() || d.kind == meshrouter::core::node::DeliveryKind::Probe);
+            // What A hands its host as a packet must be an IPv6 packet from the sender's address
+            // (or its /64) to A's (or A's /64): the session or link proved who sent it, and the
+            // node checks the packet does not claim otherwise.
+            if matches!(
+                d.kind,
+                DeliveryKind::Packet | DeliveryKind::TcpSuperPacket { .. }
+            ) {
+                let p = &d.payload;
+                assert!(p.len() >= 40 && p[0] >> 4 == 6, "not IPv6: {p:02x?}");
+                let belongs = |key: &PublicKey, address: &[u8]| {
+                    address == node_address(key).octets()
+                        || node_subnet(key).contains(&std::net::Ipv6Addr::from(
+                            <[u8; 16]>::try_from(address).unwrap_or_default(),
+                        ))
+                };
+                assert!(belongs(&d.source, &p[8..24]), "source not the sender's");
+                assert!(belongs(&self.a_key, &p[24..40]), "destination not A's");
+            }
         }
         while let Some(e) = self.a.poll_event() {
             match e {
