@@ -22,6 +22,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(&flip) = data.get(16) {
         let at = usize::from(flip) % beacon.len();
         beacon[at] ^= data.get(17).copied().unwrap_or(1).max(1);
-        assert!(Beacon::parse_verified(&beacon, password).is_err(), "tampered beacon verified");
+        assert!(
+            Beacon::parse_verified(&beacon, password).is_err(),
+            "tampered beacon verified"
+        );
     }
 });

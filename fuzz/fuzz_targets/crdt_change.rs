@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
         let mut out = Vec::new();
         meshrouter::services::crdt::codec::encode(&delta, &mut out);
         let mut again = meshrouter::core::wire::Reader::new(&out);
-        assert_eq!(meshrouter::services::crdt::codec::decode(&mut again).as_ref(), Ok(&delta));
+        assert_eq!(
+            meshrouter::services::crdt::codec::decode(&mut again).as_ref(),
+            Ok(&delta)
+        );
     }
 });

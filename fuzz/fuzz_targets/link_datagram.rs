@@ -9,9 +9,17 @@ fuzz_target!(|data: &[u8]| {
     match Datagram::parse(data) {
         Ok(Datagram::Init(init)) => assert_eq!(init.encode(), data),
         Ok(Datagram::Response(response)) => assert_eq!(response.encode(), data),
-        Ok(Datagram::Data { header, sealed, .. }) => assert_eq!(header.len() + sealed.len(), data.len()),
-        Ok(Datagram::Cookie { receiver_index, cookie }) => {
-            assert_eq!(meshrouter::core::wire::datagram::encode_cookie(receiver_index, &cookie), data)
+        Ok(Datagram::Data { header, sealed, .. }) => {
+            assert_eq!(header.len() + sealed.len(), data.len())
+        }
+        Ok(Datagram::Cookie {
+            receiver_index,
+            cookie,
+        }) => {
+            assert_eq!(
+                meshrouter::core::wire::datagram::encode_cookie(receiver_index, &cookie),
+                data
+            )
         }
         Err(_) => {}
     }

@@ -8,8 +8,23 @@ use meshrouter::core::node::{Node, NodeConfig};
 use meshrouter::core::time::Instant;
 
 fuzz_target!(|data: &[u8]| {
-    let mut node = Node::new(NodeKey::from_seed(&[7; 32]), NodeConfig { seq_base: 1, group_password: None, session_aes_gcm: false }, [9; 32], Instant::ZERO);
-    let link = node.open_link(Instant::ZERO, LinkParams { initiate: false, ..LinkParams::default() });
+    let mut node = Node::new(
+        NodeKey::from_seed(&[7; 32]),
+        NodeConfig {
+            seq_base: 1,
+            group_password: None,
+            session_aes_gcm: false,
+        },
+        [9; 32],
+        Instant::ZERO,
+    );
+    let link = node.open_link(
+        Instant::ZERO,
+        LinkParams {
+            initiate: false,
+            ..LinkParams::default()
+        },
+    );
     let mut now = Instant::ZERO;
     // Split the input into chunks: the first byte of each says how long it is and where it goes.
     let mut rest = data;

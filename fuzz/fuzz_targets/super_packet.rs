@@ -3,7 +3,9 @@
 //! succeed, the write splits into exactly the fallback's segments.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meshrouter::core::offload::{segment_super_packet, split_read, super_packet, super_packet_write};
+use meshrouter::core::offload::{
+    segment_super_packet, split_read, super_packet, super_packet_write,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((head, packet)) = data.split_at_checked(3) else {

@@ -8,7 +8,11 @@ use meshrouter::core::offload::{MIN_GSO_SIZE, coalesce, split_read};
 fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     if split_read(data, &mut out).is_ok() {
-        assert!(out.len() <= data.len() / MIN_GSO_SIZE + 1, "{} segments", out.len());
+        assert!(
+            out.len() <= data.len() / MIN_GSO_SIZE + 1,
+            "{} segments",
+            out.len()
+        );
         assert!(out.iter().all(|p| p.len() <= data.len()));
         // What we coalesce for the host splits back into the same packets.
         let mut back = Vec::new();
