@@ -9,6 +9,17 @@
 //! default build: `poly1305` 0.9 selects its AVX2 backend at run time, but most of that backend's helpers
 //! lack `#[target_feature]`, so every AVX2 intrinsic in them becomes an out-of-line call; the per-message
 //! key set-up alone costs 1.3 us instead of 0.15 us. The two produce identical bytes (a test checks).
+//!
+//! Wiping: ring's key types hold the key material inline (ChaCha20-Poly1305: the 32 key bytes
+//! themselves, as eight words; AES-256-GCM: the expanded round keys, whose first two are the key, and
+//! the GHASH key table) and have neither `Drop` nor `Zeroize`: dropped as they are, they would stay in
+//! freed memory, once for every place a `KeySet` was ever moved to. So each key lives in one heap
+//! allocation for its whole life ([`WipeOnDrop`]: moving a `KeySet` between a link's slots moves a
+//! pointer) and is overwritten there, when dropped, with the state ring builds for the all-zero key,
+//! which derives from nothing secret. What this cannot reach: the copies ring and the compiler make
+//! on the stack while building a key (safe Rust has no handle on them; later calls overwrite them).
+
+use std::sync::atomic::{Ordering, compiler_fence};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
 
@@ -28,8 +39,8 @@ pub struct KeySet {
     pub local_index: u32,
     /// The index we put in frames we send (chosen by the peer).
     pub remote_index: u32,
-    send: LessSafeKey,
-    recv: LessSafeKey,
+    send: WipeOnDrop<AeadKey>,
+    recv: WipeOnDrop<AeadKey>,
     next_counter: u64,
     replay: ReplayWindow,
     /// When the handshake completed.
@@ -57,6 +68,64 @@ fn aead_key(cipher: Cipher, key: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(key)
 }
 
+/// A value that can overwrite itself, where it lies, with a value that holds no secret.
+trait Wipe {
+    /// Overwrites every secret byte of `self` in place.
+    fn wipe(&mut self);
+}
+
+/// Keeps a [`Wipe`] value in one heap allocation for its whole life, so that moving the owner never
+/// leaves a copy behind, and wipes it there when dropped, before the allocation is freed.
+struct WipeOnDrop<T: Wipe>(Box<T>);
+
+impl<T: Wipe> WipeOnDrop<T> {
+    fn new(value: T) -> Self {
+        Self(Box::new(value))
+    }
+}
+
+impl<T: Wipe> std::ops::Deref for WipeOnDrop<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Wipe> Drop for WipeOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.wipe();
+        // The allocation is freed right after: without these, the compiler may drop the stores of
+        // `wipe` as dead (what `zeroize` guards against with volatile writes, which ring's opaque
+        // types do not allow).
+        std::hint::black_box(&mut *self.0);
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// One direction's ring key, and its cipher (what [`Wipe`] rebuilds it with).
+struct AeadKey {
+    key: LessSafeKey,
+    cipher: Cipher,
+}
+
+impl AeadKey {
+    fn new(cipher: Cipher, key: &[u8; 32]) -> WipeOnDrop<Self> {
+        WipeOnDrop::new(Self {
+            key: aead_key(cipher, key),
+            cipher,
+        })
+    }
+}
+
+impl Wipe for AeadKey {
+    /// Replaces the key state with the all-zero key's of the same cipher: the same enum variant, so
+    /// the same fields, each overwritten with bytes derived from nothing secret.
+    fn wipe(&mut self) {
+        self.key = aead_key(self.cipher, &[0; 32]);
+    }
+}
+
 impl KeySet {
     /// Builds the key set from derived keys.
     pub fn new(
@@ -71,8 +140,8 @@ impl KeySet {
         Self {
             local_index,
             remote_index,
-            send: aead_key(cipher, &keys.send),
-            recv: aead_key(cipher, &keys.recv),
+            send: AeadKey::new(cipher, &keys.send),
+            recv: AeadKey::new(cipher, &keys.recv),
             next_counter: 0,
             replay: ReplayWindow::default(),
             created: now,
@@ -118,6 +187,7 @@ impl KeySet {
         let (header, text) = out.split_at_mut(DATA_HEADER_LEN);
         let tag = self
             .send
+            .key
             .seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), text)
             .ok()?;
         out.extend_from_slice(tag.as_ref());
@@ -146,6 +216,7 @@ impl KeySet {
         }
         let text = self
             .recv
+            .key
             .open_in_place(nonce(counter), Aad::from(header), sealed)
             .ok()?;
         if !self.replay.update(counter) {
@@ -224,6 +295,62 @@ mod tests {
             t[i] ^= 0x40;
             assert_eq!(open(&mut b, &t), None, "byte {i} flipped");
         }
+    }
+
+    /// A [`Wipe`] value whose secret is a buffer the test keeps: dropping the wrapper must wipe it.
+    /// (Reading the freed allocation instead would be undefined behaviour.)
+    struct Probe(std::rc::Rc<std::cell::Cell<[u8; 32]>>);
+
+    impl Wipe for Probe {
+        fn wipe(&mut self) {
+            self.0.set([0; 32]);
+        }
+    }
+
+    #[test]
+    fn wipe_on_drop_keeps_one_place_and_wipes_it() {
+        let secret = std::rc::Rc::new(std::cell::Cell::new([7u8; 32]));
+        let held = WipeOnDrop::new(Probe(secret.clone()));
+        let place: *const Probe = &*held;
+        let mut moved = std::collections::VecDeque::new();
+        moved.push_back(held);
+        moved.reserve(100);
+        assert!(
+            std::ptr::eq(&*moved[0], place),
+            "moving the owner moved the value"
+        );
+        assert_eq!(secret.get(), [7; 32], "moving must not wipe");
+        drop(moved);
+        assert_eq!(secret.get(), [0; 32], "dropping did not wipe");
+    }
+
+    #[test]
+    fn a_wiped_ring_key_is_the_zero_key() {
+        let seal = |key: &LessSafeKey| {
+            let mut text = b"some frame".to_vec();
+            let tag = key
+                .seal_in_place_separate_tag(nonce(5), Aad::empty(), &mut text)
+                .unwrap();
+            text.extend_from_slice(tag.as_ref());
+            text
+        };
+        for cipher in [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm] {
+            let zero = seal(&aead_key(cipher, &[0; 32]));
+            let mut key = AeadKey {
+                key: aead_key(cipher, &[9; 32]),
+                cipher,
+            };
+            assert_ne!(seal(&key.key), zero);
+            key.wipe();
+            assert_eq!(seal(&key.key), zero, "{cipher:?} key state not replaced");
+        }
+    }
+
+    #[test]
+    fn key_sets_hold_ring_keys_only_behind_wipe_on_drop() {
+        let (a, _) = pair(Cipher::Aes256Gcm);
+        // Type-level: fails to compile if a KeySet holds a bare ring key again.
+        let _: [&WipeOnDrop<AeadKey>; 2] = [&a.send, &a.recv];
     }
 
     proptest::proptest! {
