@@ -15,10 +15,13 @@
 //! the GHASH key table) and have neither `Drop` nor `Zeroize`: dropped as they are, they would stay in
 //! freed memory, once for every place a `KeySet` was ever moved to. So each key lives in one heap
 //! allocation for its whole life ([`WipeOnDrop`]: moving a `KeySet` between a link's slots moves a
-//! pointer) and is overwritten there, when dropped, with the state ring builds for the all-zero key,
-//! which derives from nothing secret. What this cannot reach: the copies ring and the compiler make
-//! on the stack while building a key (safe Rust has no handle on them; later calls overwrite them).
+//! pointer) and every byte of it is overwritten with zeros there when it is dropped ([`AeadKey`]).
+//! Not only the key's fields: moving a ring key copies its whole enum, unused variant space included,
+//! and that space carries whatever the stack held, key bytes among it (found there in a test build).
+//! What this cannot reach: the copies ring and the compiler make on the stack while building a key
+//! (safe Rust has no handle on them; later calls overwrite them).
 
+use std::mem::{align_of, size_of};
 use std::sync::atomic::{Ordering, compiler_fence};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
@@ -103,26 +106,43 @@ impl<T: Wipe> Drop for WipeOnDrop<T> {
     }
 }
 
-/// One direction's ring key, and its cipher (what [`Wipe`] rebuilds it with).
-struct AeadKey {
-    key: LessSafeKey,
-    cipher: Cipher,
+/// The bytes of [`AeadKey`] after its tag: all the room a `LessSafeKey` takes there, the padding
+/// before it included.
+const KEY_ROOM: usize = size_of::<LessSafeKey>() + align_of::<LessSafeKey>() - 1;
+
+/// One direction's ring key, or the zeros that replaced it. `repr(u8)` fixes the layout (a C union
+/// of C structs, each a tag byte followed by the variant's fields): the key lies at offset
+/// `align_of::<LessSafeKey>()`, `Wiped` covers every byte from offset 1 to the end, and the enum has no
+/// trailing padding (checked below). Writing `Wiped` therefore overwrites every byte the key occupied:
+/// its fields, its padding and its enum's unused variant space, which an assignment of another ring
+/// key would fill with stack garbage instead.
+#[repr(u8)]
+enum AeadKey {
+    Key(LessSafeKey),
+    Wiped(#[allow(dead_code, reason = "written only to overwrite the key")] [u8; KEY_ROOM]),
 }
+
+const _: () = assert!(
+    size_of::<AeadKey>() == 1 + KEY_ROOM,
+    "AeadKey has trailing padding"
+);
 
 impl AeadKey {
     fn new(cipher: Cipher, key: &[u8; 32]) -> WipeOnDrop<Self> {
-        WipeOnDrop::new(Self {
-            key: aead_key(cipher, key),
-            cipher,
-        })
+        WipeOnDrop::new(Self::Key(aead_key(cipher, key)))
+    }
+
+    fn key(&self) -> &LessSafeKey {
+        match self {
+            Self::Key(key) => key,
+            Self::Wiped(_) => unreachable!("a key is wiped only when it is dropped"),
+        }
     }
 }
 
 impl Wipe for AeadKey {
-    /// Replaces the key state with the all-zero key's of the same cipher: the same enum variant, so
-    /// the same fields, each overwritten with bytes derived from nothing secret.
     fn wipe(&mut self) {
-        self.key = aead_key(self.cipher, &[0; 32]);
+        *self = Self::Wiped([0; KEY_ROOM]);
     }
 }
 
@@ -187,7 +207,7 @@ impl KeySet {
         let (header, text) = out.split_at_mut(DATA_HEADER_LEN);
         let tag = self
             .send
-            .key
+            .key()
             .seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), text)
             .ok()?;
         out.extend_from_slice(tag.as_ref());
@@ -216,7 +236,7 @@ impl KeySet {
         }
         let text = self
             .recv
-            .key
+            .key()
             .open_in_place(nonce(counter), Aad::from(header), sealed)
             .ok()?;
         if !self.replay.update(counter) {
@@ -325,24 +345,15 @@ mod tests {
     }
 
     #[test]
-    fn a_wiped_ring_key_is_the_zero_key() {
-        let seal = |key: &LessSafeKey| {
-            let mut text = b"some frame".to_vec();
-            let tag = key
-                .seal_in_place_separate_tag(nonce(5), Aad::empty(), &mut text)
-                .unwrap();
-            text.extend_from_slice(tag.as_ref());
-            text
-        };
+    fn wiping_a_ring_key_overwrites_all_its_room() {
+        // The layout the wipe relies on (the const assertion checks the size at compile time).
+        assert_eq!(size_of::<AeadKey>(), 1 + KEY_ROOM);
+        assert_eq!(align_of::<AeadKey>(), align_of::<LessSafeKey>());
         for cipher in [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm] {
-            let zero = seal(&aead_key(cipher, &[0; 32]));
-            let mut key = AeadKey {
-                key: aead_key(cipher, &[9; 32]),
-                cipher,
-            };
-            assert_ne!(seal(&key.key), zero);
+            let mut key = AeadKey::Key(aead_key(cipher, &[9; 32]));
+            key.key();
             key.wipe();
-            assert_eq!(seal(&key.key), zero, "{cipher:?} key state not replaced");
+            assert!(matches!(&key, AeadKey::Wiped(room) if room.iter().all(|b| *b == 0)));
         }
     }
 
