@@ -567,7 +567,7 @@ impl Router {
     }
 
     /// Mixes fresh OS randomness into the core's and the services' random streams (see
-    /// [`crate::core::rng::Rng::reseed`]); if the OS has none to give, tries again at the next tick.
+    /// [`crate::core::rng::Rng::reseed`]); if the OS has none to give, tries again in 10 s.
     fn reseed(&mut self, now: crate::core::time::Instant) {
         let mut extra = zeroize::Zeroizing::new([0u8; 32]);
         match getrandom::fill(&mut extra[..]) {
@@ -577,7 +577,10 @@ impl Router {
                 self.next_reseed = now + crate::core::rng::RESEED_INTERVAL;
                 debug!("random streams reseeded");
             }
-            Err(e) => warn!("reseeding the random streams: the OS random source failed: {e}"),
+            Err(e) => {
+                self.next_reseed = now + Duration::from_secs(10);
+                warn!("reseeding the random streams: the OS random source failed: {e}");
+            }
         }
     }
 
