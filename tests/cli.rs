@@ -122,6 +122,25 @@ fn genconf_writes_a_new_private_file_and_never_overwrites() {
     let info = meshrouter(&["info", "-c", grouped.to_str().unwrap()]);
     assert!(info.status.success(), "{:?}", stderr_lines(&info));
     assert!(stderr_lines(&info).is_empty(), "{:?}", stderr_lines(&info));
+    // --user: the daemon's user (here ourselves) owns the key and is the configuration's `user`.
+    let own_user = Command::new("id").arg("-un").output().unwrap().stdout;
+    let own_user = String::from_utf8(own_user).unwrap();
+    let owned = dir.path().join("owned.toml");
+    let out = meshrouter(&[
+        "genconf",
+        "--output",
+        owned.to_str().unwrap(),
+        "--user",
+        own_user.trim(),
+    ]);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let owned_text = std::fs::read_to_string(&owned).unwrap();
+    assert!(
+        owned_text.contains(&format!("\nuser = \"{}\"\n", own_user.trim())),
+        "{owned_text}"
+    );
+    let info = meshrouter(&["info", "-c", owned.to_str().unwrap()]);
+    assert!(info.status.success(), "{:?}", stderr_lines(&info));
     // A key file already there is never replaced, and nothing is written.
     let taken = dir.path().join("taken.toml");
     std::fs::write(dir.path().join("taken.key"), "someone's key").unwrap();

@@ -66,6 +66,7 @@ key_mode=$(in_root stat -c '%a %U:%G' /etc/meshrouter/config.key)
 [ "$key_mode" = '600 meshrouter:meshrouter' ] || fail "key file is $key_mode, expected 600 meshrouter:meshrouter"
 grep -q '^private_key = ' "$root/etc/meshrouter/config.toml" && fail "the configuration holds the key inline"
 grep -qx 'private_key_file = "config.key"' "$root/etc/meshrouter/config.toml" || fail "the configuration does not name config.key"
+grep -qx 'user = "meshrouter"' "$root/etc/meshrouter/config.toml" || fail "the configuration does not name the user meshrouter"
 in_root $(unit_exec meshrouter-genconf.service) 2>/dev/null && fail "a second genconf overwrote the configuration"
 key_before=$(cat "$root/etc/meshrouter/config.key")
 
@@ -83,7 +84,7 @@ ip netns exec "$ns" chroot "$root" meshrouter self >/dev/null || { cat "$root/tm
 addresses=$(ip netns exec "$ns" ip -6 addr show dev meshrouter0)
 grep -q 'inet6 2' <<<"$addresses" || fail "no 200::/7 address on the TUN device: $addresses"
 grep -qi "warn\|error" "$root/tmp/meshrouter.log" && { cat "$root/tmp/meshrouter.log"; fail "the daemon logged warnings"; }
-echo "first start: config 640 root:meshrouter, key 600 meshrouter, daemon up as meshrouter with CAP_NET_ADMIN, TUN has its 200::/7 address"
+echo "first start: config 640 root:meshrouter naming user meshrouter, key 600 meshrouter, daemon up as meshrouter with CAP_NET_ADMIN, TUN has its 200::/7 address"
 for p in $(ip netns pids "$ns"); do kill "$p"; done
 sleep 0.5
 

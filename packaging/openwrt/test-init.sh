@@ -16,6 +16,7 @@ config_get() {
 	case "$section.$option" in
 	main.private_key_file) value="$tmp/etc/node.key" ;;
 	main.tun_mtu) value=1400 ;;
+	main.user) value="${TEST_USER:-$default}" ;;
 	cfg1.interfaces) value='br-lan|lan[0-9]*|eth[0-9]+' ;;
 	cfg1.password) value='our "island"' ;;
 	*) value="$default" ;;
@@ -31,6 +32,7 @@ config_list_foreach() {
 }
 config_foreach() { "$1" cfg1; }
 logger() { :; }
+user_exists() { [ "$1" = meshrouter ] || [ "$1" = root ]; }
 
 # The init script without its rc.common wrapper; PROG and CONF point into the sandbox.
 . "$here/meshrouter/files/meshrouter.init"
@@ -46,4 +48,11 @@ write_config
 [ "$(cat "$tmp/etc/node.key")" = "$key1" ] || { echo "FAIL: a second start changed the key"; exit 1; }
 grep -q '^peers = \["udp://192.0.2.1:9100", "udp://\[2001:db8::1\]:9100"\]$' "$CONF" || { cat "$CONF"; echo "FAIL: peers"; exit 1; }
 grep -q 'password = "our \\"island\\""' "$CONF" || { cat "$CONF"; echo "FAIL: quoting"; exit 1; }
-echo "openwrt init: UCI -> TOML accepted by meshrouter; key made once (mode 600) and kept"
+# Unprivileged by default; a user the system lacks stops the start instead of running as root.
+grep -qx 'user = "meshrouter"' "$CONF" || { cat "$CONF"; echo "FAIL: no user = \"meshrouter\""; exit 1; }
+rm "$CONF"
+if TEST_USER=no-such-user write_config || [ -e "$CONF" ]; then
+	echo "FAIL: a missing user did not stop the start"
+	exit 1
+fi
+echo "openwrt init: UCI -> TOML accepted by meshrouter; key made once (mode 600) and kept; runs as user meshrouter"

@@ -8,7 +8,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use meshrouter::config::{EXAMPLE, EXAMPLE_KEY_FILE_LINE, EXAMPLE_KEY_LINE};
+use meshrouter::config::{EXAMPLE, EXAMPLE_KEY_FILE_LINE, EXAMPLE_KEY_LINE, EXAMPLE_USER_LINE};
 use meshrouter::core::identity::{NodeKey, SEED_LEN};
 use nix::unistd::{Gid, Uid};
 use zeroize::Zeroizing;
@@ -29,8 +29,9 @@ pub(crate) struct Genconf {
     /// /etc/meshrouter/config.key. Without --output and --key-file the key is printed inline.
     #[arg(long, value_name = "KEY")]
     key_file: Option<PathBuf>,
-    /// User who owns the key file: the daemon's, when it starts as that user rather than as root
-    /// (as meshrouter.service does), e.g. meshrouter.
+    /// The daemon's user, e.g. meshrouter: it owns the key file, and the configuration says
+    /// `user = "USER"`, so that the daemon runs as that user also when started as root (it is then
+    /// a no-op for a daemon that starts as that user, as meshrouter.service does).
     #[arg(long)]
     user: Option<String>,
     /// Turn on LAN discovery over UDP on every interface, as `run --autoconf` does.
@@ -81,6 +82,10 @@ pub(super) fn run(args: &Genconf) -> anyhow::Result<()> {
             Zeroizing::new(EXAMPLE.replacen(EXAMPLE_KEY_FILE_LINE, &line, 1))
         }
     };
+    if let Some(name) = &args.user {
+        let line = format!("user = {}", toml::Value::String(name.clone()));
+        config = Zeroizing::new(config.replacen(EXAMPLE_USER_LINE, &line, 1));
+    }
     if args.discovery {
         config.push_str(DISCOVERY);
     }

@@ -32,6 +32,8 @@ pub const EXAMPLE: &str = include_str!("../../config.example.toml");
 pub const EXAMPLE_KEY_LINE: &str = "# private_key = \"\"";
 /// The line of [`EXAMPLE`] that `genconf` replaces with the key file it wrote.
 pub const EXAMPLE_KEY_FILE_LINE: &str = "# private_key_file = \"\"";
+/// The line of [`EXAMPLE`] that `genconf --user` replaces with the daemon's user.
+pub const EXAMPLE_USER_LINE: &str = "# user = \"meshrouter\"";
 /// Configuration files larger than this are refused before parsing: no real config comes close.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 

@@ -37,6 +37,11 @@ fn example_parses_and_asks_for_a_key() {
         1,
         "the example must contain the key-file line genconf replaces"
     );
+    assert_eq!(
+        EXAMPLE.matches(EXAMPLE_USER_LINE).count(),
+        1,
+        "the example must contain the user line genconf --user replaces"
+    );
 }
 
 #[test]

@@ -77,6 +77,12 @@ impl IdentityHost {
         }
     }
 
+    /// Mixes fresh entropy into the streams the challenge and proof nonces come from.
+    pub(crate) fn reseed(&mut self, extra: &[u8; 32]) {
+        self.challenges.reseed(extra);
+        self.proofs.reseed(extra);
+    }
+
     /// The admins this node honours.
     pub(crate) fn admins(&self) -> &[String] {
         &self.admins

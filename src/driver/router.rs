@@ -119,6 +119,8 @@ pub(crate) struct Router {
     flows: crate::core::offload::flows::Flows,
     /// The built-in services.
     pub(crate) services: super::services::Services,
+    /// When to reseed the core's and the services' random streams next.
+    next_reseed: crate::core::time::Instant,
 }
 
 impl Router {
@@ -150,6 +152,8 @@ impl Router {
             // Each beacon from a new sender costs a signature check.
             beacon_budget: TokenBucket::new(50.0, 100.0, now),
             started: now,
+            // The first housekeeping tick, at once: the start-up seed has been copied around.
+            next_reseed: now,
         }
     }
 
@@ -562,8 +566,29 @@ impl Router {
         }
     }
 
+    /// Mixes fresh OS randomness into the core's and the services' random streams (see
+    /// [`crate::core::rng::Rng::reseed`]); if the OS has none to give, tries again in 10 s.
+    fn reseed(&mut self, now: crate::core::time::Instant) {
+        let mut extra = zeroize::Zeroizing::new([0u8; 32]);
+        match getrandom::fill(&mut extra[..]) {
+            Ok(()) => {
+                self.node.reseed(&extra);
+                self.services.reseed(&extra);
+                self.next_reseed = now + crate::core::rng::RESEED_INTERVAL;
+                debug!("random streams reseeded");
+            }
+            Err(e) => {
+                self.next_reseed = now + Duration::from_secs(10);
+                warn!("reseeding the random streams: the OS random source failed: {e}");
+            }
+        }
+    }
+
     fn housekeeping(&mut self) {
         let now = self.clock.now();
+        if now >= self.next_reseed {
+            self.reseed(now);
+        }
         for (id, info) in &mut self.links {
             if let Some(link) = self.node.link(*id) {
                 let stats = link.stats();

@@ -81,6 +81,12 @@ impl Services {
         )
     }
 
+    /// Mixes fresh entropy into the identity service's nonce streams. (The CRDT engine draws only
+    /// timer jitter, which needs no secrecy.)
+    pub(crate) fn reseed(&mut self, extra: &[u8; 32]) {
+        self.identity.reseed(extra);
+    }
+
     /// Runs due timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if let Some(crdt) = &mut self.crdt {
@@ -150,6 +156,9 @@ impl Services {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         None
     }
+
+    /// No random streams.
+    pub(crate) fn reseed(&mut self, _extra: &[u8; 32]) {}
 
     /// No timers.
     pub(crate) fn handle_timeout(&mut self, _now: Instant) {}

@@ -358,15 +358,35 @@ pub fn derive_keys(
     } else {
         (r_to_i, i_to_r)
     };
-    Ok(DirectionalKeys {
-        send: Zeroizing::new(send.try_into().unwrap_or_default()),
-        recv: Zeroizing::new(recv.try_into().unwrap_or_default()),
-    })
+    // Copied straight into their wiped buffers: no key passes through a temporary array.
+    let mut keys = DirectionalKeys {
+        send: Zeroizing::new([0; 32]),
+        recv: Zeroizing::new([0; 32]),
+    };
+    keys.send.copy_from_slice(send);
+    keys.recv.copy_from_slice(recv);
+    Ok(keys)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every state that holds key material on its way to `DirectionalKeys` wipes itself when dropped:
+    /// the SHA-256 states inside HKDF's and the MACs' HMAC (`Hmac<Sha256>` is two SHA-256 cores and a
+    /// block buffer, wiped by the `zeroize` features of `sha2` and `hmac`), the X25519 secrets, and the
+    /// keys' own buffers. Fails to compile otherwise.
+    #[test]
+    fn key_material_is_wiped_on_drop() {
+        use sha2::digest::block_api::{Buffer, CoreProxy};
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<<Sha256 as CoreProxy>::Core>();
+        wiped_on_drop::<Buffer<<Sha256 as CoreProxy>::Core>>();
+        wiped_on_drop::<Sha256>();
+        wiped_on_drop::<StaticSecret>();
+        wiped_on_drop::<x25519_dalek::SharedSecret>();
+        wiped_on_drop::<Zeroizing<[u8; 32]>>();
+    }
 
     #[test]
     fn both_sides_derive_mirrored_keys_and_bad_inputs_fail() {

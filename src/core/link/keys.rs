@@ -9,6 +9,20 @@
 //! default build: `poly1305` 0.9 selects its AVX2 backend at run time, but most of that backend's helpers
 //! lack `#[target_feature]`, so every AVX2 intrinsic in them becomes an out-of-line call; the per-message
 //! key set-up alone costs 1.3 us instead of 0.15 us. The two produce identical bytes (a test checks).
+//!
+//! Wiping: ring's key types hold the key material inline (ChaCha20-Poly1305: the 32 key bytes
+//! themselves, as eight words; AES-256-GCM: the expanded round keys, whose first two are the key, and
+//! the GHASH key table) and have neither `Drop` nor `Zeroize`: dropped as they are, they would stay in
+//! freed memory, once for every place a `KeySet` was ever moved to. So each key lives in one heap
+//! allocation for its whole life ([`WipeOnDrop`]: moving a `KeySet` between a link's slots moves a
+//! pointer) and every byte of it is overwritten with zeros there when it is dropped ([`AeadKey`]).
+//! Not only the key's fields: moving a ring key copies its whole enum, unused variant space included,
+//! and that space carries whatever the stack held, key bytes among it (found there in a test build).
+//! What this cannot reach: the copies ring and the compiler make on the stack while building a key
+//! (safe Rust has no handle on them; later calls overwrite them).
+
+use std::mem::{align_of, size_of};
+use std::sync::atomic::{Ordering, compiler_fence};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
 
@@ -28,8 +42,8 @@ pub struct KeySet {
     pub local_index: u32,
     /// The index we put in frames we send (chosen by the peer).
     pub remote_index: u32,
-    send: LessSafeKey,
-    recv: LessSafeKey,
+    send: WipeOnDrop<AeadKey>,
+    recv: WipeOnDrop<AeadKey>,
     next_counter: u64,
     replay: ReplayWindow,
     /// When the handshake completed.
@@ -57,6 +71,81 @@ fn aead_key(cipher: Cipher, key: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(key)
 }
 
+/// A value that can overwrite itself, where it lies, with a value that holds no secret.
+trait Wipe {
+    /// Overwrites every secret byte of `self` in place.
+    fn wipe(&mut self);
+}
+
+/// Keeps a [`Wipe`] value in one heap allocation for its whole life, so that moving the owner never
+/// leaves a copy behind, and wipes it there when dropped, before the allocation is freed.
+struct WipeOnDrop<T: Wipe>(Box<T>);
+
+impl<T: Wipe> WipeOnDrop<T> {
+    fn new(value: T) -> Self {
+        Self(Box::new(value))
+    }
+}
+
+impl<T: Wipe> std::ops::Deref for WipeOnDrop<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Wipe> Drop for WipeOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.wipe();
+        // The allocation is freed right after: without these, the compiler may drop the stores of
+        // `wipe` as dead (what `zeroize` guards against with volatile writes, which ring's opaque
+        // types do not allow).
+        std::hint::black_box(&mut *self.0);
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// The bytes of [`AeadKey`] after its tag: all the room a `LessSafeKey` takes there, the padding
+/// before it included.
+const KEY_ROOM: usize = size_of::<LessSafeKey>() + align_of::<LessSafeKey>() - 1;
+
+/// One direction's ring key, or the zeros that replaced it. `repr(u8)` fixes the layout (a C union
+/// of C structs, each a tag byte followed by the variant's fields): the key lies at offset
+/// `align_of::<LessSafeKey>()`, `Wiped` covers every byte from offset 1 to the end, and the enum has no
+/// trailing padding (checked below). Writing `Wiped` therefore overwrites every byte the key occupied:
+/// its fields, its padding and its enum's unused variant space, which an assignment of another ring
+/// key would fill with stack garbage instead.
+#[repr(u8)]
+enum AeadKey {
+    Key(LessSafeKey),
+    Wiped(#[allow(dead_code, reason = "written only to overwrite the key")] [u8; KEY_ROOM]),
+}
+
+const _: () = assert!(
+    size_of::<AeadKey>() == 1 + KEY_ROOM,
+    "AeadKey has trailing padding"
+);
+
+impl AeadKey {
+    fn new(cipher: Cipher, key: &[u8; 32]) -> WipeOnDrop<Self> {
+        WipeOnDrop::new(Self::Key(aead_key(cipher, key)))
+    }
+
+    fn key(&self) -> &LessSafeKey {
+        match self {
+            Self::Key(key) => key,
+            Self::Wiped(_) => unreachable!("a key is wiped only when it is dropped"),
+        }
+    }
+}
+
+impl Wipe for AeadKey {
+    fn wipe(&mut self) {
+        *self = Self::Wiped([0; KEY_ROOM]);
+    }
+}
+
 impl KeySet {
     /// Builds the key set from derived keys.
     pub fn new(
@@ -71,8 +160,8 @@ impl KeySet {
         Self {
             local_index,
             remote_index,
-            send: aead_key(cipher, &keys.send),
-            recv: aead_key(cipher, &keys.recv),
+            send: AeadKey::new(cipher, &keys.send),
+            recv: AeadKey::new(cipher, &keys.recv),
             next_counter: 0,
             replay: ReplayWindow::default(),
             created: now,
@@ -118,6 +207,7 @@ impl KeySet {
         let (header, text) = out.split_at_mut(DATA_HEADER_LEN);
         let tag = self
             .send
+            .key()
             .seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), text)
             .ok()?;
         out.extend_from_slice(tag.as_ref());
@@ -146,6 +236,7 @@ impl KeySet {
         }
         let text = self
             .recv
+            .key()
             .open_in_place(nonce(counter), Aad::from(header), sealed)
             .ok()?;
         if !self.replay.update(counter) {
@@ -224,6 +315,53 @@ mod tests {
             t[i] ^= 0x40;
             assert_eq!(open(&mut b, &t), None, "byte {i} flipped");
         }
+    }
+
+    /// A [`Wipe`] value whose secret is a buffer the test keeps: dropping the wrapper must wipe it.
+    /// (Reading the freed allocation instead would be undefined behaviour.)
+    struct Probe(std::rc::Rc<std::cell::Cell<[u8; 32]>>);
+
+    impl Wipe for Probe {
+        fn wipe(&mut self) {
+            self.0.set([0; 32]);
+        }
+    }
+
+    #[test]
+    fn wipe_on_drop_keeps_one_place_and_wipes_it() {
+        let secret = std::rc::Rc::new(std::cell::Cell::new([7u8; 32]));
+        let held = WipeOnDrop::new(Probe(secret.clone()));
+        let place: *const Probe = &*held;
+        let mut moved = std::collections::VecDeque::new();
+        moved.push_back(held);
+        moved.reserve(100);
+        assert!(
+            std::ptr::eq(&*moved[0], place),
+            "moving the owner moved the value"
+        );
+        assert_eq!(secret.get(), [7; 32], "moving must not wipe");
+        drop(moved);
+        assert_eq!(secret.get(), [0; 32], "dropping did not wipe");
+    }
+
+    #[test]
+    fn wiping_a_ring_key_overwrites_all_its_room() {
+        // The layout the wipe relies on (the const assertion checks the size at compile time).
+        assert_eq!(size_of::<AeadKey>(), 1 + KEY_ROOM);
+        assert_eq!(align_of::<AeadKey>(), align_of::<LessSafeKey>());
+        for cipher in [Cipher::ChaCha20Poly1305, Cipher::Aes256Gcm] {
+            let mut key = AeadKey::Key(aead_key(cipher, &[9; 32]));
+            key.key();
+            key.wipe();
+            assert!(matches!(&key, AeadKey::Wiped(room) if room.iter().all(|b| *b == 0)));
+        }
+    }
+
+    #[test]
+    fn key_sets_hold_ring_keys_only_behind_wipe_on_drop() {
+        let (a, _) = pair(Cipher::Aes256Gcm);
+        // Type-level: fails to compile if a KeySet holds a bare ring key again.
+        let _: [&WipeOnDrop<AeadKey>; 2] = [&a.send, &a.recv];
     }
 
     proptest::proptest! {

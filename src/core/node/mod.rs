@@ -253,6 +253,13 @@ impl Node {
         self.me
     }
 
+    /// Mixes fresh entropy into the node's random stream (see [`Rng::reseed`]). The daemon calls it
+    /// with OS randomness at start and every [`crate::core::rng::RESEED_INTERVAL`]; the core itself
+    /// draws none (it is sans-IO), and the same `extra` replays the same way in the simulator.
+    pub fn reseed(&mut self, extra: &[u8; 32]) {
+        self.rng.reseed(extra);
+    }
+
     /// Builds a signed discovery beacon advertising our links on UDP `port` (0 on raw Ethernet); `stamp`
     /// is the caller's clock in microseconds.
     pub fn beacon(&self, flags: u8, port: u16, stamp: u64, password: Option<&[u8]>) -> Vec<u8> {

@@ -163,6 +163,11 @@ impl Challenges {
         }
     }
 
+    /// Mixes fresh entropy into the nonces' random stream (see [`Rng::reseed`]).
+    pub fn reseed(&mut self, extra: &[u8; 32]) {
+        self.rng.reseed(extra);
+    }
+
     /// Issues a nonce and the message `did` must sign for it, valid from `now` for
     /// [`NONCE_LIFETIME`] seconds.
     pub fn issue(&mut self, now: u64, did: &str, statement: &str) -> (String, String) {

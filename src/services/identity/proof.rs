@@ -84,6 +84,11 @@ impl ProofService {
         }
     }
 
+    /// Mixes fresh entropy into the nonces' random stream (see [`Rng::reseed`]).
+    pub fn reseed(&mut self, extra: &[u8; 32]) {
+        self.rng.reseed(extra);
+    }
+
     /// Asks `prover` to prove possession of its key; the outcome comes from [`Self::poll_outcome`].
     pub fn request(&mut self, now: Instant, prover: PublicKey) -> u64 {
         self.expire(now);
