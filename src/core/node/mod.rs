@@ -366,9 +366,7 @@ impl Node {
         dest_path: Coords,
         payload: &[u8],
     ) {
-        self.now = now;
-        self.send_routed(now, dest, dest_path, KIND_DATA, payload);
-        self.drain_tree();
+        self.send_raw_routed(now, dest, dest_path, KIND_DATA, payload);
     }
 
     fn send_routed(
