@@ -184,6 +184,11 @@ mod tests {
         assert_eq!(bytes.len(), BEACON_LEN);
         assert!(Beacon::looks_like(&bytes));
         assert_ne!(bytes[0], VERSION, "must not look like a link datagram");
+        // Version 2: passwords stretched with Argon2id. A version 1 beacon is not understood.
+        assert_eq!(bytes[3], 2);
+        let mut old = bytes.clone();
+        old[3] = 1;
+        assert_eq!(Beacon::parse(&old), Err(WireError::Version(1)));
         let b = Beacon::parse_verified(&bytes, Some(&pw)).unwrap();
         assert_eq!((b.port, b.stamp, b.key), (9100, 42, k.public_key()));
         assert!(b.listens());
