@@ -1,4 +1,5 @@
-//! Seal-and-open throughput of session/link frames and full handshakes per second, on one core.
+//! Seal-and-open throughput of session/link frames, full handshakes per second, and the time to
+//! stretch a password (Argon2id, once per password at start-up), on one core.
 //! Run with `cargo bench --bench crypto`; it prints figures rather than asserting them.
 
 use std::hint::black_box;
@@ -90,4 +91,19 @@ fn main() {
         }
     }
     handshakes();
+    password_stretching();
+}
+
+fn password_stretching() {
+    use meshrouter::core::password::{MEMORY_KIB, PASSES, PasswordKey};
+    let runs = 10;
+    let start = WallClock::now();
+    for i in 0..runs {
+        black_box(PasswordKey::derive(format!("password {i}").as_bytes()));
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3 / f64::from(runs);
+    println!(
+        "Argon2id m={} MiB t={PASSES} p=1: {ms:.1} ms per password",
+        MEMORY_KIB / 1024
+    );
 }

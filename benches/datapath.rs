@@ -11,6 +11,7 @@ use std::time::Instant as WallClock;
 use meshrouter::core::identity::NodeKey;
 use meshrouter::core::link::LinkParams;
 use meshrouter::core::node::{DeliveryKind, LinkId, Node, NodeConfig};
+use meshrouter::core::password::PasswordKey;
 use meshrouter::core::time::Instant;
 use meshrouter::sim::ipv6_packet;
 
@@ -22,8 +23,9 @@ struct Pair {
 
 impl Pair {
     /// Two linked nodes; `group_password` makes it a closed overlay, whose packets all use sessions.
-    fn new(group_password: Option<Vec<u8>>) -> Self {
+    fn new(group_password: Option<&[u8]>) -> Self {
         let now = Instant::from_micros(1);
+        let group_password = group_password.map(PasswordKey::derive);
         let node = |seed: u8| {
             let config = NodeConfig {
                 seq_base: 1,
@@ -91,16 +93,16 @@ impl Pair {
 fn main() {
     for (path, password) in [
         ("neighbour, link only", None),
-        ("through a session   ", Some(b"closed".to_vec())),
+        ("through a session   ", Some(&b"closed"[..])),
     ] {
         for size in [64usize, 1232] {
-            packets(path, password.clone(), size);
+            packets(path, password, size);
         }
     }
     segmentation();
 }
 
-fn packets(path: &str, password: Option<Vec<u8>>, size: usize) {
+fn packets(path: &str, password: Option<&[u8]>, size: usize) {
     let mut pair = Pair::new(password);
     pair.run(500);
     let (a, b) = (pair.nodes[0].public_key(), pair.nodes[1].public_key());

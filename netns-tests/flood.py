@@ -8,9 +8,9 @@ seconds (default 2) each target gets --count datagrams (default 300), spread eve
 so that no rate limiter gets a quiet moment to refill in. Each datagram goes from a new socket, so from
 a fresh source port: to the daemon every one is a new remote.
 
-  init    the length of a handshake initiation (175 bytes: version 1, kind 1, the rest random), which
+  init    the length of a handshake initiation (175 bytes: version 2, kind 1, the rest random), which
           passes the daemon's cheap shape check and reaches the handshake code
-  beacon  the length of a discovery beacon (127 bytes: "MRB", version 1, the rest random), which passes
+  beacon  the length of a discovery beacon (127 bytes: "MRB", version 2, the rest random), which passes
           the beacon parser; its MAC and signature are garbage
 
 Runs until killed; on SIGTERM prints how many datagrams it sent (and how many sends failed) to stderr.
@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 
-VERSION = 1  # src/core/wire/mod.rs
+VERSION = 2  # src/core/wire/mod.rs
 KIND_INIT = 1  # src/core/wire/datagram.rs
 INIT_LEN = 2 + 4 + 8 + 1 + 32 + 32 + 64 + 16 + 16  # datagram.rs INIT_LEN
 BEACON_MAGIC = b"MRB"  # src/core/wire/beacon.rs

@@ -4,14 +4,14 @@
 # with a and ping a's overlay address within 10 s of its start, with a's daemon below one core (its CPU
 # is read from /proc/PID/stat over the first 3 s of the flood and over the whole case):
 #
-#   init-peer       junk handshake initiations (INIT_LEN bytes, version 1, kind 1, random rest: they
+#   init-peer       junk handshake initiations (INIT_LEN bytes, version 2, kind 1, random rest: they
 #                   pass the daemon's cheap shape check) from a fresh source port each, >= 300 every 2 s
 #                   to every UDP port a has open (listener, discovery-link socket, beacon port); b has a
 #                   configured peer to a's listener. A daemon that opens an inbound link for each such
 #                   datagram and caps pending inbound links at 256 (held 15 s) refuses b's real one.
 #   init-discovery  the same flood; b has no peer and finds a by discovery (its key is made the smaller,
 #                   so b is the side that dials, into a's discovery-link port).
-#   beacon          junk beacons (BEACON_LEN bytes, "MRB" + version 1, random rest: they pass the beacon
+#   beacon          junk beacons (BEACON_LEN bytes, "MRB" + version 2, random rest: they pass the beacon
 #                   parser, the password MAC fails) to [ff02::6d72]:9101, >= 300 every 2 s, heard by a
 #                   and b alike; a and b use discovery with a password. A daemon that spends its budget
 #                   of beacon checks (50/s) before the MAC lets the junk starve the real beacons.

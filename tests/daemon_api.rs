@@ -207,6 +207,46 @@ fn two_daemons_peer_and_the_commands_show_it() {
     });
 }
 
+/// Passwords are stretched at start-up (a's listener, b's peer) and by `addpeer` (c's two peers, on
+/// a blocking thread): the same password links, another one gets silence.
+#[test]
+fn passwords_from_the_configuration_and_from_addpeer_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let a = start(
+        dir.path(),
+        "a",
+        &format!("listen = [\"udp://127.0.0.1:{port}?password=island\"]"),
+    );
+    let key_a = ctl_json(&a, "self")["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let peer = |password: &str| format!("udp://127.0.0.1:{port}?key={key_a}&password={password}");
+    let b = start(
+        dir.path(),
+        "b",
+        &format!("peers = [\"{}\"]", peer("island")),
+    );
+    let c = start(dir.path(), "c", "");
+    for password in ["reef", "island"] {
+        let out = ctl(&c, &["addpeer", &peer(password)]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let links = |d: &Daemon| {
+        let peers = ctl_json(d, "peers")["peers"].as_array().unwrap().clone();
+        let up = peers.iter().filter(|p| p["up"] == true).count();
+        (peers.len(), up)
+    };
+    wait_for("b's link", || links(&b) == (1, 1));
+    wait_for("c's link with the right password", || links(&c) == (2, 1));
+    wait_for("a's links", || links(&a).1 == 2);
+    // The wrong password never links.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(links(&c), (2, 1));
+    assert_eq!(links(&a), (2, 2));
+}
+
 #[test]
 fn malformed_and_oversized_requests_get_4xx_and_the_daemon_survives() {
     let dir = tempfile::tempdir().unwrap();

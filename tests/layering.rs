@@ -128,6 +128,49 @@ fn unsafe_code_only_in_sys() {
     }
 }
 
+/// Stretching a password (Argon2id, 19 MiB, tens of milliseconds) is slow on purpose: only start-up
+/// (`driver/mod.rs`, `driver/passwords.rs`) and `addpeer`'s blocking thread (`driver/api/handlers.rs`)
+/// may do it. Everything else, above all what a datagram runs through, only looks stretched keys up.
+#[test]
+fn passwords_are_stretched_only_at_start_up_and_by_addpeer() {
+    const STRETCH: [&str; 3] = ["PasswordKey::derive", "argon2", ".stretch("];
+    const ALLOWED: [&str; 4] = [
+        "src/core/password.rs",
+        "src/driver/passwords.rs",
+        "src/driver/mod.rs",
+        "src/driver/api/handlers.rs",
+    ];
+    let mut violations = Vec::new();
+    for file in rust_files(&root().join("src")) {
+        let relative = file
+            .strip_prefix(root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        if ALLOWED.contains(&relative.as_str()) || relative.ends_with("/tests.rs") {
+            continue;
+        }
+        // Code before the file's unit tests (`mod tests { ... }` ends a file), which may stretch.
+        for (line_no, line) in code_lines(&file)
+            .into_iter()
+            .take_while(|(_, l)| !l.trim().starts_with("mod tests {"))
+        {
+            if let Some(needle) = STRETCH.iter().find(|n| line.contains(*n)) {
+                violations.push(format!(
+                    "{relative}:{line_no}: `{needle}` in: {}",
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "a password is stretched outside start-up and addpeer:\n{}",
+        violations.join("\n")
+    );
+}
+
 #[test]
 fn the_guard_itself_catches_a_violation() {
     let dir = std::env::temp_dir().join(format!("meshrouter-layering-{}", std::process::id()));

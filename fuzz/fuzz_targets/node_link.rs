@@ -28,6 +28,7 @@ use meshrouter::core::identity::{NodeKey, PublicKey};
 use meshrouter::core::link::{Link, LinkParams};
 use meshrouter::core::lookup::bloom::Filter;
 use meshrouter::core::node::{DeliveryKind, Event, LinkId, Node, NodeConfig};
+use meshrouter::core::password::PasswordKey;
 use meshrouter::core::rng::Rng;
 use meshrouter::core::session::Sessions;
 use meshrouter::core::time::{Instant, earliest};
@@ -203,7 +204,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(seed: u8, password: Option<Vec<u8>>, now: Instant) -> Self {
+    fn new(seed: u8, password: Option<PasswordKey>, now: Instant) -> Self {
         Self {
             seed,
             me: public_key(seed),
@@ -268,7 +269,11 @@ impl World {
     fn new(config: u8, trace: bool) -> Self {
         let now = Instant::from_micros(1_000);
         let b_initiates = config & 1 != 0;
-        let password = (config & 4 != 0).then(|| PASSWORD.to_vec());
+        let password = (config & 4 != 0).then(|| {
+            // Stretched once per process: Argon2id per input would dominate the run.
+            static KEY: std::sync::OnceLock<PasswordKey> = std::sync::OnceLock::new();
+            KEY.get_or_init(|| PasswordKey::derive(PASSWORD)).clone()
+        });
         let mtu = if config & 8 != 0 { 400 } else { 1280 };
         let pin = config & 16 != 0;
 

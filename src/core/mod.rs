@@ -12,6 +12,7 @@ pub mod link;
 pub mod lookup;
 pub mod node;
 pub mod offload;
+pub mod password;
 pub mod rate;
 pub mod rng;
 pub mod session;

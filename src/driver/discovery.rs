@@ -253,11 +253,12 @@ impl Router {
         {
             if let Some(rule) = self.rule_for(&iface.name).filter(|r| r.udp && r.beacon)
                 && self.discovery.joined.contains(&iface.index)
+                && let Ok(password) = self.passwords.get(rule.password.as_deref())
             {
                 let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-                let beacon =
-                    self.node
-                        .beacon(flags, self.discovery.port, stamp, rule.password.as_deref());
+                let beacon = self
+                    .node
+                    .beacon(flags, self.discovery.port, stamp, password.as_ref());
                 udp.push((iface.index, beacon));
             }
         }
@@ -278,8 +279,11 @@ impl Router {
             let Some(rule) = self.rule_for(ifname).filter(|r| r.beacon) else {
                 continue;
             };
+            let Ok(password) = self.passwords.get(rule.password.as_deref()) else {
+                continue;
+            };
             let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-            let beacon = self.node.beacon(flags, 0, stamp, rule.password.as_deref());
+            let beacon = self.node.beacon(flags, 0, stamp, password.as_ref());
             if let Err(e) = endpoint
                 .transport
                 .send(&Remote::Ethernet(BROADCAST), &beacon)
@@ -304,6 +308,9 @@ impl Router {
         if !rule.udp {
             return;
         }
+        let Ok(password) = self.passwords.get(rule.password.as_deref()) else {
+            return;
+        };
         let Ok(beacon) = Beacon::parse(data) else {
             self.counters.beacons_refused += 1;
             return;
@@ -316,7 +323,7 @@ impl Router {
         )));
         let params = LinkParams {
             initiate: true,
-            password: rule.password.clone(),
+            password,
             allowed_keys: vec![beacon.key],
             mtu: iface.mtu.saturating_sub(UDP_OVERHEAD).max(1232),
             priority: rule.priority,
@@ -339,9 +346,12 @@ impl Router {
         let Some(rule) = self.rule_for(ifname) else {
             return;
         };
+        let Ok(password) = self.passwords.get(rule.password.as_deref()) else {
+            return;
+        };
         let params = LinkParams {
             initiate: true,
-            password: rule.password.clone(),
+            password,
             allowed_keys: Vec::new(),
             mtu: *mtu,
             priority: rule.priority,
@@ -381,7 +391,7 @@ impl Router {
         }
         // The MAC first (one HMAC): beacons without the password must not spend the budget of
         // signature checks that real neighbours' beacons need.
-        let beacon = match Beacon::parse_authenticated(data, params.password.as_deref()) {
+        let beacon = match Beacon::parse_authenticated(data, params.password.as_ref()) {
             Ok(b) => b,
             Err(e) => {
                 debug!(from = %remote, "beacon refused: {e}");

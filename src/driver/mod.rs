@@ -21,6 +21,7 @@ mod identity;
 mod interfaces;
 mod links;
 pub mod parallel;
+mod passwords;
 mod peers;
 mod privileges;
 mod readers;
@@ -61,6 +62,17 @@ pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
     let key = config.node_key.public_key();
     let prepared = prepare(&config, seed)?;
     privileges::drop_privileges(&daemon)?;
+    // Every password of the configuration, stretched once now (Argon2id, slow on purpose): nothing
+    // stretches on the way of a datagram.
+    let started = std::time::Instant::now();
+    let passwords = passwords::PasswordKeys::for_config(&daemon);
+    if passwords.len() > 0 {
+        info!(
+            passwords = passwords.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "passwords stretched"
+        );
+    }
     // One thread: the router task does the work and the readers only move bytes, so more threads
     // would only add hand-offs. On the 2-core test machine one thread carries 670 Mbit/s of TCP where
     // two workers carried 480 (netns-tests/t_two_nodes.sh).
@@ -75,7 +87,7 @@ pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
         "meshrouter {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    runtime.block_on(serve(config, seed, prepared))
+    runtime.block_on(serve(config, seed, prepared, passwords))
 }
 
 fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
@@ -143,14 +155,20 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     })
 }
 
-async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(), DriverError> {
+async fn serve(
+    config: Config,
+    seed: [u8; 32],
+    prepared: Prepared,
+    mut passwords: passwords::PasswordKeys,
+) -> Result<(), DriverError> {
     let clock = clock::Clock::new();
     let services = prepared.services.start(&config, seed, clock.now());
+    let group_password = (config.daemon.group_password.as_deref()).map(|p| passwords.stretch(p));
     let node = Node::new(
         config.node_key,
         NodeConfig {
             seq_base: clock::wall_micros(),
-            group_password: config.daemon.group_password.clone(),
+            group_password,
             session_aes_gcm: cpu::has_aes_instructions(),
         },
         seed,
@@ -180,6 +198,7 @@ async fn serve(config: Config, seed: [u8; 32], prepared: Prepared) -> Result<(),
         node,
         clock,
         config.daemon,
+        passwords,
         tun,
         inputs.clone(),
         discovery::Discovery::new(multicast, None, 0),

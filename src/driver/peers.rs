@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::links::{Endpoint, EndpointId, Origin, Remote, Role, Transport};
+use super::passwords::passwords_of;
 use super::router::{DEFAULT_UDP_MTU, Input, Router};
 use crate::config::LinkUri;
 use crate::core::link::LinkParams;
@@ -81,7 +82,22 @@ impl Router {
             self.remove_endpoint(endpoint);
         }
         info!(peer = %peer.uri.display(), "peer removed");
+        self.forget_unused_passwords();
         true
+    }
+
+    /// Forgets the stretched passwords that nothing uses any more (so that adding and removing peers
+    /// with ever new passwords cannot grow the cache without end).
+    fn forget_unused_passwords(&mut self) {
+        let (config, peers, waiting) = (&self.config, &self.peers, &self.waiting_peers);
+        let uris = peers
+            .values()
+            .map(|p| &p.uri)
+            .chain(waiting.iter().map(|(u, _)| u));
+        let in_use: Vec<&[u8]> = passwords_of(config)
+            .chain(uris.filter_map(|u| u.password.as_deref()))
+            .collect();
+        self.passwords.retain(|p| in_use.contains(&p));
     }
 
     pub(crate) fn on_peer_ready(&mut self, text: &str, socket: UdpSocket, addr: SocketAddr) {
@@ -89,6 +105,13 @@ impl Router {
             return; // removed meanwhile
         };
         let uri = peer.uri.clone();
+        let password = match self.passwords.get(uri.password.as_deref()) {
+            Ok(password) => password,
+            Err(e) => {
+                self.on_peer_failed(text, e.to_string());
+                return;
+            }
+        };
         let socket = match super::udp::UdpEndpoint::new(socket) {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -104,7 +127,7 @@ impl Router {
         });
         let params = LinkParams {
             initiate: true,
-            password: uri.password.clone(),
+            password,
             allowed_keys: uri.keys.clone(),
             mtu: uri.mtu.unwrap_or(DEFAULT_UDP_MTU),
             priority: uri.priority,

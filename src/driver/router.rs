@@ -13,11 +13,13 @@ use super::buffers::Buffer;
 use super::clock::Clock;
 use super::interfaces::Interface;
 use super::links::{Endpoint, EndpointId, LinkInfo, Origin, Remote, Role};
+use super::passwords::PasswordKeys;
 use super::peers::StaticPeer;
 use super::tun_device::TunDevice;
-use crate::config::Daemon;
+use crate::config::{Daemon, LinkUri};
 use crate::core::link::LinkParams;
 use crate::core::node::{Arrival, DeliveryKind, Event, LinkId, Node};
+use crate::core::password::PasswordKey;
 use crate::core::rate::TokenBucket;
 
 /// Default datagram size on UDP links: a 1500-byte Ethernet MTU less IPv6 and UDP headers. The kernel
@@ -67,6 +69,11 @@ pub(crate) enum Input {
     PeerFailed { text: String, error: String },
     /// A local API call.
     Api(ApiRequest, oneshot::Sender<ApiResponse>),
+    /// A password `addpeer` brought was stretched on a blocking thread (`Err`: that thread failed).
+    PasswordStretched {
+        password: Vec<u8>,
+        key: Result<PasswordKey, String>,
+    },
 }
 
 impl Input {
@@ -121,13 +128,21 @@ pub(crate) struct Router {
     pub(crate) services: super::services::Services,
     /// When to reseed the core's and the services' random streams next.
     next_reseed: crate::core::time::Instant,
+    /// Every password in use, stretched: looked up, never stretched, on the way of a datagram.
+    pub(crate) passwords: PasswordKeys,
+    /// `addpeer` requests waiting for their password to be stretched, in order.
+    pub(crate) waiting_peers: std::collections::VecDeque<(LinkUri, oneshot::Sender<ApiResponse>)>,
+    /// A password is being stretched on a blocking thread (one at a time: each takes 19 MiB).
+    pub(crate) stretching: bool,
 }
 
 impl Router {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         node: Node,
         clock: Clock,
         config: Daemon,
+        passwords: PasswordKeys,
         tun: Option<TunDevice>,
         inputs: mpsc::Sender<Input>,
         discovery: super::discovery::Discovery,
@@ -137,6 +152,9 @@ impl Router {
         Self {
             flows: Default::default(),
             services,
+            passwords,
+            waiting_peers: Default::default(),
+            stretching: false,
             node,
             clock,
             config,
@@ -289,6 +307,7 @@ impl Router {
             Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
             Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
             Input::Api(request, reply) => self.api_input(request, reply),
+            Input::PasswordStretched { password, key } => self.on_password_stretched(password, key),
         }
     }
 
@@ -320,6 +339,7 @@ impl Router {
         let policy = InboundPolicy {
             endpoints: &self.endpoints,
             config: &self.config,
+            passwords: &self.passwords,
             interfaces: &self.interfaces,
             tun: self.tun.as_ref().map(|t| t.name.as_str()),
         };
@@ -357,10 +377,13 @@ impl Router {
 }
 
 /// Which inbound handshakes may create a link, and with which settings: borrowed from the router's
-/// configuration so that the core can ask while it holds the router's node.
+/// configuration so that the core can ask while it holds the router's node. It runs for every
+/// initiation-shaped datagram, junk floods included, so it only looks stretched passwords up
+/// (`passwords`: `PasswordKeys::get` cannot stretch).
 struct InboundPolicy<'a> {
     endpoints: &'a HashMap<EndpointId, Endpoint>,
     config: &'a Daemon,
+    passwords: &'a PasswordKeys,
     interfaces: &'a BTreeMap<String, Interface>,
     tun: Option<&'a str>,
 }
@@ -373,7 +396,7 @@ impl InboundPolicy<'_> {
             (Role::Listener(uri), Remote::Udp(addr)) => Some((
                 LinkParams {
                     initiate: false,
-                    password: uri.password.clone(),
+                    password: self.passwords.get(uri.password.as_deref()).ok()?,
                     allowed_keys: self.config.allowed_public_keys.clone(),
                     mtu: uri.mtu.unwrap_or(DEFAULT_UDP_MTU),
                     priority: uri.priority,
@@ -388,11 +411,12 @@ impl InboundPolicy<'_> {
                     .values()
                     .find(|i| i.index == addr.scope_id())?;
                 let rule = super::discovery::rule_for(self.config, self.tun, &iface.name)?;
+                let password = self.passwords.get(rule.password.as_deref()).ok()?;
                 (rule.udp && (rule.listen || rule.beacon)).then(|| {
                     (
                         LinkParams {
                             initiate: false,
-                            password: rule.password.clone(),
+                            password,
                             allowed_keys: Vec::new(),
                             mtu: iface.mtu.saturating_sub(UDP_OVERHEAD).max(1232),
                             priority: rule.priority,
@@ -405,11 +429,12 @@ impl InboundPolicy<'_> {
             }
             (Role::Ethernet { ifname, mtu }, Remote::Ethernet(_)) => {
                 let rule = super::discovery::rule_for(self.config, self.tun, ifname)?;
+                let password = self.passwords.get(rule.password.as_deref()).ok()?;
                 (rule.ethernet && (rule.listen || rule.beacon)).then(|| {
                     (
                         LinkParams {
                             initiate: false,
-                            password: rule.password.clone(),
+                            password,
                             allowed_keys: Vec::new(),
                             mtu: *mtu,
                             priority: rule.priority,
@@ -596,5 +621,93 @@ impl Router {
             }
         }
         self.discovery_tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::DiscoveryRule;
+    use crate::core::password::derivations_on_this_thread;
+    use crate::driver::links::Transport;
+
+    fn udp_endpoint(role: Role) -> Endpoint {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let socket = tokio::net::UdpSocket::from_std(socket).unwrap();
+        Endpoint {
+            transport: Transport::Udp(Arc::new(
+                super::super::udp::UdpEndpoint::new(socket).unwrap(),
+            )),
+            role,
+            reader: tokio::spawn(async {}),
+        }
+    }
+
+    /// The policy runs for every initiation-shaped datagram, junk floods included: with passwords
+    /// on a listener and a discovery rule it must hand out their stretched keys without stretching.
+    #[test]
+    fn the_inbound_policy_looks_passwords_up_and_never_stretches() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let listen = LinkUri::parse("udp://127.0.0.1:0?password=island").unwrap();
+        let config = Daemon {
+            listen: vec![listen.clone()],
+            discovery: vec![DiscoveryRule {
+                password: Some(b"lan".to_vec()),
+                ..DiscoveryRule::everywhere()
+            }],
+            ..Daemon::default()
+        };
+        let passwords = PasswordKeys::for_config(&config);
+        let (island, lan) = (PasswordKey::derive(b"island"), PasswordKey::derive(b"lan"));
+        let endpoints = HashMap::from([
+            (0, udp_endpoint(Role::Listener(listen))),
+            (1, udp_endpoint(Role::Discovery)),
+        ]);
+        let lan0 = Interface {
+            name: "lan0".into(),
+            index: 7,
+            mtu: 1500,
+            usable: true,
+            link_local: true,
+        };
+        let interfaces = BTreeMap::from([("lan0".to_owned(), lan0)]);
+        let policy = InboundPolicy {
+            endpoints: &endpoints,
+            config: &config,
+            passwords: &passwords,
+            interfaces: &interfaces,
+            tun: None,
+        };
+        let same = |a: &Option<PasswordKey>, b: &PasswordKey| {
+            a.as_ref().map(|a| a.subkey(b"test")) == Some(b.subkey(b"test"))
+        };
+        let before = derivations_on_this_thread();
+        for port in 1000..3000 {
+            let from = Remote::Udp(SocketAddr::from(([192, 0, 2, 1], port)));
+            let (params, _) = policy.params(0, &from).unwrap();
+            assert!(same(&params.password, &island));
+            let link_local = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+            let from = Remote::Udp(SocketAddrV6::new(link_local, port, 0, 7).into());
+            let (params, _) = policy.params(1, &from).unwrap();
+            assert!(same(&params.password, &lan));
+        }
+        assert_eq!(derivations_on_this_thread(), before, "the policy stretched");
+        // A password that was never stretched refuses the link: neither stretched now nor dropped.
+        let none = PasswordKeys::default();
+        let policy = InboundPolicy {
+            passwords: &none,
+            ..policy
+        };
+        let from = Remote::Udp(SocketAddr::from(([192, 0, 2, 1], 1000)));
+        assert!(policy.params(0, &from).is_none());
+        assert_eq!(derivations_on_this_thread(), before);
     }
 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::core::identity::NodeKey;
 use crate::core::link::cipher::Cipher;
 use crate::core::link::handshake::{Ephemeral, Psk, make_init, set_mac2};
+use crate::core::password::PasswordKey;
 use crate::core::wire::datagram::{Datagram, HandshakeInit};
 
 fn init(seed: u8) -> HandshakeInit {
@@ -65,7 +66,7 @@ fn junk_costs_one_mac_and_no_budget() {
 fn a_wrong_password_is_refused_before_the_budget() {
     let mut rng = Rng::from_seed([1; 32]);
     let mut gate = HandshakeGate::new(Instant::ZERO);
-    let island = Psk::from_password(Some(b"island"));
+    let island = Psk::from_password(Some(&PasswordKey::derive(b"island")));
     let bytes = init(1).encode();
     assert_eq!(
         gate.admit(Instant::ZERO, b"x", &bytes, &island, false, &mut rng),

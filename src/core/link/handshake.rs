@@ -13,7 +13,8 @@
 //!   attacker nothing and disturbs no established keys.
 //! - Replay: `t` grows with every initiation (the initiator's wall clock); a responder answers only an
 //!   initiation newer than the last one it accepted from that peer, so a replayed one gets silence.
-//! - Password: `psk = SHA-256("meshrouter link psk v1" | password)`. It keys the MAC that is checked before
+//! - Password: `psk = SHA-256("meshrouter link psk v1" | K)`, where `K` is the password stretched once with
+//!   Argon2id (`core::password`; 32 zero bytes without a password). It keys the MAC that is checked before
 //!   any signature, so a sender without the password gets silence for the price of one HMAC, and it salts
 //!   the key derivation.
 //! - Cipher: the initiator offers data-frame ciphers, the responder picks one it also offers
@@ -27,6 +28,7 @@ use zeroize::Zeroizing;
 
 use super::cipher::Cipher;
 use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::password::{self, PasswordKey};
 use crate::core::wire::datagram::{HandshakeInit, HandshakeResponse, INIT_LEN, MAC_LEN};
 
 /// Domain-separation strings of one use of the handshake, so that a link handshake can never be taken
@@ -72,7 +74,7 @@ pub enum HandshakeError {
     WeakEphemeral,
 }
 
-/// A pre-shared key derived from a password (or from the empty password), with the domain it serves.
+/// A pre-shared key derived from a stretched password (or from none), with the domain it serves.
 #[derive(Clone)]
 pub struct Psk {
     key: Zeroizing<[u8; 32]>,
@@ -80,18 +82,16 @@ pub struct Psk {
 }
 
 impl Psk {
-    /// Derives a link key from a password; `None` and the empty password give the same, public, key.
-    pub fn from_password(password: Option<&[u8]>) -> Self {
+    /// Derives a link key from a stretched password; `None` gives the public key of no password.
+    pub fn from_password(password: Option<&PasswordKey>) -> Self {
         Self::for_domain(LINK, password)
     }
 
-    /// Derives the key of `domain` from a password.
-    pub fn for_domain(domain: Domain, password: Option<&[u8]>) -> Self {
-        let mut hash = Sha256::new();
-        hash.update(domain.psk);
-        hash.update(password.unwrap_or_default());
+    /// Derives the key of `domain` from a stretched password: one SHA-256, never the password
+    /// stretching itself.
+    pub fn for_domain(domain: Domain, password: Option<&PasswordKey>) -> Self {
         Self {
-            key: Zeroizing::new(hash.finalize().into()),
+            key: password::subkey(password, domain.psk),
             domain,
         }
     }
@@ -391,7 +391,8 @@ mod tests {
     #[test]
     fn both_sides_derive_mirrored_keys_and_bad_inputs_fail() {
         let (a, b) = (NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32]));
-        let psk = Psk::from_password(Some(b"secret"));
+        let secret = PasswordKey::derive(b"secret");
+        let psk = Psk::from_password(Some(&secret));
         let (ea, eb) = (
             Ephemeral::from_random([3; 32]),
             Ephemeral::from_random([4; 32]),
@@ -414,7 +415,7 @@ mod tests {
         assert_eq!(*ka.recv, *kb.send);
         assert_ne!(*ka.send, *ka.recv);
         // The same messages mean nothing in the session domain.
-        let session = Psk::for_domain(SESSION, Some(b"secret"));
+        let session = Psk::for_domain(SESSION, Some(&secret));
         assert_eq!(
             check_init_signature(&init, &session),
             Err(HandshakeError::BadSignature)

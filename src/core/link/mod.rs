@@ -21,6 +21,7 @@ use self::handshake::{Ephemeral, HandshakeError, Psk};
 use self::keys::KeySet;
 use self::liveness::{Liveness, LivenessAction};
 use crate::core::identity::{NodeKey, PublicKey};
+use crate::core::password::PasswordKey;
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 use crate::core::wire::WireError;
@@ -55,8 +56,8 @@ const INIT_MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub struct LinkParams {
     /// Whether we send handshake initiations (a configured peer, a discovered one) or only answer them.
     pub initiate: bool,
-    /// Shared link password: only holders can complete a handshake.
-    pub password: Option<Vec<u8>>,
+    /// Shared link password, stretched (`core::password`): only holders can complete a handshake.
+    pub password: Option<PasswordKey>,
     /// If non-empty, only these peer keys are accepted (pinning for outbound links, an allowlist for
     /// inbound ones).
     pub allowed_keys: Vec<PublicKey>,
@@ -235,7 +236,7 @@ impl Link {
         } else {
             handshake::LINK
         };
-        let psk = Psk::for_domain(domain, params.password.as_deref());
+        let psk = Psk::for_domain(domain, params.password.as_ref());
         let next_attempt = params.initiate.then_some(now);
         Self {
             params,

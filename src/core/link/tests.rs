@@ -178,13 +178,29 @@ fn silent_peer_is_detected_within_4_s_and_link_retries() {
 }
 
 #[test]
-fn wrong_password_gets_silence() {
+fn the_same_password_links() {
+    let island = PasswordKey::derive(b"island");
     let a = LinkParams {
-        password: Some(b"one".to_vec()),
+        password: Some(island.clone()),
         ..LinkParams::default()
     };
     let b = LinkParams {
-        password: Some(b"two".to_vec()),
+        password: Some(island),
+        ..passive()
+    };
+    let mut p = Pair::new(a, b);
+    p.run_until(secs(1));
+    assert!(p.links[0].is_up() && p.links[1].is_up());
+}
+
+#[test]
+fn wrong_password_gets_silence() {
+    let a = LinkParams {
+        password: Some(PasswordKey::derive(b"one")),
+        ..LinkParams::default()
+    };
+    let b = LinkParams {
+        password: Some(PasswordKey::derive(b"two")),
         ..passive()
     };
     let mut p = Pair::new(a, b);

@@ -162,7 +162,7 @@ impl Node {
             self.count_drop(DropReason::InboundRefused);
             return Arrival::Refused;
         };
-        let psk = Psk::for_domain(LINK, params.password.as_deref());
+        let psk = Psk::for_domain(LINK, params.password.as_ref());
         let mut source = [0u8; 32];
         let len = remote.source_bytes(endpoint, &mut source);
         match self

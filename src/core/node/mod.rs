@@ -26,6 +26,7 @@ use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::{Link, LinkDrop, LinkEvent, LinkParams};
 use crate::core::lookup::filters::Filters;
 use crate::core::lookup::paths::Paths;
+use crate::core::password::PasswordKey;
 use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
@@ -43,8 +44,8 @@ pub struct NodeConfig {
     /// The daemon passes wall-clock microseconds; the simulator passes its virtual time.
     pub seq_base: u64,
     /// Closed overlay: only nodes that know this password can open sessions with us (they still route
-    /// for each other).
-    pub group_password: Option<Vec<u8>>,
+    /// for each other). Stretched once by the caller (`core::password`).
+    pub group_password: Option<PasswordKey>,
     /// Offer AES-256-GCM for end-to-end sessions: set when this CPU has AES instructions. Two such
     /// nodes then encrypt their traffic with it (see [`crate::core::link::cipher`]).
     pub session_aes_gcm: bool,
@@ -240,7 +241,10 @@ impl Node {
             ),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
-            direct_to_peers: config.group_password.is_none(),
+            direct_to_peers: config
+                .group_password
+                .as_ref()
+                .is_none_or(PasswordKey::is_none),
             demux: Default::default(),
             gate: crate::core::admission::HandshakeGate::new(now),
         };
@@ -261,8 +265,14 @@ impl Node {
     }
 
     /// Builds a signed discovery beacon advertising our links on UDP `port` (0 on raw Ethernet); `stamp`
-    /// is the caller's clock in microseconds.
-    pub fn beacon(&self, flags: u8, port: u16, stamp: u64, password: Option<&[u8]>) -> Vec<u8> {
+    /// is the caller's clock in microseconds; `password` is the discovery rule's, stretched.
+    pub fn beacon(
+        &self,
+        flags: u8,
+        port: u16,
+        stamp: u64,
+        password: Option<&PasswordKey>,
+    ) -> Vec<u8> {
         crate::core::wire::beacon::Beacon::encode(&self.key, flags, port, stamp, password)
     }
 

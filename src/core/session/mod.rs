@@ -15,6 +15,7 @@ use crate::core::admission::{HandshakeGate, Verdict};
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::handshake::{self, Psk};
 use crate::core::link::{Frame, Link, LinkDrop, LinkParams};
+use crate::core::password::PasswordKey;
 use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
@@ -99,7 +100,7 @@ pub struct Sessions {
     table: HashMap<PublicKey, Entry>,
     /// Sessions we start because a frame came that no session of ours could open.
     resyncs: TokenBucket,
-    password: Option<Vec<u8>>,
+    password: Option<PasswordKey>,
     clock_base: u64,
     /// Offer AES-256-GCM (this CPU has AES instructions).
     aes_gcm: bool,
@@ -117,7 +118,7 @@ pub struct Sessions {
 fn params(
     initiate: bool,
     peer: PublicKey,
-    password: &Option<Vec<u8>>,
+    password: &Option<PasswordKey>,
     aes_gcm: bool,
 ) -> LinkParams {
     LinkParams {
@@ -132,11 +133,16 @@ fn params(
 }
 
 impl Sessions {
-    /// An empty table. `password` is the overlay's group password (only nodes that know it can talk);
-    /// `clock_base` stamps handshakes as for links; `aes_gcm` offers AES-256-GCM (set when this CPU
-    /// has AES instructions; a session uses it only if the other end offers it too).
-    pub fn new(password: Option<Vec<u8>>, clock_base: u64, aes_gcm: bool, now: Instant) -> Self {
-        let psk = Psk::for_domain(handshake::SESSION, password.as_deref());
+    /// An empty table. `password` is the overlay's group password, stretched (only nodes that know it
+    /// can talk); `clock_base` stamps handshakes as for links; `aes_gcm` offers AES-256-GCM (set when
+    /// this CPU has AES instructions; a session uses it only if the other end offers it too).
+    pub fn new(
+        password: Option<PasswordKey>,
+        clock_base: u64,
+        aes_gcm: bool,
+        now: Instant,
+    ) -> Self {
+        let psk = Psk::for_domain(handshake::SESSION, password.as_ref());
         Self {
             table: HashMap::new(),
             resyncs: TokenBucket::new(NEW_SESSION_RATE, NEW_SESSION_BURST, now),

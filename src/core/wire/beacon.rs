@@ -6,16 +6,18 @@
 //! ```
 //! The first byte (`M`) differs from a link datagram's version byte, so beacons and link datagrams can
 //! share one raw Ethernet EtherType. `mac` is HMAC-SHA256 (truncated) under a key derived from the
-//! interface password (or from none), covering everything before it: a node with another password
+//! interface password, stretched once (`core::password`), or from none, covering everything before
+//! it: a node with another password
 //! ignores the beacon without spending a signature check. `signature` is the sender's Ed25519 signature
 //! over everything before it, so no one can advertise someone else's key. A replayed beacon is harmless:
 //! it can only make us try a handshake that pins the beacon's key.
 
-use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use super::{Reader, VERSION, WireError};
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::handshake::mac16;
+use crate::core::password::{self, PasswordKey};
 
 /// First bytes of a beacon.
 pub const MAGIC: &[u8; 3] = b"MRB";
@@ -55,11 +57,9 @@ pub enum BeaconError {
     Signature,
 }
 
-fn mac_key(password: Option<&[u8]>) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update(MAC_KEY_DOMAIN);
-    hash.update(password.unwrap_or_default());
-    hash.finalize().into()
+/// SHA-256(domain | stretched password): one hash per beacon, never the stretching.
+fn mac_key(password: Option<&PasswordKey>) -> Zeroizing<[u8; 32]> {
+    password::subkey(password, MAC_KEY_DOMAIN)
 }
 
 fn signed_message(covered: &[u8]) -> Vec<u8> {
@@ -73,7 +73,7 @@ impl Beacon {
         flags: u8,
         port: u16,
         stamp: u64,
-        password: Option<&[u8]>,
+        password: Option<&PasswordKey>,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(BEACON_LEN);
         out.extend_from_slice(MAGIC);
@@ -82,7 +82,7 @@ impl Beacon {
         out.extend_from_slice(&port.to_be_bytes());
         out.extend_from_slice(node.public_key().as_bytes());
         out.extend_from_slice(&stamp.to_be_bytes());
-        let mac = mac16(&mac_key(password), &out);
+        let mac = mac16(&mac_key(password)[..], &out);
         out.extend_from_slice(&mac);
         let signature = node.sign(&signed_message(&out));
         out.extend_from_slice(&signature);
@@ -117,7 +117,10 @@ impl Beacon {
     }
 
     /// Decodes and checks a beacon: password first (cheap), then signature.
-    pub fn parse_verified(bytes: &[u8], password: Option<&[u8]>) -> Result<Self, BeaconError> {
+    pub fn parse_verified(
+        bytes: &[u8],
+        password: Option<&PasswordKey>,
+    ) -> Result<Self, BeaconError> {
         let beacon = Self::parse_authenticated(bytes, password)?;
         beacon.verify_signature(bytes)?;
         Ok(beacon)
@@ -125,10 +128,13 @@ impl Beacon {
 
     /// Decodes a beacon and checks its password MAC only: one HMAC, so it can run for every beacon of
     /// a flood before any budget is spent on it.
-    pub fn parse_authenticated(bytes: &[u8], password: Option<&[u8]>) -> Result<Self, BeaconError> {
+    pub fn parse_authenticated(
+        bytes: &[u8],
+        password: Option<&PasswordKey>,
+    ) -> Result<Self, BeaconError> {
         let beacon = Self::parse(bytes)?;
         let covered_by_mac = &bytes[..BEACON_LEN - 64 - 16];
-        let expected = mac16(&mac_key(password), covered_by_mac);
+        let expected = mac16(&mac_key(password)[..], covered_by_mac);
         let diff = expected
             .iter()
             .zip(&beacon.mac)
@@ -173,11 +179,17 @@ mod tests {
     #[test]
     fn round_trip_and_checks() {
         let k = key(1);
-        let bytes = Beacon::encode(&k, FLAG_LISTENS, 9100, 42, Some(b"pw"));
+        let pw = PasswordKey::derive(b"pw");
+        let bytes = Beacon::encode(&k, FLAG_LISTENS, 9100, 42, Some(&pw));
         assert_eq!(bytes.len(), BEACON_LEN);
         assert!(Beacon::looks_like(&bytes));
         assert_ne!(bytes[0], VERSION, "must not look like a link datagram");
-        let b = Beacon::parse_verified(&bytes, Some(b"pw")).unwrap();
+        // Version 2: passwords stretched with Argon2id. A version 1 beacon is not understood.
+        assert_eq!(bytes[3], 2);
+        let mut old = bytes.clone();
+        old[3] = 1;
+        assert_eq!(Beacon::parse(&old), Err(WireError::Version(1)));
+        let b = Beacon::parse_verified(&bytes, Some(&pw)).unwrap();
         assert_eq!((b.port, b.stamp, b.key), (9100, 42, k.public_key()));
         assert!(b.listens());
         assert_eq!(
@@ -185,7 +197,7 @@ mod tests {
             Err(BeaconError::Password)
         );
         assert_eq!(
-            Beacon::parse_verified(&bytes, Some(b"other")),
+            Beacon::parse_verified(&bytes, Some(&PasswordKey::derive(b"other"))),
             Err(BeaconError::Password)
         );
     }
@@ -201,7 +213,7 @@ mod tests {
         // Someone else's key with a valid MAC (the no-password MAC key is public) but our signature.
         let mut forged = bytes.clone();
         forged[7..39].copy_from_slice(key(2).public_key().as_bytes());
-        let mac = mac16(&mac_key(None), &forged[..BEACON_LEN - 80]);
+        let mac = mac16(&mac_key(None)[..], &forged[..BEACON_LEN - 80]);
         forged[BEACON_LEN - 80..BEACON_LEN - 64].copy_from_slice(&mac);
         assert_eq!(
             Beacon::parse_verified(&forged, None),
@@ -235,13 +247,16 @@ mod tests {
         assert!(we_dial(bigger, smaller_beacon, true, false));
     }
 
+    static X: std::sync::LazyLock<PasswordKey> =
+        std::sync::LazyLock::new(|| PasswordKey::derive(b"x"));
+
     proptest::proptest! {
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = Beacon::parse_verified(&bytes, None);
             let mut b = MAGIC.to_vec();
             b.extend_from_slice(&bytes);
-            let _ = Beacon::parse_verified(&b, Some(b"x"));
+            let _ = Beacon::parse_verified(&b, Some(&X));
         }
     }
 }

@@ -236,7 +236,7 @@ mod tests {
     fn handshakes_round_trip_with_golden_layout() {
         let bytes = init().encode();
         assert_eq!(bytes.len(), INIT_LEN);
-        assert_eq!(&bytes[..15], &[1, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6, 3]);
+        assert_eq!(&bytes[..15], &[2, 1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6, 3]);
         assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Init(init())));
         let response = HandshakeResponse {
             sender_index: 5,
@@ -249,7 +249,7 @@ mod tests {
         };
         let bytes = response.encode();
         assert_eq!(bytes.len(), RESPONSE_LEN);
-        assert_eq!(&bytes[..11], &[1, 2, 0, 0, 0, 5, 0, 0, 0, 6, 2]);
+        assert_eq!(&bytes[..11], &[2, 2, 0, 0, 0, 5, 0, 0, 0, 6, 2]);
         assert_eq!(Datagram::parse(&bytes), Ok(Datagram::Response(response)));
     }
 
@@ -259,7 +259,7 @@ mod tests {
         write_data_header(&mut bytes, 9, 0x0a0b);
         assert_eq!(
             &bytes[..DATA_HEADER_LEN],
-            &[1, 3, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b]
+            &[2, 3, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b]
         );
         match Datagram::parse(&bytes).unwrap() {
             Datagram::Data {
@@ -285,8 +285,10 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(Datagram::parse(&long), Err(WireError::TrailingBytes));
-        assert_eq!(Datagram::parse(&[2, 1]), Err(WireError::Version(2)));
-        assert_eq!(Datagram::parse(&[1, 9]), Err(WireError::UnknownType(9)));
+        // Version 1 (passwords hashed once with SHA-256) is not understood.
+        assert_eq!(Datagram::parse(&[1, 1]), Err(WireError::Version(1)));
+        assert_eq!(Datagram::parse(&[3, 1]), Err(WireError::Version(3)));
+        assert_eq!(Datagram::parse(&[2, 9]), Err(WireError::UnknownType(9)));
         let cookie = encode_cookie(7, &[3; 16]);
         assert_eq!(cookie.len(), 22);
         assert_eq!(
@@ -297,7 +299,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Datagram::parse(&[1, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            Datagram::parse(&[2, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
             Err(WireError::Truncated)
         );
     }

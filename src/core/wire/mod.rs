@@ -22,8 +22,10 @@ pub mod tree;
 
 pub use self::reader::Reader;
 
-/// Protocol version carried in the first byte of every link datagram.
-pub const VERSION: u8 = 1;
+/// Protocol version carried in the first byte of every link datagram, and in discovery beacons. 2:
+/// passwords are stretched with Argon2id (`core::password`), so keys differ from version 1's and the
+/// two do not interoperate.
+pub const VERSION: u8 = 2;
 /// Longest tree path (coordinates) accepted: deeper trees are refused rather than stored.
 pub const MAX_PATH_LEN: usize = 255;
 

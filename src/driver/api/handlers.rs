@@ -7,10 +7,11 @@ use super::{ApiRequest, ApiResponse};
 use crate::config::LinkUri;
 use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::PublicKey;
+use crate::core::password::PasswordKey;
 use crate::core::time::Instant;
 use crate::driver::links::Origin;
 use crate::driver::peers::AddPeerError;
-use crate::driver::router::Router;
+use crate::driver::router::{Input, Router};
 use crate::services::identity::did_key::did_key;
 
 /// One route of the API: what `GET /v1` lists, and what the HTTP layer needs to know from the
@@ -311,18 +312,21 @@ fn key_json(key: &PublicKey) -> Value {
 
 impl Router {
     /// Takes one API request: the long-polls and overlay round trips are held by their service,
-    /// the rest answered at once.
+    /// `addpeer` with a new password until it is stretched, the rest answered at once.
     pub(crate) fn api_input(
         &mut self,
         request: ApiRequest,
         reply: tokio::sync::oneshot::Sender<ApiResponse>,
     ) {
         // The same routes as the table's `held` ones, matched the same way, so that a request the
-        // router holds always came in under the held requests' cap.
-        #[cfg(feature = "services")]
+        // router holds always came in under the held requests' cap. `addpeer` is not one of them:
+        // it waits for stretching, which takes a bounded time, under a general slot.
         match (request.method.as_str(), route_path(&request.path)) {
+            #[cfg(feature = "services")]
             ("GET", "/v1/crdt/watch") => return self.api_crdt_watch(&request, reply),
+            #[cfg(feature = "services")]
             ("POST", "/v1/id/prove") => return self.api_id_prove(&request, reply),
+            ("POST", "/v1/peers") => return self.api_add_peer(&request.body, reply),
             _ => {}
         }
         let response = self.api(request);
@@ -343,7 +347,6 @@ impl Router {
             }).collect::<Vec<_>>() })),
             ("GET", "/v1/self") => ok(self.api_self()),
             ("GET", "/v1/peers") => ok(self.api_peers()),
-            ("POST", "/v1/peers") => self.api_add_peer(&request.body),
             ("DELETE", "/v1/peers") => self.api_remove_peer(&request.body),
             ("GET", "/v1/tree") => ok(self.api_tree()),
             ("GET", "/v1/paths") => ok(self.api_paths()),
@@ -421,15 +424,33 @@ impl Router {
         json!({ "peers": links, "configured": configured })
     }
 
-    fn api_add_peer(&mut self, body: &[u8]) -> ApiResponse {
+    /// `POST /v1/peers`. A password not in use yet is stretched first (Argon2id: tens of
+    /// milliseconds here, up to half a second on a Raspberry Pi 3), on a blocking thread so that the
+    /// router keeps routing meanwhile; the answer waits for it.
+    fn api_add_peer(&mut self, body: &[u8], reply: tokio::sync::oneshot::Sender<ApiResponse>) {
         let uri = match uri_from_body(body) {
             Ok(u) => u,
-            Err(e) => return e,
+            Err(e) => {
+                let _ = reply.send(e);
+                return;
+            }
         };
         let uri = match LinkUri::parse(&uri) {
             Ok(u) => u,
-            Err(e) => return error(400, e.to_string()),
+            Err(e) => {
+                let _ = reply.send(error(400, e.to_string()));
+                return;
+            }
         };
+        if self.passwords.has(uri.password.as_deref()) {
+            let _ = reply.send(self.add_peer_answer(uri));
+        } else {
+            self.waiting_peers.push_back((uri, reply));
+            self.serve_waiting_peers();
+        }
+    }
+
+    fn add_peer_answer(&mut self, uri: LinkUri) -> ApiResponse {
         let display = uri.display();
         match self.add_peer(uri) {
             Ok(()) => ApiResponse {
@@ -438,6 +459,61 @@ impl Router {
             },
             Err(AddPeerError::Exists) => error(409, format!("{display} is already a peer")),
         }
+    }
+
+    /// Adds the waiting peers whose password is stretched now, and starts stretching the next
+    /// password if none is being stretched: one at a time, since each takes 19 MiB.
+    fn serve_waiting_peers(&mut self) {
+        for (uri, reply) in std::mem::take(&mut self.waiting_peers) {
+            if self.passwords.has(uri.password.as_deref()) {
+                let _ = reply.send(self.add_peer_answer(uri));
+            } else {
+                self.waiting_peers.push_back((uri, reply));
+            }
+        }
+        if self.stretching {
+            return;
+        }
+        let Some(password) = self
+            .waiting_peers
+            .front()
+            .and_then(|(u, _)| u.password.clone())
+        else {
+            return;
+        };
+        self.stretching = true;
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let copy = zeroize::Zeroizing::new(password.clone());
+            let key = tokio::task::spawn_blocking(move || PasswordKey::derive(&copy))
+                .await
+                .map_err(|e| e.to_string());
+            let _ = inputs
+                .send(Input::PasswordStretched { password, key })
+                .await;
+        });
+    }
+
+    /// A password `addpeer` brought is stretched (or stretching it failed).
+    pub(crate) fn on_password_stretched(
+        &mut self,
+        password: Vec<u8>,
+        key: Result<PasswordKey, String>,
+    ) {
+        self.stretching = false;
+        match key {
+            Ok(key) => self.passwords.insert(password, key),
+            Err(e) => {
+                for (uri, reply) in std::mem::take(&mut self.waiting_peers) {
+                    if uri.password.as_ref() == Some(&password) {
+                        let _ = reply.send(error(500, format!("stretching the password: {e}")));
+                    } else {
+                        self.waiting_peers.push_back((uri, reply));
+                    }
+                }
+            }
+        }
+        self.serve_waiting_peers();
     }
 
     fn api_remove_peer(&mut self, body: &[u8]) -> ApiResponse {
