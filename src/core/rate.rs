@@ -39,6 +39,14 @@ impl TokenBucket {
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
     }
 
+    /// When a token will be available (now or in the past if one is).
+    pub fn next_token_at(&self) -> Instant {
+        if self.tokens >= 1.0 || self.rate <= 0.0 {
+            return self.last;
+        }
+        self.last + std::time::Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+    }
+
     /// Takes a token if one is available.
     pub fn take(&mut self, now: Instant) -> bool {
         self.take_many(now, 1)

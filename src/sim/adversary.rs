@@ -15,6 +15,7 @@ use crate::core::time::Instant;
 use crate::core::tree::Coords;
 use crate::core::wire::fragment::Fragment;
 use crate::core::wire::inner::Message;
+use crate::core::wire::lookup::{BLOOM_WORDS, Bloom};
 use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
 use crate::core::wire::traffic::KIND_PATH_BROKEN;
 use crate::core::wire::tree::{Announce, SigReq};
@@ -38,6 +39,17 @@ pub enum Misbehaviour {
     FragmentFlood,
     /// Broken-path reports sent to nodes about destinations they talk to.
     PathBrokenForOthers,
+    /// A bloom filter with every bit set to every peer, so that every lookup comes its way.
+    AllOnesFilter,
+    /// A bloom filter that flips between all ones and nothing, to every peer, every tick: each flip
+    /// changes what every node tells its tree peers.
+    FilterChurn,
+    /// Its true bloom filter plus one more bit every tick, to every peer: each step is a change that
+    /// only adds bits; it starts again from the true filter every 1 000 ticks.
+    FilterGrowth,
+    /// Echo delays overstated by its longest round trip, so that its peers measure every link to it
+    /// at about 0 ms and prefer it as parent and next hop.
+    FakeRtt,
 }
 
 /// The adversary's state.
@@ -45,6 +57,8 @@ pub(super) struct Adversary {
     pub(super) misbehaviour: Misbehaviour,
     rng: Rng,
     version: u64,
+    /// The filter of [`Misbehaviour::FilterGrowth`].
+    grown: [u64; BLOOM_WORDS],
 }
 
 impl Adversary {
@@ -53,11 +67,20 @@ impl Adversary {
             misbehaviour,
             rng: Rng::from_seed(seed),
             version: u64::MAX / 2,
+            grown: [0; BLOOM_WORDS],
         }
     }
 
     /// Acts once. `others` are the other nodes of the mesh (keys and current coordinates).
-    pub(super) fn act(&mut self, now: Instant, node: &mut Node, others: &[(PublicKey, Coords)]) {
+    ///
+    /// `round_trip` is its longest link's round trip, for the lie about it.
+    pub(super) fn act(
+        &mut self,
+        now: Instant,
+        node: &mut Node,
+        others: &[(PublicKey, Coords)],
+        round_trip: Duration,
+    ) {
         let peers: Vec<PublicKey> = node.peers().copied().collect();
         match self.misbehaviour {
             Misbehaviour::AnnounceAboutPeers => {
@@ -147,6 +170,42 @@ impl Adversary {
                         dest.as_bytes(),
                     );
                 }
+            }
+            Misbehaviour::AllOnesFilter | Misbehaviour::FilterChurn => {
+                self.version += 1;
+                let full = self.misbehaviour == Misbehaviour::AllOnesFilter
+                    || self.version.is_multiple_of(2);
+                let bloom = Bloom {
+                    version: self.version,
+                    words: [if full { u64::MAX } else { 0 }; BLOOM_WORDS],
+                };
+                for peer in &peers {
+                    send(now, node, peer, &[Message::Bloom(Box::new(bloom.clone()))]);
+                }
+            }
+            Misbehaviour::FilterGrowth => {
+                self.version += 1;
+                let step = (self.version % 1000) as usize;
+                if step == 0 {
+                    self.grown = [0; BLOOM_WORDS];
+                }
+                let bit = self.rng.below(BLOOM_WORDS * 64);
+                self.grown[bit / 64] |= 1 << (bit % 64);
+                for peer in &peers {
+                    let mut words = node.sent_filter(peer).unwrap_or([0; BLOOM_WORDS]);
+                    for (w, g) in words.iter_mut().zip(self.grown) {
+                        *w |= g;
+                    }
+                    let bloom = Bloom {
+                        version: self.version,
+                        words,
+                    };
+                    send(now, node, peer, &[Message::Bloom(Box::new(bloom))]);
+                }
+            }
+            Misbehaviour::FakeRtt => {
+                let lie = u16::try_from(round_trip.as_millis()).unwrap_or(u16::MAX);
+                node.overstate_echo_delay(lie);
             }
         }
     }

@@ -521,12 +521,21 @@ impl Sim {
                             Some((n.public_key(), n.tree().coords().clone()))
                         })
                         .collect();
+                    // The adversary's longest round trip, for lies about it: overstating every echo
+                    // delay by that much makes every link of its look 0 ms long.
+                    let round_trip = self
+                        .wires
+                        .iter()
+                        .filter(|w| w.ends.iter().any(|(i, _)| *i == node))
+                        .map(|w| 2 * w.params.latency)
+                        .max()
+                        .unwrap_or_default();
                     let now = self.now;
                     let sim_node = &mut self.nodes[node];
                     if let (Some(adversary), Some(n)) =
                         (&mut sim_node.adversary, &mut sim_node.node)
                     {
-                        adversary.act(now, n, &others);
+                        adversary.act(now, n, &others, round_trip);
                         self.push(now + adversary::TICK, Pending::Adversary { node });
                         self.after(node);
                     }

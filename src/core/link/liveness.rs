@@ -79,6 +79,9 @@ pub struct Liveness {
     rttvar: Duration,
     /// Our stamp in the latest keepalive that asked for an immediate reply.
     asked: Option<u32>,
+    /// Added to every echo delay we report: zero, except in the simulator's adversary, which lies
+    /// about how long it held the peer's stamp to look closer than it is.
+    echo_delay_lie: u16,
     /// The smallest RTT measured from immediate replies, and when it was measured.
     floor: Option<(Duration, Instant)>,
 }
@@ -101,6 +104,7 @@ impl Liveness {
             srtt: None,
             rttvar: Duration::ZERO,
             asked: None,
+            echo_delay_lie: 0,
             floor: None,
         }
     }
@@ -205,6 +209,11 @@ impl Liveness {
         }
     }
 
+    /// Makes every echo delay we report `extra_ms` longer than it was (the simulator's adversary).
+    pub fn overstate_echo_delay(&mut self, extra_ms: u16) {
+        self.echo_delay_lie = extra_ms;
+    }
+
     /// Builds a keepalive with our stamp and the echo of the peer's latest one.
     pub fn keepalive(&mut self, now: Instant, flags: u8) -> Keepalive {
         if flags & REPLY_WANTED != 0 {
@@ -213,7 +222,9 @@ impl Liveness {
         let (echo_timestamp_ms, echo_delay_ms) = match self.echo {
             Some((stamp, at)) => (
                 stamp,
-                u16::try_from(now.saturating_since(at).as_millis()).unwrap_or(u16::MAX),
+                u16::try_from(now.saturating_since(at).as_millis())
+                    .unwrap_or(u16::MAX)
+                    .saturating_add(self.echo_delay_lie),
             ),
             None => (0, 0),
         };

@@ -285,6 +285,12 @@ impl Link {
         self.liveness.srtt()
     }
 
+    /// Makes every echo delay this link reports `extra_ms` longer than it was: the simulator's
+    /// adversary lies so to look closer than it is.
+    pub fn overstate_echo_delay(&mut self, extra_ms: u16) {
+        self.liveness.overstate_echo_delay(extra_ms);
+    }
+
     /// Returns the retransmission timeout for reliable control messages.
     pub fn rto(&self) -> Duration {
         self.liveness.rto()

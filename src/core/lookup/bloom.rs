@@ -45,6 +45,25 @@ impl Filter {
             *a |= b;
         }
     }
+
+    /// The bits set here but not in `other`.
+    pub fn minus(&self, other: &Filter) -> Filter {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
+            *a &= !b;
+        }
+        out
+    }
+
+    /// Returns true if some bit is set in both.
+    pub fn intersects(&self, other: &Filter) -> bool {
+        self.0.iter().zip(other.0.iter()).any(|(a, b)| a & b != 0)
+    }
+
+    /// Returns true if no bit is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
 }
 
 #[cfg(test)]

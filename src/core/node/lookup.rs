@@ -24,7 +24,7 @@ pub(super) const REPORT_RATE: f64 = 10.0;
 /// See [`REPORT_RATE`].
 pub(super) const REPORT_BURST: f64 = 20.0;
 /// Broken-path reports of one reporter that we pass on per second (see [`Node::report_allowed`]).
-pub(super) const REPORTER_RATE: f64 = 0.5;
+pub(super) const REPORTER_RATE: f64 = 0.1;
 /// See [`REPORTER_RATE`].
 pub(super) const REPORTER_BURST: f64 = 4.0;
 
@@ -259,7 +259,7 @@ impl Node {
 
     /// Handles a tree peer's bloom filter.
     pub(super) fn handle_bloom(&mut self, now: Instant, from: PublicKey, bloom: &Bloom) {
-        let ack = self.filters.handle_bloom(from, bloom);
+        let ack = self.filters.handle_bloom(now, from, bloom);
         self.filters_dirty = true;
         let mut frame = Vec::new();
         Message::BloomAck(ack).encode(&mut frame);
@@ -285,6 +285,7 @@ impl Node {
             .collect();
         let links = &self.links;
         let rto = |p: &PublicKey| links.rto(p);
-        self.filters.update(self.now, &peers, &tree_peers, rto)
+        self.filters
+            .update(self.now, self.tree.coords(), &peers, &tree_peers, rto)
     }
 }

@@ -281,6 +281,15 @@ impl Node {
         &self.tree
     }
 
+    /// The bloom filter we last sent to tree peer `peer` (the simulator's adversary builds its lies
+    /// on it).
+    pub fn sent_filter(
+        &self,
+        peer: &PublicKey,
+    ) -> Option<[u64; crate::core::wire::lookup::BLOOM_WORDS]> {
+        self.filters.sent_filter(peer)
+    }
+
     /// Returns true if `peer`'s bloom filter may hold the node with public key `target_key`
     /// (diagnostics for tests).
     pub fn filter_matches(&self, peer: &PublicKey, target_key: &PublicKey) -> bool {
@@ -351,6 +360,15 @@ impl Node {
     pub fn send_raw_frame(&mut self, now: Instant, peer: &PublicKey, frame: &[u8]) {
         self.now = now;
         self.send_frame(now, peer, frame, None);
+    }
+
+    /// Makes every link report echo delays `extra_ms` longer than they were, so that peers measure a
+    /// shorter round trip to us than there is (the simulator's adversary; a modified build could do
+    /// the same).
+    pub fn overstate_echo_delay(&mut self, extra_ms: u16) {
+        for link in self.links.links.values_mut() {
+            link.overstate_echo_delay(extra_ms);
+        }
     }
 
     /// Routes a message of traffic `kind` with `payload` to `dest` at `dest_path`, unencrypted (the
@@ -453,7 +471,11 @@ impl Node {
                 let flow = txqueue::flow_of(&traffic.src_key, &traffic.dest_key);
                 let mut prefix = Vec::with_capacity(160);
                 encode_traffic_prefix(&traffic, &mut prefix);
-                self.send_frame_parts(now, &peer, &[&prefix, traffic.payload], Some(flow));
+                // Only data makes the link "carry traffic" (and probe fast when the peer falls
+                // silent): a one-off reply or report needs no quick failover, and forged reports
+                // must not buy a stream of probes on every link they cross.
+                let data = matches!(traffic.kind, KIND_DATA | KIND_SESSION);
+                self.send_frame_flow(now, &peer, &[&prefix, traffic.payload], flow, data);
             }
             NextHop::Stuck => {
                 self.count_drop(DropReason::NoRoute);
@@ -476,14 +498,29 @@ impl Node {
         parts: &[&[u8]],
         flow: Option<u64>,
     ) {
-        let traffic = flow.is_some();
+        match flow {
+            Some(flow) => self.send_frame_flow(now, peer, parts, flow, true),
+            None => self.send_frame_flow(now, peer, parts, txqueue::CONTROL_FLOW, false),
+        }
+    }
+
+    /// Sends a frame in queue `flow`; `traffic` says whether it counts as carrying traffic for the
+    /// link's liveness.
+    fn send_frame_flow(
+        &mut self,
+        now: Instant,
+        peer: &PublicKey,
+        parts: &[&[u8]],
+        flow: u64,
+        traffic: bool,
+    ) {
         let Some(id) = self.links.best_link(peer) else {
             return;
         };
         if let Some(link) = self.links.links.get_mut(&id) {
             link.send_parts(now, parts, traffic);
         }
-        self.drain_link_flow(now, id, flow.unwrap_or(txqueue::CONTROL_FLOW));
+        self.drain_link_flow(now, id, flow);
     }
 
     /// Runs every timer that is due.
