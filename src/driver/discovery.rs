@@ -262,10 +262,20 @@ impl Router {
                 udp.push((iface.index, beacon));
             }
         }
-        if let Some(socket) = &self.discovery.multicast {
+        // Beacons leave from the socket that carries discovered links, so that their source port is
+        // the port they advertise: a receiver dials the port a beacon came from, never one that the
+        // beacon merely names (a beacon must not point our handshakes at another service).
+        if let Some(endpoint) = self
+            .discovery
+            .endpoint
+            .and_then(|id| self.endpoints.get(&id))
+        {
             for (index, beacon) in udp {
                 let to = SocketAddrV6::new(GROUP, BEACON_PORT, 0, index);
-                if let Err(e) = socket.try_send_to(&beacon, to.into()) {
+                if let Err(e) = endpoint
+                    .transport
+                    .send(&Remote::Udp(SocketAddr::V6(to)), &beacon)
+                {
                     debug!("sending a beacon on interface {index}: {e}");
                 }
             }
@@ -315,9 +325,13 @@ impl Router {
             self.counters.beacons_refused += 1;
             return;
         };
+        let Some(port) = beacon.dial_port(from.port()) else {
+            self.counters.beacons_refused += 1;
+            return;
+        };
         let remote = Remote::Udp(SocketAddr::V6(SocketAddrV6::new(
             *from.ip(),
-            beacon.port,
+            port,
             0,
             from.scope_id(),
         )));
@@ -330,7 +344,7 @@ impl Router {
             session: false,
             aes_gcm: super::cpu::has_aes_instructions(),
         };
-        let uri = format!("udp://[{}%{}]:{}", from.ip(), iface.name, beacon.port);
+        let uri = format!("udp://[{}%{}]:{port}", from.ip(), iface.name);
         let (listen, send) = (rule.listen, rule.beacon);
         self.on_beacon(endpoint, remote, data, params, uri, listen, send);
     }

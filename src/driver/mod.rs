@@ -138,11 +138,15 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
             .find(|p| *p != 0)
             .unwrap_or(0);
         let local = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
-        let links = peers::bind_udp_std(local, None).map_err(|source| DriverError::Bind {
-            what: "discovery links",
-            address: format!("[::]:{port}"),
-            source,
-        })?;
+        let links = peers::bind_udp_std(local, None)
+            // Beacons leave from this socket (their source port is the port they advertise); our
+            // own must not come back to us.
+            .and_then(|s| s.set_multicast_loop_v6(false).map(|()| s))
+            .map_err(|source| DriverError::Bind {
+                what: "discovery links",
+                address: format!("[::]:{port}"),
+                source,
+            })?;
         (Some(multicast), Some(links))
     };
     Ok(Prepared {

@@ -159,6 +159,13 @@ impl Beacon {
     pub fn listens(&self) -> bool {
         self.flags & FLAG_LISTENS != 0
     }
+
+    /// The UDP port to dial for a beacon that came from `source_port`: that port, if it is the one
+    /// the beacon names. Beacons leave from the socket that takes links, so a beacon never makes us
+    /// dial a port it did not come from (another service of the host it claims to be).
+    pub fn dial_port(&self, source_port: u16) -> Option<u16> {
+        (self.port != 0 && self.port == source_port).then_some(self.port)
+    }
 }
 
 /// Decides whether we open the link to a node whose beacon we heard, so that two nodes hearing each
@@ -191,6 +198,12 @@ mod tests {
         assert_eq!(Beacon::parse(&old), Err(WireError::Version(1)));
         let b = Beacon::parse_verified(&bytes, Some(&pw)).unwrap();
         assert_eq!((b.port, b.stamp, b.key), (9100, 42, k.public_key()));
+        assert_eq!(b.dial_port(9100), Some(9100));
+        assert_eq!(
+            b.dial_port(22),
+            None,
+            "a beacon cannot point us at another port"
+        );
         assert!(b.listens());
         assert_eq!(
             Beacon::parse_verified(&bytes, None),
