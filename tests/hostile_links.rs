@@ -48,6 +48,9 @@ enum Flood {
     Junk,
     /// Initiations correctly signed by fresh keys, from fresh addresses that never answer.
     Signed,
+    /// Initiations correctly signed by fresh keys, all from the address of B, a peer that A has
+    /// configured (and dials) without pinning its key: spoofed, to lock B out.
+    SpoofedPeer,
 }
 
 struct Outcome {
@@ -82,6 +85,10 @@ fn run(flood: Flood, per_2s: u32) -> Outcome {
     // In the middle of a burst of the flood, when the budget is spent.
     let b_start = Instant::from_micros(4_050_000);
     let mut now = t0;
+    if flood == Flood::SpoofedPeer {
+        let id = a.open_link_to(t0, ENDPOINT, b_addr, LinkParams::default());
+        a_links.insert(id, b_addr);
+    }
     // Datagrams in flight: (arrival, to A?, from/to remote, bytes).
     let mut wire: Vec<(Instant, bool, Remote, Vec<u8>)> = Vec::new();
     while now < Instant::from_micros(20_000_000) {
@@ -101,7 +108,7 @@ fn run(flood: Flood, per_2s: u32) -> Outcome {
                         bytes[1] = KIND_INIT;
                         bytes
                     }
-                    Flood::Signed => make_init(
+                    Flood::Signed | Flood::SpoofedPeer => make_init(
                         &NodeKey::from_seed(&rng.bytes32()),
                         &Ephemeral::from_random(rng.bytes32()),
                         rng.u32(),
@@ -111,7 +118,12 @@ fn run(flood: Flood, per_2s: u32) -> Outcome {
                     )
                     .encode(),
                 };
-                wire.push((now, true, addr(next_source), bytes));
+                let from = if flood == Flood::SpoofedPeer {
+                    b_addr
+                } else {
+                    addr(next_source)
+                };
+                wire.push((now, true, from, bytes));
             }
         }
         if now >= b_start && b.is_none() {
@@ -208,4 +220,17 @@ fn signed_initiations_from_throwaway_keys_are_capped_and_a_neighbour_links() {
         "{:?}",
         out.linked_after
     );
+}
+
+/// Signed initiations from throwaway keys, spoofed from the address of a peer that A dials without
+/// pinning its key, 500 a second: the peer still links (an unconfirmed initiation names no peer,
+/// `link/handshaking.rs`).
+#[test]
+fn spoofed_signed_initiations_never_lock_out_a_configured_peer() {
+    let out = run(Flood::SpoofedPeer, 1000);
+    println!(
+        "spoofed signed flood from the peer's address, 500/s: linked after {:?} s",
+        out.linked_after
+    );
+    assert!(out.linked_after.is_some_and(|t| t < 5.0));
 }
