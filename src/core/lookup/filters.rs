@@ -16,9 +16,9 @@
 //!   it comes.
 //! - After that, each peer's changes are *damped*. Changes that only add bits: a burst of
 //!   [`GROW_BURST`], then one per [`GROW_INTERVAL`]. Changes that drop bits: a burst of
-//!   [`SHRINK_BURST`], then one per [`SHRINK_INTERVAL`]. A change that must wait is not lost: until its turn we keep
-//!   what we had, and when a drop's turn comes we take the union of every version the peer sent since
-//!   the last drop. So a peer that flips between everything and nothing soon looks like everything for
+//!   [`SHRINK_BURST`], then one per [`SHRINK_INTERVAL`]. A change that must wait is not lost: until
+//!   its turn we keep what we had, and when a drop's turn comes we take the union of every version the
+//!   peer sent since the last drop. So a peer that flips between everything and nothing soon looks like everything for
 //!   good and changes nothing downstream, nor hides the subtree behind it in its "nothing" phase; a
 //!   bit an honest peer dropped is dropped here a turn or two later (a needless lookup branch
 //!   meanwhile, nothing worse).
@@ -27,7 +27,10 @@
 //! neighbours' buckets for us absorb: after the bursts, a misbehaving peer puts at most one filter
 //! per interval on any link. The bursts are the price of a mesh that joins ours (filters grow for
 //! seconds without moving us): one that makes a link's filter change more often than the burst
-//! allows is fully known there a turn (30 s) later per hop.
+//! allows is fully known there a turn (30 s) later per hop. And they are per peer key: a member that
+//! links again under a fresh key gets fresh bursts, so it can make its neighbours' links carry up to
+//! 320 versions per new link (each costing it a handshake within the node's verification budget);
+//! beyond its neighbours the damping of those neighbours holds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
