@@ -195,7 +195,7 @@ fn two_daemons_peer_and_the_commands_show_it() {
         Some(1),
         "duplicate"
     );
-    let bad = ctl(&b, &["addpeer", "tcp://x:1"]);
+    let bad = ctl(&b, &["addpeer", "quic://x:1"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme"));
     wait_for("the link again", || {

@@ -74,17 +74,19 @@ fn show_self(v: &Value) {
 
 fn show_peers(v: &Value) {
     let empty = Vec::new();
-    let rows: Vec<Vec<String>> = v["peers"]
+    let last_error = |p: &Value| match (p["last_error"].as_str(), p["last_error_age"].as_f64()) {
+        (Some(e), Some(age)) => format!("{} ago: {e}", duration(age)),
+        (Some(e), None) => e.to_owned(),
+        _ => "-".into(),
+    };
+    let mut rows: Vec<Vec<String>> = v["peers"]
         .as_array()
         .unwrap_or(&empty)
         .iter()
         .map(|p| {
-            let last_error = match (p["last_error"].as_str(), p["last_error_age"].as_f64()) {
-                (Some(e), Some(age)) => format!("{} ago: {e}", duration(age)),
-                _ => "-".into(),
-            };
             vec![
                 cell(&p["uri"]),
+                cell(&p["transport"]),
                 if p["up"].as_bool() == Some(true) {
                     "Up"
                 } else {
@@ -109,13 +111,25 @@ fn show_peers(v: &Value) {
                 format!("{}/s", bytes(p["rx_rate"].as_u64().unwrap_or(0))),
                 format!("{}/s", bytes(p["tx_rate"].as_u64().unwrap_or(0))),
                 cell(&p["priority"]),
-                last_error,
+                last_error(p),
             ]
         })
         .collect();
+    // Configured peers not reached yet (name not resolved, connection refused): no link to show,
+    // but why.
+    for p in v["configured"].as_array().unwrap_or(&empty) {
+        if p["connected"].as_bool() == Some(true) {
+            continue;
+        }
+        let mut row = vec![cell(&p["uri"]), cell(&p["transport"]), "Dialling".into()];
+        row.extend(std::iter::repeat_n("-".to_owned(), 11));
+        row.push(last_error(p));
+        rows.push(row);
+    }
     print(
         &[
             "URI",
+            "Via",
             "State",
             "Dir",
             "IP Address",

@@ -1,15 +1,17 @@
 //! Link URIs: how peers and listeners are written in the configuration and on the command line.
 //!
 //! ```text
-//! udp://HOST:PORT?key=HEX&password=SECRET&priority=N&interface=IFNAME&mtu=N
-//! udp://[2001:db8::1]:9100   udp://[fe80::1%eth0]:9100   udp://peer.example:9100   udp://0.0.0.0:9100
+//! SCHEME://HOST:PORT?key=HEX&password=SECRET&priority=N&interface=IFNAME&mtu=N
+//! udp://[2001:db8::1]:9100   udp://[fe80::1%eth0]:9100   tcp://peer.example:9100   tls://0.0.0.0:443
 //! ```
-//! `key` may repeat (any of them is accepted). Query values are percent-decoded, so a password can hold
-//! `&` or `=` as `%26` and `%3D`. The same syntax serves listeners, where only `password`, `priority`,
-//! `interface` and `mtu` make sense.
+//! The scheme ([`Scheme`]) picks the transport. `key` may repeat (any of them is accepted). Query
+//! values are percent-decoded, so a password can hold `&` or `=` as `%26` and `%3D`. The same syntax
+//! serves listeners, where only `password`, `priority`, `interface` and `mtu` make sense. `mtu` is for
+//! datagram transports only: a stream link carries whole super-packets.
 
 use std::fmt;
 
+use super::scheme::Scheme;
 use crate::core::identity::PublicKey;
 
 /// Smallest link MTU accepted: a link must carry a 1280-byte IPv6 packet in at most a few fragments.
@@ -24,9 +26,11 @@ pub(super) const MAX_PASSWORD_LEN: usize = 64;
 pub struct LinkUri {
     /// The text as written, for display and for `removepeer`.
     pub text: String,
+    /// The transport.
+    pub scheme: Scheme,
     /// Host name or IP address literal (without brackets; a zone stays as `%zone`).
     pub host: String,
-    /// UDP port.
+    /// UDP or TCP port.
     pub port: u16,
     /// Accepted peer keys (pinning); empty accepts any key.
     pub keys: Vec<PublicKey>,
@@ -49,8 +53,8 @@ impl fmt::Debug for LinkUri {
 /// Why a link URI was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkUriError {
-    /// Only `udp://` exists.
-    #[error("unsupported scheme in {0:?}: expected udp://HOST:PORT")]
+    /// Not one of [`Scheme::ALL`].
+    #[error("unsupported scheme in {0:?}: expected udp://, tcp:// or tls:// and HOST:PORT")]
     Scheme(String),
     /// The host or port is missing or malformed.
     #[error("bad address {0:?}: expected HOST:PORT or [IPV6]:PORT")]
@@ -68,15 +72,15 @@ pub enum LinkUriError {
 impl LinkUri {
     /// Parses a URI.
     pub fn parse(text: &str) -> Result<Self, LinkUriError> {
-        let rest = text
-            .strip_prefix("udp://")
-            .ok_or_else(|| LinkUriError::Scheme(text.to_owned()))?;
+        let (scheme, rest) =
+            Scheme::split(text).ok_or_else(|| LinkUriError::Scheme(text.to_owned()))?;
         let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
         let authority = authority.strip_suffix('/').unwrap_or(authority);
         let (host, port) = split_host_port(authority)
             .ok_or_else(|| LinkUriError::Address(authority.to_owned()))?;
         let mut uri = Self {
             text: text.to_owned(),
+            scheme,
             host,
             port,
             keys: Vec::new(),
@@ -116,6 +120,12 @@ impl LinkUri {
                     return Err(bad("not an interface name"));
                 }
                 self.interface = Some(text.to_owned());
+            }
+            "mtu" if self.scheme.is_stream() => {
+                return Err(bad(&format!(
+                    "{}:// links carry whole packets: no mtu to set",
+                    self.scheme
+                )));
             }
             "mtu" => {
                 let mtu: usize = text.parse().map_err(|_| bad("expected a number"))?;
@@ -207,12 +217,25 @@ mod tests {
         let u = LinkUri::parse("udp://[fe80::1%eth0]:9").unwrap();
         assert_eq!(u.host, "fe80::1%eth0");
         assert!(LinkUri::parse("udp://peer.example:9100/").is_ok());
+        let u = LinkUri::parse(&format!("tls://peer.example:443?key={KEY}&priority=2")).unwrap();
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port),
+            (Scheme::Tls, "peer.example", 443)
+        );
+        assert_eq!((u.keys.len(), u.priority), (1, 2));
+        assert_eq!(u.display(), "tls://peer.example:443");
+        let u = LinkUri::parse("tcp://[::]:9100?password=x&interface=eth1").unwrap();
+        assert_eq!((u.scheme, u.host.as_str()), (Scheme::Tcp, "::"));
+        assert_eq!(LinkUri::parse("udp://h:1").unwrap().scheme, Scheme::Udp);
     }
 
     #[test]
     fn refuses_bad_input() {
         for bad in [
-            "tcp://1.2.3.4:5",
+            "quic://1.2.3.4:5",
+            "udp:/1.2.3.4:5",
+            "tcp://1.2.3.4:5?mtu=1400",
+            "tls://1.2.3.4",
             "udp://1.2.3.4",
             "udp://2001:db8::1:9100",
             "udp://[::1]",
@@ -233,7 +256,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn never_panics(text in ".{0,80}") {
-            let _ = LinkUri::parse(&format!("udp://{text}"));
+            for scheme in Scheme::ALL {
+                let _ = LinkUri::parse(&format!("{scheme}://{text}"));
+            }
         }
     }
 }

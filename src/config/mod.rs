@@ -11,6 +11,7 @@ mod error;
 mod identity;
 mod key_file;
 mod link_uri;
+mod scheme;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,7 @@ pub use self::daemon::{
 pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::identity::IdentitySettings;
 pub use self::link_uri::{LinkUri, LinkUriError};
+pub use self::scheme::Scheme;
 use crate::core::identity::NodeKey;
 
 /// The documented example configuration; `genconf` fills in its key line.

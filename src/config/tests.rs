@@ -208,7 +208,8 @@ fn daemon_settings_are_checked() {
     for (setting, message) in [
         ("tun_mtu = 1279", "tun_mtu: must be 1280 to 65535"),
         ("tun_name = \"a/b\"", "tun_name:"),
-        ("peers = [\"tcp://h:1\"]", "peers: unsupported scheme"),
+        ("peers = [\"quic://h:1\"]", "peers: unsupported scheme"),
+        ("listen = [\"tcp://h:1?mtu=1400\"]", "listen: bad parameter \"mtu\""),
         (
             "listen = [\"udp://[::]:1?key=zz\"]",
             "listen: bad parameter \"key\"",

@@ -130,6 +130,30 @@ impl NodeKey {
         }
     }
 
+    /// A separate key pair derived from this one for another use (HKDF-SHA256 of the seed with
+    /// `label`), so that no other protocol ever signs with the node key itself: the TLS certificate
+    /// of stream links is made with one.
+    pub fn derive(&self, label: &[u8]) -> Self {
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(
+            Some(b"meshrouter derived key"),
+            self.signing.as_bytes(),
+        );
+        let mut seed = Zeroizing::new([0u8; SEED_LEN]);
+        // 32 bytes is far below HKDF-SHA256's output limit: expand cannot fail.
+        let _ = hkdf.expand(label, &mut seed[..]);
+        Self::from_seed(&seed)
+    }
+
+    /// The key pair as PKCS#8 DER (RFC 8410), for libraries that take keys in that form (wiped on
+    /// drop).
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        self.signing
+            .to_pkcs8_der()
+            .map(|der| Zeroizing::new(der.as_bytes().to_vec()))
+            .map_err(|e| KeyError::BadPem(e.to_string()))
+    }
+
     /// Returns the seed as 64 lowercase hex characters (the form `genconf` writes), wiped on drop.
     pub fn seed_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(self.signing.as_bytes()))

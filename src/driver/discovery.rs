@@ -13,8 +13,11 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::interfaces::Interface;
-use super::links::{ETHERTYPE, Endpoint, EndpointId, Origin, Remote, Role, Transport};
-use super::router::{Router, UDP_OVERHEAD};
+use super::links::Origin;
+use super::router::Router;
+use super::transport::ethernet::{self, ETHERTYPE};
+use super::transport::udp::UDP_OVERHEAD;
+use super::transport::{Endpoint, EndpointId, Remote, Role, Transport};
 use crate::config::DiscoveryRule;
 use crate::core::link::LinkParams;
 use crate::core::wire::beacon::{Beacon, FLAG_LISTENS, we_dial};
@@ -231,13 +234,13 @@ impl Router {
             };
             let inputs = self.inputs.clone();
             let (name, index, mtu) = (iface.name.clone(), iface.index, iface.mtu);
-            self.add_endpoint(|id| Endpoint {
-                reader: tokio::spawn(super::readers::ethernet(id, socket.clone(), inputs)),
-                transport: Transport::Ethernet {
+            self.add_endpoint(Role::Ethernet { ifname: name, mtu }, |id| {
+                let reader = tokio::spawn(ethernet::read(id, socket.clone(), inputs));
+                let transport = Transport::Ethernet {
                     socket,
                     ifindex: index,
-                },
-                role: Role::Ethernet { ifname: name, mtu },
+                };
+                (transport, reader)
             });
             debug!(interface = %iface.name, "raw Ethernet links enabled");
         }

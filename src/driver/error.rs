@@ -34,6 +34,9 @@ pub enum DriverError {
     /// Dropping privileges failed (the daemon refuses to run with more than it was asked to keep).
     #[error("dropping privileges: {0}")]
     Privileges(String),
+    /// The TLS configuration could not be made.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),

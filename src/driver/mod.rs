@@ -9,6 +9,7 @@
 mod api;
 mod buffers;
 mod clock;
+mod connections;
 mod cpu;
 #[cfg(feature = "services")]
 mod crdt;
@@ -18,6 +19,7 @@ mod discovery;
 mod error;
 #[cfg(feature = "services")]
 mod identity;
+mod input;
 mod interfaces;
 mod links;
 pub mod parallel;
@@ -27,8 +29,8 @@ mod privileges;
 mod readers;
 mod router;
 mod services;
+mod transport;
 mod tun_device;
-mod udp;
 
 use std::sync::Arc;
 
@@ -36,8 +38,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 pub use self::error::DriverError;
-use self::links::{Endpoint, Role, Transport};
 use self::router::Router;
+use self::transport::{Bound, Role, Transport, udp};
 use crate::config::{Config, LinkUri};
 use crate::core::address::{node_address, node_subnet};
 use crate::core::node::{Node, NodeConfig};
@@ -49,7 +51,7 @@ const INPUT_QUEUE: usize = 4096;
 struct Prepared {
     tun: Option<tun_device::PreparedTun>,
     api: Option<api::ApiSocket>,
-    listeners: Vec<(LinkUri, std::net::UdpSocket)>,
+    listeners: Vec<(LinkUri, Bound)>,
     multicast: Option<std::net::UdpSocket>,
     discovery_links: Option<std::net::UdpSocket>,
     services: services::PreparedServices,
@@ -109,19 +111,12 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     };
     let mut listeners = Vec::new();
     for uri in &daemon.listen {
-        let bind_error = |source| DriverError::Bind {
+        let bound = transport::bind_listener(uri).map_err(|source| DriverError::Bind {
             what: "listener",
             address: uri.display(),
             source,
-        };
-        let ip: std::net::IpAddr = uri.host.parse().map_err(|_| {
-            bind_error(std::io::Error::other(
-                "a listener needs an IP address literal, such as [::] or 0.0.0.0",
-            ))
         })?;
-        let socket = peers::bind_udp_std((ip, uri.port).into(), uri.interface.as_deref())
-            .map_err(bind_error)?;
-        listeners.push((uri.clone(), socket));
+        listeners.push((uri.clone(), bound));
     }
     let (multicast, discovery_links) = if daemon.discovery.is_empty() {
         (None, None)
@@ -138,7 +133,7 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
             .find(|p| *p != 0)
             .unwrap_or(0);
         let local = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
-        let links = peers::bind_udp_std(local, None)
+        let links = udp::bind_std(local, None)
             // Beacons leave from this socket (their source port is the port they advertise); our
             // own must not come back to us.
             .and_then(|s| s.set_multicast_loop_v6(false).map(|()| s))
@@ -168,6 +163,7 @@ async fn serve(
     let clock = clock::Clock::new();
     let services = prepared.services.start(&config, seed, clock.now());
     let group_password = (config.daemon.group_password.as_deref()).map(|p| passwords.stretch(p));
+    let tls = transport::tls::TlsConfig::new(&config.node_key).map_err(DriverError::Tls)?;
     let node = Node::new(
         config.node_key,
         NodeConfig {
@@ -207,25 +203,33 @@ async fn serve(
         inputs.clone(),
         discovery::Discovery::new(multicast, None, 0),
         services,
+        tls.clone(),
     );
-    for (uri, socket) in prepared.listeners {
-        let socket = udp_endpoint(socket).map_err(|e| bind_error("listener", e))?;
+    for (uri, bound) in prepared.listeners {
         info!(listen = %uri.display(), "listening");
-        let reader_inputs = inputs.clone();
-        router.add_endpoint(|id| Endpoint {
-            reader: tokio::spawn(readers::udp(id, socket.clone(), reader_inputs)),
-            transport: Transport::Udp(socket),
-            role: Role::Listener(uri),
-        });
+        match bound {
+            Bound::Udp(socket) => {
+                let socket = udp_endpoint(socket).map_err(|e| bind_error("listener", e))?;
+                let reader_inputs = inputs.clone();
+                router.add_endpoint(Role::Listener(uri), |id| {
+                    let reader = tokio::spawn(udp::read(id, socket.clone(), reader_inputs));
+                    (Transport::Udp(socket), reader)
+                });
+            }
+            Bound::Stream(listener) => {
+                // Runs as long as the daemon: nothing stops a listener but shutting down.
+                transport::listen_stream(listener, uri, &tls, inputs.clone())
+                    .map_err(|e| bind_error("listener", e))?;
+            }
+        }
     }
     if let Some(socket) = prepared.discovery_links {
         let socket = udp_endpoint(socket).map_err(|e| bind_error("discovery links", e))?;
         let port = socket.socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let reader_inputs = inputs.clone();
-        let id = router.add_endpoint(|id| Endpoint {
-            reader: tokio::spawn(readers::udp(id, socket.clone(), reader_inputs)),
-            transport: Transport::Udp(socket),
-            role: Role::Discovery,
+        let id = router.add_endpoint(Role::Discovery, |id| {
+            let reader = tokio::spawn(udp::read(id, socket.clone(), reader_inputs));
+            (Transport::Udp(socket), reader)
         });
         router.discovery.endpoint = Some(id);
         router.discovery.port = port;

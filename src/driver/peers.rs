@@ -1,31 +1,43 @@
-//! Configured peers (from the file or `addpeer`): resolve, bind a socket, open a link, and keep trying
-//! with exponential backoff while the name does not resolve or the socket cannot be bound.
+//! Configured peers (from the file or `addpeer`): resolve, dial (bind a UDP socket, or connect), open
+//! a link, and keep trying with exponential backoff while the name does not resolve or the peer
+//! cannot be reached. A stream peer whose connection ends is dialled again: at once if the
+//! connection had lasted, with growing pauses if connections keep failing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::links::{Endpoint, EndpointId, Origin, Remote, Role, Transport};
+use super::input::Input;
+use super::links::Origin;
 use super::passwords::passwords_of;
-use super::router::{DEFAULT_UDP_MTU, Input, Router};
+use super::router::Router;
+use super::transport::stream::{self, STREAM_MTU};
+use super::transport::tls::TlsConfig;
+use super::transport::udp::{self, DEFAULT_UDP_MTU};
+use super::transport::{Dialled, EndpointId, Remote, Role, Transport};
 use crate::config::LinkUri;
 use crate::core::link::LinkParams;
+use crate::core::time::Instant;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Socket buffer size asked for: room for bursts at hundreds of Mb/s.
-pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
+/// Pause before dialling again after a stream connection failed, at most: short, so that a link
+/// comes back soon after its path does.
+const MAX_REDIAL_PAUSE: Duration = Duration::from_secs(30);
+/// A connection that lasted this long was a success: the next one is dialled at once.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
 
 /// A configured peer.
 pub(crate) struct StaticPeer {
     pub(crate) uri: LinkUri,
     pub(crate) endpoint: Option<EndpointId>,
     pub(crate) resolver: Option<tokio::task::JoinHandle<()>>,
-    pub(crate) last_error: Option<(crate::core::time::Instant, String)>,
+    pub(crate) last_error: Option<(Instant, String)>,
+    /// Connections in a row that ended early (stream peers), for the pause before the next.
+    failures: u32,
 }
 
 impl Drop for StaticPeer {
@@ -55,7 +67,7 @@ impl Router {
         if self.peers.contains_key(&uri.text) {
             return Err(AddPeerError::Exists);
         }
-        let resolver = tokio::spawn(resolve(uri.clone(), self.inputs.clone()));
+        let resolver = self.spawn_dialler(&uri, Duration::ZERO);
         self.peers.insert(
             uri.text.clone(),
             StaticPeer {
@@ -63,9 +75,19 @@ impl Router {
                 endpoint: None,
                 resolver: Some(resolver),
                 last_error: None,
+                failures: 0,
             },
         );
         Ok(())
+    }
+
+    fn spawn_dialler(&self, uri: &LinkUri, pause: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(dial(
+            uri.clone(),
+            pause,
+            self.tls.clone(),
+            self.inputs.clone(),
+        ))
     }
 
     /// Removes a peer given as written or as displayed (without its query); returns false if unknown.
@@ -100,7 +122,7 @@ impl Router {
         self.passwords.retain(|p| in_use.contains(&p));
     }
 
-    pub(crate) fn on_peer_ready(&mut self, text: &str, socket: UdpSocket, addr: SocketAddr) {
+    pub(crate) fn on_peer_ready(&mut self, text: &str, dialled: Dialled) {
         let Some(peer) = self.peers.get(text) else {
             return; // removed meanwhile
         };
@@ -112,35 +134,42 @@ impl Router {
                 return;
             }
         };
-        let socket = match super::udp::UdpEndpoint::new(socket) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                self.on_peer_failed(text, format!("socket: {e}"));
-                return;
+        let inputs = self.inputs.clone();
+        let (endpoint, remote, mtu) = match dialled {
+            Dialled::Udp { socket, addr } => {
+                let socket = match udp::UdpEndpoint::new(socket) {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => {
+                        self.on_peer_failed(text, format!("socket: {e}"));
+                        return;
+                    }
+                };
+                let endpoint = self.add_endpoint(Role::Peer, |id| {
+                    let reader = tokio::spawn(udp::read(id, socket.clone(), inputs));
+                    (Transport::Udp(socket), reader)
+                });
+                let mtu = uri.mtu.unwrap_or(DEFAULT_UDP_MTU);
+                (endpoint, Remote::Udp(addr), mtu)
+            }
+            Dialled::Stream { stream, addr } => {
+                let scheme = uri.scheme;
+                let endpoint = self.add_endpoint(Role::Peer, |id| {
+                    let (sender, reader) = stream::start(id, scheme, addr, stream, inputs);
+                    (Transport::Stream(sender), reader)
+                });
+                (endpoint, Remote::Stream(addr), STREAM_MTU)
             }
         };
-        let inputs = self.inputs.clone();
-        let endpoint = self.add_endpoint(|id| Endpoint {
-            reader: tokio::spawn(super::readers::udp(id, socket.clone(), inputs)),
-            transport: Transport::Udp(socket),
-            role: Role::Peer,
-        });
         let params = LinkParams {
             initiate: true,
             password,
             allowed_keys: uri.keys.clone(),
-            mtu: uri.mtu.unwrap_or(DEFAULT_UDP_MTU),
+            mtu,
             priority: uri.priority,
             session: false,
             aes_gcm: super::cpu::has_aes_instructions(),
         };
-        self.open_link(
-            endpoint,
-            Remote::Udp(addr),
-            params,
-            Origin::Peer,
-            uri.display(),
-        );
+        self.open_link(endpoint, remote, params, Origin::Peer, uri.display());
         self.node.handle_timeout(self.clock.now());
         if let Some(peer) = self.peers.get_mut(text) {
             peer.endpoint = Some(endpoint);
@@ -155,25 +184,58 @@ impl Router {
             peer.last_error = Some((now, error));
         }
     }
+
+    /// A connection ended (or its link went down): it is closed, and if it was a configured peer's,
+    /// dialled again.
+    pub(crate) fn on_closed(&mut self, endpoint: EndpointId, error: String) {
+        let Some(opened) = self.endpoints.get(&endpoint).map(|e| e.opened) else {
+            return; // already gone
+        };
+        let now = self.clock.now();
+        self.remove_endpoint(endpoint);
+        let Some((text, peer)) = self
+            .peers
+            .iter_mut()
+            .find(|(_, p)| p.endpoint == Some(endpoint))
+        else {
+            self.counters.connections_closed += 1;
+            return;
+        };
+        warn!(peer = %peer.uri.display(), "{error} (dialling again)");
+        peer.endpoint = None;
+        peer.last_error = Some((now, error));
+        if now.saturating_since(opened) >= STABLE_CONNECTION {
+            peer.failures = 0;
+        }
+        // At once after a connection that lasted or the first that did not; then 1, 2, 4 ... s.
+        let pause = match peer.failures {
+            0 => Duration::ZERO,
+            n => FIRST_BACKOFF
+                .saturating_mul(1 << (n - 1).min(5))
+                .min(MAX_REDIAL_PAUSE),
+        };
+        peer.failures = peer.failures.saturating_add(1);
+        let (text, uri) = (text.clone(), peer.uri.clone());
+        let dialler = self.spawn_dialler(&uri, pause);
+        if let Some(peer) = self.peers.get_mut(&text) {
+            peer.resolver = Some(dialler);
+        }
+    }
 }
 
-/// Resolves and binds until it works, reporting each failure.
-async fn resolve(uri: LinkUri, inputs: mpsc::Sender<Input>) {
+/// After `pause`, resolves and dials until it works, reporting each failure.
+async fn dial(uri: LinkUri, pause: Duration, tls: TlsConfig, inputs: mpsc::Sender<Input>) {
+    tokio::time::sleep(pause).await;
     let mut backoff = FIRST_BACKOFF;
     loop {
         let outcome = match resolve_address(&uri).await {
-            Ok(addr) => bind_for(addr, uri.interface.as_deref()).map(|s| (s, addr)),
+            Ok(addr) => super::transport::dial(&uri, addr, &tls).await,
             Err(e) => Err(e),
         };
         let input = match outcome {
-            Ok((socket, addr)) => {
-                let _ = inputs
-                    .send(Input::PeerReady {
-                        text: uri.text.clone(),
-                        socket,
-                        addr,
-                    })
-                    .await;
+            Ok(dialled) => {
+                let text = uri.text.clone();
+                let _ = inputs.send(Input::PeerReady { text, dialled }).await;
                 return;
             }
             Err(e) => Input::PeerFailed {
@@ -205,40 +267,4 @@ async fn resolve_address(uri: &LinkUri) -> std::io::Result<SocketAddr> {
         .await?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{} has no address", uri.host)))
-}
-
-/// Binds an unconnected UDP socket on any port for talking to `peer`, optionally on one interface.
-fn bind_for(peer: SocketAddr, interface: Option<&str>) -> std::io::Result<UdpSocket> {
-    let local: SocketAddr = if peer.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    bind_udp(local, interface)
-}
-
-/// Binds a non-blocking UDP socket (IPv6 sockets are IPv6-only, so `[::]` and `0.0.0.0` can both be
-/// listened on), with large buffers and optionally bound to one interface.
-pub(crate) fn bind_udp(local: SocketAddr, interface: Option<&str>) -> std::io::Result<UdpSocket> {
-    UdpSocket::from_std(bind_udp_std(local, interface)?)
-}
-
-/// [`bind_udp`] before the runtime exists.
-pub(crate) fn bind_udp_std(
-    local: SocketAddr,
-    interface: Option<&str>,
-) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
-    if local.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    if let Some(name) = interface {
-        socket.bind_device(Some(name.as_bytes()))?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&local.into())?;
-    Ok(socket.into())
 }

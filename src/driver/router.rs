@@ -8,85 +8,28 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::api::{ApiRequest, ApiResponse};
-use super::buffers::Buffer;
+use super::api::ApiResponse;
 use super::clock::Clock;
+use super::input::Input;
 use super::interfaces::Interface;
-use super::links::{Endpoint, EndpointId, LinkInfo, Origin, Remote, Role};
+use super::links::{LinkInfo, Origin};
 use super::passwords::PasswordKeys;
 use super::peers::StaticPeer;
+use super::transport::stream::STREAM_MTU;
+use super::transport::tls::TlsConfig;
+use super::transport::udp::{DEFAULT_UDP_MTU, UDP_OVERHEAD};
+use super::transport::{Endpoint, EndpointId, Remote, Role, Transport};
 use super::tun_device::TunDevice;
 use crate::config::{Daemon, LinkUri};
 use crate::core::link::LinkParams;
 use crate::core::node::{Arrival, DeliveryKind, Event, LinkId, Node};
-use crate::core::password::PasswordKey;
 use crate::core::rate::TokenBucket;
 
-/// Default datagram size on UDP links: a 1500-byte Ethernet MTU less IPv6 and UDP headers. The kernel
-/// fragments if a path is smaller; `?mtu=` sets it per peer.
-pub(crate) const DEFAULT_UDP_MTU: usize = 1452;
-/// IPv6 + UDP header bytes, subtracted from an interface MTU for discovered UDP links.
-pub(crate) const UDP_OVERHEAD: usize = 48;
 /// Inputs handled in one batch before the router flushes what the core produced.
 const BATCH: usize = 64;
 /// Bytes of input handled in one batch at most: what one batch produces must fit the core's transmit
 /// queue (1 MiB per link), or a burst of 64 KiB super-packets would overflow it before the flush.
 const BATCH_BYTES: usize = 256 * 1024;
-
-/// Everything that reaches the router.
-pub(crate) enum Input {
-    /// Datagrams on a link endpoint: `data` holds one or more, each `stride` bytes (the last may be
-    /// shorter), as UDP GRO delivers them.
-    Datagram {
-        endpoint: EndpointId,
-        remote: Remote,
-        data: Buffer,
-        stride: usize,
-    },
-    /// A packet the host sent into the TUN device.
-    Tun(Vec<u8>),
-    /// A TCP super-packet the host sent into the TUN device, to travel whole.
-    TunSuper {
-        /// IPv6 packet of all the segments.
-        packet: Buffer,
-        /// Segment payload size.
-        mss: u16,
-        /// ECN super-packet.
-        ecn: bool,
-    },
-    /// A datagram on the UDP discovery (multicast) socket.
-    UdpBeacon {
-        from: std::net::SocketAddrV6,
-        data: Vec<u8>,
-    },
-    /// A configured peer's address resolved and its socket is ready.
-    PeerReady {
-        text: String,
-        socket: tokio::net::UdpSocket,
-        addr: std::net::SocketAddr,
-    },
-    /// Resolving or binding for a configured peer failed (it is retried).
-    PeerFailed { text: String, error: String },
-    /// A local API call.
-    Api(ApiRequest, oneshot::Sender<ApiResponse>),
-    /// A password `addpeer` brought was stretched on a blocking thread (`Err`: that thread failed).
-    PasswordStretched {
-        password: Vec<u8>,
-        key: Result<PasswordKey, String>,
-    },
-}
-
-impl Input {
-    /// Bytes of traffic this input carries, for [`BATCH_BYTES`].
-    fn traffic_bytes(&self) -> usize {
-        match self {
-            Self::Datagram { data, .. } => data.len(),
-            Self::Tun(packet) => packet.len(),
-            Self::TunSuper { packet, .. } => packet.len(),
-            _ => 0,
-        }
-    }
-}
 
 /// Counters of things the driver dropped or refused.
 #[derive(Default, Debug, Clone, serde::Serialize)]
@@ -104,6 +47,10 @@ pub(crate) struct DriverCounters {
     pub(crate) super_packets_whole: u64,
     /// Host TCP super-packets cut into segments (their flow retransmitted lately).
     pub(crate) super_packets_segmented: u64,
+    /// Accepted connections closed at once: too many without a link (`MAX_PENDING_ACCEPTED`).
+    pub(crate) connections_refused: u64,
+    /// Accepted connections that closed or brought no link up in time.
+    pub(crate) connections_closed: u64,
 }
 
 /// The router's state.
@@ -134,6 +81,8 @@ pub(crate) struct Router {
     pub(crate) waiting_peers: std::collections::VecDeque<(LinkUri, oneshot::Sender<ApiResponse>)>,
     /// A password is being stretched on a blocking thread (one at a time: each takes 19 MiB).
     pub(crate) stretching: bool,
+    /// Certificate and configurations of `tls://` links.
+    pub(crate) tls: TlsConfig,
 }
 
 impl Router {
@@ -147,9 +96,11 @@ impl Router {
         inputs: mpsc::Sender<Input>,
         discovery: super::discovery::Discovery,
         services: super::services::Services,
+        tls: TlsConfig,
     ) -> Self {
         let now = clock.now();
         Self {
+            tls,
             flows: Default::default(),
             services,
             passwords,
@@ -175,14 +126,22 @@ impl Router {
         }
     }
 
-    /// Registers an endpoint.
+    /// Registers an endpoint: `start` gets its id and starts its transport and reader.
     pub(crate) fn add_endpoint(
         &mut self,
-        endpoint: impl FnOnce(EndpointId) -> Endpoint,
+        role: Role,
+        start: impl FnOnce(EndpointId) -> (Transport, tokio::task::JoinHandle<()>),
     ) -> EndpointId {
         let id = self.next_endpoint;
         self.next_endpoint += 1;
-        self.endpoints.insert(id, endpoint(id));
+        let (transport, reader) = start(id);
+        let endpoint = Endpoint {
+            transport,
+            role,
+            reader,
+            opened: self.clock.now(),
+        };
+        self.endpoints.insert(id, endpoint);
         id
     }
 
@@ -304,8 +263,10 @@ impl Router {
             }
             Input::TunSuper { packet, mss, ecn } => self.on_super_packet(&packet, mss, ecn),
             Input::UdpBeacon { from, data } => self.on_udp_beacon(from, &data),
-            Input::PeerReady { text, socket, addr } => self.on_peer_ready(&text, socket, addr),
+            Input::PeerReady { text, dialled } => self.on_peer_ready(&text, dialled),
             Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
+            Input::Accepted { uri, stream, addr } => self.on_accepted(uri, stream, addr),
+            Input::Closed { endpoint, error } => self.on_closed(endpoint, error),
             Input::Api(request, reply) => self.api_input(request, reply),
             Input::PasswordStretched { password, key } => self.on_password_stretched(password, key),
         }
@@ -404,6 +365,18 @@ impl InboundPolicy<'_> {
                     aes_gcm: super::cpu::has_aes_instructions(),
                 },
                 format!("udp://{addr}"),
+            )),
+            (Role::Accepted(uri), Remote::Stream(addr)) => Some((
+                LinkParams {
+                    initiate: false,
+                    password: self.passwords.get(uri.password.as_deref()).ok()?,
+                    allowed_keys: self.config.allowed_public_keys.clone(),
+                    mtu: STREAM_MTU,
+                    priority: uri.priority,
+                    session: false,
+                    aes_gcm: super::cpu::has_aes_instructions(),
+                },
+                format!("{}://{addr}", uri.scheme),
             )),
             (Role::Discovery, Remote::Udp(std::net::SocketAddr::V6(addr))) => {
                 let iface = self
@@ -507,11 +480,15 @@ impl Router {
         }
         self.write_packets(packets).await;
         let mut closed = BTreeSet::new();
+        let mut connections = BTreeMap::new();
         while let Some(event) = self.node.poll_event() {
-            self.on_event(event, &mut closed);
+            self.on_event(event, &mut closed, &mut connections);
         }
         for id in closed {
             self.close_link(id);
+        }
+        for (endpoint, error) in connections {
+            self.on_closed(endpoint, error);
         }
         self.services.drain(self.clock.now(), &mut self.node);
         self.flush_transmits();
@@ -559,8 +536,21 @@ impl Router {
         self.write_packets(segments).await;
     }
 
-    fn on_event(&mut self, event: Event, closed: &mut BTreeSet<LinkId>) {
+    /// Carries out a core event. Links that went down and are not retried go into `closed`; the
+    /// connections of stream links that went down or closed go into `connections` (one link per
+    /// connection: the connection goes with it, and a configured peer dials again).
+    fn on_event(
+        &mut self,
+        event: Event,
+        closed: &mut BTreeSet<LinkId>,
+        connections: &mut BTreeMap<EndpointId, String>,
+    ) {
         let now = self.clock.now();
+        let stream_of = |router: &Self, id: LinkId| {
+            let endpoint = router.links.get(&id)?.endpoint;
+            let e = router.endpoints.get(&endpoint)?;
+            matches!(e.transport, Transport::Stream(_)).then_some(endpoint)
+        };
         match event {
             Event::LinkUp(id, key) => {
                 self.services.link(now, key, true);
@@ -572,6 +562,9 @@ impl Router {
             }
             Event::LinkDown(id, key) => {
                 self.services.link(now, key, false);
+                if let Some(endpoint) = stream_of(self, id) {
+                    connections.insert(endpoint, "link down: peer stopped answering".into());
+                }
                 if let Some(info) = self.links.get_mut(&id) {
                     info.up_since = None;
                     info.last_error = Some((now, "link down: peer stopped answering".into()));
@@ -582,6 +575,9 @@ impl Router {
                 }
             }
             Event::LinkClosed(id) => {
+                if let Some(endpoint) = stream_of(self, id) {
+                    connections.insert(endpoint, "link closed".into());
+                }
                 self.links.remove(&id);
             }
             Event::RootChanged(root) => match root {
@@ -621,6 +617,7 @@ impl Router {
             }
         }
         self.discovery_tick();
+        self.connections_tick(now);
     }
 }
 
@@ -631,8 +628,8 @@ mod tests {
 
     use super::*;
     use crate::config::DiscoveryRule;
-    use crate::core::password::derivations_on_this_thread;
-    use crate::driver::links::Transport;
+    use crate::core::password::{PasswordKey, derivations_on_this_thread};
+    use crate::driver::transport::Transport;
 
     fn udp_endpoint(role: Role) -> Endpoint {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -640,10 +637,11 @@ mod tests {
         let socket = tokio::net::UdpSocket::from_std(socket).unwrap();
         Endpoint {
             transport: Transport::Udp(Arc::new(
-                super::super::udp::UdpEndpoint::new(socket).unwrap(),
+                crate::driver::transport::udp::UdpEndpoint::new(socket).unwrap(),
             )),
             role,
             reader: tokio::spawn(async {}),
+            opened: crate::core::time::Instant::ZERO,
         }
     }
 

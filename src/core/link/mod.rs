@@ -215,6 +215,8 @@ pub struct Link {
     spare: Vec<Vec<u8>>,
     events: VecDeque<LinkEvent>,
     stats: LinkStats,
+    /// The last datagram dropped and why, so that the operator can be told why a link stays down.
+    last_drop: Option<(Instant, LinkDrop)>,
     reassembly: fragments::Reassembly,
     next_fragment_id: u32,
     /// Added to `now` to stamp our initiations: wall-clock microseconds at the node's start, so stamps
@@ -257,6 +259,7 @@ impl Link {
             spare: Vec::new(),
             events: VecDeque::new(),
             stats: LinkStats::default(),
+            last_drop: None,
             reassembly: fragments::Reassembly::default(),
             next_fragment_id: 0,
             clock_base,
@@ -299,6 +302,11 @@ impl Link {
     /// Returns the counters.
     pub fn stats(&self) -> LinkStats {
         self.stats
+    }
+
+    /// When the last datagram was dropped, and why (a wrong key or password shows here).
+    pub fn last_drop(&self) -> Option<(Instant, LinkDrop)> {
+        self.last_drop
     }
 
     /// The data-frame cipher of the current keys, once up.
@@ -416,7 +424,10 @@ impl Link {
                 self.stats.rx_datagrams += 1;
                 self.stats.rx_bytes += len as u64;
             }
-            Err(_) => self.stats.dropped += 1,
+            Err(e) => {
+                self.stats.dropped += 1;
+                self.last_drop = Some((now, *e));
+            }
         }
         result
     }

@@ -27,6 +27,8 @@ pub enum Remote {
     Udp(SocketAddr),
     /// A MAC address on a raw Ethernet interface.
     Ethernet([u8; 6]),
+    /// The far end of a connection (TCP, TLS): the endpoint is the connection, so this only names it.
+    Stream(SocketAddr),
 }
 
 impl Remote {
@@ -39,11 +41,11 @@ impl Remote {
             at + bytes.len()
         };
         match self {
-            Self::Udp(SocketAddr::V4(a)) => {
+            Self::Udp(SocketAddr::V4(a)) | Self::Stream(SocketAddr::V4(a)) => {
                 let at = put(4, &a.ip().octets());
                 put(at, &a.port().to_be_bytes())
             }
-            Self::Udp(SocketAddr::V6(a)) => {
+            Self::Udp(SocketAddr::V6(a)) | Self::Stream(SocketAddr::V6(a)) => {
                 let at = put(4, &a.ip().octets());
                 let at = put(at, &a.port().to_be_bytes());
                 put(at, &(a.scope_id() as u16).to_be_bytes())
@@ -57,6 +59,7 @@ impl std::fmt::Display for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Udp(a) => write!(f, "udp://{a}"),
+            Self::Stream(a) => write!(f, "stream://{a}"),
             Self::Ethernet(m) => write!(
                 f,
                 "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",

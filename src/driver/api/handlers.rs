@@ -9,9 +9,10 @@ use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::PublicKey;
 use crate::core::password::PasswordKey;
 use crate::core::time::Instant;
+use crate::driver::input::Input;
 use crate::driver::links::Origin;
 use crate::driver::peers::AddPeerError;
-use crate::driver::router::{Input, Router};
+use crate::driver::router::Router;
 use crate::services::identity::did_key::did_key;
 
 /// One route of the API: what `GET /v1` lists, and what the HTTP layer needs to know from the
@@ -389,8 +390,10 @@ impl Router {
                 let link = self.node.link(*id);
                 let stats = link.map(|l| l.stats()).unwrap_or_default();
                 let rtt = link.and_then(|l| l.srtt()).map(|d| d.as_secs_f64() * 1e3);
+                let transport = self.endpoints.get(&info.endpoint);
                 json!({
                     "uri": info.uri,
+                    "transport": transport.map(|e| e.transport.name()),
                     "up": info.up_since.is_some(),
                     "inbound": info.origin == Origin::Inbound,
                     "origin": format!("{:?}", info.origin).to_lowercase(),
@@ -416,8 +419,10 @@ impl Router {
             .map(|p| {
                 json!({
                     "uri": p.uri.display(),
+                    "transport": p.uri.scheme.name(),
                     "connected": p.endpoint.is_some(),
                     "last_error": p.last_error.as_ref().map(|(_, e)| e.clone()),
+                    "last_error_age": p.last_error.as_ref().map(|(t, _)| seconds(now, *t)),
                 })
             })
             .collect();

@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::debug;
 
 use super::DriverError;
-use super::router::Input;
+use super::input::Input;
 
 /// Connections open at once, whatever they are doing (sending their request, waiting for the
 /// router, reading the answer); more wait in the kernel's backlog.

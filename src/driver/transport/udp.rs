@@ -4,12 +4,30 @@
 //! 3.4 us of kernel time when sent one by one, under 1 us in a GSO train.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::{EndpointId, Remote};
+use crate::driver::buffers::{Buffer, BufferPool};
+use crate::driver::input::Input;
+use crate::driver::readers::ERROR_PAUSE;
+
+/// Largest datagram read: UDP's limit.
+const MAX_DATAGRAM: usize = 65_536;
+/// Socket buffer size asked for: room for bursts at hundreds of Mb/s.
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
+/// Default datagram size on UDP links: a 1500-byte Ethernet MTU less IPv6 and UDP headers. The kernel
+/// fragments if a path is smaller; `?mtu=` sets it per peer.
+pub(crate) const DEFAULT_UDP_MTU: usize = 1452;
+/// IPv6 + UDP header bytes, subtracted from an interface MTU for discovered UDP links.
+pub(crate) const UDP_OVERHEAD: usize = 48;
 
 /// Largest GSO train, in bytes (the kernel's limit for one UDP send is just under 64 KiB).
 const MAX_TRAIN_BYTES: usize = 60_000;
@@ -147,4 +165,98 @@ impl UdpEndpoint {
             }
         }
     }
+}
+
+/// Reads a link endpoint's UDP socket, several datagrams per system call where the kernel allows.
+pub(crate) async fn read(
+    endpoint: EndpointId,
+    socket: Arc<UdpEndpoint>,
+    inputs: mpsc::Sender<Input>,
+) {
+    const BUFFERS: usize = 8;
+    let size = (socket.gro_segments().max(1) * 1500).max(MAX_DATAGRAM);
+    // Fresh buffers are allocated zeroed, which costs address space, not memory, until used.
+    let pool = BufferPool::new(size);
+    let mut storage: Vec<Buffer> = (0..BUFFERS).map(|_| pool.take()).collect();
+    let mut meta = vec![quinn_udp::RecvMeta::default(); BUFFERS];
+    loop {
+        let received = {
+            let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
+                .iter_mut()
+                .map(|b| std::io::IoSliceMut::new(b.whole()))
+                .collect();
+            socket.recv(&mut bufs, &mut meta).await
+        };
+        match received {
+            Ok(n) => {
+                for (m, slot) in meta.iter().zip(&mut storage).take(n) {
+                    // The buffer itself goes to the router, which decrypts in it; a fresh one (or
+                    // one the router is done with) takes its place.
+                    let mut data = std::mem::replace(slot, pool.take());
+                    data.set_range(0..m.len);
+                    let input = Input::Datagram {
+                        endpoint,
+                        remote: Remote::Udp(normalise(m.addr)),
+                        data,
+                        stride: m.stride.max(1),
+                    };
+                    if inputs.send(input).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                debug!("endpoint {endpoint}: receive: {e}");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// An IPv4 peer reached through a dual-stack socket shows up as `::ffff:a.b.c.d`; links are keyed by
+/// the plain form.
+fn normalise(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr {
+        std::net::SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => (v4, v6.port()).into(),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// Binds an unconnected UDP socket on any port for talking to `peer`, optionally on one interface.
+pub(crate) fn bind_for(peer: SocketAddr, interface: Option<&str>) -> std::io::Result<UdpSocket> {
+    let local: SocketAddr = if peer.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    bind(local, interface)
+}
+
+/// Binds a non-blocking UDP socket (IPv6 sockets are IPv6-only, so `[::]` and `0.0.0.0` can both be
+/// listened on), with large buffers and optionally bound to one interface.
+pub(crate) fn bind(local: SocketAddr, interface: Option<&str>) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_std(local, interface)?)
+}
+
+/// [`bind`] before the runtime exists.
+pub(crate) fn bind_std(
+    local: SocketAddr,
+    interface: Option<&str>,
+) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    if local.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    if let Some(name) = interface {
+        socket.bind_device(Some(name.as_bytes()))?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&local.into())?;
+    Ok(socket.into())
 }
