@@ -29,6 +29,10 @@
 #                         yggdrasil 65535); meshrouter accepts 1280..65535
 #   --both-mtus           run each router at its default MTU and at the --mtu value (1280 if not given)
 #   --routers LIST        comma-separated, of meshrouter,yggdrasil (default both)
+#   --link KIND           udp (default: meshrouter over udp://, yggdrasil over its usual tcp://),
+#                         tcp (both over tcp://), or tls: both over tls:// on TCP port 443, with
+#                         nftables dropping UDP and every other TCP port on the veths (an uplink that
+#                         lets out only HTTPS)
 #   --topos LIST          comma-separated, of two,line (default both)
 #   --pings N             pings per RTT measurement (default 100, 20 ms apart)
 #   --repeat N            measurements of each router and topology, alternating routers; figures are
@@ -48,7 +52,7 @@ usage() { sed -n '/^# Usage:/,/^# The default run/p' "$0" | sed 's/^# \{0,1\}//'
 
 ORIG_ARGS="$*"
 duration=5 mtu="" both_mtus=0 routers="meshrouter,yggdrasil" topos="two,line" pings=100 repeat=3
-out="$ROOT/docs" install_ygg=0 raw=""
+out="$ROOT/docs" install_ygg=0 raw="" link=udp
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
         --both-mtus) both_mtus=1; shift ;;
         --routers) routers="$2"; shift 2 ;;
         --topos) topos="$2"; shift 2 ;;
+        --link) link="$2"; shift 2 ;;
         --pings) pings="$2"; shift 2 ;;
         --repeat) repeat="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
@@ -90,6 +95,7 @@ done
 for t in "${TOPOS[@]}"; do
     case "$t" in two | line) ;; *) echo "unknown topology: $t" >&2; exit 2 ;; esac
 done
+case "$link" in udp | tcp | tls) ;; *) echo "--link must be udp, tcp or tls" >&2; exit 2 ;; esac
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench.sh needs root (network namespaces, veth, TUN)" >&2
     exit 1
@@ -97,6 +103,10 @@ fi
 for tool in iperf3 ping ip python3 ss; do
     command -v "$tool" >/dev/null || { echo "bench.sh needs $tool" >&2; exit 1; }
 done
+if [ "$link" = tls ] && ! command -v nft >/dev/null; then
+    echo "== installing nftables (for --link tls)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null || { echo "bench.sh --link tls needs nft" >&2; exit 1; }
+fi
 if [ ! -x "$ROOT/target/release/meshrouter" ] && [ -z "${MR_BIN:-}" ]; then
     echo "== building the daemon (cargo build --release)"
     (cd "$ROOT" && cargo build --release --bin meshrouter --quiet) || exit 1
@@ -113,6 +123,14 @@ trap '[ -n "$RUN_PID" ] && kill "$RUN_PID" 2>/dev/null; exit 143' TERM
 
 NOTES=()
 note() { NOTES+=("$*"); echo "note: $*"; }
+if [ "$link" = tls ]; then
+    note "links: tls:// on TCP port 443 for both routers; nftables drops UDP and all other TCP ports on the veths"
+    MESH_SCHEME=tls MESH_PORT=443 MESH_LISTEN=tls://0.0.0.0:443
+    ygg_port=443
+elif [ "$link" = tcp ]; then
+    note "links: tcp:// for both routers"
+    MESH_SCHEME=tcp MESH_PORT=9100 MESH_LISTEN=tcp://0.0.0.0:9100
+fi
 
 # ---- yggdrasil availability -------------------------------------------------------------------------
 ygg_ok() { yggdrasil -version 2>/dev/null | grep -q 'Build version: *0\.5'; }
@@ -159,7 +177,32 @@ exec 3>&1 # progress lines of the runs (whose own output goes to their run.log)
 say() { echo "$*" >&3; }
 
 clk_tck=$(getconf CLK_TCK)
-ygg_port=7000
+ygg_port=${ygg_port:-7000}
+ygg_scheme=tcp
+[ "$link" = tls ] && ygg_scheme=tls
+
+# only_https NODE: on NODE's veths (a-b, b-a, b-c, c-b), drops UDP and TCP other than port 443, in
+# either direction; the overlay's own TUN traffic is left alone.
+only_https() {
+    in_ns "$1" nft -f - <<'NFT'
+table inet only_https {
+    # Accept rules first: nftables 1.0.6 merges "tcp sport != 443 tcp dport != 443" into one wrong
+    # 4-byte comparison.
+    chain input {
+        type filter hook input priority 0; policy accept;
+        iifname { "a-b", "b-a", "b-c", "c-b" } tcp dport 443 accept
+        iifname { "a-b", "b-a", "b-c", "c-b" } tcp sport 443 accept
+        iifname { "a-b", "b-a", "b-c", "c-b" } meta l4proto { tcp, udp } counter drop
+    }
+    chain output {
+        type filter hook output priority 0; policy accept;
+        oifname { "a-b", "b-a", "b-c", "c-b" } tcp dport 443 accept
+        oifname { "a-b", "b-a", "b-c", "c-b" } tcp sport 443 accept
+        oifname { "a-b", "b-a", "b-c", "c-b" } meta l4proto { tcp, udp } counter drop
+    }
+}
+NFT
+}
 
 # rss_kib PID: VmRSS of PID in KiB (empty if it is gone).
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
@@ -175,10 +218,10 @@ c = json.load(sys.stdin)
 c["MulticastInterfaces"] = []
 c["IfName"] = "ygg0"
 c["IfMTU"] = int(sys.argv[1])
-c["Listen"] = ["tcp://0.0.0.0:" + sys.argv[2]]
+c["Listen"] = [sys.argv[5] + "://0.0.0.0:" + sys.argv[2]]
 c["Peers"] = [p for p in sys.argv[3:4] if p]
 c["AdminListen"] = "unix://" + sys.argv[4]
-json.dump(c, sys.stdout, indent=1)' "$2" "$ygg_port" "$3" "$MR_DIR/$1.ygg.sock" >"$MR_DIR/$1.json"
+json.dump(c, sys.stdout, indent=1)' "$2" "$ygg_port" "$3" "$MR_DIR/$1.ygg.sock" "$ygg_scheme" >"$MR_DIR/$1.json"
     chmod 600 "$MR_DIR/$1.json"
 }
 
@@ -201,6 +244,7 @@ run_one() {
         for n in "${nodes[@]}"; do mesh_node "$n" "tun_mtu = $tun_mtu"; done
         mesh_link a b
         [ "$topo" = line ] && mesh_link b c
+        if [ "$link" = tls ]; then for n in "${nodes[@]}"; do only_https "$n"; done; fi
         mesh_start "${nodes[@]}"
         for n in "${nodes[@]}"; do PID[$n]=$(cat "$MR_DIR/$n.pid"); done
         dst_addr=${MESH_ADDR[$dst]} src_addr=${MESH_ADDR[$src]}
@@ -209,11 +253,12 @@ run_one() {
         for n in "${nodes[@]}"; do ns_add "$n"; MESH_DEGREE[$n]=0; done
         mesh_veth a b
         ygg_config a "$tun_mtu" ""
-        ygg_config b "$tun_mtu" "tcp://${MESH_IP[a-b]}:$ygg_port"
+        ygg_config b "$tun_mtu" "$ygg_scheme://${MESH_IP[a-b]}:$ygg_port"
         if [ "$topo" = line ]; then
             mesh_veth b c
-            ygg_config c "$tun_mtu" "tcp://${MESH_IP[b-c]}:$ygg_port"
+            ygg_config c "$tun_mtu" "$ygg_scheme://${MESH_IP[b-c]}:$ygg_port"
         fi
+        if [ "$link" = tls ]; then for n in "${nodes[@]}"; do only_https "$n"; done; fi
         for n in "${nodes[@]}"; do
             ip netns exec "$NS_PREFIX$n" yggdrasil -useconffile "$MR_DIR/$n.json" -logto stdout >>"$MR_DIR/$n.log" 2>&1 &
             PID[$n]=$!

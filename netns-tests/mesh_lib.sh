@@ -31,7 +31,7 @@ trap mesh_exit EXIT
 mesh_node() {
     local n="$1" info
     ns_add "$n"
-    printf 'listen = ["udp://0.0.0.0:9100"]\n%s\n' "${2:-}" | mr_config "$n"
+    printf 'listen = ["%s"]\n%s\n' "${MESH_LISTEN:-udp://0.0.0.0:9100}" "${2:-}" | mr_config "$n"
     info=$("$MR_BIN" info --config "$MR_DIR/$n.toml" --json)
     read -r "MESH_KEY[$n]" "MESH_ADDR[$n]" "MESH_SUBNET[$n]" < <(python3 -c '
 import json, sys
@@ -60,10 +60,11 @@ mesh_veth() {
     MESH_DEGREE[$b]=$((MESH_DEGREE[$b] + 1))
 }
 
-# mesh_link A B: mesh_veth A B, and B peers to A's end (A listens), with A's key pinned.
+# mesh_link A B: mesh_veth A B, and B peers to A's end (A listens), with A's key pinned. The link is
+# udp://...:9100 unless MESH_SCHEME and MESH_PORT say otherwise (with a MESH_LISTEN to match).
 mesh_link() {
     mesh_veth "$1" "$2"
-    mesh_peer "$2" "udp://${MESH_IP[$1-$2]}:9100?key=${MESH_KEY[$1]}"
+    mesh_peer "$2" "${MESH_SCHEME:-udp}://${MESH_IP[$1-$2]}:${MESH_PORT:-9100}?key=${MESH_KEY[$1]}"
 }
 
 # mesh_start NAMES...: writes each node's peers into its config and starts the daemons, one after the

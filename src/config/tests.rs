@@ -209,7 +209,10 @@ fn daemon_settings_are_checked() {
         ("tun_mtu = 1279", "tun_mtu: must be 1280 to 65535"),
         ("tun_name = \"a/b\"", "tun_name:"),
         ("peers = [\"quic://h:1\"]", "peers: unsupported scheme"),
-        ("listen = [\"tcp://h:1?mtu=1400\"]", "listen: bad parameter \"mtu\""),
+        (
+            "listen = [\"tcp://h:1?mtu=1400\"]",
+            "listen: bad parameter \"mtu\"",
+        ),
         (
             "listen = [\"udp://[::]:1?key=zz\"]",
             "listen: bad parameter \"key\"",

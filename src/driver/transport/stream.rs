@@ -3,13 +3,17 @@
 //! layer is the same and TLS only hides metadata from observers. A frame may be up to [`MAX_FRAME`]
 //! bytes, so a stream link carries whole super-packets ([`STREAM_MTU`]).
 //!
-//! Sending never waits: datagrams go into a queue of at most [`MAX_QUEUED`] bytes, which a writer
-//! task empties with one write per batch; a full queue drops, as a full UDP socket buffer would, and
-//! the inner flows back off. A connection that fails to read or write is reported to the router as
+//! Sending never waits: datagrams go into a queue, which a writer task empties with one write per
+//! batch; a full queue drops, as a full UDP socket buffer would, and the inner flows back off. The
+//! queue holds what the connection drains in [`TARGET_DELAY`] (measured as it writes), between
+//! [`MIN_QUEUED`] and [`MAX_QUEUED`]: deep enough that a fast link never drops a burst (a drop makes
+//! the host's TCP retransmit, and its super-packets are then cut into segments), shallow enough that
+//! a slow uplink does not hold seconds of traffic ahead of a ping. A connection that fails to read or write is reported to the router as
 //! [`Input::Closed`]; a half-open one is found by the link's own liveness timers.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -24,9 +28,12 @@ use crate::driver::input::Input;
 pub(crate) const MAX_FRAME: usize = 70_000;
 /// The link MTU of stream links: no fragmentation below a frame.
 pub(crate) const STREAM_MTU: usize = MAX_FRAME;
-/// Bytes of frames waiting for the writer at most; beyond, datagrams are dropped. 1 MiB is 1.7 ms at
-/// 5 Gbit/s and 0.8 s at 10 Mbit/s: deep enough for bursts, shallow enough to keep pings usable.
-pub(crate) const MAX_QUEUED: usize = 1 << 20;
+/// Bytes of frames waiting for the writer at most, however fast the connection (6.7 ms at 5 Gbit/s).
+pub(crate) const MAX_QUEUED: usize = 4 << 20;
+/// Bytes of frames the queue may always hold (0.2 s at 10 Mbit/s).
+pub(crate) const MIN_QUEUED: usize = 256 << 10;
+/// The queue holds what the connection drains in this long.
+pub(crate) const TARGET_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
 /// Size of the length prefix.
 const HEADER: usize = 4;
 /// The reader's buffer: many frames per read system call.
@@ -66,10 +73,45 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 pub(crate) type BoxedStream = Box<dyn Stream>;
 
 /// The frames waiting for the writer.
-#[derive(Default)]
 struct Queue {
     bytes: Mutex<Vec<u8>>,
     ready: Notify,
+    /// Bytes the queue may hold now (see [`TARGET_DELAY`]).
+    limit: AtomicUsize,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self {
+            bytes: Mutex::default(),
+            ready: Notify::new(),
+            limit: AtomicUsize::new(MAX_QUEUED),
+        }
+    }
+}
+
+/// How fast a connection drains, from the writes that had to wait for it.
+#[derive(Default)]
+struct DrainRate {
+    /// Bytes per second, smoothed.
+    rate: Option<f64>,
+}
+
+impl DrainRate {
+    /// A write of `bytes` took `took`. Only writes that waited tell the connection's speed (a write
+    /// into a socket buffer with room runs at memory speed).
+    fn sample(&mut self, bytes: usize, took: std::time::Duration) -> Option<usize> {
+        if took < std::time::Duration::from_millis(1) {
+            return None;
+        }
+        let sample = bytes as f64 / took.as_secs_f64();
+        let rate = match self.rate {
+            Some(r) => r * 0.875 + sample * 0.125,
+            None => sample,
+        };
+        self.rate = Some(rate);
+        Some(((rate * TARGET_DELAY.as_secs_f64()) as usize).clamp(MIN_QUEUED, MAX_QUEUED))
+    }
 }
 
 /// The sending side of a connection: a bounded queue and the writer task that empties it (stopped
@@ -86,6 +128,7 @@ impl StreamSender {
     pub(crate) fn send_all<D: AsRef<[u8]>>(&self, datagrams: &[D]) -> io::Result<()> {
         let mut dropped = false;
         {
+            let limit = self.queue.limit.load(Ordering::Relaxed);
             let Ok(mut queue) = self.queue.bytes.lock() else {
                 return Err(io::Error::other("send queue poisoned"));
             };
@@ -94,7 +137,7 @@ impl StreamSender {
                 if d.is_empty() || d.len() > MAX_FRAME {
                     continue;
                 }
-                if queue.len() + HEADER + d.len() > MAX_QUEUED {
+                if queue.len() + HEADER + d.len() > limit {
                     dropped = true;
                     continue;
                 }
@@ -149,6 +192,7 @@ async fn write(
     inputs: mpsc::Sender<Input>,
 ) {
     let mut batch = Vec::new();
+    let mut drain = DrainRate::default();
     let error = 'connection: loop {
         queue.ready.notified().await;
         loop {
@@ -161,8 +205,12 @@ async fn write(
                 }
                 std::mem::swap(&mut *queued, &mut batch);
             }
+            let started = std::time::Instant::now();
             if let Err(e) = stream.write_all(&batch).await {
                 break 'connection format!("send: {e}");
+            }
+            if let Some(limit) = drain.sample(batch.len(), started.elapsed()) {
+                queue.limit.store(limit, Ordering::Relaxed);
             }
             batch.clear();
             // Keep the big buffer of a burst only while bursts last.
@@ -271,6 +319,26 @@ mod tests {
         }
     }
 
+    /// The queue follows the connection's speed: TARGET_DELAY of it, within MIN..MAX_QUEUED.
+    #[test]
+    fn the_queue_limit_follows_the_drain_rate() {
+        let mut drain = DrainRate::default();
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(
+            drain.sample(1 << 20, ms(0)),
+            None,
+            "a write that did not wait"
+        );
+        // 10 Mbit/s: 31 KiB in 25 ms, so the floor.
+        assert_eq!(drain.sample(125_000, ms(100)), Some(MIN_QUEUED));
+        let mut fast = DrainRate::default();
+        // 1 GB/s: 25 MB in 25 ms, so the ceiling.
+        assert_eq!(fast.sample(10_000_000, ms(10)), Some(MAX_QUEUED));
+        let mut middle = DrainRate::default();
+        // 40 MB/s: 1 MB in 25 ms.
+        assert_eq!(middle.sample(4_000_000, ms(100)), Some(1_000_000));
+    }
+
     /// The send queue holds at most MAX_QUEUED bytes: a writer that cannot write (the peer reads
     /// nothing) makes later datagrams drop with WouldBlock instead of growing memory.
     #[tokio::test]
@@ -282,7 +350,7 @@ mod tests {
         let datagram = vec![7u8; 60_000];
         let mut accepted = 0;
         let mut dropped = 0;
-        for _ in 0..100 {
+        for _ in 0..300 {
             match sender.send_all(&[&datagram]) {
                 Ok(()) => accepted += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => dropped += 1,
@@ -292,7 +360,7 @@ mod tests {
         }
         // The writer took one batch (stuck in the duplex), the queue holds MAX_QUEUED more.
         assert!(accepted <= 2 * MAX_QUEUED / 60_004 + 1, "{accepted}");
-        assert!(dropped >= 60, "{dropped}");
+        assert!(dropped >= 300 - 2 * MAX_QUEUED / 60_004 - 1, "{dropped}");
         assert!(sender.queue.bytes.lock().unwrap().len() <= MAX_QUEUED);
     }
 }
