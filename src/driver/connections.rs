@@ -9,13 +9,19 @@ use tracing::debug;
 
 use super::router::Router;
 use super::transport::stream::{self, BoxedStream};
+use super::transport::tcp::source_key;
 use super::transport::{EndpointId, Role, Transport};
 use crate::config::LinkUri;
 use crate::core::time::Instant;
 
-/// Accepted connections whose link is not up, at most; beyond, new ones are closed at once. Each
-/// holds a socket and buffers, so a stranger opening connections must not hold more.
+/// Accepted connections whose link is not up, at most; beyond, the oldest is closed for the new one.
+/// Each holds a descriptor and buffers, so idle connections must not pile up; and evicting the oldest
+/// rather than refusing the newest means that idle connections cannot lock real peers out: a real
+/// peer's link is up within a round trip or two, long before this many others arrive.
 pub(crate) const MAX_PENDING_ACCEPTED: usize = 64;
+/// Accepted connections without a link from one source (an IPv4 address or an IPv6 /64), at most;
+/// beyond, that source's oldest is closed, so that one source only ever displaces its own.
+pub(crate) const MAX_PENDING_PER_SOURCE: usize = 8;
 /// An accepted connection whose link is not up after this is closed (as the core closes an inbound
 /// link that does not confirm).
 pub(crate) const ACCEPTED_SETUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,25 +33,46 @@ impl Router {
     /// A stream listener accepted a connection: it becomes an endpoint whose first initiation may
     /// create a link (the listener's password and the allowed keys apply).
     pub(crate) fn on_accepted(&mut self, uri: LinkUri, stream: BoxedStream, addr: SocketAddr) {
-        if self.pending_accepted() >= MAX_PENDING_ACCEPTED {
-            self.counters.connections_refused += 1;
-            debug!(%addr, "too many accepted connections without a link: closed");
-            return;
+        let source = source_key(addr.ip());
+        // Pending connections, oldest first (endpoint ids grow with time).
+        let pending = self.pending_accepted();
+        let of_source: Vec<EndpointId> = pending
+            .iter()
+            .filter(|(_, from)| source_key(from.ip()) == source)
+            .map(|(id, _)| *id)
+            .collect();
+        let evict = if of_source.len() >= MAX_PENDING_PER_SOURCE {
+            of_source.first().copied()
+        } else if pending.len() >= MAX_PENDING_ACCEPTED {
+            pending.first().map(|(id, _)| *id)
+        } else {
+            None
+        };
+        if let Some(id) = evict {
+            self.counters.connections_evicted += 1;
+            debug!(%addr, "too many accepted connections without a link: the oldest closed");
+            self.remove_endpoint(id);
         }
         let inputs = self.inputs.clone();
         let scheme = uri.scheme;
-        self.add_endpoint(Role::Accepted(uri), |id| {
+        self.add_endpoint(Role::Accepted { uri, from: addr }, |id| {
             let (sender, reader) = stream::start(id, scheme, addr, stream, inputs);
             (Transport::Stream(sender), reader)
         });
     }
 
-    /// Accepted connections with no link up.
-    fn pending_accepted(&self) -> usize {
-        self.endpoints
+    /// Accepted connections with no link up, and where from, oldest first.
+    fn pending_accepted(&self) -> Vec<(EndpointId, SocketAddr)> {
+        let mut pending: Vec<(EndpointId, SocketAddr)> = self
+            .endpoints
             .iter()
-            .filter(|(id, e)| matches!(e.role, Role::Accepted(_)) && !self.link_up_on(**id))
-            .count()
+            .filter_map(|(id, e)| match &e.role {
+                Role::Accepted { from, .. } if !self.link_up_on(*id) => Some((*id, *from)),
+                _ => None,
+            })
+            .collect();
+        pending.sort_unstable_by_key(|(id, _)| *id);
+        pending
     }
 
     fn link_up_on(&self, endpoint: EndpointId) -> bool {
@@ -61,7 +88,7 @@ impl Router {
             .endpoints
             .iter()
             .filter(|(id, e)| {
-                matches!(e.role, Role::Accepted(_))
+                matches!(e.role, Role::Accepted { .. })
                     && now.saturating_since(e.opened) >= ACCEPTED_SETUP_TIMEOUT
                     && !self.link_up_on(**id)
             })

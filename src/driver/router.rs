@@ -47,8 +47,9 @@ pub(crate) struct DriverCounters {
     pub(crate) super_packets_whole: u64,
     /// Host TCP super-packets cut into segments (their flow retransmitted lately).
     pub(crate) super_packets_segmented: u64,
-    /// Accepted connections closed at once: too many without a link (`MAX_PENDING_ACCEPTED`).
-    pub(crate) connections_refused: u64,
+    /// Accepted connections without a link closed for a newer one (`MAX_PENDING_ACCEPTED`,
+    /// `MAX_PENDING_PER_SOURCE`).
+    pub(crate) connections_evicted: u64,
     /// Accepted connections that closed or brought no link up in time.
     pub(crate) connections_closed: u64,
 }
@@ -366,7 +367,7 @@ impl InboundPolicy<'_> {
                 },
                 format!("udp://{addr}"),
             )),
-            (Role::Accepted(uri), Remote::Stream(addr)) => Some((
+            (Role::Accepted { uri, .. }, Remote::Stream(addr)) => Some((
                 LinkParams {
                     initiate: false,
                     password: self.passwords.get(uri.password.as_deref()).ok()?,

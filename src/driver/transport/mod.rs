@@ -78,9 +78,9 @@ pub(crate) enum Role {
     Peer,
     /// A UDP listener: links from anywhere (the allowed keys apply).
     Listener(LinkUri),
-    /// A connection a stream listener accepted: one link from whoever connected (the allowed keys
-    /// apply).
-    Accepted(LinkUri),
+    /// A connection a stream listener accepted from `from`: one link from whoever connected (the
+    /// allowed keys apply).
+    Accepted { uri: LinkUri, from: SocketAddr },
     /// The UDP socket of discovered links (link-local addresses only).
     Discovery,
     /// Raw Ethernet on one interface.

@@ -2,11 +2,10 @@
 //! `TCP_NODELAY`, listen, and accept with a bound on connections still in their TLS handshake.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::tls::TlsConfig;
@@ -18,9 +17,13 @@ use crate::driver::readers::ERROR_PAUSE;
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS handshake of an accepted connection that takes longer than this is abandoned.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Accepted connections in their TLS handshake at once at most; beyond, new ones are closed at once,
-/// so a stranger opening connections can hold at most this many handshakes (and their memory).
+/// Accepted connections in their TLS handshake at once at most; beyond, the oldest is abandoned for
+/// the new one, so idle connections cannot hold every slot: a real client's handshake (milliseconds)
+/// is only cut if [`MAX_HANDSHAKES`] others arrive meanwhile.
 pub(crate) const MAX_HANDSHAKES: usize = 32;
+/// TLS handshakes from one source (an IPv4 address or an IPv6 /64) at once at most; beyond, its oldest
+/// is abandoned, so that one source only ever displaces its own.
+pub(crate) const MAX_HANDSHAKES_PER_SOURCE: usize = 4;
 /// Connections waiting to be accepted in the kernel.
 const BACKLOG: u32 = 128;
 
@@ -88,7 +91,8 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsConfig>,
     inputs: mpsc::Sender<Input>,
 ) {
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    // Handshakes under way, oldest first.
+    let mut handshakes: Vec<(u128, tokio::task::JoinHandle<()>)> = Vec::new();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -114,14 +118,24 @@ pub(crate) async fn accept_loop(
             }
             continue;
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            debug!(listen = %uri.display(), %addr, "too many TLS handshakes at once: closed");
-            continue;
+        handshakes.retain(|(_, h)| !h.is_finished());
+        let source = source_key(addr.ip());
+        let oldest_of_source = || handshakes.iter().position(|(s, _)| *s == source);
+        let same = handshakes.iter().filter(|(s, _)| *s == source).count();
+        let evict = if same >= MAX_HANDSHAKES_PER_SOURCE {
+            oldest_of_source()
+        } else if handshakes.len() >= MAX_HANDSHAKES {
+            Some(0)
+        } else {
+            None
         };
+        if let Some(index) = evict {
+            debug!(listen = %uri.display(), %addr, "too many TLS handshakes: the oldest abandoned");
+            handshakes.remove(index).1.abort();
+        }
         let (tls, uri, inputs) = (tls.clone(), uri.clone(), inputs.clone());
-        tokio::spawn(async move {
+        let handshake = tokio::spawn(async move {
             let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
-            drop(permit);
             match outcome {
                 Ok(Ok(stream)) => {
                     let _ = inputs.send(Input::Accepted { uri, stream, addr }).await;
@@ -130,6 +144,15 @@ pub(crate) async fn accept_loop(
                 Err(_) => debug!(%addr, "TLS handshake timed out"),
             }
         });
+        handshakes.push((source, handshake));
+    }
+}
+
+/// What limits per source count: an IPv4 address, or an IPv6 /64 (one host can have a whole /64).
+pub(crate) fn source_key(ip: std::net::IpAddr) -> u128 {
+    match ip {
+        std::net::IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        std::net::IpAddr::V6(v6) => u128::from(v6) >> 64,
     }
 }
 
