@@ -86,9 +86,10 @@ enum Command {
     /// Show forwarding and drop counters.
     Counters(Endpoint),
     /// Add a peer to the running daemon (not saved to the config), e.g.
-    /// `udp://[2001:db8::1]:9100?key=HEX`.
+    /// `udp://[2001:db8::1]:9100?key=HEX` or `tls://gateway.example:443`.
     Addpeer {
-        /// The peer's URI.
+        /// The peer's URI: udp://, tcp:// or tls://HOST:PORT, with optional key=, password=,
+        /// priority=, interface= and (udp) mtu=.
         uri: String,
         #[command(flatten)]
         endpoint: Endpoint,
