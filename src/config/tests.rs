@@ -188,8 +188,10 @@ fn every_documented_setting_parses_when_uncommented() {
     assert_eq!(d.tun_mtu, 1280);
     assert_eq!(
         (d.peers.len(), d.listen.len(), d.discovery.len()),
-        (2, 2, 1)
+        (2, 3, 1)
     );
+    assert_eq!(d.peers[1].scheme, crate::config::Scheme::Tls);
+    assert_eq!(d.listen[2].scheme, crate::config::Scheme::Tls);
     assert!(d.discovery[0].udp && d.discovery[0].ethernet);
     assert!(
         d.discovery[0].interfaces.is_match("wlan0") && !d.discovery[0].interfaces.is_match("veth0")
