@@ -129,8 +129,8 @@ fn unsafe_code_only_in_sys() {
 }
 
 /// Stretching a password (Argon2id, 19 MiB, tens of milliseconds) is slow on purpose: only start-up
-/// (`driver/mod.rs`, `driver/passwords.rs`) and `addpeer`'s blocking thread (`driver/api/handlers.rs`)
-/// may do it. Everything else, above all what a datagram runs through, only looks stretched keys up.
+/// (`driver/mod.rs`, `driver/passwords.rs`) and `addpeer`'s blocking thread (`driver/peers.rs`) may
+/// do it. Everything else, above all what a datagram runs through, only looks stretched keys up.
 #[test]
 fn passwords_are_stretched_only_at_start_up_and_by_addpeer() {
     const STRETCH: [&str; 3] = ["PasswordKey::derive", "argon2", ".stretch("];
@@ -138,7 +138,7 @@ fn passwords_are_stretched_only_at_start_up_and_by_addpeer() {
         "src/core/password.rs",
         "src/driver/passwords.rs",
         "src/driver/mod.rs",
-        "src/driver/api/handlers.rs",
+        "src/driver/peers.rs",
     ];
     let mut violations = Vec::new();
     for file in rust_files(&root().join("src")) {

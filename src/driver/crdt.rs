@@ -6,8 +6,8 @@ use std::path::Path;
 
 use tokio::sync::oneshot;
 
-use super::api::ApiResponse;
 use super::crdt_store::{CrdtStore, StoreError};
+use super::request::ApiResponse;
 use crate::config::CrdtSettings;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::node::Node;

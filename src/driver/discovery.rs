@@ -12,14 +12,23 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
+use std::collections::BTreeMap;
+
+use tokio::sync::mpsc;
+
+use super::counters::DriverCounters;
+use super::input::Input;
 use super::interfaces::Interface;
-use super::links::Origin;
-use super::router::Router;
+use super::links::{Links, Origin};
+use super::passwords::PasswordKeys;
 use super::transport::ethernet::{self, ETHERTYPE};
 use super::transport::udp::UDP_OVERHEAD;
 use super::transport::{Endpoint, EndpointId, Remote, Role, Transport};
-use crate::config::DiscoveryRule;
+use crate::config::{Daemon, DiscoveryRule};
 use crate::core::link::LinkParams;
+use crate::core::node::Node;
+use crate::core::rate::TokenBucket;
+use crate::core::time::Instant;
 use crate::core::wire::beacon::{Beacon, FLAG_LISTENS, we_dial};
 use crate::sys::packet::{BROADCAST, Mac};
 
@@ -48,8 +57,25 @@ pub(crate) struct Discovery {
     /// Its port (advertised in beacons).
     pub(crate) port: u16,
     joined: BTreeSet<u32>,
-    last_scan: Option<crate::core::time::Instant>,
-    last_beacon: Option<crate::core::time::Instant>,
+    last_scan: Option<Instant>,
+    last_beacon: Option<Instant>,
+    /// The host's interfaces, as last listed.
+    pub(crate) interfaces: BTreeMap<String, Interface>,
+    /// Each beacon from a new sender costs a signature check: 50 a second.
+    budget: TokenBucket,
+}
+
+/// The parts of the router that discovery reads and changes.
+pub(crate) struct Around<'a> {
+    pub(crate) node: &'a mut Node,
+    pub(crate) links: &'a mut Links,
+    pub(crate) now: Instant,
+    pub(crate) config: &'a Daemon,
+    /// The TUN device's name (never a discovery interface).
+    pub(crate) tun: Option<&'a str>,
+    pub(crate) passwords: &'a PasswordKeys,
+    pub(crate) counters: &'a mut DriverCounters,
+    pub(crate) inputs: &'a mpsc::Sender<Input>,
 }
 
 impl Discovery {
@@ -57,6 +83,7 @@ impl Discovery {
         multicast: Option<Arc<UdpSocket>>,
         endpoint: Option<EndpointId>,
         port: u16,
+        now: Instant,
     ) -> Self {
         Self {
             multicast,
@@ -65,6 +92,8 @@ impl Discovery {
             joined: BTreeSet::new(),
             last_scan: None,
             last_beacon: None,
+            interfaces: BTreeMap::new(),
+            budget: TokenBucket::new(50.0, 100.0, now),
         }
     }
 }
@@ -82,7 +111,7 @@ pub(crate) fn multicast_socket() -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-fn elapsed(now: crate::core::time::Instant, since: Option<crate::core::time::Instant>) -> Duration {
+fn elapsed(now: Instant, since: Option<Instant>) -> Duration {
     since.map_or(Duration::MAX, |t| {
         Duration::from_micros(now.as_micros().saturating_sub(t.as_micros()))
     })
@@ -103,41 +132,25 @@ pub(crate) fn rule_for<'a>(
         .find(|r| r.interfaces.is_match(name))
 }
 
-impl Router {
-    /// The first discovery rule covering interface `name`.
-    pub(crate) fn rule_for(&self, name: &str) -> Option<&DiscoveryRule> {
-        rule_for(
-            &self.config,
-            self.tun.as_ref().map(|t| t.name.as_str()),
-            name,
-        )
-    }
-
-    /// The interface with index `index` and its rule.
-    pub(crate) fn interface_rule_by_index(
-        &self,
-        index: u32,
-    ) -> Option<(&Interface, &DiscoveryRule)> {
-        let iface = self.interfaces.values().find(|i| i.index == index)?;
-        Some((iface, self.rule_for(&iface.name)?))
-    }
-
+impl Discovery {
     /// Runs once a second: re-lists interfaces, sends beacons, expires discovered links.
-    pub(crate) fn discovery_tick(&mut self) {
-        if self.config.discovery.is_empty() {
+    pub(crate) fn tick(&mut self, a: Around<'_>) {
+        if a.config.discovery.is_empty() {
             return;
         }
-        let now = self.clock.now();
-        if elapsed(now, self.discovery.last_scan) >= SCAN_INTERVAL {
-            self.discovery.last_scan = Some(now);
-            self.scan_interfaces();
+        let now = a.now;
+        if elapsed(now, self.last_scan) >= SCAN_INTERVAL {
+            self.last_scan = Some(now);
+            let ends = (&mut *a.links, &mut *a.node, now);
+            self.scan_interfaces(a.config, a.tun, ends, a.inputs);
         }
-        if elapsed(now, self.discovery.last_beacon) >= BEACON_INTERVAL {
-            self.discovery.last_beacon = Some(now);
-            self.send_beacons();
+        if elapsed(now, self.last_beacon) >= BEACON_INTERVAL {
+            self.last_beacon = Some(now);
+            self.send_beacons(a.config, a.tun, a.links, a.node, a.passwords);
         }
-        let expired: Vec<_> = self
+        let expired: Vec<_> = a
             .links
+            .records
             .iter()
             .filter(|(_, l)| {
                 l.origin == Origin::Discovered
@@ -147,19 +160,17 @@ impl Router {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            self.close_link(id);
+            a.links.close_link(a.node, now, id);
         }
     }
 
-    /// How many discovered links exist.
-    fn discovered_links(&self) -> usize {
-        self.links
-            .values()
-            .filter(|l| l.origin == Origin::Discovered)
-            .count()
-    }
-
-    fn scan_interfaces(&mut self) {
+    fn scan_interfaces(
+        &mut self,
+        config: &Daemon,
+        tun: Option<&str>,
+        ends: (&mut Links, &mut Node, Instant),
+        inputs: &mpsc::Sender<Input>,
+    ) {
         let interfaces = match super::interfaces::list() {
             Ok(list) => list,
             Err(e) => {
@@ -173,19 +184,19 @@ impl Router {
             .values()
             .filter(|i| i.usable)
             .filter_map(|i| {
-                let rule = self.rule_for(&i.name)?;
+                let rule = rule_for(config, tun, &i.name)?;
                 Some((i.clone(), rule.udp && i.link_local, rule.ethernet))
             })
             .collect();
         for (iface, udp, _) in &wanted {
             if *udp
-                && !self.discovery.joined.contains(&iface.index)
-                && let Some(socket) = &self.discovery.multicast
+                && !self.joined.contains(&iface.index)
+                && let Some(socket) = &self.multicast
             {
                 match socket.join_multicast_v6(&GROUP, iface.index) {
                     Ok(()) => {
                         debug!(interface = %iface.name, "joined the discovery group");
-                        self.discovery.joined.insert(iface.index);
+                        self.joined.insert(iface.index);
                     }
                     Err(e) => {
                         debug!(interface = %iface.name, "joining the discovery group: {e}")
@@ -194,59 +205,19 @@ impl Router {
             }
         }
         let present: BTreeSet<u32> = self.interfaces.values().map(|i| i.index).collect();
-        self.discovery.joined.retain(|i| present.contains(i));
-        self.update_ethernet_endpoints(&wanted);
+        self.joined.retain(|i| present.contains(i));
+        let ethernet: Vec<&Interface> = wanted.iter().filter(|w| w.2).map(|w| &w.0).collect();
+        update_ethernet_endpoints(&ethernet, ends, inputs);
     }
 
-    fn update_ethernet_endpoints(&mut self, wanted: &[(Interface, bool, bool)]) {
-        let wanted: Vec<&Interface> = wanted.iter().filter(|w| w.2).map(|w| &w.0).collect();
-        let gone: Vec<EndpointId> = self
-            .endpoints
-            .iter()
-            .filter(|(_, e)| match (&e.role, &e.transport) {
-                (Role::Ethernet { ifname, .. }, Transport::Ethernet { ifindex, .. }) => !wanted
-                    .iter()
-                    .any(|i| &i.name == ifname && i.index == *ifindex),
-                _ => false,
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            debug!("raw Ethernet endpoint {id} closed (interface gone or down)");
-            self.remove_endpoint(id);
-        }
-        for iface in wanted {
-            let exists = self
-                .endpoints
-                .values()
-                .any(|e| matches!(&e.role, Role::Ethernet { ifname, .. } if *ifname == iface.name));
-            if exists {
-                continue;
-            }
-            let socket = match crate::sys::packet::open(iface.index, ETHERTYPE)
-                .and_then(crate::sys::packet::register)
-            {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    warn!(interface = %iface.name, "raw Ethernet socket: {e} (needs CAP_NET_RAW)");
-                    continue;
-                }
-            };
-            let inputs = self.inputs.clone();
-            let (name, index, mtu) = (iface.name.clone(), iface.index, iface.mtu);
-            self.add_endpoint(Role::Ethernet { ifname: name, mtu }, |id| {
-                let reader = tokio::spawn(ethernet::read(id, socket.clone(), inputs));
-                let transport = Transport::Ethernet {
-                    socket,
-                    ifindex: index,
-                };
-                (transport, reader)
-            });
-            debug!(interface = %iface.name, "raw Ethernet links enabled");
-        }
-    }
-
-    fn send_beacons(&mut self) {
+    fn send_beacons(
+        &mut self,
+        config: &Daemon,
+        tun: Option<&str>,
+        links: &Links,
+        node: &Node,
+        passwords: &PasswordKeys,
+    ) {
         let stamp = super::clock::wall_micros();
         let mut udp = Vec::new();
         for iface in self
@@ -254,25 +225,19 @@ impl Router {
             .values()
             .filter(|i| i.usable && i.link_local)
         {
-            if let Some(rule) = self.rule_for(&iface.name).filter(|r| r.udp && r.beacon)
-                && self.discovery.joined.contains(&iface.index)
-                && let Ok(password) = self.passwords.get(rule.password.as_deref())
+            if let Some(rule) = rule_for(config, tun, &iface.name).filter(|r| r.udp && r.beacon)
+                && self.joined.contains(&iface.index)
+                && let Ok(password) = passwords.get(rule.password.as_deref())
             {
                 let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-                let beacon = self
-                    .node
-                    .beacon(flags, self.discovery.port, stamp, password.as_ref());
+                let beacon = node.beacon(flags, self.port, stamp, password.as_ref());
                 udp.push((iface.index, beacon));
             }
         }
         // Beacons leave from the socket that carries discovered links, so that their source port is
         // the port they advertise: a receiver dials the port a beacon came from, never one that the
         // beacon merely names (a beacon must not point our handshakes at another service).
-        if let Some(endpoint) = self
-            .discovery
-            .endpoint
-            .and_then(|id| self.endpoints.get(&id))
-        {
+        if let Some(endpoint) = self.endpoint.and_then(|id| links.endpoints.get(&id)) {
             for (index, beacon) in udp {
                 let to = SocketAddrV6::new(GROUP, BEACON_PORT, 0, index);
                 if let Err(e) = endpoint
@@ -283,20 +248,20 @@ impl Router {
                 }
             }
         }
-        for endpoint in self.endpoints.values() {
+        for endpoint in links.endpoints.values() {
             let (Role::Ethernet { ifname, .. }, Transport::Ethernet { .. }) =
                 (&endpoint.role, &endpoint.transport)
             else {
                 continue;
             };
-            let Some(rule) = self.rule_for(ifname).filter(|r| r.beacon) else {
+            let Some(rule) = rule_for(config, tun, ifname).filter(|r| r.beacon) else {
                 continue;
             };
-            let Ok(password) = self.passwords.get(rule.password.as_deref()) else {
+            let Ok(password) = passwords.get(rule.password.as_deref()) else {
                 continue;
             };
             let flags = if rule.listen { FLAG_LISTENS } else { 0 };
-            let beacon = self.node.beacon(flags, 0, stamp, password.as_ref());
+            let beacon = node.beacon(flags, 0, stamp, password.as_ref());
             if let Err(e) = endpoint
                 .transport
                 .send(&Remote::Ethernet(BROADCAST), &beacon)
@@ -307,29 +272,33 @@ impl Router {
     }
 
     /// A datagram arrived on the multicast socket.
-    pub(crate) fn on_udp_beacon(&mut self, from: SocketAddrV6, data: &[u8]) {
-        let Some(endpoint) = self.discovery.endpoint else {
+    pub(crate) fn on_udp_beacon(&mut self, a: Around<'_>, from: SocketAddrV6, data: &[u8]) {
+        let Some(endpoint) = self.endpoint else {
             return;
         };
         if from.ip().segments()[0] & 0xffc0 != 0xfe80 || from.scope_id() == 0 {
-            self.counters.beacons_refused += 1;
+            a.counters.beacons_refused += 1;
             return;
         }
-        let Some((iface, rule)) = self.interface_rule_by_index(from.scope_id()) else {
+        let Some(iface) = self
+            .interfaces
+            .values()
+            .find(|i| i.index == from.scope_id())
+        else {
             return;
         };
-        if !rule.udp {
+        let Some(rule) = rule_for(a.config, a.tun, &iface.name).filter(|r| r.udp) else {
             return;
-        }
-        let Ok(password) = self.passwords.get(rule.password.as_deref()) else {
+        };
+        let Ok(password) = a.passwords.get(rule.password.as_deref()) else {
             return;
         };
         let Ok(beacon) = Beacon::parse(data) else {
-            self.counters.beacons_refused += 1;
+            a.counters.beacons_refused += 1;
             return;
         };
         let Some(port) = beacon.dial_port(from.port()) else {
-            self.counters.beacons_refused += 1;
+            a.counters.beacons_refused += 1;
             return;
         };
         let remote = Remote::Udp(SocketAddr::V6(SocketAddrV6::new(
@@ -347,23 +316,35 @@ impl Router {
             session: false,
             aes_gcm: super::cpu::has_aes_instructions(),
         };
-        let uri = format!("udp://[{}%{}]:{port}", from.ip(), iface.name);
-        let (listen, send) = (rule.listen, rule.beacon);
-        self.on_beacon(endpoint, remote, data, params, uri, listen, send);
+        let heard = Heard {
+            endpoint,
+            remote,
+            uri: format!("udp://[{}%{}]:{port}", from.ip(), iface.name),
+            we_listen: rule.listen,
+            we_beacon: rule.beacon,
+        };
+        self.on_beacon(a, heard, data, params);
     }
 
-    pub(crate) fn on_ethernet_beacon(&mut self, endpoint: EndpointId, mac: Mac, data: &[u8]) {
+    /// A beacon-shaped frame arrived on a raw Ethernet endpoint from a MAC without a link.
+    pub(crate) fn on_ethernet_beacon(
+        &mut self,
+        a: Around<'_>,
+        endpoint: EndpointId,
+        mac: Mac,
+        data: &[u8],
+    ) {
         let Some(Endpoint {
             role: Role::Ethernet { ifname, mtu },
             ..
-        }) = self.endpoints.get(&endpoint)
+        }) = a.links.endpoints.get(&endpoint)
         else {
             return;
         };
-        let Some(rule) = self.rule_for(ifname) else {
+        let Some(rule) = rule_for(a.config, a.tun, ifname) else {
             return;
         };
-        let Ok(password) = self.passwords.get(rule.password.as_deref()) else {
+        let Ok(password) = a.passwords.get(rule.password.as_deref()) else {
             return;
         };
         let params = LinkParams {
@@ -375,71 +356,133 @@ impl Router {
             session: false,
             aes_gcm: super::cpu::has_aes_instructions(),
         };
-        let uri = format!("ethernet://{ifname}/{}", Remote::Ethernet(mac));
-        let (listen, send) = (rule.listen, rule.beacon);
-        self.on_beacon(
+        let heard = Heard {
             endpoint,
-            Remote::Ethernet(mac),
-            data,
-            params,
-            uri,
-            listen,
-            send,
-        );
+            remote: Remote::Ethernet(mac),
+            uri: format!("ethernet://{ifname}/{}", Remote::Ethernet(mac)),
+            we_listen: rule.listen,
+            we_beacon: rule.beacon,
+        };
+        self.on_beacon(a, heard, data, params);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_beacon(
-        &mut self,
-        endpoint: EndpointId,
-        remote: Remote,
-        data: &[u8],
-        mut params: LinkParams,
-        uri: String,
-        we_listen: bool,
-        we_beacon: bool,
-    ) {
-        let now = self.clock.now();
-        if let Some(id) = self.node.link_at(endpoint, remote) {
-            if let Some(info) = self.links.get_mut(&id) {
+    fn on_beacon(&mut self, a: Around<'_>, heard: Heard, data: &[u8], mut params: LinkParams) {
+        let now = a.now;
+        if let Some(id) = a.node.link_at(heard.endpoint, heard.remote) {
+            if let Some(info) = a.links.records.get_mut(&id) {
                 info.last_beacon = Some(now);
             }
             return;
         }
+        let remote = heard.remote;
         // The MAC first (one HMAC): beacons without the password must not spend the budget of
         // signature checks that real neighbours' beacons need.
         let beacon = match Beacon::parse_authenticated(data, params.password.as_ref()) {
             Ok(b) => b,
             Err(e) => {
                 debug!(from = %remote, "beacon refused: {e}");
-                self.counters.beacons_refused += 1;
+                a.counters.beacons_refused += 1;
                 return;
             }
         };
-        let me = self.node.public_key();
-        if !we_dial(&me, &beacon, we_listen, we_beacon) {
+        let me = a.node.public_key();
+        if !we_dial(&me, &beacon, heard.we_listen, heard.we_beacon) {
             return;
         }
-        if self.discovered_links() >= MAX_DISCOVERED_LINKS {
-            self.counters.beacons_rate_limited += 1;
+        let discovered = (a.links.records.values())
+            .filter(|l| l.origin == Origin::Discovered)
+            .count();
+        if discovered >= MAX_DISCOVERED_LINKS {
+            a.counters.beacons_rate_limited += 1;
             return;
         }
-        if !self.beacon_budget.take(now) {
-            self.counters.beacons_rate_limited += 1;
+        if !self.budget.take(now) {
+            a.counters.beacons_rate_limited += 1;
             return;
         }
         if let Err(e) = beacon.verify_signature(data) {
             debug!(from = %remote, "beacon refused: {e}");
-            self.counters.beacons_refused += 1;
+            a.counters.beacons_refused += 1;
             return;
         }
         params.allowed_keys = vec![beacon.key];
-        debug!(peer = %beacon.key.to_hex(), %uri, "discovered");
-        let id = self.open_link(endpoint, remote, params, Origin::Discovered, uri);
-        if let Some(info) = self.links.get_mut(&id) {
+        debug!(peer = %beacon.key.to_hex(), uri = %heard.uri, "discovered");
+        let (endpoint, uri) = (heard.endpoint, heard.uri);
+        let id = (a.links).open_link(
+            a.node,
+            now,
+            endpoint,
+            remote,
+            params,
+            Origin::Discovered,
+            uri,
+        );
+        if let Some(info) = a.links.records.get_mut(&id) {
             info.last_beacon = Some(now);
         }
         // The link's first initiation goes out at the core's next timeout, which is now.
-        self.node.handle_timeout(now);
+        a.node.handle_timeout(now);
+    }
+}
+
+/// Where a beacon was heard, and what our rule there says.
+struct Heard {
+    endpoint: EndpointId,
+    remote: Remote,
+    uri: String,
+    we_listen: bool,
+    we_beacon: bool,
+}
+
+/// Opens a raw Ethernet endpoint on each wanted interface that has none, and closes those of
+/// interfaces no longer wanted (gone, down, or no rule).
+fn update_ethernet_endpoints(
+    wanted: &[&Interface],
+    (links, node, now): (&mut Links, &mut Node, Instant),
+    inputs: &mpsc::Sender<Input>,
+) {
+    let gone: Vec<EndpointId> = links
+        .endpoints
+        .iter()
+        .filter(|(_, e)| match (&e.role, &e.transport) {
+            (Role::Ethernet { ifname, .. }, Transport::Ethernet { ifindex, .. }) => !wanted
+                .iter()
+                .any(|i| &i.name == ifname && i.index == *ifindex),
+            _ => false,
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    for id in gone {
+        debug!("raw Ethernet endpoint {id} closed (interface gone or down)");
+        links.remove_endpoint(node, now, id);
+    }
+    for iface in wanted {
+        let exists = links
+            .endpoints
+            .values()
+            .any(|e| matches!(&e.role, Role::Ethernet { ifname, .. } if *ifname == iface.name));
+        if exists {
+            continue;
+        }
+        let socket = match crate::sys::packet::open(iface.index, ETHERTYPE)
+            .and_then(crate::sys::packet::register)
+        {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                warn!(interface = %iface.name, "raw Ethernet socket: {e} (needs CAP_NET_RAW)");
+                continue;
+            }
+        };
+        let inputs = inputs.clone();
+        let (name, index, mtu) = (iface.name.clone(), iface.index, iface.mtu);
+        links.add_endpoint(now, Role::Ethernet { ifname: name, mtu }, |id| {
+            let reader = tokio::spawn(ethernet::read(id, socket.clone(), inputs));
+            let transport = Transport::Ethernet {
+                socket,
+                ifindex: index,
+            };
+            (transport, reader)
+        });
+        debug!(interface = %iface.name, "raw Ethernet links enabled");
     }
 }

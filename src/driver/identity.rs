@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 
-use super::api::ApiResponse;
 use super::crdt::{CrdtHost, HostError};
+use super::request::ApiResponse;
 use crate::config::IdentitySettings;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::node::Node;

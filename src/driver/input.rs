@@ -3,10 +3,10 @@
 
 use tokio::sync::oneshot;
 
-use super::api::{ApiRequest, ApiResponse};
 use super::buffers::Buffer;
+use super::request::{ApiRequest, ApiResponse};
 use super::transport::stream::BoxedStream;
-use super::transport::{Dialled, EndpointId, Remote};
+use super::transport::{Arrived, Dialled, EndpointId, Remote};
 use crate::config::LinkUri;
 use crate::core::password::PasswordKey;
 
@@ -65,6 +65,26 @@ impl Input {
             Self::Tun(packet) => packet.len(),
             Self::TunSuper { packet, .. } => packet.len(),
             _ => 0,
+        }
+    }
+}
+
+impl From<Arrived> for Input {
+    fn from(arrived: Arrived) -> Self {
+        match arrived {
+            Arrived::Datagram {
+                endpoint,
+                remote,
+                data,
+                stride,
+            } => Self::Datagram {
+                endpoint,
+                remote,
+                data,
+                stride,
+            },
+            Arrived::Accepted { uri, stream, addr } => Self::Accepted { uri, stream, addr },
+            Arrived::Closed { endpoint, error } => Self::Closed { endpoint, error },
         }
     }
 }

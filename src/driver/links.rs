@@ -1,9 +1,117 @@
-//! What the driver knows about each link beyond the core: where its datagrams go, where it came from,
-//! and the operator-facing history (uptime, rates, last error).
+//! What the driver knows about each link beyond the core: the endpoints its datagrams go through,
+//! where it came from, and the operator-facing history (uptime, rates, last error).
 
-use super::transport::{EndpointId, Remote};
+use std::collections::{BTreeMap, HashMap};
+
+use super::transport::{Endpoint, EndpointId, Remote, Role, Transport};
 use crate::core::identity::PublicKey;
+use crate::core::link::LinkParams;
+use crate::core::node::{LinkId, Node};
 use crate::core::time::Instant;
+
+/// The daemon's endpoints (sockets and connections) and its records of the core's links.
+#[derive(Default)]
+pub(crate) struct Links {
+    pub(crate) endpoints: HashMap<EndpointId, Endpoint>,
+    next_endpoint: EndpointId,
+    pub(crate) records: BTreeMap<LinkId, LinkInfo>,
+}
+
+impl Links {
+    /// Registers an endpoint: `start` gets its id and starts its transport and reader.
+    pub(crate) fn add_endpoint(
+        &mut self,
+        now: Instant,
+        role: Role,
+        start: impl FnOnce(EndpointId) -> (Transport, tokio::task::JoinHandle<()>),
+    ) -> EndpointId {
+        let id = self.next_endpoint;
+        self.next_endpoint += 1;
+        let (transport, reader) = start(id);
+        let endpoint = Endpoint {
+            transport,
+            role,
+            reader,
+            opened: now,
+        };
+        self.endpoints.insert(id, endpoint);
+        id
+    }
+
+    /// Removes an endpoint and every link on it.
+    pub(crate) fn remove_endpoint(&mut self, node: &mut Node, now: Instant, id: EndpointId) {
+        let doomed: Vec<LinkId> = self
+            .records
+            .iter()
+            .filter(|(_, l)| l.endpoint == id)
+            .map(|(id, _)| *id)
+            .collect();
+        for link in doomed {
+            self.close_link(node, now, link);
+        }
+        self.endpoints.remove(&id);
+    }
+
+    /// Opens a link in the core and records it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_link(
+        &mut self,
+        node: &mut Node,
+        now: Instant,
+        endpoint: EndpointId,
+        remote: Remote,
+        params: LinkParams,
+        origin: Origin,
+        uri: String,
+    ) -> LinkId {
+        let id = node.open_link_to(now, endpoint, remote, params);
+        self.record_link(id, endpoint, remote, origin, uri);
+        id
+    }
+
+    /// Keeps the driver's record of a link the core made.
+    pub(crate) fn record_link(
+        &mut self,
+        id: LinkId,
+        endpoint: EndpointId,
+        remote: Remote,
+        origin: Origin,
+        uri: String,
+    ) {
+        let info = LinkInfo {
+            endpoint,
+            remote,
+            uri,
+            origin,
+            up_since: None,
+            peer: None,
+            last_error: None,
+            last_beacon: None,
+            rates: Rates::default(),
+        };
+        self.records.insert(id, info);
+    }
+
+    /// Closes a link in the core and forgets it.
+    pub(crate) fn close_link(&mut self, node: &mut Node, now: Instant, id: LinkId) {
+        node.close_link(now, id);
+        self.records.remove(&id);
+    }
+
+    /// Whether a link on `endpoint` is up.
+    pub(crate) fn link_up_on(&self, endpoint: EndpointId) -> bool {
+        self.records
+            .values()
+            .any(|l| l.endpoint == endpoint && l.up_since.is_some())
+    }
+
+    /// The connection carrying link `id`, if it is a stream link.
+    pub(crate) fn connection_of(&self, id: LinkId) -> Option<EndpointId> {
+        let endpoint = self.records.get(&id)?.endpoint;
+        let e = self.endpoints.get(&endpoint)?;
+        matches!(e.transport, Transport::Stream(_)).then_some(endpoint)
+    }
+}
 
 /// How a link came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

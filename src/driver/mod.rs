@@ -10,6 +10,7 @@ mod api;
 mod buffers;
 mod clock;
 mod connections;
+mod counters;
 mod cpu;
 #[cfg(feature = "services")]
 mod crdt;
@@ -27,6 +28,7 @@ mod passwords;
 mod peers;
 mod privileges;
 mod readers;
+mod request;
 mod router;
 mod services;
 mod transport;
@@ -194,6 +196,7 @@ async fn serve(
     if let Some(m) = &multicast {
         tokio::spawn(readers::beacons(m.clone(), inputs.clone()));
     }
+    let discovery = discovery::Discovery::new(multicast, None, 0, clock.now());
     let mut router = Router::new(
         node,
         clock,
@@ -201,9 +204,10 @@ async fn serve(
         passwords,
         tun,
         inputs.clone(),
-        discovery::Discovery::new(multicast, None, 0),
+        discovery,
         services,
         tls.clone(),
+        api::dispatch,
     );
     for (uri, bound) in prepared.listeners {
         info!(listen = %uri.display(), "listening");

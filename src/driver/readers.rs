@@ -2,7 +2,6 @@
 //! discovery beacons.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -13,8 +12,7 @@ use super::input::Input;
 
 /// Largest packet read from the TUN device (a super-packet's IPv6 limit).
 const MAX_DATAGRAM: usize = 65_536;
-/// Pause after a read error, so a persistent error cannot spin a core.
-pub(crate) const ERROR_PAUSE: Duration = Duration::from_millis(50);
+use super::transport::ERROR_PAUSE;
 
 /// Reads the multicast socket of UDP beacons.
 pub(crate) async fn beacons(socket: Arc<UdpSocket>, inputs: mpsc::Sender<Input>) {

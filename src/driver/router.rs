@@ -8,13 +8,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::api::ApiResponse;
 use super::clock::Clock;
+use super::connections::Acceptance;
+use super::counters::DriverCounters;
+use super::discovery::{Around, Discovery};
 use super::input::Input;
 use super::interfaces::Interface;
-use super::links::{LinkInfo, Origin};
+use super::links::{Links, Origin};
 use super::passwords::PasswordKeys;
-use super::peers::StaticPeer;
+use super::peers::{LinkSide, Peers};
+use super::request::{ApiRequest, ApiResponse};
 use super::transport::stream::STREAM_MTU;
 use super::transport::tls::TlsConfig;
 use super::transport::udp::{DEFAULT_UDP_MTU, UDP_OVERHEAD};
@@ -23,7 +26,6 @@ use super::tun_device::TunDevice;
 use crate::config::{Daemon, LinkUri};
 use crate::core::link::LinkParams;
 use crate::core::node::{Arrival, DeliveryKind, Event, LinkId, Node};
-use crate::core::rate::TokenBucket;
 
 /// Inputs handled in one batch before the router flushes what the core produced.
 const BATCH: usize = 64;
@@ -31,44 +33,47 @@ const BATCH: usize = 64;
 /// queue (1 MiB per link), or a burst of 64 KiB super-packets would overflow it before the flush.
 const BATCH_BYTES: usize = 256 * 1024;
 
-/// Counters of things the driver dropped or refused.
-#[derive(Default, Debug, Clone, serde::Serialize)]
-pub(crate) struct DriverCounters {
-    pub(crate) send_errors: u64,
-    pub(crate) tun_write_errors: u64,
-    pub(crate) unsolicited_datagrams: u64,
-    pub(crate) inbound_refused: u64,
-    /// Cookie replies sent to initiations that arrived while the handshake budget was spent.
-    pub(crate) cookie_replies: u64,
-    pub(crate) beacons_refused: u64,
-    pub(crate) beacons_rate_limited: u64,
-    pub(crate) service_messages_unhandled: u64,
-    /// Host TCP super-packets sent whole.
-    pub(crate) super_packets_whole: u64,
-    /// Host TCP super-packets cut into segments (their flow retransmitted lately).
-    pub(crate) super_packets_segmented: u64,
-    /// Accepted connections without a link closed for a newer one (`MAX_PENDING_ACCEPTED`,
-    /// `MAX_PENDING_PER_SOURCE`).
-    pub(crate) connections_evicted: u64,
-    /// Accepted connections that closed or brought no link up in time.
-    pub(crate) connections_closed: u64,
+/// The parts of the router that discovery reads and changes (disjoint borrows of its fields).
+macro_rules! around {
+    ($router:expr) => {
+        Around {
+            node: &mut $router.node,
+            links: &mut $router.links,
+            now: $router.clock.now(),
+            config: &$router.config,
+            tun: $router.tun.as_ref().map(|t| t.name.as_str()),
+            passwords: &$router.passwords,
+            counters: &mut $router.counters,
+            inputs: &$router.inputs,
+        }
+    };
 }
 
-/// The router's state.
+/// The parts of the router that opening and closing a peer's link touches.
+macro_rules! link_side {
+    ($router:expr) => {
+        LinkSide {
+            node: &mut $router.node,
+            links: &mut $router.links,
+            now: $router.clock.now(),
+        }
+    };
+}
+
+/// The router's state: the core node and the parts of the daemon around it, each owned here and
+/// handed to the others' methods as they need them.
 pub(crate) struct Router {
     pub(crate) node: Node,
     pub(crate) clock: Clock,
     pub(crate) config: Daemon,
     pub(crate) tun: Option<TunDevice>,
     pub(crate) inputs: mpsc::Sender<Input>,
-    pub(crate) endpoints: HashMap<EndpointId, Endpoint>,
-    next_endpoint: EndpointId,
-    pub(crate) links: BTreeMap<LinkId, LinkInfo>,
-    pub(crate) peers: BTreeMap<String, StaticPeer>,
+    /// Endpoints and link records.
+    pub(crate) links: Links,
+    /// Configured peers.
+    pub(crate) peers: Peers,
     pub(crate) counters: DriverCounters,
-    pub(crate) interfaces: BTreeMap<String, Interface>,
-    pub(crate) discovery: super::discovery::Discovery,
-    pub(crate) beacon_budget: TokenBucket,
+    pub(crate) discovery: Discovery,
     pub(crate) started: crate::core::time::Instant,
     /// TCP flows of the host that retransmitted lately, whose super-packets are segmented.
     flows: crate::core::offload::flows::Flows,
@@ -78,13 +83,13 @@ pub(crate) struct Router {
     next_reseed: crate::core::time::Instant,
     /// Every password in use, stretched: looked up, never stretched, on the way of a datagram.
     pub(crate) passwords: PasswordKeys,
-    /// `addpeer` requests waiting for their password to be stretched, in order.
-    pub(crate) waiting_peers: std::collections::VecDeque<(LinkUri, oneshot::Sender<ApiResponse>)>,
-    /// A password is being stretched on a blocking thread (one at a time: each takes 19 MiB).
-    pub(crate) stretching: bool,
-    /// Certificate and configurations of `tls://` links.
-    pub(crate) tls: TlsConfig,
+    /// Answers local API requests (the API's route table, given by the daemon's setup so that the
+    /// router does not depend on the API).
+    api: ApiDispatch,
 }
+
+/// Takes an API request and answers it, at once or later.
+pub(crate) type ApiDispatch = fn(&mut Router, ApiRequest, oneshot::Sender<ApiResponse>);
 
 impl Router {
     #[allow(clippy::too_many_arguments)]
@@ -95,122 +100,68 @@ impl Router {
         passwords: PasswordKeys,
         tun: Option<TunDevice>,
         inputs: mpsc::Sender<Input>,
-        discovery: super::discovery::Discovery,
+        discovery: Discovery,
         services: super::services::Services,
         tls: TlsConfig,
+        api: ApiDispatch,
     ) -> Self {
         let now = clock.now();
         Self {
-            tls,
+            api,
+            peers: Peers::new(tls, inputs.clone()),
             flows: Default::default(),
             services,
             passwords,
-            waiting_peers: Default::default(),
-            stretching: false,
             node,
             clock,
             config,
             tun,
             inputs,
-            endpoints: HashMap::new(),
-            next_endpoint: 0,
-            links: BTreeMap::new(),
-            peers: BTreeMap::new(),
+            links: Links::default(),
             counters: DriverCounters::default(),
-            interfaces: BTreeMap::new(),
             discovery,
-            // Each beacon from a new sender costs a signature check.
-            beacon_budget: TokenBucket::new(50.0, 100.0, now),
             started: now,
             // The first housekeeping tick, at once: the start-up seed has been copied around.
             next_reseed: now,
         }
     }
 
-    /// Registers an endpoint: `start` gets its id and starts its transport and reader.
+    /// Registers an endpoint (for setup).
     pub(crate) fn add_endpoint(
         &mut self,
         role: Role,
         start: impl FnOnce(EndpointId) -> (Transport, tokio::task::JoinHandle<()>),
     ) -> EndpointId {
-        let id = self.next_endpoint;
-        self.next_endpoint += 1;
-        let (transport, reader) = start(id);
-        let endpoint = Endpoint {
-            transport,
-            role,
-            reader,
-            opened: self.clock.now(),
-        };
-        self.endpoints.insert(id, endpoint);
-        id
-    }
-
-    /// Removes an endpoint and every link on it.
-    pub(crate) fn remove_endpoint(&mut self, id: EndpointId) {
-        let doomed: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.endpoint == id)
-            .map(|(id, _)| *id)
-            .collect();
-        for link in doomed {
-            self.close_link(link);
-        }
-        self.endpoints.remove(&id);
-    }
-
-    /// Opens a link in the core and records it.
-    pub(crate) fn open_link(
-        &mut self,
-        endpoint: EndpointId,
-        remote: Remote,
-        params: LinkParams,
-        origin: Origin,
-        uri: String,
-    ) -> LinkId {
-        let now = self.clock.now();
-        let id = self.node.open_link_to(now, endpoint, remote, params);
-        self.record_link(id, endpoint, remote, origin, uri);
-        id
-    }
-
-    /// Keeps the driver's record of a link the core made.
-    fn record_link(
-        &mut self,
-        id: LinkId,
-        endpoint: EndpointId,
-        remote: Remote,
-        origin: Origin,
-        uri: String,
-    ) {
-        self.links.insert(
-            id,
-            LinkInfo {
-                endpoint,
-                remote,
-                uri,
-                origin,
-                up_since: None,
-                peer: None,
-                last_error: None,
-                last_beacon: None,
-                rates: Default::default(),
-            },
-        );
+        self.links.add_endpoint(self.clock.now(), role, start)
     }
 
     /// Closes a link in the core and forgets it.
-    pub(crate) fn close_link(&mut self, id: LinkId) {
-        self.node.close_link(self.clock.now(), id);
-        self.links.remove(&id);
+    fn close_link(&mut self, id: LinkId) {
+        self.links.close_link(&mut self.node, self.clock.now(), id);
+    }
+
+    /// A connection ended: closed, and dialled again if it was a configured peer's.
+    fn on_closed(&mut self, endpoint: EndpointId, error: String) {
+        (self.peers).on_closed(endpoint, error, link_side!(self), &mut self.counters);
+    }
+
+    /// Adds a peer from the API (at once, or once its password is stretched).
+    pub(crate) fn request_add_peer(&mut self, uri: LinkUri, reply: oneshot::Sender<ApiResponse>) {
+        self.peers.request_add(uri, reply, &self.passwords);
+    }
+
+    /// Removes a peer given as written or as displayed; false if unknown.
+    pub(crate) fn remove_peer(&mut self, text: &str) -> bool {
+        (self.peers).remove(text, link_side!(self), &self.config, &mut self.passwords)
     }
 
     /// Runs until the input channel closes.
     pub(crate) async fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.start_peers();
+        for uri in self.config.peers.clone() {
+            let _ = self.peers.add(uri);
+        }
         loop {
             let deadline =
                 crate::core::time::earliest(self.node.poll_timeout(), self.services.poll_timeout())
@@ -263,13 +214,27 @@ impl Router {
                 self.node.handle_local_packet(now, &packet);
             }
             Input::TunSuper { packet, mss, ecn } => self.on_super_packet(&packet, mss, ecn),
-            Input::UdpBeacon { from, data } => self.on_udp_beacon(from, &data),
-            Input::PeerReady { text, dialled } => self.on_peer_ready(&text, dialled),
-            Input::PeerFailed { text, error } => self.on_peer_failed(&text, error),
-            Input::Accepted { uri, stream, addr } => self.on_accepted(uri, stream, addr),
+            Input::UdpBeacon { from, data } => {
+                self.discovery.on_udp_beacon(around!(self), from, &data);
+            }
+            Input::PeerReady { text, dialled } => {
+                (self.peers).on_ready(&text, dialled, link_side!(self), &self.passwords);
+            }
+            Input::PeerFailed { text, error } => self.peers.on_failed(&text, error, now),
+            Input::Accepted { uri, stream, addr } => {
+                let acceptance = Acceptance {
+                    node: &mut self.node,
+                    now,
+                    inputs: &self.inputs,
+                    counters: &mut self.counters,
+                };
+                self.links.accept(acceptance, uri, stream, addr);
+            }
             Input::Closed { endpoint, error } => self.on_closed(endpoint, error),
-            Input::Api(request, reply) => self.api_input(request, reply),
-            Input::PasswordStretched { password, key } => self.on_password_stretched(password, key),
+            Input::Api(request, reply) => (self.api)(self, request, reply),
+            Input::PasswordStretched { password, key } => {
+                (self.peers).on_password_stretched(password, key, &mut self.passwords);
+            }
         }
     }
 
@@ -299,26 +264,29 @@ impl Router {
         data: &mut [u8],
     ) {
         let policy = InboundPolicy {
-            endpoints: &self.endpoints,
+            endpoints: &self.links.endpoints,
             config: &self.config,
             passwords: &self.passwords,
-            interfaces: &self.interfaces,
+            interfaces: &self.discovery.interfaces,
             tun: self.tun.as_ref().map(|t| t.name.as_str()),
         };
         let arrival = self.node.handle_datagram(now, endpoint, remote, data, || {
             policy.params(endpoint, &remote).map(|(params, _)| params)
         });
+        let uri = matches!(arrival, Arrival::NewLink(_)).then(|| {
+            policy
+                .params(endpoint, &remote)
+                .map_or_else(|| remote.to_string(), |(_, uri)| uri)
+        });
         match arrival {
             Arrival::Link(_) => {}
             Arrival::NewLink(id) => {
-                let uri = policy
-                    .params(endpoint, &remote)
-                    .map_or_else(|| remote.to_string(), |(_, uri)| uri);
-                self.record_link(id, endpoint, remote, Origin::Inbound, uri);
+                let uri = uri.unwrap_or_default();
+                (self.links).record_link(id, endpoint, remote, Origin::Inbound, uri);
             }
             Arrival::Reply(reply) => {
                 self.counters.cookie_replies += 1;
-                if let Some(e) = self.endpoints.get(&endpoint)
+                if let Some(e) = self.links.endpoints.get(&endpoint)
                     && e.transport.send(&remote, &reply).is_err()
                 {
                     self.counters.send_errors += 1;
@@ -329,7 +297,7 @@ impl Router {
                 if let Remote::Ethernet(mac) = remote
                     && crate::core::wire::beacon::Beacon::looks_like(data)
                 {
-                    self.on_ethernet_beacon(endpoint, mac, data);
+                    (self.discovery).on_ethernet_beacon(around!(self), endpoint, mac, data);
                 } else {
                     self.counters.unsolicited_datagrams += 1;
                 }
@@ -436,10 +404,10 @@ impl Router {
             }
         }
         for (link, datagrams) in per_link {
-            let Some(info) = self.links.get_mut(&link) else {
+            let Some(info) = self.links.records.get_mut(&link) else {
                 continue;
             };
-            let Some(endpoint) = self.endpoints.get(&info.endpoint) else {
+            let Some(endpoint) = self.links.endpoints.get(&info.endpoint) else {
                 continue;
             };
             if let Err(e) = endpoint.transport.send_all(&info.remote, &datagrams) {
@@ -547,15 +515,11 @@ impl Router {
         connections: &mut BTreeMap<EndpointId, String>,
     ) {
         let now = self.clock.now();
-        let stream_of = |router: &Self, id: LinkId| {
-            let endpoint = router.links.get(&id)?.endpoint;
-            let e = router.endpoints.get(&endpoint)?;
-            matches!(e.transport, Transport::Stream(_)).then_some(endpoint)
-        };
+
         match event {
             Event::LinkUp(id, key) => {
                 self.services.link(now, key, true);
-                if let Some(info) = self.links.get_mut(&id) {
+                if let Some(info) = self.links.records.get_mut(&id) {
                     info.up_since = Some(now);
                     info.peer = Some(key);
                     info!(link = %info.uri, peer = %key.to_hex(), "link up");
@@ -563,10 +527,10 @@ impl Router {
             }
             Event::LinkDown(id, key) => {
                 self.services.link(now, key, false);
-                if let Some(endpoint) = stream_of(self, id) {
+                if let Some(endpoint) = self.links.connection_of(id) {
                     connections.insert(endpoint, "link down: peer stopped answering".into());
                 }
-                if let Some(info) = self.links.get_mut(&id) {
+                if let Some(info) = self.links.records.get_mut(&id) {
                     info.up_since = None;
                     info.last_error = Some((now, "link down: peer stopped answering".into()));
                     warn!(link = %info.uri, peer = %key.to_hex(), "link down");
@@ -576,10 +540,10 @@ impl Router {
                 }
             }
             Event::LinkClosed(id) => {
-                if let Some(endpoint) = stream_of(self, id) {
+                if let Some(endpoint) = self.links.connection_of(id) {
                     connections.insert(endpoint, "link closed".into());
                 }
-                self.links.remove(&id);
+                self.links.records.remove(&id);
             }
             Event::RootChanged(root) => match root {
                 Some(root) => info!(root = %root.to_hex(), "tree root changed"),
@@ -611,14 +575,15 @@ impl Router {
         if now >= self.next_reseed {
             self.reseed(now);
         }
-        for (id, info) in &mut self.links {
+        for (id, info) in &mut self.links.records {
             if let Some(link) = self.node.link(*id) {
                 let stats = link.stats();
                 info.rates.sample(now, stats.rx_bytes, stats.tx_bytes);
             }
         }
-        self.discovery_tick();
-        self.connections_tick(now);
+        self.discovery.tick(around!(self));
+        (self.links).close_stale_accepted(&mut self.node, now, &mut self.counters);
+        self.peers.explain_down(&self.node, &mut self.links, now);
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::handlers::{error, ok};
 use super::{ApiRequest, ApiResponse};
 use crate::core::identity::PublicKey;
+use crate::driver::crdt::CrdtHost;
 use crate::driver::router::Router;
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::document::{Edit, Op, View};
@@ -232,175 +233,201 @@ fn wall_millis() -> u64 {
     crate::driver::clock::wall_micros() / 1000
 }
 
-impl Router {
-    /// Answers `/v1/crdt...` requests (all but watch).
-    pub(crate) fn api_crdt(&mut self, request: &ApiRequest, path: &str) -> ApiResponse {
-        let now = self.clock.now();
-        let Some(crdt) = &mut self.services.crdt else {
-            return error(
-                503,
-                "the CRDT service is off (crdt.database = \"none\", or its database failed to open: see the log)",
-            );
-        };
-        let result = match (request.method.as_str(), path) {
-            ("GET", "/v1/crdt") => {
-                let docs: Vec<Value> = crdt
-                    .store
-                    .replica()
-                    .documents()
-                    .map(|(_, log)| {
-                        let (ns, doc) = log.name();
-                        json!({
-                            "namespace": ns, "document": doc,
-                            "kind": kind_name(log.document().kind()),
-                            "changes": log.len(), "heads": hex::encode(log.heads_hash()),
-                            "equivocations": log.equivocations().len(),
-                        })
-                    })
-                    .collect();
-                let stats = crdt.engine.stats();
-                Ok(json!({
-                    "documents": docs,
-                    "version": crdt.version,
-                    "sync_peers": crdt.engine.peers().map(PublicKey::to_hex).collect::<Vec<_>>(),
-                    "sync": {
-                        "messages_sent": stats.messages_sent, "bytes_sent": stats.bytes_sent,
-                        "changes_received": stats.changes_received,
-                        "changes_applied": stats.changes_applied,
-                        "malformed": stats.malformed, "pulls": stats.pulls,
-                    },
-                }))
+/// Runs `f` on the CRDT service, or answers 503 if it is off.
+fn with_crdt(
+    r: &mut Router,
+    f: impl FnOnce(&mut CrdtHost, crate::core::time::Instant) -> Result<Value, ApiResponse>,
+) -> ApiResponse {
+    let now = r.clock.now();
+    let Some(crdt) = &mut r.services.crdt else {
+        return error(
+            503,
+            "the CRDT service is off (crdt.database = \"none\", or its database failed to open: see the log)",
+        );
+    };
+    f(crdt, now).map_or_else(|e| e, ok)
+}
+
+/// `GET /v1/crdt`: the documents and sync counters.
+pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, _| {
+        let docs: Vec<Value> = crdt
+            .store
+            .replica()
+            .documents()
+            .map(|(_, log)| {
+                let (ns, doc) = log.name();
+                json!({
+                    "namespace": ns, "document": doc,
+                    "kind": kind_name(log.document().kind()),
+                    "changes": log.len(), "heads": hex::encode(log.heads_hash()),
+                    "equivocations": log.equivocations().len(),
+                })
+            })
+            .collect();
+        let stats = crdt.engine.stats();
+        Ok(json!({
+            "documents": docs,
+            "version": crdt.version,
+            "sync_peers": crdt.engine.peers().map(PublicKey::to_hex).collect::<Vec<_>>(),
+            "sync": {
+                "messages_sent": stats.messages_sent, "bytes_sent": stats.bytes_sent,
+                "changes_received": stats.changes_received,
+                "changes_applied": stats.changes_applied,
+                "malformed": stats.malformed, "pulls": stats.pulls,
+            },
+        }))
+    })
+}
+
+/// `GET /v1/crdt/have`: per document, the version vector held.
+pub(super) fn crdt_have(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, _| {
+        Ok(json!({ "have": have_json(&crdt.store.have()) }))
+    })
+}
+
+/// `POST /v1/crdt/read`: one document.
+pub(super) fn crdt_read(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, _| {
+        parse::<DocBody>(&request.body).and_then(|b| {
+            crdt.store
+                .document(&b.namespace, &b.document)
+                .map(document_json)
+                .ok_or_else(|| error(404, format!("no document {}/{}", b.namespace, b.document)))
+        })
+    })
+}
+
+/// `POST /v1/crdt/write`: a local write.
+pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, now| {
+        parse::<WriteBody>(&request.body).and_then(|b| {
+            if b.namespace == crate::services::identity::registry::NAMESPACE {
+                return Err(error(
+                    403,
+                    "the identity namespace is written by the identity service: use \
+                 meshrouter id enroll|revoke (POST /v1/id/enroll|revoke)",
+                ));
             }
-            ("GET", "/v1/crdt/have") => Ok(json!({ "have": have_json(&crdt.store.have()) })),
-            ("POST", "/v1/crdt/read") => parse::<DocBody>(&request.body).and_then(|b| {
-                crdt.store
-                    .document(&b.namespace, &b.document)
-                    .map(document_json)
-                    .ok_or_else(|| {
-                        error(404, format!("no document {}/{}", b.namespace, b.document))
-                    })
-            }),
-            ("POST", "/v1/crdt/write") => parse::<WriteBody>(&request.body).and_then(|b| {
-                if b.namespace == crate::services::identity::registry::NAMESPACE {
+            let op = op_from(&b)?;
+            let existing = crdt.store.document(&b.namespace, &b.document);
+            let parsed = |k: &String| {
+                parse_kind(k).ok_or_else(|| {
+                    error(
+                        400,
+                        format!("unknown kind {k}: use counter, lww, mv, set or map<...> of one"),
+                    )
+                })
+            };
+            let kind = match (&b.kind, existing, &b.default_kind) {
+                (Some(k), _, _) => parsed(k)?,
+                (None, Some(log), _) => log.document().kind(),
+                (None, None, Some(k)) => parsed(k)?,
+                (None, None, None) => {
                     return Err(error(
-                        403,
-                        "the identity namespace is written by the identity service: use \
-                         meshrouter id enroll|revoke (POST /v1/id/enroll|revoke)",
+                        400,
+                        "a new document needs a kind (its schema is fixed at creation)",
                     ));
                 }
-                let op = op_from(&b)?;
-                let existing = crdt.store.document(&b.namespace, &b.document);
-                let parsed = |k: &String| {
-                    parse_kind(k).ok_or_else(|| {
-                        error(
-                            400,
-                            format!(
-                                "unknown kind {k}: use counter, lww, mv, set or map<...> of one"
-                            ),
-                        )
-                    })
-                };
-                let kind = match (&b.kind, existing, &b.default_kind) {
-                    (Some(k), _, _) => parsed(k)?,
-                    (None, Some(log), _) => log.document().kind(),
-                    (None, None, Some(k)) => parsed(k)?,
-                    (None, None, None) => {
-                        return Err(error(
-                            400,
-                            "a new document needs a kind (its schema is fixed at creation)",
-                        ));
-                    }
-                };
-                let doc = (b.namespace.clone(), b.document.clone());
-                crdt.write(now, wall_millis(), &doc, kind, &op)
-                    .map_err(|e| match e {
-                        super::super::crdt::HostError::Write(w) => error(400, w.to_string()),
-                        super::super::crdt::HostError::Store(s) => error(500, s.to_string()),
-                        refused @ super::super::crdt::HostError::Refused(..) => {
-                            error(409, refused.to_string())
-                        }
-                    })?;
-                crdt.store
-                    .document(&b.namespace, &b.document)
-                    .map(document_json)
-                    .ok_or_else(|| error(500, "the write vanished"))
-            }),
-            ("POST", "/v1/crdt/export") => {
-                let body = if request.body.is_empty() {
-                    Ok(ExportBody::default())
-                } else {
-                    parse::<ExportBody>(&request.body)
-                };
-                body.and_then(|b| {
-                    let since = match (&b.since, &b.peer) {
-                        (Some(_), Some(_)) => return Err(error(400, "give since or peer, not both")),
-                        (Some(v), None) => have_from(v)?,
-                        (None, Some(p)) => {
-                            let key = PublicKey::from_hex(p).map_err(|e| error(400, format!("peer: {e}")))?;
-                            crdt.engine.peer_have(&key, &crdt.store).ok_or_else(|| {
-                                error(404, format!("peer {p} has not synced with this node since it started; export everything, or use since"))
-                            })?
-                        }
-                        (None, None) => Have::new(),
-                    };
-                    let count = crdt.store.replica().missing(&since).len();
-                    let file = crdt.export(wall_millis(), &since);
-                    Ok(json!({ "changes": count, "bytes": file.len(), "drop": BASE64.encode(file) }))
-                })
-            }
-            ("POST", "/v1/crdt/import") => parse::<ImportBody>(&request.body).and_then(|b| {
-                let file = BASE64
-                    .decode(b.drop.as_bytes())
-                    .map_err(|e| error(400, format!("drop: not base64: {e}")))?;
-                let report = crdt
-                    .import(now, &file)
-                    .map_err(|e| error(400, e.to_string()))?;
-                Ok(json!({
-                    "applied": report.applied,
-                    "duplicates": report.duplicates,
-                    "equivocations": report.equivocations,
-                }))
-            }),
-            (_, p) => Err(error(404, format!("no endpoint {p}; GET /v1 lists them"))),
-        };
-        result.map_or_else(|e| e, ok)
-    }
-
-    /// `GET /v1/crdt/watch?since=N&timeout=S`: answers at the first change after version `since`,
-    /// or after `timeout` seconds (default 30) with no change.
-    pub(crate) fn api_crdt_watch(
-        &mut self,
-        request: &ApiRequest,
-        reply: oneshot::Sender<ApiResponse>,
-    ) {
-        let now = self.clock.now();
-        let Some(crdt) = &mut self.services.crdt else {
-            let _ = reply.send(error(503, "the CRDT service is off"));
-            return;
-        };
-        let query = request.path.split_once('?').map_or("", |(_, q)| q);
-        let mut since = 0;
-        let mut timeout = 30;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let parsed = match pair.split_once('=') {
-                Some(("since", v)) => v.parse().map(|v| since = v).is_ok(),
-                Some(("timeout", v)) => v
-                    .parse::<u64>()
-                    .map(|v| timeout = v.min(MAX_WATCH_SECONDS))
-                    .is_ok(),
-                _ => false,
             };
-            if !parsed {
-                let _ = reply.send(error(
-                    400,
-                    format!("bad query {pair}: use since=VERSION and timeout=SECONDS"),
-                ));
-                return;
-            }
+            let doc = (b.namespace.clone(), b.document.clone());
+            crdt.write(now, wall_millis(), &doc, kind, &op)
+                .map_err(|e| match e {
+                    super::super::crdt::HostError::Write(w) => error(400, w.to_string()),
+                    super::super::crdt::HostError::Store(s) => error(500, s.to_string()),
+                    refused @ super::super::crdt::HostError::Refused(..) => {
+                        error(409, refused.to_string())
+                    }
+                })?;
+            crdt.store
+                .document(&b.namespace, &b.document)
+                .map(document_json)
+                .ok_or_else(|| error(500, "the write vanished"))
+        })
+    })
+}
+
+/// `POST /v1/crdt/export`: a sneakernet drop of what the caller lacks.
+pub(super) fn crdt_export(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, _| {
+        let body = if request.body.is_empty() {
+            Ok(ExportBody::default())
+        } else {
+            parse::<ExportBody>(&request.body)
+        };
+        body.and_then(|b| {
+            let since = match (&b.since, &b.peer) {
+                (Some(_), Some(_)) => return Err(error(400, "give since or peer, not both")),
+                (Some(v), None) => have_from(v)?,
+                (None, Some(p)) => {
+                    let key = PublicKey::from_hex(p).map_err(|e| error(400, format!("peer: {e}")))?;
+                    crdt.engine.peer_have(&key, &crdt.store).ok_or_else(|| {
+                        error(404, format!("peer {p} has not synced with this node since it started; export everything, or use since"))
+                    })?
+                }
+                (None, None) => Have::new(),
+            };
+            let count = crdt.store.replica().missing(&since).len();
+            let file = crdt.export(wall_millis(), &since);
+            Ok(json!({ "changes": count, "bytes": file.len(), "drop": BASE64.encode(file) }))
+        })
+    })
+}
+
+/// `POST /v1/crdt/import`: a sneakernet drop.
+pub(super) fn crdt_import(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, now| {
+        parse::<ImportBody>(&request.body).and_then(|b| {
+            let file = BASE64
+                .decode(b.drop.as_bytes())
+                .map_err(|e| error(400, format!("drop: not base64: {e}")))?;
+            let report = crdt
+                .import(now, &file)
+                .map_err(|e| error(400, e.to_string()))?;
+            Ok(json!({
+                "applied": report.applied,
+                "duplicates": report.duplicates,
+                "equivocations": report.equivocations,
+            }))
+        })
+    })
+}
+
+/// `GET /v1/crdt/watch?since=N&timeout=S`: answers at the first change after version `since`,
+/// or after `timeout` seconds (default 30) with no change.
+pub(crate) fn api_crdt_watch(
+    r: &mut Router,
+    request: &ApiRequest,
+    reply: oneshot::Sender<ApiResponse>,
+) {
+    let now = r.clock.now();
+    let Some(crdt) = &mut r.services.crdt else {
+        let _ = reply.send(error(503, "the CRDT service is off"));
+        return;
+    };
+    let query = request.path.split_once('?').map_or("", |(_, q)| q);
+    let mut since = 0;
+    let mut timeout = 30;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let parsed = match pair.split_once('=') {
+            Some(("since", v)) => v.parse().map(|v| since = v).is_ok(),
+            Some(("timeout", v)) => v
+                .parse::<u64>()
+                .map(|v| timeout = v.min(MAX_WATCH_SECONDS))
+                .is_ok(),
+            _ => false,
+        };
+        if !parsed {
+            let _ = reply.send(error(
+                400,
+                format!("bad query {pair}: use since=VERSION and timeout=SECONDS"),
+            ));
+            return;
         }
-        let deadline = now + std::time::Duration::from_secs(timeout);
-        crdt.watch(since, deadline, reply);
     }
+    let deadline = now + std::time::Duration::from_secs(timeout);
+    crdt.watch(since, deadline, reply);
 }
 
 #[cfg(test)]

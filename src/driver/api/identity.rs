@@ -160,432 +160,466 @@ struct ProveBody {
     node: String,
 }
 
-impl Router {
-    /// Answers `/v1/id/*` (all but the held `/v1/id/prove`).
-    pub(super) fn api_id(&mut self, request: &ApiRequest, path: &str) -> ApiResponse {
-        let body = &request.body;
-        let result = match (request.method.as_str(), path) {
-            ("GET", "/v1/id/self") => Ok(self.api_id_self()),
-            ("GET", "/v1/id/whois") => self.api_id_whois(request),
-            ("GET", "/v1/id/document") => match query(request, "did").map(parse_did_key) {
-                Some(Ok(key)) => Ok(ok(did_document(&key))),
-                _ => Err(error(400, "give ?did=did:key:z6Mk...")),
-            },
-            ("GET", "/v1/id/members") => self.api_id_members(),
-            ("POST", "/v1/id/challenge") => self.api_id_challenge(body),
-            ("POST", "/v1/id/verify") => self.api_id_verify(body),
-            ("POST", "/v1/id/jwt/issue") => self.api_jwt_issue(body),
-            ("POST", "/v1/id/jwt/verify") => self.api_jwt_verify(body),
-            ("POST", "/v1/id/vc/issue") => self.api_vc_issue(body),
-            ("POST", "/v1/id/vc/verify") => self.api_vc_verify(body),
-            ("POST", "/v1/id/delegate") => self.api_delegate(body),
-            ("POST", "/v1/id/ucan/verify") => self.api_ucan_verify(body),
-            ("POST", "/v1/id/enroll") => self.api_enroll(body),
-            ("POST", "/v1/id/revoke") => self.api_revoke(body),
-            (_, p) => Err(error(404, format!("no endpoint {p}; GET /v1 lists them"))),
-        };
+/// Handlers of the route table (`handlers::SERVICE_ENDPOINTS`), one per `/v1/id/` route.
+pub(super) mod route {
+    use super::*;
+
+    fn answer(result: Result<ApiResponse, ApiResponse>) -> ApiResponse {
         result.unwrap_or_else(|e| e)
     }
 
-    fn registry_now(&mut self) -> Result<&Registry, ApiResponse> {
-        self.services
-            .identity
-            .registry(self.services.crdt.as_ref(), wall_secs())
-            .map_err(|e| error(503, e.to_string()))
+    pub(in super::super) fn id_self(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+        api_id_self(r)
     }
 
-    fn api_id_self(&self) -> ApiResponse {
-        let key = self.services.identity.key.public_key();
-        ok(json!({
-            "did": self.services.identity.did,
-            "public_key": key.to_hex(),
-            "address": node_address(&key).to_string(),
-            "subnet": node_subnet(&key).to_string(),
-            "admins": self.services.identity.admins(),
-            "document": did_document(&key),
-        }))
+    pub(in super::super) fn whois(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_id_whois(r, q))
     }
 
-    /// Which known node owns an overlay address: this node, a peer, a session or a found path.
-    fn api_id_whois(&self, request: &ApiRequest) -> Result<ApiResponse, ApiResponse> {
-        let addr: Ipv6Addr = query(request, "addr")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| error(400, "give ?addr=<overlay IPv6 address>"))?;
-        let me = self.node.public_key();
-        let candidates = std::iter::once((&me, "self"))
-            .chain(self.node.peers().map(|k| (k, "peer")))
-            .chain(self.node.sessions().iter().map(|s| (s.peer, "session")))
-            .chain(self.node.paths().iter().map(|(k, _)| (k, "path")));
-        for (key, known_as) in candidates {
-            if node_address(key) == addr || node_subnet(key).contains(&addr) {
-                return Ok(ok(json!({
-                    "did": did_key(key),
-                    "public_key": key.to_hex(),
-                    "address": node_address(key).to_string(),
-                    "subnet": node_subnet(key).to_string(),
-                    "known_as": known_as,
-                })));
-            }
-        }
-        Err(error(
-            404,
-            format!(
-                "no known node owns {addr} (only this node, its peers and nodes it has a session or path to are known)"
-            ),
-        ))
-    }
-
-    fn api_id_members(&mut self) -> Result<ApiResponse, ApiResponse> {
-        let admins = self.services.identity.admins().to_vec();
-        let registry = self.registry_now()?;
-        let members: Vec<Value> = registry
-            .members()
-            .map(|m| {
-                let mut v = json!(m);
-                v["revoked"] = json!(registry.member(&m.did).is_err());
-                v
-            })
-            .collect();
-        Ok(ok(json!({
-            "admins": admins,
-            "members": members,
-            "revocations": registry.revocations().collect::<Vec<_>>(),
-            "ignored": registry.ignored(),
-        })))
-    }
-
-    fn api_id_challenge(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: ChallengeBody = parse(body)?;
-        parse_did_key(&b.did).map_err(|e| error(400, format!("{}: {e}", b.did)))?;
-        let statement = b
-            .statement
-            .as_deref()
-            .unwrap_or("Sign in to this mesh node.");
-        if statement.contains('\n') || statement.len() > 512 {
-            return Err(error(400, "the statement is one line of at most 512 bytes"));
-        }
-        let now = wall_secs();
-        let (nonce, message) = self
-            .services
-            .identity
-            .challenges
-            .issue(now, &b.did, statement);
-        Ok(ok(json!({
-            "nonce": nonce,
-            "message": message,
-            "expires": now + crate::services::identity::challenge::NONCE_LIFETIME,
-        })))
-    }
-
-    /// A signed challenge: checks it (and membership unless `member: false`) and answers with a
-    /// session JWT signed by this node.
-    fn api_id_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: VerifyBody = parse(body)?;
-        let sig = signature(&b.signature)?;
-        let ttl = ttl(b.ttl)?;
-        let now = wall_secs();
-        let login = self
-            .services
-            .identity
-            .challenges
-            .verify(now, &b.message, &sig)
-            .map_err(|e| error(401, e.to_string()))?;
-        let mut claims = Map::new();
-        claims.insert("sub".into(), json!(login.did));
-        claims.insert("aud".into(), json!(self.services.identity.did));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + ttl));
-        if b.member.unwrap_or(true) {
-            let registry = self.registry_now()?;
-            let member = registry
-                .member(&login.did)
-                .map_err(|e| error(403, e.to_string()))?;
-            claims.insert("roles".into(), json!(member.roles));
-        }
-        let token = jwt::issue(&self.services.identity.key, &claims);
-        Ok(ok(
-            json!({ "did": login.did, "claims": claims, "token": token }),
-        ))
-    }
-
-    fn api_jwt_issue(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: JwtIssueBody = parse(body)?;
-        let now = wall_secs();
-        let mut claims = b.claims;
-        claims.entry("iat").or_insert(json!(now));
-        claims.entry("exp").or_insert(json!(now + ttl(b.ttl)?));
-        if claims
-            .get("iss")
-            .is_some_and(|i| *i != json!(self.services.identity.did))
-        {
-            return Err(error(400, "iss is this node's DID; leave it out"));
-        }
-        Ok(ok(
-            json!({ "token": jwt::issue(&self.services.identity.key, &claims) }),
-        ))
-    }
-
-    /// The revocation that refuses `targets` (with `issuers` entitled to revoke), if the registry
-    /// has one; `Ok(false)` when there is no registry to ask.
-    fn check_revoked(&mut self, targets: &[&str], issuers: &[String]) -> Result<bool, ApiResponse> {
-        let Ok(registry) = self
-            .services
-            .identity
-            .registry(self.services.crdt.as_ref(), wall_secs())
-        else {
-            return Ok(false);
-        };
-        for target in targets {
-            if let Some(r) = registry.revoked(target, issuers) {
-                return Err(error(403, revoked_error(r).to_string()));
-            }
-        }
-        Ok(true)
-    }
-
-    fn api_jwt_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: JwtVerifyBody = parse(body)?;
-        let expected = b.issuer.as_deref().map(key_of).transpose()?;
-        let now = wall_secs();
-        let outcome = |router: &mut Self, verified: Result<jwt::Verified, jwt::JwtError>| {
-            let verified = verified.map_err(|e| error(401, e.to_string()))?;
-            if expected.is_some_and(|e| e != verified.signer) {
-                return Err(error(
-                    401,
-                    format!(
-                        "signed by {}, not by the expected key",
-                        did_key(&verified.signer)
-                    ),
-                ));
-            }
-            router.checked_token(verified)
-        };
-        match (b.token, b.tokens) {
-            (Some(token), None) => {
-                let verified = jwt::verify(&token, expected.as_ref(), now);
-                outcome(self, verified)
-            }
-            (None, Some(tokens)) if tokens.len() <= MAX_BATCH => {
-                let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-                let mut keys = crate::core::identity::Verifier::default();
-                let results: Vec<Value> = jwt::verify_batch(&refs, now, &mut keys)
-                    .into_iter()
-                    .map(|v| match outcome(self, v) {
-                        Ok(answer) | Err(answer) => answer.body,
-                    })
-                    .collect();
-                Ok(ok(json!({ "results": results })))
-            }
-            _ => Err(error(
-                400,
-                format!("give token, or tokens (at most {MAX_BATCH})"),
-            )),
+    pub(in super::super) fn document(_: &mut Router, q: &ApiRequest) -> ApiResponse {
+        match query(q, "did").map(parse_did_key) {
+            Some(Ok(key)) => ok(did_document(&key)),
+            _ => error(400, "give ?did=did:key:z6Mk..."),
         }
     }
 
-    /// The answer for a token whose signature and times verified: refused if its issuer, `sub` or
-    /// `jti` was revoked.
-    fn checked_token(&mut self, verified: jwt::Verified) -> Result<ApiResponse, ApiResponse> {
-        let issuer = did_key(&verified.signer);
-        let text = |name| verified.claims.get(name).and_then(Value::as_str);
-        let targets: Vec<&str> = [Some(issuer.as_str()), text("sub"), text("jti")]
-            .into_iter()
-            .flatten()
-            .collect();
-        let checked = self.check_revoked(&targets, std::slice::from_ref(&issuer))?;
-        Ok(ok(json!({
-            "valid": true,
-            "issuer": issuer,
-            "header": verified.header,
-            "claims": verified.claims,
-            "revocation_checked": checked,
-        })))
+    pub(in super::super) fn members(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+        answer(api_id_members(r))
     }
 
-    fn api_vc_issue(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: CredentialBody = parse(body)?;
-        let Value::Object(credential) = b.credential else {
-            return Err(error(400, "credential must be a JSON object"));
-        };
-        let signed = vc::issue(&self.services.identity.key, &credential, wall_secs())
-            .map_err(|e| error(400, e.to_string()))?;
-        Ok(ok(json!({ "credential": signed })))
+    pub(in super::super) fn challenge(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_id_challenge(r, &q.body))
     }
 
-    fn api_vc_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: CredentialBody = parse(body)?;
-        let verified =
-            vc::verify(&b.credential, wall_secs()).map_err(|e| error(401, e.to_string()))?;
-        let targets: Vec<&str> = [Some(verified.issuer.as_str()), verified.id.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let checked = self.check_revoked(&targets, std::slice::from_ref(&verified.issuer))?;
-        Ok(ok(json!({
-            "valid": true,
-            "issuer": verified.issuer,
-            "id": verified.id,
-            "subject": verified.subject,
-            "revocation_checked": checked,
-        })))
+    pub(in super::super) fn verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_id_verify(r, &q.body))
     }
 
-    fn api_delegate(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: DelegateBody = parse(body)?;
-        parse_did_key(&b.audience).map_err(|e| error(400, format!("audience: {e}")))?;
-        if b.capabilities.is_empty() {
+    pub(in super::super) fn jwt_issue(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_jwt_issue(r, &q.body))
+    }
+
+    pub(in super::super) fn jwt_verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_jwt_verify(r, &q.body))
+    }
+
+    pub(in super::super) fn vc_issue(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_vc_issue(r, &q.body))
+    }
+
+    pub(in super::super) fn vc_verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_vc_verify(r, &q.body))
+    }
+
+    pub(in super::super) fn delegate(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_delegate(r, &q.body))
+    }
+
+    pub(in super::super) fn ucan_verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_ucan_verify(r, &q.body))
+    }
+
+    pub(in super::super) fn enroll(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_enroll(r, &q.body))
+    }
+
+    pub(in super::super) fn revoke(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+        answer(api_revoke(r, &q.body))
+    }
+}
+
+fn registry_now(r: &mut Router) -> Result<&Registry, ApiResponse> {
+    r.services
+        .identity
+        .registry(r.services.crdt.as_ref(), wall_secs())
+        .map_err(|e| error(503, e.to_string()))
+}
+
+fn api_id_self(r: &Router) -> ApiResponse {
+    let key = r.services.identity.key.public_key();
+    ok(json!({
+        "did": r.services.identity.did,
+        "public_key": key.to_hex(),
+        "address": node_address(&key).to_string(),
+        "subnet": node_subnet(&key).to_string(),
+        "admins": r.services.identity.admins(),
+        "document": did_document(&key),
+    }))
+}
+
+/// Which known node owns an overlay address: this node, a peer, a session or a found path.
+fn api_id_whois(r: &Router, request: &ApiRequest) -> Result<ApiResponse, ApiResponse> {
+    let addr: Ipv6Addr = query(request, "addr")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| error(400, "give ?addr=<overlay IPv6 address>"))?;
+    let me = r.node.public_key();
+    let candidates = std::iter::once((&me, "self"))
+        .chain(r.node.peers().map(|k| (k, "peer")))
+        .chain(r.node.sessions().iter().map(|s| (s.peer, "session")))
+        .chain(r.node.paths().iter().map(|(k, _)| (k, "path")));
+    for (key, known_as) in candidates {
+        if node_address(key) == addr || node_subnet(key).contains(&addr) {
+            return Ok(ok(json!({
+                "did": did_key(key),
+                "public_key": key.to_hex(),
+                "address": node_address(key).to_string(),
+                "subnet": node_subnet(key).to_string(),
+                "known_as": known_as,
+            })));
+        }
+    }
+    Err(error(
+        404,
+        format!(
+            "no known node owns {addr} (only this node, its peers and nodes it has a session or path to are known)"
+        ),
+    ))
+}
+
+fn api_id_members(r: &mut Router) -> Result<ApiResponse, ApiResponse> {
+    let admins = r.services.identity.admins().to_vec();
+    let registry = registry_now(r)?;
+    let members: Vec<Value> = registry
+        .members()
+        .map(|m| {
+            let mut v = json!(m);
+            v["revoked"] = json!(registry.member(&m.did).is_err());
+            v
+        })
+        .collect();
+    Ok(ok(json!({
+        "admins": admins,
+        "members": members,
+        "revocations": registry.revocations().collect::<Vec<_>>(),
+        "ignored": registry.ignored(),
+    })))
+}
+
+fn api_id_challenge(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: ChallengeBody = parse(body)?;
+    parse_did_key(&b.did).map_err(|e| error(400, format!("{}: {e}", b.did)))?;
+    let statement = b
+        .statement
+        .as_deref()
+        .unwrap_or("Sign in to this mesh node.");
+    if statement.contains('\n') || statement.len() > 512 {
+        return Err(error(400, "the statement is one line of at most 512 bytes"));
+    }
+    let now = wall_secs();
+    let (nonce, message) = r.services.identity.challenges.issue(now, &b.did, statement);
+    Ok(ok(json!({
+        "nonce": nonce,
+        "message": message,
+        "expires": now + crate::services::identity::challenge::NONCE_LIFETIME,
+    })))
+}
+
+/// A signed challenge: checks it (and membership unless `member: false`) and answers with a
+/// session JWT signed by this node.
+fn api_id_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: VerifyBody = parse(body)?;
+    let sig = signature(&b.signature)?;
+    let ttl = ttl(b.ttl)?;
+    let now = wall_secs();
+    let login = r
+        .services
+        .identity
+        .challenges
+        .verify(now, &b.message, &sig)
+        .map_err(|e| error(401, e.to_string()))?;
+    let mut claims = Map::new();
+    claims.insert("sub".into(), json!(login.did));
+    claims.insert("aud".into(), json!(r.services.identity.did));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + ttl));
+    if b.member.unwrap_or(true) {
+        let registry = registry_now(r)?;
+        let member = registry
+            .member(&login.did)
+            .map_err(|e| error(403, e.to_string()))?;
+        claims.insert("roles".into(), json!(member.roles));
+    }
+    let token = jwt::issue(&r.services.identity.key, &claims);
+    Ok(ok(
+        json!({ "did": login.did, "claims": claims, "token": token }),
+    ))
+}
+
+fn api_jwt_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: JwtIssueBody = parse(body)?;
+    let now = wall_secs();
+    let mut claims = b.claims;
+    claims.entry("iat").or_insert(json!(now));
+    claims.entry("exp").or_insert(json!(now + ttl(b.ttl)?));
+    if claims
+        .get("iss")
+        .is_some_and(|i| *i != json!(r.services.identity.did))
+    {
+        return Err(error(400, "iss is this node's DID; leave it out"));
+    }
+    Ok(ok(
+        json!({ "token": jwt::issue(&r.services.identity.key, &claims) }),
+    ))
+}
+
+/// The revocation that refuses `targets` (with `issuers` entitled to revoke), if the registry
+/// has one; `Ok(false)` when there is no registry to ask.
+fn check_revoked(
+    r: &mut Router,
+    targets: &[&str],
+    issuers: &[String],
+) -> Result<bool, ApiResponse> {
+    let Ok(registry) = r
+        .services
+        .identity
+        .registry(r.services.crdt.as_ref(), wall_secs())
+    else {
+        return Ok(false);
+    };
+    for target in targets {
+        if let Some(r) = registry.revoked(target, issuers) {
+            return Err(error(403, revoked_error(r).to_string()));
+        }
+    }
+    Ok(true)
+}
+
+fn api_jwt_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: JwtVerifyBody = parse(body)?;
+    let expected = b.issuer.as_deref().map(key_of).transpose()?;
+    let now = wall_secs();
+    let outcome = |router: &mut Router, verified: Result<jwt::Verified, jwt::JwtError>| {
+        let verified = verified.map_err(|e| error(401, e.to_string()))?;
+        if expected.is_some_and(|e| e != verified.signer) {
             return Err(error(
-                400,
-                "give at least one {\"with\", \"can\"} capability",
+                401,
+                format!(
+                    "signed by {}, not by the expected key",
+                    did_key(&verified.signer)
+                ),
             ));
         }
-        let now = wall_secs();
-        let token = ucan::delegate(
-            &self.services.identity.key,
-            &b.audience,
-            &b.capabilities,
-            now,
-            now + ttl(b.ttl)?,
-            &b.proofs,
-        );
-        // Refuse to hand out a delegation that would not verify (widening, a bad proof).
-        let delegation = self.verify_delegation(&token)?;
-        Ok(ok(json!({ "token": token, "id": delegation.id })))
-    }
-
-    fn verify_delegation(&mut self, token: &str) -> Result<ucan::Delegation, ApiResponse> {
-        let admins = self.services.identity.admins().to_vec();
-        let registry = self
-            .services
-            .identity
-            .registry(self.services.crdt.as_ref(), wall_secs())
-            .ok();
-        let is_root = |issuer: &str, cap: &Capability| {
-            admins.iter().any(|a| a == issuer) || cap.with.starts_with(&format!("{issuer}/"))
-        };
-        let is_revoked = |id: &str, issuers: &[String]| {
-            registry.is_some_and(|r| {
-                r.revoked(id, issuers).is_some()
-                    || issuers.iter().any(|i| r.revoked(i, &[]).is_some())
-            })
-        };
-        let policy = Policy {
-            is_root: &is_root,
-            is_revoked: &is_revoked,
-        };
-        ucan::verify(token, wall_secs(), &policy).map_err(|e| error(403, e.to_string()))
-    }
-
-    fn api_ucan_verify(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: UcanVerifyBody = parse(body)?;
-        let delegation = self.verify_delegation(&b.token)?;
-        if let (Some(with), Some(can)) = (&b.with, &b.can) {
-            let audience = b.audience.as_deref().unwrap_or(&delegation.audience);
-            let wanted = Capability {
-                with: with.clone(),
-                can: can.clone(),
-            };
-            delegation
-                .authorizes(audience, &wanted)
-                .map_err(|e| error(403, e.to_string()))?;
+        checked_token(router, verified)
+    };
+    match (b.token, b.tokens) {
+        (Some(token), None) => {
+            let verified = jwt::verify(&token, expected.as_ref(), now);
+            outcome(r, verified)
         }
-        Ok(ok(json!({
-            "valid": true,
-            "id": delegation.id,
-            "issuer": delegation.issuer,
-            "audience": delegation.audience,
-            "capabilities": delegation.capabilities,
-            "expires": delegation.expires,
-            "chain": delegation.issuers,
-        })))
+        (None, Some(tokens)) if tokens.len() <= MAX_BATCH => {
+            let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+            let mut keys = crate::core::identity::Verifier::default();
+            let results: Vec<Value> = jwt::verify_batch(&refs, now, &mut keys)
+                .into_iter()
+                .map(|v| match outcome(r, v) {
+                    Ok(answer) | Err(answer) => answer.body,
+                })
+                .collect();
+            Ok(ok(json!({ "results": results })))
+        }
+        _ => Err(error(
+            400,
+            format!("give token, or tokens (at most {MAX_BATCH})"),
+        )),
     }
+}
 
-    fn api_enroll(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: EnrollBody = parse(body)?;
-        let now = wall_secs();
-        let (did, token) = match (b.did, b.token) {
-            (Some(did), None) => {
-                let token = registry::enrollment(&self.services.identity.key, &did, &b.roles, now)
-                    .map_err(|e| error(400, e.to_string()))?;
-                (did, token)
-            }
-            (None, Some(token)) => {
-                let verified =
-                    jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
-                let sub = verified.claims.get("sub").and_then(Value::as_str);
-                let did = sub.ok_or_else(|| error(400, "the enrollment names no sub"))?;
-                (did.to_owned(), token)
-            }
-            _ => return Err(error(400, "give either did (with roles) or token")),
+/// The answer for a token whose signature and times verified: refused if its issuer, `sub` or
+/// `jti` was revoked.
+fn checked_token(r: &mut Router, verified: jwt::Verified) -> Result<ApiResponse, ApiResponse> {
+    let issuer = did_key(&verified.signer);
+    let text = |name| verified.claims.get(name).and_then(Value::as_str);
+    let targets: Vec<&str> = [Some(issuer.as_str()), text("sub"), text("jti")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let checked = check_revoked(r, &targets, std::slice::from_ref(&issuer))?;
+    Ok(ok(json!({
+        "valid": true,
+        "issuer": issuer,
+        "header": verified.header,
+        "claims": verified.claims,
+        "revocation_checked": checked,
+    })))
+}
+
+fn api_vc_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: CredentialBody = parse(body)?;
+    let Value::Object(credential) = b.credential else {
+        return Err(error(400, "credential must be a JSON object"));
+    };
+    let signed = vc::issue(&r.services.identity.key, &credential, wall_secs())
+        .map_err(|e| error(400, e.to_string()))?;
+    Ok(ok(json!({ "credential": signed })))
+}
+
+fn api_vc_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: CredentialBody = parse(body)?;
+    let verified = vc::verify(&b.credential, wall_secs()).map_err(|e| error(401, e.to_string()))?;
+    let targets: Vec<&str> = [Some(verified.issuer.as_str()), verified.id.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let checked = check_revoked(r, &targets, std::slice::from_ref(&verified.issuer))?;
+    Ok(ok(json!({
+        "valid": true,
+        "issuer": verified.issuer,
+        "id": verified.id,
+        "subject": verified.subject,
+        "revocation_checked": checked,
+    })))
+}
+
+fn api_delegate(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: DelegateBody = parse(body)?;
+    parse_did_key(&b.audience).map_err(|e| error(400, format!("audience: {e}")))?;
+    if b.capabilities.is_empty() {
+        return Err(error(
+            400,
+            "give at least one {\"with\", \"can\"} capability",
+        ));
+    }
+    let now = wall_secs();
+    let token = ucan::delegate(
+        &r.services.identity.key,
+        &b.audience,
+        &b.capabilities,
+        now,
+        now + ttl(b.ttl)?,
+        &b.proofs,
+    );
+    // Refuse to hand out a delegation that would not verify (widening, a bad proof).
+    let delegation = verify_delegation(r, &token)?;
+    Ok(ok(json!({ "token": token, "id": delegation.id })))
+}
+
+fn verify_delegation(r: &mut Router, token: &str) -> Result<ucan::Delegation, ApiResponse> {
+    let admins = r.services.identity.admins().to_vec();
+    let registry = r
+        .services
+        .identity
+        .registry(r.services.crdt.as_ref(), wall_secs())
+        .ok();
+    let is_root = |issuer: &str, cap: &Capability| {
+        admins.iter().any(|a| a == issuer) || cap.with.starts_with(&format!("{issuer}/"))
+    };
+    let is_revoked = |id: &str, issuers: &[String]| {
+        registry.is_some_and(|r| {
+            r.revoked(id, issuers).is_some() || issuers.iter().any(|i| r.revoked(i, &[]).is_some())
+        })
+    };
+    let policy = Policy {
+        is_root: &is_root,
+        is_revoked: &is_revoked,
+    };
+    ucan::verify(token, wall_secs(), &policy).map_err(|e| error(403, e.to_string()))
+}
+
+fn api_ucan_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: UcanVerifyBody = parse(body)?;
+    let delegation = verify_delegation(r, &b.token)?;
+    if let (Some(with), Some(can)) = (&b.with, &b.can) {
+        let audience = b.audience.as_deref().unwrap_or(&delegation.audience);
+        let wanted = Capability {
+            with: with.clone(),
+            can: can.clone(),
         };
-        self.file_registry(Some(&did), token)?;
-        let registry = self.registry_now()?;
-        let member = registry.member(&did).map_err(|e| {
-            error(
-                409,
-                format!("filed, but this node does not honour it: {e} (is the signer an admin?)"),
-            )
-        })?;
-        Ok(ok(json!(member)))
+        delegation
+            .authorizes(audience, &wanted)
+            .map_err(|e| error(403, e.to_string()))?;
     }
+    Ok(ok(json!({
+        "valid": true,
+        "id": delegation.id,
+        "issuer": delegation.issuer,
+        "audience": delegation.audience,
+        "capabilities": delegation.capabilities,
+        "expires": delegation.expires,
+        "chain": delegation.issuers,
+    })))
+}
 
-    fn api_revoke(&mut self, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
-        let b: RevokeBody = parse(body)?;
-        let now = wall_secs();
-        let token = match (b.target, b.token) {
-            (Some(target), None) if !target.is_empty() && target.len() <= 1024 => {
-                registry::revocation(
-                    &self.services.identity.key,
-                    &target,
-                    b.reason.as_deref().unwrap_or(""),
-                    now,
-                )
-            }
-            (None, Some(token)) => {
-                let verified =
-                    jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
-                if verified
-                    .claims
-                    .get("revoke")
-                    .and_then(Value::as_str)
-                    .is_none()
-                {
-                    return Err(error(400, "not a revocation: no revoke claim"));
-                }
-                token
-            }
-            _ => return Err(error(400, "give either target (1 to 1024 bytes) or token")),
-        };
-        self.file_registry(None, token.clone())?;
-        Ok(ok(json!({ "revocation": token })))
-    }
+fn api_enroll(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: EnrollBody = parse(body)?;
+    let now = wall_secs();
+    let (did, token) = match (b.did, b.token) {
+        (Some(did), None) => {
+            let token = registry::enrollment(&r.services.identity.key, &did, &b.roles, now)
+                .map_err(|e| error(400, e.to_string()))?;
+            (did, token)
+        }
+        (None, Some(token)) => {
+            let verified = jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
+            let sub = verified.claims.get("sub").and_then(Value::as_str);
+            let did = sub.ok_or_else(|| error(400, "the enrollment names no sub"))?;
+            (did.to_owned(), token)
+        }
+        _ => return Err(error(400, "give either did (with roles) or token")),
+    };
+    file_registry(r, Some(&did), token)?;
+    let registry = registry_now(r)?;
+    let member = registry.member(&did).map_err(|e| {
+        error(
+            409,
+            format!("filed, but this node does not honour it: {e} (is the signer an admin?)"),
+        )
+    })?;
+    Ok(ok(json!(member)))
+}
 
-    fn file_registry(&mut self, member: Option<&str>, token: String) -> Result<(), ApiResponse> {
-        let now = self.clock.now();
-        let wall_millis = wall_micros() / 1000;
-        self.services
-            .identity
-            .file(self.services.crdt.as_mut(), now, wall_millis, member, token)
-            .map_err(|e| error(503, e.to_string()))
-    }
+fn api_revoke(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+    let b: RevokeBody = parse(body)?;
+    let now = wall_secs();
+    let token = match (b.target, b.token) {
+        (Some(target), None) if !target.is_empty() && target.len() <= 1024 => registry::revocation(
+            &r.services.identity.key,
+            &target,
+            b.reason.as_deref().unwrap_or(""),
+            now,
+        ),
+        (None, Some(token)) => {
+            let verified = jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
+            if verified
+                .claims
+                .get("revoke")
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return Err(error(400, "not a revocation: no revoke claim"));
+            }
+            token
+        }
+        _ => return Err(error(400, "give either target (1 to 1024 bytes) or token")),
+    };
+    file_registry(r, None, token.clone())?;
+    Ok(ok(json!({ "revocation": token })))
+}
 
-    /// `POST /v1/id/prove`: held until the node answers or [`PROOF_TIMEOUT`] passes.
-    ///
-    /// [`PROOF_TIMEOUT`]: crate::services::identity::proof::PROOF_TIMEOUT
-    pub(crate) fn api_id_prove(
-        &mut self,
-        request: &ApiRequest,
-        reply: oneshot::Sender<ApiResponse>,
-    ) {
-        let prover = parse::<ProveBody>(&request.body).and_then(|b| key_of(&b.node));
-        match prover {
-            Ok(key) if key == self.services.identity.key.public_key() => {
-                let _ = reply.send(error(400, "that is this node"));
-            }
-            Ok(key) => self.services.identity.prove(self.clock.now(), key, reply),
-            Err(e) => {
-                let _ = reply.send(e);
-            }
+fn file_registry(r: &mut Router, member: Option<&str>, token: String) -> Result<(), ApiResponse> {
+    let now = r.clock.now();
+    let wall_millis = wall_micros() / 1000;
+    r.services
+        .identity
+        .file(r.services.crdt.as_mut(), now, wall_millis, member, token)
+        .map_err(|e| error(503, e.to_string()))
+}
+
+/// `POST /v1/id/prove`: held until the node answers or [`PROOF_TIMEOUT`] passes.
+///
+/// [`PROOF_TIMEOUT`]: crate::services::identity::proof::PROOF_TIMEOUT
+pub(crate) fn api_id_prove(
+    r: &mut Router,
+    request: &ApiRequest,
+    reply: oneshot::Sender<ApiResponse>,
+) {
+    let prover = parse::<ProveBody>(&request.body).and_then(|b| key_of(&b.node));
+    match prover {
+        Ok(key) if key == r.services.identity.key.public_key() => {
+            let _ = reply.send(error(400, "that is this node"));
+        }
+        Ok(key) => r.services.identity.prove(r.clock.now(), key, reply),
+        Err(e) => {
+            let _ = reply.send(e);
         }
     }
 }

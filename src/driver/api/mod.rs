@@ -50,18 +50,8 @@ const ADMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time to write an answer (and `100 Continue`): a client that does not read is cut off then.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A request for the router.
-pub(crate) struct ApiRequest {
-    pub(crate) method: String,
-    pub(crate) path: String,
-    pub(crate) body: Vec<u8>,
-}
-
-/// The router's answer.
-pub(crate) struct ApiResponse {
-    pub(crate) status: u16,
-    pub(crate) body: serde_json::Value,
-}
+pub(crate) use self::handlers::dispatch;
+pub(crate) use super::request::{ApiRequest, ApiResponse};
 
 /// The bound API socket (before the runtime starts); removes its file when dropped.
 pub(crate) struct ApiSocket {
@@ -148,6 +138,12 @@ fn bind_with_mode(path: &Path, mode: u32) -> std::io::Result<std::os::unix::net:
     let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
     fchmod(&socket, mode)?;
     let address = socket2::SockAddr::unix(path)?;
+    // The umask is the process's: two threads binding at once (tests do) must take turns, or one
+    // would read the other's temporary umask as the one to restore.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = UMASK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Reading the umask means setting it: first to something stricter than any useful one.
     let previous = umask(Mode::from_bits_truncate(0o077));
     umask(previous & !mode);

@@ -8,10 +8,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::{EndpointId, Remote};
+use super::{Arrived, ERROR_PAUSE, EndpointId, Inputs, Remote};
 use crate::driver::buffers::{Buffer, BufferPool};
-use crate::driver::input::Input;
-use crate::driver::readers::ERROR_PAUSE;
 
 /// EtherType of raw Ethernet links and beacons (IEEE 802 "local experimental 1").
 pub(crate) const ETHERTYPE: u16 = 0x88b5;
@@ -39,10 +37,10 @@ pub(crate) fn send_all(
 }
 
 /// Reads a raw Ethernet endpoint, up to 8 frames per system call.
-pub(crate) async fn read(
+pub(crate) async fn read<I: Inputs>(
     endpoint: EndpointId,
     socket: Arc<AsyncFd<OwnedFd>>,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<I>,
 ) {
     const BUFFERS: usize = 8;
     let pool = BufferPool::new(MAX_DATAGRAM);
@@ -67,13 +65,13 @@ pub(crate) async fn read(
                     // As for UDP: the buffer goes to the router, a spare one takes its place.
                     let mut data = std::mem::replace(&mut storage[frame.index], pool.take());
                     data.set_range(0..frame.len);
-                    let input = Input::Datagram {
+                    let input = Arrived::Datagram {
                         endpoint,
                         remote: Remote::Ethernet(frame.mac),
                         data,
                         stride: frame.len.max(1),
                     };
-                    if inputs.send(input).await.is_err() {
+                    if inputs.send(input.into()).await.is_err() {
                         return;
                     }
                 }

@@ -19,10 +19,38 @@ use std::sync::Arc;
 
 use tokio::io::unix::AsyncFd;
 
-use super::input::Input;
 use crate::config::{LinkUri, Scheme};
 /// Handle of an endpoint (a socket or connection links share), and the other end of a link on it.
 pub(crate) use crate::core::node::{EndpointId, Remote};
+use crate::driver::buffers::Buffer;
+
+/// Pause after a read or accept error, so a persistent error cannot spin a core.
+pub(crate) const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What the transports' tasks hand the router. They send into the router's input channel, whose
+/// item type only has to be made from this: the transports do not know the router.
+pub(crate) enum Arrived {
+    /// Datagrams on a link endpoint: `data` holds one or more, each `stride` bytes (the last may be
+    /// shorter), as UDP GRO delivers them.
+    Datagram {
+        endpoint: EndpointId,
+        remote: Remote,
+        data: Buffer,
+        stride: usize,
+    },
+    /// A stream listener accepted a connection (TLS handshake done for `tls://`).
+    Accepted {
+        uri: LinkUri,
+        stream: stream::BoxedStream,
+        addr: SocketAddr,
+    },
+    /// A connection endpoint failed or its peer closed it.
+    Closed { endpoint: EndpointId, error: String },
+}
+
+/// The channel the transports' tasks send into.
+pub(crate) trait Inputs: From<Arrived> + Send + 'static {}
+impl<T: From<Arrived> + Send + 'static> Inputs for T {}
 
 /// Where a link's datagrams are sent from.
 pub(crate) enum Transport {
@@ -163,12 +191,12 @@ pub(crate) fn bind_listener(uri: &LinkUri) -> std::io::Result<Bound> {
 }
 
 /// Starts accepting on a bound stream listener: every connection (after the TLS handshake for
-/// `tls://`) reaches the router as [`Input::Accepted`].
-pub(crate) fn listen_stream(
+/// `tls://`) reaches the router as [`Arrived::Accepted`].
+pub(crate) fn listen_stream<I: Inputs>(
     listener: std::net::TcpListener,
     uri: LinkUri,
     tls: &tls::TlsConfig,
-    inputs: tokio::sync::mpsc::Sender<Input>,
+    inputs: tokio::sync::mpsc::Sender<I>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let upgrade = match uri.scheme {

@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
-use super::{EndpointId, Remote};
+use super::{Arrived, EndpointId, Inputs, Remote};
 use crate::config::Scheme;
 use crate::driver::buffers::BufferPool;
-use crate::driver::input::Input;
 
 /// Largest frame accepted or sent: a 64 KiB super-packet with its routing and link headers.
 pub(crate) const MAX_FRAME: usize = 70_000;
@@ -165,12 +164,12 @@ impl Drop for StreamSender {
 
 /// Starts the reader and writer of a connection that is endpoint `endpoint`. The reader's handle
 /// is returned for the endpoint to own.
-pub(crate) fn start(
+pub(crate) fn start<I: Inputs>(
     endpoint: EndpointId,
     scheme: Scheme,
     peer: SocketAddr,
     stream: BoxedStream,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<I>,
 ) -> (StreamSender, tokio::task::JoinHandle<()>) {
     let (read_half, write_half) = tokio::io::split(stream);
     let queue = Arc::new(Queue::default());
@@ -185,11 +184,11 @@ pub(crate) fn start(
 }
 
 /// Writes what is queued, a batch per write, until the connection fails.
-async fn write(
+async fn write<I: Inputs>(
     endpoint: EndpointId,
     mut stream: impl AsyncWrite + Unpin,
     queue: Arc<Queue>,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<I>,
 ) {
     let mut batch = Vec::new();
     let mut drain = DrainRate::default();
@@ -222,15 +221,17 @@ async fn write(
             break format!("send: {e}");
         }
     };
-    let _ = inputs.send(Input::Closed { endpoint, error }).await;
+    let _ = inputs
+        .send(Arrived::Closed { endpoint, error }.into())
+        .await;
 }
 
 /// Reads frames until the connection ends or breaks the framing, handing each to the router.
-async fn read(
+async fn read<I: Inputs>(
     endpoint: EndpointId,
     peer: SocketAddr,
     stream: impl AsyncRead + Unpin,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<I>,
 ) {
     let mut stream = BufReader::with_capacity(READ_BUFFER, stream);
     let small = BufferPool::new(SMALL_FRAME);
@@ -256,22 +257,27 @@ async fn read(
             break format!("receive: {e}");
         }
         data.set_range(0..len);
-        let input = Input::Datagram {
+        let input = Arrived::Datagram {
             endpoint,
             remote: Remote::Stream(peer),
             data,
             stride: len,
         };
-        if inputs.send(input).await.is_err() {
+        if inputs.send(input.into()).await.is_err() {
             return;
         }
     };
-    let _ = inputs.send(Input::Closed { endpoint, error }).await;
+    let _ = inputs
+        .send(Arrived::Closed { endpoint, error }.into())
+        .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tests read what the tasks send as it is.
+    type Channel = (mpsc::Sender<Arrived>, mpsc::Receiver<Arrived>);
 
     #[test]
     fn frame_lengths_are_checked_before_reading() {
@@ -288,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn frames_cross_a_stream_whole_and_bad_framing_closes_it() {
         let (a, b) = tokio::io::duplex(1 << 16);
-        let (tx, mut rx) = mpsc::channel(64);
+        let (tx, mut rx): Channel = mpsc::channel(64);
         let peer: SocketAddr = "192.0.2.1:443".parse().unwrap();
         let (sender, _reader) = start(1, Scheme::Tcp, peer, Box::new(a), tx.clone());
         let (_other_sender, _other_reader) = start(2, Scheme::Tcp, peer, Box::new(b), tx);
@@ -296,7 +302,7 @@ mod tests {
         sender.send_all(&datagrams).unwrap();
         for want in &datagrams {
             match rx.recv().await.unwrap() {
-                Input::Datagram { endpoint, data, .. } => {
+                Arrived::Datagram { endpoint, data, .. } => {
                     assert_eq!(endpoint, 2);
                     assert_eq!(&data[..], &want[..]);
                 }
@@ -305,13 +311,13 @@ mod tests {
         }
         // A frame over the limit: the reader gives up on the connection.
         let (mut raw, b) = tokio::io::duplex(1 << 16);
-        let (tx, mut rx) = mpsc::channel(64);
+        let (tx, mut rx): Channel = mpsc::channel(64);
         let _ends = start(3, Scheme::Tcp, peer, Box::new(b), tx);
         raw.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
             .await
             .unwrap();
         match rx.recv().await.unwrap() {
-            Input::Closed { endpoint, error } => {
+            Arrived::Closed { endpoint, error } => {
                 assert_eq!(endpoint, 3);
                 assert!(error.contains("not a meshrouter link"), "{error}");
             }
@@ -344,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn the_send_queue_is_bounded() {
         let (a, _b) = tokio::io::duplex(1024);
-        let (tx, _rx) = mpsc::channel(64);
+        let (tx, _rx): Channel = mpsc::channel(64);
         let peer: SocketAddr = "192.0.2.1:443".parse().unwrap();
         let (sender, _reader) = start(1, Scheme::Tls, peer, Box::new(a), tx);
         let datagram = vec![7u8; 60_000];

@@ -9,9 +9,8 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::tls::TlsConfig;
+use super::{Arrived, ERROR_PAUSE, Inputs};
 use crate::config::LinkUri;
-use crate::driver::input::Input;
-use crate::driver::readers::ERROR_PAUSE;
 
 /// A connection attempt that takes longer than this failed (and is retried with backoff).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,11 +84,11 @@ fn configure(stream: &TcpStream) -> std::io::Result<()> {
 
 /// Accepts connections until the router goes away; each (after its TLS handshake if `tls`) reaches
 /// the router as [`Input::Accepted`].
-pub(crate) async fn accept_loop(
+pub(crate) async fn accept_loop<I: Inputs>(
     listener: TcpListener,
     uri: LinkUri,
     tls: Option<TlsConfig>,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<I>,
 ) {
     // Handshakes under way, oldest first.
     let mut handshakes: Vec<(u128, tokio::task::JoinHandle<()>)> = Vec::new();
@@ -108,12 +107,12 @@ pub(crate) async fn accept_loop(
             continue;
         }
         let Some(tls) = &tls else {
-            let input = Input::Accepted {
+            let input = Arrived::Accepted {
                 uri: uri.clone(),
                 stream: Box::new(stream),
                 addr,
             };
-            if inputs.send(input).await.is_err() {
+            if inputs.send(input.into()).await.is_err() {
                 return;
             }
             continue;
@@ -138,7 +137,9 @@ pub(crate) async fn accept_loop(
             let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
             match outcome {
                 Ok(Ok(stream)) => {
-                    let _ = inputs.send(Input::Accepted { uri, stream, addr }).await;
+                    let _ = inputs
+                        .send(Arrived::Accepted { uri, stream, addr }.into())
+                        .await;
                 }
                 Ok(Err(e)) => debug!(%addr, "TLS handshake: {e}"),
                 Err(_) => debug!(%addr, "TLS handshake timed out"),

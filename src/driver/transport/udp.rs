@@ -14,10 +14,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::{EndpointId, Remote};
+use super::{Arrived, ERROR_PAUSE, EndpointId, Inputs, Remote};
 use crate::driver::buffers::{Buffer, BufferPool};
-use crate::driver::input::Input;
-use crate::driver::readers::ERROR_PAUSE;
 
 /// Largest datagram read: UDP's limit.
 const MAX_DATAGRAM: usize = 65_536;
@@ -168,10 +166,10 @@ impl UdpEndpoint {
 }
 
 /// Reads a link endpoint's UDP socket, several datagrams per system call where the kernel allows.
-pub(crate) async fn read(
+pub(crate) async fn read<I: Inputs>(
     endpoint: EndpointId,
     socket: Arc<UdpEndpoint>,
-    inputs: mpsc::Sender<Input>,
+    inputs: mpsc::Sender<I>,
 ) {
     const BUFFERS: usize = 8;
     let size = (socket.gro_segments().max(1) * 1500).max(MAX_DATAGRAM);
@@ -194,13 +192,13 @@ pub(crate) async fn read(
                     // one the router is done with) takes its place.
                     let mut data = std::mem::replace(slot, pool.take());
                     data.set_range(0..m.len);
-                    let input = Input::Datagram {
+                    let input = Arrived::Datagram {
                         endpoint,
                         remote: Remote::Udp(normalise(m.addr)),
                         data,
                         stride: m.stride.max(1),
                     };
-                    if inputs.send(input).await.is_err() {
+                    if inputs.send(input.into()).await.is_err() {
                         return;
                     }
                 }

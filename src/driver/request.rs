@@ -1,0 +1,30 @@
+//! What the local API hands the router and what it answers: plain data, so that the API, the router
+//! and the services can all name them without importing each other.
+
+/// A request for the router.
+pub(crate) struct ApiRequest {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The router's answer.
+pub(crate) struct ApiResponse {
+    pub(crate) status: u16,
+    pub(crate) body: serde_json::Value,
+}
+
+impl ApiResponse {
+    /// A 200 answer.
+    pub(crate) fn ok(body: serde_json::Value) -> Self {
+        Self { status: 200, body }
+    }
+
+    /// An error answer: `{"error": message}`.
+    pub(crate) fn error(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: serde_json::json!({ "error": message.into() }),
+        }
+    }
+}
