@@ -189,3 +189,143 @@ fn the_guard_itself_catches_a_violation() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].0, 2);
 }
+
+/// The top-level module of `src/driver/` a file belongs to (`router`, `api`, `transport`, ...).
+fn driver_module(relative: &Path) -> Option<String> {
+    let rest = relative.strip_prefix("src/driver").ok()?;
+    let first = rest.components().next()?.as_os_str().to_str()?;
+    Some(first.trim_end_matches(".rs").to_owned())
+}
+
+/// Which driver modules a file imports: `crate::driver::X`, and `super::X` (from a file of the
+/// driver's own folder or a subfolder's mod.rs) or `super::super::X` (from a subfolder's other
+/// files), grouped imports included.
+fn driver_imports(file: &Path, in_subfolder: bool, modules: &[String]) -> Vec<String> {
+    let text: String = code_lines(file)
+        .into_iter()
+        .take_while(|(_, l)| !l.trim().starts_with("mod tests {"))
+        .map(|(_, l)| l + "\n")
+        .collect();
+    let prefixes: &[&str] = if in_subfolder {
+        &["crate::driver::", "super::super::"]
+    } else {
+        &["crate::driver::", "super::"]
+    };
+    let mut found = Vec::new();
+    for prefix in prefixes {
+        for (at, _) in text.match_indices(prefix) {
+            // `super::super::` also contains `super::`: only the longest prefix counts.
+            if !in_subfolder && text[..at].ends_with("super::") {
+                continue;
+            }
+            let rest = &text[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|n| n.trim().split("::").next().unwrap_or("").trim())
+                    .collect(),
+                None => vec![
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or(""),
+                ],
+            };
+            for name in names {
+                if modules.iter().any(|m| m == name) && !found.iter().any(|f| f == name) {
+                    found.push(name.to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The daemon's modules import each other in one direction: the router imports its parts (links,
+/// peers, discovery, transports, services), the API imports the router, and nothing imports back,
+/// so each part can be read, tested and changed on its own. `driver/mod.rs` wires them together and
+/// is left out. Run with `--nocapture` to see the graph.
+#[test]
+fn driver_modules_import_each_other_without_a_circle() {
+    let driver = root().join("src/driver");
+    let mut modules: Vec<String> = std::fs::read_dir(&driver)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_owned();
+            (name != "mod.rs").then(|| name.trim_end_matches(".rs").to_owned())
+        })
+        .collect();
+    modules.sort();
+    let mut edges: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in rust_files(&driver) {
+        let relative = file.strip_prefix(root()).unwrap().to_owned();
+        if relative == Path::new("src/driver/mod.rs") {
+            continue;
+        }
+        let module = driver_module(&relative).unwrap();
+        // In a subfolder's own files `super::` is the subfolder; in its mod.rs, the driver.
+        let in_subfolder = relative.components().count() > 3 && !relative.ends_with("mod.rs");
+        for import in driver_imports(&file, in_subfolder, &modules) {
+            let targets = edges.entry(module.clone()).or_default();
+            if import != module && !targets.contains(&import) {
+                targets.push(import);
+            }
+        }
+    }
+    for (module, targets) in &edges {
+        println!("{module} -> {}", targets.join(", "));
+    }
+    // Depth-first search for a path back to where it started.
+    fn circle(
+        at: &str,
+        edges: &std::collections::BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == at) {
+            let mut found = path[start..].to_vec();
+            found.push(at.to_owned());
+            return Some(found);
+        }
+        path.push(at.to_owned());
+        for next in edges.get(at).into_iter().flatten() {
+            if let Some(found) = circle(next, edges, path) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        None
+    }
+    for module in &modules {
+        let found = circle(module, &edges, &mut Vec::new());
+        assert!(
+            found.is_none(),
+            "import circle: {}",
+            found.unwrap().join(" -> ")
+        );
+    }
+    assert!(
+        edges["api"].contains(&"router".to_owned()),
+        "the guard reads imports"
+    );
+}
+
+/// The router's state is one struct and its methods live in its file: the other modules are handed
+/// the parts they need instead of growing `impl Router` blocks.
+#[test]
+fn router_methods_live_in_the_router_file() {
+    for file in rust_files(&root().join("src/driver")) {
+        if file.ends_with("router.rs") {
+            continue;
+        }
+        for (line_no, line) in code_lines(&file) {
+            assert!(
+                !line.trim_start().starts_with("impl Router"),
+                "{}:{line_no}: impl Router outside src/driver/router.rs",
+                file.display()
+            );
+        }
+    }
+}
