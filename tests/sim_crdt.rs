@@ -14,7 +14,7 @@ use meshrouter::services::crdt::document::{Edit, Op, View};
 use meshrouter::services::crdt::field::{Kind, ValueKind};
 use meshrouter::services::crdt::replica::Have;
 use meshrouter::services::crdt::sync::SyncConfig;
-use meshrouter::sim::crdt::CrdtService;
+use meshrouter::sim::crdt::{CrdtService, crdt_service};
 use meshrouter::sim::{Sim, WireParams, topology};
 use support::*;
 
@@ -29,9 +29,14 @@ fn attach_all(sim: &mut Sim, config: &SyncConfig) {
     for i in 0..sim.len() {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&(i as u64 + 1000 * sim.seed()).to_le_bytes());
-        let service = CrdtService::new(sim.node_key(i), config.clone(), seed);
+        let service = crdt_service(&sim.node_key(i), config.clone(), seed);
         sim.attach(i, Box::new(service));
     }
+}
+
+/// The wall clock of a write: the simulated time, in milliseconds.
+fn wall(now: meshrouter::core::time::Instant) -> u64 {
+    now.as_micros() / 1000
 }
 
 fn crdt(sim: &mut Sim, i: usize) -> &mut CrdtService {
@@ -57,14 +62,17 @@ fn write_at(sim: &mut Sim, rng: &mut Rng, side: &[usize], n: u64) {
     let i = side[rng.below(side.len())];
     let (doc, kind, op) = random_edit(rng, n);
     let now = sim.now();
-    crdt(sim, i).write(now, "island", doc, kind, &op).unwrap();
+    let name = ("island".to_owned(), doc.to_owned());
+    crdt(sim, i)
+        .write(now, wall(now), &name, kind, &op)
+        .unwrap();
     sim.flush(i);
 }
 
 /// Per document, the heads hash and view at node `i`.
 fn snapshot(sim: &mut Sim, i: usize) -> BTreeMap<(String, String), ([u8; 8], View)> {
     crdt(sim, i)
-        .replica
+        .store
         .documents()
         .map(|(name, log)| (name.clone(), (log.heads_hash(), log.document().view())))
         .collect()
@@ -124,7 +132,7 @@ fn missing_bytes(sim: &mut Sim) -> u64 {
     let mut held = Vec::new();
     for i in 0..sim.len() {
         let mine: BTreeSet<Vec<u8>> = crdt(sim, i)
-            .replica
+            .store
             .missing(&Have::new())
             .into_iter()
             .map(<[u8]>::to_vec)
@@ -145,16 +153,14 @@ fn three_nodes_in_a_line_converge_and_a_write_reaches_the_far_end() {
     let now = sim.now();
     let op = Op::Value(Edit::Add("Aurora".into()));
     let kind = Kind::Value(ValueKind::Set);
+    let name = ("census".to_owned(), "boats".to_owned());
     crdt(&mut sim, 0)
-        .write(now, "census", "boats", kind, &op)
+        .write(now, wall(now), &name, kind, &op)
         .unwrap();
     sim.flush(0);
     let took = run_until_identical(&mut sim, &[0, 1, 2], Duration::from_secs(5)).unwrap();
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    let log = crdt(&mut sim, 2)
-        .replica
-        .document("census", "boats")
-        .cloned();
+    let log = crdt(&mut sim, 2).store.document("census", "boats").cloned();
     assert_eq!(
         log.unwrap().document().view(),
         View::Set(vec!["Aurora".into()])

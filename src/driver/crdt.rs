@@ -1,5 +1,6 @@
-//! The CRDT service as the daemon runs it: the redb-backed store, the sync engine fed from the
-//! node's service deliveries and link events, local writes from the API, and long-poll watchers.
+//! The CRDT service as the daemon runs it: the host the simulator runs too
+//! ([`crate::services::crdt::host::CrdtHost`]) over the redb-backed store, plus what the local API
+//! adds: a version cursor, long-poll watchers, drop files.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -14,25 +15,16 @@ use crate::core::node::Node;
 use crate::core::time::Instant;
 use crate::services::crdt::document::Op;
 use crate::services::crdt::field::Kind;
-use crate::services::crdt::replica::{DocName, Replica, WriteError};
-use crate::services::crdt::sync::{SYNC_PORT, SyncConfig, SyncEngine, SyncStore};
+use crate::services::crdt::host::CrdtHost;
+use crate::services::crdt::replica::DocName;
+use crate::services::crdt::sync::SyncConfig;
+use crate::services::service::Service;
 
 /// Changed documents remembered for watchers that fall behind.
 const CHANGE_LOG: usize = 4096;
 
 /// Why a local write failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum HostError {
-    /// The write does not fit the document.
-    #[error("{0}")]
-    Write(#[from] WriteError),
-    /// The database failed: nothing was acknowledged.
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    /// The document refuses such a change (a removal from a grow-only document).
-    #[error("{0}/{1} only grows: the change was refused")]
-    Refused(String, String),
-}
+pub(crate) type HostError = crate::services::crdt::host::HostError<StoreError>;
 
 /// A long-poll waiting for changes.
 struct Watcher {
@@ -41,13 +33,10 @@ struct Watcher {
     reply: oneshot::Sender<ApiResponse>,
 }
 
-/// The running CRDT service.
-pub(crate) struct CrdtHost {
-    pub(crate) store: CrdtStore,
-    pub(crate) engine: SyncEngine,
-    key: NodeKey,
-    /// Links up per peer.
-    links: BTreeMap<PublicKey, usize>,
+/// The running CRDT service: the shared host over the database, and what the local API adds
+/// (a version cursor and long-poll watchers, drop files).
+pub(crate) struct DaemonCrdt {
+    pub(crate) host: CrdtHost<CrdtStore>,
     /// Changes applied since start (local, synced, imported): the watch cursor.
     pub(crate) version: u64,
     /// Which document each recent version changed.
@@ -55,27 +44,7 @@ pub(crate) struct CrdtHost {
     watchers: Vec<Watcher>,
 }
 
-/// The store, recording which documents synced changes touched.
-struct Recording<'a> {
-    store: &'a mut CrdtStore,
-    touched: Vec<(DocName, usize)>,
-}
-
-impl SyncStore for Recording<'_> {
-    fn replica(&self) -> &Replica {
-        self.store.replica()
-    }
-
-    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize {
-        let applied = self.store.accept(doc, changes);
-        if applied > 0 {
-            self.touched.push((doc.clone(), applied));
-        }
-        applied
-    }
-}
-
-impl CrdtHost {
+impl DaemonCrdt {
     /// Opens the database (creating its folder) for the node with `key`.
     pub(crate) fn open(
         settings: &CrdtSettings,
@@ -95,54 +64,29 @@ impl CrdtHost {
             peers: settings.peers.clone(),
             ..SyncConfig::default()
         };
-        let key = key.duplicate();
         Ok(Self {
-            store,
-            engine: SyncEngine::new(config, seed),
-            key,
-            links: BTreeMap::new(),
+            host: CrdtHost::new(key, store, config, seed),
             version: 0,
             changed: VecDeque::new(),
             watchers: Vec::new(),
         })
     }
 
-    /// A link to `peer` came up.
-    pub(crate) fn link_up(&mut self, now: Instant, peer: PublicKey) {
-        let n = self.links.entry(peer).or_insert(0);
-        *n += 1;
-        if *n == 1 {
-            self.engine.handle_peer_up(now, peer, &self.store);
-        }
-    }
-
-    /// A link to `peer` went down.
-    pub(crate) fn link_down(&mut self, now: Instant, peer: PublicKey) {
-        if let Some(n) = self.links.get_mut(&peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.links.remove(&peer);
-                self.engine.handle_peer_down(now, &peer, &self.store);
-            }
-        }
+    /// A link to `peer` came up or went down.
+    pub(crate) fn link(&mut self, now: Instant, peer: PublicKey, up: bool) {
+        self.host.link(now, peer, up);
     }
 
     /// A sync message from `from`.
     pub(crate) fn on_message(&mut self, now: Instant, from: PublicKey, payload: &[u8]) {
-        let mut recording = Recording {
-            store: &mut self.store,
-            touched: Vec::new(),
-        };
-        self.engine
-            .handle_message(now, from, payload, &mut recording);
-        for (doc, applied) in recording.touched {
+        for (doc, applied) in self.host.handle_message(now, from, payload) {
             self.record(now, &doc, applied as u64);
         }
     }
 
     /// Runs the engine's timers and answers watchers whose time is up.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.engine.handle_timeout(now, &self.store);
+        self.host.handle_timeout(now);
         let version = self.version;
         let (due, waiting): (Vec<Watcher>, Vec<Watcher>) = std::mem::take(&mut self.watchers)
             .into_iter()
@@ -159,13 +103,13 @@ impl CrdtHost {
     /// When [`Self::handle_timeout`] wants to run.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let watchers = self.watchers.iter().map(|w| w.deadline).min();
-        crate::core::time::earliest(self.engine.poll_timeout(), watchers)
+        crate::core::time::earliest(self.host.poll_timeout(), watchers)
     }
 
     /// Hands what the engine queued to the node.
     pub(crate) fn drain(&mut self, now: Instant, node: &mut Node) {
-        while let Some((peer, bytes)) = self.engine.poll_transmit() {
-            node.send_service(now, peer, SYNC_PORT, &bytes);
+        while let Some((peer, port, bytes)) = self.host.poll_send() {
+            node.send_service(now, peer, port, &bytes);
         }
     }
 
@@ -178,19 +122,7 @@ impl CrdtHost {
         kind: Kind,
         op: &Op,
     ) -> Result<(), HostError> {
-        let change =
-            self.store
-                .replica()
-                .prepare_write(&self.key, &doc.0, &doc.1, kind, op, wall_millis)?;
-        let encoded = change.encode();
-        let outcome = self.store.insert(&[encoded.as_slice()])?;
-        if matches!(
-            outcome.first(),
-            Some(Ok(crate::services::crdt::log::Inserted::WrongDocument))
-        ) {
-            return Err(HostError::Refused(doc.0.clone(), doc.1.clone()));
-        }
-        self.engine.handle_local_change(now, doc, &encoded);
+        self.host.write(now, wall_millis, doc, kind, op)?;
         self.record(now, doc, 1);
         Ok(())
     }
@@ -202,11 +134,11 @@ impl CrdtHost {
         file: &[u8],
     ) -> Result<super::crdt_store::ImportReport, StoreError> {
         let before: BTreeMap<DocName, [u8; 8]> = self.heads();
-        let report = self.store.import_drop(file)?;
+        let report = self.host.store.import_drop(file)?;
         let after = self.heads();
         for (doc, heads) in &after {
             if before.get(doc) != Some(heads) {
-                self.engine.handle_external_change(now, doc);
+                self.host.engine.handle_external_change(now, doc);
                 self.record(now, doc, 0);
             }
         }
@@ -215,11 +147,14 @@ impl CrdtHost {
 
     /// A signed drop of what a replica holding `since` lacks.
     pub(crate) fn export(&self, wall_millis: u64, since: &super::crdt_store::Have) -> Vec<u8> {
-        self.store.export_drop(&self.key, wall_millis, since)
+        self.host
+            .store
+            .export_drop(self.host.key(), wall_millis, since)
     }
 
     fn heads(&self) -> BTreeMap<DocName, [u8; 8]> {
-        self.store
+        self.host
+            .store
             .replica()
             .documents()
             .map(|(d, l)| (d.clone(), l.heads_hash()))

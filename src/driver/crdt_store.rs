@@ -13,6 +13,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::core::identity::NodeKey;
 use crate::services::crdt::change::{Change, ChangeError};
 use crate::services::crdt::drop::{DropError, DropFile};
+use crate::services::crdt::host::Storage;
 use crate::services::crdt::log::{DocumentLog, Inserted};
 use crate::services::crdt::replica::{DocName, Replica};
 use crate::services::crdt::sync::SyncStore;
@@ -246,6 +247,20 @@ impl SyncStore for CrdtStore {
                 0
             }
         }
+    }
+}
+
+impl Storage for CrdtStore {
+    type Error = StoreError;
+
+    /// One transaction with fsync: an acknowledged local write survives a crash.
+    fn commit(&mut self, _change: &Change, encoded: &[u8]) -> Result<Inserted, StoreError> {
+        let outcome = self.insert(&[encoded])?;
+        // The change was made here and signed by us: it decodes; a failure would be a bug.
+        Ok(match outcome.into_iter().next() {
+            Some(Ok(inserted)) => inserted,
+            _ => Inserted::WrongDocument,
+        })
     }
 }
 

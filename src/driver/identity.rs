@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 
-use super::crdt::{CrdtHost, HostError};
+use super::crdt::{DaemonCrdt, HostError};
 use super::request::ApiResponse;
 use crate::config::IdentitySettings;
 use crate::core::identity::{NodeKey, PublicKey};
@@ -91,10 +91,14 @@ impl IdentityHost {
     /// The registry as of the store's current documents, at wall time `now_secs`.
     pub(crate) fn registry(
         &mut self,
-        crdt: Option<&CrdtHost>,
+        crdt: Option<&DaemonCrdt>,
         now_secs: u64,
     ) -> Result<&Registry, RegistryUnavailable> {
-        let replica = crdt.ok_or(RegistryUnavailable::NoStore)?.store.replica();
+        let replica = crdt
+            .ok_or(RegistryUnavailable::NoStore)?
+            .host
+            .store
+            .replica();
         let members = replica.document(NAMESPACE, MEMBERS);
         let revocations = replica.document(NAMESPACE, REVOCATIONS);
         let heads = [
@@ -125,7 +129,7 @@ impl IdentityHost {
     /// registry documents.
     pub(crate) fn file(
         &mut self,
-        crdt: Option<&mut CrdtHost>,
+        crdt: Option<&mut DaemonCrdt>,
         now: Instant,
         wall_millis: u64,
         member: Option<&str>,
@@ -135,6 +139,7 @@ impl IdentityHost {
         // Revocations only grow, and adding a member twice would cover its first add: file a
         // revocation once.
         let filed = crdt
+            .host
             .store
             .replica()
             .document(NAMESPACE, REVOCATIONS)

@@ -11,7 +11,7 @@ use crate::core::time::Instant;
 /// What privileged setup opened for the services.
 #[cfg(feature = "services")]
 pub(crate) struct PreparedServices {
-    crdt: Option<super::crdt::CrdtHost>,
+    crdt: Option<super::crdt::DaemonCrdt>,
 }
 
 /// What privileged setup opened for the services (nothing: built without them).
@@ -22,7 +22,7 @@ pub(crate) struct PreparedServices;
 #[cfg(feature = "services")]
 pub(crate) struct Services {
     /// The CRDT sync service, unless turned off or its database could not be opened.
-    pub(crate) crdt: Option<super::crdt::CrdtHost>,
+    pub(crate) crdt: Option<super::crdt::DaemonCrdt>,
     /// The identity service.
     pub(crate) identity: super::identity::IdentityHost,
 }
@@ -40,7 +40,7 @@ impl PreparedServices {
         let crdt = settings.database.as_ref().and_then(|path| {
             let mut crdt_seed = seed;
             crdt_seed[0] ^= 0x5a;
-            match super::crdt::CrdtHost::open(settings, path, &config.node_key, crdt_seed) {
+            match super::crdt::DaemonCrdt::open(settings, path, &config.node_key, crdt_seed) {
                 Ok(host) => {
                     tracing::info!(database = %path.display(), "CRDT store open");
                     Some(host)
@@ -127,11 +127,7 @@ impl Services {
     /// A link to `peer` came up (`up`) or went down.
     pub(crate) fn link(&mut self, now: Instant, peer: PublicKey, up: bool) {
         if let Some(crdt) = &mut self.crdt {
-            if up {
-                crdt.link_up(now, peer);
-            } else {
-                crdt.link_down(now, peer);
-            }
+            crdt.link(now, peer, up);
         }
     }
 }

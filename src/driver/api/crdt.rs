@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use super::handlers::{error, ok};
 use super::{ApiRequest, ApiResponse};
 use crate::core::identity::PublicKey;
-use crate::driver::crdt::CrdtHost;
+use crate::driver::crdt::DaemonCrdt;
 use crate::driver::router::Router;
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::document::{Edit, Op, View};
@@ -236,7 +236,7 @@ fn wall_millis() -> u64 {
 /// Runs `f` on the CRDT service, or answers 503 if it is off.
 fn with_crdt(
     r: &mut Router,
-    f: impl FnOnce(&mut CrdtHost, crate::core::time::Instant) -> Result<Value, ApiResponse>,
+    f: impl FnOnce(&mut DaemonCrdt, crate::core::time::Instant) -> Result<Value, ApiResponse>,
 ) -> ApiResponse {
     let now = r.clock.now();
     let Some(crdt) = &mut r.services.crdt else {
@@ -252,6 +252,7 @@ fn with_crdt(
 pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         let docs: Vec<Value> = crdt
+            .host
             .store
             .replica()
             .documents()
@@ -265,11 +266,11 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
                 })
             })
             .collect();
-        let stats = crdt.engine.stats();
+        let stats = crdt.host.engine.stats();
         Ok(json!({
             "documents": docs,
             "version": crdt.version,
-            "sync_peers": crdt.engine.peers().map(PublicKey::to_hex).collect::<Vec<_>>(),
+            "sync_peers": crdt.host.engine.peers().map(PublicKey::to_hex).collect::<Vec<_>>(),
             "sync": {
                 "messages_sent": stats.messages_sent, "bytes_sent": stats.bytes_sent,
                 "changes_received": stats.changes_received,
@@ -283,7 +284,7 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
 /// `GET /v1/crdt/have`: per document, the version vector held.
 pub(super) fn crdt_have(r: &mut Router, _: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
-        Ok(json!({ "have": have_json(&crdt.store.have()) }))
+        Ok(json!({ "have": have_json(&crdt.host.store.have()) }))
     })
 }
 
@@ -291,7 +292,8 @@ pub(super) fn crdt_have(r: &mut Router, _: &ApiRequest) -> ApiResponse {
 pub(super) fn crdt_read(r: &mut Router, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         parse::<DocBody>(&request.body).and_then(|b| {
-            crdt.store
+            crdt.host
+                .store
                 .document(&b.namespace, &b.document)
                 .map(document_json)
                 .ok_or_else(|| error(404, format!("no document {}/{}", b.namespace, b.document)))
@@ -311,7 +313,7 @@ pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
                 ));
             }
             let op = op_from(&b)?;
-            let existing = crdt.store.document(&b.namespace, &b.document);
+            let existing = crdt.host.store.document(&b.namespace, &b.document);
             let parsed = |k: &String| {
                 parse_kind(k).ok_or_else(|| {
                     error(
@@ -334,13 +336,14 @@ pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
             let doc = (b.namespace.clone(), b.document.clone());
             crdt.write(now, wall_millis(), &doc, kind, &op)
                 .map_err(|e| match e {
-                    super::super::crdt::HostError::Write(w) => error(400, w.to_string()),
-                    super::super::crdt::HostError::Store(s) => error(500, s.to_string()),
-                    refused @ super::super::crdt::HostError::Refused(..) => {
+                    crate::services::crdt::host::HostError::Write(w) => error(400, w.to_string()),
+                    crate::services::crdt::host::HostError::Store(s) => error(500, s.to_string()),
+                    refused @ crate::services::crdt::host::HostError::Refused(..) => {
                         error(409, refused.to_string())
                     }
                 })?;
-            crdt.store
+            crdt.host
+                .store
                 .document(&b.namespace, &b.document)
                 .map(document_json)
                 .ok_or_else(|| error(500, "the write vanished"))
@@ -362,13 +365,13 @@ pub(super) fn crdt_export(r: &mut Router, request: &ApiRequest) -> ApiResponse {
                 (Some(v), None) => have_from(v)?,
                 (None, Some(p)) => {
                     let key = PublicKey::from_hex(p).map_err(|e| error(400, format!("peer: {e}")))?;
-                    crdt.engine.peer_have(&key, &crdt.store).ok_or_else(|| {
+                    crdt.host.engine.peer_have(&key, &crdt.host.store).ok_or_else(|| {
                         error(404, format!("peer {p} has not synced with this node since it started; export everything, or use since"))
                     })?
                 }
                 (None, None) => Have::new(),
             };
-            let count = crdt.store.replica().missing(&since).len();
+            let count = crdt.host.store.replica().missing(&since).len();
             let file = crdt.export(wall_millis(), &since);
             Ok(json!({ "changes": count, "bytes": file.len(), "drop": BASE64.encode(file) }))
         })

@@ -14,6 +14,7 @@ pub mod document;
 pub mod drop;
 pub mod field;
 pub mod hlc;
+pub mod host;
 mod keyed;
 pub mod log;
 pub mod replica;
