@@ -31,7 +31,7 @@ mod readers;
 mod request;
 mod router;
 mod services;
-mod transport;
+pub mod transport;
 mod tun_device;
 
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
 use crate::driver::links::Origin;
+use crate::driver::transport::{EndpointId, Role};
 use crate::driver::router::Router;
 use crate::services::identity::did_key::did_key;
 
@@ -133,6 +134,13 @@ const ENDPOINTS: &[Endpoint] = &[
         body::URI,
         "add a peer: {\"uri\": \"udp://host:port?key=...\"}",
         Handler::Later(api_add_peer),
+    ),
+    route(
+        "GET",
+        "/v1/listeners",
+        body::NONE,
+        "listeners with their links up and connections waiting for one",
+        Handler::Now(get_listeners),
     ),
     route(
         "DELETE",
@@ -409,6 +417,40 @@ fn get_self(r: &mut Router, _: &ApiRequest) -> ApiResponse {
 
 fn get_peers(r: &mut Router, _: &ApiRequest) -> ApiResponse {
     ok(api_peers(r))
+}
+
+/// `GET /v1/listeners`: each configured listener, with its links up and (stream listeners) the
+/// accepted connections still waiting for a link.
+fn get_listeners(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+    let listeners: Vec<Value> = (r.config.listen.iter())
+        .map(|uri| {
+            let ours = |role: &Role| match role {
+                Role::Listener(u) | Role::Accepted { uri: u, .. } => u.text == uri.text,
+                _ => false,
+            };
+            let endpoints: Vec<_> = (r.links.endpoints.iter())
+                .filter(|(_, e)| ours(&e.role))
+                .map(|(id, _)| *id)
+                .collect();
+            let up = |id: &EndpointId| {
+                (r.links.records.values())
+                    .filter(|l| l.endpoint == *id && l.up_since.is_some())
+                    .count()
+            };
+            let links: usize = endpoints.iter().map(up).sum();
+            let waiting = match uri.scheme.is_stream() {
+                true => endpoints.iter().filter(|id| up(id) == 0).count(),
+                false => 0,
+            };
+            json!({
+                "uri": uri.display(),
+                "transport": uri.scheme.name(),
+                "links_up": links,
+                "waiting": waiting,
+            })
+        })
+        .collect();
+    ok(json!({ "listeners": listeners }))
 }
 
 fn get_tree(r: &mut Router, _: &ApiRequest) -> ApiResponse {

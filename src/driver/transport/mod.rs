@@ -8,7 +8,7 @@
 //! - [`tcp`] and [`tls`]: one connection per link, datagrams framed by [`stream`].
 
 pub(crate) mod ethernet;
-pub(crate) mod stream;
+pub mod stream;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod udp;

@@ -272,6 +272,41 @@ async fn read<I: Inputs>(
         .await;
 }
 
+/// Runs the real reader over `bytes` as a peer's connection would deliver them (in pieces of
+/// `chunk` bytes) and returns the frames it handed on, and why it closed. For the `stream_frames`
+/// fuzz target.
+pub fn read_all(bytes: &[u8], chunk: usize) -> (Vec<Vec<u8>>, String) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return (Vec::new(), "no runtime".into());
+    };
+    runtime.block_on(async {
+        let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = mpsc::channel::<Arrived>(16);
+        let peer = SocketAddr::from(([192, 0, 2, 1], 443));
+        let reading = tokio::spawn(read(1, peer, reader, tx));
+        let bytes = bytes.to_vec();
+        let chunk = chunk.max(1);
+        let writing = tokio::spawn(async move {
+            for piece in bytes.chunks(chunk) {
+                if writer.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut frames = Vec::new();
+        let mut closed = String::new();
+        while let Some(arrived) = rx.recv().await {
+            match arrived {
+                Arrived::Datagram { data, .. } => frames.push(data.to_vec()),
+                Arrived::Closed { error, .. } => closed = error,
+                Arrived::Accepted { .. } => {}
+            }
+        }
+        let _ = (writing.await, reading.await);
+        (frames, closed)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
