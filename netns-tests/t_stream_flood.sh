@@ -29,32 +29,32 @@ in_ns x python3 - "$MR_DIR/attack.log" <<'PY' &
 import resource, socket, sys, time
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
-held, opened = [], 0
+held = []
+
+
+def open_one(port):
+    """Starts a connection to b and keeps it, sending nothing."""
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect(("10.92.2.1", port))
+    except BlockingIOError:
+        pass
+    held.append(s)
+
+
 for port in (9200, 443):
     for _ in range(1500):
-        s = socket.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("10.92.2.1", port))
-        except BlockingIOError:
-            pass
-        held.append(s)
-        opened += 1
+        open_one(port)
 time.sleep(1)
 with open(sys.argv[1], "w") as log:
-    log.write(f"opened {opened}\n")
+    log.write(f"opened {len(held)}\n")
 # Then 100 new ones a second to each listener; the oldest are let go (the attacker's own limit).
 end = time.time() + 40
 while time.time() < end:
     for port in (9200, 443):
         for _ in range(10):
-            s = socket.socket()
-            s.setblocking(False)
-            try:
-                s.connect(("10.92.2.1", port))
-            except BlockingIOError:
-                pass
-            held.append(s)
+            open_one(port)
     while len(held) > 6000:
         held.pop(0).close()
     time.sleep(0.1)

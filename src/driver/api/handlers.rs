@@ -13,8 +13,8 @@ use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
 use crate::driver::links::Origin;
-use crate::driver::transport::{EndpointId, Role};
 use crate::driver::router::Router;
+use crate::driver::transport::{EndpointId, Role};
 use crate::services::identity::did_key::did_key;
 
 /// Where an answer goes.

@@ -24,7 +24,7 @@ use crate::config::Scheme;
 use crate::driver::buffers::BufferPool;
 
 /// Largest frame accepted or sent: a 64 KiB super-packet with its routing and link headers.
-pub(crate) const MAX_FRAME: usize = 70_000;
+pub const MAX_FRAME: usize = 70_000;
 /// The link MTU of stream links: no fragmentation below a frame.
 pub(crate) const STREAM_MTU: usize = MAX_FRAME;
 /// Bytes of frames waiting for the writer at most, however fast the connection (6.7 ms at 5 Gbit/s).
