@@ -56,6 +56,11 @@ pub enum LinkUriError {
     /// Not one of [`Scheme::ALL`].
     #[error("unsupported scheme in {0:?}: expected udp://, tcp:// or tls:// and HOST:PORT")]
     Scheme(String),
+    /// `tls://` in a build without TLS.
+    #[error(
+        "tls:// links need a meshrouter built with TLS (cargo feature \"tls\"); use tcp:// or udp://"
+    )]
+    NoTls,
     /// The host or port is missing or malformed.
     #[error("bad address {0:?}: expected HOST:PORT or [IPV6]:PORT")]
     Address(String),
@@ -74,6 +79,9 @@ impl LinkUri {
     pub fn parse(text: &str) -> Result<Self, LinkUriError> {
         let (scheme, rest) =
             Scheme::split(text).ok_or_else(|| LinkUriError::Scheme(text.to_owned()))?;
+        if scheme == Scheme::Tls && !cfg!(feature = "tls") {
+            return Err(LinkUriError::NoTls);
+        }
         let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
         let authority = authority.strip_suffix('/').unwrap_or(authority);
         let (host, port) = split_host_port(authority)
