@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Stream links: a star around b, where a-b is UDP, b-c is TCP and b-d is TLS. Every pair pings; each
 # stream connection is then killed (`ss -K`) under a 20 ms ping: the link must come back within 5 s and
-# the ping outage stay within 3 s. Last, links with a wrong pinned key and a wrong password must say
-# why in `meshrouter peers` (last_error).
+# the ping outage stay within 3 s. Then c's connection is cut silently (nftables drops it for 6 s): the
+# link must be found down and come back within 5 s of the path's return. Last, links with a wrong
+# pinned key and a wrong password must say why in `meshrouter peers` (last_error).
 . "$(dirname "$0")/lib.sh"
+command -v nft >/dev/null || fail "nft is missing (apt-get install nftables)"
 
 for n in a b c d; do ns_add $n; done
 veth_link a b
@@ -70,11 +72,30 @@ gaps = [b - a for a, b in zip([before[-1]] + after, after)]
 print(f"{max(gaps):.3f}")
 PY
 )
-    echo "$transport connection of $node killed: link back in $back ms, longest ping gap $gap s ($(grep -o "[0-9]* received, [0-9]*% packet loss" "$log"))"
+    echo "$transport connection of $node killed: link back in $back ms, longest ping gap $gap s ($(grep -o "[0-9]* received, [0-9.]*% packet loss" "$log"))"
     python3 -c "import sys; sys.exit(0 if float('$gap') <= 3.0 else 1)" || fail "outage $gap s (goal: 3 s)"
 }
 cut c 9200 tcp 2
 cut d 443 tls 3
+
+# A silent cut: every packet between c and b's port 9200 dropped for 6 s, no RST, no FIN (a half-open
+# connection). The link's liveness must notice, the connection be dropped and dialled again, and the
+# link be back within 5 s of the path's return.
+in_ns c nft -f - <<'NFT'
+table inet cut {
+    chain out { type filter hook output priority 0; policy accept; tcp dport 9200 drop; }
+    chain in { type filter hook input priority 0; policy accept; tcp sport 9200 drop; }
+}
+NFT
+start=$(now_ms)
+link_down() { ! link_via c tcp; }
+wait_until 6 link_down || fail "c's tcp link still up 6 s into a silent cut"
+echo "silent cut: c's tcp link found down after $(($(now_ms) - start)) ms"
+sleep $(((6000 - ($(now_ms) - start)) / 1000)).5
+in_ns c nft delete table inet cut
+start=$(now_ms)
+wait_until 5 link_via c tcp || fail "c's tcp link not back within 5 s of the path's return"
+echo "silent cut healed: link back $(($(now_ms) - start)) ms after the path returned"
 
 # Wrong key and wrong password: refused, and `peers` says why.
 configured_error() {

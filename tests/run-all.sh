@@ -12,6 +12,7 @@ command -v iperf3 >/dev/null || need_packages+=(iperf3)
 command -v python3 >/dev/null || need_packages+=(python3)
 command -v setpriv >/dev/null || need_packages+=(util-linux)
 command -v tc >/dev/null || need_packages+=(iproute2)
+command -v nft >/dev/null || need_packages+=(nftables)
 # The JWT interoperability test checks our tokens against PyJWT.
 python3 -c 'import jwt, cryptography' 2>/dev/null || /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null ||
     need_packages+=(python3-jwt python3-cryptography)
