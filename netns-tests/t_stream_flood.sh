@@ -84,16 +84,8 @@ echo "b closed $evicted idle connections for newer ones"
 sleep 16
 echo "16 s later, attacker still at it: b evicted $(counter connections_evicted), timed out $(counter connections_closed), holds $(ls /proc/$pid_b/fd | wc -l) descriptors"
 both_up || fail "c's links did not stay up"
-listeners=$(python3 -c "
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b'GET /v1/listeners HTTP/1.1\r\nHost: meshrouter\r\nConnection: close\r\n\r\n')
-reply = b''
-while chunk := s.recv(65536):
-    reply += chunk
-print(reply.split(b'\r\n\r\n', 1)[1].decode())" "$MR_DIR/b.sock")
-echo "b's listeners: $listeners"
+listeners=$(mr b listeners --json)
+mr b listeners
 python3 -c "
 import json, sys
 for l in json.loads(sys.argv[1])['listeners']:

@@ -1,5 +1,5 @@
-//! `meshrouter self|peers|tree|paths|sessions|counters|addpeer|removepeer`: thin clients of the
-//! daemon's local API.
+//! `meshrouter self|peers|listeners|tree|paths|sessions|counters|addpeer|removepeer`: thin clients of
+//! the daemon's local API.
 
 use std::path::Path;
 
@@ -12,6 +12,7 @@ use super::table::{bytes, cell, duration, print, short_key};
 pub(crate) enum Query {
     SelfInfo,
     Peers,
+    Listeners,
     Tree,
     Paths,
     Sessions,
@@ -24,6 +25,7 @@ pub(crate) fn run(socket: &Path, query: Query, json_output: bool) -> anyhow::Res
     let (method, path, body) = match &query {
         Query::SelfInfo => ("GET", "/v1/self", None),
         Query::Peers => ("GET", "/v1/peers", None),
+        Query::Listeners => ("GET", "/v1/listeners", None),
         Query::Tree => ("GET", "/v1/tree", None),
         Query::Paths => ("GET", "/v1/paths", None),
         Query::Sessions => ("GET", "/v1/sessions", None),
@@ -39,6 +41,7 @@ pub(crate) fn run(socket: &Path, query: Query, json_output: bool) -> anyhow::Res
     match query {
         Query::SelfInfo => show_self(&reply),
         Query::Peers => show_peers(&reply),
+        Query::Listeners => show_listeners(&reply),
         Query::Tree => show_keyed(&reply["entries"], "Parent", |e| short_key(&e["parent"])),
         Query::Paths => show_keyed(&reply["paths"], "Path", |e| cell(&e["path"])),
         Query::Sessions => show_sessions(&reply),
@@ -146,6 +149,24 @@ fn show_peers(v: &Value) {
         ],
         &rows,
     );
+}
+
+fn show_listeners(v: &Value) {
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = v["listeners"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|l| {
+            vec![
+                cell(&l["uri"]),
+                cell(&l["transport"]),
+                cell(&l["links_up"]),
+                cell(&l["waiting"]),
+            ]
+        })
+        .collect();
+    print(&["URI", "Via", "Links up", "Waiting"], &rows);
 }
 
 fn show_keyed(entries: &Value, extra: &str, column: impl Fn(&Value) -> String) {

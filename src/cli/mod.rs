@@ -77,6 +77,8 @@ enum Command {
     SelfInfo(Endpoint),
     /// List links: URI, state, direction, peer address and key, uptime, RTT, traffic, last error.
     Peers(Endpoint),
+    /// List listeners: URI, transport, links up through each, connections waiting for their link.
+    Listeners(Endpoint),
     /// Show the spanning tree entries this node holds.
     Tree(Endpoint),
     /// Show destinations found by lookups and their tree coordinates.
@@ -152,6 +154,7 @@ pub(crate) fn main() -> ExitCode {
         ),
         Command::SelfInfo(e) => control::run(&e.socket, control::Query::SelfInfo, e.json),
         Command::Peers(e) => control::run(&e.socket, control::Query::Peers, e.json),
+        Command::Listeners(e) => control::run(&e.socket, control::Query::Listeners, e.json),
         Command::Tree(e) => control::run(&e.socket, control::Query::Tree, e.json),
         Command::Paths(e) => control::run(&e.socket, control::Query::Paths, e.json),
         Command::Sessions(e) => control::run(&e.socket, control::Query::Sessions, e.json),
