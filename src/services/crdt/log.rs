@@ -89,6 +89,12 @@ impl DocumentLog {
         &self.document
     }
 
+    /// Whether exactly this change is held already (inserting it again would be a no-op).
+    pub fn holds(&self, change: &Change) -> bool {
+        let actor = Actor(*change.actor.as_bytes());
+        (self.changes.get(&(actor, change.seq))).is_some_and(|(held, _)| *held == change.id())
+    }
+
     /// Inserts a verified change (see [`Change::decode_verified`]) and its encoding.
     pub fn insert(&mut self, change: &Change, encoded: &[u8]) -> Inserted {
         if change.namespace != self.namespace

@@ -48,6 +48,9 @@ pub enum ChallengeError {
     /// The nonce was never issued here, was used already, or expired.
     #[error("unknown, used or expired nonce")]
     Nonce,
+    /// The nonce was issued for another DID: a challenge is for the one who asked for it.
+    #[error("the nonce was issued for another DID")]
+    WrongDid,
     /// The message's own window is over or not started.
     #[error("message outside its validity window")]
     Window,
@@ -147,7 +150,8 @@ pub struct Challenges {
     domain: String,
     rng: Rng,
     /// Nonce → expiry.
-    nonces: HashMap<String, u64>,
+    /// Nonce → (expiry, the DID it was issued for).
+    nonces: HashMap<String, (u64, String)>,
     /// Decompressed keys of recent signers.
     keys: Verifier,
 }
@@ -171,19 +175,19 @@ impl Challenges {
     /// Issues a nonce and the message `did` must sign for it, valid from `now` for
     /// [`NONCE_LIFETIME`] seconds.
     pub fn issue(&mut self, now: u64, did: &str, statement: &str) -> (String, String) {
-        self.nonces.retain(|_, expiry| *expiry > now);
+        self.nonces.retain(|_, (expiry, _)| *expiry > now);
         if self.nonces.len() >= MAX_NONCES
             && let Some(oldest) = self
                 .nonces
                 .iter()
-                .min_by_key(|(_, e)| **e)
+                .min_by_key(|(_, (e, _))| *e)
                 .map(|(n, _)| n.clone())
         {
             self.nonces.remove(&oldest);
         }
         let nonce = hex::encode(&self.rng.bytes32()[..16]);
         let expires = now + NONCE_LIFETIME;
-        self.nonces.insert(nonce.clone(), expires);
+        self.nonces.insert(nonce.clone(), (expires, did.to_owned()));
         let text = message(&self.domain, did, statement, &nonce, now, expires);
         (nonce, text)
     }
@@ -241,7 +245,8 @@ impl Challenges {
         }
         let key = parse_did_key(parsed.did).map_err(|e| ChallengeError::Did(e.to_string()))?;
         match self.nonces.get(parsed.nonce) {
-            Some(expiry) if *expiry > now => {}
+            Some((expiry, did)) if *expiry > now && did == parsed.did => {}
+            Some((expiry, _)) if *expiry > now => return Err(ChallengeError::WrongDid),
             _ => return Err(ChallengeError::Nonce),
         }
         if now + super::jwt::LEEWAY_SECS < parsed.issued || now >= parsed.expires {
@@ -364,6 +369,31 @@ mod tests {
         ));
         // After all those refusals the genuine login still works, once.
         node.verify(NOW + 1, &text, &sig).unwrap();
+    }
+
+    /// A nonce is for the DID that asked for it: someone else who sees the challenge (on a shared
+    /// screen, in a log) cannot answer it with their own key and DID.
+    #[test]
+    fn a_nonce_answers_only_for_the_did_it_was_issued_for() {
+        let mut node = Challenges::new("node-a.mesh", [1; 32]);
+        let alice = NodeKey::from_seed(&[7; 32]);
+        let mallory = NodeKey::from_seed(&[9; 32]);
+        let (alice_did, mallory_did) =
+            (did_key(&alice.public_key()), did_key(&mallory.public_key()));
+        let (_, text) = node.issue(NOW, &alice_did, "hi");
+        let stolen = text.replace(&alice_did, &mallory_did);
+        let sig = mallory.sign(stolen.as_bytes());
+        assert_eq!(
+            node.verify(NOW, &stolen, &sig),
+            Err(ChallengeError::WrongDid)
+        );
+        let batch = node.verify_batch(NOW, &[(stolen.as_str(), sig)]);
+        assert_eq!(batch, vec![Err(ChallengeError::WrongDid)]);
+        // The nonce is still Alice's to use.
+        let login = node
+            .verify(NOW, &text, &alice.sign(text.as_bytes()))
+            .unwrap();
+        assert_eq!(login.did, alice_did);
     }
 
     #[test]
