@@ -29,6 +29,9 @@ use crate::services::crdt::replica::{DocName, Have};
 const MAX_TRIES: u32 = 4;
 /// Runs past a gap sent per actor in a want (more are simply resent).
 const MAX_RUNS: usize = 32;
+/// Peers whose holdings are remembered for exports, at most (each keeps at most one entry per document
+/// this node holds).
+pub const MAX_REMEMBERED_PEERS: usize = 64;
 
 /// Counters, for the API and for tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,7 +86,8 @@ pub struct SyncEngine {
     pub(super) stats: SyncStats,
     /// The last want's number.
     request: u64,
-    /// What each peer said it holds in its last want, per document (for exports "since a peer").
+    /// What each peer said it holds in its last want, per document we hold (for exports "since a
+    /// peer", also after it went away), for at most [`MAX_REMEMBERED_PEERS`] peers.
     peer_have: BTreeMap<PublicKey, BTreeMap<DocName, Vec<ActorHave>>>,
 }
 
@@ -200,6 +204,21 @@ impl SyncEngine {
         }
     }
 
+    /// Keeps what `peer` holds of `doc` for exports; past [`MAX_REMEMBERED_PEERS`] peers, one that is
+    /// not linked now is forgotten first.
+    fn remember_have(&mut self, peer: PublicKey, doc: DocName, have: Vec<ActorHave>) {
+        if !self.peer_have.contains_key(&peer) && self.peer_have.len() >= MAX_REMEMBERED_PEERS {
+            let gone = (self.peer_have.keys())
+                .find(|p| !self.peers.contains_key(p))
+                .or_else(|| self.peer_have.keys().next())
+                .copied();
+            if let Some(gone) = gone {
+                self.peer_have.remove(&gone);
+            }
+        }
+        self.peer_have.entry(peer).or_default().insert(doc, have);
+    }
+
     /// A sync message from `from` (any node; only direct peers get digests and pushes from us).
     pub fn handle_message(
         &mut self,
@@ -231,8 +250,10 @@ impl SyncEngine {
                 if self.config.allows(&from, doc.namespace) {
                     let name: DocName = doc.to_name();
                     self.answer_want(now, from, &name, request, &have, store);
-                    if self.peers.contains_key(&from) {
-                        self.peer_have.entry(from).or_default().insert(name, have);
+                    // Only documents we hold matter to an export, so a want naming invented ones
+                    // grows nothing here.
+                    if self.peers.contains_key(&from) && ours(store, &name).is_some() {
+                        self.remember_have(from, name, have);
                     }
                 }
             }
@@ -523,4 +544,66 @@ pub(super) fn ours(store: &dyn SyncStore, doc: &DocName) -> Option<[u8; 8]> {
         .replica()
         .document(&doc.0, &doc.1)
         .map(|l| l.heads_hash())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::identity::NodeKey;
+    use crate::services::crdt::change::Change;
+    use crate::services::crdt::document::{Document, Edit, Op};
+    use crate::services::crdt::field::{Kind, ValueKind};
+    use crate::services::crdt::replica::Replica;
+    use crate::services::crdt::sync::message::{DocRef, SyncMessage};
+
+    fn want(namespace: &str, document: &str) -> Vec<u8> {
+        let message = SyncMessage::Want {
+            doc: DocRef {
+                namespace,
+                document,
+            },
+            request: 1,
+            have: Vec::new(),
+        };
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        out
+    }
+
+    /// What a peer holds is remembered only for documents this node holds, and for a bounded number
+    /// of peers: wants naming invented documents, or from ever new keys, grow nothing without end.
+    #[test]
+    fn remembered_holdings_are_bounded() {
+        let key = NodeKey::from_seed(&[1; 32]);
+        let kind = Kind::Value(ValueKind::Set);
+        let actor = crate::services::crdt::context::Actor(*key.public_key().as_bytes());
+        let delta = Document::new(kind)
+            .edit(actor, &Op::Value(Edit::Add("a".into())), 1)
+            .unwrap();
+        let change = Change::sign(&key, "island", "boats", kind, 1, 1, delta);
+        let mut replica = Replica::new();
+        replica.insert_verified(&change, &change.encode());
+        let mut engine = SyncEngine::new(SyncConfig::default(), [2; 32]);
+        let now = Instant::ZERO;
+        let peer = NodeKey::from_seed(&[3; 32]).public_key();
+        engine.handle_peer_up(now, peer, &replica);
+        for i in 0..10_000 {
+            engine.handle_message(now, peer, &want("island", &format!("x{i}")), &mut replica);
+        }
+        engine.handle_message(now, peer, &want("island", "boats"), &mut replica);
+        assert_eq!(engine.peer_have[&peer].len(), 1, "only the document held");
+        for n in 0..200u32 {
+            let mut seed = [9; 32];
+            seed[..4].copy_from_slice(&n.to_le_bytes());
+            let other = NodeKey::from_seed(&seed).public_key();
+            engine.handle_peer_up(now, other, &replica);
+            engine.handle_message(now, other, &want("island", "boats"), &mut replica);
+            engine.handle_peer_down(now, &other, &replica);
+        }
+        assert!(engine.peer_have.len() <= MAX_REMEMBERED_PEERS);
+        assert!(
+            engine.peer_have.contains_key(&peer),
+            "a linked peer is kept"
+        );
+    }
 }
