@@ -147,10 +147,12 @@ mod enabled {
             tcp: tokio::net::TcpStream,
             host: &str,
         ) -> std::io::Result<BoxedStream> {
+            // A host that is not a valid DNS name (an IPv6 zone, say) is sent as our own name.
             let name = match host.parse::<std::net::IpAddr>() {
                 Ok(ip) => ServerName::IpAddress(ip.into()),
                 Err(_) => ServerName::try_from(host.to_owned())
-                    .unwrap_or_else(|_| ServerName::try_from(CERT_NAME).expect("valid name")),
+                    .or_else(|_| ServerName::try_from(CERT_NAME))
+                    .map_err(std::io::Error::other)?,
             };
             let stream = self.client.connect(name, tcp).await?;
             Ok(Box::new(stream))
