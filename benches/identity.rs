@@ -7,7 +7,7 @@ use std::time::Instant;
 use meshrouter::core::identity::NodeKey;
 use meshrouter::services::identity::challenge::Challenges;
 use meshrouter::services::identity::did_key::did_key;
-use meshrouter::services::identity::jwt::{issue, verify, verify_batch, verify_cached};
+use meshrouter::services::identity::jwt::{Expect, issue, verify, verify_batch, verify_cached};
 use serde_json::json;
 
 const NOW: u64 = 1_790_000_000;
@@ -45,13 +45,13 @@ fn main() {
 
     let start = Instant::now();
     for _ in 0..N {
-        verify(&token, None, NOW).expect("valid");
+        verify(&token, &Expect::bearer(None, None), NOW).expect("valid");
     }
     rate("JWT verify (signer from its did:key)", N, start);
     let mut keys = meshrouter::core::identity::Verifier::default();
     let start = Instant::now();
     for _ in 0..N {
-        verify_cached(&token, None, NOW, &mut keys).expect("valid");
+        verify_cached(&token, &Expect::bearer(None, None), NOW, &mut keys).expect("valid");
     }
     rate("JWT verify, signer's key point cached", N, start);
 
@@ -90,7 +90,7 @@ fn main() {
         let start = Instant::now();
         for chunk in refs.chunks(batch) {
             assert!(
-                verify_batch(chunk, NOW, &mut keys)
+                verify_batch(chunk, &Expect::bearer(None, None), NOW, &mut keys)
                     .iter()
                     .all(Result::is_ok)
             );

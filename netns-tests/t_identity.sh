@@ -13,7 +13,9 @@ in_ns b ip addr add 10.78.1.2/24 dev b-a
 in_ns b ip addr add 10.78.2.1/24 dev b-c
 in_ns c ip addr add 10.78.2.2/24 dev c-b
 for n in a b c; do mr_config $n <<<'listen = ["udp://0.0.0.0:9100"]'; done
-a_did=$("$MR_BIN" info --config "$MR_DIR/a.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["did"])')
+did_of() { "$MR_BIN" info --config "$MR_DIR/$1.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["did"])'; }
+a_did=$(did_of a)
+c_did=$(did_of c)
 echo 'peers = ["udp://10.78.1.2:9100"]' >>"$MR_DIR/a.toml"
 echo 'peers = ["udp://10.78.2.2:9100"]' >>"$MR_DIR/b.toml"
 echo "identity.admins = [\"$a_did\"]" >>"$MR_DIR/c.toml"
@@ -28,8 +30,9 @@ grep -q "not an enrolled member" "$MR_DIR/refused.txt" || fail "unexpected refus
 mr a id enroll "$user_did" --role medic >/dev/null
 wait_until 20 login >/dev/null || fail "the enrollment on a did not reach c"
 token=$(login)
-mr b id jwt verify "$token" >/dev/null || fail "b refused c's session token"
-echo "enrolled on a, signed in on c (2 hops), c's session token verified on b"
+mr b id jwt verify "$token" >/dev/null 2>&1 && fail "b took c's session token (aud c) for its own"
+mr b id jwt verify "$token" --audience "$c_did" >/dev/null || fail "b refused c's session token"
+echo "enrolled on a, signed in on c (2 hops), c's session token verified on b on c's behalf (refused as b's own)"
 
 # a is cut off: c still signs the user in from its copy of the registry.
 a_alone() { [ "$(links_up a)" = 0 ]; }

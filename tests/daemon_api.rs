@@ -526,7 +526,17 @@ fn a_member_enrolled_on_one_node_signs_in_on_another_until_revoked() {
     let session = json(&b, &["id", "login", "--key", key_arg]);
     assert_eq!(session["claims"]["roles"], serde_json::json!(["medic"]));
     let token = session["token"].as_str().unwrap();
-    let verified = json(&a, &["id", "jwt", "verify", token]);
+    // The session is b's (aud = b's DID): a refuses it unless told to verify on b's behalf.
+    let elsewhere = ctl(&a, &["id", "jwt", "verify", token]);
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr).contains("made for audience"),
+        "{elsewhere:?}"
+    );
+    let b_did = json(&b, &["id", "show"])["did"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verified = json(&a, &["id", "jwt", "verify", token, "--audience", &b_did]);
     assert_eq!(verified["claims"]["sub"], user_did.as_str());
     assert_eq!(verified["revocation_checked"], true);
 

@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use meshrouter::core::identity::NodeKey;
-use meshrouter::services::identity::jwt::{JwtError, issue, verify};
+use meshrouter::services::identity::jwt::{Expect, JwtError, issue, verify};
 use serde_json::json;
 
 /// A Python interpreter that has PyJWT and cryptography.
@@ -75,11 +75,11 @@ print(jwt.encode({{'sub': 'bob', 'iat': now, 'exp': now + 300}}, k, algorithm='E
         ),
         &[&hex::encode(seed)],
     );
-    let v = verify(&theirs, Some(&key.public_key()), now).unwrap();
+    let v = verify(&theirs, &Expect::bearer(Some(&key.public_key()), None), now).unwrap();
     assert_eq!(v.claims["sub"], "bob");
     let other = NodeKey::from_seed(&[8; 32]).public_key();
     assert_eq!(
-        verify(&theirs, Some(&other), now),
+        verify(&theirs, &Expect::bearer(Some(&other), None), now),
         Err(JwtError::BadSignature)
     );
 
@@ -97,7 +97,11 @@ print(h + '.' + p + '.' + s)"
         &[&public],
     );
     assert_eq!(
-        verify(&confused, Some(&key.public_key()), now),
+        verify(
+            &confused,
+            &Expect::bearer(Some(&key.public_key()), None),
+            now
+        ),
         Err(JwtError::Algorithm("HS256".into()))
     );
 }

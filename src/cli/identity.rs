@@ -183,6 +183,10 @@ pub(crate) enum JwtCommand {
         /// The DID that must have signed it.
         #[arg(long)]
         issuer: Option<String>,
+        /// Who is verifying: a token naming an audience (`aud`) must name this one (default: the
+        /// node's DID; offline, tokens with an audience are refused without it).
+        #[arg(long)]
+        audience: Option<String>,
         /// Check here, without the node (no revocation check).
         #[arg(long)]
         offline: bool,
@@ -502,6 +506,7 @@ fn jwt_command(socket: &Path, command: JwtCommand, json_output: bool) -> anyhow:
         JwtCommand::Verify {
             tokens,
             issuer,
+            audience,
             offline,
         } => {
             let tokens = tokens
@@ -515,7 +520,8 @@ fn jwt_command(socket: &Path, command: JwtCommand, json_output: bool) -> anyhow:
                     .transpose()
                     .context("--issuer")?;
                 for token in &tokens {
-                    let verified = jwt::verify(token, expected.as_ref(), now_secs())?;
+                    let expect = jwt::Expect::bearer(expected.as_ref(), audience.as_deref());
+                    let verified = jwt::verify(token, &expect, now_secs())?;
                     print_json(&json!({ "valid": true, "issuer": did_key(&verified.signer),
                                         "header": verified.header, "claims": verified.claims,
                                         "revocation_checked": false }))?;
@@ -527,7 +533,7 @@ fn jwt_command(socket: &Path, command: JwtCommand, json_output: bool) -> anyhow:
                     socket,
                     "POST",
                     "/v1/id/jwt/verify",
-                    Some(&json!({ "token": token, "issuer": issuer })),
+                    Some(&json!({ "token": token, "issuer": issuer, "audience": audience })),
                 )?;
                 return print_json(if json_output {
                     &reply
@@ -539,7 +545,7 @@ fn jwt_command(socket: &Path, command: JwtCommand, json_output: bool) -> anyhow:
                 socket,
                 "POST",
                 "/v1/id/jwt/verify",
-                Some(&json!({ "tokens": tokens, "issuer": issuer })),
+                Some(&json!({ "tokens": tokens, "issuer": issuer, "audience": audience })),
             )?;
             let results = reply["results"].as_array().cloned().unwrap_or_default();
             for result in &results {

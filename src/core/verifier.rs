@@ -159,4 +159,4 @@ impl Verifier {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

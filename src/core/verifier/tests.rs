@@ -24,7 +24,7 @@ fn wide(parts: &[&[u8]]) -> Scalar {
 
 /// A signature by `seed`'s key whose `R` carries a point of order 8: valid under the cofactored
 /// (ZIP-215) equation, refused by the strict one. Only the key's holder can make one.
-fn torsion_signature(seed: u8, message: &[u8]) -> (PublicKey, [u8; SIGNATURE_LEN]) {
+pub(crate) fn torsion_signature(seed: u8, message: &[u8]) -> (PublicKey, [u8; SIGNATURE_LEN]) {
     let expanded = Sha512::digest([seed; 32]);
     let mut secret = [0u8; 32];
     secret.copy_from_slice(&expanded[..32]);

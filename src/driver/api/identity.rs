@@ -107,6 +107,8 @@ struct JwtVerifyBody {
     tokens: Option<Vec<String>>,
     /// The DID or key the token must be signed by.
     issuer: Option<String>,
+    /// Who is verifying, matched against a token's `aud` (default: this node's DID).
+    audience: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +359,13 @@ fn api_jwt_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse
     {
         return Err(error(400, "iss is this node's DID; leave it out"));
     }
+    if jwt::Kind::of(&claims) != jwt::Kind::Bearer {
+        return Err(error(
+            400,
+            "claims typ \"enrollment\" or \"revocation\" and ucv are reserved: use id enroll, \
+             id revoke or ucan delegate",
+        ));
+    }
     Ok(ok(
         json!({ "token": jwt::issue(&r.services.identity.key, &claims) }),
     ))
@@ -387,6 +396,10 @@ fn check_revoked(
 fn api_jwt_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: JwtVerifyBody = parse(body)?;
     let expected = b.issuer.as_deref().map(key_of).transpose()?;
+    let audience = b
+        .audience
+        .unwrap_or_else(|| r.services.identity.did.clone());
+    let expect = jwt::Expect::bearer(expected.as_ref(), Some(&audience));
     let now = wall_secs();
     let outcome = |router: &mut Router, verified: Result<jwt::Verified, jwt::JwtError>| {
         let verified = verified.map_err(|e| error(401, e.to_string()))?;
@@ -403,13 +416,13 @@ fn api_jwt_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiRespons
     };
     match (b.token, b.tokens) {
         (Some(token), None) => {
-            let verified = jwt::verify(&token, expected.as_ref(), now);
+            let verified = jwt::verify(&token, &expect, now);
             outcome(r, verified)
         }
         (None, Some(tokens)) if tokens.len() <= MAX_BATCH => {
             let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
             let mut keys = crate::core::identity::Verifier::default();
-            let results: Vec<Value> = jwt::verify_batch(&refs, now, &mut keys)
+            let results: Vec<Value> = jwt::verify_batch(&refs, &expect, now, &mut keys)
                 .into_iter()
                 .map(|v| match outcome(r, v) {
                     Ok(answer) | Err(answer) => answer.body,
@@ -549,7 +562,8 @@ fn api_enroll(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
             (did, token)
         }
         (None, Some(token)) => {
-            let verified = jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
+            let verified = jwt::verify(&token, &jwt::Expect::kind(jwt::Kind::Enrollment), now)
+                .map_err(|e| error(400, e.to_string()))?;
             let sub = verified.claims.get("sub").and_then(Value::as_str);
             let did = sub.ok_or_else(|| error(400, "the enrollment names no sub"))?;
             (did.to_owned(), token)
@@ -578,7 +592,8 @@ fn api_revoke(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
             now,
         ),
         (None, Some(token)) => {
-            let verified = jwt::verify(&token, None, now).map_err(|e| error(400, e.to_string()))?;
+            let verified = jwt::verify(&token, &jwt::Expect::kind(jwt::Kind::Revocation), now)
+                .map_err(|e| error(400, e.to_string()))?;
             if verified
                 .claims
                 .get("revoke")

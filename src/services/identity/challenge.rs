@@ -200,14 +200,17 @@ impl Challenges {
         signature: &[u8; SIGNATURE_LEN],
     ) -> Result<Login, ChallengeError> {
         let login = self.check(now, text)?;
-        if !self.keys.verify(&login.key, text.as_bytes(), signature) {
+        if !self
+            .keys
+            .verify_zip215(&login.key, text.as_bytes(), signature)
+        {
             return Err(ChallengeError::BadSignature);
         }
         self.spend(text, login)
     }
 
     /// [`Self::verify`] for many sign-ins at once, with Ed25519 batch verification (see
-    /// [`Verifier::verify_batch`]); each gets the verdict it would get alone, in order (so of two
+    /// [`Verifier::verify_batch_zip215`]); each gets the verdict it would get alone, in order (so of two
     /// sign-ins with one nonce, the first wins).
     pub fn verify_batch(
         &mut self,
@@ -223,7 +226,7 @@ impl Challenges {
             .zip(signed)
             .filter_map(|(c, (text, sig))| c.as_ref().ok().map(|l| (l.key, text.as_bytes(), *sig)))
             .collect();
-        let mut verdicts = self.keys.verify_batch(&items).into_iter();
+        let mut verdicts = self.keys.verify_batch_zip215(&items).into_iter();
         checked
             .into_iter()
             .zip(signed)
@@ -320,6 +323,37 @@ mod tests {
         }
         // Every nonce but the two refused ones is spent.
         assert_eq!(node.nonces.len(), 2);
+    }
+
+    #[test]
+    fn a_torsion_signed_sign_in_gets_one_verdict_alone_and_in_a_batch() {
+        use crate::core::verifier::tests::torsion_signature;
+        let run = |batch: bool| {
+            let mut node = Challenges::new("node-a.mesh", [1; 32]);
+            let mut signed = Vec::new();
+            for n in 0..70u8 {
+                let user = NodeKey::from_seed(&[if n == 33 { 9 } else { n + 40 }; 32]);
+                let (_, text) = node.issue(NOW, &did_key(&user.public_key()), "batch");
+                let sig = if n == 33 {
+                    torsion_signature(9, text.as_bytes()).1
+                } else {
+                    user.sign(text.as_bytes())
+                };
+                signed.push((text, sig));
+            }
+            let refs: Vec<(&str, [u8; SIGNATURE_LEN])> =
+                signed.iter().map(|(t, s)| (t.as_str(), *s)).collect();
+            if batch {
+                node.verify_batch(NOW + 1, &refs)
+            } else {
+                refs.iter()
+                    .map(|(t, s)| node.verify(NOW + 1, t, s))
+                    .collect()
+            }
+        };
+        let (alone, batched) = (run(false), run(true));
+        assert!(alone[33].is_ok(), "ZIP-215 accepts it");
+        assert_eq!(alone, batched);
     }
 
     #[test]

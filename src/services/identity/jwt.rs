@@ -6,6 +6,18 @@
 //! is named by a `did:key` in `kid` (or `iss`), so any node can verify a token with nothing but the
 //! token; a caller that expects a particular signer says so and others are refused. Times are checked
 //! against `now` given by the caller (sans-IO), with a small leeway for clock skew.
+//!
+//! Every verification says what the token must be ([`Expect`]), so a token made for one purpose never
+//! passes for another (PROTOCOL.md §6b, "Tokens"):
+//! - its [`Kind`] comes from its *signed claims*: claim `typ` `"enrollment"` or `"revocation"`, a
+//!   `ucv` claim for a delegation, anything else is a bearer token. The header's `typ`, when present,
+//!   must be `JWT` or the kind's own (`enrollment+jwt`, `revocation+jwt`, `ucan+jwt`), never another
+//!   kind's; [`issue`] writes the kind's own;
+//! - a token that names an audience (`aud`) verifies only for a caller that says who it is and is
+//!   named there (delegations check `aud` along their chain instead);
+//! - when both `kid` and `iss` name a did:key they must name the same key;
+//! - signatures are checked under the ZIP-215 rule alone and in batches, so [`verify`] and
+//!   [`verify_batch`] give every token the same verdict.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -53,6 +65,101 @@ pub enum JwtError {
     /// A registered claim has the wrong type.
     #[error("claim {0} must be a number of seconds since the epoch")]
     ClaimType(&'static str),
+    /// `kid` and `iss` name different keys.
+    #[error("kid and iss name different keys")]
+    KidMismatch,
+    /// A token of another kind than the one asked for.
+    #[error("a {found} token, not a {expected} token")]
+    WrongKind {
+        /// What the caller asked for.
+        expected: Kind,
+        /// What the token is.
+        found: Kind,
+    },
+    /// The header's `typ` is neither `JWT` nor the token's own kind.
+    #[error("header typ {0:?} does not fit the token")]
+    HeaderType(String),
+    /// The token names an audience the caller is not (or the caller named none).
+    #[error("made for audience {0}, not for this verifier")]
+    Audience(String),
+}
+
+/// What a token is for, read from its signed claims (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A bearer token: a session, an application's claims.
+    Bearer,
+    /// An admin's enrollment of a member (claim `typ: "enrollment"`).
+    Enrollment,
+    /// A revocation (claim `typ: "revocation"`).
+    Revocation,
+    /// A UCAN-style delegation (claim `ucv`).
+    Ucan,
+}
+
+impl Kind {
+    /// The kind of a token with these claims.
+    pub fn of(claims: &Map<String, Value>) -> Self {
+        match claims.get("typ").and_then(Value::as_str) {
+            Some("enrollment") => Kind::Enrollment,
+            Some("revocation") => Kind::Revocation,
+            _ if claims.contains_key("ucv") => Kind::Ucan,
+            _ => Kind::Bearer,
+        }
+    }
+
+    /// The header `typ` tokens of this kind carry.
+    pub fn header_type(self) -> &'static str {
+        match self {
+            Kind::Bearer => "JWT",
+            Kind::Enrollment => "enrollment+jwt",
+            Kind::Revocation => "revocation+jwt",
+            Kind::Ucan => "ucan+jwt",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Bearer => "bearer",
+            Kind::Enrollment => "enrollment",
+            Kind::Revocation => "revocation",
+            Kind::Ucan => "delegation",
+        })
+    }
+}
+
+/// What the caller expects of a token.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// The kind it must be.
+    pub kind: Kind,
+    /// The key it must be signed by, if the caller knows it.
+    pub signer: Option<&'a PublicKey>,
+    /// Who is verifying, matched against the token's `aud` (ignored for delegations, whose chain
+    /// checks `aud`).
+    pub audience: Option<&'a str>,
+}
+
+impl<'a> Expect<'a> {
+    /// A token of `kind` by anyone, for no particular audience.
+    pub fn kind(kind: Kind) -> Self {
+        Self {
+            kind,
+            signer: None,
+            audience: None,
+        }
+    }
+
+    /// A bearer token by `signer` (if given) for `audience` (if given).
+    pub fn bearer(signer: Option<&'a PublicKey>, audience: Option<&'a str>) -> Self {
+        Self {
+            kind: Kind::Bearer,
+            signer,
+            audience,
+        }
+    }
 }
 
 /// A token that verified.
@@ -75,11 +182,13 @@ impl Verified {
     }
 }
 
-/// Signs `claims` (a JSON object; `iss` is set to the signer's DID if absent) as a compact JWT.
+/// Signs `claims` (a JSON object; `iss` is set to the signer's DID if absent) as a compact JWT whose
+/// header `typ` names its [`Kind`].
 pub fn issue(key: &NodeKey, claims: &Map<String, Value>) -> String {
     let did = did_key(&key.public_key());
     let fragment = did.trim_start_matches("did:key:");
-    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": format!("{did}#{fragment}") });
+    let typ = Kind::of(claims).header_type();
+    let header = json!({ "alg": "EdDSA", "typ": typ, "kid": format!("{did}#{fragment}") });
     let mut claims = claims.clone();
     claims.entry("iss").or_insert_with(|| json!(did));
     let signing_input = format!(
@@ -116,26 +225,23 @@ fn did_signer(value: Option<&Value>) -> Option<PublicKey> {
     parse_did_key(text.split('#').next()?).ok()
 }
 
-/// Verifies a compact JWT at time `now_secs`: algorithm, signature (by `expected` if given, else by the
-/// did:key the token names), then `exp`, `nbf` and `iat` with [`LEEWAY_SECS`].
-pub fn verify(
-    token: &str,
-    expected: Option<&PublicKey>,
-    now_secs: u64,
-) -> Result<Verified, JwtError> {
-    verify_cached(token, expected, now_secs, &mut Verifier::default())
+/// Verifies a compact JWT at time `now_secs`: algorithm, kind, audience, signature (by
+/// `expect.signer` if given, else by the did:key the token names), then `exp`, `nbf` and `iat` with
+/// [`LEEWAY_SECS`].
+pub fn verify(token: &str, expect: &Expect<'_>, now_secs: u64) -> Result<Verified, JwtError> {
+    verify_cached(token, expect, now_secs, &mut Verifier::default())
 }
 
 /// [`verify`] with the signers' decompressed keys remembered in `cache`, for a node that checks
 /// many tokens from few signers (a third faster).
 pub fn verify_cached(
     token: &str,
-    expected: Option<&PublicKey>,
+    expect: &Expect<'_>,
     now_secs: u64,
     cache: &mut Verifier,
 ) -> Result<Verified, JwtError> {
-    let parsed = parse(token, expected)?;
-    if !cache.verify(
+    let parsed = parse(token, expect)?;
+    if !cache.verify_zip215(
         &parsed.verified.signer,
         parsed.signing_input(token),
         &parsed.signature,
@@ -145,15 +251,16 @@ pub fn verify_cached(
     check_times(parsed.verified, now_secs)
 }
 
-/// Verifies many tokens at once with Ed25519 batch verification (see [`Verifier::verify_batch`]
-/// for what that trades), each against its own did:key: about twice the rate of one by one for
-/// batches of 64 or more, for a gateway checking the tokens of many requests together.
+/// Verifies many tokens at once with Ed25519 batch verification under the ZIP-215 rule, each
+/// against its own did:key and `expect`: each verdict equals [`verify`]'s, at about twice the rate
+/// of one by one for batches of 64 or more (a gateway checking the tokens of many requests).
 pub fn verify_batch(
     tokens: &[&str],
+    expect: &Expect<'_>,
     now_secs: u64,
     cache: &mut Verifier,
 ) -> Vec<Result<Verified, JwtError>> {
-    let parsed: Vec<Result<Parsed, JwtError>> = tokens.iter().map(|t| parse(t, None)).collect();
+    let parsed: Vec<Result<Parsed, JwtError>> = tokens.iter().map(|t| parse(t, expect)).collect();
     let items: Vec<_> = parsed
         .iter()
         .zip(tokens)
@@ -163,7 +270,7 @@ pub fn verify_batch(
                 .map(|p| (p.verified.signer, p.signing_input(t), p.signature))
         })
         .collect();
-    let mut verdicts = cache.verify_batch(&items).into_iter();
+    let mut verdicts = cache.verify_batch_zip215(&items).into_iter();
     parsed
         .into_iter()
         .map(|p| {
@@ -190,7 +297,7 @@ impl Parsed {
     }
 }
 
-fn parse(token: &str, expected: Option<&PublicKey>) -> Result<Parsed, JwtError> {
+fn parse(token: &str, expect: &Expect<'_>) -> Result<Parsed, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::Malformed("longer than 64 KiB"));
     }
@@ -215,8 +322,30 @@ fn parse(token: &str, expected: Option<&PublicKey>) -> Result<Parsed, JwtError> 
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or(JwtError::Malformed("signature"))?;
-    let named = did_signer(header.get("kid")).or_else(|| did_signer(claims.get("iss")));
-    let signer = match (expected, named) {
+    let kind = Kind::of(&claims);
+    if kind != expect.kind {
+        return Err(JwtError::WrongKind {
+            expected: expect.kind,
+            found: kind,
+        });
+    }
+    if let Some(typ) = header.get("typ") {
+        let typ = typ.as_str().unwrap_or_default();
+        if !typ.eq_ignore_ascii_case("JWT") && !typ.eq_ignore_ascii_case(kind.header_type()) {
+            return Err(JwtError::HeaderType(typ.to_owned()));
+        }
+    }
+    if kind != Kind::Ucan {
+        check_audience(claims.get("aud"), expect.audience)?;
+    }
+    let (kid, iss) = (did_signer(header.get("kid")), did_signer(claims.get("iss")));
+    if let (Some(k), Some(i)) = (kid, iss)
+        && k != i
+    {
+        return Err(JwtError::KidMismatch);
+    }
+    let named = kid.or(iss);
+    let signer = match (expect.signer, named) {
         (Some(e), Some(n)) if *e != n => return Err(JwtError::WrongSigner(did_key(&n))),
         (Some(e), _) => *e,
         (None, Some(n)) => n,
@@ -231,6 +360,21 @@ fn parse(token: &str, expected: Option<&PublicKey>) -> Result<Parsed, JwtError> 
         signed_len: h.len() + 1 + c.len(),
         signature,
     })
+}
+
+/// A token's `aud` (a string or a list of them) against who is verifying: a token that names an
+/// audience is refused by a verifier that is not in it or does not say who it is.
+fn check_audience(aud: Option<&Value>, verifier: Option<&str>) -> Result<(), JwtError> {
+    let named = |v: &Value| verifier.is_some_and(|me| v.as_str() == Some(me));
+    match aud {
+        None => Ok(()),
+        Some(Value::Array(list)) if list.iter().any(named) => Ok(()),
+        Some(v) if named(v) => Ok(()),
+        Some(v) => Err(JwtError::Audience(match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })),
+    }
 }
 
 /// `exp`, `nbf` and `iat` against `now_secs`, with [`LEEWAY_SECS`].
@@ -259,6 +403,11 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_790_000_000;
+    const ANY: Expect<'static> = Expect {
+        kind: Kind::Bearer,
+        signer: None,
+        audience: None,
+    };
 
     fn claims(extra: Value) -> Map<String, Value> {
         let mut m = json!({ "sub": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
@@ -287,14 +436,14 @@ mod tests {
     fn issued_tokens_verify_by_their_did_and_by_the_expected_key() {
         let key = NodeKey::from_seed(&[4; 32]);
         let token = issue(&key, &claims(json!({})));
-        let v = verify(&token, None, NOW).unwrap();
+        let v = verify(&token, &ANY, NOW).unwrap();
         assert_eq!(v.signer, key.public_key());
         assert_eq!(v.claims["iss"], json!(did_key(&key.public_key())));
         assert_eq!(v.header["alg"], json!("EdDSA"));
-        verify(&token, Some(&key.public_key()), NOW).unwrap();
+        verify(&token, &Expect::bearer(Some(&key.public_key()), None), NOW).unwrap();
         let other = NodeKey::from_seed(&[5; 32]).public_key();
         assert!(matches!(
-            verify(&token, Some(&other), NOW),
+            verify(&token, &Expect::bearer(Some(&other), None), NOW),
             Err(JwtError::WrongSigner(_))
         ));
     }
@@ -316,14 +465,14 @@ mod tests {
         );
         let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
         let mut cache = Verifier::default();
-        let batch = verify_batch(&refs, NOW, &mut cache);
+        let batch = verify_batch(&refs, &ANY, NOW, &mut cache);
         for (token, verdict) in refs.iter().zip(&batch) {
-            assert_eq!(*verdict, verify(token, None, NOW), "{token}");
+            assert_eq!(*verdict, verify(token, &ANY, NOW), "{token}");
         }
         assert_eq!(batch.iter().filter(|v| v.is_ok()).count(), 67);
         let good: Vec<&str> = good.iter().map(String::as_str).collect();
         assert!(
-            verify_batch(&good, NOW, &mut cache)
+            verify_batch(&good, &ANY, NOW, &mut cache)
                 .iter()
                 .all(Result::is_ok)
         );
@@ -334,12 +483,12 @@ mod tests {
         let key = NodeKey::from_seed(&[4; 32]);
         let token = issue(&key, &claims(json!({})));
         assert_eq!(
-            verify(&token, None, NOW + 600 + LEEWAY_SECS),
+            verify(&token, &ANY, NOW + 600 + LEEWAY_SECS),
             Err(JwtError::Expired(NOW + 600))
         );
         let later = issue(&key, &claims(json!({ "nbf": NOW + 3600 })));
         assert_eq!(
-            verify(&later, None, NOW),
+            verify(&later, &ANY, NOW),
             Err(JwtError::NotYetValid(NOW + 3600))
         );
         // Tampered claims: same signature, other payload.
@@ -352,7 +501,7 @@ mod tests {
             B64URL.encode(Value::Object(payload).to_string()),
             parts[2]
         );
-        assert_eq!(verify(&tampered, None, NOW), Err(JwtError::BadSignature));
+        assert_eq!(verify(&tampered, &ANY, NOW), Err(JwtError::BadSignature));
         // alg none, HS256, a missing alg: refused by name, whatever the signature.
         let did = did_key(&key.public_key());
         for alg in [
@@ -367,13 +516,13 @@ mod tests {
                 Value::Object(claims(json!({}))),
             );
             assert!(
-                matches!(verify(&t, None, NOW), Err(JwtError::Algorithm(_))),
+                matches!(verify(&t, &ANY, NOW), Err(JwtError::Algorithm(_))),
                 "{alg}"
             );
         }
         let unsigned = format!("{}.{}.", B64URL.encode(r#"{"alg":"none"}"#), parts[1]);
         assert!(matches!(
-            verify(&unsigned, None, NOW),
+            verify(&unsigned, &ANY, NOW),
             Err(JwtError::Algorithm(_))
         ));
         let crit = forge(
@@ -382,19 +531,24 @@ mod tests {
             Value::Object(claims(json!({}))),
         );
         assert!(matches!(
-            verify(&crit, None, NOW),
+            verify(&crit, &ANY, NOW),
             Err(JwtError::Critical(_))
         ));
         // No signer named, and a claim of the wrong type.
         let anonymous = forge(&key, json!({ "alg": "EdDSA" }), json!({ "sub": "x" }));
-        assert_eq!(verify(&anonymous, None, NOW), Err(JwtError::NoSigner));
-        verify(&anonymous, Some(&key.public_key()), NOW).unwrap();
+        assert_eq!(verify(&anonymous, &ANY, NOW), Err(JwtError::NoSigner));
+        verify(
+            &anonymous,
+            &Expect::bearer(Some(&key.public_key()), None),
+            NOW,
+        )
+        .unwrap();
         let bad_exp = forge(
             &key,
             json!({ "alg": "EdDSA", "kid": did }),
             json!({ "exp": "soon" }),
         );
-        assert_eq!(verify(&bad_exp, None, NOW), Err(JwtError::ClaimType("exp")));
+        assert_eq!(verify(&bad_exp, &ANY, NOW), Err(JwtError::ClaimType("exp")));
         for junk in [
             "",
             "a.b",
@@ -402,7 +556,7 @@ mod tests {
             "!!.!!.!!",
             &"x".repeat(MAX_TOKEN_LEN + 1),
         ] {
-            assert!(verify(junk, None, NOW).is_err(), "{junk:.20}");
+            assert!(verify(junk, &ANY, NOW).is_err(), "{junk:.20}");
         }
     }
 
@@ -415,12 +569,110 @@ mod tests {
         let token = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
         // The payload is not JSON, so as a JWT it is malformed; as a JWS its signature is the RFC's.
         assert_eq!(
-            verify(token, Some(&key.public_key()), NOW),
+            verify(token, &Expect::bearer(Some(&key.public_key()), None), NOW),
             Err(JwtError::Malformed("claims"))
         );
         let (input, sig) = token.rsplit_once('.').unwrap();
         let sig: [u8; 64] = B64URL.decode(sig).unwrap().try_into().unwrap();
         assert!(key.public_key().verify(input.as_bytes(), &sig));
         assert_eq!(key.sign(input.as_bytes()), sig);
+    }
+
+    /// A token whose signature carries a point of order 8 (valid under ZIP-215, refused by the
+    /// strict rule): only its key's holder can make one.
+    fn torsion_token(seed: u8, claims: Value) -> String {
+        let key = NodeKey::from_seed(&[seed; 32]);
+        let did = did_key(&key.public_key());
+        let input = format!(
+            "{}.{}",
+            B64URL.encode(json!({ "alg": "EdDSA", "kid": did }).to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let (signer, sig) = crate::core::verifier::tests::torsion_signature(seed, input.as_bytes());
+        assert_eq!(signer, key.public_key());
+        format!("{input}.{}", B64URL.encode(sig))
+    }
+
+    #[test]
+    fn a_torsion_signature_gets_one_verdict_alone_and_in_a_batch() {
+        let odd = torsion_token(9, Value::Object(claims(json!({}))));
+        let mut tokens: Vec<String> = (0..69u8)
+            .map(|n| issue(&NodeKey::from_seed(&[n; 32]), &claims(json!({ "n": n }))))
+            .collect();
+        tokens.insert(33, odd.clone());
+        let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let alone = verify(&odd, &ANY, NOW);
+        assert!(alone.is_ok(), "ZIP-215 accepts it: {alone:?}");
+        let batch = verify_batch(&refs, &ANY, NOW, &mut Verifier::default());
+        for (token, verdict) in refs.iter().zip(&batch) {
+            assert_eq!(*verdict, verify(token, &ANY, NOW));
+        }
+    }
+
+    #[test]
+    fn a_token_passes_only_as_its_own_kind_for_its_own_audience() {
+        let admin = NodeKey::from_seed(&[4; 32]);
+        let enrollment = issue(
+            &admin,
+            &claims(json!({ "typ": "enrollment", "roles": ["x"] })),
+        );
+        let header = |t: &str| object(t.split('.').next().unwrap(), "header").unwrap();
+        assert_eq!(header(&enrollment)["typ"], json!("enrollment+jwt"));
+        assert_eq!(
+            verify(&enrollment, &ANY, NOW),
+            Err(JwtError::WrongKind {
+                expected: Kind::Bearer,
+                found: Kind::Enrollment
+            })
+        );
+        verify(&enrollment, &Expect::kind(Kind::Enrollment), NOW).unwrap();
+        let revocation = issue(
+            &admin,
+            &claims(json!({ "typ": "revocation", "revoke": "x" })),
+        );
+        assert!(matches!(
+            verify(&revocation, &Expect::kind(Kind::Enrollment), NOW),
+            Err(JwtError::WrongKind { .. })
+        ));
+        let ucan = issue(&admin, &claims(json!({ "ucv": "0.9.0" })));
+        assert!(matches!(
+            verify(&ucan, &ANY, NOW),
+            Err(JwtError::WrongKind { .. })
+        ));
+        // A header typ naming another kind: refused even though the claims say bearer.
+        let did = did_key(&admin.public_key());
+        let dressed = forge(
+            &admin,
+            json!({ "alg": "EdDSA", "kid": did, "typ": "enrollment+jwt" }),
+            Value::Object(claims(json!({}))),
+        );
+        assert_eq!(
+            verify(&dressed, &ANY, NOW),
+            Err(JwtError::HeaderType("enrollment+jwt".into()))
+        );
+        // Audience: a token for node A verifies at A only.
+        let session = issue(&admin, &claims(json!({ "aud": "did:key:zA" })));
+        verify(&session, &Expect::bearer(None, Some("did:key:zA")), NOW).unwrap();
+        assert_eq!(
+            verify(&session, &Expect::bearer(None, Some("did:key:zB")), NOW),
+            Err(JwtError::Audience("did:key:zA".into()))
+        );
+        assert!(matches!(
+            verify(&session, &ANY, NOW),
+            Err(JwtError::Audience(_))
+        ));
+        let listed = issue(
+            &admin,
+            &claims(json!({ "aud": ["did:key:zB", "did:key:zA"] })),
+        );
+        verify(&listed, &Expect::bearer(None, Some("did:key:zA")), NOW).unwrap();
+        // kid and iss naming two keys: refused, whichever signed.
+        let other = did_key(&NodeKey::from_seed(&[5; 32]).public_key());
+        let split = forge(
+            &admin,
+            json!({ "alg": "EdDSA", "kid": did }),
+            json!({ "iss": other, "sub": "x" }),
+        );
+        assert_eq!(verify(&split, &ANY, NOW), Err(JwtError::KidMismatch));
     }
 }

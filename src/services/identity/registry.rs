@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::did_key::parse_did_key;
-use super::jwt;
+use super::jwt::{self, Expect, Kind as TokenKind};
 use crate::core::identity::NodeKey;
 use crate::services::crdt::document::View;
 use crate::services::crdt::field::{Kind, ValueKind};
@@ -181,7 +181,7 @@ impl Registry {
     }
 
     fn check_enrollment(&self, did: &str, token: &str, now: u64) -> Option<Member> {
-        let verified = jwt::verify(token, None, now).ok()?;
+        let verified = jwt::verify(token, &Expect::kind(TokenKind::Enrollment), now).ok()?;
         let signer = verified.self_issued()?;
         if !self.admins.contains(&signer) || verified.claims.get("sub")?.as_str()? != did {
             return None;
@@ -255,7 +255,7 @@ pub fn revoked_error(r: &Revocation) -> RegistryError {
 }
 
 fn check_revocation(token: &str, now: u64) -> Option<Revocation> {
-    let verified = jwt::verify(token, None, now).ok()?;
+    let verified = jwt::verify(token, &Expect::kind(TokenKind::Revocation), now).ok()?;
     let by = verified.self_issued()?;
     Some(Revocation {
         target: verified.claims.get("revoke")?.as_str()?.to_owned(),

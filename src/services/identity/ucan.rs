@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::did_key::{did_key, parse_did_key};
-use super::jwt::{self, JwtError};
+use super::jwt::{self, Expect, JwtError, Kind};
 use crate::core::identity::{NodeKey, Verifier};
 
 /// Longest chain of tokens, the invoked one included.
@@ -166,8 +166,8 @@ fn verify_at(
     if depth > MAX_DEPTH {
         return Err(UcanError::TooDeep);
     }
-    let verified =
-        jwt::verify_cached(token, None, now, keys).map_err(|e| UcanError::Token(depth, e))?;
+    let verified = jwt::verify_cached(token, &Expect::kind(Kind::Ucan), now, keys)
+        .map_err(|e| UcanError::Token(depth, e))?;
     let claims = &verified.claims;
     let bad = |what| UcanError::Malformed(depth, what);
     let issuer = verified

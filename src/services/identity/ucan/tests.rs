@@ -236,6 +236,12 @@ fn forged_or_malformed_tokens_are_refused() {
     let mut claims = Map::new();
     claims.insert("aud".into(), json!(did(3)));
     claims.insert("exp".into(), json!(NOW + 10));
+    let not_a_delegation = jwt::issue(&key(1), &claims);
+    assert!(matches!(
+        verify(&not_a_delegation, NOW, &POLICY),
+        Err(UcanError::Token(1, JwtError::WrongKind { .. }))
+    ));
+    claims.insert("ucv".into(), json!("0.9.0"));
     let no_att = jwt::issue(&key(1), &claims);
     assert!(matches!(
         verify(&no_att, NOW, &POLICY),
@@ -246,6 +252,6 @@ fn forged_or_malformed_tokens_are_refused() {
     let lying_iss = jwt::issue(&key(1), &claims);
     assert!(matches!(
         verify(&lying_iss, NOW, &POLICY),
-        Err(UcanError::Malformed(1, _))
+        Err(UcanError::Token(1, JwtError::KidMismatch))
     ));
 }
