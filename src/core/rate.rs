@@ -53,6 +53,58 @@ impl TokenBucket {
     }
 }
 
+/// A token bucket per key (a requester, a peer), for at most `max_keys` keys at once. A key's bucket
+/// that has refilled is dropped first when room is needed (it holds nothing a new bucket would not);
+/// if every bucket is in use, all are dropped, which at worst gives each key one more burst, so a
+/// global bucket behind this one still bounds the total.
+#[derive(Debug)]
+pub struct KeyedBuckets<K> {
+    buckets: std::collections::HashMap<K, TokenBucket>,
+    rate: f64,
+    burst: f64,
+    max_keys: usize,
+}
+
+impl<K: std::hash::Hash + Eq> KeyedBuckets<K> {
+    /// No keys yet; each gets `rate` tokens a second up to `burst`.
+    pub fn new(rate: f64, burst: f64, max_keys: usize) -> Self {
+        Self {
+            buckets: std::collections::HashMap::new(),
+            rate,
+            burst,
+            max_keys,
+        }
+    }
+
+    /// Takes a token from `key`'s bucket if one is available.
+    pub fn take(&mut self, now: Instant, key: K) -> bool {
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_keys {
+            self.buckets.retain(|_, b| {
+                b.refill(now);
+                b.tokens < b.burst
+            });
+            if self.buckets.len() >= self.max_keys {
+                self.buckets.clear();
+            }
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
+            .take(now)
+    }
+
+    /// Keys with a bucket.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// True when no key has a bucket.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +116,17 @@ mod tests {
         assert_eq!((0..5).filter(|_| b.take(t0)).count(), 3);
         let t1 = t0 + std::time::Duration::from_millis(250);
         assert_eq!((0..5).filter(|_| b.take(t1)).count(), 2);
+    }
+
+    #[test]
+    fn keyed_buckets_limit_each_key_and_stay_bounded() {
+        let t0 = Instant::ZERO;
+        let mut b = KeyedBuckets::new(1.0, 2.0, 100);
+        assert_eq!((0..10).filter(|_| b.take(t0, 1u32)).count(), 2);
+        assert!(b.take(t0, 2), "another key has its own bucket");
+        for k in 0..10_000u32 {
+            b.take(t0, k);
+            assert!(b.len() <= 100);
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::services::crdt::drop::{DropError, DropFile};
 use crate::services::crdt::host::Storage;
 use crate::services::crdt::log::{DocumentLog, Inserted};
 use crate::services::crdt::replica::{DocName, Replica};
-use crate::services::crdt::sync::SyncStore;
+use crate::services::crdt::sync::{Accepted, SyncStore};
 
 /// `namespace\0document\0actor(32) seq(8, big-endian)` → the encoded change.
 const CHANGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("changes");
@@ -269,15 +269,19 @@ impl SyncStore for CrdtStore {
         &self.replica
     }
 
-    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize {
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> Accepted {
         match self.insert_into(Some(doc), changes) {
-            Ok(outcomes) => outcomes
-                .iter()
-                .filter(|o| **o == Ok(Inserted::Applied))
-                .count(),
+            Ok(outcomes) => Accepted {
+                applied: (outcomes.iter())
+                    .filter(|o| **o == Ok(Inserted::Applied))
+                    .count(),
+                bad: (outcomes.iter())
+                    .filter(|o| matches!(o, Err(_) | Ok(Inserted::WrongDocument)))
+                    .count(),
+            },
             Err(e) => {
                 tracing::error!("CRDT store: {e}");
-                0
+                Accepted::default()
             }
         }
     }

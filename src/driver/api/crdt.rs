@@ -276,6 +276,10 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
                 "changes_received": stats.changes_received,
                 "changes_applied": stats.changes_applied,
                 "malformed": stats.malformed, "pulls": stats.pulls,
+                "not_peer": stats.not_peer, "over_budget": stats.over_budget,
+                "bad_changes": stats.bad_changes, "penalties": stats.penalties,
+                "ignored": stats.ignored,
+                "digest_entries_skipped": stats.digest_entries_skipped,
             },
         }))
     })

@@ -10,7 +10,7 @@ use super::document::Op;
 use super::field::Kind;
 use super::log::Inserted;
 use super::replica::{DocName, Replica, WriteError};
-use super::sync::{SYNC_PORT, SyncConfig, SyncEngine, SyncStore};
+use super::sync::{Accepted, SYNC_PORT, SyncConfig, SyncEngine, SyncStore};
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::node::{Delivery, DeliveryKind, Event};
 use crate::core::time::Instant;
@@ -68,12 +68,12 @@ impl<S: SyncStore> SyncStore for Recording<'_, S> {
         self.store.replica()
     }
 
-    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize {
-        let applied = self.store.accept(doc, changes);
-        if applied > 0 {
-            self.touched.push((doc.clone(), applied));
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> Accepted {
+        let accepted = self.store.accept(doc, changes);
+        if accepted.applied > 0 {
+            self.touched.push((doc.clone(), accepted.applied));
         }
-        applied
+        accepted
     }
 }
 

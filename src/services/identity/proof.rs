@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::core::identity::{NodeKey, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
-use crate::core::rate::TokenBucket;
+use crate::core::rate::{KeyedBuckets, TokenBucket};
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
 
@@ -22,6 +22,11 @@ pub const PROOF_PORT: u16 = 2;
 pub const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests outstanding at most.
 const MAX_PENDING: usize = 1024;
+/// Answers per second to one requester (bursts of as many), so one requester cannot use up the
+/// node's whole answer budget.
+pub const ANSWERS_PER_REQUESTER: f64 = 5.0;
+/// Requesters whose budget is remembered at once.
+const MAX_REQUESTERS: usize = 4096;
 const REQUEST: u8 = 1;
 const ANSWER: u8 = 2;
 const NONCE_LEN: usize = 16;
@@ -55,6 +60,7 @@ pub struct ProofService {
     next_id: u64,
     pending: HashMap<[u8; NONCE_LEN], Pending>,
     answers: TokenBucket,
+    per_requester: KeyedBuckets<PublicKey>,
     transmit: VecDeque<(PublicKey, Vec<u8>)>,
     done: VecDeque<ProofOutcome>,
 }
@@ -71,7 +77,7 @@ pub fn signed_bytes(requester: &PublicKey, prover: &PublicKey, nonce: &[u8; NONC
 
 impl ProofService {
     /// The service of the node with `key`, nonces drawn from `seed`; answers at most 200 requests a
-    /// second (bursts of 50).
+    /// second (bursts of 50), and at most [`ANSWERS_PER_REQUESTER`] a second to one requester.
     pub fn new(key: NodeKey, seed: [u8; 32], now: Instant) -> Self {
         Self {
             key,
@@ -79,6 +85,11 @@ impl ProofService {
             next_id: 1,
             pending: HashMap::new(),
             answers: TokenBucket::new(200.0, 50.0, now),
+            per_requester: KeyedBuckets::new(
+                ANSWERS_PER_REQUESTER,
+                ANSWERS_PER_REQUESTER,
+                MAX_REQUESTERS,
+            ),
             transmit: VecDeque::new(),
             done: VecDeque::new(),
         }
@@ -123,7 +134,7 @@ impl ProofService {
     pub fn handle_message(&mut self, now: Instant, from: PublicKey, message: &[u8]) {
         match message.split_first() {
             Some((&REQUEST, nonce)) if nonce.len() == NONCE_LEN => {
-                if !self.answers.take(now) {
+                if !self.per_requester.take(now, from) || !self.answers.take(now) {
                     return;
                 }
                 let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("length checked");
@@ -277,10 +288,40 @@ mod tests {
         let (a, mut b, now) = pair();
         let mut request = vec![REQUEST];
         request.extend_from_slice(&[0; NONCE_LEN]);
+        // One requester gets its own share only.
         for _ in 0..500 {
             b.handle_message(now, a.key.public_key(), &request);
         }
         let answered = std::iter::from_fn(|| b.poll_transmit()).count();
-        assert_eq!(answered, 50);
+        assert_eq!(answered, ANSWERS_PER_REQUESTER as usize);
+        // Many requesters: the node's 50 at once, whoever asks.
+        for n in 0..500u32 {
+            let mut seed = [7; 32];
+            seed[..4].copy_from_slice(&n.to_le_bytes());
+            b.handle_message(now, NodeKey::from_seed(&seed).public_key(), &request);
+        }
+        let answered = std::iter::from_fn(|| b.poll_transmit()).count();
+        assert_eq!(answered, 50 - ANSWERS_PER_REQUESTER as usize);
+    }
+
+    #[test]
+    fn one_requester_flooding_does_not_starve_another() {
+        let (a, mut b, now) = pair();
+        let mut request = vec![REQUEST];
+        request.extend_from_slice(&[0; NONCE_LEN]);
+        let honest = NodeKey::from_seed(&[5; 32]).public_key();
+        let mut honest_answers = 0;
+        // The flooder asks 1 000 times a second for 10 s; the honest node once a second.
+        for ms in 0..10_000u64 {
+            let t = now + std::time::Duration::from_millis(ms);
+            b.handle_message(t, a.key.public_key(), &request);
+            if ms % 1000 == 0 {
+                b.handle_message(t, honest, &request);
+            }
+            while let Some((to, _)) = b.poll_transmit() {
+                honest_answers += usize::from(to == honest);
+            }
+        }
+        assert_eq!(honest_answers, 10);
     }
 }

@@ -11,14 +11,18 @@
 //! - changes learnt from a peer are announced (a digest) to the *other* peers, never echoed back;
 //!   a local write is pushed whole to every peer, which cannot have it yet;
 //! - a pull with no progress for `pull_timeout` is asked again (losses cost a retry, never
-//!   correctness), and full digests go to every peer periodically and when it comes up.
+//!   correctness), and full digests go to every peer periodically and when it comes up;
+//! - only direct peers (a link up) are listened to, each within the budgets of [`super::limits`]:
+//!   signature checks per second, bad changes before it is ignored for a while, documents and
+//!   pulls remembered.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::SyncStore;
 use super::config::SyncConfig;
+use super::limits::{MAX_KNOWN, MAX_NEW_PULLS_PER_PEER, MAX_PULLS, PeerBudget};
 use super::message::{ActorHave, DocRef, SyncMessage, doc_len};
+use super::{Accepted, SyncStore};
 use crate::core::identity::PublicKey;
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
@@ -50,6 +54,18 @@ pub struct SyncStats {
     pub malformed: u64,
     /// Pulls started (including retries).
     pub pulls: u64,
+    /// Messages from nodes that are not direct peers, dropped.
+    pub not_peer: u64,
+    /// Changes messages dropped because their sender was over its signature-check budget.
+    pub over_budget: u64,
+    /// Changes no honest peer sends (malformed, badly signed, invalid, for another document).
+    pub bad_changes: u64,
+    /// Times a peer's changes started being ignored for sending too many bad ones.
+    pub penalties: u64,
+    /// Messages dropped from a peer being ignored.
+    pub ignored: u64,
+    /// Digest entries not followed (too many documents remembered or pulls running).
+    pub digest_entries_skipped: u64,
 }
 
 #[derive(Debug)]
@@ -62,6 +78,8 @@ struct Peer {
     next_digest: Instant,
     /// Smoothed time from a want to the first part of its answer.
     rtt: Option<Duration>,
+    /// What it may cost.
+    budget: PeerBudget,
 }
 
 #[derive(Debug)]
@@ -74,6 +92,8 @@ struct Pull {
     received: BTreeSet<u64>,
     deadline: Instant,
     tries: u32,
+    /// Whether the document was held when the pull started (pulls of new ones are capped per peer).
+    held: bool,
 }
 
 /// One node's sync state.
@@ -149,6 +169,16 @@ impl SyncEngine {
         self.peers.keys()
     }
 
+    /// Pulls running.
+    pub fn pulls_running(&self) -> usize {
+        self.pulls.len()
+    }
+
+    /// Documents whose hash in `peer`'s digests is remembered.
+    pub fn known_of(&self, peer: &PublicKey) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.known.len())
+    }
+
     /// A direct peer came up: it gets a full digest now.
     pub fn handle_peer_up(&mut self, now: Instant, peer: PublicKey, store: &dyn SyncStore) {
         let next_digest = now + self.config.digest_interval;
@@ -160,6 +190,7 @@ impl SyncEngine {
                 announce_at: None,
                 next_digest,
                 rtt: None,
+                budget: PeerBudget::new(now),
             },
         );
         self.send_digest(now, peer, None, store);
@@ -168,6 +199,11 @@ impl SyncEngine {
     /// A direct peer went away: its pulls move to other peers.
     pub fn handle_peer_down(&mut self, now: Instant, peer: &PublicKey, store: &dyn SyncStore) {
         self.peers.remove(peer);
+        self.move_pulls(now, peer, store);
+    }
+
+    /// `peer`'s pulls move to other peers.
+    fn move_pulls(&mut self, now: Instant, peer: &PublicKey, store: &dyn SyncStore) {
         let stalled: Vec<DocName> = self
             .pulls
             .iter()
@@ -219,7 +255,7 @@ impl SyncEngine {
         self.peer_have.entry(peer).or_default().insert(doc, have);
     }
 
-    /// A sync message from `from` (any node; only direct peers get digests and pushes from us).
+    /// A sync message from `from`: dropped unless `from` is a direct peer (a link up).
     pub fn handle_message(
         &mut self,
         now: Instant,
@@ -227,21 +263,55 @@ impl SyncEngine {
         bytes: &[u8],
         store: &mut dyn SyncStore,
     ) {
+        match self.peers.get(&from) {
+            None => {
+                self.stats.not_peer += 1;
+                return;
+            }
+            Some(peer) if peer.budget.ignored(now) => {
+                self.stats.ignored += 1;
+                return;
+            }
+            Some(_) => {}
+        }
         let Ok(message) = SyncMessage::decode(bytes) else {
             self.stats.malformed += 1;
             return;
         };
         match message {
             SyncMessage::Digest(entries) => {
+                let mut new_pulls = (self.pulls.values())
+                    .filter(|p| p.peer == from && !p.held)
+                    .count();
                 for (doc, heads) in entries {
                     if !self.config.allows(&from, doc.namespace) {
                         continue;
                     }
                     let name: DocName = doc.to_name();
-                    if let Some(peer) = self.peers.get_mut(&from) {
+                    let held = ours(store, &name);
+                    let running = self.pulls.contains_key(&name);
+                    let Some(peer) = self.peers.get_mut(&from) else {
+                        return;
+                    };
+                    let remembered = peer.known.contains_key(&name);
+                    if held.is_none()
+                        && !running
+                        && (new_pulls >= MAX_NEW_PULLS_PER_PEER
+                            || self.pulls.len() >= MAX_PULLS
+                            || (!remembered && peer.known.len() >= MAX_KNOWN))
+                    {
+                        // A digest naming ever more documents we lack grows nothing here; what is
+                        // skipped is pulled after a later digest.
+                        self.stats.digest_entries_skipped += 1;
+                        continue;
+                    }
+                    if remembered || peer.known.len() < MAX_KNOWN {
                         peer.known.insert(name.clone(), heads);
                     }
-                    if ours(store, &name) != Some(heads) {
+                    if held != Some(heads) && !running {
+                        if held.is_none() {
+                            new_pulls += 1;
+                        }
                         self.start_pull(now, &name, from, store);
                     }
                 }
@@ -266,7 +336,9 @@ impl SyncEngine {
             } => {
                 if self.config.allows(&from, doc.namespace) {
                     let name = doc.to_name();
-                    self.on_changes(now, from, &name, &changes, store);
+                    if !self.on_changes(now, from, &name, &changes, store) {
+                        return;
+                    }
                     if request != 0 {
                         self.on_part(now, from, &name, request, part, parts, store);
                     }
@@ -275,7 +347,8 @@ impl SyncEngine {
         }
     }
 
-    /// Stores changes from `from` and announces the new ones to the other peers.
+    /// Stores changes from `from` within its budget and announces the new ones to the other peers;
+    /// false if the message was dropped (over budget, or `from` is being ignored).
     fn on_changes(
         &mut self,
         now: Instant,
@@ -283,15 +356,24 @@ impl SyncEngine {
         name: &DocName,
         changes: &[&[u8]],
         store: &mut dyn SyncStore,
-    ) {
+    ) -> bool {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return false;
+        };
+        if !peer.budget.take_checks(now, changes.len()) {
+            // Dropped before any signature is checked; a pull asks again later.
+            self.stats.over_budget += 1;
+            return false;
+        }
         // An empty batch changes nothing: the store (a database transaction in the daemon) is not
         // asked.
-        let applied = match changes.is_empty() {
-            true => 0,
+        let Accepted { applied, bad } = match changes.is_empty() {
+            true => Accepted::default(),
             false => store.accept(name, changes),
         };
         self.stats.changes_received += changes.len() as u64;
         self.stats.changes_applied += applied as u64;
+        self.stats.bad_changes += bad as u64;
         if applied > 0 {
             let at = now + self.config.announce_delay;
             let others: Vec<PublicKey> =
@@ -300,6 +382,14 @@ impl SyncEngine {
                 self.schedule_announce(peer, name, at);
             }
         }
+        if let Some(peer) = self.peers.get_mut(&from)
+            && peer.budget.count_bad(now, bad)
+        {
+            self.stats.penalties += 1;
+            self.move_pulls(now, &from, store);
+            return false;
+        }
+        true
     }
 
     /// Counts a part of the answer to our pull; when every part is in, the pull is done and a peer
@@ -345,7 +435,11 @@ impl SyncEngine {
         let next = self
             .peers
             .iter()
-            .find(|(p, s)| **p != from && s.known.get(name).is_some_and(|h| Some(*h) != held))
+            .find(|(p, s)| {
+                **p != from
+                    && !s.budget.ignored(now)
+                    && s.known.get(name).is_some_and(|h| Some(*h) != held)
+            })
             .map(|(p, _)| *p);
         if let Some(peer) = next {
             self.start_pull(now, name, peer, store);
@@ -483,7 +577,9 @@ impl SyncEngine {
         let peer = self
             .peers
             .iter()
-            .find(|(_, s)| s.known.get(doc).is_some_and(|h| Some(*h) != held))
+            .find(|(_, s)| {
+                !s.budget.ignored(now) && s.known.get(doc).is_some_and(|h| Some(*h) != held)
+            })
             .map(|(p, _)| *p);
         if let Some(peer) = peer {
             self.start_pull(now, doc, peer, store);
@@ -498,9 +594,9 @@ impl SyncEngine {
         tries: u32,
         store: &dyn SyncStore,
     ) {
-        let have: Vec<ActorHave> = store
-            .replica()
-            .document(&doc.0, &doc.1)
+        let log = store.replica().document(&doc.0, &doc.1);
+        let held = log.is_some();
+        let have: Vec<ActorHave> = log
             .map(|log| {
                 let vv = log.version_vector();
                 log.actors()
@@ -533,6 +629,7 @@ impl SyncEngine {
                 received: BTreeSet::new(),
                 deadline,
                 tries,
+                held,
             },
         );
     }

@@ -9,6 +9,7 @@
 mod answer;
 pub mod config;
 pub mod engine;
+pub mod limits;
 pub mod message;
 
 pub use self::config::{NamespaceFilter, SyncConfig};
@@ -21,14 +22,24 @@ use super::replica::{DocName, Replica};
 /// The service port of CRDT sync.
 pub const SYNC_PORT: u16 = 1;
 
+/// What storing a peer's changes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Changes that were new and applied.
+    pub applied: usize,
+    /// Changes no honest peer sends: malformed, badly signed, invalid, or for another document than
+    /// the message names (a peer stores only what verified, so relaying one is misbehaviour).
+    pub bad: usize,
+}
+
 /// Where synced changes live: the daemon's database, or a replica in memory.
 pub trait SyncStore {
     /// The documents held.
     fn replica(&self) -> &Replica;
-    /// Verifies and stores changes a peer sent for document `doc`; returns how many were new.
-    /// Invalid ones, and changes to any other document (which the namespace filter may exclude),
-    /// are dropped: a peer relays changes, it does not vouch for them.
-    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize;
+    /// Verifies and stores changes a peer sent for document `doc`. Invalid ones, and changes to any
+    /// other document (which the namespace filter may exclude), are dropped and counted as bad: a
+    /// peer relays changes, it does not vouch for them.
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> Accepted;
 }
 
 impl SyncStore for Replica {
@@ -36,13 +47,20 @@ impl SyncStore for Replica {
         self
     }
 
-    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> usize {
-        decode_verified_all(changes)
-            .into_iter()
-            .zip(changes)
-            .filter_map(|(r, bytes)| r.ok().map(|c| (c, bytes)))
-            .filter(|(c, _)| c.namespace == doc.0 && c.document == doc.1)
-            .filter(|(c, bytes)| self.insert_verified(c, bytes) == Inserted::Applied)
-            .count()
+    fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> Accepted {
+        let mut accepted = Accepted::default();
+        for (result, bytes) in decode_verified_all(changes).into_iter().zip(changes) {
+            match result {
+                Ok(c) if c.namespace == doc.0 && c.document == doc.1 => {
+                    match self.insert_verified(&c, bytes) {
+                        Inserted::Applied => accepted.applied += 1,
+                        Inserted::WrongDocument => accepted.bad += 1,
+                        Inserted::Duplicate | Inserted::Equivocation => {}
+                    }
+                }
+                _ => accepted.bad += 1,
+            }
+        }
+        accepted
     }
 }
