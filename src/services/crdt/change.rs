@@ -1,12 +1,19 @@
 //! Signed changes: one edit of one document by one node, the unit that replicas exchange and store.
 //!
 //! ```text
-//! change = version(1)=1 kind(1) namespace(string) document(string) actor(32) seq(varint)
-//!          wall_millis(varint) delta signature(64)
-//! kind   = 0x0v for a single value, 0x1v for a map of values; v = 0 counter, 1 lww, 2 mv, 3 set
+//! change v1 = version(1)=1 kind(1) namespace(string) document(string) actor(32) seq(varint)
+//!             wall_millis(varint) delta signature(64)
+//! change v2 = version(1)=2 kind(1) namespace(string) document(string) actor(32) seq(varint)
+//!             wall_millis(varint) count(varint) (author(32) through(varint))* delta signature(64)
+//! kind      = 0x0v for a single value, 0x1v for a map of values; v = 0 counter, 1 lww, 2 mv, 3 set
 //! ```
-//! The signature is Ed25519 by `actor` (a node key) over `"meshrouter crdt change v1\0"` and every
-//! byte before it; the change's id is SHA-256 of those same bytes. `seq` numbers an actor's changes to
+//! The signature is Ed25519 by `actor` (a node key) over `"meshrouter crdt change v1\0"` (v2:
+//! `"... v2\0"`) and every byte before it; the change's id is SHA-256 of those same bytes. A v2
+//! change also names its *access point*: per author, how many of the namespace's access changes
+//! (document `_access`, see [`super::access`]) its writer had applied when it signed, authors in
+//! ascending order, each through at least 1; whether the writer could write is decided at that
+//! point, the same way on every replica. A change made at the empty point is encoded as v1, so
+//! namespaces without access rules keep the v1 format. `seq` numbers an actor's changes to
 //! one document from 1 with no gaps, so a replica's version vector says exactly which changes it
 //! lacks, and two different changes with one `(actor, seq)` are proof that the actor equivocated
 //! (see [`super::log`]). A change may only create entries under its own actor's dots, and every dot
@@ -25,8 +32,16 @@ use crate::core::wire::{Reader, WireError, put_varint, split_signature};
 
 const VERSION: u8 = 1;
 const DOMAIN: &[u8] = b"meshrouter crdt change v1\0";
-/// Longest namespace name, in bytes.
-pub const MAX_NAMESPACE: usize = 64;
+const VERSION_2: u8 = 2;
+const DOMAIN_2: &[u8] = b"meshrouter crdt change v2\0";
+/// Longest namespace name, in bytes (room for an owned name: `~` + a did:key id + `/` + a label).
+pub const MAX_NAMESPACE: usize = 128;
+/// Authors an access point may name, at most.
+pub const MAX_ACCESS_AUTHORS: usize = 256;
+
+/// Per author, how many of a namespace's access changes were applied (see the module
+/// documentation).
+pub type AccessPoint = std::collections::BTreeMap<Actor, u64>;
 /// Longest document name, in bytes.
 pub const MAX_DOCUMENT: usize = 128;
 
@@ -49,6 +64,8 @@ pub struct Change {
     pub seq: u64,
     /// The actor's wall clock when it made it (informational; registers carry their own HLC).
     pub wall_millis: u64,
+    /// The access changes its writer had applied (empty: none, a v1 change).
+    pub access: AccessPoint,
     /// What it changes.
     pub delta: Causal,
     /// Ed25519 by `actor`.
@@ -105,7 +122,7 @@ pub fn valid_name(name: &str, max: usize) -> bool {
 }
 
 impl Change {
-    /// Makes and signs a change.
+    /// Makes and signs a change at the empty access point (a v1 change).
     #[allow(clippy::too_many_arguments)]
     pub fn sign(
         key: &NodeKey,
@@ -116,6 +133,31 @@ impl Change {
         wall_millis: u64,
         delta: Causal,
     ) -> Self {
+        let point = AccessPoint::new();
+        Self::sign_at(
+            key,
+            namespace,
+            document,
+            kind,
+            seq,
+            wall_millis,
+            &point,
+            delta,
+        )
+    }
+
+    /// Makes and signs a change at access point `access` (entries of 0 are left out).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_at(
+        key: &NodeKey,
+        namespace: &str,
+        document: &str,
+        kind: Kind,
+        seq: u64,
+        wall_millis: u64,
+        access: &AccessPoint,
+        delta: Causal,
+    ) -> Self {
         let mut change = Self {
             namespace: namespace.to_owned(),
             document: document.to_owned(),
@@ -123,19 +165,37 @@ impl Change {
             actor: key.public_key(),
             seq,
             wall_millis,
+            access: access
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(a, n)| (*a, *n))
+                .collect(),
             delta,
             signature: [0; SIGNATURE_LEN],
             id: ChangeId([0; 32]),
         };
         let body = change.body();
-        change.signature = key.sign(&[DOMAIN, &body].concat());
+        change.signature = key.sign(&[change.domain(), &body].concat());
         change.id = ChangeId(Sha256::digest(&body).into());
         change
     }
 
+    fn domain(&self) -> &'static [u8] {
+        if self.access.is_empty() {
+            DOMAIN
+        } else {
+            DOMAIN_2
+        }
+    }
+
     /// Everything but the signature, encoded.
     fn body(&self) -> Vec<u8> {
-        let mut out = vec![VERSION, kind_byte(self.kind)];
+        let version = if self.access.is_empty() {
+            VERSION
+        } else {
+            VERSION_2
+        };
+        let mut out = vec![version, kind_byte(self.kind)];
         for name in [&self.namespace, &self.document] {
             put_varint(&mut out, name.len() as u64);
             out.extend_from_slice(name.as_bytes());
@@ -143,6 +203,13 @@ impl Change {
         out.extend_from_slice(self.actor.as_bytes());
         put_varint(&mut out, self.seq);
         put_varint(&mut out, self.wall_millis);
+        if !self.access.is_empty() {
+            put_varint(&mut out, self.access.len() as u64);
+            for (author, through) in &self.access {
+                out.extend_from_slice(&author.0);
+                put_varint(&mut out, *through);
+            }
+        }
         codec::encode(&self.delta, &mut out);
         out
     }
@@ -183,9 +250,11 @@ impl Change {
         let (body, signature) = split_signature(bytes)?;
         let mut r = Reader::new(body);
         let version = r.u8()?;
-        if version != VERSION {
-            return Err(WireError::Version(version).into());
-        }
+        let domain = match version {
+            VERSION => DOMAIN,
+            VERSION_2 => DOMAIN_2,
+            _ => return Err(WireError::Version(version).into()),
+        };
         let kind = kind_from(r.u8()?).ok_or(WireError::Invalid("document kind"))?;
         let mut name = |max| -> Result<String, ChangeError> {
             let len = r.length(max)?;
@@ -200,6 +269,26 @@ impl Change {
         let actor = r.key()?;
         let seq = r.varint()?;
         let wall_millis = r.varint()?;
+        let mut access = AccessPoint::new();
+        if version == VERSION_2 {
+            let count = r.length(MAX_ACCESS_AUTHORS)?;
+            if count == 0 {
+                return Err(WireError::Invalid("empty access point in a v2 change").into());
+            }
+            for _ in 0..count {
+                let author = Actor(*r.key()?.as_bytes());
+                let through = r.varint()?;
+                // Ascending authors, no zero: one encoding per point, so one id per change.
+                if through == 0
+                    || access
+                        .last_key_value()
+                        .is_some_and(|(last, _)| *last >= author)
+                {
+                    return Err(WireError::Invalid("access point").into());
+                }
+                access.insert(author, through);
+            }
+        }
         let delta = codec::decode(&mut r)?;
         r.finish()?;
         let change = Self {
@@ -209,11 +298,12 @@ impl Change {
             actor,
             seq,
             wall_millis,
+            access,
             delta,
             signature,
             id: ChangeId(Sha256::digest(body).into()),
         };
-        Ok((change, [DOMAIN, body].concat()))
+        Ok((change, [domain, body].concat()))
     }
 
     /// The rules a signed change must also follow (see the module documentation).
@@ -300,6 +390,44 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(Change::decode_verified(&bytes[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn a_change_at_an_access_point_round_trips_as_v2_and_every_flipped_bit_is_refused() {
+        let k = key(1);
+        let plain = change(&k, 1, "three");
+        let point: AccessPoint = [
+            (Actor([9; 32]), 3),
+            (Actor([4; 32]), 1),
+            (Actor([5; 32]), 0),
+        ]
+        .into();
+        let c = Change::sign_at(
+            &k,
+            "inventory",
+            "boats",
+            plain.kind,
+            1,
+            7,
+            &point,
+            plain.delta,
+        );
+        assert_eq!(c.access.len(), 2, "zero entries are left out");
+        let bytes = c.encode();
+        assert_eq!(bytes[0], VERSION_2);
+        let back = Change::decode_verified(&bytes).unwrap();
+        assert_eq!(back, c);
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
+            t[i] ^= 0x01;
+            assert!(Change::decode_verified(&t).is_err(), "byte {i}");
+        }
+        // The same change at the empty point is a v1 change, signed under the v1 domain.
+        assert_eq!(change(&k, 1, "three").encode()[0], VERSION);
+        // A v1 body relabelled v2 (or the reverse) fails: the domains differ.
+        let mut relabelled = change(&k, 1, "three").encode();
+        relabelled[0] = VERSION_2;
+        assert!(Change::decode_verified(&relabelled).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! path. The types follow the δ-CRDT "causal" design (Almeida, Shoker, Baquero): entries tagged with
 //! dots, a causal context per replica ([`context`]), one join rule ([`store`]).
 
+pub mod access;
 pub mod change;
 pub mod codec;
 pub mod context;
