@@ -113,13 +113,16 @@ impl CrdtStore {
             replica: Replica::new(),
             commits: 0,
         };
-        for (result, bytes) in super::parallel::decode_changes(&stored)
-            .into_iter()
-            .zip(&stored)
-        {
-            let change = result.map_err(|e| fail(&format!("a stored change is invalid: {e}")))?;
-            store.replica.insert_verified(&change, bytes);
+        let mut changes = Vec::with_capacity(stored.len());
+        for result in super::parallel::decode_changes(&stored) {
+            changes.push(result.map_err(|e| fail(&format!("a stored change is invalid: {e}")))?);
         }
+        let mut outcomes: Vec<Result<Inserted, ChangeError>> = (changes.iter().zip(&stored))
+            .map(|(change, bytes)| Ok(store.replica.insert_verified(change, bytes)))
+            .collect();
+        store
+            .replica
+            .retry_pending(&mut outcomes, |i| Some((&changes[i], stored[i].as_slice())));
         Ok(store)
     }
 
@@ -144,64 +147,52 @@ impl CrdtStore {
             reason: e.to_string(),
         };
         let verified = super::parallel::decode_changes(encoded);
-        let wanted = |c: &Change| only.is_none_or(|d| d.0 == c.namespace && d.1 == c.document);
-        let held = |c: &Change| {
-            (self.replica.document(&c.namespace, &c.document)).is_some_and(|log| log.holds(c))
-        };
-        if !verified
+        // In memory first (with changes waiting for access changes later in the batch tried
+        // again), then one transaction for what is to be kept, and none at all for a batch that
+        // keeps nothing (empty, junk, bad signatures, refused, other documents, held already): a
+        // message that changes nothing costs no fsync.
+        let mut outcomes: Vec<Result<Inserted, ChangeError>> = verified
             .iter()
-            .any(|r| r.as_ref().is_ok_and(|c| wanted(c) && !held(c)))
-        {
-            // Nothing that could be stored (an empty batch, junk, bad signatures, other documents,
-            // changes held already): no write transaction, so no fsync, for a message that changes
-            // nothing.
-            return Ok(verified
-                .into_iter()
-                .map(|r| {
-                    r.map(|c| {
-                        if held(&c) {
-                            Inserted::Duplicate
-                        } else {
-                            Inserted::WrongDocument
-                        }
-                    })
-                })
-                .collect());
+            .zip(encoded)
+            .map(|(result, bytes)| {
+                let change = result.clone()?;
+                if only.is_some_and(|d| d.0 != change.namespace || d.1 != change.document) {
+                    return Ok(Inserted::WrongDocument);
+                }
+                Ok(self.replica.insert_verified(&change, bytes.as_ref()))
+            })
+            .collect();
+        self.replica.retry_pending(&mut outcomes, |i| {
+            verified[i].as_ref().ok().map(|c| (c, encoded[i].as_ref()))
+        });
+        let kept: Vec<(Vec<u8>, &[u8], bool)> = (outcomes.iter().zip(&verified).zip(encoded))
+            .filter_map(|((outcome, change), bytes)| {
+                let change = change.as_ref().ok()?;
+                match outcome {
+                    Ok(Inserted::Applied) => Some((key(change), bytes.as_ref(), false)),
+                    Ok(Inserted::Equivocation) => {
+                        let mut k = key(change);
+                        k.extend_from_slice(&change.id().0);
+                        Some((k, bytes.as_ref(), true))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        if kept.is_empty() {
+            return Ok(outcomes);
         }
         let write = self.db.begin_write().map_err(|e| fail(&e))?;
-        let mut outcomes = Vec::with_capacity(encoded.len());
         {
             let mut changes = write.open_table(CHANGES).map_err(|e| fail(&e))?;
             let mut evidence = write.open_table(EVIDENCE).map_err(|e| fail(&e))?;
-            for (result, bytes) in verified.into_iter().zip(encoded) {
-                let bytes = bytes.as_ref();
-                let change = match result {
-                    Ok(c) => c,
-                    Err(e) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
+            for (k, bytes, is_evidence) in kept {
+                let table = if is_evidence {
+                    &mut evidence
+                } else {
+                    &mut changes
                 };
-                if only.is_some_and(|d| d.0 != change.namespace || d.1 != change.document) {
-                    outcomes.push(Ok(Inserted::WrongDocument));
-                    continue;
-                }
-                let outcome = self.replica.insert_verified(&change, bytes);
-                let k = key(&change);
-                match outcome {
-                    Inserted::Applied => {
-                        changes.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
-                    }
-                    Inserted::Equivocation => {
-                        let mut ek = k;
-                        ek.extend_from_slice(&change.id().0);
-                        evidence
-                            .insert(ek.as_slice(), bytes)
-                            .map_err(|e| fail(&e))?;
-                    }
-                    Inserted::Duplicate | Inserted::WrongDocument => {}
-                }
-                outcomes.push(Ok(outcome));
+                table.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
             }
         }
         write.commit().map_err(|e| fail(&e))?;
@@ -276,7 +267,15 @@ impl SyncStore for CrdtStore {
                     .filter(|o| **o == Ok(Inserted::Applied))
                     .count(),
                 bad: (outcomes.iter())
-                    .filter(|o| matches!(o, Err(_) | Ok(Inserted::WrongDocument)))
+                    .filter(|o| {
+                        matches!(
+                            o,
+                            Err(_) | Ok(Inserted::WrongDocument | Inserted::Refused(_))
+                        )
+                    })
+                    .count(),
+                pending: (outcomes.iter())
+                    .filter(|o| **o == Ok(Inserted::Pending))
                     .count(),
             },
             Err(e) => {
@@ -289,6 +288,10 @@ impl SyncStore for CrdtStore {
 
 impl Storage for CrdtStore {
     type Error = StoreError;
+
+    fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
 
     /// One transaction with fsync: an acknowledged local write survives a crash.
     fn commit(&mut self, _change: &Change, encoded: &[u8]) -> Result<Inserted, StoreError> {

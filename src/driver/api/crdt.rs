@@ -345,6 +345,9 @@ pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
                     refused @ crate::services::crdt::host::HostError::Refused(..) => {
                         error(409, refused.to_string())
                     }
+                    denied @ crate::services::crdt::host::HostError::Access { .. } => {
+                        error(403, denied.to_string())
+                    }
                 })?;
             crdt.host
                 .store

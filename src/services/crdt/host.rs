@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::access::AccessOp;
 use super::change::Change;
 use super::document::Op;
 use super::field::Kind;
@@ -22,10 +23,16 @@ pub trait Storage: SyncStore {
     type Error: std::error::Error + 'static;
     /// Stores a change this node just signed; when this returns, an applied change is durable.
     fn commit(&mut self, change: &Change, encoded: &[u8]) -> Result<Inserted, Self::Error>;
+    /// The documents, to prepare a change against (its access log notes the namespaces seen).
+    fn replica_mut(&mut self) -> &mut Replica;
 }
 
 impl Storage for Replica {
     type Error = std::convert::Infallible;
+
+    fn replica_mut(&mut self) -> &mut Replica {
+        self
+    }
 
     fn commit(&mut self, change: &Change, encoded: &[u8]) -> Result<Inserted, Self::Error> {
         Ok(self.insert_verified(change, encoded))
@@ -44,6 +51,14 @@ pub enum HostError<E: std::error::Error + 'static> {
     /// The document refuses such a change (a removal from a grow-only document).
     #[error("{0}/{1} only grows: the change was refused")]
     Refused(String, String),
+    /// This node may not do that in the namespace (its access rule refused the change).
+    #[error("{namespace}: refused: {why}")]
+    Access {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        why: &'static str,
+    },
 }
 
 /// A node's CRDT service.
@@ -134,15 +149,48 @@ impl<S: Storage> CrdtHost<S> {
             self.store
                 .replica()
                 .prepare_write(&self.key, &doc.0, &doc.1, kind, op, wall_millis)?;
+        self.commit_local(now, change)
+    }
+
+    /// A local access change (a grant or a revocation): signed, stored, applied, then pushed.
+    pub fn write_access(
+        &mut self,
+        now: Instant,
+        wall_millis: u64,
+        namespace: &str,
+        op: &AccessOp,
+    ) -> Result<Change, HostError<S::Error>> {
+        let change =
+            self.store
+                .replica_mut()
+                .prepare_access(&self.key, namespace, op, wall_millis)?;
+        self.commit_local(now, change)
+    }
+
+    fn commit_local(
+        &mut self,
+        now: Instant,
+        change: Change,
+    ) -> Result<Change, HostError<S::Error>> {
         let encoded = change.encode();
         let inserted = self
             .store
             .commit(&change, &encoded)
             .map_err(HostError::Store)?;
-        if inserted == Inserted::WrongDocument {
-            return Err(HostError::Refused(doc.0.clone(), doc.1.clone()));
+        match inserted {
+            Inserted::WrongDocument => {
+                return Err(HostError::Refused(change.namespace, change.document));
+            }
+            Inserted::Refused(why) => {
+                return Err(HostError::Access {
+                    namespace: change.namespace,
+                    why,
+                });
+            }
+            _ => {}
         }
-        self.engine.handle_local_change(now, doc, &encoded);
+        let doc = (change.namespace.clone(), change.document.clone());
+        self.engine.handle_local_change(now, &doc, &encoded);
         Ok(change)
     }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use super::change::{Change, ChangeId};
+use super::change::{AccessPoint, Change, ChangeId};
 use super::context::{Actor, CausalContext};
 use super::document::{Causal, Document};
 use super::field::Kind;
@@ -26,8 +26,16 @@ use super::store::DotStore as _;
 /// writers add each member once.)
 pub const GROW_ONLY: &[(&str, &str)] = &[("identity", "revocations")];
 
+/// True for a document that only grows: one of [`GROW_ONLY`], or any namespace's access document.
+pub fn grow_only(namespace: &str, document: &str) -> bool {
+    document == super::access::ACCESS_DOCUMENT
+        || GROW_ONLY
+            .iter()
+            .any(|(ns, doc)| *ns == namespace && *doc == document)
+}
+
 /// True if `delta` removes nothing: its context holds exactly the dots of its entries.
-fn only_adds(delta: &Causal) -> bool {
+pub(crate) fn only_adds(delta: &Causal) -> bool {
     let mut dots = Vec::new();
     delta.field.dots(&mut dots);
     !dots.is_empty() && delta.ctx == CausalContext::from_parts(BTreeMap::new(), dots)
@@ -49,7 +57,7 @@ pub struct Equivocation {
 /// What inserting a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
-    /// New: stored and joined.
+    /// New: stored, and joined unless a revocation cuts it (see [`super::access`]).
     Applied,
     /// Already held (re-import, a retransmission): nothing changed.
     Duplicate,
@@ -57,6 +65,11 @@ pub enum Inserted {
     Equivocation,
     /// For another document or schema: refused.
     WrongDocument,
+    /// Its writer may not write here at its access point (see [`super::access`]): refused, the
+    /// same way on every replica.
+    Refused(&'static str),
+    /// Its access point names access changes not held yet: not stored (a later pull brings it).
+    Pending,
 }
 
 /// A replica of one document with its changes.
@@ -69,6 +82,10 @@ pub struct DocumentLog {
     /// Per actor, the changes held from 1 without a gap (kept as changes arrive).
     contiguous: BTreeMap<Actor, u64>,
     equivocations: Vec<Equivocation>,
+    /// Changes held that do not count (a revocation cut them): stored and synced, not joined.
+    suppressed: BTreeSet<(Actor, u64)>,
+    /// The closure of each change signed at a non-empty access point.
+    closures: BTreeMap<(Actor, u64), AccessPoint>,
 }
 
 impl DocumentLog {
@@ -81,6 +98,8 @@ impl DocumentLog {
             changes: BTreeMap::new(),
             contiguous: BTreeMap::new(),
             equivocations: Vec::new(),
+            suppressed: BTreeSet::new(),
+            closures: BTreeMap::new(),
         }
     }
 
@@ -95,8 +114,26 @@ impl DocumentLog {
         (self.changes.get(&(actor, change.seq))).is_some_and(|(held, _)| *held == change.id())
     }
 
+    /// Whether a different change with this one's `(actor, seq)` is held.
+    pub fn conflicts(&self, change: &Change) -> bool {
+        let actor = Actor(*change.actor.as_bytes());
+        (self.changes.get(&(actor, change.seq))).is_some_and(|(held, _)| *held != change.id())
+    }
+
     /// Inserts a verified change (see [`Change::decode_verified`]) and its encoding.
     pub fn insert(&mut self, change: &Change, encoded: &[u8]) -> Inserted {
+        self.insert_gated(change, encoded, AccessPoint::new(), true)
+    }
+
+    /// [`Self::insert`] for a change admitted at `closure` (its access point's closure) that
+    /// `counts` or not: one that does not is stored, and not joined.
+    pub fn insert_gated(
+        &mut self,
+        change: &Change,
+        encoded: &[u8],
+        closure: AccessPoint,
+        counts: bool,
+    ) -> Inserted {
         if change.namespace != self.namespace
             || change.document != self.name
             || change.kind != self.document.kind()
@@ -123,11 +160,20 @@ impl DocumentLog {
                 Inserted::Equivocation
             }
             None => {
-                let grow_only = GROW_ONLY
-                    .iter()
-                    .any(|(ns, doc)| *ns == self.namespace && *doc == self.name);
-                if (grow_only && !only_adds(&change.delta)) || !self.document.apply(&change.delta) {
+                if grow_only(&self.namespace, &self.name) && !only_adds(&change.delta) {
                     return Inserted::WrongDocument;
+                }
+                if counts {
+                    if !self.document.apply(&change.delta) {
+                        return Inserted::WrongDocument;
+                    }
+                } else if !change.delta.field.fits(self.document.kind()) {
+                    return Inserted::WrongDocument;
+                } else {
+                    self.suppressed.insert((actor, change.seq));
+                }
+                if !closure.is_empty() {
+                    self.closures.insert((actor, change.seq), closure);
                 }
                 self.changes
                     .insert((actor, change.seq), (id, encoded.to_vec()));
@@ -141,6 +187,38 @@ impl DocumentLog {
                 Inserted::Applied
             }
         }
+    }
+
+    /// Decides again which held changes count (`counts(actor, seq, closure)`), after the
+    /// namespace's access changes changed; rebuilds the document from the changes that count if
+    /// that differs. True if it did.
+    pub fn reassess(&mut self, counts: &mut dyn FnMut(Actor, u64, &AccessPoint) -> bool) -> bool {
+        let empty = AccessPoint::new();
+        let suppressed: BTreeSet<(Actor, u64)> = (self.changes.keys())
+            .filter(|k| !counts(k.0, k.1, self.closures.get(k).unwrap_or(&empty)))
+            .copied()
+            .collect();
+        if suppressed == self.suppressed {
+            return false;
+        }
+        let mut document = Document::new(self.document.kind());
+        for (k, (_, bytes)) in &self.changes {
+            if suppressed.contains(k) {
+                continue;
+            }
+            // Stored only after it verified: decoding again cannot fail short of memory damage.
+            if let Ok(change) = Change::decode_trusted(bytes) {
+                document.apply(&change.delta);
+            }
+        }
+        self.document = document;
+        self.suppressed = suppressed;
+        true
+    }
+
+    /// Changes held that do not count.
+    pub fn suppressed(&self) -> usize {
+        self.suppressed.len()
     }
 
     /// Per actor, how many of its changes are held from 1 without a gap.

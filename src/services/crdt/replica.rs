@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::access::{ACCESS_DOCUMENT, AccessLog, AccessOp, Admission, NamespaceClass, OpEntry};
+use super::access::{Level, TrustRoot};
 use super::change::{Change, ChangeError, decode_verified_all};
 use super::context::Actor;
 use super::document::{Document, EditError, Op};
@@ -28,12 +30,19 @@ pub enum WriteError {
     /// The edit does not suit the schema.
     #[error("{0}")]
     Edit(#[from] EditError),
+    /// This node may not do that in the namespace (see [`super::access`]).
+    #[error("{0}")]
+    Access(String),
 }
 
 /// Every document a node holds.
 #[derive(Debug, Clone, Default)]
 pub struct Replica {
     docs: BTreeMap<DocName, DocumentLog>,
+    /// The mesh's admins, for namespaces without an owner.
+    root: TrustRoot,
+    /// Access changes and verdicts of each namespace under access control that was seen.
+    access: BTreeMap<String, AccessLog>,
 }
 
 impl Replica {
@@ -42,20 +51,204 @@ impl Replica {
         Self::default()
     }
 
-    /// Inserts a change already verified (see [`Change::decode_verified`]) with its encoding.
+    /// No documents, under the mesh's trust root (its admins).
+    pub fn with_trust_root(root: TrustRoot) -> Self {
+        Self {
+            root,
+            ..Self::default()
+        }
+    }
+
+    /// The trust root.
+    pub fn trust_root(&self) -> &TrustRoot {
+        &self.root
+    }
+
+    /// The access log of `namespace`, unless it is open (no access control).
+    fn access_log(&mut self, namespace: &str) -> Option<&mut AccessLog> {
+        let class = NamespaceClass::of(namespace, &self.root);
+        if !class.controlled() {
+            return None;
+        }
+        let root = &self.root;
+        Some(
+            self.access
+                .entry(namespace.to_owned())
+                .or_insert_with(|| AccessLog::new(class, root.clone())),
+        )
+    }
+
+    /// What `key` may do in `document` of `namespace` now.
+    pub fn level(&mut self, namespace: &str, document: &str, key: Actor) -> Level {
+        match self.access_log(namespace) {
+            Some(log) => log.level_now(key, document),
+            None => Level::Manage,
+        }
+    }
+
+    /// The access log of `namespace` as it stands (None for an open namespace).
+    pub fn access(&mut self, namespace: &str) -> Option<&mut AccessLog> {
+        self.access_log(namespace)
+    }
+
+    /// Inserts a change already verified (see [`Change::decode_verified`]) with its encoding,
+    /// through the namespace's access rule.
     pub fn insert_verified(&mut self, change: &Change, encoded: &[u8]) -> Inserted {
+        let name = (change.namespace.clone(), change.document.clone());
+        if let Some(log) = self.docs.get(&name)
+            && (log.holds(change) || log.conflicts(change))
+        {
+            // A duplicate, or evidence of equivocation: the log knows what to do.
+            return self
+                .docs
+                .get_mut(&name)
+                .map_or(Inserted::Duplicate, |l| l.insert(change, encoded));
+        }
+        let actor = Actor(*change.actor.as_bytes());
+        let Some(access) = self.access_log(&change.namespace) else {
+            return self.log_for(change).insert(change, encoded);
+        };
+        if change.document == ACCESS_DOCUMENT {
+            let Some(entry) = access_entry(change) else {
+                return Inserted::Refused("not an access change");
+            };
+            match access.insert_op(entry) {
+                Admission::Admitted => {}
+                Admission::Pending => return Inserted::Pending,
+                Admission::Refused(why) => return Inserted::Refused(why),
+            }
+            let inserted = self.log_for(change).insert(change, encoded);
+            if inserted == Inserted::Applied {
+                self.reassess(&change.namespace);
+            }
+            return inserted;
+        }
+        let (admission, closure) = access.admit_change(actor, &change.document, &change.access);
+        match admission {
+            Admission::Admitted => {}
+            Admission::Pending => return Inserted::Pending,
+            Admission::Refused(why) => return Inserted::Refused(why),
+        }
+        let counts = access.counts(actor, &change.document, change.seq, &closure);
+        self.log_for(change)
+            .insert_gated(change, encoded, closure, counts)
+    }
+
+    fn log_for(&mut self, change: &Change) -> &mut DocumentLog {
         self.docs
             .entry((change.namespace.clone(), change.document.clone()))
             .or_insert_with(|| DocumentLog::new(&change.namespace, &change.document, change.kind))
-            .insert(change, encoded)
     }
 
-    /// Verifies and inserts encoded changes (from a peer, a file), one outcome each.
+    /// Decides again which changes of `namespace` count, after its access changes changed.
+    fn reassess(&mut self, namespace: &str) {
+        let Some(access) = self.access.get_mut(namespace) else {
+            return;
+        };
+        let from = (namespace.to_owned(), String::new());
+        for ((ns, doc), log) in self.docs.range_mut(from..) {
+            if ns != namespace {
+                break;
+            }
+            if doc != ACCESS_DOCUMENT {
+                log.reassess(&mut |actor, seq, closure| access.counts(actor, doc, seq, closure));
+            }
+        }
+    }
+
+    /// Verifies and inserts encoded changes (from a peer, a file), one outcome each. Changes waiting
+    /// for access changes later in the batch are tried again once those are in.
     pub fn insert<B: AsRef<[u8]>>(&mut self, encoded: &[B]) -> Vec<Result<Inserted, ChangeError>> {
-        decode_verified_all(encoded)
-            .into_iter()
+        let verified = decode_verified_all(encoded);
+        let mut outcomes: Vec<Result<Inserted, ChangeError>> = verified
+            .iter()
             .zip(encoded)
-            .map(|(r, b)| r.map(|c| self.insert_verified(&c, b.as_ref())))
+            .map(|(r, b)| r.clone().map(|c| self.insert_verified(&c, b.as_ref())))
+            .collect();
+        self.retry_pending(&mut outcomes, |i| {
+            verified[i].as_ref().ok().map(|c| (c, encoded[i].as_ref()))
+        });
+        outcomes
+    }
+
+    /// Inserts again the changes whose outcome is [`Inserted::Pending`] while that admits more.
+    pub fn retry_pending<'a>(
+        &mut self,
+        outcomes: &mut [Result<Inserted, ChangeError>],
+        change: impl Fn(usize) -> Option<(&'a Change, &'a [u8])>,
+    ) {
+        loop {
+            let mut progress = false;
+            for (i, outcome) in outcomes.iter_mut().enumerate() {
+                if *outcome != Ok(Inserted::Pending) {
+                    continue;
+                }
+                if let Some((c, bytes)) = change(i) {
+                    let again = self.insert_verified(c, bytes);
+                    progress |= again != Inserted::Pending;
+                    *outcome = Ok(again);
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Makes the signed access change `op` by `key` in `namespace` (not inserted, as for
+    /// [`Self::prepare_write`]).
+    pub fn prepare_access(
+        &mut self,
+        key: &NodeKey,
+        namespace: &str,
+        op: &AccessOp,
+        wall_millis: u64,
+    ) -> Result<Change, WriteError> {
+        use super::change::{MAX_NAMESPACE, valid_name};
+        if !valid_name(namespace, MAX_NAMESPACE) {
+            return Err(WriteError::Name);
+        }
+        let Some(access) = self.access_log(namespace) else {
+            return Err(WriteError::Access(format!(
+                "{namespace} is open to every node (a mesh without admins): it has no access rules"
+            )));
+        };
+        let point = access.point().clone();
+        let actor = Actor(*key.public_key().as_bytes());
+        let kind = Kind::Value(super::field::ValueKind::Set);
+        let (mut replica, seq) = match self.document(namespace, ACCESS_DOCUMENT) {
+            Some(log) => (log.document().clone(), log.next_seq(actor)),
+            None => (Document::new(kind), 1),
+        };
+        let member = op.encode(seq);
+        let delta = replica.edit(
+            actor,
+            &Op::Value(super::document::Edit::Add(member)),
+            wall_millis,
+        )?;
+        Ok(Change::sign_at(
+            key,
+            namespace,
+            ACCESS_DOCUMENT,
+            kind,
+            seq,
+            wall_millis,
+            &point,
+            delta,
+        ))
+    }
+
+    /// Per document of `namespace`, how many of `subject`'s changes are held from 1 (what a
+    /// revocation made here keeps), with its access changes under [`ACCESS_DOCUMENT`].
+    pub fn seen_of(&self, namespace: &str, subject: Actor) -> BTreeMap<String, u64> {
+        let from = (namespace.to_owned(), String::new());
+        self.docs
+            .range(from..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .filter_map(|((_, doc), log)| {
+                let n = log.version_vector().get(&subject).copied()?;
+                Some((doc.clone(), n))
+            })
             .collect()
     }
 
@@ -88,13 +281,19 @@ impl Replica {
             None => (Document::new(kind), 1),
         };
         let delta = replica.edit(actor, op, wall_millis)?;
-        Ok(Change::sign(
+        let point = self
+            .access
+            .get(namespace)
+            .map(|a| a.point().clone())
+            .unwrap_or_default();
+        Ok(Change::sign_at(
             key,
             namespace,
             document,
             kind,
             seq,
             wall_millis,
+            &point,
             delta,
         ))
     }
@@ -128,4 +327,27 @@ impl Replica {
             })
             .collect()
     }
+}
+
+/// The access change a change to an access document carries, if it is one: one member added to a
+/// set, that decodes as an access change numbered with the change's `seq`.
+fn access_entry(change: &Change) -> Option<OpEntry> {
+    let kind = Kind::Value(super::field::ValueKind::Set);
+    if change.kind != kind || !super::log::only_adds(&change.delta) {
+        return None;
+    }
+    let mut document = Document::new(kind);
+    document.apply(&change.delta);
+    let super::document::View::Set(members) = document.view() else {
+        return None;
+    };
+    let [member] = members.as_slice() else {
+        return None;
+    };
+    Some(OpEntry {
+        author: Actor(*change.actor.as_bytes()),
+        seq: change.seq,
+        point: change.access.clone(),
+        op: AccessOp::decode(member, change.seq).ok()?,
+    })
 }

@@ -46,7 +46,8 @@ pub enum NamespaceClass {
     Public,
     /// Any other name on a mesh with admins: theirs until they grant access.
     Shared,
-    /// Any other name on a mesh without admins: anyone writes, as before access control.
+    /// Any name but an owned one on a mesh without admins: anyone writes, as before access
+    /// control (nobody could manage it).
     Open,
 }
 
@@ -60,12 +61,12 @@ impl NamespaceClass {
                 Err(_) => NamespaceClass::Unowned,
             };
         }
-        if namespace == "identity" {
+        if root.is_empty() {
+            NamespaceClass::Open
+        } else if namespace == "identity" {
             NamespaceClass::Identity
         } else if namespace == "public" || namespace.starts_with("public/") {
             NamespaceClass::Public
-        } else if root.is_empty() {
-            NamespaceClass::Open
         } else {
             NamespaceClass::Shared
         }

@@ -3,8 +3,8 @@
 //!
 //! - A namespace's [`class`] follows from its name and the mesh's trust root (the configured
 //!   admins): `~<did:key id>/…` is owned by that key, `public`/`public/…` is writable by anyone,
-//!   `identity` is the registry's, any other name is the admins' (or, on a mesh without admins,
-//!   open to all as before).
+//!   `identity` is the registry's, any other name is the admins'; on a mesh without admins every
+//!   name but an owned one is open to all, as before access control.
 //! - Grants and revocations ([`op`]) are changes to the namespace's document [`ACCESS_DOCUMENT`], a
 //!   grow-only set synced like any other; each is signed by its author and names the access point
 //!   (the access changes it had applied) it was made at.

@@ -230,9 +230,13 @@ fn names_give_classes() {
     );
     assert_eq!(NamespaceClass::of("public", &root), NamespaceClass::Public);
     assert_eq!(NamespaceClass::of("stock", &root), NamespaceClass::Shared);
+    let open = TrustRoot::default();
+    for name in ["stock", "identity", "public"] {
+        assert_eq!(NamespaceClass::of(name, &open), NamespaceClass::Open);
+    }
     assert_eq!(
-        NamespaceClass::of("stock", &TrustRoot::default()),
-        NamespaceClass::Open
+        NamespaceClass::of(&format!("~{id}/notes"), &open),
+        NamespaceClass::Owned(owner)
     );
 }
 

@@ -26,6 +26,7 @@ use super::{Accepted, SyncStore};
 use crate::core::identity::PublicKey;
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
+use crate::services::crdt::access::ACCESS_DOCUMENT;
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::replica::{DocName, Have};
 
@@ -66,6 +67,8 @@ pub struct SyncStats {
     pub ignored: u64,
     /// Digest entries not followed (too many documents remembered or pulls running).
     pub digest_entries_skipped: u64,
+    /// Changes not stored because access changes they rely on were not held yet.
+    pub pending_changes: u64,
 }
 
 #[derive(Debug)]
@@ -367,13 +370,22 @@ impl SyncEngine {
         }
         // An empty batch changes nothing: the store (a database transaction in the daemon) is not
         // asked.
-        let Accepted { applied, bad } = match changes.is_empty() {
+        let Accepted {
+            applied,
+            bad,
+            pending,
+        } = match changes.is_empty() {
             true => Accepted::default(),
             false => store.accept(name, changes),
         };
         self.stats.changes_received += changes.len() as u64;
         self.stats.changes_applied += applied as u64;
         self.stats.bad_changes += bad as u64;
+        self.stats.pending_changes += pending as u64;
+        if applied > 0 && name.1 == ACCESS_DOCUMENT {
+            // Changes that waited for these access changes are pulled again now.
+            self.pull_namespace(now, &name.0, store);
+        }
         if applied > 0 {
             let at = now + self.config.announce_delay;
             let others: Vec<PublicKey> =
@@ -568,6 +580,18 @@ impl SyncEngine {
     ) {
         if !self.pulls.contains_key(doc) {
             self.send_want(now, doc, peer, 0, store);
+        }
+    }
+
+    /// Pulls every document of `namespace` that a peer's digest shows differs from ours.
+    fn pull_namespace(&mut self, now: Instant, namespace: &str, store: &dyn SyncStore) {
+        let docs: BTreeSet<DocName> = (self.peers.values())
+            .flat_map(|p| p.known.keys())
+            .filter(|d| d.0 == namespace && !self.pulls.contains_key(*d))
+            .cloned()
+            .collect();
+        for doc in docs {
+            self.pull_from_any(now, &doc, store);
         }
     }
 

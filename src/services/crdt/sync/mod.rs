@@ -28,8 +28,12 @@ pub struct Accepted {
     /// Changes that were new and applied.
     pub applied: usize,
     /// Changes no honest peer sends: malformed, badly signed, invalid, or for another document than
-    /// the message names (a peer stores only what verified, so relaying one is misbehaviour).
+    /// the message names, or refused by the namespace's access rule (a peer stores only what
+    /// verified and was admitted, which every replica decides alike, so relaying one is misbehaviour).
     pub bad: usize,
+    /// Changes whose access point names access changes not held yet (not stored; pulled again
+    /// once those are in).
+    pub pending: usize,
 }
 
 /// Where synced changes live: the daemon's database, or a replica in memory.
@@ -54,7 +58,8 @@ impl SyncStore for Replica {
                 Ok(c) if c.namespace == doc.0 && c.document == doc.1 => {
                     match self.insert_verified(&c, bytes) {
                         Inserted::Applied => accepted.applied += 1,
-                        Inserted::WrongDocument => accepted.bad += 1,
+                        Inserted::WrongDocument | Inserted::Refused(_) => accepted.bad += 1,
+                        Inserted::Pending => accepted.pending += 1,
                         Inserted::Duplicate | Inserted::Equivocation => {}
                     }
                 }
