@@ -13,6 +13,7 @@ use crate::config::CrdtSettings;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::node::Node;
 use crate::core::time::Instant;
+use crate::services::crdt::access::TrustRoot;
 use crate::services::crdt::document::Op;
 use crate::services::crdt::field::Kind;
 use crate::services::crdt::host::CrdtHost;
@@ -51,6 +52,7 @@ impl DaemonCrdt {
         path: &Path,
         key: &NodeKey,
         seed: [u8; 32],
+        root: TrustRoot,
     ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Database {
@@ -58,7 +60,7 @@ impl DaemonCrdt {
                 reason: format!("creating its folder: {e}"),
             })?;
         }
-        let store = CrdtStore::open(path)?;
+        let store = CrdtStore::open_under(path, root)?;
         let config = SyncConfig {
             namespaces: settings.namespaces.clone(),
             peers: settings.peers.clone(),

@@ -11,6 +11,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::core::identity::NodeKey;
+use crate::services::crdt::access::TrustRoot;
 use crate::services::crdt::change::{Change, ChangeError};
 use crate::services::crdt::drop::{DropError, DropFile};
 use crate::services::crdt::host::Storage;
@@ -86,8 +87,14 @@ fn key(change: &Change) -> Vec<u8> {
 }
 
 impl CrdtStore {
-    /// Opens (or creates) the database at `path` and rebuilds every document from it.
+    /// Opens (or creates) the database at `path` and rebuilds every document from it, on a mesh
+    /// without admins.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_under(path, TrustRoot::default())
+    }
+
+    /// [`Self::open`] under the mesh's trust root (its admins), which namespace access follows.
+    pub fn open_under(path: &Path, root: TrustRoot) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let fail = |e: &dyn std::fmt::Display| StoreError::Database {
             path: shown.clone(),
@@ -110,7 +117,7 @@ impl CrdtStore {
         let mut store = Self {
             db,
             path: shown.clone(),
-            replica: Replica::new(),
+            replica: Replica::with_trust_root(root),
             commits: 0,
         };
         let mut changes = Vec::with_capacity(stored.len());

@@ -40,7 +40,8 @@ impl PreparedServices {
         let crdt = settings.database.as_ref().and_then(|path| {
             let mut crdt_seed = seed;
             crdt_seed[0] ^= 0x5a;
-            match super::crdt::DaemonCrdt::open(settings, path, &config.node_key, crdt_seed) {
+            let root = trust_root(&config.daemon.identity.admins);
+            match super::crdt::DaemonCrdt::open(settings, path, &config.node_key, crdt_seed, root) {
                 Ok(host) => {
                     tracing::info!(database = %path.display(), "CRDT store open");
                     Some(host)
@@ -169,4 +170,17 @@ impl Services {
 
     /// Nothing follows links.
     pub(crate) fn link(&mut self, _now: Instant, _peer: PublicKey, _up: bool) {}
+}
+
+/// The mesh's trust root: the configured admins (checked to be did:keys when the config was read).
+#[cfg(feature = "services")]
+fn trust_root(admins: &[String]) -> crate::services::crdt::access::TrustRoot {
+    use crate::services::crdt::context::Actor;
+    use crate::services::identity::did_key::parse_did_key;
+    crate::services::crdt::access::TrustRoot::new(
+        admins
+            .iter()
+            .filter_map(|did| parse_did_key(did).ok())
+            .map(|key| Actor(*key.as_bytes())),
+    )
 }

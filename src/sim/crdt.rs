@@ -13,3 +13,13 @@ pub type CrdtService = CrdtHost<Replica>;
 pub fn crdt_service(key: &NodeKey, config: SyncConfig, seed: [u8; 32]) -> CrdtService {
     CrdtHost::new(key, Replica::new(), config, seed)
 }
+
+/// [`crdt_service`] on a mesh whose admins are `root` (namespaces follow their access rules).
+pub fn crdt_service_under(
+    key: &NodeKey,
+    config: SyncConfig,
+    seed: [u8; 32],
+    root: crate::services::crdt::access::TrustRoot,
+) -> CrdtService {
+    CrdtHost::new(key, Replica::with_trust_root(root), config, seed)
+}

@@ -190,7 +190,8 @@ impl<S: Storage> CrdtHost<S> {
             _ => {}
         }
         let doc = (change.namespace.clone(), change.document.clone());
-        self.engine.handle_local_change(now, &doc, &encoded);
+        self.engine
+            .handle_local_change(now, &doc, &encoded, &self.store);
         Ok(change)
     }
 

@@ -79,11 +79,21 @@ impl Replica {
     }
 
     /// What `key` may do in `document` of `namespace` now.
-    pub fn level(&mut self, namespace: &str, document: &str, key: Actor) -> Level {
-        match self.access_log(namespace) {
-            Some(log) => log.level_now(key, document),
-            None => Level::Manage,
+    pub fn level(&self, namespace: &str, document: &str, key: Actor) -> Level {
+        if let Some(log) = self.access.get(namespace) {
+            return log.level_now(key, document);
         }
+        let class = NamespaceClass::of(namespace, &self.root);
+        match class.controlled() {
+            false => Level::Manage,
+            true if class.is_root(&key, &self.root) => Level::Manage,
+            true => class.default_level(document),
+        }
+    }
+
+    /// Whether `key` may replicate `namespace`: it is never sent one it may not.
+    pub fn may_pull(&self, namespace: &str, key: Actor) -> bool {
+        self.level(namespace, "", key) >= Level::Pull
     }
 
     /// The access log of `namespace` as it stands (None for an open namespace).

@@ -85,6 +85,10 @@ pub struct AccessLog {
     revokes_of: BTreeMap<Actor, Vec<Key>>,
     /// `(closure, key, default, final?)` → level.
     levels: HashMap<(AccessPoint, Actor, Level, bool), Level>,
+    /// With every access change held: the level of each key some counted change is about, and of
+    /// anyone (None: no change is about them, the class's default applies).
+    now: BTreeMap<Actor, Level>,
+    anyone_now: Option<Level>,
 }
 
 fn contains(closure: &AccessPoint, (author, seq): &Key) -> bool {
@@ -101,6 +105,8 @@ impl AccessLog {
             held: AccessPoint::new(),
             revokes_of: BTreeMap::new(),
             levels: HashMap::new(),
+            now: BTreeMap::new(),
+            anyone_now: None,
         }
     }
 
@@ -143,24 +149,31 @@ impl AccessLog {
         if self.class.is_root(&key, &self.root) {
             return Level::Manage;
         }
-        let about = |subject: Subject| -> Option<Level> {
-            let mut found: Vec<&Node> = Vec::new();
-            for (author, through) in closure {
-                for (k, node) in self.nodes.range((*author, 1)..=(*author, *through)) {
-                    if node.entry.op.subject() == subject && verdict(k) {
-                        found.push(node);
-                    }
+        self.about(closure, Subject::Key(key), verdict)
+            .or_else(|| self.about(closure, Subject::Anyone, verdict))
+            .unwrap_or(default)
+    }
+
+    /// The level the counted changes about `subject` in `closure` give it, if any is about it.
+    fn about(
+        &self,
+        closure: &AccessPoint,
+        subject: Subject,
+        verdict: &dyn Fn(&Key) -> bool,
+    ) -> Option<Level> {
+        let mut found: Vec<&Node> = Vec::new();
+        for (author, through) in closure {
+            for (k, node) in self.nodes.range((*author, 1)..=(*author, *through)) {
+                if node.entry.op.subject() == subject && verdict(k) {
+                    found.push(node);
                 }
             }
-            let latest = found.iter().filter(|n| {
-                let k = (n.entry.author, n.entry.seq);
-                !found.iter().any(|o| contains(&o.closure, &k))
-            });
-            latest.map(|n| n.entry.op.level()).min()
-        };
-        about(Subject::Key(key))
-            .or_else(|| about(Subject::Anyone))
-            .unwrap_or(default)
+        }
+        let latest = found.iter().filter(|n| {
+            let k = (n.entry.author, n.entry.seq);
+            !found.iter().any(|o| contains(&o.closure, &k))
+        });
+        latest.map(|n| n.entry.op.level()).min()
     }
 
     /// Whether access change `node` was authorised at its closure, by `verdict`'s changes.
@@ -255,6 +268,25 @@ impl AccessLog {
                 node.authorised = authorised;
             }
         }
+        self.now.clear();
+        let subjects: Vec<Subject> = (self.nodes.values())
+            .filter(|n| n.counts)
+            .map(|n| n.entry.op.subject())
+            .collect();
+        let point = self.held.clone();
+        let nodes = &self.nodes;
+        let counted = |k: &Key| nodes.get(k).is_some_and(|n| n.counts);
+        let mut now = BTreeMap::new();
+        for subject in subjects {
+            if let Subject::Key(key) = subject
+                && let Some(level) = self.about(&point, subject, &counted)
+            {
+                now.insert(key, level);
+            }
+        }
+        let anyone = self.about(&point, Subject::Anyone, &counted);
+        self.now = now;
+        self.anyone_now = anyone;
     }
 
     /// Whether an access change would be stored, and its node if so (nothing is stored).
@@ -390,9 +422,14 @@ impl AccessLog {
     }
 
     /// What `key` may do in `document` now (with every access change held).
-    pub fn level_now(&mut self, key: Actor, document: &str) -> Level {
-        let point = self.held.clone();
-        self.level_at(&point, key, document, true)
+    pub fn level_now(&self, key: Actor, document: &str) -> Level {
+        if self.class.is_root(&key, &self.root) {
+            return Level::Manage;
+        }
+        match self.now.get(&key) {
+            Some(level) => *level,
+            None => (self.anyone_now).unwrap_or_else(|| self.class.default_level(document)),
+        }
     }
 
     /// Whether access change `(author, seq)` is held, and if so whether it counts.
@@ -405,33 +442,11 @@ impl AccessLog {
         self.nodes.values().map(|n| (&n.entry, n.counts))
     }
 
-    /// Who has an access change about them that counts, with their level now (and `*`).
-    pub fn members(&mut self) -> Vec<(Subject, Level)> {
-        let mut subjects: Vec<Subject> = self
-            .nodes
-            .values()
-            .filter(|n| n.counts)
-            .map(|n| n.entry.op.subject())
-            .collect();
-        subjects.sort();
-        subjects.dedup();
-        let point = self.held.clone();
-        let default = self.class.default_level("");
-        subjects
-            .into_iter()
-            .map(|s| {
-                let level = match s {
-                    Subject::Key(k) => self.level_at(&point, k, "", true),
-                    Subject::Anyone => {
-                        let nodes = &self.nodes;
-                        let counted = |k: &Key| nodes.get(k).is_some_and(|n| n.counts);
-                        // A key no change names.
-                        let nobody = Actor([0; 32]);
-                        self.level_in(&point, nobody, default, &counted)
-                    }
-                };
-                (s, level)
-            })
+    /// Who has an access change about them that counts, with their level now, then `*` if any
+    /// change is about anyone.
+    pub fn members(&self) -> Vec<(Subject, Level)> {
+        let keys = self.now.iter().map(|(k, l)| (Subject::Key(*k), *l));
+        keys.chain(self.anyone_now.map(|l| (Subject::Anyone, l)))
             .collect()
     }
 }

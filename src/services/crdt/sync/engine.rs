@@ -219,13 +219,27 @@ impl SyncEngine {
         }
     }
 
-    /// A local write was stored (and inserted into the replica): it is pushed to every peer.
-    pub fn handle_local_change(&mut self, now: Instant, doc: &DocName, encoded: &[u8]) {
+    /// Whether `peer` may be sent `namespace`: the configuration replicates it with that peer and
+    /// the namespace's access rule lets the peer pull it.
+    fn may_send(&self, peer: &PublicKey, namespace: &str, store: &dyn SyncStore) -> bool {
+        self.config.allows(peer, namespace)
+            && (store.replica()).may_pull(namespace, Actor(*peer.as_bytes()))
+    }
+
+    /// A local write was stored (and inserted into the replica): it is pushed to every peer that
+    /// may have it.
+    pub fn handle_local_change(
+        &mut self,
+        now: Instant,
+        doc: &DocName,
+        encoded: &[u8],
+        store: &dyn SyncStore,
+    ) {
         let push_check = now + self.config.push_check_delay;
         let peers: Vec<PublicKey> = self
             .peers
             .keys()
-            .filter(|p| self.config.allows(p, &doc.0))
+            .filter(|p| self.may_send(p, &doc.0, store))
             .copied()
             .collect();
         for peer in peers {
@@ -320,7 +334,8 @@ impl SyncEngine {
                 }
             }
             SyncMessage::Want { doc, request, have } => {
-                if self.config.allows(&from, doc.namespace) {
+                // A peer that may not pull the namespace gets nothing of it, not even a refusal.
+                if self.may_send(&from, doc.namespace, store) {
                     let name: DocName = doc.to_name();
                     self.answer_want(now, from, &name, request, &have, store);
                     // Only documents we hold matter to an export, so a want naming invented ones
@@ -551,7 +566,7 @@ impl SyncEngine {
         let mut size = 4;
         let mut batches = Vec::new();
         for (name, log) in replica.documents() {
-            if only.is_some_and(|o| !o.contains(name)) || !self.config.allows(&peer, &name.0) {
+            if only.is_some_and(|o| !o.contains(name)) || !self.may_send(&peer, &name.0, store) {
                 continue;
             }
             let doc = doc_ref(name);
