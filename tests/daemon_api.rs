@@ -672,3 +672,83 @@ fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() {
     assert_eq!(message[..n].trim_ascii(), b"STOPPING=1");
     assert!(daemon.child.wait().unwrap().success());
 }
+
+#[test]
+fn an_owned_namespace_is_shared_read_only_then_for_writing_then_taken_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let a = start(
+        dir.path(),
+        "a",
+        &format!("listen = [\"udp://127.0.0.1:{port}\"]"),
+    );
+    let b = start(
+        dir.path(),
+        "b",
+        &format!("peers = [\"udp://127.0.0.1:{port}\"]"),
+    );
+    let did = |d: &Daemon| -> String {
+        let out = ctl(d, &["id", "show", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["did"].as_str().unwrap().to_owned()
+    };
+    let (a_did, b_did) = (did(&a), did(&b));
+    let ns = format!("~{}/plan", a_did.trim_start_matches("did:key:"));
+    let run = |d: &Daemon, args: &[&str]| ctl(d, args);
+    let ok = |d: &Daemon, args: &[&str]| {
+        let out = run(d, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&a, &["crdt", "incr", &ns, "boats", "--by", "3"]);
+    // b may not even write to a's namespace, and is never sent it.
+    let refused = run(&b, &["crdt", "incr", &ns, "boats"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refused"),
+        "{refused:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let held = run(&b, &["crdt", "get", &ns, "boats"]);
+    assert!(
+        !held.status.success(),
+        "b holds a's private namespace: {held:?}"
+    );
+    // Read-only: b gets it and reads it; its writes are refused.
+    ok(&a, &["crdt", "grant", &ns, &b_did, "read"]);
+    wait_for("the namespace to reach b", || {
+        run(&b, &["crdt", "get", &ns, "boats", "--json"])
+            .status
+            .success()
+    });
+    let refused = run(&b, &["crdt", "incr", &ns, "boats"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    // Writing: b's write reaches a.
+    ok(&a, &["crdt", "grant", &ns, &b_did, "write"]);
+    wait_for("b to learn it may write", || {
+        run(&b, &["crdt", "incr", &ns, "boats"]).status.success()
+    });
+    let value = |d: &Daemon| -> serde_json::Value {
+        let out = run(d, &["crdt", "get", &ns, "boats", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["value"]
+            .clone()
+    };
+    wait_for("b's write to reach a", || value(&a) == serde_json::json!(4));
+    // Taken back: b keeps read; its next write is refused at home.
+    ok(&a, &["crdt", "revoke", &ns, &b_did, "--to", "read"]);
+    wait_for("the revocation to reach b", || {
+        !run(&b, &["crdt", "incr", &ns, "boats"]).status.success()
+    });
+    let access: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["crdt", "access", &ns, "--json"])).unwrap();
+    assert_eq!(access["class"], "owned");
+    assert_eq!(access["owner"], a_did.as_str());
+    assert_eq!(
+        access["members"],
+        serde_json::json!([{ "subject": b_did, "level": "read" }])
+    );
+    assert_eq!(access["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(value(&a), serde_json::json!(4));
+    // The access document is written only by grants and revocations.
+    let direct = run(&a, &["crdt", "add", &ns, "_access", "x"]);
+    assert!(!direct.status.success(), "{direct:?}");
+}

@@ -112,6 +112,34 @@ pub(crate) enum CrdtCommand {
     },
     /// Print what this node holds, for another node's `export --since`.
     Have,
+    /// Let a node (a did:key, a 64-hex key, or * for anyone) pull, read, write or manage a
+    /// namespace. This node must manage it: it owns `~<its did:key id>/...` names, and the
+    /// configured admins manage the others.
+    Grant {
+        /// The namespace.
+        namespace: String,
+        /// Who: did:key, key, or *.
+        subject: String,
+        /// pull (replicate only), read, write or manage.
+        #[arg(value_parser = ["pull", "read", "write", "manage"])]
+        level: String,
+    },
+    /// Take access away: the subject keeps --to (default none), and its changes this node has
+    /// not seen are cut on every replica.
+    Revoke {
+        /// The namespace.
+        namespace: String,
+        /// Who: did:key, key, or *.
+        subject: String,
+        /// What the subject keeps.
+        #[arg(long, default_value = "none", value_parser = ["none", "pull", "read", "write"])]
+        to: String,
+    },
+    /// Who may do what in a namespace, and every grant and revocation with whether it counts.
+    Access {
+        /// The namespace.
+        namespace: String,
+    },
 }
 
 fn write_body(doc: &Doc, op: &str, default_kind: String) -> Value {
@@ -145,6 +173,29 @@ pub(crate) fn run(socket: &Path, command: CrdtCommand, json_output: bool) -> any
             return export(socket, since.as_deref(), output.as_deref(), json_output);
         }
         CrdtCommand::Import { file } => return import(socket, file, json_output),
+        CrdtCommand::Grant {
+            namespace,
+            subject,
+            level,
+        } => {
+            let body = json!({ "namespace": namespace, "subject": subject, "level": level });
+            let reply = call(socket, "POST", "/v1/crdt/access/grant", Some(&body))?;
+            return show_access(&reply, json_output);
+        }
+        CrdtCommand::Revoke {
+            namespace,
+            subject,
+            to,
+        } => {
+            let body = json!({ "namespace": namespace, "subject": subject, "level": to });
+            let reply = call(socket, "POST", "/v1/crdt/access/revoke", Some(&body))?;
+            return show_access(&reply, json_output);
+        }
+        CrdtCommand::Access { namespace } => {
+            let body = json!({ "namespace": namespace });
+            let reply = call(socket, "POST", "/v1/crdt/access", Some(&body))?;
+            return show_access(&reply, json_output);
+        }
         CrdtCommand::Get(doc) => (
             "/v1/crdt/read",
             json!({ "namespace": doc.namespace, "document": doc.document }),
@@ -219,6 +270,58 @@ fn show_document(doc: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn show_access(reply: &Value, json_output: bool) -> anyhow::Result<()> {
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(reply)?);
+        return Ok(());
+    }
+    println!(
+        "{} ({}{}): this node may {}",
+        cell(&reply["namespace"]),
+        cell(&reply["class"]),
+        reply["owner"]
+            .as_str()
+            .map_or(String::new(), |o| format!(", owned by {o}")),
+        cell(&reply["you"])
+    );
+    let members: Vec<Vec<String>> = (reply["members"].as_array().into_iter().flatten())
+        .map(|m| vec![cell(&m["subject"]), cell(&m["level"])])
+        .collect();
+    if !members.is_empty() {
+        print(&["Subject", "Level"], &members);
+    }
+    let changes: Vec<Vec<String>> = (reply["changes"].as_array().into_iter().flatten())
+        .map(|c| {
+            vec![
+                cell(&c["author"]),
+                cell(&c["seq"]),
+                cell(&c["op"]),
+                cell(&c["subject"]),
+                cell(&c["level"]),
+                if c["counts"] == json!(true) {
+                    "yes"
+                } else {
+                    "no (cut)"
+                }
+                .to_owned(),
+            ]
+        })
+        .collect();
+    if !changes.is_empty() {
+        print(
+            &["Author", "Seq", "Op", "Subject", "Level", "Counts"],
+            &changes,
+        );
+    }
+    if reply["suppressed"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "{} change(s) held that do not count (cut by a revocation)",
+            cell(&reply["suppressed"])
+        );
+    }
+    Ok(())
+}
+
 fn list(socket: &Path, json_output: bool) -> anyhow::Result<()> {
     let reply = call(socket, "GET", "/v1/crdt", None)?;
     if json_output {
@@ -230,16 +333,30 @@ fn list(socket: &Path, json_output: bool) -> anyhow::Result<()> {
         .map(|docs| {
             docs.iter()
                 .map(|d| {
-                    ["namespace", "document", "kind", "changes", "heads"]
-                        .iter()
-                        .map(|f| cell(&d[*f]))
-                        .collect()
+                    [
+                        "namespace",
+                        "document",
+                        "kind",
+                        "changes",
+                        "heads",
+                        "access",
+                    ]
+                    .iter()
+                    .map(|f| cell(&d[*f]))
+                    .collect()
                 })
                 .collect()
         })
         .unwrap_or_default();
     print(
-        &["Namespace", "Document", "Kind", "Changes", "Heads"],
+        &[
+            "Namespace",
+            "Document",
+            "Kind",
+            "Changes",
+            "Heads",
+            "This node may",
+        ],
         &rows,
     );
     println!(

@@ -13,7 +13,7 @@ use crate::config::CrdtSettings;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::node::Node;
 use crate::core::time::Instant;
-use crate::services::crdt::access::TrustRoot;
+use crate::services::crdt::access::{ACCESS_DOCUMENT, AccessOp, TrustRoot};
 use crate::services::crdt::document::Op;
 use crate::services::crdt::field::Kind;
 use crate::services::crdt::host::CrdtHost;
@@ -126,6 +126,20 @@ impl DaemonCrdt {
     ) -> Result<(), HostError> {
         self.host.write(now, wall_millis, doc, kind, op)?;
         self.record(now, doc, 1);
+        Ok(())
+    }
+
+    /// A local access change (grant or revocation) in `namespace`.
+    pub(crate) fn write_access(
+        &mut self,
+        now: Instant,
+        wall_millis: u64,
+        namespace: &str,
+        op: &AccessOp,
+    ) -> Result<(), HostError> {
+        self.host.write_access(now, wall_millis, namespace, op)?;
+        let doc = (namespace.to_owned(), ACCESS_DOCUMENT.to_owned());
+        self.record(now, &doc, 1);
         Ok(())
     }
 

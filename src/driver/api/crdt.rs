@@ -12,6 +12,7 @@ use super::{ApiRequest, ApiResponse};
 use crate::core::identity::PublicKey;
 use crate::driver::crdt::DaemonCrdt;
 use crate::driver::router::Router;
+use crate::services::crdt::access::Level;
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::document::{Edit, Op, View};
 use crate::services::crdt::field::{Kind, ValueKind};
@@ -94,7 +95,7 @@ fn vv_json(log: &DocumentLog) -> Value {
     )
 }
 
-fn document_json(log: &DocumentLog) -> Value {
+pub(super) fn document_json(log: &DocumentLog) -> Value {
     let (namespace, document) = log.name();
     let view = log.document().view();
     json!({
@@ -155,7 +156,7 @@ struct ImportBody {
     drop: String,
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiResponse> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiResponse> {
     serde_json::from_slice(body).map_err(|e| error(400, format!("bad request body: {e}")))
 }
 
@@ -234,7 +235,7 @@ fn wall_millis() -> u64 {
 }
 
 /// Runs `f` on the CRDT service, or answers 503 if it is off.
-fn with_crdt(
+pub(super) fn with_crdt(
     r: &mut Router,
     f: impl FnOnce(&mut DaemonCrdt, crate::core::time::Instant) -> Result<Value, ApiResponse>,
 ) -> ApiResponse {
@@ -258,11 +259,15 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
             .documents()
             .map(|(_, log)| {
                 let (ns, doc) = log.name();
+                let me = Actor(*crdt.host.key().public_key().as_bytes());
+                let level = crdt.host.store.replica().level(ns, doc, me);
                 json!({
                     "namespace": ns, "document": doc,
                     "kind": kind_name(log.document().kind()),
                     "changes": log.len(), "heads": hex::encode(log.heads_hash()),
                     "equivocations": log.equivocations().len(),
+                    "suppressed": log.suppressed(),
+                    "access": level.name(),
                 })
             })
             .collect();
@@ -280,6 +285,7 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
                 "bad_changes": stats.bad_changes, "penalties": stats.penalties,
                 "ignored": stats.ignored,
                 "digest_entries_skipped": stats.digest_entries_skipped,
+                "pending_changes": stats.pending_changes,
             },
         }))
     })
@@ -296,11 +302,25 @@ pub(super) fn crdt_have(r: &mut Router, _: &ApiRequest) -> ApiResponse {
 pub(super) fn crdt_read(r: &mut Router, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         parse::<DocBody>(&request.body).and_then(|b| {
-            crdt.host
-                .store
+            let me = Actor(*crdt.host.key().public_key().as_bytes());
+            let replica = crdt.host.store.replica();
+            let level = replica.level(&b.namespace, &b.document, me);
+            if level < Level::Read {
+                return Err(error(
+                    403,
+                    format!(
+                        "this node may only {} {}: it relays the namespace but may not read it",
+                        level.name(),
+                        b.namespace
+                    ),
+                ));
+            }
+            let mut answer = replica
                 .document(&b.namespace, &b.document)
                 .map(document_json)
-                .ok_or_else(|| error(404, format!("no document {}/{}", b.namespace, b.document)))
+                .ok_or_else(|| error(404, format!("no document {}/{}", b.namespace, b.document)))?;
+            answer["access"] = json!(level.name());
+            Ok(answer)
         })
     })
 }
@@ -314,6 +334,13 @@ pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
                     403,
                     "the identity namespace is written by the identity service: use \
                  meshrouter id enroll|revoke (POST /v1/id/enroll|revoke)",
+                ));
+            }
+            if b.document == crate::services::crdt::access::ACCESS_DOCUMENT {
+                return Err(error(
+                    403,
+                    "a namespace's access document is written by grants and revocations: use \
+                     meshrouter crdt grant|revoke (POST /v1/crdt/access/grant|revoke)",
                 ));
             }
             let op = op_from(&b)?;

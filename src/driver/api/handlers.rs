@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 #[cfg(feature = "services")]
 use super::crdt;
 #[cfg(feature = "services")]
+use super::crdt_access;
+#[cfg(feature = "services")]
 use super::identity::route as id;
 use super::{ApiRequest, ApiResponse};
 use crate::config::LinkUri;
@@ -216,6 +218,27 @@ const SERVICE_ENDPOINTS: &[Endpoint] = &[
         body::NONE,
         "long-poll: ?since=VERSION&timeout=SECONDS",
         Handler::Later(crdt::api_crdt_watch),
+    ),
+    route(
+        "POST",
+        "/v1/crdt/access",
+        body::SMALL,
+        "who may do what in a namespace: {\"namespace\"}",
+        Handler::Now(crdt_access::crdt_access),
+    ),
+    route(
+        "POST",
+        "/v1/crdt/access/grant",
+        body::SMALL,
+        "grant: {\"namespace\", \"subject\" (did:key, key or *), \"level\"}",
+        Handler::Now(crdt_access::crdt_grant),
+    ),
+    route(
+        "POST",
+        "/v1/crdt/access/revoke",
+        body::SMALL,
+        "revoke: {\"namespace\", \"subject\", \"level\" (kept, default none)}",
+        Handler::Now(crdt_access::crdt_revoke),
     ),
     route(
         "POST",

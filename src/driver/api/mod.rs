@@ -11,6 +11,8 @@
 
 #[cfg(feature = "services")]
 mod crdt;
+#[cfg(feature = "services")]
+mod crdt_access;
 mod handlers;
 mod http;
 #[cfg(feature = "services")]
