@@ -13,11 +13,12 @@ use crate::config::CrdtSettings;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::node::Node;
 use crate::core::time::Instant;
-use crate::services::crdt::access::{ACCESS_DOCUMENT, AccessOp, TrustRoot};
+use crate::services::crdt::access::{ACCESS_DOCUMENT, AccessOp};
 use crate::services::crdt::document::Op;
 use crate::services::crdt::field::Kind;
 use crate::services::crdt::host::CrdtHost;
 use crate::services::crdt::replica::DocName;
+use crate::services::crdt::replica::Replica;
 use crate::services::crdt::sync::SyncConfig;
 use crate::services::service::Service;
 
@@ -52,7 +53,7 @@ impl DaemonCrdt {
         path: &Path,
         key: &NodeKey,
         seed: [u8; 32],
-        root: TrustRoot,
+        replica: Replica,
     ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Database {
@@ -60,7 +61,7 @@ impl DaemonCrdt {
                 reason: format!("creating its folder: {e}"),
             })?;
         }
-        let store = CrdtStore::open_under(path, root)?;
+        let store = CrdtStore::open_into(path, replica)?;
         let config = SyncConfig {
             namespaces: settings.namespaces.clone(),
             peers: settings.peers.clone(),

@@ -11,7 +11,6 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::core::identity::NodeKey;
-use crate::services::crdt::access::TrustRoot;
 use crate::services::crdt::change::{Change, ChangeError};
 use crate::services::crdt::drop::{DropError, DropFile};
 use crate::services::crdt::host::Storage;
@@ -90,11 +89,12 @@ impl CrdtStore {
     /// Opens (or creates) the database at `path` and rebuilds every document from it, on a mesh
     /// without admins.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_under(path, TrustRoot::default())
+        Self::open_into(path, Replica::new())
     }
 
-    /// [`Self::open`] under the mesh's trust root (its admins), which namespace access follows.
-    pub fn open_under(path: &Path, root: TrustRoot) -> Result<Self, StoreError> {
+    /// [`Self::open`] into `replica` (empty; it carries the mesh's trust root and the namespaces'
+    /// own rules, which access follows).
+    pub fn open_into(path: &Path, replica: Replica) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let fail = |e: &dyn std::fmt::Display| StoreError::Database {
             path: shown.clone(),
@@ -117,7 +117,7 @@ impl CrdtStore {
         let mut store = Self {
             db,
             path: shown.clone(),
-            replica: Replica::with_trust_root(root),
+            replica,
             commits: 0,
         };
         let mut changes = Vec::with_capacity(stored.len());

@@ -18,7 +18,7 @@ use crate::services::identity::challenge::Challenges;
 use crate::services::identity::did_key::did_key;
 use crate::services::identity::proof::{PROOF_PORT, ProofOutcome, ProofService};
 use crate::services::identity::registry::{
-    MEMBERS, MEMBERS_KIND, NAMESPACE, REVOCATIONS, REVOCATIONS_KIND, Registry,
+    ENROLLMENTS, ENROLLMENTS_KIND, MEMBERS, NAMESPACE, REVOCATIONS, REVOCATIONS_KIND, Registry,
 };
 
 /// Why the registry cannot be read or written.
@@ -47,7 +47,7 @@ pub(crate) struct IdentityHost {
 
 /// The registry, the heads of the two documents it was read from, and when (wall seconds).
 struct CachedRegistry {
-    heads: [Option<[u8; 8]>; 2],
+    heads: [Option<[u8; 8]>; 3],
     read_at: u64,
     registry: Registry,
 }
@@ -100,9 +100,11 @@ impl IdentityHost {
             .store
             .replica();
         let members = replica.document(NAMESPACE, MEMBERS);
+        let enrollments = replica.document(NAMESPACE, ENROLLMENTS);
         let revocations = replica.document(NAMESPACE, REVOCATIONS);
         let heads = [
             members.map(|l| l.heads_hash()),
+            enrollments.map(|l| l.heads_hash()),
             revocations.map(|l| l.heads_hash()),
         ];
         // Rebuilt when the documents change, and once a minute (enrollments dated ahead of a
@@ -113,6 +115,7 @@ impl IdentityHost {
             let registry = Registry::load(
                 self.admins.iter().cloned(),
                 members.map(|l| l.document().view()).as_ref(),
+                enrollments.map(|l| l.document().view()).as_ref(),
                 revocations.map(|l| l.document().view()).as_ref(),
                 now_secs,
             );
@@ -136,25 +139,31 @@ impl IdentityHost {
         token: String,
     ) -> Result<(), RegistryUnavailable> {
         let crdt = crdt.ok_or(RegistryUnavailable::NoStore)?;
-        // Revocations only grow, and adding a member twice would cover its first add: file a
-        // revocation once.
-        let filed = crdt
-            .host
-            .store
-            .replica()
-            .document(NAMESPACE, REVOCATIONS)
-            .is_some_and(|log| match log.document().view() {
-                crate::services::crdt::document::View::Set(members) => members.contains(&token),
-                _ => false,
-            });
-        if member.is_none() && filed {
+        // Both documents only grow, and adding a token twice would cover its first add: file a
+        // token once.
+        use crate::services::crdt::document::View;
+        let doc = if member.is_some() {
+            ENROLLMENTS
+        } else {
+            REVOCATIONS
+        };
+        let view =
+            (crdt.host.store.replica().document(NAMESPACE, doc)).map(|l| l.document().view());
+        let filed = match (view, member) {
+            (Some(View::Set(tokens)), None) => tokens.contains(&token),
+            (Some(View::Map(entries)), Some(did)) => {
+                matches!(entries.get(did), Some(View::Set(tokens)) if tokens.contains(&token))
+            }
+            _ => false,
+        };
+        if filed {
             return Ok(());
         }
         let (doc, kind, op) = match member {
             Some(did) => (
-                MEMBERS,
-                MEMBERS_KIND,
-                Op::Key(did.to_owned(), Edit::Write(token)),
+                ENROLLMENTS,
+                ENROLLMENTS_KIND,
+                Op::Key(did.to_owned(), Edit::Add(token)),
             ),
             None => (REVOCATIONS, REVOCATIONS_KIND, Op::Value(Edit::Add(token))),
         };

@@ -40,8 +40,13 @@ impl PreparedServices {
         let crdt = settings.database.as_ref().and_then(|path| {
             let mut crdt_seed = seed;
             crdt_seed[0] ^= 0x5a;
-            let root = trust_root(&config.daemon.identity.admins);
-            match super::crdt::DaemonCrdt::open(settings, path, &config.node_key, crdt_seed, root) {
+            use crate::services::identity::registry;
+            let replica = crate::services::crdt::replica::Replica::with_trust_root(trust_root(
+                &config.daemon.identity.admins,
+            ))
+            .validated(registry::NAMESPACE, registry::admit);
+            let key = &config.node_key;
+            match super::crdt::DaemonCrdt::open(settings, path, key, crdt_seed, replica) {
                 Ok(host) => {
                     tracing::info!(database = %path.display(), "CRDT store open");
                     Some(host)

@@ -153,6 +153,9 @@ struct RevokeBody {
     target: Option<String>,
     reason: Option<String>,
     token: Option<String>,
+    /// A delegation to revoke (its id is the target), carried so every replica can check that this
+    /// node issued it or a delegation in its chain.
+    of: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -557,7 +560,8 @@ fn api_enroll(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let now = wall_secs();
     let (did, token) = match (b.did, b.token) {
         (Some(did), None) => {
-            let token = registry::enrollment(&r.services.identity.key, &did, &b.roles, now)
+            let ver = registry_now(r).map_or(0, |reg| reg.version_of(&did)) + 1;
+            let token = registry::enrollment(&r.services.identity.key, &did, &b.roles, now, ver)
                 .map_err(|e| error(400, e.to_string()))?;
             (did, token)
         }
@@ -584,14 +588,22 @@ fn api_enroll(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
 fn api_revoke(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: RevokeBody = parse(body)?;
     let now = wall_secs();
-    let token = match (b.target, b.token) {
-        (Some(target), None) if !target.is_empty() && target.len() <= 1024 => registry::revocation(
+    let token = match (b.target, b.token, b.of) {
+        (None, None, Some(of)) if of.len() <= jwt::MAX_TOKEN_LEN => registry::revocation_of(
             &r.services.identity.key,
-            &target,
+            &of,
             b.reason.as_deref().unwrap_or(""),
             now,
         ),
-        (None, Some(token)) => {
+        (Some(target), None, None) if !target.is_empty() && target.len() <= 1024 => {
+            registry::revocation(
+                &r.services.identity.key,
+                &target,
+                b.reason.as_deref().unwrap_or(""),
+                now,
+            )
+        }
+        (None, Some(token), None) => {
             let verified = jwt::verify(&token, &jwt::Expect::kind(jwt::Kind::Revocation), now)
                 .map_err(|e| error(400, e.to_string()))?;
             if verified
@@ -604,7 +616,12 @@ fn api_revoke(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
             }
             token
         }
-        _ => return Err(error(400, "give either target (1 to 1024 bytes) or token")),
+        _ => {
+            return Err(error(
+                400,
+                "give one of target (1 to 1024 bytes), token, or of (a delegation)",
+            ));
+        }
     };
     file_registry(r, None, token.clone())?;
     Ok(ok(json!({ "revocation": token })))
@@ -616,7 +633,14 @@ fn file_registry(r: &mut Router, member: Option<&str>, token: String) -> Result<
     r.services
         .identity
         .file(r.services.crdt.as_mut(), now, wall_millis, member, token)
-        .map_err(|e| error(503, e.to_string()))
+        .map_err(|e| {
+            use crate::driver::identity::RegistryUnavailable;
+            use crate::services::crdt::host::HostError;
+            match e {
+                RegistryUnavailable::Write(HostError::Access { .. }) => error(403, e.to_string()),
+                _ => error(503, e.to_string()),
+            }
+        })
 }
 
 /// `POST /v1/id/prove`: held until the node answers or [`PROOF_TIMEOUT`] passes.

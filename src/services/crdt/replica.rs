@@ -10,7 +10,7 @@ use super::context::Actor;
 use super::document::{Document, EditError, Op};
 use super::field::Kind;
 use super::log::{DocumentLog, Inserted};
-use crate::core::identity::NodeKey;
+use crate::core::identity::{NodeKey, PublicKey};
 
 /// A document's namespace and name.
 pub type DocName = (String, String);
@@ -35,6 +35,12 @@ pub enum WriteError {
     Access(String),
 }
 
+/// A namespace's own rule on what a data change may add (`document`, the delta as a view, whether
+/// a key is a root): checked on every replica alike, after the access rule, when the namespace is
+/// under access control; an error refuses the change (never stored).
+pub type Validator =
+    fn(&str, &super::document::View, &dyn Fn(&PublicKey) -> bool) -> Result<(), &'static str>;
+
 /// Every document a node holds.
 #[derive(Debug, Clone, Default)]
 pub struct Replica {
@@ -43,6 +49,8 @@ pub struct Replica {
     root: TrustRoot,
     /// Access changes and verdicts of each namespace under access control that was seen.
     access: BTreeMap<String, AccessLog>,
+    /// Per namespace, its own rule on contents.
+    validators: BTreeMap<String, Validator>,
 }
 
 impl Replica {
@@ -57,6 +65,12 @@ impl Replica {
             root,
             ..Self::default()
         }
+    }
+
+    /// Adds `namespace`'s own rule on contents (see [`Validator`]).
+    pub fn validated(mut self, namespace: &str, validator: Validator) -> Self {
+        self.validators.insert(namespace.to_owned(), validator);
+        self
     }
 
     /// The trust root.
@@ -140,6 +154,15 @@ impl Replica {
             Admission::Refused(why) => return Inserted::Refused(why),
         }
         let counts = access.counts(actor, &change.document, change.seq, &closure);
+        if let Some(validator) = self.validators.get(&change.namespace) {
+            let mut added = Document::new(change.kind);
+            added.apply(&change.delta);
+            let class = NamespaceClass::of(&change.namespace, &self.root);
+            let is_root = |key: &PublicKey| class.is_root(&Actor(*key.as_bytes()), &self.root);
+            if let Err(why) = validator(&change.document, &added.view(), &is_root) {
+                return Inserted::Refused(why);
+            }
+        }
         self.log_for(change)
             .insert_gated(change, encoded, closure, counts)
     }

@@ -1,8 +1,12 @@
 //! The mesh's member registry and revocations, kept as two CRDT documents so that every node holds
 //! a copy, reads it offline, and converges when links return.
 //!
-//! - `identity/members` (a map of last-writer-wins registers): member DID → an *enrollment*, a JWT
-//!   signed by an admin: `{"iss": admin, "sub": member, "roles": [...], "iat": …, "exp"?: …}`.
+//! - `identity/enrollments` (a map of grow-only sets): member DID → every *enrollment* filed for it,
+//!   a JWT signed by an admin: `{"typ": "enrollment", "iss": admin, "sub": member, "roles": [...],
+//!   "iat": …, "ver": …, "exp"?: …}`. The valid one with the highest `(ver, iat)` counts, so an
+//!   older enrollment filed again never replaces a newer one (nothing is ever removed).
+//! - `identity/members` (a map of last-writer-wins registers, before `enrollments`): still read,
+//!   its enrollments counting as `ver` 0.
 //! - `identity/revocations` (a set that every replica keeps grow-only, see
 //!   [`crate::services::crdt::log::GROW_ONLY`]: a change removing anything is refused everywhere):
 //!   each member is a *revocation* JWT `{"iss": revoker, "revoke": target, "iat": …, "reason"?: …}`
@@ -12,6 +16,12 @@
 //! checked against the admins this node was configured with (and the node itself). A revocation
 //! counts when an admin signed it, when a DID revokes itself, or when an issuer the caller names
 //! (a credential's issuer, an issuer up a delegation chain) signed it.
+//!
+//! On a mesh with admins, replicas also refuse to *store* what cannot count ([`admit`], the same
+//! verdict everywhere): only admins write the namespace (its access rule), enrollments must be
+//! signed by an admin for the DID they are filed under, and a revocation must come from an admin,
+//! from the DID it revokes, or from an issuer of the delegation it revokes (carried in its `of`
+//! claim). A flood of revocations by anyone else costs a signature check each and stores nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,14 +30,20 @@ use serde_json::{Map, Value, json};
 
 use super::did_key::parse_did_key;
 use super::jwt::{self, Expect, Kind as TokenKind};
-use crate::core::identity::NodeKey;
+use base64::Engine as _;
+
+use crate::core::identity::{NodeKey, PublicKey};
 use crate::services::crdt::document::View;
 use crate::services::crdt::field::{Kind, ValueKind};
 
 /// The namespace the identity service keeps its documents in.
 pub const NAMESPACE: &str = "identity";
-/// The members document.
+/// The members document (read only: enrollments go to [`ENROLLMENTS`]).
 pub const MEMBERS: &str = "members";
+/// The enrollments document.
+pub const ENROLLMENTS: &str = "enrollments";
+/// The enrollments document's schema.
+pub const ENROLLMENTS_KIND: Kind = Kind::Map(ValueKind::Set);
 /// The revocations document.
 pub const REVOCATIONS: &str = "revocations";
 /// The members document's schema.
@@ -103,12 +119,14 @@ fn claims(pairs: Value) -> Map<String, Value> {
     }
 }
 
-/// Signs the enrollment of `member` with `roles`, by `admin`.
+/// Signs the enrollment of `member` with `roles`, by `admin`, as version `ver` (one more than the
+/// highest the registry holds for `member`, [`Registry::version_of`]).
 pub fn enrollment(
     admin: &NodeKey,
     member: &str,
     roles: &[String],
     now_secs: u64,
+    ver: u64,
 ) -> Result<String, RegistryError> {
     parse_did_key(member).map_err(|_| RegistryError::NotDid(member.to_owned()))?;
     if roles.is_empty()
@@ -117,8 +135,9 @@ pub fn enrollment(
     {
         return Err(RegistryError::Roles);
     }
-    let claims =
-        claims(json!({ "sub": member, "roles": roles, "iat": now_secs, "typ": "enrollment" }));
+    let claims = claims(
+        json!({ "sub": member, "roles": roles, "iat": now_secs, "ver": ver, "typ": "enrollment" }),
+    );
     Ok(jwt::issue(admin, &claims))
 }
 
@@ -131,21 +150,36 @@ pub fn revocation(revoker: &NodeKey, target: &str, reason: &str, now_secs: u64) 
     jwt::issue(revoker, &claims)
 }
 
+/// Signs the revocation of delegation `token` (its id is the target) by `revoker`, an issuer in
+/// its chain; the token rides along (claim `of`) so every replica can check that.
+pub fn revocation_of(revoker: &NodeKey, token: &str, reason: &str, now_secs: u64) -> String {
+    let target = super::ucan::token_id(token);
+    let mut claims =
+        claims(json!({ "revoke": target, "of": token, "iat": now_secs, "typ": "revocation" }));
+    if !reason.is_empty() {
+        claims.insert("reason".into(), json!(reason));
+    }
+    jwt::issue(revoker, &claims)
+}
+
 /// The registry as this node reads it.
 #[derive(Debug, Default)]
 pub struct Registry {
     admins: BTreeSet<String>,
     members: BTreeMap<String, Member>,
+    /// Per member, the `(ver, iat)` of the enrollment that counts.
+    versions: BTreeMap<String, (u64, u64)>,
     revocations: BTreeMap<String, Vec<Revocation>>,
     ignored: usize,
 }
 
 impl Registry {
-    /// Reads the two documents' views (absent documents are empty) at `now_secs`, trusting
+    /// Reads the documents' views (absent documents are empty) at `now_secs`, trusting
     /// enrollments by `admins` only. Entries that do not verify are counted in [`Self::ignored`].
     pub fn load(
         admins: impl IntoIterator<Item = String>,
         members: Option<&View>,
+        enrollments: Option<&View>,
         revocations: Option<&View>,
         now_secs: u64,
     ) -> Self {
@@ -153,16 +187,31 @@ impl Registry {
             admins: admins.into_iter().collect(),
             ..Registry::default()
         };
+        let mut candidates: Vec<(&String, &String)> = Vec::new();
         if let Some(View::Map(entries)) = members {
             for (did, view) in entries {
                 if let View::Lww(Some(token)) = view {
-                    match registry.check_enrollment(did, token, now_secs) {
-                        Some(member) => {
-                            registry.members.insert(did.clone(), member);
-                        }
-                        None => registry.ignored += 1,
+                    candidates.push((did, token));
+                }
+            }
+        }
+        if let Some(View::Map(entries)) = enrollments {
+            for (did, view) in entries {
+                if let View::Set(tokens) = view {
+                    candidates.extend(tokens.iter().map(|t| (did, t)));
+                }
+            }
+        }
+        for (did, token) in candidates {
+            match registry.check_enrollment(did, token, now_secs) {
+                Some((member, version)) => {
+                    let newer = (registry.versions.get(did)).is_none_or(|held| version > *held);
+                    if newer {
+                        registry.versions.insert(did.clone(), version);
+                        registry.members.insert(did.clone(), member);
                     }
                 }
+                None => registry.ignored += 1,
             }
         }
         if let Some(View::Set(tokens)) = revocations {
@@ -180,7 +229,8 @@ impl Registry {
         registry
     }
 
-    fn check_enrollment(&self, did: &str, token: &str, now: u64) -> Option<Member> {
+    /// The member an enrollment makes, with its `(ver, iat)`, if it verifies.
+    fn check_enrollment(&self, did: &str, token: &str, now: u64) -> Option<(Member, (u64, u64))> {
         let verified = jwt::verify(token, &Expect::kind(TokenKind::Enrollment), now).ok()?;
         let signer = verified.self_issued()?;
         if !self.admins.contains(&signer) || verified.claims.get("sub")?.as_str()? != did {
@@ -193,16 +243,25 @@ impl Registry {
             .iter()
             .map(|r| r.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()?;
-        Some(Member {
+        let number = |name| {
+            verified
+                .claims
+                .get(name)
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let member = Member {
             did: did.to_owned(),
             roles,
             enrolled_by: signer,
-            enrolled_at: verified
-                .claims
-                .get("iat")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        })
+            enrolled_at: number("iat"),
+        };
+        Some((member, (number("ver"), number("iat"))))
+    }
+
+    /// The version of `did`'s enrollment that counts (0 if none).
+    pub fn version_of(&self, did: &str) -> u64 {
+        self.versions.get(did).map_or(0, |(ver, _)| *ver)
     }
 
     /// Whether `did` is a configured admin.
@@ -272,6 +331,98 @@ fn check_revocation(token: &str, now: u64) -> Option<Revocation> {
             .unwrap_or_default()
             .to_owned(),
     })
+}
+
+/// Whether a replica stores a change adding `added` (the change's delta as a view) to identity
+/// document `document`, on a mesh whose admins `is_admin` names: the same verdict on every
+/// replica, from signed data alone (no clock). See the module documentation.
+pub fn admit(
+    document: &str,
+    added: &View,
+    is_admin: &dyn Fn(&PublicKey) -> bool,
+) -> Result<(), &'static str> {
+    match (document, added) {
+        (ENROLLMENTS, View::Map(entries)) => {
+            let entries: Vec<_> = entries.iter().collect();
+            let [(did, View::Set(tokens))] = entries.as_slice() else {
+                return Err("an enrollment change adds one token under one DID");
+            };
+            let [token] = tokens.as_slice() else {
+                return Err("an enrollment change adds one token under one DID");
+            };
+            let verified = jwt::verify_untimed(token, &Expect::kind(TokenKind::Enrollment))
+                .map_err(|_| "not a valid enrollment")?;
+            let sub = verified.claims.get("sub").and_then(Value::as_str);
+            if verified.self_issued().is_none() || sub != Some(did.as_str()) {
+                return Err("an enrollment must be its issuer's, for the DID it is filed under");
+            }
+            if !is_admin(&verified.signer) {
+                return Err("an enrollment must be signed by an admin");
+            }
+            Ok(())
+        }
+        (ENROLLMENTS, _) => Err("not an enrollment change"),
+        (REVOCATIONS, View::Set(tokens)) => {
+            let [token] = tokens.as_slice() else {
+                return Err("a revocation change adds one token");
+            };
+            let verified = jwt::verify_untimed(token, &Expect::kind(TokenKind::Revocation))
+                .map_err(|_| "not a valid revocation")?;
+            let by = verified
+                .self_issued()
+                .ok_or("a revocation must be signed by its issuer")?;
+            let target = verified.claims.get("revoke").and_then(Value::as_str);
+            let target = target.ok_or("a revocation names what it revokes")?;
+            if is_admin(&verified.signer) || target == by {
+                return Ok(());
+            }
+            let of = verified.claims.get("of").and_then(Value::as_str);
+            match of {
+                Some(revoked)
+                    if super::ucan::token_id(revoked) == target && issued_by(revoked, &by) =>
+                {
+                    Ok(())
+                }
+                _ => Err("a revocation by someone who may not revoke its target"),
+            }
+        }
+        (REVOCATIONS, _) => Err("not a revocation change"),
+        _ => Ok(()),
+    }
+}
+
+/// True if `did` issued `token` or a delegation in its proof chain (read from the claims: the
+/// token is named by its hash, so it cannot be made up to fit).
+fn issued_by(token: &str, did: &str) -> bool {
+    let mut pending = vec![(token.to_owned(), 0)];
+    while let Some((token, depth)) = pending.pop() {
+        let Some(claims) = token
+            .split('.')
+            .nth(1)
+            .and_then(|c| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+            })
+            .and_then(|c| serde_json::from_slice::<Map<String, Value>>(&c).ok())
+        else {
+            continue;
+        };
+        if claims.get("iss").and_then(Value::as_str) == Some(did) {
+            return true;
+        }
+        if depth < 8
+            && let Some(Value::Array(proofs)) = claims.get("prf")
+        {
+            pending.extend(
+                proofs
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|p| (p.to_owned(), depth + 1)),
+            );
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -246,6 +246,29 @@ impl SyncEngine {
             self.send_changes(peer, doc, (0, 0, 1), &[encoded]);
             self.schedule_announce(peer, doc, push_check);
         }
+        if doc.1 == ACCESS_DOCUMENT {
+            self.announce_namespace(now, &doc.0, store);
+        }
+    }
+
+    /// Access to `namespace` changed: every peer hears of its documents shortly, so one that may
+    /// now pull them does not wait for the next full digest (the digest leaves out the documents a
+    /// peer may not pull).
+    fn announce_namespace(&mut self, now: Instant, namespace: &str, store: &dyn SyncStore) {
+        let at = now + self.config.announce_delay;
+        let from = (namespace.to_owned(), String::new());
+        let docs: Vec<DocName> = (store.replica().documents())
+            .map(|(name, _)| name)
+            .skip_while(|name| **name < from)
+            .take_while(|name| name.0 == namespace)
+            .cloned()
+            .collect();
+        let peers: Vec<PublicKey> = self.peers.keys().copied().collect();
+        for peer in peers {
+            for doc in &docs {
+                self.schedule_announce(peer, doc, at);
+            }
+        }
     }
 
     /// Changes came from elsewhere (a sneakernet drop): every peer hears of `doc` shortly.
@@ -398,8 +421,10 @@ impl SyncEngine {
         self.stats.bad_changes += bad as u64;
         self.stats.pending_changes += pending as u64;
         if applied > 0 && name.1 == ACCESS_DOCUMENT {
-            // Changes that waited for these access changes are pulled again now.
+            // Changes that waited for these access changes are pulled again now, and peers that
+            // may now pull the namespace hear of it.
             self.pull_namespace(now, &name.0, store);
+            self.announce_namespace(now, &name.0, store);
         }
         if applied > 0 {
             let at = now + self.config.announce_delay;
