@@ -315,3 +315,163 @@ fn a_malicious_member_is_refused_alike_everywhere_and_honest_sync_goes_on() {
     assert!(!entries.contains_key("crate4"), "{entries:?}");
     assert!(entries.contains_key("crate8"));
 }
+
+/// A 3 x 3 grid whose node 0 is the admin, each replica following the identity registry's rule.
+fn registry_mesh() -> Sim {
+    use meshrouter::services::crdt::replica::Replica;
+    use meshrouter::services::identity::registry;
+    let mut sim = Sim::build(29, 9, &topology::grid(3, 3), WireParams::default());
+    let root = TrustRoot::new([Actor(*sim.key(ADMIN).as_bytes())]);
+    for i in 0..sim.len() {
+        let replica =
+            Replica::with_trust_root(root.clone()).validated(registry::NAMESPACE, registry::admit);
+        let mut seed = [0u8; 32];
+        seed[0] = i as u8;
+        let service = meshrouter::sim::crdt::crdt_service_on(
+            &sim.node_key(i),
+            SyncConfig::default(),
+            seed,
+            replica,
+        );
+        sim.attach(i, Box::new(service));
+    }
+    sim.run_for(Duration::from_secs(3));
+    sim
+}
+
+/// A change by `key` adding `member` (under `map_key` if given) to identity/`document`.
+fn identity_change(
+    key: &NodeKey,
+    document: &str,
+    map_key: Option<&str>,
+    seq: u64,
+    member: &str,
+) -> Vec<u8> {
+    let me = Actor(*key.public_key().as_bytes());
+    let (kind, op) = match map_key {
+        Some(k) => (
+            Kind::Map(ValueKind::Set),
+            Op::Key(k.to_owned(), Edit::Add(member.to_owned())),
+        ),
+        None => (
+            Kind::Value(ValueKind::Set),
+            Op::Value(Edit::Add(member.to_owned())),
+        ),
+    };
+    let delta = Document::new(kind).edit(me, &op, 1).unwrap();
+    Change::sign(key, "identity", document, kind, seq, 1, delta).encode()
+}
+
+#[test]
+fn a_malicious_member_can_neither_roll_back_the_registry_nor_flood_revocations() {
+    use meshrouter::services::identity::did_key::did_key;
+    use meshrouter::services::identity::registry::{self, Registry};
+    let mut sim = registry_mesh();
+    let admin = sim.node_key(ADMIN);
+    let admin_did = did_key(&admin.public_key());
+    let member = did_key(&NodeKey::from_seed(&[77; 32]).public_key());
+    // The admin enrolls a medic, then takes the role back (version 2).
+    let medic = registry::enrollment(&admin, &member, &["medic".into()], 1_000, 1).unwrap();
+    let visitor = registry::enrollment(&admin, &member, &["visitor".into()], 2_000, 2).unwrap();
+    for token in [&medic, &visitor] {
+        let (now, wall) = (sim.now(), wall(&sim));
+        let name = ("identity".to_owned(), "enrollments".to_owned());
+        let op = Op::Key(member.clone(), Edit::Add(token.clone()));
+        crdt(&mut sim, ADMIN)
+            .write(now, wall, &name, Kind::Map(ValueKind::Set), &op)
+            .unwrap();
+        sim.flush(ADMIN);
+    }
+    run_until_converged(&mut sim, Duration::from_secs(20)).unwrap();
+    let before = honest_state(&mut sim);
+    let roles = |sim: &mut Sim, i: usize| -> Vec<String> {
+        let replica = &crdt(sim, i).store;
+        let view = |doc: &str| {
+            replica
+                .document("identity", doc)
+                .map(|l| l.document().view())
+        };
+        let registry = Registry::load(
+            [admin_did.clone()],
+            view("members").as_ref(),
+            view("enrollments").as_ref(),
+            view("revocations").as_ref(),
+            3_000,
+        );
+        registry
+            .member(&member)
+            .map(|m| m.roles.clone())
+            .unwrap_or_default()
+    };
+    let bad_key = sim.node_key(BAD);
+    let neighbours = [1, 3, 5, 7];
+    // (b) Roll back: the bad node files the older enrollment (admin-signed!) under its own key, and
+    // writes the legacy members document; (c) then 10 000 revocations of everyone, signed by itself.
+    let replay = identity_change(&bad_key, "enrollments", Some(&member), 1, &medic);
+    let legacy = {
+        let me = Actor(*bad_key.public_key().as_bytes());
+        let kind = Kind::Map(ValueKind::Lww);
+        let delta = Document::new(kind)
+            .edit(me, &Op::Key(member.clone(), Edit::Write(medic.clone())), 1)
+            .unwrap();
+        Change::sign(&bad_key, "identity", "members", kind, 1, 1, delta).encode()
+    };
+    for &n in &neighbours {
+        sim.send_service(
+            BAD,
+            n,
+            SYNC_PORT,
+            &changes_message("identity", "enrollments", &[&replay]),
+        );
+        sim.send_service(
+            BAD,
+            n,
+            SYNC_PORT,
+            &changes_message("identity", "members", &[&legacy]),
+        );
+    }
+    sim.run_for(Duration::from_secs(2));
+    let stored_before = crdt(&mut sim, 2).store.documents().count();
+    for k in 0..10_000u64 {
+        let target = did_key(
+            &NodeKey::from_seed(&{
+                let mut s = [5u8; 32];
+                s[..8].copy_from_slice(&k.to_le_bytes());
+                s
+            })
+            .public_key(),
+        );
+        let token = registry::revocation(&bad_key, &target, "flood", 1_000);
+        let change = identity_change(&bad_key, "revocations", None, k + 1, &token);
+        let n = neighbours[k as usize % 4];
+        sim.send_service(
+            BAD,
+            n,
+            SYNC_PORT,
+            &changes_message("identity", "revocations", &[&change]),
+        );
+        if k % 10 == 0 {
+            sim.run_for(Duration::from_millis(1));
+        }
+    }
+    sim.run_for(Duration::from_secs(15));
+    assert_eq!(honest_state(&mut sim), before, "honest registry unchanged");
+    for &i in &HONEST {
+        assert_eq!(roles(&mut sim, i), ["visitor"], "node {i}");
+    }
+    assert_eq!(crdt(&mut sim, 2).store.documents().count(), stored_before);
+    let mut bad = 0;
+    let mut penalties = 0;
+    for &n in &neighbours {
+        let s = crdt(&mut sim, n).engine.stats();
+        bad += s.bad_changes;
+        penalties += s.penalties;
+    }
+    println!(
+        "(b) replayed enrollment and legacy overwrite refused by all 4 neighbours; every honest \
+         node reads the member as visitor (version 2); (c) 10 000 revocations by a non-admin: none \
+         stored, {bad} checked and refused before the neighbours stopped listening ({penalties} \
+         penalties)"
+    );
+    assert!(bad <= 4 * 2 * 65, "{bad}");
+}

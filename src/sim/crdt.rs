@@ -23,3 +23,13 @@ pub fn crdt_service_under(
 ) -> CrdtService {
     CrdtHost::new(key, Replica::with_trust_root(root), config, seed)
 }
+
+/// [`crdt_service`] over `replica` (empty; it carries the trust root and namespace rules).
+pub fn crdt_service_on(
+    key: &NodeKey,
+    config: SyncConfig,
+    seed: [u8; 32],
+    replica: Replica,
+) -> CrdtService {
+    CrdtHost::new(key, replica, config, seed)
+}
