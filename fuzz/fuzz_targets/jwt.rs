@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     for kind in [Kind::Bearer, Kind::Enrollment, Kind::Revocation, Kind::Ucan] {
         let _ = verify(token, &Expect::kind(kind), 1_790_000_000);
     }
-    let _ = verify(token, &Expect::bearer(None, Some("did:key:z")), 1_790_000_000);
+    let _ = verify(
+        token,
+        &Expect::bearer(None, Some("did:key:z")),
+        1_790_000_000,
+    );
     let key = NodeKey::from_seed(&[3; 32]).public_key();
     if let Ok(v) = verify(token, &Expect::bearer(Some(&key), None), 1_790_000_000) {
         assert_eq!(v.signer, key);
