@@ -7,7 +7,7 @@ use meshrouter::core::identity::NodeKey;
 use meshrouter::core::time::Instant;
 use meshrouter::services::crdt::document::View;
 use meshrouter::services::identity::proof::ProofService;
-use meshrouter::services::identity::registry::Registry;
+use meshrouter::services::identity::registry::{self, Registry};
 use meshrouter::services::identity::{ucan, vc};
 
 const NOW: u64 = 1_790_000_000;
@@ -35,6 +35,17 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(d.issuers.first(), Some(&d.issuer));
     }
     let members = View::Map([(text.to_owned(), View::Lww(Some(text.to_owned())))].into());
+    let enrollments = View::Map([(text.to_owned(), View::Set(vec![text.to_owned()]))].into());
     let revocations = View::Set(vec![text.to_owned()]);
-    let _ = Registry::load([text.to_owned()], Some(&members), Some(&revocations), NOW);
+    let _ = Registry::load(
+        [text.to_owned()],
+        Some(&members),
+        Some(&enrollments),
+        Some(&revocations),
+        NOW,
+    );
+    // What a replica stores: decided for any token, never a panic.
+    let admin = |_: &meshrouter::core::identity::PublicKey| true;
+    let _ = registry::admit(registry::ENROLLMENTS, &enrollments, &admin);
+    let _ = registry::admit(registry::REVOCATIONS, &revocations, &admin);
 });
