@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::error::ConfigError;
 use crate::core::identity::PublicKey;
 use crate::services::crdt::change::{MAX_NAMESPACE, valid_name};
+use crate::services::crdt::replica::Quota;
 use crate::services::crdt::sync::NamespaceFilter;
 
 /// Where the CRDT database lives unless configured.
@@ -21,6 +22,8 @@ pub(super) struct RawCrdt {
     namespaces: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     peers: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    max_namespace_bytes: Option<u64>,
+    max_namespace_changes: Option<u64>,
 }
 
 /// Validated CRDT settings.
@@ -32,6 +35,8 @@ pub struct CrdtSettings {
     pub namespaces: NamespaceFilter,
     /// Per peer, the namespaces replicated with it.
     pub peers: BTreeMap<PublicKey, NamespaceFilter>,
+    /// What one namespace may take on this node (past it, the namespace stops growing here).
+    pub quota: Quota,
 }
 
 impl Default for CrdtSettings {
@@ -40,6 +45,7 @@ impl Default for CrdtSettings {
             database: Some(PathBuf::from(DEFAULT_CRDT_DATABASE)),
             namespaces: NamespaceFilter::All,
             peers: BTreeMap::new(),
+            quota: Quota::default(),
         }
     }
 }
@@ -76,6 +82,12 @@ pub(super) fn validate(
     }
     if let Some(list) = &raw.namespaces {
         settings.namespaces = filter(list, invalid)?;
+    }
+    if let Some(bytes) = raw.max_namespace_bytes {
+        settings.quota.bytes = bytes;
+    }
+    if let Some(changes) = raw.max_namespace_changes {
+        settings.quota.changes = changes;
     }
     for (key, list) in &raw.peers {
         let peer = PublicKey::from_hex(key)

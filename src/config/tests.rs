@@ -202,6 +202,10 @@ fn every_documented_setting_parses_when_uncommented() {
         Some(std::path::Path::new("/var/lib/meshrouter/crdt.redb"))
     );
     assert_eq!(d.crdt.peers.len(), 1);
+    assert_eq!(
+        (d.crdt.quota.changes, d.crdt.quota.bytes),
+        (1_000_000, 268_435_456)
+    );
     assert_eq!(d.identity.admins.len(), 1);
 }
 

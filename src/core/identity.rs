@@ -144,6 +144,19 @@ impl NodeKey {
         Self::from_seed(&seed)
     }
 
+    /// A 32-byte secret derived from this key for another use (HKDF-SHA256 of the seed with
+    /// `label`, under its own salt), such as a MAC key; wiped on drop.
+    pub fn derive_secret(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(
+            Some(b"meshrouter derived secret"),
+            self.signing.as_bytes(),
+        );
+        let mut secret = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's output limit: expand cannot fail.
+        let _ = hkdf.expand(label, &mut secret[..]);
+        secret
+    }
+
     /// The key pair as PKCS#8 DER (RFC 8410), for libraries that take keys in that form (wiped on
     /// drop).
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {

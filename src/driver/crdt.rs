@@ -61,7 +61,13 @@ impl DaemonCrdt {
                 reason: format!("creating its folder: {e}"),
             })?;
         }
-        let store = CrdtStore::open_into(path, replica)?;
+        let store = CrdtStore::open_sealed(path, replica, key)?;
+        if store.verified_at_open() > 0 {
+            tracing::info!(
+                changes = store.verified_at_open(),
+                "CRDT store: verified changes stored without this node's tag"
+            );
+        }
         let config = SyncConfig {
             namespaces: settings.namespaces.clone(),
             peers: settings.peers.clone(),

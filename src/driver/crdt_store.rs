@@ -2,14 +2,17 @@
 //! application survives `kill -9` and power loss (redb commits are crash-safe and, with the default
 //! durability, on disk when `commit` returns).
 //!
-//! Only signed changes are stored; documents are rebuilt from them on start (changes are verified
-//! again, in parallel, so a damaged or edited file cannot smuggle in a forged change). Equivocation
-//! evidence is stored too.
+//! Only signed changes are stored; documents are rebuilt from them on start. A change this node
+//! verified carries its tag ([`super::crdt_seal`], a MAC under a key derived from the node key), so
+//! start-up does not check its signature again; one without a valid tag (an older file, another
+//! node's, an edited byte) is verified again, in parallel, so a damaged or edited file cannot smuggle
+//! in a forged change. Equivocation evidence is stored too.
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::crdt_seal::Seal;
 use crate::core::identity::NodeKey;
 use crate::services::crdt::change::{Change, ChangeError};
 use crate::services::crdt::drop::{DropError, DropFile};
@@ -22,6 +25,8 @@ use crate::services::crdt::sync::{Accepted, SyncStore};
 const CHANGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("changes");
 /// Same key plus the second change's id → the second change of an equivocation.
 const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+/// Same key as [`CHANGES`] → this node's tag of the change (see [`super::crdt_seal`]).
+const SEALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("seals");
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +77,10 @@ pub struct CrdtStore {
     replica: Replica,
     /// Write transactions committed (each an fsync), for tests and counters.
     commits: u64,
+    /// Tags changes as verified (none: every change is verified at every start).
+    seal: Option<Seal>,
+    /// Changes whose signatures were checked when the store was opened.
+    verified_at_open: usize,
 }
 
 fn key(change: &Change) -> Vec<u8> {
@@ -95,6 +104,16 @@ impl CrdtStore {
     /// [`Self::open`] into `replica` (empty; it carries the mesh's trust root and the namespaces'
     /// own rules, which access follows).
     pub fn open_into(path: &Path, replica: Replica) -> Result<Self, StoreError> {
+        Self::open_with(path, replica, None)
+    }
+
+    /// [`Self::open_into`] for the node with `key`: changes it verified before are taken in
+    /// without checking their signatures again (their tags are checked instead).
+    pub fn open_sealed(path: &Path, replica: Replica, key: &NodeKey) -> Result<Self, StoreError> {
+        Self::open_with(path, replica, Some(Seal::of(key)))
+    }
+
+    fn open_with(path: &Path, replica: Replica, seal: Option<Seal>) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let fail = |e: &dyn std::fmt::Display| StoreError::Database {
             path: shown.clone(),
@@ -104,26 +123,64 @@ impl CrdtStore {
         let write = db.begin_write().map_err(|e| fail(&e))?;
         write.open_table(CHANGES).map_err(|e| fail(&e))?;
         write.open_table(EVIDENCE).map_err(|e| fail(&e))?;
+        write.open_table(SEALS).map_err(|e| fail(&e))?;
         write.commit().map_err(|e| fail(&e))?;
-        let mut stored = Vec::new();
+        // (key, bytes, tag checks)
+        let mut stored: Vec<(Vec<u8>, Vec<u8>, bool)> = Vec::new();
         {
             let read = db.begin_read().map_err(|e| fail(&e))?;
             let table = read.open_table(CHANGES).map_err(|e| fail(&e))?;
+            let seals = read.open_table(SEALS).map_err(|e| fail(&e))?;
             for entry in table.iter().map_err(|e| fail(&e))? {
-                let (_, value) = entry.map_err(|e| fail(&e))?;
-                stored.push(value.value().to_vec());
+                let (key, value) = entry.map_err(|e| fail(&e))?;
+                let bytes = value.value().to_vec();
+                let sealed = match &seal {
+                    Some(seal) => seals
+                        .get(key.value())
+                        .map_err(|e| fail(&e))?
+                        .is_some_and(|tag| seal.checks(&bytes, tag.value())),
+                    None => false,
+                };
+                stored.push((key.value().to_vec(), bytes, sealed));
             }
         }
+        // Untagged changes are verified again (in parallel); tagged ones are only decoded.
+        let unsealed: Vec<&[u8]> = (stored.iter())
+            .filter(|(_, _, sealed)| !sealed)
+            .map(|(_, b, _)| b.as_slice())
+            .collect();
+        let mut verified = super::parallel::decode_changes(&unsealed).into_iter();
+        let mut changes = Vec::with_capacity(stored.len());
+        for (_, bytes, sealed) in &stored {
+            let result = match sealed {
+                true => Change::decode_trusted(bytes),
+                false => verified.next().unwrap_or(Err(ChangeError::BadSignature)),
+            };
+            changes.push(result.map_err(|e| fail(&format!("a stored change is invalid: {e}")))?);
+        }
+        let verified_at_open = unsealed.len();
+        if let Some(seal) = seal.as_ref().filter(|_| verified_at_open > 0) {
+            let write = db.begin_write().map_err(|e| fail(&e))?;
+            {
+                let mut seals = write.open_table(SEALS).map_err(|e| fail(&e))?;
+                for (key, bytes, _) in stored.iter().filter(|(_, _, sealed)| !sealed) {
+                    let tag = seal.tag(bytes);
+                    seals
+                        .insert(key.as_slice(), tag.as_slice())
+                        .map_err(|e| fail(&e))?;
+                }
+            }
+            write.commit().map_err(|e| fail(&e))?;
+        }
+        let stored: Vec<Vec<u8>> = stored.into_iter().map(|(_, bytes, _)| bytes).collect();
         let mut store = Self {
             db,
             path: shown.clone(),
             replica,
             commits: 0,
+            seal,
+            verified_at_open,
         };
-        let mut changes = Vec::with_capacity(stored.len());
-        for result in super::parallel::decode_changes(&stored) {
-            changes.push(result.map_err(|e| fail(&format!("a stored change is invalid: {e}")))?);
-        }
         let mut outcomes: Vec<Result<Inserted, ChangeError>> = (changes.iter().zip(&stored))
             .map(|(change, bytes)| Ok(store.replica.insert_verified(change, bytes)))
             .collect();
@@ -193,13 +250,19 @@ impl CrdtStore {
         {
             let mut changes = write.open_table(CHANGES).map_err(|e| fail(&e))?;
             let mut evidence = write.open_table(EVIDENCE).map_err(|e| fail(&e))?;
+            let mut seals = write.open_table(SEALS).map_err(|e| fail(&e))?;
             for (k, bytes, is_evidence) in kept {
-                let table = if is_evidence {
-                    &mut evidence
-                } else {
-                    &mut changes
-                };
-                table.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
+                if is_evidence {
+                    evidence.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
+                    continue;
+                }
+                changes.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
+                if let Some(seal) = &self.seal {
+                    let tag = seal.tag(bytes);
+                    seals
+                        .insert(k.as_slice(), tag.as_slice())
+                        .map_err(|e| fail(&e))?;
+                }
             }
         }
         write.commit().map_err(|e| fail(&e))?;
@@ -210,6 +273,12 @@ impl CrdtStore {
     /// Write transactions committed since the store was opened.
     pub fn commits(&self) -> u64 {
         self.commits
+    }
+
+    /// Changes whose signatures were checked when the store was opened (those without this node's
+    /// tag).
+    pub fn verified_at_open(&self) -> usize {
+        self.verified_at_open
     }
 
     /// Reads a drop file and takes in its changes, all or none: a damaged file, a bad signature or
@@ -284,6 +353,9 @@ impl SyncStore for CrdtStore {
                 pending: (outcomes.iter())
                     .filter(|o| **o == Ok(Inserted::Pending))
                     .count(),
+                over_quota: (outcomes.iter())
+                    .filter(|o| **o == Ok(Inserted::OverQuota))
+                    .count(),
             },
             Err(e) => {
                 tracing::error!("CRDT store: {e}");
@@ -317,6 +389,86 @@ mod tests {
     use crate::services::crdt::context::Actor;
     use crate::services::crdt::document::{Document, Edit, Op, View};
     use crate::services::crdt::field::{Kind, ValueKind};
+
+    /// `n` signed counter changes by `key` to stock/boat.
+    fn counter_changes(key: &NodeKey, n: u64) -> Vec<Vec<u8>> {
+        let actor = Actor(*key.public_key().as_bytes());
+        let kind = Kind::Map(ValueKind::Counter);
+        let mut local = Document::new(kind);
+        (1..=n)
+            .map(|seq| {
+                let op = Op::Key(format!("k{}", seq % 7), Edit::Increment(1));
+                let delta = local.edit(actor, &op, seq).unwrap();
+                Change::sign(key, "stock", "boat", kind, seq, seq, delta).encode()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_this_node_verified_are_not_verified_again_and_an_edited_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crdt.redb");
+        let (node, other) = (NodeKey::from_seed(&[3; 32]), NodeKey::from_seed(&[4; 32]));
+        let writer = NodeKey::from_seed(&[5; 32]);
+        let encoded = counter_changes(&writer, 200);
+        let view = {
+            let mut store = CrdtStore::open_sealed(&path, Replica::new(), &node).unwrap();
+            store.insert(&encoded).unwrap();
+            store.document("stock", "boat").unwrap().document().view()
+        };
+        let reopened = CrdtStore::open_sealed(&path, Replica::new(), &node).unwrap();
+        assert_eq!(
+            reopened.verified_at_open(),
+            0,
+            "every change carries the node's tag"
+        );
+        assert_eq!(
+            reopened
+                .document("stock", "boat")
+                .unwrap()
+                .document()
+                .view(),
+            view
+        );
+        drop(reopened);
+        // Without the key (or under another node's), every change is verified; the other node tags
+        // them for its next start.
+        assert_eq!(CrdtStore::open(&path).unwrap().verified_at_open(), 200);
+        let moved = CrdtStore::open_sealed(&path, Replica::new(), &other).unwrap();
+        assert_eq!(moved.verified_at_open(), 200);
+        drop(moved);
+        assert_eq!(
+            CrdtStore::open_sealed(&path, Replica::new(), &other)
+                .unwrap()
+                .verified_at_open(),
+            0
+        );
+        // One stored change edited on disk: its tag no longer fits, it is verified, and refused.
+        {
+            let db = Database::create(&path).unwrap();
+            let write = db.begin_write().unwrap();
+            {
+                let mut table = write.open_table(CHANGES).unwrap();
+                let (k, mut v) = {
+                    let first = table.iter().unwrap().next().unwrap().unwrap();
+                    (first.0.value().to_vec(), first.1.value().to_vec())
+                };
+                let last = v.len() - 1;
+                v[last] ^= 1;
+                table.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+            write.commit().unwrap();
+        }
+        let refused = CrdtStore::open_sealed(&path, Replica::new(), &other);
+        assert!(
+            refused
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.to_string().contains("invalid")),
+            "{:?}",
+            refused.err()
+        );
+    }
 
     #[test]
     fn changes_survive_reopening_and_reinserting_is_a_no_op() {

@@ -15,6 +15,8 @@ mod cpu;
 #[cfg(feature = "services")]
 mod crdt;
 #[cfg(feature = "services")]
+mod crdt_seal;
+#[cfg(feature = "services")]
 pub mod crdt_store;
 mod discovery;
 mod error;

@@ -44,7 +44,8 @@ impl PreparedServices {
             let replica = crate::services::crdt::replica::Replica::with_trust_root(trust_root(
                 &config.daemon.identity.admins,
             ))
-            .validated(registry::NAMESPACE, registry::admit);
+            .validated(registry::NAMESPACE, registry::admit)
+            .with_quota(settings.quota);
             let key = &config.node_key;
             match super::crdt::DaemonCrdt::open(settings, path, key, crdt_seed, replica) {
                 Ok(host) => {

@@ -286,6 +286,7 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
                 "ignored": stats.ignored,
                 "digest_entries_skipped": stats.digest_entries_skipped,
                 "pending_changes": stats.pending_changes,
+                "over_quota": stats.over_quota,
             },
         }))
     })
@@ -374,6 +375,9 @@ pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
                     }
                     denied @ crate::services::crdt::host::HostError::Access { .. } => {
                         error(403, denied.to_string())
+                    }
+                    full @ crate::services::crdt::host::HostError::Quota(_) => {
+                        error(507, full.to_string())
                     }
                 })?;
             crdt.host

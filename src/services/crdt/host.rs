@@ -51,6 +51,9 @@ pub enum HostError<E: std::error::Error + 'static> {
     /// The document refuses such a change (a removal from a grow-only document).
     #[error("{0}/{1} only grows: the change was refused")]
     Refused(String, String),
+    /// The namespace has reached this node's quota.
+    #[error("{0} has reached this node's quota (crdt.max_namespace_changes / max_namespace_bytes)")]
+    Quota(String),
     /// This node may not do that in the namespace (its access rule refused the change).
     #[error("{namespace}: refused: {why}")]
     Access {
@@ -187,6 +190,7 @@ impl<S: Storage> CrdtHost<S> {
                     why,
                 });
             }
+            Inserted::OverQuota => return Err(HostError::Quota(change.namespace)),
             _ => {}
         }
         let doc = (change.namespace.clone(), change.document.clone());

@@ -70,6 +70,8 @@ pub enum Inserted {
     Refused(&'static str),
     /// Its access point names access changes not held yet: not stored (a later pull brings it).
     Pending,
+    /// Its namespace has reached this node's quota: not stored here (another node may allow more).
+    OverQuota,
 }
 
 /// A replica of one document with its changes.

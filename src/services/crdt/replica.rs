@@ -41,6 +41,32 @@ pub enum WriteError {
 pub type Validator =
     fn(&str, &super::document::View, &dyn Fn(&PublicKey) -> bool) -> Result<(), &'static str>;
 
+/// Longest change any replica stores, encoded: the same refusal everywhere.
+pub const MAX_CHANGE_BYTES: usize = 64 * 1024;
+/// Changes one writer may make to one document (its `seq` at most): the same refusal everywhere.
+pub const MAX_SEQ: u64 = 1_000_000;
+
+/// What one namespace may take on this node. Past it the namespace stops growing here: local
+/// writes fail with a clear error and changes from peers are not stored (and not pulled), without
+/// counting against the peer, since another node may allow more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Changes, at most.
+    pub changes: u64,
+    /// Bytes of encoded changes, at most.
+    pub bytes: u64,
+}
+
+impl Default for Quota {
+    /// 1 000 000 changes and 256 MiB per namespace.
+    fn default() -> Self {
+        Self {
+            changes: 1_000_000,
+            bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
 /// Every document a node holds.
 #[derive(Debug, Clone, Default)]
 pub struct Replica {
@@ -51,6 +77,10 @@ pub struct Replica {
     access: BTreeMap<String, AccessLog>,
     /// Per namespace, its own rule on contents.
     validators: BTreeMap<String, Validator>,
+    /// What one namespace may take here.
+    quota: Quota,
+    /// Per namespace, the changes held and their bytes.
+    usage: BTreeMap<String, (u64, u64)>,
 }
 
 impl Replica {
@@ -65,6 +95,24 @@ impl Replica {
             root,
             ..Self::default()
         }
+    }
+
+    /// Sets what one namespace may take on this node (see [`Quota`]).
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// Whether `namespace` has reached this node's quota (it is not pulled any more).
+    pub fn over_quota(&self, namespace: &str) -> bool {
+        self.usage.get(namespace).is_some_and(|(changes, bytes)| {
+            *changes >= self.quota.changes || *bytes >= self.quota.bytes
+        })
+    }
+
+    /// The changes held in `namespace` and their bytes.
+    pub fn usage(&self, namespace: &str) -> (u64, u64) {
+        self.usage.get(namespace).copied().unwrap_or_default()
     }
 
     /// Adds `namespace`'s own rule on contents (see [`Validator`]).
@@ -116,8 +164,24 @@ impl Replica {
     }
 
     /// Inserts a change already verified (see [`Change::decode_verified`]) with its encoding,
-    /// through the namespace's access rule.
+    /// through the limits and the namespace's access rule.
     pub fn insert_verified(&mut self, change: &Change, encoded: &[u8]) -> Inserted {
+        let inserted = self.insert_checked(change, encoded);
+        if inserted == Inserted::Applied {
+            let usage = self.usage.entry(change.namespace.clone()).or_default();
+            usage.0 += 1;
+            usage.1 += encoded.len() as u64;
+        }
+        inserted
+    }
+
+    fn insert_checked(&mut self, change: &Change, encoded: &[u8]) -> Inserted {
+        if encoded.len() > MAX_CHANGE_BYTES {
+            return Inserted::Refused("a change may take 64 KiB");
+        }
+        if change.seq > MAX_SEQ {
+            return Inserted::Refused("a writer may make 1 000 000 changes to one document");
+        }
         let name = (change.namespace.clone(), change.document.clone());
         if let Some(log) = self.docs.get(&name)
             && (log.holds(change) || log.conflicts(change))
@@ -127,6 +191,9 @@ impl Replica {
                 .docs
                 .get_mut(&name)
                 .map_or(Inserted::Duplicate, |l| l.insert(change, encoded));
+        }
+        if self.over_quota(&change.namespace) {
+            return Inserted::OverQuota;
         }
         let actor = Actor(*change.actor.as_bytes());
         let Some(access) = self.access_log(&change.namespace) else {
@@ -384,3 +451,6 @@ fn access_entry(change: &Change) -> Option<OpEntry> {
         op: AccessOp::decode(member, change.seq).ok()?,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,6 +69,8 @@ pub struct SyncStats {
     pub digest_entries_skipped: u64,
     /// Changes not stored because access changes they rely on were not held yet.
     pub pending_changes: u64,
+    /// Changes not stored because their namespace reached this node's quota.
+    pub over_quota: u64,
 }
 
 #[derive(Debug)]
@@ -327,6 +329,11 @@ impl SyncEngine {
                     if !self.config.allows(&from, doc.namespace) {
                         continue;
                     }
+                    if store.replica().over_quota(doc.namespace) {
+                        // Nothing more of it is stored here: pulling would fetch it in vain.
+                        self.stats.digest_entries_skipped += 1;
+                        continue;
+                    }
                     let name: DocName = doc.to_name();
                     let held = ours(store, &name);
                     let running = self.pulls.contains_key(&name);
@@ -412,6 +419,7 @@ impl SyncEngine {
             applied,
             bad,
             pending,
+            over_quota,
         } = match changes.is_empty() {
             true => Accepted::default(),
             false => store.accept(name, changes),
@@ -420,6 +428,7 @@ impl SyncEngine {
         self.stats.changes_applied += applied as u64;
         self.stats.bad_changes += bad as u64;
         self.stats.pending_changes += pending as u64;
+        self.stats.over_quota += over_quota as u64;
         if applied > 0 && name.1 == ACCESS_DOCUMENT {
             // Changes that waited for these access changes are pulled again now, and peers that
             // may now pull the namespace hear of it.

@@ -34,6 +34,8 @@ pub struct Accepted {
     /// Changes whose access point names access changes not held yet (not stored; pulled again
     /// once those are in).
     pub pending: usize,
+    /// Changes not stored because their namespace reached this node's quota.
+    pub over_quota: usize,
 }
 
 /// Where synced changes live: the daemon's database, or a replica in memory.
@@ -60,6 +62,7 @@ impl SyncStore for Replica {
                         Inserted::Applied => accepted.applied += 1,
                         Inserted::WrongDocument | Inserted::Refused(_) => accepted.bad += 1,
                         Inserted::Pending => accepted.pending += 1,
+                        Inserted::OverQuota => accepted.over_quota += 1,
                         Inserted::Duplicate | Inserted::Equivocation => {}
                     }
                 }

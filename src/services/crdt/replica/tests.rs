@@ -1,0 +1,147 @@
+//! The replica's limits and access gate.
+
+use super::*;
+use crate::services::crdt::access::Subject;
+use crate::services::crdt::document::{Edit, View};
+use crate::services::crdt::field::ValueKind;
+use crate::services::identity::did_key::did_key;
+
+const KIND: Kind = Kind::Map(ValueKind::Counter);
+
+fn key(n: u8) -> NodeKey {
+    NodeKey::from_seed(&[n; 32])
+}
+
+fn owned(owner: &NodeKey) -> String {
+    format!(
+        "~{}/plan",
+        did_key(&owner.public_key()).trim_start_matches("did:key:")
+    )
+}
+
+/// `key` adds 1 to `item` in namespace/ledger, signed at the replica's access point.
+fn incr(replica: &mut Replica, key: &NodeKey, namespace: &str, item: &str) -> Inserted {
+    let op = Op::Key(item.into(), Edit::Increment(1));
+    let change = replica
+        .prepare_write(key, namespace, "ledger", KIND, &op, 1)
+        .unwrap();
+    replica.insert_verified(&change, &change.encode())
+}
+
+fn fish(replica: &Replica, namespace: &str) -> i64 {
+    let Some(log) = replica.document(namespace, "ledger") else {
+        return 0;
+    };
+    match log.document().view() {
+        View::Map(m) => match m.get("fish") {
+            Some(View::Counter(n)) => *n,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_namespace_stops_growing_at_the_quota_and_oversized_changes_are_refused() {
+    let writer = key(1);
+    let mut replica = Replica::new().with_quota(Quota {
+        changes: 5,
+        bytes: 1 << 20,
+    });
+    for _ in 0..5 {
+        assert_eq!(
+            incr(&mut replica, &writer, "stock", "fish"),
+            Inserted::Applied
+        );
+    }
+    assert!(replica.over_quota("stock"));
+    assert_eq!(
+        incr(&mut replica, &writer, "stock", "fish"),
+        Inserted::OverQuota
+    );
+    assert_eq!(replica.usage("stock").0, 5);
+    assert_eq!(
+        incr(&mut replica, &writer, "census", "fish"),
+        Inserted::Applied
+    );
+    // A change over 64 KiB, and a writer past 1 000 000 changes to a document: refused everywhere.
+    let big = Op::Key("note".into(), Edit::Increment(1));
+    let mut change = replica
+        .prepare_write(&writer, "census", "big", KIND, &big, 1)
+        .unwrap();
+    let padded = vec![0u8; MAX_CHANGE_BYTES + 1];
+    assert_eq!(
+        replica.insert_verified(&change, &padded),
+        Inserted::Refused("a change may take 64 KiB")
+    );
+    change.seq = MAX_SEQ + 1;
+    assert!(matches!(
+        replica.insert_verified(&change, &change.encode()),
+        Inserted::Refused(_)
+    ));
+}
+
+#[test]
+fn writes_follow_grants_and_a_revocation_rebuilds_the_document_without_cut_changes() {
+    let (owner, writer, stranger) = (key(1), key(2), key(3));
+    let ns = owned(&owner);
+    let mut replica = Replica::new();
+    assert_eq!(incr(&mut replica, &owner, &ns, "fish"), Inserted::Applied);
+    assert!(matches!(
+        incr(&mut replica, &stranger, &ns, "fish"),
+        Inserted::Refused(_)
+    ));
+    assert_eq!(fish(&replica, &ns), 1, "the refused change is not stored");
+    let grant = AccessOp::Grant {
+        subject: Subject::Key(Actor(*writer.public_key().as_bytes())),
+        level: Level::Write,
+    };
+    let change = replica.prepare_access(&owner, &ns, &grant, 1).unwrap();
+    assert_eq!(
+        replica.insert_verified(&change, &change.encode()),
+        Inserted::Applied
+    );
+    // The writer writes twice; the owner, having seen one, revokes it; the second is cut.
+    let op = Op::Key("fish".into(), Edit::Increment(10));
+    let first = replica
+        .prepare_write(&writer, &ns, "ledger", KIND, &op, 1)
+        .unwrap();
+    let mut other = replica.clone();
+    assert_eq!(
+        replica.insert_verified(&first, &first.encode()),
+        Inserted::Applied
+    );
+    other.insert_verified(&first, &first.encode());
+    let second = other
+        .prepare_write(&writer, &ns, "ledger", KIND, &op, 2)
+        .unwrap();
+    let revoke = AccessOp::Revoke {
+        subject: grant_subject(&writer),
+        level: Level::Read,
+        keep: replica.seen_of(&ns, Actor(*writer.public_key().as_bytes())),
+    };
+    let revocation = replica.prepare_access(&owner, &ns, &revoke, 2).unwrap();
+    assert_eq!(
+        replica.insert_verified(&revocation, &revocation.encode()),
+        Inserted::Applied
+    );
+    assert_eq!(fish(&replica, &ns), 11);
+    assert_eq!(
+        replica.insert_verified(&second, &second.encode()),
+        Inserted::Applied
+    );
+    assert_eq!(fish(&replica, &ns), 11, "stored but cut");
+    // Where the second write arrived first, the revocation rebuilds the document without it.
+    assert_eq!(
+        other.insert_verified(&second, &second.encode()),
+        Inserted::Applied
+    );
+    assert_eq!(fish(&other, &ns), 21);
+    other.insert_verified(&revocation, &revocation.encode());
+    assert_eq!(fish(&other, &ns), 11);
+    assert_eq!(other.document(&ns, "ledger").unwrap().suppressed(), 1);
+}
+
+fn grant_subject(key: &NodeKey) -> Subject {
+    Subject::Key(Actor(*key.public_key().as_bytes()))
+}
