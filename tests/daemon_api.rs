@@ -80,6 +80,14 @@ fn start(dir: &Path, name: &str, extra: &str) -> Daemon {
     daemon
 }
 
+/// Daemons a and b, b peering with a over loopback UDP.
+fn linked_pair(dir: &Path) -> (Daemon, Daemon) {
+    let port = free_udp_port();
+    let a = start(dir, "a", &format!("listen = [\"udp://127.0.0.1:{port}\"]"));
+    let b = start(dir, "b", &format!("peers = [\"udp://127.0.0.1:{port}\"]"));
+    (a, b)
+}
+
 fn ctl(daemon: &Daemon, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -408,17 +416,7 @@ fn control_commands_explain_a_missing_daemon() {
 #[test]
 fn crdt_writes_sync_between_two_daemons_and_bad_input_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_udp_port();
-    let a = start(
-        dir.path(),
-        "a",
-        &format!("listen = [\"udp://127.0.0.1:{port}\"]"),
-    );
-    let b = start(
-        dir.path(),
-        "b",
-        &format!("peers = [\"udp://127.0.0.1:{port}\"]"),
-    );
+    let (a, b) = linked_pair(dir.path());
     let ok = |d: &Daemon, args: &[&str]| {
         let out = ctl(d, args);
         assert!(out.status.success(), "{args:?}: {out:?}");
@@ -676,17 +674,7 @@ fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() {
 #[test]
 fn an_owned_namespace_is_shared_read_only_then_for_writing_then_taken_back() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_udp_port();
-    let a = start(
-        dir.path(),
-        "a",
-        &format!("listen = [\"udp://127.0.0.1:{port}\"]"),
-    );
-    let b = start(
-        dir.path(),
-        "b",
-        &format!("peers = [\"udp://127.0.0.1:{port}\"]"),
-    );
+    let (a, b) = linked_pair(dir.path());
     let did = |d: &Daemon| -> String {
         let out = ctl(d, &["id", "show", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
