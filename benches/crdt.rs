@@ -170,7 +170,8 @@ fn with_access_checks() {
 }
 
 /// Opening a store of 100 000 changes: verifying every signature (no tags: a file from elsewhere)
-/// against checking this node's tags.
+/// against checking this node's tags (the daemon's store is built with the services).
+#[cfg(feature = "services")]
 fn reopen(encoded: &[Vec<u8>]) {
     use meshrouter::driver::crdt_store::CrdtStore;
     use meshrouter::services::crdt::replica::Replica;
@@ -222,6 +223,7 @@ fn main() {
         );
     }
     with_access_checks();
+    #[cfg(feature = "services")]
     reopen(&encoded);
     b3_1();
 }

@@ -1,6 +1,8 @@
 //! Where the CRDT service keeps its changes: a redb database, so that a write acknowledged to an
 //! application survives `kill -9` and power loss (redb commits are crash-safe and, with the default
-//! durability, on disk when `commit` returns).
+//! durability, on disk when `commit` returns). Commits run on a writer thread
+//! ([`super::crdt_writer`]): changes from peers are handed over and committed in groups, local
+//! writes and imports wait for their commit.
 //!
 //! Only signed changes are stored; documents are rebuilt from them on start. A change this node
 //! verified carries its tag ([`super::crdt_seal`], a MAC under a key derived from the node key), so
@@ -13,6 +15,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::crdt_seal::Seal;
+use super::crdt_writer::{Row, Table, Tables, Writer};
 use crate::core::identity::NodeKey;
 use crate::services::crdt::change::{Change, ChangeError};
 use crate::services::crdt::drop::{DropError, DropFile};
@@ -72,11 +75,9 @@ pub use crate::services::crdt::replica::Have;
 
 /// The changes and the documents they make.
 pub struct CrdtStore {
-    db: Database,
+    writer: Writer,
     path: String,
     replica: Replica,
-    /// Write transactions committed (each an fsync), for tests and counters.
-    commits: u64,
     /// Tags changes as verified (none: every change is verified at every start).
     seal: Option<Seal>,
     /// Changes whose signatures were checked when the store was opened.
@@ -173,11 +174,16 @@ impl CrdtStore {
             write.commit().map_err(|e| fail(&e))?;
         }
         let stored: Vec<Vec<u8>> = stored.into_iter().map(|(_, bytes, _)| bytes).collect();
+        let tables = Tables {
+            changes: CHANGES,
+            evidence: EVIDENCE,
+            seals: SEALS,
+        };
+        let writer = Writer::start(db, tables).map_err(|e| fail(&e))?;
         let mut store = Self {
-            db,
+            writer,
             path: shown.clone(),
             replica,
-            commits: 0,
             seal,
             verified_at_open,
         };
@@ -196,15 +202,19 @@ impl CrdtStore {
         &mut self,
         encoded: &[B],
     ) -> Result<Vec<Result<Inserted, ChangeError>>, StoreError> {
-        self.insert_into(None, encoded)
+        self.insert_into(None, encoded, true)
     }
 
     /// [`Self::insert`], refusing (as [`Inserted::WrongDocument`]) changes to any document but
     /// `only`, when given.
+    ///
+    /// `durable`: return only once what was kept is committed (a local write, an import); else the
+    /// rows are handed to the writer thread and committed with others (changes from peers).
     pub fn insert_into<B: AsRef<[u8]> + Sync>(
         &mut self,
         only: Option<&DocName>,
         encoded: &[B],
+        durable: bool,
     ) -> Result<Vec<Result<Inserted, ChangeError>>, StoreError> {
         let fail = |e: &dyn std::fmt::Display| StoreError::Database {
             path: self.path.clone(),
@@ -246,33 +256,50 @@ impl CrdtStore {
         if kept.is_empty() {
             return Ok(outcomes);
         }
-        let write = self.db.begin_write().map_err(|e| fail(&e))?;
-        {
-            let mut changes = write.open_table(CHANGES).map_err(|e| fail(&e))?;
-            let mut evidence = write.open_table(EVIDENCE).map_err(|e| fail(&e))?;
-            let mut seals = write.open_table(SEALS).map_err(|e| fail(&e))?;
-            for (k, bytes, is_evidence) in kept {
-                if is_evidence {
-                    evidence.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
-                    continue;
-                }
-                changes.insert(k.as_slice(), bytes).map_err(|e| fail(&e))?;
-                if let Some(seal) = &self.seal {
-                    let tag = seal.tag(bytes);
-                    seals
-                        .insert(k.as_slice(), tag.as_slice())
-                        .map_err(|e| fail(&e))?;
-                }
+        let mut rows = Vec::with_capacity(kept.len() * 2);
+        for (key, bytes, is_evidence) in kept {
+            if is_evidence {
+                rows.push(Row {
+                    table: Table::Evidence,
+                    key,
+                    value: bytes.to_vec(),
+                });
+                continue;
             }
+            if let Some(seal) = &self.seal {
+                rows.push(Row {
+                    table: Table::Seals,
+                    key: key.clone(),
+                    value: seal.tag(bytes).to_vec(),
+                });
+            }
+            rows.push(Row {
+                table: Table::Changes,
+                key,
+                value: bytes.to_vec(),
+            });
         }
-        write.commit().map_err(|e| fail(&e))?;
-        self.commits += 1;
+        match durable {
+            true => self.writer.write_durably(rows),
+            false => self.writer.write(rows),
+        }
+        .map_err(|e| fail(&e))?;
         Ok(outcomes)
     }
 
-    /// Write transactions committed since the store was opened.
+    /// Waits until everything handed to the writer is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.writer
+            .write_durably(Vec::new())
+            .map_err(|reason| StoreError::Database {
+                path: self.path.clone(),
+                reason,
+            })
+    }
+
+    /// Write transactions committed since the store was opened (each one fsync).
     pub fn commits(&self) -> u64 {
-        self.commits
+        self.writer.commits()
     }
 
     /// Changes whose signatures were checked when the store was opened (those without this node's
@@ -337,7 +364,7 @@ impl SyncStore for CrdtStore {
     }
 
     fn accept(&mut self, doc: &DocName, changes: &[&[u8]]) -> Accepted {
-        match self.insert_into(Some(doc), changes) {
+        match self.insert_into(Some(doc), changes, false) {
             Ok(outcomes) => Accepted {
                 applied: (outcomes.iter())
                     .filter(|o| **o == Ok(Inserted::Applied))
@@ -402,6 +429,26 @@ mod tests {
                 Change::sign(key, "stock", "boat", kind, seq, seq, delta).encode()
             })
             .collect()
+    }
+
+    #[test]
+    fn changes_from_peers_are_committed_by_the_writer_in_groups_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crdt.redb");
+        let encoded = counter_changes(&NodeKey::from_seed(&[5; 32]), 500);
+        let doc = ("stock".to_owned(), "boat".to_owned());
+        {
+            let mut store = CrdtStore::open(&path).unwrap();
+            // 500 sync messages of one change each: handed over, not waited for.
+            for change in &encoded {
+                assert_eq!(store.accept(&doc, &[change.as_slice()]).applied, 1);
+            }
+            store.flush().unwrap();
+            println!("500 sync messages: {} commits", store.commits());
+            assert!((1..=500).contains(&store.commits()));
+        }
+        let reopened = CrdtStore::open(&path).unwrap();
+        assert_eq!(reopened.document("stock", "boat").unwrap().len(), 500);
     }
 
     #[test]
@@ -536,7 +583,7 @@ mod tests {
         }
         assert!(store.insert(&[b"junk".to_vec(), forged]).unwrap()[0].is_err());
         let other = store
-            .insert_into(Some(&elsewhere), std::slice::from_ref(&good))
+            .insert_into(Some(&elsewhere), std::slice::from_ref(&good), true)
             .unwrap();
         assert_eq!(other, vec![Ok(Inserted::WrongDocument)]);
         assert_eq!(

@@ -18,6 +18,8 @@ mod crdt;
 mod crdt_seal;
 #[cfg(feature = "services")]
 pub mod crdt_store;
+#[cfg(feature = "services")]
+mod crdt_writer;
 mod discovery;
 mod error;
 #[cfg(feature = "services")]

@@ -275,6 +275,7 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
         Ok(json!({
             "documents": docs,
             "version": crdt.version,
+            "store": { "commits": crdt.host.store.commits() },
             "sync_peers": crdt.host.engine.peers().map(PublicKey::to_hex).collect::<Vec<_>>(),
             "sync": {
                 "messages_sent": stats.messages_sent, "bytes_sent": stats.bytes_sent,

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Routed ping under a CRDT sync storm (a measurement: latency figures are printed, never judged).
+# Three daemons in a line a - b - c; b forwards the overlay ping a -> c (every 10 ms). First 5 s of
+# ping at rest (p50, p99, max). Then a imports a drop file of STORM_CHANGES changes (default 20 000,
+# written beforehand on a fourth daemon d with no link to anyone, its database on tmpfs so the writes
+# are quick) and sync carries them a -> b -> c: b verifies and stores every change while it forwards.
+# The same ping runs from the import until c holds every change; prints the storm's duration, the
+# ping p50/p99/max during it and the pings lost. Fails only if sync never completes or ping is broken.
+. "$(dirname "$0")/lib.sh"
+
+STORM_CHANGES="${STORM_CHANGES:-20000}"
+SHM=$(mktemp -d /dev/shm/mr-storm.XXXXXX)
+PING_PIDS=()
+
+# At exit: stop this shell's pings and daemons (no "Killed" notices), drop d's tmpfs database, then
+# lib.sh's cleanup (which prints the logs if the test failed).
+storm_exit() {
+    local status=$? n pid
+    set +e
+    for pid in "${PING_PIDS[@]}"; do kill -9 "$pid"; wait "$pid"; done 2>/dev/null
+    for n in "${MR_NODES[@]}"; do
+        pid=$(cat "$MR_DIR/$n.pid") || continue
+        kill -9 "$pid"
+        wait "$pid"
+    done 2>/dev/null
+    rm -rf "$SHM"
+    (exit "$status")
+    mr_cleanup
+}
+trap storm_exit EXIT
+
+# Other work on the machine skews the figures: say how busy it was.
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+for n in a b c d; do ns_add $n; done
+veth_link a b
+veth_link b c
+in_ns a ip addr add 10.77.1.1/24 dev a-b
+in_ns b ip addr add 10.77.1.2/24 dev b-a
+in_ns b ip addr add 10.77.2.1/24 dev b-c
+in_ns c ip addr add 10.77.2.2/24 dev c-b
+for n in a b c d; do mr_config $n <<<'listen = ["udp://0.0.0.0:9100"]'; done
+echo 'peers = ["udp://10.77.1.2:9100"]' >>"$MR_DIR/a.toml"
+echo 'peers = ["udp://10.77.2.2:9100"]' >>"$MR_DIR/b.toml"
+# d only makes the drop file: its database on tmpfs (fsync is free there). a, b, c keep theirs on disk.
+sed -i "s|^crdt.database = .*|crdt.database = \"$SHM/d.crdt.redb\"|" "$MR_DIR/d.toml"
+for n in a b c d; do mr_start $n; done
+addr_c=$(mr_field c address)
+
+# The storm's changes, written on d through the API socket (one request each, as `crdt put` sends
+# it, without starting a CLI process per write): map<lww> documents stock/shelf0..199, one key each.
+start=$(now_ms)
+in_ns d python3 - "$MR_DIR/d.sock" "$STORM_CHANGES" <<'PY' || fail "writing the changes on d failed"
+import json, socket, sys
+path, total = sys.argv[1], int(sys.argv[2])
+for i in range(total):
+    body = json.dumps({"namespace": "stock", "document": f"shelf{i % 200}", "op": "write",
+                       "key": f"item{i}", "value": f"crate {i}", "default_kind": "map<lww>"}).encode()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(b"POST /v1/crdt/write HTTP/1.1\r\nHost: meshrouter\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    reply = b""
+    while chunk := s.recv(65536):
+        reply += chunk
+    s.close()
+    if not reply.startswith(b"HTTP/1.1 200"):
+        sys.exit(f"write {i}: {reply[:300]!r}")
+PY
+write_ms=$(($(now_ms) - start))
+mr d crdt export -o "$MR_DIR/storm.bin" 2>"$MR_DIR/export.txt"
+drop_bytes=$(stat -c %s "$MR_DIR/storm.bin")
+echo "wrote $STORM_CHANGES changes on d in $write_ms ms; $(cat "$MR_DIR/export.txt")"
+kill -9 "$(cat "$MR_DIR/d.pid")"
+wait "$(cat "$MR_DIR/d.pid")" 2>/dev/null || true
+MR_NODES=(a b c)
+rm -rf "$SHM"
+
+# held NODE: how many changes of namespace stock NODE holds.
+held() {
+    mr "$1" crdt list --json | python3 -c '
+import json, sys
+print(sum(d["changes"] for d in json.load(sys.stdin)["documents"]
+          if d["namespace"] == "stock" and d["document"].startswith("shelf")))'
+}
+
+# stats LOG [FROM TO]: "p50 p99 max received lost" of a `ping -D` log, in ms, over the packets sent
+# between the epoch seconds FROM and TO (send time = reply time - RTT; a lost packet counts when its
+# sequence number lies below that of the last packet sent before TO).
+stats() {
+    python3 - "$@" <<'PY'
+import re, sys
+log = open(sys.argv[1]).read()
+lo, hi = (float(sys.argv[2]), float(sys.argv[3])) if len(sys.argv) > 3 else (0.0, float("inf"))
+replies = {}
+for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from .* icmp_seq=(\d+) .*time=([\d.]+) ms", log, re.M):
+    replies[int(m.group(2))] = (float(m.group(1)) - float(m.group(3)) / 1000, float(m.group(3)))
+window = {s: r for s, r in replies.items() if lo <= r[0] <= hi}
+if not window:
+    print("nan nan nan 0 0"); sys.exit()
+rtts = sorted(r[1] for r in window.values())
+pick = lambda q: rtts[min(len(rtts) - 1, max(0, int(round(q * len(rtts))) - 1))]  # nearest rank
+first, last = min(window), max(window)
+lost = sum(1 for s in range(first, last + 1) if s not in replies)
+print(f"{pick(0.50):.3f} {pick(0.99):.3f} {rtts[-1]:.3f} {len(window)} {lost}")
+PY
+}
+
+wait_until 15 ping_ok a "$addr_c" || fail "a cannot reach c over the overlay"
+sleep 1
+
+# At rest: 500 pings a -> c, 10 ms apart.
+in_ns a ping -6 -D -i 0.01 -c 500 -W 2 "$addr_c" >"$MR_DIR/idle.log" 2>&1 || true
+read -r i50 i99 imax irecv ilost < <(stats "$MR_DIR/idle.log")
+[ "$irecv" -ge 250 ] || fail "ping a -> c at rest is broken: $irecv of 500 replies"
+echo "at rest: ping a -> c (via b) p50 $i50 ms, p99 $i99 ms, max $imax ms ($irecv of 500 replies)"
+
+# The storm: the import on a, then sync a -> b -> c, with the ping running throughout.
+[ "$(held c)" = 0 ] || fail "c holds stock changes before the storm"
+ip netns exec "${NS_PREFIX}a" ping -6 -D -i 0.01 -W 2 "$addr_c" >"$MR_DIR/storm.log" 2>&1 &
+PING_PIDS+=($!)
+sleep 0.3
+t0=$(date +%s.%N)
+start=$(now_ms)
+imported=$(mr a crdt import "$MR_DIR/storm.bin" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["applied"])') || fail "a refused the drop"
+import_ms=$(($(now_ms) - start))
+[ "$imported" = "$STORM_CHANGES" ] || fail "a applied $imported of $STORM_CHANGES changes"
+b_ms="" c_ms=""
+while [ -z "$c_ms" ]; do
+    [ -n "$b_ms" ] || { [ "$(held b)" = "$STORM_CHANGES" ] && b_ms=$(($(now_ms) - start)); }
+    [ -n "$b_ms" ] && [ "$(held c)" = "$STORM_CHANGES" ] && c_ms=$(($(now_ms) - start)) && break
+    [ $(($(now_ms) - start)) -lt 75000 ] ||
+        fail "sync did not complete within 75 s: b holds $(held b), c $(held c) of $STORM_CHANGES"
+    sleep 0.25
+done
+t1=$(date +%s.%N)
+sleep 2.5 # replies to the last pings of the storm, and time to spot losses at its end
+kill -INT "${PING_PIDS[0]}"
+wait "${PING_PIDS[0]}" || true
+PING_PIDS=()
+read -r s50 s99 smax srecv slost < <(stats "$MR_DIR/storm.log" "$t0" "$t1")
+[ "$srecv" -gt 0 ] || fail "no ping a -> c answered during the storm"
+echo "storm: a imported $STORM_CHANGES changes ($drop_bytes bytes) in $import_ms ms; b held them all after $b_ms ms, c after $c_ms ms"
+echo "during the storm: ping a -> c p50 $s50 ms, p99 $s99 ms, max $smax ms; $srecv replies, $slost lost"
+mr b crdt list --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["sync"]
+print("b sync counters: " + ", ".join(f"{k} {v}" for k, v in s.items()))'
+problems=$(grep -ciE 'warn|error' "$MR_DIR/b.log" || true)
+echo "b's log: $problems warning/error lines$([ "$problems" = 0 ] || echo ": $(grep -iE 'warn|error' "$MR_DIR/b.log" | head -n 3 | tr '\n' ' ')")"
+echo "idle p50 $i50 ms p99 $i99 ms; during a sync storm of $STORM_CHANGES changes ($c_ms ms until c held them all) p50 $s50 ms p99 $s99 ms max $smax ms, $slost lost"
