@@ -341,19 +341,19 @@ impl SyncEngine {
                         return;
                     };
                     let remembered = peer.known.contains_key(&name);
+                    if remembered || peer.known.len() < MAX_KNOWN {
+                        peer.known.insert(name.clone(), heads);
+                    }
                     if held.is_none()
                         && !running
                         && (new_pulls >= MAX_NEW_PULLS_PER_PEER
                             || self.pulls.len() >= MAX_PULLS
                             || (!remembered && peer.known.len() >= MAX_KNOWN))
                     {
-                        // A digest naming ever more documents we lack grows nothing here; what is
-                        // skipped is pulled after a later digest.
+                        // A digest naming ever more documents we lack starts a bounded number of
+                        // pulls; the others (remembered up to MAX_KNOWN) start as those end.
                         self.stats.digest_entries_skipped += 1;
                         continue;
-                    }
-                    if remembered || peer.known.len() < MAX_KNOWN {
-                        peer.known.insert(name.clone(), heads);
                     }
                     if held != Some(heads) && !running {
                         if held.is_none() {
@@ -504,6 +504,33 @@ impl SyncEngine {
             .map(|(p, _)| *p);
         if let Some(peer) = next {
             self.start_pull(now, name, peer, store);
+        }
+        self.pull_waiting(now, from, store);
+    }
+
+    /// Starts pulls of documents `peer`'s digests named that this node does not hold yet and that
+    /// waited for the per-peer cap, while the cap allows.
+    fn pull_waiting(&mut self, now: Instant, peer: PublicKey, store: &dyn SyncStore) {
+        let running = (self.pulls.values())
+            .filter(|p| p.peer == peer && !p.held)
+            .count();
+        let room = MAX_NEW_PULLS_PER_PEER
+            .saturating_sub(running)
+            .min(MAX_PULLS.saturating_sub(self.pulls.len()));
+        if room == 0 {
+            return;
+        }
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        let waiting: Vec<DocName> = (state.known.keys())
+            .filter(|d| !self.pulls.contains_key(*d) && ours(store, d).is_none())
+            .filter(|d| !store.replica().over_quota(&d.0))
+            .take(room)
+            .cloned()
+            .collect();
+        for doc in waiting {
+            self.start_pull(now, &doc, peer, store);
         }
     }
 
