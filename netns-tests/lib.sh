@@ -156,3 +156,20 @@ print(sum(1 for p in json.load(sys.stdin)["peers"] if p.get("up")))'
 now_ms() {
     echo $(($(date +%s%N) / 1000000))
 }
+
+# line_abc_and_d: namespaces a - b - c in a line (10.77.1.0/24 between a and b, 10.77.2.0/24 between b
+# and c) and d with no link at all; daemon configurations for the four, a peering with b and b with c
+# over UDP port 9100. The daemons are not started.
+line_abc_and_d() {
+    local n
+    for n in a b c d; do ns_add $n; done
+    veth_link a b
+    veth_link b c
+    in_ns a ip addr add 10.77.1.1/24 dev a-b
+    in_ns b ip addr add 10.77.1.2/24 dev b-a
+    in_ns b ip addr add 10.77.2.1/24 dev b-c
+    in_ns c ip addr add 10.77.2.2/24 dev c-b
+    for n in a b c d; do mr_config $n <<<'listen = ["udp://0.0.0.0:9100"]'; done
+    echo 'peers = ["udp://10.77.1.2:9100"]' >>"$MR_DIR/a.toml"
+    echo 'peers = ["udp://10.77.2.2:9100"]' >>"$MR_DIR/b.toml"
+}

@@ -6,16 +6,7 @@
 # d and d's back, and a refuses a damaged drop without changing anything.
 . "$(dirname "$0")/lib.sh"
 
-for n in a b c d; do ns_add $n; done
-veth_link a b
-veth_link b c
-in_ns a ip addr add 10.77.1.1/24 dev a-b
-in_ns b ip addr add 10.77.1.2/24 dev b-a
-in_ns b ip addr add 10.77.2.1/24 dev b-c
-in_ns c ip addr add 10.77.2.2/24 dev c-b
-for n in a b c d; do mr_config $n <<<'listen = ["udp://0.0.0.0:9100"]'; done
-echo 'peers = ["udp://10.77.1.2:9100"]' >>"$MR_DIR/a.toml"
-echo 'peers = ["udp://10.77.2.2:9100"]' >>"$MR_DIR/b.toml"
+line_abc_and_d
 for n in a b c d; do mr_start $n; done
 
 # value NODE DOC: the document's value as canonical JSON (empty if absent).

@@ -32,16 +32,7 @@ trap storm_exit EXIT
 
 # Other work on the machine skews the figures: say how busy it was.
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-for n in a b c d; do ns_add $n; done
-veth_link a b
-veth_link b c
-in_ns a ip addr add 10.77.1.1/24 dev a-b
-in_ns b ip addr add 10.77.1.2/24 dev b-a
-in_ns b ip addr add 10.77.2.1/24 dev b-c
-in_ns c ip addr add 10.77.2.2/24 dev c-b
-for n in a b c d; do mr_config $n <<<'listen = ["udp://0.0.0.0:9100"]'; done
-echo 'peers = ["udp://10.77.1.2:9100"]' >>"$MR_DIR/a.toml"
-echo 'peers = ["udp://10.77.2.2:9100"]' >>"$MR_DIR/b.toml"
+line_abc_and_d
 # d only makes the drop file: its database on tmpfs (fsync is free there). a, b, c keep theirs on disk.
 sed -i "s|^crdt.database = .*|crdt.database = \"$SHM/d.crdt.redb\"|" "$MR_DIR/d.toml"
 for n in a b c d; do mr_start $n; done
