@@ -195,10 +195,33 @@ impl Replica {
         if self.over_quota(&change.namespace) {
             return Inserted::OverQuota;
         }
-        let actor = Actor(*change.actor.as_bytes());
-        let Some(access) = self.access_log(&change.namespace) else {
+        let class = NamespaceClass::of(&change.namespace, &self.root);
+        if !class.controlled() {
             return self.log_for(change).insert(change, encoded);
-        };
+        }
+        // A namespace's access log is kept only once a change to it was stored: refused or waiting
+        // changes naming ever new namespaces leave nothing behind.
+        let held = self.access.remove(&change.namespace);
+        let existed = held.is_some();
+        let mut access = held.unwrap_or_else(|| AccessLog::new(class, self.root.clone()));
+        let inserted = self.insert_controlled(&mut access, change, encoded);
+        if existed || inserted == Inserted::Applied {
+            self.access.insert(change.namespace.clone(), access);
+            if inserted == Inserted::Applied && change.document == ACCESS_DOCUMENT {
+                self.reassess(&change.namespace);
+            }
+        }
+        inserted
+    }
+
+    /// [`Self::insert_checked`] for a namespace under access control, with its access log.
+    fn insert_controlled(
+        &mut self,
+        access: &mut AccessLog,
+        change: &Change,
+        encoded: &[u8],
+    ) -> Inserted {
+        let actor = Actor(*change.actor.as_bytes());
         if change.document == ACCESS_DOCUMENT {
             let Some(entry) = access_entry(change) else {
                 return Inserted::Refused("not an access change");
@@ -208,11 +231,7 @@ impl Replica {
                 Admission::Pending => return Inserted::Pending,
                 Admission::Refused(why) => return Inserted::Refused(why),
             }
-            let inserted = self.log_for(change).insert(change, encoded);
-            if inserted == Inserted::Applied {
-                self.reassess(&change.namespace);
-            }
-            return inserted;
+            return self.log_for(change).insert(change, encoded);
         }
         let (admission, closure) = access.admit_change(actor, &change.document, &change.access);
         match admission {

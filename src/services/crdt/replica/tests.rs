@@ -142,6 +142,22 @@ fn writes_follow_grants_and_a_revocation_rebuilds_the_document_without_cut_chang
     assert_eq!(other.document(&ns, "ledger").unwrap().suppressed(), 1);
 }
 
+#[test]
+fn refused_changes_naming_ever_new_namespaces_leave_nothing_behind() {
+    let stranger = key(9);
+    let mut replica = Replica::new();
+    for n in 0..10_000u32 {
+        let mut seed = [1u8; 32];
+        seed[..4].copy_from_slice(&n.to_le_bytes());
+        let ns = owned(&NodeKey::from_seed(&seed));
+        assert!(matches!(
+            incr(&mut replica, &stranger, &ns, "fish"),
+            Inserted::Refused(_)
+        ));
+    }
+    assert_eq!((replica.access.len(), replica.docs.len()), (0, 0));
+}
+
 fn grant_subject(key: &NodeKey) -> Subject {
     Subject::Key(Actor(*key.public_key().as_bytes()))
 }
