@@ -30,6 +30,19 @@ storm_exit() {
 }
 trap storm_exit EXIT
 
+# short_slice CMD...: runs CMD with the time slice the router's thread asks for (100 us, Linux 6.12
+# and later), so that the ping's own wake-ups, on CPUs the daemons' background threads keep busy,
+# measure the overlay rather than the scheduler.
+cat >"$MR_DIR/short_slice.py" <<'PY'
+import ctypes, os, struct, sys
+number = {"x86_64": 314, "aarch64": 274, "armv7l": 380}.get(os.uname().machine)
+if number is not None:
+    attr = struct.pack("=IIQiIQQQII", 56, 0, 0, 0, 0, 100_000, 0, 0, 0, 0)
+    ctypes.CDLL(None, use_errno=True).syscall(number, 0, ctypes.c_char_p(attr), 0)
+os.execvp(sys.argv[1], sys.argv[1:])
+PY
+short_slice=(python3 "$MR_DIR/short_slice.py")
+
 # Other work on the machine skews the figures: say how busy it was.
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 line_abc_and_d
@@ -103,30 +116,52 @@ wait_until 15 ping_ok a "$addr_c" || fail "a cannot reach c over the overlay"
 sleep 1
 
 # At rest: 500 pings a -> c, 10 ms apart.
-in_ns a ping -6 -D -i 0.01 -c 500 -W 2 "$addr_c" >"$MR_DIR/idle.log" 2>&1 || true
+in_ns a "${short_slice[@]}" ping -6 -D -i 0.01 -c 500 -W 2 "$addr_c" >"$MR_DIR/idle.log" 2>&1 || true
 read -r i50 i99 imax _ irecv _ ispan < <(stats "$MR_DIR/idle.log")
 [ "$irecv" -ge 250 ] || fail "ping a -> c at rest is broken: $irecv of 500 replies"
 echo "at rest: ping a -> c (via b) p50 $i50 ms, p99 $i99 ms, max $imax ms ($irecv of 500 replies, over $ispan s)"
 
 # The storm: the import on a, then sync a -> b -> c, with the ping running throughout.
 [ "$(held c)" = 0 ] || fail "c holds stock changes before the storm"
-ip netns exec "${NS_PREFIX}a" ping -6 -D -i 0.01 -W 2 "$addr_c" >"$MR_DIR/storm.log" 2>&1 &
+ip netns exec "${NS_PREFIX}a" "${short_slice[@]}" ping -6 -D -i 0.01 -W 2 "$addr_c" >"$MR_DIR/storm.log" 2>&1 &
 PING_PIDS+=($!)
 sleep 0.3
 t0=$(date +%s.%N)
 start=$(now_ms)
-imported=$(mr a crdt import "$MR_DIR/storm.bin" --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["applied"])') || fail "a refused the drop"
+# The harness's own processes (this client, the poller below) run at nice 10: on 2 CPUs shared by
+# three daemons, their CPU time would otherwise delay the routers and the ping, and that is not what
+# is measured.
+imported=$(nice -n 10 "$MR_BIN" crdt import "$MR_DIR/storm.bin" --json --socket "$MR_DIR/a.sock" |
+    nice -n 10 python3 -c 'import json,sys; print(json.load(sys.stdin)["applied"])') || fail "a refused the drop"
 import_ms=$(($(now_ms) - start))
 [ "$imported" = "$STORM_CHANGES" ] || fail "a applied $imported of $STORM_CHANGES changes"
-b_ms="" c_ms=""
-while [ -z "$c_ms" ]; do
-    [ -n "$b_ms" ] || { [ "$(held b)" = "$STORM_CHANGES" ] && b_ms=$(($(now_ms) - start)); }
-    [ -n "$b_ms" ] && [ "$(held c)" = "$STORM_CHANGES" ] && c_ms=$(($(now_ms) - start)) && break
-    [ $(($(now_ms) - start)) -lt 60000 ] ||
-        fail "sync did not complete within 60 s: b holds $(held b), c $(held c) of $STORM_CHANGES"
-    sleep 0.25
-done
+# One process polls b and c through their API sockets (a CLI and a python per poll would load the
+# CPU the routers share and blur what is measured).
+read -r b_ms c_ms < <(nice -n 10 python3 - "$MR_DIR/b.sock" "$MR_DIR/c.sock" "$STORM_CHANGES" "$start" <<'PY'
+import json, socket, sys, time
+b, c, total, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def held(path):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(b"GET /v1/crdt HTTP/1.1\r\nHost: meshrouter\r\nConnection: close\r\n\r\n")
+    reply = b""
+    while chunk := s.recv(65536):
+        reply += chunk
+    s.close()
+    docs = json.loads(reply.split(b"\r\n\r\n", 1)[1])["documents"]
+    return sum(d["changes"] for d in docs
+               if d["namespace"] == "stock" and d["document"].startswith("shelf"))
+ms = lambda: int(time.time() * 1000) - start
+done = {}
+while len(done) < 2 and ms() < 60000:
+    for name, path in (("b", b), ("c", c)):
+        if name not in done and held(path) == total:
+            done[name] = ms()
+    time.sleep(0.1)
+print(done.get("b", ""), done.get("c", ""))
+PY
+)
+[ -n "$c_ms" ] || fail "sync did not complete within 60 s: b holds $(held b), c $(held c) of $STORM_CHANGES"
 t1=$(date +%s.%N)
 sleep 2.5 # replies to the last pings of the storm, and time to spot losses at its end
 kill -INT "${PING_PIDS[0]}"

@@ -12,6 +12,9 @@ pub(crate) struct DriverCounters {
     pub(crate) beacons_refused: u64,
     pub(crate) beacons_rate_limited: u64,
     pub(crate) service_messages_unhandled: u64,
+    /// Service messages dropped because the services' thread was behind
+    /// (`service_thread::MAX_QUEUED_MESSAGES`, `MAX_QUEUED_BYTES`).
+    pub(crate) service_messages_dropped: u64,
     /// Host TCP super-packets sent whole.
     pub(crate) super_packets_whole: u64,
     /// Host TCP super-packets cut into segments (their flow retransmitted lately).

@@ -11,7 +11,6 @@ use super::crdt_store::{CrdtStore, StoreError};
 use super::request::ApiResponse;
 use crate::config::CrdtSettings;
 use crate::core::identity::{NodeKey, PublicKey};
-use crate::core::node::Node;
 use crate::core::time::Instant;
 use crate::services::crdt::access::{ACCESS_DOCUMENT, AccessOp};
 use crate::services::crdt::document::Op;
@@ -113,13 +112,6 @@ impl DaemonCrdt {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let watchers = self.watchers.iter().map(|w| w.deadline).min();
         crate::core::time::earliest(self.host.poll_timeout(), watchers)
-    }
-
-    /// Hands what the engine queued to the node.
-    pub(crate) fn drain(&mut self, now: Instant, node: &mut Node) {
-        while let Some((peer, port, bytes)) = self.host.poll_send() {
-            node.send_service(now, peer, port, &bytes);
-        }
     }
 
     /// A local write: signed, committed to disk, applied, then pushed to peers.

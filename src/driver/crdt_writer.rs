@@ -1,5 +1,5 @@
-//! The CRDT store's database writes, on a thread of their own: the router thread hands over rows and
-//! goes on forwarding packets, and the writer commits everything that queued up meanwhile in one
+//! The CRDT store's database writes, on a thread of their own: the services' thread hands over rows
+//! and goes on merging, and the writer commits everything that queued up meanwhile in one
 //! redb transaction (group commit: one fsync for many sync messages). Changes from peers are handed
 //! over without waiting (a crash before their commit loses them here, and they are pulled again from
 //! a peer); a local write or an import waits for its commit, so what the API acknowledged is on
@@ -122,6 +122,9 @@ fn run(
     commits: &AtomicU64,
     failed: &AtomicBool,
 ) {
+    if let Err(e) = crate::sys::thread::run_in_background() {
+        tracing::debug!("the CRDT writer keeps its priority: {e}");
+    }
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         let mut rows = batch[0].rows.len();

@@ -10,7 +10,6 @@ use super::crdt::{DaemonCrdt, HostError};
 use super::request::ApiResponse;
 use crate::config::IdentitySettings;
 use crate::core::identity::{NodeKey, PublicKey};
-use crate::core::node::Node;
 use crate::core::time::Instant;
 use crate::services::crdt::document::{Edit, Op};
 use crate::services::crdt::replica::DocName;
@@ -201,11 +200,10 @@ impl IdentityHost {
         self.proofs.poll_timeout()
     }
 
-    /// Sends what the proof service produced.
-    pub(crate) fn drain(&mut self, now: Instant, node: &mut Node) {
-        while let Some((peer, bytes)) = self.proofs.poll_transmit() {
-            node.send_service(now, peer, PROOF_PORT, &bytes);
-        }
+    /// A message the proof service wants sent: to `peer`'s proof port.
+    pub(crate) fn poll_send(&mut self) -> Option<(PublicKey, u16, Vec<u8>)> {
+        let (peer, bytes) = self.proofs.poll_transmit()?;
+        Some((peer, PROOF_PORT, bytes))
     }
 
     fn answer(&mut self, now: Instant) {

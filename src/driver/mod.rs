@@ -34,6 +34,7 @@ mod privileges;
 mod readers;
 mod request;
 mod router;
+mod service_thread;
 mod services;
 pub mod transport;
 mod tun_device;
@@ -84,6 +85,11 @@ pub fn run(config: Config, seed: [u8; 32]) -> Result<(), DriverError> {
     // One thread: the router task does the work and the readers only move bytes, so more threads
     // would only add hand-offs. On the 2-core test machine one thread carries 670 Mbit/s of TCP where
     // two workers carried 480 (netns-tests/t_two_nodes.sh).
+    // The router's thread (this one) asks for a short time slice, so that a packet that wakes it
+    // takes the CPU from a busy background thread at once (see `sys::thread::ROUTER_SLICE`).
+    if let Err(e) = crate::sys::thread::set_scheduling(0, Some(crate::sys::thread::ROUTER_SLICE)) {
+        tracing::debug!("the router's thread keeps the default time slice: {e}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -167,7 +173,7 @@ async fn serve(
     mut passwords: passwords::PasswordKeys,
 ) -> Result<(), DriverError> {
     let clock = clock::Clock::new();
-    let services = prepared.services.start(&config, seed, clock.now());
+    let services = service_thread::start(prepared.services, &config, seed, clock);
     let group_password = (config.daemon.group_password.as_deref()).map(|p| passwords.stretch(p));
     let tls = transport::tls::TlsConfig::new(&config.node_key).map_err(DriverError::Tls)?;
     let node = Node::new(

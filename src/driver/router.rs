@@ -77,8 +77,8 @@ pub(crate) struct Router {
     pub(crate) started: crate::core::time::Instant,
     /// TCP flows of the host that retransmitted lately, whose super-packets are segmented.
     flows: crate::core::offload::flows::Flows,
-    /// The built-in services.
-    pub(crate) services: super::services::Services,
+    /// The built-in services, on their own thread.
+    pub(crate) services: super::service_thread::ServiceThread,
     /// When to reseed the core's and the services' random streams next.
     next_reseed: crate::core::time::Instant,
     /// Every password in use, stretched: looked up, never stretched, on the way of a datagram.
@@ -101,7 +101,7 @@ impl Router {
         tun: Option<TunDevice>,
         inputs: mpsc::Sender<Input>,
         discovery: Discovery,
-        services: super::services::Services,
+        services: super::service_thread::ServiceThread,
         tls: TlsConfig,
         api: ApiDispatch,
     ) -> Self {
@@ -163,10 +163,9 @@ impl Router {
             let _ = self.peers.add(uri);
         }
         loop {
-            let deadline =
-                crate::core::time::earliest(self.node.poll_timeout(), self.services.poll_timeout())
-                    .map(|t| self.clock.to_tokio(t))
-                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let deadline = (self.node.poll_timeout())
+                .map(|t| self.clock.to_tokio(t))
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
@@ -186,9 +185,16 @@ impl Router {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    let now = self.clock.now();
-                    self.node.handle_timeout(now);
-                    self.services.handle_timeout(now);
+                    self.node.handle_timeout(self.clock.now());
+                }
+                message = self.services.next_outbound() => {
+                    self.send_service(message);
+                    for _ in 1..BATCH {
+                        match self.services.try_outbound() {
+                            Some(message) => self.send_service(message),
+                            None => break,
+                        }
+                    }
                 }
                 _ = tick.tick() => self.housekeeping(),
             }
@@ -435,15 +441,7 @@ impl Router {
                     self.write_packets(std::mem::take(&mut packets)).await;
                     self.write_super_packet(&delivery.payload, mss, ecn).await;
                 }
-                DeliveryKind::Service(port) => {
-                    let now = self.clock.now();
-                    if !self
-                        .services
-                        .deliver(now, port, delivery.source, &delivery.payload)
-                    {
-                        self.counters.service_messages_unhandled += 1;
-                    }
-                }
+                DeliveryKind::Service(port) => self.deliver_service(port, delivery),
                 DeliveryKind::Probe => {}
             }
         }
@@ -459,8 +457,24 @@ impl Router {
         for (endpoint, error) in connections {
             self.on_closed(endpoint, error);
         }
-        self.services.drain(self.clock.now(), &mut self.node);
         self.flush_transmits();
+    }
+
+    /// A message for a service port, handed to the services' thread.
+    fn deliver_service(&mut self, port: u16, delivery: crate::core::node::Delivery) {
+        use crate::services::crdt::sync::SYNC_PORT;
+        use crate::services::identity::proof::PROOF_PORT;
+        if cfg!(not(feature = "services")) || ![SYNC_PORT, PROOF_PORT].contains(&port) {
+            self.counters.service_messages_unhandled += 1;
+        } else if !(self.services).deliver(port, delivery.source, delivery.payload) {
+            self.counters.service_messages_dropped += 1;
+        }
+    }
+
+    /// Sends a message a service produced.
+    fn send_service(&mut self, message: super::service_thread::Outbound) {
+        let now = self.clock.now();
+        (self.node).send_service(now, message.peer, message.port, &message.payload);
     }
 
     /// Writes delivered packets to the TUN device, segments of one TCP stream as one write.
@@ -518,7 +532,7 @@ impl Router {
 
         match event {
             Event::LinkUp(id, key) => {
-                self.services.link(now, key, true);
+                self.services.link(key, true);
                 if let Some(info) = self.links.records.get_mut(&id) {
                     info.up_since = Some(now);
                     info.peer = Some(key);
@@ -526,7 +540,7 @@ impl Router {
                 }
             }
             Event::LinkDown(id, key) => {
-                self.services.link(now, key, false);
+                self.services.link(key, false);
                 if let Some(endpoint) = self.links.connection_of(id) {
                     connections.insert(endpoint, "link down: peer stopped answering".into());
                 }

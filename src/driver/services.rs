@@ -1,11 +1,12 @@
-//! The built-in services (CRDT sync, identity) as the router runs them: opened during privileged
-//! setup, then fed the router's timers, service deliveries and link events. Built without the
-//! `services` feature (routers with little flash), every hook here does nothing and the router only
-//! routes.
+//! The built-in services (CRDT sync, identity) as the daemon runs them: opened during privileged
+//! setup, then run on their own thread ([`super::service_thread`]), fed service messages, link
+//! events and API calls. Built without the `services` feature (routers with little flash), nothing
+//! runs and the router only routes.
 
 use crate::config::Config;
+#[cfg(feature = "services")]
 use crate::core::identity::PublicKey;
-use crate::core::node::Node;
+#[cfg(feature = "services")]
 use crate::core::time::Instant;
 
 /// What privileged setup opened for the services.
@@ -26,10 +27,6 @@ pub(crate) struct Services {
     /// The identity service.
     pub(crate) identity: super::identity::IdentityHost,
 }
-
-/// The running services (none: built without them).
-#[cfg(not(feature = "services"))]
-pub(crate) struct Services;
 
 #[cfg(feature = "services")]
 impl PreparedServices {
@@ -61,7 +58,7 @@ impl PreparedServices {
         Self { crdt }
     }
 
-    /// Starts the services for the node of `config`.
+    /// Starts the services for the node of `config` (to run on their own thread).
     pub(crate) fn start(self, config: &Config, seed: [u8; 32], now: Instant) -> Services {
         let mut identity_seed = seed;
         identity_seed[0] ^= 0x3c;
@@ -123,12 +120,13 @@ impl Services {
         true
     }
 
-    /// Sends what the services produced.
-    pub(crate) fn drain(&mut self, now: Instant, node: &mut Node) {
-        if let Some(crdt) = &mut self.crdt {
-            crdt.drain(now, node);
-        }
-        self.identity.drain(now, node);
+    /// A message a service wants sent: to `peer`'s `port`.
+    pub(crate) fn poll_send(&mut self) -> Option<(PublicKey, u16, Vec<u8>)> {
+        use crate::services::service::Service as _;
+        self.crdt
+            .as_mut()
+            .and_then(|crdt| crdt.host.poll_send())
+            .or_else(|| self.identity.poll_send())
     }
 
     /// A link to `peer` came up (`up`) or went down.
@@ -147,35 +145,6 @@ impl PreparedServices {
         Self
     }
 
-    /// Nothing to start.
-    pub(crate) fn start(self, _config: &Config, _seed: [u8; 32], _now: Instant) -> Services {
-        Services
-    }
-}
-
-#[cfg(not(feature = "services"))]
-impl Services {
-    /// No timers.
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    /// No random streams.
-    pub(crate) fn reseed(&mut self, _extra: &[u8; 32]) {}
-
-    /// No timers.
-    pub(crate) fn handle_timeout(&mut self, _now: Instant) {}
-
-    /// No service takes any port.
-    pub(crate) fn deliver(&mut self, _: Instant, _: u16, _: PublicKey, _: &[u8]) -> bool {
-        false
-    }
-
-    /// Nothing to send.
-    pub(crate) fn drain(&mut self, _now: Instant, _node: &mut Node) {}
-
-    /// Nothing follows links.
-    pub(crate) fn link(&mut self, _now: Instant, _peer: PublicKey, _up: bool) {}
 }
 
 /// The mesh's trust root: the configured admins (checked to be did:keys when the config was read).

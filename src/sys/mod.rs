@@ -11,3 +11,4 @@ pub mod netdev;
 pub mod packet;
 pub mod signals;
 pub mod socket;
+pub mod thread;

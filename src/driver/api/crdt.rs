@@ -11,7 +11,7 @@ use super::handlers::{error, ok};
 use super::{ApiRequest, ApiResponse};
 use crate::core::identity::PublicKey;
 use crate::driver::crdt::DaemonCrdt;
-use crate::driver::router::Router;
+use crate::driver::service_thread::ServiceContext;
 use crate::services::crdt::access::Level;
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::document::{Edit, Op, View};
@@ -236,7 +236,7 @@ fn wall_millis() -> u64 {
 
 /// Runs `f` on the CRDT service, or answers 503 if it is off.
 pub(super) fn with_crdt(
-    r: &mut Router,
+    r: &mut ServiceContext,
     f: impl FnOnce(&mut DaemonCrdt, crate::core::time::Instant) -> Result<Value, ApiResponse>,
 ) -> ApiResponse {
     let now = r.clock.now();
@@ -250,7 +250,7 @@ pub(super) fn with_crdt(
 }
 
 /// `GET /v1/crdt`: the documents and sync counters.
-pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_documents(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         let docs: Vec<Value> = crdt
             .host
@@ -294,14 +294,14 @@ pub(super) fn crdt_documents(r: &mut Router, _: &ApiRequest) -> ApiResponse {
 }
 
 /// `GET /v1/crdt/have`: per document, the version vector held.
-pub(super) fn crdt_have(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_have(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         Ok(json!({ "have": have_json(&crdt.host.store.have()) }))
     })
 }
 
 /// `POST /v1/crdt/read`: one document.
-pub(super) fn crdt_read(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_read(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         parse::<DocBody>(&request.body).and_then(|b| {
             let me = Actor(*crdt.host.key().public_key().as_bytes());
@@ -328,7 +328,7 @@ pub(super) fn crdt_read(r: &mut Router, request: &ApiRequest) -> ApiResponse {
 }
 
 /// `POST /v1/crdt/write`: a local write.
-pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_write(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, now| {
         parse::<WriteBody>(&request.body).and_then(|b| {
             if b.namespace == crate::services::identity::registry::NAMESPACE {
@@ -391,7 +391,7 @@ pub(super) fn crdt_write(r: &mut Router, request: &ApiRequest) -> ApiResponse {
 }
 
 /// `POST /v1/crdt/export`: a sneakernet drop of what the caller lacks.
-pub(super) fn crdt_export(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_export(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         let body = if request.body.is_empty() {
             Ok(ExportBody::default())
@@ -418,7 +418,7 @@ pub(super) fn crdt_export(r: &mut Router, request: &ApiRequest) -> ApiResponse {
 }
 
 /// `POST /v1/crdt/import`: a sneakernet drop.
-pub(super) fn crdt_import(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_import(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, now| {
         parse::<ImportBody>(&request.body).and_then(|b| {
             let file = BASE64
@@ -439,7 +439,7 @@ pub(super) fn crdt_import(r: &mut Router, request: &ApiRequest) -> ApiResponse {
 /// `GET /v1/crdt/watch?since=N&timeout=S`: answers at the first change after version `since`,
 /// or after `timeout` seconds (default 30) with no change.
 pub(crate) fn api_crdt_watch(
-    r: &mut Router,
+    r: &mut ServiceContext,
     request: &ApiRequest,
     reply: oneshot::Sender<ApiResponse>,
 ) {

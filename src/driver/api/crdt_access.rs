@@ -8,7 +8,7 @@ use super::crdt::{parse, with_crdt};
 use super::handlers::error;
 use super::{ApiRequest, ApiResponse};
 use crate::core::identity::PublicKey;
-use crate::driver::router::Router;
+use crate::driver::service_thread::ServiceContext;
 use crate::services::crdt::access::{ACCESS_DOCUMENT, AccessOp, Level, NamespaceClass, Subject};
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::host::Storage as _;
@@ -78,7 +78,7 @@ fn refused(e: crate::driver::crdt::HostError) -> ApiResponse {
 }
 
 /// `POST /v1/crdt/access/grant`.
-pub(super) fn crdt_grant(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_grant(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, now| {
         let b: GrantBody = parse(&request.body)?;
         let level = level(&b.level)?;
@@ -97,7 +97,7 @@ pub(super) fn crdt_grant(r: &mut Router, request: &ApiRequest) -> ApiResponse {
 
 /// `POST /v1/crdt/access/revoke`: the revocation keeps what this node holds of the subject's
 /// changes; the rest of its changes, made concurrently, are cut everywhere.
-pub(super) fn crdt_revoke(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_revoke(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, now| {
         let b: RevokeBody = parse(&request.body)?;
         let level = level(b.level.as_deref().unwrap_or("none"))?;
@@ -127,7 +127,7 @@ pub(super) fn crdt_revoke(r: &mut Router, request: &ApiRequest) -> ApiResponse {
 }
 
 /// `POST /v1/crdt/access`: who may do what in a namespace.
-pub(super) fn crdt_access(r: &mut Router, request: &ApiRequest) -> ApiResponse {
+pub(super) fn crdt_access(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         let b: NamespaceBody = parse(&request.body)?;
         Ok(access_json(crdt, &b.namespace))

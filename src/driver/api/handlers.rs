@@ -16,20 +16,25 @@ use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
 use crate::driver::links::Origin;
 use crate::driver::router::Router;
+#[cfg(feature = "services")]
+use crate::driver::service_thread::ServiceCall;
 use crate::driver::transport::{EndpointId, Role};
 use crate::services::identity::did_key::did_key;
 
 /// Where an answer goes.
 pub(crate) type Reply = tokio::sync::oneshot::Sender<ApiResponse>;
 
-/// What runs a route, on the router's task.
+/// What runs a route: on the router's task, or on the services' thread.
 #[derive(Clone, Copy)]
 pub(super) enum Handler {
     /// Answers at once from the router's state.
     Now(fn(&mut Router, &ApiRequest) -> ApiResponse),
-    /// Keeps the reply and answers later (a long-poll, an overlay round trip, a password to
-    /// stretch).
+    /// Keeps the reply and answers later (an overlay round trip, a password to stretch).
     Later(fn(&mut Router, &ApiRequest, Reply)),
+    /// Runs on the services' thread, so that a slow call (an import, a batch of tokens) never
+    /// holds up routing.
+    #[cfg(feature = "services")]
+    Service(ServiceCall),
 }
 
 /// One route of the API. This table is the one place where routes are written down: it drives
@@ -189,77 +194,77 @@ const SERVICE_ENDPOINTS: &[Endpoint] = &[
         "/v1/crdt",
         body::NONE,
         "CRDT documents and sync counters",
-        Handler::Now(crdt::crdt_documents),
+        Handler::Service(ServiceCall::Now(crdt::crdt_documents)),
     ),
     route(
         "GET",
         "/v1/crdt/have",
         body::NONE,
         "per CRDT document, the version vector held",
-        Handler::Now(crdt::crdt_have),
+        Handler::Service(ServiceCall::Now(crdt::crdt_have)),
     ),
     route(
         "POST",
         "/v1/crdt/read",
         body::SMALL,
         "a CRDT document: {\"namespace\", \"document\"}",
-        Handler::Now(crdt::crdt_read),
+        Handler::Service(ServiceCall::Now(crdt::crdt_read)),
     ),
     route(
         "POST",
         "/v1/crdt/write",
         body::TOKEN,
         "write: {\"namespace\", \"document\", \"kind\" (new documents), \"op\", \"key\", \"value\", \"by\"}",
-        Handler::Now(crdt::crdt_write),
+        Handler::Service(ServiceCall::Now(crdt::crdt_write)),
     ),
     held(
         "GET",
         "/v1/crdt/watch",
         body::NONE,
         "long-poll: ?since=VERSION&timeout=SECONDS",
-        Handler::Later(crdt::api_crdt_watch),
+        Handler::Service(ServiceCall::Later(crdt::api_crdt_watch)),
     ),
     route(
         "POST",
         "/v1/crdt/access",
         body::SMALL,
         "who may do what in a namespace: {\"namespace\"}",
-        Handler::Now(crdt_access::crdt_access),
+        Handler::Service(ServiceCall::Now(crdt_access::crdt_access)),
     ),
     route(
         "POST",
         "/v1/crdt/access/grant",
         body::SMALL,
         "grant: {\"namespace\", \"subject\" (did:key, key or *), \"level\"}",
-        Handler::Now(crdt_access::crdt_grant),
+        Handler::Service(ServiceCall::Now(crdt_access::crdt_grant)),
     ),
     route(
         "POST",
         "/v1/crdt/access/revoke",
         body::SMALL,
         "revoke: {\"namespace\", \"subject\", \"level\" (kept, default none)}",
-        Handler::Now(crdt_access::crdt_revoke),
+        Handler::Service(ServiceCall::Now(crdt_access::crdt_revoke)),
     ),
     route(
         "POST",
         "/v1/crdt/export",
         body::LIST,
         "sneakernet drop (base64) of what {\"since\": have} lacks",
-        Handler::Now(crdt::crdt_export),
+        Handler::Service(ServiceCall::Now(crdt::crdt_export)),
     ),
     route(
         "POST",
         "/v1/crdt/import",
         body::DROP,
         "import a drop: {\"drop\": base64}",
-        Handler::Now(crdt::crdt_import),
+        Handler::Service(ServiceCall::Now(crdt::crdt_import)),
     ),
     route(
         "GET",
         "/v1/id/self",
         body::NONE,
         "this node's DID, key, address and DID document",
-        Handler::Now(id::id_self),
+        Handler::Service(ServiceCall::Now(id::id_self)),
     ),
     route(
         "GET",
@@ -280,84 +285,84 @@ const SERVICE_ENDPOINTS: &[Endpoint] = &[
         "/v1/id/members",
         body::NONE,
         "the member registry and revocations",
-        Handler::Now(id::members),
+        Handler::Service(ServiceCall::Now(id::members)),
     ),
     route(
         "POST",
         "/v1/id/challenge",
         body::SMALL,
         "a sign-in challenge: {\"did\", \"statement\"?}",
-        Handler::Now(id::challenge),
+        Handler::Service(ServiceCall::Now(id::challenge)),
     ),
     route(
         "POST",
         "/v1/id/verify",
         body::SMALL,
         "a signed challenge: {\"message\", \"signature\", \"member\"?, \"ttl\"?}",
-        Handler::Now(id::verify),
+        Handler::Service(ServiceCall::Now(id::verify)),
     ),
     route(
         "POST",
         "/v1/id/jwt/issue",
         body::TOKEN,
         "a JWT signed by this node: {\"claims\", \"ttl\"?}",
-        Handler::Now(id::jwt_issue),
+        Handler::Service(ServiceCall::Now(id::jwt_issue)),
     ),
     route(
         "POST",
         "/v1/id/jwt/verify",
         body::LIST,
         "check a JWT: {\"token\", \"issuer\"?}",
-        Handler::Now(id::jwt_verify),
+        Handler::Service(ServiceCall::Now(id::jwt_verify)),
     ),
     route(
         "POST",
         "/v1/id/vc/issue",
         body::TOKEN,
         "a VC signed by this node: {\"credential\"}",
-        Handler::Now(id::vc_issue),
+        Handler::Service(ServiceCall::Now(id::vc_issue)),
     ),
     route(
         "POST",
         "/v1/id/vc/verify",
         body::TOKEN,
         "check a VC: {\"credential\"}",
-        Handler::Now(id::vc_verify),
+        Handler::Service(ServiceCall::Now(id::vc_verify)),
     ),
     route(
         "POST",
         "/v1/id/delegate",
         body::LIST,
         "a delegation: {\"audience\", \"capabilities\", \"ttl\"?, \"proofs\"?}",
-        Handler::Now(id::delegate),
+        Handler::Service(ServiceCall::Now(id::delegate)),
     ),
     route(
         "POST",
         "/v1/id/ucan/verify",
         body::TOKEN,
         "check a delegation: {\"token\", \"audience\"?, \"with\"?, \"can\"?}",
-        Handler::Now(id::ucan_verify),
+        Handler::Service(ServiceCall::Now(id::ucan_verify)),
     ),
     route(
         "POST",
         "/v1/id/enroll",
         body::TOKEN,
         "enroll a member: {\"did\", \"roles\"} or {\"token\"}",
-        Handler::Now(id::enroll),
+        Handler::Service(ServiceCall::Now(id::enroll)),
     ),
     route(
         "POST",
         "/v1/id/revoke",
         body::TOKEN,
         "revoke: {\"target\", \"reason\"?} or {\"token\"}",
-        Handler::Now(id::revoke),
+        Handler::Service(ServiceCall::Now(id::revoke)),
     ),
     held(
         "POST",
         "/v1/id/prove",
         body::SMALL,
         "ask a node to prove its key over the overlay: {\"node\"}",
-        Handler::Later(super::identity::api_id_prove),
+        Handler::Service(ServiceCall::Later(super::identity::api_id_prove)),
     ),
 ];
 
@@ -412,6 +417,8 @@ pub(crate) fn dispatch(r: &mut Router, request: ApiRequest, reply: Reply) {
     let answer = match route.map(|e| e.handler) {
         Some(Handler::Now(handler)) => handler(r, &request),
         Some(Handler::Later(handler)) => return handler(r, &request, reply),
+        #[cfg(feature = "services")]
+        Some(Handler::Service(call)) => return r.services.call(call, request, reply),
         None if endpoints().any(|e| e.path == path) => {
             error(405, format!("{} is not allowed on {path}", request.method))
         }

@@ -15,6 +15,7 @@ use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::{PublicKey, SIGNATURE_LEN};
 use crate::driver::clock::wall_micros;
 use crate::driver::router::Router;
+use crate::driver::service_thread::ServiceContext;
 use crate::services::identity::did_document::did_document;
 use crate::services::identity::did_key::{did_key, parse_did_key};
 use crate::services::identity::registry::{self, Registry, revoked_error};
@@ -173,7 +174,7 @@ pub(super) mod route {
         result.unwrap_or_else(|e| e)
     }
 
-    pub(in super::super) fn id_self(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn id_self(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
         api_id_self(r)
     }
 
@@ -188,59 +189,59 @@ pub(super) mod route {
         }
     }
 
-    pub(in super::super) fn members(r: &mut Router, _: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn members(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
         answer(api_id_members(r))
     }
 
-    pub(in super::super) fn challenge(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn challenge(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_id_challenge(r, &q.body))
     }
 
-    pub(in super::super) fn verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_id_verify(r, &q.body))
     }
 
-    pub(in super::super) fn jwt_issue(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn jwt_issue(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_jwt_issue(r, &q.body))
     }
 
-    pub(in super::super) fn jwt_verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn jwt_verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_jwt_verify(r, &q.body))
     }
 
-    pub(in super::super) fn vc_issue(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn vc_issue(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_vc_issue(r, &q.body))
     }
 
-    pub(in super::super) fn vc_verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn vc_verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_vc_verify(r, &q.body))
     }
 
-    pub(in super::super) fn delegate(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn delegate(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_delegate(r, &q.body))
     }
 
-    pub(in super::super) fn ucan_verify(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn ucan_verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_ucan_verify(r, &q.body))
     }
 
-    pub(in super::super) fn enroll(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn enroll(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_enroll(r, &q.body))
     }
 
-    pub(in super::super) fn revoke(r: &mut Router, q: &ApiRequest) -> ApiResponse {
+    pub(in super::super) fn revoke(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
         answer(api_revoke(r, &q.body))
     }
 }
 
-fn registry_now(r: &mut Router) -> Result<&Registry, ApiResponse> {
+fn registry_now(r: &mut ServiceContext) -> Result<&Registry, ApiResponse> {
     r.services
         .identity
         .registry(r.services.crdt.as_ref(), wall_secs())
         .map_err(|e| error(503, e.to_string()))
 }
 
-fn api_id_self(r: &Router) -> ApiResponse {
+fn api_id_self(r: &ServiceContext) -> ApiResponse {
     let key = r.services.identity.key.public_key();
     ok(json!({
         "did": r.services.identity.did,
@@ -281,7 +282,7 @@ fn api_id_whois(r: &Router, request: &ApiRequest) -> Result<ApiResponse, ApiResp
     ))
 }
 
-fn api_id_members(r: &mut Router) -> Result<ApiResponse, ApiResponse> {
+fn api_id_members(r: &mut ServiceContext) -> Result<ApiResponse, ApiResponse> {
     let admins = r.services.identity.admins().to_vec();
     let registry = registry_now(r)?;
     let members: Vec<Value> = registry
@@ -300,7 +301,7 @@ fn api_id_members(r: &mut Router) -> Result<ApiResponse, ApiResponse> {
     })))
 }
 
-fn api_id_challenge(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_id_challenge(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: ChallengeBody = parse(body)?;
     parse_did_key(&b.did).map_err(|e| error(400, format!("{}: {e}", b.did)))?;
     let statement = b
@@ -321,7 +322,7 @@ fn api_id_challenge(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiRespo
 
 /// A signed challenge: checks it (and membership unless `member: false`) and answers with a
 /// session JWT signed by this node.
-fn api_id_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_id_verify(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: VerifyBody = parse(body)?;
     let sig = signature(&b.signature)?;
     let ttl = ttl(b.ttl)?;
@@ -350,7 +351,7 @@ fn api_id_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse
     ))
 }
 
-fn api_jwt_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_jwt_issue(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: JwtIssueBody = parse(body)?;
     let now = wall_secs();
     let mut claims = b.claims;
@@ -377,7 +378,7 @@ fn api_jwt_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse
 /// The revocation that refuses `targets` (with `issuers` entitled to revoke), if the registry
 /// has one; `Ok(false)` when there is no registry to ask.
 fn check_revoked(
-    r: &mut Router,
+    r: &mut ServiceContext,
     targets: &[&str],
     issuers: &[String],
 ) -> Result<bool, ApiResponse> {
@@ -396,7 +397,7 @@ fn check_revoked(
     Ok(true)
 }
 
-fn api_jwt_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_jwt_verify(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: JwtVerifyBody = parse(body)?;
     let expected = b.issuer.as_deref().map(key_of).transpose()?;
     let audience = b
@@ -404,7 +405,7 @@ fn api_jwt_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiRespons
         .unwrap_or_else(|| r.services.identity.did.clone());
     let expect = jwt::Expect::bearer(expected.as_ref(), Some(&audience));
     let now = wall_secs();
-    let outcome = |router: &mut Router, verified: Result<jwt::Verified, jwt::JwtError>| {
+    let outcome = |router: &mut ServiceContext, verified: Result<jwt::Verified, jwt::JwtError>| {
         let verified = verified.map_err(|e| error(401, e.to_string()))?;
         if expected.is_some_and(|e| e != verified.signer) {
             return Err(error(
@@ -442,7 +443,10 @@ fn api_jwt_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiRespons
 
 /// The answer for a token whose signature and times verified: refused if its issuer, `sub` or
 /// `jti` was revoked.
-fn checked_token(r: &mut Router, verified: jwt::Verified) -> Result<ApiResponse, ApiResponse> {
+fn checked_token(
+    r: &mut ServiceContext,
+    verified: jwt::Verified,
+) -> Result<ApiResponse, ApiResponse> {
     let issuer = did_key(&verified.signer);
     let text = |name| verified.claims.get(name).and_then(Value::as_str);
     let targets: Vec<&str> = [Some(issuer.as_str()), text("sub"), text("jti")]
@@ -459,7 +463,7 @@ fn checked_token(r: &mut Router, verified: jwt::Verified) -> Result<ApiResponse,
     })))
 }
 
-fn api_vc_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_vc_issue(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: CredentialBody = parse(body)?;
     let Value::Object(credential) = b.credential else {
         return Err(error(400, "credential must be a JSON object"));
@@ -469,7 +473,7 @@ fn api_vc_issue(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse>
     Ok(ok(json!({ "credential": signed })))
 }
 
-fn api_vc_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_vc_verify(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: CredentialBody = parse(body)?;
     let verified = vc::verify(&b.credential, wall_secs()).map_err(|e| error(401, e.to_string()))?;
     let targets: Vec<&str> = [Some(verified.issuer.as_str()), verified.id.as_deref()]
@@ -486,7 +490,7 @@ fn api_vc_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse
     })))
 }
 
-fn api_delegate(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_delegate(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: DelegateBody = parse(body)?;
     parse_did_key(&b.audience).map_err(|e| error(400, format!("audience: {e}")))?;
     if b.capabilities.is_empty() {
@@ -509,7 +513,7 @@ fn api_delegate(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse>
     Ok(ok(json!({ "token": token, "id": delegation.id })))
 }
 
-fn verify_delegation(r: &mut Router, token: &str) -> Result<ucan::Delegation, ApiResponse> {
+fn verify_delegation(r: &mut ServiceContext, token: &str) -> Result<ucan::Delegation, ApiResponse> {
     let admins = r.services.identity.admins().to_vec();
     let registry = r
         .services
@@ -531,7 +535,7 @@ fn verify_delegation(r: &mut Router, token: &str) -> Result<ucan::Delegation, Ap
     ucan::verify(token, wall_secs(), &policy).map_err(|e| error(403, e.to_string()))
 }
 
-fn api_ucan_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_ucan_verify(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: UcanVerifyBody = parse(body)?;
     let delegation = verify_delegation(r, &b.token)?;
     if let (Some(with), Some(can)) = (&b.with, &b.can) {
@@ -555,7 +559,7 @@ fn api_ucan_verify(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiRespon
     })))
 }
 
-fn api_enroll(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_enroll(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: EnrollBody = parse(body)?;
     let now = wall_secs();
     let (did, token) = match (b.did, b.token) {
@@ -585,7 +589,7 @@ fn api_enroll(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     Ok(ok(json!(member)))
 }
 
-fn api_revoke(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
+fn api_revoke(r: &mut ServiceContext, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     let b: RevokeBody = parse(body)?;
     let now = wall_secs();
     let token = match (b.target, b.token, b.of) {
@@ -627,7 +631,11 @@ fn api_revoke(r: &mut Router, body: &[u8]) -> Result<ApiResponse, ApiResponse> {
     Ok(ok(json!({ "revocation": token })))
 }
 
-fn file_registry(r: &mut Router, member: Option<&str>, token: String) -> Result<(), ApiResponse> {
+fn file_registry(
+    r: &mut ServiceContext,
+    member: Option<&str>,
+    token: String,
+) -> Result<(), ApiResponse> {
     let now = r.clock.now();
     let wall_millis = wall_micros() / 1000;
     r.services
@@ -647,7 +655,7 @@ fn file_registry(r: &mut Router, member: Option<&str>, token: String) -> Result<
 ///
 /// [`PROOF_TIMEOUT`]: crate::services::identity::proof::PROOF_TIMEOUT
 pub(crate) fn api_id_prove(
-    r: &mut Router,
+    r: &mut ServiceContext,
     request: &ApiRequest,
     reply: oneshot::Sender<ApiResponse>,
 ) {
