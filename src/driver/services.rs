@@ -144,7 +144,6 @@ impl PreparedServices {
         tracing::info!("built without the CRDT and identity services");
         Self
     }
-
 }
 
 /// The mesh's trust root: the configured admins (checked to be did:keys when the config was read).

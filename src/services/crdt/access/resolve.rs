@@ -35,6 +35,12 @@ use crate::services::crdt::context::Actor;
 /// Rounds of the verdict search before changes that still flip are counted out.
 pub const MAX_ROUNDS: usize = 8;
 
+/// Levels remembered per namespace (by access point, key and document default) before the memo is
+/// emptied. Distinct points come from the changes writers sign, and keys from anyone who sends one:
+/// without a bound, a stream of changes at ever new points would grow it without end. Emptying it
+/// changes no verdict, only the time to the next one.
+pub const MAX_CACHED_LEVELS: usize = 4096;
+
 /// An access change as the rule needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpEntry {
@@ -417,8 +423,17 @@ impl AccessLog {
                 nodes.get(k).is_some_and(|n| n.authorised)
             })
         };
+        if self.levels.len() >= MAX_CACHED_LEVELS {
+            self.levels.clear();
+        }
         self.levels.insert(cache, level);
         level
+    }
+
+    /// Levels remembered now (at most [`MAX_CACHED_LEVELS`]).
+    #[cfg(test)]
+    pub(crate) fn cached_levels(&self) -> usize {
+        self.levels.len()
     }
 
     /// What `key` may do in `document` now (with every access change held).

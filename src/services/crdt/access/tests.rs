@@ -64,6 +64,31 @@ fn counts(log: &mut AccessLog, writer: u8, seq: u64, at: &[(u8, u64)]) -> bool {
 }
 
 #[test]
+fn the_level_memo_stays_bounded_and_changes_no_verdict() {
+    let mut log = owned();
+    assert_eq!(
+        log.insert_op(grant(1, 1, &[], 2, Level::Write)),
+        Admission::Admitted
+    );
+    // Writers that were never granted, each a new key: every one is a new memo entry.
+    let strangers = (super::resolve::MAX_CACHED_LEVELS + 500) as u32;
+    for i in 0..strangers {
+        let mut key = [0xee; 32];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        let (admission, _) = log.admit_change(Actor(key), "d", &point(&[(1, 1)]));
+        assert!(matches!(admission, Admission::Refused(_)), "stranger {i}");
+        assert!(log.cached_levels() <= super::resolve::MAX_CACHED_LEVELS);
+    }
+    assert!(log.cached_levels() < strangers as usize);
+    // The granted writer, before and after the memo was emptied.
+    assert_eq!(admit(&mut log, 2, &[(1, 1)]), Admission::Admitted);
+    assert!(matches!(
+        admit(&mut log, 3, &[(1, 1)]),
+        Admission::Refused(_)
+    ));
+}
+
+#[test]
 fn an_owner_grants_and_strangers_are_refused() {
     let mut log = owned();
     assert_eq!(admit(&mut log, 1, &[]), Admission::Admitted, "the owner");
