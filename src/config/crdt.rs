@@ -24,6 +24,8 @@ pub(super) struct RawCrdt {
     peers: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
     max_namespace_bytes: Option<u64>,
     max_namespace_changes: Option<u64>,
+    max_writer_bytes: Option<u64>,
+    max_writer_changes: Option<u64>,
 }
 
 /// Validated CRDT settings.
@@ -35,7 +37,8 @@ pub struct CrdtSettings {
     pub namespaces: NamespaceFilter,
     /// Per peer, the namespaces replicated with it.
     pub peers: BTreeMap<PublicKey, NamespaceFilter>,
-    /// What one namespace may take on this node (past it, the namespace stops growing here).
+    /// What one namespace, and one writer in it, may take on this node (past it, the namespace or
+    /// the writer stops growing here).
     pub quota: Quota,
 }
 
@@ -88,6 +91,12 @@ pub(super) fn validate(
     }
     if let Some(changes) = raw.max_namespace_changes {
         settings.quota.changes = changes;
+    }
+    if let Some(bytes) = raw.max_writer_bytes {
+        settings.quota.writer_bytes = bytes;
+    }
+    if let Some(changes) = raw.max_writer_changes {
+        settings.quota.writer_changes = changes;
     }
     for (key, list) in &raw.peers {
         let peer = PublicKey::from_hex(key)

@@ -265,6 +265,15 @@ fn crdt_settings_are_checked() {
     );
     let bad_peer = error_line(&format!("{key}crdt.peers.nothex = [\"a\"]\n"));
     assert!(bad_peer.contains("crdt.peers"), "{bad_peer}");
+    let quotas = parse(&format!(
+        "{key}[crdt]\nmax_namespace_changes = 10\nmax_writer_changes = 4\nmax_writer_bytes = 4096\n"
+    ))
+    .unwrap();
+    let quota = quotas.daemon.crdt.quota;
+    assert_eq!(
+        (quota.changes, quota.writer_changes, quota.writer_bytes),
+        (10, 4, 4096)
+    );
 }
 
 #[test]

@@ -377,7 +377,8 @@ pub(super) fn crdt_write(r: &mut ServiceContext, request: &ApiRequest) -> ApiRes
                     denied @ crate::services::crdt::host::HostError::Access { .. } => {
                         error(403, denied.to_string())
                     }
-                    full @ crate::services::crdt::host::HostError::Quota(_) => {
+                    full @ (crate::services::crdt::host::HostError::Quota(_)
+                    | crate::services::crdt::host::HostError::WriterQuota(_)) => {
                         error(507, full.to_string())
                     }
                 })?;

@@ -73,6 +73,7 @@ fn refused(e: crate::driver::crdt::HostError) -> ApiResponse {
     match e {
         HostError::Write(w) => error(403, w.to_string()),
         HostError::Store(s) => error(500, s.to_string()),
+        full @ (HostError::Quota(_) | HostError::WriterQuota(_)) => error(507, full.to_string()),
         other => error(403, other.to_string()),
     }
 }

@@ -54,6 +54,12 @@ pub enum HostError<E: std::error::Error + 'static> {
     /// The namespace has reached this node's quota.
     #[error("{0} has reached this node's quota (crdt.max_namespace_changes / max_namespace_bytes)")]
     Quota(String),
+    /// This node's key has reached its quota as a writer in the namespace.
+    #[error(
+        "this node has reached its quota as a writer in {0} (crdt.max_writer_changes / max_writer_bytes); \
+         the namespace's owner or admins are not bound by it"
+    )]
+    WriterQuota(String),
     /// This node may not do that in the namespace (its access rule refused the change).
     #[error("{namespace}: refused: {why}")]
     Access {
@@ -190,7 +196,10 @@ impl<S: Storage> CrdtHost<S> {
                     why,
                 });
             }
-            Inserted::OverQuota => return Err(HostError::Quota(change.namespace)),
+            Inserted::OverQuota if self.store.replica().over_quota(&change.namespace) => {
+                return Err(HostError::Quota(change.namespace));
+            }
+            Inserted::OverQuota => return Err(HostError::WriterQuota(change.namespace)),
             _ => {}
         }
         let doc = (change.namespace.clone(), change.document.clone());

@@ -46,23 +46,32 @@ pub const MAX_CHANGE_BYTES: usize = 64 * 1024;
 /// Changes one writer may make to one document (its `seq` at most): the same refusal everywhere.
 pub const MAX_SEQ: u64 = 1_000_000;
 
-/// What one namespace may take on this node. Past it the namespace stops growing here: local
-/// writes fail with a clear error and changes from peers are not stored (and not pulled), without
-/// counting against the peer, since another node may allow more.
+/// What one namespace, and one writer in it, may take on this node. Past the namespace's quota it
+/// stops growing here: local writes fail with a clear error and changes from peers are not stored
+/// (and not pulled), without counting against the peer, since another node may allow more. Past a
+/// writer's quota that writer's further changes in the namespace are not stored, so that one member
+/// cannot fill a shared namespace for everyone; the namespace's roots (its owner, or the admins) are
+/// bound by the namespace's quota only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     /// Changes, at most.
     pub changes: u64,
     /// Bytes of encoded changes, at most.
     pub bytes: u64,
+    /// Changes of one writer (not a root of the namespace), at most.
+    pub writer_changes: u64,
+    /// Bytes of one writer's changes, at most.
+    pub writer_bytes: u64,
 }
 
 impl Default for Quota {
-    /// 1 000 000 changes and 256 MiB per namespace.
+    /// 1 000 000 changes and 256 MiB per namespace; a quarter of that per writer.
     fn default() -> Self {
         Self {
             changes: 1_000_000,
             bytes: 256 * 1024 * 1024,
+            writer_changes: 250_000,
+            writer_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -81,6 +90,8 @@ pub struct Replica {
     quota: Quota,
     /// Per namespace, the changes held and their bytes.
     usage: BTreeMap<String, (u64, u64)>,
+    /// Per namespace and writer, the changes held and their bytes.
+    writer_usage: BTreeMap<(String, Actor), (u64, u64)>,
 }
 
 impl Replica {
@@ -113,6 +124,14 @@ impl Replica {
     /// The changes held in `namespace` and their bytes.
     pub fn usage(&self, namespace: &str) -> (u64, u64) {
         self.usage.get(namespace).copied().unwrap_or_default()
+    }
+
+    /// Whether `writer` has reached its quota in `namespace` (roots of the namespace have none).
+    pub fn writer_over_quota(&self, namespace: &str, writer: Actor) -> bool {
+        let usage = self.writer_usage.get(&(namespace.to_owned(), writer));
+        usage.is_some_and(|(changes, bytes)| {
+            *changes >= self.quota.writer_changes || *bytes >= self.quota.writer_bytes
+        }) && !NamespaceClass::of(namespace, &self.root).is_root(&writer, &self.root)
     }
 
     /// Adds `namespace`'s own rule on contents (see [`Validator`]).
@@ -168,9 +187,16 @@ impl Replica {
     pub fn insert_verified(&mut self, change: &Change, encoded: &[u8]) -> Inserted {
         let inserted = self.insert_checked(change, encoded);
         if inserted == Inserted::Applied {
-            let usage = self.usage.entry(change.namespace.clone()).or_default();
-            usage.0 += 1;
-            usage.1 += encoded.len() as u64;
+            let writer = Actor(*change.actor.as_bytes());
+            for usage in [
+                self.usage.entry(change.namespace.clone()).or_default(),
+                (self.writer_usage)
+                    .entry((change.namespace.clone(), writer))
+                    .or_default(),
+            ] {
+                usage.0 += 1;
+                usage.1 += encoded.len() as u64;
+            }
         }
         inserted
     }
@@ -192,7 +218,9 @@ impl Replica {
                 .get_mut(&name)
                 .map_or(Inserted::Duplicate, |l| l.insert(change, encoded));
         }
-        if self.over_quota(&change.namespace) {
+        if self.over_quota(&change.namespace)
+            || self.writer_over_quota(&change.namespace, Actor(*change.actor.as_bytes()))
+        {
             return Inserted::OverQuota;
         }
         let class = NamespaceClass::of(&change.namespace, &self.root);

@@ -47,6 +47,7 @@ fn a_namespace_stops_growing_at_the_quota_and_oversized_changes_are_refused() {
     let mut replica = Replica::new().with_quota(Quota {
         changes: 5,
         bytes: 1 << 20,
+        ..Quota::default()
     });
     for _ in 0..5 {
         assert_eq!(
@@ -79,6 +80,57 @@ fn a_namespace_stops_growing_at_the_quota_and_oversized_changes_are_refused() {
         replica.insert_verified(&change, &change.encode()),
         Inserted::Refused(_)
     ));
+}
+
+#[test]
+fn a_writer_stops_at_its_quota_while_other_writers_and_the_owner_go_on() {
+    let (owner, first, second) = (key(1), key(2), key(3));
+    let ns = owned(&owner);
+    let mut replica = Replica::new().with_quota(Quota {
+        changes: 100,
+        bytes: 1 << 20,
+        writer_changes: 3,
+        writer_bytes: 1 << 20,
+    });
+    for writer in [&first, &second] {
+        let grant = AccessOp::Grant {
+            subject: Subject::Key(Actor(*writer.public_key().as_bytes())),
+            level: Level::Write,
+        };
+        let change = replica.prepare_access(&owner, &ns, &grant, 1).unwrap();
+        assert_eq!(
+            replica.insert_verified(&change, &change.encode()),
+            Inserted::Applied
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(incr(&mut replica, &first, &ns, "fish"), Inserted::Applied);
+    }
+    let first_actor = Actor(*first.public_key().as_bytes());
+    assert!(replica.writer_over_quota(&ns, first_actor));
+    assert_eq!(incr(&mut replica, &first, &ns, "fish"), Inserted::OverQuota);
+    assert!(!replica.over_quota(&ns), "the namespace itself has room");
+    assert_eq!(incr(&mut replica, &second, &ns, "fish"), Inserted::Applied);
+    // The owner (a root of its namespace) is bound by the namespace's quota only.
+    for _ in 0..5 {
+        assert_eq!(incr(&mut replica, &owner, &ns, "fish"), Inserted::Applied);
+    }
+    assert_eq!(fish(&replica, &ns), 9);
+    // In an open namespace (no admins configured) every writer has its quota.
+    for _ in 0..3 {
+        assert_eq!(
+            incr(&mut replica, &owner, "stock", "fish"),
+            Inserted::Applied
+        );
+    }
+    assert_eq!(
+        incr(&mut replica, &owner, "stock", "fish"),
+        Inserted::OverQuota
+    );
+    assert_eq!(
+        incr(&mut replica, &first, "stock", "fish"),
+        Inserted::Applied
+    );
 }
 
 #[test]
