@@ -740,3 +740,66 @@ fn an_owned_namespace_is_shared_read_only_then_for_writing_then_taken_back() {
     let direct = run(&a, &["crdt", "add", &ns, "_access", "x"]);
     assert!(!direct.status.success(), "{direct:?}");
 }
+
+#[test]
+fn a_delegation_token_lets_a_node_write_before_any_grant_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = linked_pair(dir.path());
+    let did = |d: &Daemon| -> String {
+        let out = ctl(d, &["id", "show", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["did"].as_str().unwrap().to_owned()
+    };
+    let (a_did, b_did) = (did(&a), did(&b));
+    let ns = format!("~{}/plan", a_did.trim_start_matches("did:key:"));
+    let ok = |d: &Daemon, args: &[&str]| {
+        let out = ctl(d, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&a, &["crdt", "incr", &ns, "boats", "--by", "3"]);
+    let resource = format!("crdt://{ns}");
+    let token = ok(
+        &a,
+        &[
+            "id",
+            "delegate",
+            "--to",
+            &b_did,
+            "--with",
+            &resource,
+            "--can",
+            "crdt/write",
+        ],
+    );
+    let token = token.trim();
+    // Someone else's token, or more than it gives: refused.
+    let wider = ctl(&b, &["crdt", "redeem", &ns, token, "--level", "manage"]);
+    assert!(!wider.status.success(), "{wider:?}");
+    assert!(
+        String::from_utf8_lossy(&wider.stderr).contains("at most write"),
+        "{wider:?}"
+    );
+    let redeemed: serde_json::Value =
+        serde_json::from_str(&ok(&b, &["crdt", "redeem", &ns, token, "--json"])).unwrap();
+    assert_eq!(redeemed["you"], "write", "{redeemed}");
+    assert_eq!(redeemed["changes"][0]["op"], "redeem");
+    assert_eq!(redeemed["changes"][0]["delegated_by"], a_did.as_str());
+    ok(&b, &["crdt", "incr", &ns, "boats"]);
+    let value = |d: &Daemon| -> serde_json::Value {
+        let out = ctl(d, &["crdt", "get", &ns, "boats", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["value"]
+            .clone()
+    };
+    wait_for("b's write to reach a", || value(&a) == serde_json::json!(4));
+    wait_for("a's earlier write to reach b", || {
+        value(&b) == serde_json::json!(4)
+    });
+    // a sees the redemption as counting, by its own token.
+    let access: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["crdt", "access", &ns, "--json"])).unwrap();
+    assert_eq!(
+        access["members"],
+        serde_json::json!([{ "subject": b_did, "level": "write" }])
+    );
+}

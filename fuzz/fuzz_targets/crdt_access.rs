@@ -3,6 +3,7 @@
 //! an access log that never panics and decides the same whatever order the changes came in.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use meshrouter::services::crdt::access::op::Proof;
 use meshrouter::services::crdt::access::{
     AccessLog, AccessOp, Level, NamespaceClass, OpEntry, Subject, TrustRoot,
 };
@@ -39,7 +40,20 @@ fn entries(data: &[u8]) -> Vec<OpEntry> {
             } else {
                 Subject::Key(actor(r[6]))
             };
-            let op = if r[5] & 1 == 0 {
+            let op = if r[5] & 3 == 2 {
+                // A redemption of a token from `r[6]`'s key (its shape is checked on decode).
+                AccessOp::Redeem {
+                    holder: actor(r[0]),
+                    level: level(r[7]).max(Level::Pull),
+                    issuer: actor(r[6]),
+                    proof: Box::new(Proof {
+                        token: String::new(),
+                        capabilities: Vec::new(),
+                        not_before: 0,
+                        expires: u64::MAX,
+                    }),
+                }
+            } else if r[5] & 1 == 0 {
                 AccessOp::Grant {
                     subject,
                     level: level(r[7]).max(Level::Pull),

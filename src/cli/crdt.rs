@@ -135,6 +135,20 @@ pub(crate) enum CrdtCommand {
         #[arg(long, default_value = "none", value_parser = ["none", "pull", "read", "write"])]
         to: String,
     },
+    /// Take what a manager's delegation token (`meshrouter id delegate --to <this node's did>
+    /// --with crdt://NS --can crdt/write`) gives this node in a namespace, without waiting for a
+    /// grant. It counts as the issuer's grant, and falls if the issuer stops managing before it
+    /// saw it.
+    Redeem {
+        /// The namespace.
+        namespace: String,
+        /// The token, or @FILE.
+        #[arg(value_name = "TOKEN|@FILE")]
+        token: String,
+        /// Take less than the token gives (default: all of it).
+        #[arg(long, value_parser = ["pull", "read", "write", "manage"])]
+        level: Option<String>,
+    },
     /// Who may do what in a namespace, and every grant and revocation with whether it counts.
     Access {
         /// The namespace.
@@ -189,6 +203,19 @@ pub(crate) fn run(socket: &Path, command: CrdtCommand, json_output: bool) -> any
         } => {
             let body = json!({ "namespace": namespace, "subject": subject, "level": to });
             let reply = call(socket, "POST", "/v1/crdt/access/revoke", Some(&body))?;
+            return show_access(&reply, json_output);
+        }
+        CrdtCommand::Redeem {
+            namespace,
+            token,
+            level,
+        } => {
+            let token = super::identity::token_arg(token)?;
+            let mut body = json!({ "namespace": namespace, "token": token });
+            if let Some(level) = level {
+                body["level"] = json!(level);
+            }
+            let reply = call(socket, "POST", "/v1/crdt/access/redeem", Some(&body))?;
             return show_access(&reply, json_output);
         }
         CrdtCommand::Access { namespace } => {

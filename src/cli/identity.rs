@@ -241,7 +241,7 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 }
 
 /// A token given inline or as @FILE.
-fn token_arg(arg: &str) -> anyhow::Result<String> {
+pub(super) fn token_arg(arg: &str) -> anyhow::Result<String> {
     Ok(match arg.strip_prefix('@') {
         Some(path) => read_input(Path::new(path))?.trim().to_owned(),
         None => arg.trim().to_owned(),

@@ -26,6 +26,16 @@ struct GrantBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RedeemBody {
+    namespace: String,
+    /// A delegation token given to this node by a manager of the namespace.
+    token: String,
+    /// What to take: at most what the token grants (default: all of it).
+    level: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RevokeBody {
     namespace: String,
     subject: String,
@@ -94,6 +104,70 @@ pub(super) fn crdt_grant(r: &mut ServiceContext, request: &ApiRequest) -> ApiRes
             .map_err(refused)?;
         Ok(access_json(crdt, &b.namespace))
     })
+}
+
+/// `POST /v1/crdt/access/redeem`: this node takes, in the namespace, what a manager's delegation
+/// token gives it.
+pub(super) fn crdt_redeem(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
+    with_crdt(r, |crdt, now| {
+        let b: RedeemBody = parse(&request.body)?;
+        let me = Actor(*crdt.host.key().public_key().as_bytes());
+        let op = AccessOp::decode(&redemption_member(&b.token, me), 1)
+            .map_err(|e| error(400, e.to_string()))?;
+        let AccessOp::Redeem {
+            holder,
+            issuer,
+            proof,
+            ..
+        } = op
+        else {
+            return Err(error(400, "not a delegation token"));
+        };
+        let granted = proof.grants(&b.namespace).ok_or_else(|| {
+            error(
+                400,
+                format!(
+                    "the token grants nothing in {}: it needs crdt/<level> on crdt://{}",
+                    b.namespace, b.namespace
+                ),
+            )
+        })?;
+        let level = match &b.level {
+            Some(text) => level(text)?,
+            None => granted,
+        };
+        if level == Level::None || level > granted {
+            return Err(error(
+                400,
+                format!(
+                    "the token grants at most {} in {}",
+                    granted.name(),
+                    b.namespace
+                ),
+            ));
+        }
+        let op = AccessOp::Redeem {
+            holder,
+            level,
+            issuer,
+            proof,
+        };
+        crdt.write_access(now, wall_millis(), &b.namespace, &op)
+            .map_err(refused)?;
+        Ok(access_json(crdt, &b.namespace))
+    })
+}
+
+/// The set member redeeming `token` for `holder` (decoded again to check the token).
+fn redemption_member(token: &str, holder: Actor) -> String {
+    json!({
+        "op": "redeem",
+        "subject": key_text(&holder),
+        "level": "pull",
+        "proof": token,
+        "n": 1,
+    })
+    .to_string()
 }
 
 /// `POST /v1/crdt/access/revoke`: the revocation keeps what this node holds of the subject's
@@ -180,11 +254,12 @@ fn access_json(crdt: &mut crate::driver::crdt::DaemonCrdt, namespace: &str) -> V
         answer["changes"] = log
             .entries()
             .map(|(entry, counts)| {
-                let (op, keep) = match &entry.op {
-                    AccessOp::Grant { .. } => ("grant", None),
-                    AccessOp::Revoke { keep, .. } => ("revoke", Some(keep)),
+                let (op, keep, by) = match &entry.op {
+                    AccessOp::Grant { .. } => ("grant", None, None),
+                    AccessOp::Revoke { keep, .. } => ("revoke", Some(keep), None),
+                    AccessOp::Redeem { issuer, .. } => ("redeem", None, Some(key_text(issuer))),
                 };
-                json!({
+                let mut change = json!({
                     "author": key_text(&entry.author),
                     "seq": entry.seq,
                     "op": op,
@@ -192,7 +267,11 @@ fn access_json(crdt: &mut crate::driver::crdt::DaemonCrdt, namespace: &str) -> V
                     "level": entry.op.level().name(),
                     "keep": keep,
                     "counts": counts,
-                })
+                });
+                if let Some(issuer) = by {
+                    change["delegated_by"] = json!(issuer);
+                }
+                change
             })
             .collect();
     }

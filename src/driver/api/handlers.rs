@@ -247,6 +247,13 @@ const SERVICE_ENDPOINTS: &[Endpoint] = &[
     ),
     route(
         "POST",
+        "/v1/crdt/access/redeem",
+        body::TOKEN,
+        "take what a manager's delegation token gives: {\"namespace\", \"token\", \"level\"?}",
+        Handler::Service(ServiceCall::Now(crdt_access::crdt_redeem)),
+    ),
+    route(
+        "POST",
         "/v1/crdt/export",
         body::LIST,
         "sneakernet drop (base64) of what {\"since\": have} lacks",

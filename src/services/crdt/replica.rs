@@ -251,8 +251,9 @@ impl Replica {
     ) -> Inserted {
         let actor = Actor(*change.actor.as_bytes());
         if change.document == ACCESS_DOCUMENT {
-            let Some(entry) = access_entry(change) else {
-                return Inserted::Refused("not an access change");
+            let entry = match access_entry(change) {
+                Ok(entry) => entry,
+                Err(why) => return Inserted::Refused(why),
             };
             match access.insert_op(entry) {
                 Admission::Admitted => {}
@@ -478,24 +479,54 @@ impl Replica {
 
 /// The access change a change to an access document carries, if it is one: one member added to a
 /// set, that decodes as an access change numbered with the change's `seq`.
-fn access_entry(change: &Change) -> Option<OpEntry> {
+fn access_entry(change: &Change) -> Result<OpEntry, &'static str> {
+    const NOT_ONE: &str = "not an access change";
     let kind = Kind::Value(super::field::ValueKind::Set);
     if change.kind != kind || !super::log::only_adds(&change.delta) {
-        return None;
+        return Err(NOT_ONE);
     }
     let mut document = Document::new(kind);
     document.apply(&change.delta);
     let super::document::View::Set(members) = document.view() else {
-        return None;
+        return Err(NOT_ONE);
     };
     let [member] = members.as_slice() else {
-        return None;
+        return Err(NOT_ONE);
     };
-    Some(OpEntry {
-        author: Actor(*change.actor.as_bytes()),
+    let author = Actor(*change.actor.as_bytes());
+    let op = AccessOp::decode(member, change.seq).map_err(|e| match e {
+        super::access::op::OpError::Proof(_) => {
+            "its delegation token does not verify, or was given to someone else"
+        }
+        _ => NOT_ONE,
+    })?;
+    if let AccessOp::Redeem {
+        holder,
+        level,
+        proof,
+        ..
+    } = &op
+    {
+        // Checked here, where the namespace and the signed time are known; the same on every
+        // replica, since both come from the change.
+        if *holder != author {
+            return Err("a delegation token is redeemed by its holder only");
+        }
+        if proof
+            .grants(&change.namespace)
+            .is_none_or(|granted| granted < *level)
+        {
+            return Err("the delegation token does not grant that level in this namespace");
+        }
+        if !proof.in_force_at(change.wall_millis / 1000) {
+            return Err("the delegation token was not in force when the redemption was signed");
+        }
+    }
+    Ok(OpEntry {
+        author,
         seq: change.seq,
         point: change.access.clone(),
-        op: AccessOp::decode(member, change.seq).ok()?,
+        op,
     })
 }
 

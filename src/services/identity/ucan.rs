@@ -151,6 +151,97 @@ pub struct Policy<'a> {
     pub is_revoked: &'a dyn Fn(&str, &[String]) -> bool,
 }
 
+/// A token's claims, checked for shape.
+struct Claims {
+    issuer: String,
+    audience: String,
+    expires: u64,
+    not_before: u64,
+    capabilities: Vec<Capability>,
+    proofs: Vec<String>,
+}
+
+fn claims_of(verified: &jwt::Verified, depth: usize) -> Result<Claims, UcanError> {
+    let claims = &verified.claims;
+    let bad = |what| UcanError::Malformed(depth, what);
+    let issuer = verified
+        .self_issued()
+        .ok_or(bad("iss must be the signer's did:key"))?;
+    let audience = claims
+        .get("aud")
+        .and_then(Value::as_str)
+        .filter(|aud| parse_did_key(aud).is_ok())
+        .ok_or(bad("aud must be a did:key"))?
+        .to_owned();
+    let expires = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(bad("exp is required"))?;
+    let not_before = match claims.get("nbf") {
+        None => 0,
+        Some(v) => v.as_u64().ok_or(bad("nbf must be seconds"))?,
+    };
+    let capabilities: Vec<Capability> = claims
+        .get("att")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .filter(|c: &Vec<Capability>| !c.is_empty() && c.len() <= MAX_ENTRIES)
+        .ok_or(bad("att must list 1 to 32 {with, can} capabilities"))?;
+    let proofs: Vec<String> = match claims.get("prf") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .ok()
+            .filter(|p: &Vec<String>| p.len() <= MAX_ENTRIES)
+            .ok_or(bad("prf must list at most 32 tokens"))?,
+    };
+    Ok(Claims {
+        issuer,
+        audience,
+        expires,
+        not_before,
+        capabilities,
+        proofs,
+    })
+}
+
+/// A delegation that rests on no proof, checked for its signature and shape only: whether its
+/// issuer may grant what it says, and whether it was in force, is for the caller to decide (the
+/// CRDT access rule decides both from replicated data, the same way on every replica).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectDelegation {
+    /// Who signed it.
+    pub issuer: crate::core::identity::PublicKey,
+    /// Who may use it (a did:key).
+    pub audience: String,
+    /// What it grants.
+    pub capabilities: Vec<Capability>,
+    /// In force from (`nbf`, 0 without one) to (`exp`), seconds since the epoch.
+    pub not_before: u64,
+    /// See `not_before`.
+    pub expires: u64,
+}
+
+/// Checks a delegation with no proofs (`prf` empty) by its signature (ZIP-215, so that every
+/// replica agrees) and shape, at no particular time.
+pub fn verify_direct(token: &str) -> Result<DirectDelegation, UcanError> {
+    let verified = jwt::verify_untimed(token, &Expect::kind(Kind::Ucan))
+        .map_err(|e| UcanError::Token(1, e))?;
+    let claims = claims_of(&verified, 1)?;
+    if !claims.proofs.is_empty() {
+        return Err(UcanError::Malformed(
+            1,
+            "a direct delegation rests on no proofs (its issuer must hold the capability itself)",
+        ));
+    }
+    Ok(DirectDelegation {
+        issuer: verified.signer,
+        audience: claims.audience,
+        capabilities: claims.capabilities,
+        not_before: claims.not_before,
+        expires: claims.expires,
+    })
+}
+
 /// Verifies `token` and its whole proof chain at `now_secs`.
 pub fn verify(token: &str, now_secs: u64, policy: &Policy<'_>) -> Result<Delegation, UcanError> {
     verify_at(token, now_secs, policy, 1, &mut Verifier::default())
@@ -168,34 +259,14 @@ fn verify_at(
     }
     let verified = jwt::verify_cached(token, &Expect::kind(Kind::Ucan), now, keys)
         .map_err(|e| UcanError::Token(depth, e))?;
-    let claims = &verified.claims;
-    let bad = |what| UcanError::Malformed(depth, what);
-    let issuer = verified
-        .self_issued()
-        .ok_or(bad("iss must be the signer's did:key"))?;
-    let audience = claims
-        .get("aud")
-        .and_then(Value::as_str)
-        .filter(|aud| parse_did_key(aud).is_ok())
-        .ok_or(bad("aud must be a did:key"))?
-        .to_owned();
-    let expires = claims
-        .get("exp")
-        .and_then(Value::as_u64)
-        .ok_or(bad("exp is required"))?;
-    let capabilities: Vec<Capability> = claims
-        .get("att")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .filter(|c: &Vec<Capability>| !c.is_empty() && c.len() <= MAX_ENTRIES)
-        .ok_or(bad("att must list 1 to 32 {with, can} capabilities"))?;
-    let proofs: Vec<String> = match claims.get("prf") {
-        None => Vec::new(),
-        Some(v) => serde_json::from_value(v.clone())
-            .ok()
-            .filter(|p: &Vec<String>| p.len() <= MAX_ENTRIES)
-            .ok_or(bad("prf must list at most 32 tokens"))?,
-    };
+    let Claims {
+        issuer,
+        audience,
+        expires,
+        capabilities,
+        proofs,
+        ..
+    } = claims_of(&verified, depth)?;
     let mut parents = Vec::with_capacity(proofs.len());
     for proof in &proofs {
         let parent = verify_at(proof, now, policy, depth + 1, keys)?;

@@ -3,11 +3,15 @@
 //! ```json
 //! {"op":"grant","subject":"did:key:z6Mk…","level":"write","n":3}
 //! {"op":"revoke","subject":"*","level":"read","keep":{"stock":12,"_access":2},"n":4}
+//! {"op":"redeem","subject":"did:key:z6Mk…","level":"write","proof":"eyJ…","n":1}
 //! ```
 //! `subject` is a did:key or `*` (anyone); `n` is the carrying change's `seq`, so every member is
 //! new (a set add of a member already there would cover the older dot). `keep` (revocations
 //! only): per document, how many of the subject's changes the author had seen; the subject's later
-//! changes it had not seen are cut (see [`super::resolve`]).
+//! changes it had not seen are cut (see [`super::resolve`]). A redemption is a grant its author
+//! makes to itself with a manager's delegation token (`proof`, a UCAN with no proofs of its own,
+//! granting `crdt/<level>` on `crdt://<namespace>`): it counts as if the token's issuer had made it
+//! at the redemption's access point.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::services::crdt::change::MAX_DOCUMENT;
 use crate::services::crdt::context::Actor;
 use crate::services::identity::did_key::{did_key, parse_did_key};
+use crate::services::identity::ucan::{self, Capability};
 
 /// Documents a revocation's `keep` may name, at most.
 pub const MAX_KEEP: usize = 1_024;
@@ -105,6 +110,52 @@ pub enum AccessOp {
         /// Per document, how many of the subject's changes the author had seen.
         keep: BTreeMap<String, u64>,
     },
+    /// `holder`, the author, takes `level` by `issuer`'s delegation token.
+    Redeem {
+        /// Who takes the level: the token's audience, and the change's author.
+        holder: Actor,
+        /// What it takes.
+        level: Level,
+        /// Who signed the token: must manage the namespace at the redemption's access point.
+        issuer: Actor,
+        /// The token and what it says.
+        proof: Box<Proof>,
+    },
+}
+
+/// A delegation token as a redemption carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The token (a JWT).
+    pub token: String,
+    /// What it grants.
+    pub capabilities: Vec<Capability>,
+    /// In force from, seconds since the epoch.
+    pub not_before: u64,
+    /// In force until, seconds since the epoch.
+    pub expires: u64,
+}
+
+impl Proof {
+    /// The highest level the token grants in `namespace` (`crdt/<level>` on `crdt://<namespace>`,
+    /// or a wider pattern), if any.
+    pub fn grants(&self, namespace: &str) -> Option<Level> {
+        let resource = format!("crdt://{namespace}");
+        [Level::Manage, Level::Write, Level::Read, Level::Pull]
+            .into_iter()
+            .find(|level| {
+                let wanted = Capability {
+                    with: resource.clone(),
+                    can: format!("crdt/{}", level.name()),
+                };
+                self.capabilities.iter().any(|c| c.covers(&wanted))
+            })
+    }
+
+    /// Whether the token was in force at `secs`.
+    pub fn in_force_at(&self, secs: u64) -> bool {
+        self.not_before <= secs && secs <= self.expires
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -115,6 +166,8 @@ struct Wire {
     level: Level,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     keep: Option<BTreeMap<String, u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proof: Option<String>,
     n: u64,
 }
 
@@ -127,6 +180,9 @@ pub enum OpError {
     /// `n` differs from the carrying change's `seq`.
     #[error("n is not the change's seq")]
     Number,
+    /// A redemption's token does not verify, or is not the subject's.
+    #[error("delegation token: {0}")]
+    Proof(String),
 }
 
 impl AccessOp {
@@ -134,13 +190,16 @@ impl AccessOp {
     pub fn subject(&self) -> Subject {
         match self {
             AccessOp::Grant { subject, .. } | AccessOp::Revoke { subject, .. } => *subject,
+            AccessOp::Redeem { holder, .. } => Subject::Key(*holder),
         }
     }
 
     /// The level it sets.
     pub fn level(&self) -> Level {
         match self {
-            AccessOp::Grant { level, .. } | AccessOp::Revoke { level, .. } => *level,
+            AccessOp::Grant { level, .. }
+            | AccessOp::Revoke { level, .. }
+            | AccessOp::Redeem { level, .. } => *level,
         }
     }
 
@@ -152,6 +211,20 @@ impl AccessOp {
                 subject: subject.text(),
                 level: *level,
                 keep: None,
+                proof: None,
+                n: seq,
+            },
+            AccessOp::Redeem {
+                holder,
+                level,
+                proof,
+                ..
+            } => Wire {
+                op: "redeem".into(),
+                subject: Subject::Key(*holder).text(),
+                level: *level,
+                keep: None,
+                proof: Some(proof.token.clone()),
                 n: seq,
             },
             AccessOp::Revoke {
@@ -163,6 +236,7 @@ impl AccessOp {
                 subject: subject.text(),
                 level: *level,
                 keep: Some(keep.clone()),
+                proof: None,
                 n: seq,
             },
         };
@@ -180,12 +254,15 @@ impl AccessOp {
             return Err(OpError::Number);
         }
         let subject = Subject::parse(&wire.subject).ok_or(OpError::Malformed("subject"))?;
-        match (wire.op.as_str(), wire.keep) {
-            ("grant", None) if wire.level > Level::None => Ok(AccessOp::Grant {
+        match (wire.op.as_str(), wire.keep, wire.proof) {
+            ("grant", None, None) if wire.level > Level::None => Ok(AccessOp::Grant {
                 subject,
                 level: wire.level,
             }),
-            ("revoke", Some(keep))
+            ("redeem", None, Some(token)) if wire.level > Level::None => {
+                redemption(subject, wire.level, token)
+            }
+            ("revoke", Some(keep), None)
                 if wire.level < Level::Manage
                     && keep.len() <= MAX_KEEP
                     && keep
@@ -198,7 +275,34 @@ impl AccessOp {
                     keep,
                 })
             }
-            _ => Err(OpError::Malformed("op, level or keep")),
+            _ => Err(OpError::Malformed("op, level, keep or proof")),
         }
     }
+}
+
+/// A redemption of `token` by `subject`, which must be the token's audience.
+fn redemption(subject: Subject, level: Level, token: String) -> Result<AccessOp, OpError> {
+    let Subject::Key(holder) = subject else {
+        return Err(OpError::Malformed("a redemption's subject is its author"));
+    };
+    let delegation = ucan::verify_direct(&token).map_err(|e| OpError::Proof(e.to_string()))?;
+    let audience =
+        parse_did_key(&delegation.audience).map_err(|e| OpError::Proof(e.to_string()))?;
+    if audience.as_bytes() != &holder.0 {
+        return Err(OpError::Proof(format!(
+            "it was given to {}, not to the subject",
+            delegation.audience
+        )));
+    }
+    Ok(AccessOp::Redeem {
+        holder,
+        level,
+        issuer: Actor(*delegation.issuer.as_bytes()),
+        proof: Box::new(Proof {
+            token,
+            capabilities: delegation.capabilities,
+            not_before: delegation.not_before,
+            expires: delegation.expires,
+        }),
+    })
 }

@@ -196,6 +196,13 @@ impl AccessLog {
                 subject: Subject::Key(target),
                 ..
             } if target == author => true,
+            // A redemption: its author takes what the token's issuer could give at its closure.
+            AccessOp::Redeem { holder, issuer, .. } => {
+                let default = self.class.default_level(ACCESS_DOCUMENT);
+                holder == author
+                    && (self.class.is_root(&issuer, &self.root)
+                        || self.level_in(&node.closure, issuer, default, verdict) == Level::Manage)
+            }
             _ => {
                 let default = self.class.default_level(ACCESS_DOCUMENT);
                 self.level_in(&node.closure, author, default, verdict) == Level::Manage
@@ -205,6 +212,27 @@ impl AccessLog {
 
     /// Whether a revocation that `verdict` counts cuts access change `node`.
     fn op_cut(&self, node: &Node, verdict: &dyn Fn(&Key) -> bool) -> bool {
+        self.issuer_cut(node, verdict) || self.author_cut(node, verdict)
+    }
+
+    /// Whether `node` is a redemption whose token's issuer lost the right to manage by a counted
+    /// revocation that the redemption had not seen: as the issuer's own concurrent grants, it is cut.
+    fn issuer_cut(&self, node: &Node, verdict: &dyn Fn(&Key) -> bool) -> bool {
+        let AccessOp::Redeem { issuer, .. } = node.entry.op else {
+            return false;
+        };
+        let revokes = self.revokes_of.get(&issuer).map_or(&[][..], Vec::as_slice);
+        revokes.iter().any(|r| {
+            self.nodes.get(r).is_some_and(|revoke| {
+                matches!(revoke.entry.op, AccessOp::Revoke { level, .. } if level < Level::Manage)
+                    && verdict(r)
+                    && !contains(&node.closure, r)
+            })
+        })
+    }
+
+    /// Whether a counted revocation of `node`'s author that it had not seen cuts it.
+    fn author_cut(&self, node: &Node, verdict: &dyn Fn(&Key) -> bool) -> bool {
         let (author, seq) = (node.entry.author, node.entry.seq);
         if matches!(node.entry.op, AccessOp::Revoke { subject: Subject::Key(t), .. } if t == author)
         {

@@ -49,6 +49,26 @@ fn revoke(
     }
 }
 
+/// `holder` redeems, in its access change `seq`, a token from `issuer` for `level`.
+fn redeem(holder: u8, seq: u64, at: &[(u8, u64)], issuer: u8, level: Level) -> OpEntry {
+    OpEntry {
+        author: a(holder),
+        seq,
+        point: point(at),
+        op: AccessOp::Redeem {
+            holder: a(holder),
+            level,
+            issuer: a(issuer),
+            proof: Box::new(op::Proof {
+                token: format!("token of {issuer} for {holder}"),
+                capabilities: Vec::new(),
+                not_before: 0,
+                expires: u64::MAX,
+            }),
+        },
+    }
+}
+
 /// A namespace owned by key 1.
 fn owned() -> AccessLog {
     AccessLog::new(NamespaceClass::Owned(a(1)), TrustRoot::default())
@@ -86,6 +106,54 @@ fn the_level_memo_stays_bounded_and_changes_no_verdict() {
         admit(&mut log, 3, &[(1, 1)]),
         Admission::Refused(_)
     ));
+}
+
+#[test]
+fn a_redeemed_token_counts_as_its_issuers_grant_and_falls_with_the_issuer() {
+    let mut log = owned();
+    // The owner's token, redeemed by 2 without any grant on the log.
+    assert_eq!(
+        log.insert_op(redeem(2, 1, &[], 1, Level::Write)),
+        Admission::Admitted
+    );
+    assert!(counts(&mut log, 2, 1, &[(2, 1)]));
+    assert_eq!(log.level_now(a(2), "d"), Level::Write);
+    // A token from someone who does not manage: refused; one redeemed by another key: refused.
+    assert!(matches!(
+        log.insert_op(redeem(4, 1, &[], 3, Level::Write)),
+        Admission::Refused(_)
+    ));
+    let mut stolen = redeem(5, 1, &[], 1, Level::Write);
+    stolen.author = a(6);
+    assert!(matches!(log.insert_op(stolen), Admission::Refused(_)));
+    // 3 is made a manager and gives 4 a token; the owner, not having seen 4's redemption,
+    // demotes 3: the redemption falls with its issuer, as 3's own concurrent grants would.
+    assert_eq!(
+        log.insert_op(grant(1, 1, &[], 3, Level::Manage)),
+        Admission::Admitted
+    );
+    assert_eq!(
+        log.insert_op(redeem(4, 1, &[(1, 1)], 3, Level::Write)),
+        Admission::Admitted
+    );
+    assert_eq!(log.level_now(a(4), "d"), Level::Write);
+    assert_eq!(
+        log.insert_op(revoke(1, 2, &[(1, 1)], 3, Level::Read, &[])),
+        Admission::Admitted
+    );
+    assert_eq!(log.verdict(a(4), 1), Some(false), "cut with its issuer");
+    assert_eq!(log.level_now(a(4), "d"), Level::None);
+    // Redeemed after the demotion was seen: 3 no longer manages there.
+    assert!(matches!(
+        log.insert_op(redeem(4, 2, &[(1, 2)], 3, Level::Write)),
+        Admission::Refused(_)
+    ));
+    // The holder itself can be revoked like any grantee.
+    assert_eq!(
+        log.insert_op(revoke(1, 3, &[(1, 2), (2, 1)], 2, Level::None, &[])),
+        Admission::Admitted
+    );
+    assert_eq!(log.level_now(a(2), "d"), Level::None);
 }
 
 #[test]

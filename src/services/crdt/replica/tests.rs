@@ -133,6 +133,114 @@ fn a_writer_stops_at_its_quota_while_other_writers_and_the_owner_go_on() {
     );
 }
 
+/// `holder`'s redemption of `token` for `level` in `namespace`, signed at `secs`.
+fn redeem(
+    replica: &mut Replica,
+    holder: &NodeKey,
+    namespace: &str,
+    token: &str,
+    level: Level,
+    secs: u64,
+) -> Inserted {
+    let member = serde_json::json!({
+        "op": "redeem", "subject": did_key(&holder.public_key()), "level": level.name(),
+        "proof": token, "n": 1,
+    });
+    let op = AccessOp::decode(&member.to_string(), 1).unwrap();
+    let change = replica
+        .prepare_access(holder, namespace, &op, secs * 1000)
+        .unwrap();
+    replica.insert_verified(&change, &change.encode())
+}
+
+#[test]
+fn a_delegation_token_is_redeemed_only_in_its_namespace_level_and_time() {
+    use crate::services::identity::ucan::{Capability, delegate};
+    let (owner, holder) = (key(1), key(2));
+    let ns = owned(&owner);
+    let write_here = |with: &str| {
+        delegate(
+            &owner,
+            &did_key(&holder.public_key()),
+            &[Capability {
+                with: with.to_owned(),
+                can: "crdt/write".into(),
+            }],
+            1_000,
+            2_000,
+            &[],
+        )
+    };
+    let token = write_here(&format!("crdt://{ns}"));
+    let mut replica = Replica::new();
+    assert!(matches!(
+        incr(&mut replica, &holder, &ns, "fish"),
+        Inserted::Refused(_)
+    ));
+    let refused = |inserted| matches!(inserted, Inserted::Refused(_));
+    assert!(
+        refused(redeem(
+            &mut replica,
+            &holder,
+            &ns,
+            &token,
+            Level::Write,
+            2_001
+        )),
+        "expired"
+    );
+    assert!(
+        refused(redeem(
+            &mut replica,
+            &holder,
+            &ns,
+            &token,
+            Level::Write,
+            999
+        )),
+        "not yet"
+    );
+    assert!(
+        refused(redeem(
+            &mut replica,
+            &holder,
+            &ns,
+            &token,
+            Level::Manage,
+            1_500
+        )),
+        "wider"
+    );
+    let elsewhere = write_here("crdt://other");
+    assert!(refused(redeem(
+        &mut replica,
+        &holder,
+        &ns,
+        &elsewhere,
+        Level::Write,
+        1_500
+    )));
+    // Someone else presenting the holder's token: its audience is not them.
+    let member = serde_json::json!({
+        "op": "redeem", "subject": did_key(&key(3).public_key()), "level": "write",
+        "proof": token, "n": 1,
+    });
+    assert!(AccessOp::decode(&member.to_string(), 1).is_err());
+    assert_eq!(
+        redeem(&mut replica, &holder, &ns, &token, Level::Write, 1_500),
+        Inserted::Applied
+    );
+    assert_eq!(incr(&mut replica, &holder, &ns, "fish"), Inserted::Applied);
+    assert_eq!(fish(&replica, &ns), 1);
+    // A wildcard resource covers the namespace too.
+    let wide = write_here("crdt://*");
+    let mut other = Replica::new();
+    assert_eq!(
+        redeem(&mut other, &holder, &ns, &wide, Level::Read, 1_500),
+        Inserted::Applied
+    );
+}
+
 #[test]
 fn writes_follow_grants_and_a_revocation_rebuilds_the_document_without_cut_changes() {
     let (owner, writer, stranger) = (key(1), key(2), key(3));
