@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod admission;
+pub mod firewall;
 pub mod identity;
 pub mod link;
 pub mod lookup;
