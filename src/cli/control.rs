@@ -17,6 +17,8 @@ pub(crate) enum Query {
     Paths,
     Sessions,
     Counters,
+    Firewall,
+    Reload,
     AddPeer(String),
     RemovePeer(String),
 }
@@ -30,6 +32,8 @@ pub(crate) fn run(socket: &Path, query: Query, json_output: bool) -> anyhow::Res
         Query::Paths => ("GET", "/v1/paths", None),
         Query::Sessions => ("GET", "/v1/sessions", None),
         Query::Counters => ("GET", "/v1/counters", None),
+        Query::Firewall => ("GET", "/v1/firewall", None),
+        Query::Reload => ("POST", "/v1/reload", None),
         Query::AddPeer(uri) => ("POST", "/v1/peers", Some(json!({ "uri": uri }))),
         Query::RemovePeer(uri) => ("DELETE", "/v1/peers", Some(json!({ "uri": uri }))),
     };
@@ -46,6 +50,13 @@ pub(crate) fn run(socket: &Path, query: Query, json_output: bool) -> anyhow::Res
         Query::Paths => show_keyed(&reply["paths"], "Path", |e| cell(&e["path"])),
         Query::Sessions => show_sessions(&reply),
         Query::Counters => println!("{}", serde_json::to_string_pretty(&reply)?),
+        Query::Firewall => show_firewall(&reply),
+        Query::Reload => println!(
+            "reloaded {}: {} firewall rules in force ({})",
+            cell(&reply["reloaded"]),
+            cell(&reply["firewall_rules"]),
+            cell(&reply["note"])
+        ),
         Query::AddPeer(_) => println!("added {}", cell(&reply["added"])),
         Query::RemovePeer(_) => println!("removed {}", cell(&reply["removed"])),
     }
@@ -178,6 +189,82 @@ fn show_keyed(entries: &Value, extra: &str, column: impl Fn(&Value) -> String) {
         .map(|e| vec![cell(&e["key"]), cell(&e["address"]), column(e)])
         .collect();
     print(&["Public Key", "IP Address", extra], &rows);
+}
+
+fn show_firewall(v: &Value) {
+    if v["active"].as_bool() != Some(true) {
+        println!("firewall off: everything passes (configure [firewall] to filter)");
+        return;
+    }
+    let list = |x: &Value| {
+        let items: Vec<String> = x.as_array().into_iter().flatten().map(cell).collect();
+        if items.is_empty() {
+            "any".into()
+        } else {
+            items.join(",")
+        }
+    };
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = (v["rules"].as_array().unwrap_or(&empty).iter())
+        .enumerate()
+        .map(|(i, r)| {
+            vec![
+                (i + 1).to_string(),
+                cell(&r["direction"]),
+                cell(&r["action"]),
+                cell(&r["proto"]),
+                r["port"].as_str().unwrap_or("any").into(),
+                list(&r["from"]),
+                list(&r["to"]),
+                r["role"].as_str().unwrap_or("-").into(),
+                cell(&r["packets"]),
+                bytes(r["bytes"].as_u64().unwrap_or(0)),
+                cell(&r["comment"]),
+            ]
+        })
+        .collect();
+    print(
+        &[
+            "#", "Dir", "Action", "Proto", "Port", "From", "To", "Role", "Packets", "Bytes",
+            "Comment",
+        ],
+        &rows,
+    );
+    for side in ["inbound", "outbound"] {
+        let p = &v[side];
+        println!(
+            "{side} default: {} ({} packets, {})",
+            cell(&p["policy"]),
+            cell(&p["packets"]),
+            bytes(p["bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    let c = &v["counters"];
+    println!(
+        "established {}, allowed {}, denied {}, rejected {}, malformed {}, revoked {}{}",
+        cell(&c["established"]),
+        cell(&c["allowed"]),
+        cell(&c["denied"]),
+        cell(&c["rejected"]),
+        cell(&c["malformed"]),
+        cell(&c["revoked"]),
+        if v["log_only"].as_bool() == Some(true) {
+            format!(
+                "; LOG ONLY: {} would have been dropped",
+                cell(&c["would_drop"])
+            )
+        } else {
+            String::new()
+        }
+    );
+    let t = &v["connections"];
+    println!(
+        "connections tracked {} of {} (evicted {}, expired {})",
+        cell(&t["tracked"]),
+        cell(&t["max"]),
+        cell(&t["evicted"]),
+        cell(&t["expired"])
+    );
 }
 
 fn show_sessions(v: &Value) {

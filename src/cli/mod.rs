@@ -87,6 +87,12 @@ enum Command {
     Sessions(Endpoint),
     /// Show forwarding and drop counters.
     Counters(Endpoint),
+    /// Show the overlay firewall: rules with their hits, default policies, counters by verdict
+    /// and tracked connections.
+    Firewall(Endpoint),
+    /// Read the configuration file again, as SIGHUP does, and apply what can change while running
+    /// (the firewall); a file with an error is refused and the running configuration stays.
+    Reload(Endpoint),
     /// Add a peer to the running daemon (not saved to the config), e.g.
     /// `udp://[2001:db8::1]:9100?key=HEX` or `tls://gateway.example:443`.
     Addpeer {
@@ -159,6 +165,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Paths(e) => control::run(&e.socket, control::Query::Paths, e.json),
         Command::Sessions(e) => control::run(&e.socket, control::Query::Sessions, e.json),
         Command::Counters(e) => control::run(&e.socket, control::Query::Counters, e.json),
+        Command::Firewall(e) => control::run(&e.socket, control::Query::Firewall, e.json),
+        Command::Reload(e) => control::run(&e.socket, control::Query::Reload, e.json),
         Command::Addpeer { uri, endpoint: e } => {
             control::run(&e.socket, control::Query::AddPeer(uri), e.json)
         }

@@ -73,6 +73,11 @@ pub struct Daemon {
     pub crdt: super::CrdtSettings,
     /// The identity service's trusted admins.
     pub identity: super::IdentitySettings,
+    /// The overlay firewall (off unless configured).
+    pub firewall: crate::core::firewall::Settings,
+    /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
+    /// configuration made in memory (`run --autoconf`).
+    pub config_path: Option<PathBuf>,
 }
 
 /// Discovery settings for the interfaces whose names match `interfaces`.
@@ -128,6 +133,8 @@ impl Default for Daemon {
             group: None,
             crdt: super::CrdtSettings::default(),
             identity: super::IdentitySettings::default(),
+            firewall: crate::core::firewall::Settings::default(),
+            config_path: None,
         }
     }
 }

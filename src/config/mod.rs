@@ -8,6 +8,7 @@
 mod crdt;
 mod daemon;
 mod error;
+mod firewall;
 mod identity;
 mod key_file;
 mod link_uri;
@@ -66,6 +67,7 @@ pub struct RawConfig {
     group: Option<String>,
     crdt: Option<crdt::RawCrdt>,
     identity: Option<identity::RawIdentity>,
+    firewall: Option<firewall::RawFirewall>,
 }
 
 /// A loaded configuration with its node key resolved.
@@ -83,6 +85,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError::io(path, e))?;
         let mut config = Self::from_toml(&text, path)?;
+        config.daemon.config_path = Some(path.to_path_buf());
         if let Some(readers) = config_exposes_inline_key(path, &text) {
             config.warnings.push(format!(
                 "{}: holds private_key and is readable by {readers}, who can then act as this node; move the key to its own \
@@ -104,9 +107,11 @@ impl Config {
         let mut raw = raw;
         let crdt = crdt::validate(raw.crdt.take(), &located)?;
         let identity = identity::validate(raw.identity.take(), &located)?;
+        let firewall = firewall::validate(raw.firewall.take(), &located)?;
         let mut daemon = daemon::validate(raw, &located)?;
         daemon.crdt = crdt;
         daemon.identity = identity;
+        daemon.firewall = firewall;
         Ok(Self {
             node_key,
             daemon,

@@ -288,3 +288,66 @@ fn identity_admins_are_checked() {
         "{bad}"
     );
 }
+
+#[test]
+fn firewall_rules_are_read_and_checked() {
+    use crate::core::firewall::rule::{Action, Direction, Peer, Protocol};
+    let key = format!("private_key = \"{SEED}\"\n");
+    let did = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+    let text = format!(
+        "{key}[firewall]\ninbound = \"deny\"\nmax_connections = 500\n\
+         [[firewall.rule]]\naction = \"allow\"\nproto = \"tcp\"\nport = 8080\nfrom = [\"{did}\", \"200:1::/64\"]\n\
+         [[firewall.rule]]\naction = \"reject\"\nproto = \"tcp\"\nport = \"9000-9100\"\nto = [\"300:1:2:3::42\"]\nrole = \"medic\"\n\
+         [[firewall.rule]]\naction = \"deny\"\ndirection = \"out\"\nto = [\"{did}\"]\ncomment = \"no\"\n"
+    );
+    let f = parse(&text).unwrap().daemon.firewall;
+    assert_eq!(
+        (f.inbound, f.outbound, f.max_connections),
+        (Action::Deny, Action::Allow, 500)
+    );
+    assert_eq!(f.rules.len(), 3);
+    assert_eq!(f.rules[0].protocol, Protocol::Tcp);
+    assert_eq!(f.rules[0].ports.unwrap().first, 8080);
+    assert!(matches!(f.rules[0].peers[0], Peer::Key(_)));
+    assert!(matches!(f.rules[0].peers[1], Peer::Prefix(_)));
+    assert_eq!(f.rules[1].roles, vec!["medic".to_owned()]);
+    assert_eq!(f.rules[1].local.len(), 1);
+    assert_eq!(f.rules[2].direction, Direction::Out);
+    assert!(matches!(f.rules[2].peers[0], Peer::Key(_)));
+    for (bad, says) in [
+        ("[firewall]\ninbound = \"drop\"\n", "firewall.inbound"),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\nport = 22\n",
+            "ports need proto",
+        ),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\nproto = \"tcp\"\nport = \"9-1\"\n",
+            "firewall.rule.port",
+        ),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\nfrom = [\"nonsense\"]\n",
+            "did:key",
+        ),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\nto = [\"did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK\"]\n",
+            "keys name the other side",
+        ),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\ndirection = \"out\"\nrole = \"medic\"\n",
+            "inbound rules only",
+        ),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\nproto = \"sctp\"\n",
+            "firewall.rule.proto",
+        ),
+        ("[firewall]\nmax_connections = 0\n", "max_connections"),
+        (
+            "[[firewall.rule]]\naction = \"allow\"\nfrom = \"200::1\"\n",
+            "expected a sequence",
+        ),
+    ] {
+        let line = error_line(&format!("{key}{bad}"));
+        assert!(line.contains(says), "{bad}: {line}");
+    }
+    assert!(!parse(&key).unwrap().daemon.firewall.active());
+}

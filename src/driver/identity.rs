@@ -42,11 +42,17 @@ pub(crate) struct IdentityHost {
     /// API requests waiting for a proof: request id → reply.
     waiting: HashMap<u64, oneshot::Sender<ApiResponse>>,
     registry: Option<CachedRegistry>,
+    /// The roles last handed to the firewall, and the registry version they came from.
+    published_roles: Option<HashMap<PublicKey, Vec<String>>>,
+    published_from: Option<(RegistryHeads, u64)>,
 }
 
 /// The registry, the heads of the two documents it was read from, and when (wall seconds).
+/// The heads of the registry's documents (members, enrollments, revocations).
+type RegistryHeads = [Option<[u8; 8]>; 3];
+
 struct CachedRegistry {
-    heads: [Option<[u8; 8]>; 3],
+    heads: RegistryHeads,
     read_at: u64,
     registry: Registry,
 }
@@ -73,6 +79,8 @@ impl IdentityHost {
             proofs: ProofService::new(key.duplicate(), proof_seed, now),
             waiting: HashMap::new(),
             registry: None,
+            published_roles: None,
+            published_from: None,
         }
     }
 
@@ -125,6 +133,33 @@ impl IdentityHost {
             });
         }
         Ok(&self.registry.as_ref().expect("set above").registry)
+    }
+
+    /// The registry's members that are node keys (did:keys) and not revoked, with their roles, if
+    /// they differ from what this last returned.
+    pub(crate) fn roles_if_changed(
+        &mut self,
+        crdt: Option<&DaemonCrdt>,
+        now_secs: u64,
+    ) -> Option<HashMap<PublicKey, Vec<String>>> {
+        use crate::services::identity::did_key::parse_did_key;
+        self.registry(crdt, now_secs).ok()?;
+        let cached = self.registry.as_ref()?;
+        let from = (cached.heads, cached.read_at);
+        if self.published_from == Some(from) {
+            return None;
+        }
+        self.published_from = Some(from);
+        let registry = &cached.registry;
+        let roles: HashMap<PublicKey, Vec<String>> = (registry.members())
+            .filter(|m| registry.member(&m.did).is_ok())
+            .filter_map(|m| Some((parse_did_key(&m.did).ok()?, m.roles.clone())))
+            .collect();
+        if self.published_roles.as_ref() == Some(&roles) {
+            return None;
+        }
+        self.published_roles = Some(roles.clone());
+        Some(roles)
     }
 
     /// Files `token` (an enrollment for `member`, or a revocation when `member` is `None`) in the

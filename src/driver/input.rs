@@ -50,6 +50,8 @@ pub(crate) enum Input {
     Closed { endpoint: EndpointId, error: String },
     /// A local API call.
     Api(ApiRequest, oneshot::Sender<ApiResponse>),
+    /// Read the configuration file again (SIGHUP: no answer; `meshrouter reload`: answered).
+    Reload(Option<oneshot::Sender<ApiResponse>>),
     /// A password `addpeer` brought was stretched on a blocking thread (`Err`: that thread failed).
     PasswordStretched {
         password: Vec<u8>,

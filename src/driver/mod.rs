@@ -22,6 +22,7 @@ pub mod crdt_store;
 mod crdt_writer;
 mod discovery;
 mod error;
+mod firewall;
 #[cfg(feature = "services")]
 mod identity;
 mod input;
@@ -252,6 +253,20 @@ async fn serve(
     if let Some(socket) = prepared.api {
         tokio::spawn(api::serve(socket, inputs.clone()));
     }
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let reload_inputs = inputs.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            info!("SIGHUP: reading the configuration again");
+            if reload_inputs
+                .send(input::Input::Reload(None))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
     drop(inputs);
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;

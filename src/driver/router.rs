@@ -79,6 +79,8 @@ pub(crate) struct Router {
     flows: crate::core::offload::flows::Flows,
     /// The built-in services, on their own thread.
     pub(crate) services: super::service_thread::ServiceThread,
+    /// The overlay firewall.
+    pub(crate) firewall: super::firewall::FirewallGate,
     /// When to reseed the core's and the services' random streams next.
     next_reseed: crate::core::time::Instant,
     /// Every password in use, stretched: looked up, never stretched, on the way of a datagram.
@@ -108,6 +110,7 @@ impl Router {
         let now = clock.now();
         Self {
             api,
+            firewall: super::firewall::FirewallGate::new(config.firewall.clone(), now),
             peers: Peers::new(tls, inputs.clone()),
             flows: Default::default(),
             services,
@@ -164,6 +167,9 @@ impl Router {
         }
         loop {
             let deadline = (self.node.poll_timeout())
+                .into_iter()
+                .chain(self.firewall.firewall.poll_timeout())
+                .min()
                 .map(|t| self.clock.to_tokio(t))
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -185,13 +191,15 @@ impl Router {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.node.handle_timeout(self.clock.now());
+                    let now = self.clock.now();
+                    self.node.handle_timeout(now);
+                    self.firewall.firewall.handle_timeout(now);
                 }
                 message = self.services.next_outbound() => {
-                    self.send_service(message);
+                    self.take_from_services(message);
                     for _ in 1..BATCH {
                         match self.services.try_outbound() {
-                            Some(message) => self.send_service(message),
+                            Some(message) => self.take_from_services(message),
                             None => break,
                         }
                     }
@@ -216,10 +224,17 @@ impl Router {
                 }
             }
             Input::Tun(packet) => {
-                self.flows.observe(now, &packet);
-                self.node.handle_local_packet(now, &packet);
+                if self.firewall.outbound(now, &packet) {
+                    self.flows.observe(now, &packet);
+                    self.node.handle_local_packet(now, &packet);
+                }
             }
-            Input::TunSuper { packet, mss, ecn } => self.on_super_packet(&packet, mss, ecn),
+            Input::TunSuper { packet, mss, ecn } => {
+                if self.firewall.outbound(now, &packet) {
+                    self.on_super_packet(&packet, mss, ecn);
+                }
+            }
+            Input::Reload(reply) => self.reload(reply),
             Input::UdpBeacon { from, data } => {
                 self.discovery.on_udp_beacon(around!(self), from, &data);
             }
@@ -436,7 +451,24 @@ impl Router {
         let mut packets = Vec::new();
         while let Some(delivery) = self.node.poll_deliver() {
             match delivery.kind {
-                DeliveryKind::Packet => packets.push(delivery.payload),
+                DeliveryKind::Packet => {
+                    let now = self.clock.now();
+                    if (self.firewall).inbound(
+                        now,
+                        &mut self.node,
+                        &delivery.source,
+                        &delivery.payload,
+                    ) {
+                        packets.push(delivery.payload);
+                    }
+                }
+                DeliveryKind::TcpSuperPacket { .. }
+                    if !(self.firewall).inbound(
+                        self.clock.now(),
+                        &mut self.node,
+                        &delivery.source,
+                        &delivery.payload,
+                    ) => {}
                 DeliveryKind::TcpSuperPacket { mss, ecn } => {
                     self.write_packets(std::mem::take(&mut packets)).await;
                     self.write_super_packet(&delivery.payload, mss, ecn).await;
@@ -445,6 +477,12 @@ impl Router {
                 DeliveryKind::Probe => {}
             }
         }
+        packets.extend(
+            self.firewall
+                .take_answers()
+                .into_iter()
+                .map(bytes::Bytes::from),
+        );
         self.write_packets(packets).await;
         let mut closed = BTreeSet::new();
         let mut connections = BTreeMap::new();
@@ -471,10 +509,49 @@ impl Router {
         }
     }
 
-    /// Sends a message a service produced.
-    fn send_service(&mut self, message: super::service_thread::Outbound) {
-        let now = self.clock.now();
-        (self.node).send_service(now, message.peer, message.port, &message.payload);
+    /// Carries out what the services' thread sent: a service message, or new registry roles.
+    fn take_from_services(&mut self, message: super::service_thread::FromServices) {
+        use super::service_thread::FromServices;
+        match message {
+            FromServices::Send(message) => {
+                let now = self.clock.now();
+                (self.node).send_service(now, message.peer, message.port, &message.payload);
+            }
+            FromServices::Roles(roles) => self.firewall.set_roles(roles),
+        }
+    }
+
+    /// Reads the configuration file again and applies what can change while running (today the
+    /// firewall); a file that does not parse changes nothing. Answers `reply` if given (`meshrouter
+    /// reload`), else logs (SIGHUP).
+    pub(crate) fn reload(&mut self, reply: Option<oneshot::Sender<ApiResponse>>) {
+        let answer = match &self.config.config_path {
+            None => ApiResponse::error(
+                409,
+                "this daemon runs without a configuration file (run --autoconf): nothing to reload",
+            ),
+            Some(path) => match crate::config::Config::load(path) {
+                Err(e) => ApiResponse::error(400, format!("{e}; the running configuration stays")),
+                Ok(config) => {
+                    let settings = config.daemon.firewall;
+                    let rules = settings.rules.len();
+                    self.firewall.reconfigure(settings.clone());
+                    self.config.firewall = settings;
+                    ApiResponse::ok(serde_json::json!({
+                        "reloaded": path.display().to_string(),
+                        "firewall_rules": rules,
+                        "note": "the firewall is applied; other settings take effect at the next start",
+                    }))
+                }
+            },
+        };
+        match reply {
+            Some(reply) => {
+                let _ = reply.send(answer);
+            }
+            None if answer.status == 200 => info!(answer = %answer.body, "configuration reloaded"),
+            None => warn!(error = %answer.body["error"], "reload refused"),
+        }
     }
 
     /// Writes delivered packets to the TUN device, segments of one TCP stream as one write.

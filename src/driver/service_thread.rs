@@ -30,6 +30,15 @@ pub(crate) struct Outbound {
     pub(crate) payload: Vec<u8>,
 }
 
+/// What the services' thread hands the router.
+#[cfg_attr(not(feature = "services"), allow(dead_code))]
+pub(crate) enum FromServices {
+    /// A service message to send.
+    Send(Outbound),
+    /// The member registry changed: node keys enrolled, with their roles (for the firewall).
+    Roles(std::collections::HashMap<PublicKey, Vec<String>>),
+}
+
 /// Service messages handed over and not yet taken by the thread: shared by the router (which
 /// admits) and the thread (which releases).
 #[cfg(feature = "services")]
@@ -97,7 +106,7 @@ mod running {
 
     use tokio::sync::oneshot;
 
-    use super::{Backlog, OUTBOUND_QUEUE, Outbound};
+    use super::{Backlog, FromServices, OUTBOUND_QUEUE, Outbound};
     use crate::core::identity::PublicKey;
     use crate::core::time::Instant;
     use crate::driver::clock::Clock;
@@ -143,7 +152,7 @@ mod running {
     pub(crate) struct ServiceThread {
         inputs: Option<Sender<Input>>,
         backlog: Arc<Backlog>,
-        outbound: Option<tokio::sync::mpsc::Receiver<Outbound>>,
+        outbound: Option<tokio::sync::mpsc::Receiver<FromServices>>,
         thread: Option<std::thread::JoinHandle<()>>,
     }
 
@@ -230,8 +239,8 @@ mod running {
             }
         }
 
-        /// The next message a service sends; pending forever if none will come.
-        pub(crate) async fn next_outbound(&mut self) -> Outbound {
+        /// The next thing the services hand over; pending forever if none will come.
+        pub(crate) async fn next_outbound(&mut self) -> FromServices {
             match &mut self.outbound {
                 Some(outbound) => match outbound.recv().await {
                     Some(message) => message,
@@ -241,8 +250,8 @@ mod running {
             }
         }
 
-        /// A message the services sent, if one is waiting.
-        pub(crate) fn try_outbound(&mut self) -> Option<Outbound> {
+        /// What the services handed over, if something is waiting.
+        pub(crate) fn try_outbound(&mut self) -> Option<FromServices> {
             self.outbound.as_mut()?.try_recv().ok()
         }
     }
@@ -266,7 +275,7 @@ mod running {
         mut context: ServiceContext,
         inputs: &Receiver<Input>,
         backlog: &Backlog,
-        outbound: &tokio::sync::mpsc::Sender<Outbound>,
+        outbound: &tokio::sync::mpsc::Sender<FromServices>,
     ) {
         if let Err(e) = crate::sys::thread::run_in_background() {
             tracing::debug!("the services' thread keeps its priority: {e}");
@@ -293,9 +302,14 @@ mod running {
                     port,
                     payload,
                 };
-                if outbound.blocking_send(message).is_err() {
+                if outbound.blocking_send(FromServices::Send(message)).is_err() {
                     return;
                 }
+            }
+            if let Some(roles) = context.services.roles_if_changed()
+                && outbound.blocking_send(FromServices::Roles(roles)).is_err()
+            {
+                return;
             }
         }
     }
@@ -344,12 +358,12 @@ impl ServiceThread {
     pub(crate) fn reseed(&self, _: &[u8; 32]) {}
 
     /// Never sends.
-    pub(crate) async fn next_outbound(&mut self) -> Outbound {
+    pub(crate) async fn next_outbound(&mut self) -> FromServices {
         std::future::pending().await
     }
 
     /// Never sends.
-    pub(crate) fn try_outbound(&mut self) -> Option<Outbound> {
+    pub(crate) fn try_outbound(&mut self) -> Option<FromServices> {
         None
     }
 }

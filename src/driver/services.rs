@@ -129,6 +129,14 @@ impl Services {
             .or_else(|| self.identity.poll_send())
     }
 
+    /// The registry's node keys with their roles, if they changed since last asked.
+    pub(crate) fn roles_if_changed(
+        &mut self,
+    ) -> Option<std::collections::HashMap<PublicKey, Vec<String>>> {
+        let now_secs = super::clock::wall_micros() / 1_000_000;
+        self.identity.roles_if_changed(self.crdt.as_ref(), now_secs)
+    }
+
     /// A link to `peer` came up (`up`) or went down.
     pub(crate) fn link(&mut self, now: Instant, peer: PublicKey, up: bool) {
         if let Some(crdt) = &mut self.crdt {

@@ -184,6 +184,20 @@ const ENDPOINTS: &[Endpoint] = &[
         "forwarding and drop counters",
         Handler::Now(get_counters),
     ),
+    route(
+        "GET",
+        "/v1/firewall",
+        body::NONE,
+        "firewall rules with their hits, policies, counters and tracked connections",
+        Handler::Now(super::firewall::get_firewall),
+    ),
+    route(
+        "POST",
+        "/v1/reload",
+        body::NONE,
+        "read the configuration file again and apply the firewall (as SIGHUP)",
+        Handler::Later(super::firewall::api_reload),
+    ),
 ];
 
 /// The services' endpoints.

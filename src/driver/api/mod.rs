@@ -13,6 +13,7 @@
 mod crdt;
 #[cfg(feature = "services")]
 mod crdt_access;
+mod firewall;
 mod handlers;
 mod http;
 #[cfg(feature = "services")]
