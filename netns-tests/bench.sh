@@ -38,6 +38,8 @@
 #   --repeat N            measurements of each router and topology, alternating routers; figures are
 #                         their medians (default 3)
 #   --out DIR             where bench-results.json and bench-chart.svg go (default docs/)
+#   --firewall            meshrouter with its firewall on every node: inbound denied by default, 10
+#                         rules (the last ones allow the iperf3 port and ping), to measure its cost
 #   --raw DIR             also keep the raw outputs (iperf3 JSON, ping output, samples, logs) in DIR
 #   --install-yggdrasil   if yggdrasil 0.5 is missing, install it (and iperf3) from Debian's packages
 #                         with netns-tests/install-yggdrasil.sh; without it, the yggdrasil column is
@@ -52,7 +54,7 @@ usage() { sed -n '/^# Usage:/,/^# The default run/p' "$0" | sed 's/^# \{0,1\}//'
 
 ORIG_ARGS="$*"
 duration=5 mtu="" both_mtus=0 routers="meshrouter,yggdrasil" topos="two,line" pings=100 repeat=3
-out="$ROOT/docs" install_ygg=0 raw="" link=udp
+out="$ROOT/docs" install_ygg=0 raw="" link=udp firewall=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
@@ -66,6 +68,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift 2 ;;
         --install-yggdrasil) install_ygg=1; shift ;;
         --raw) raw="$2"; shift 2 ;;
+        --firewall) firewall=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -241,7 +244,14 @@ run_one() {
 
     t0=$(now_ms)
     if [ "$router" = meshrouter ]; then
-        for n in "${nodes[@]}"; do mesh_node "$n" "tun_mtu = $tun_mtu"; done
+        fw=""
+        if [ "$firewall" = 1 ]; then
+            # Ten rules, the matching ones last, so a new flow is tried against all of them.
+            fw=$'firewall.inbound = "deny"\nfirewall.rule = ['
+            for p in 22 25 53 80 110 143 443; do fw+="{ action = \"allow\", proto = \"tcp\", port = $p, from = [\"200:1::/64\"] }, "; done
+            fw+='{ action = "allow", proto = "tcp", port = 5201 }, { action = "allow", proto = "udp", port = 5201 }, { action = "allow", proto = "ping" } ]'
+        fi
+        for n in "${nodes[@]}"; do mesh_node "$n" "tun_mtu = $tun_mtu"$'\n'"$fw"; done
         mesh_link a b
         [ "$topo" = line ] && mesh_link b c
         if [ "$link" = tls ]; then for n in "${nodes[@]}"; do only_https "$n"; done; fi

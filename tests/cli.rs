@@ -66,7 +66,7 @@ fn genconf_writes_a_new_private_file_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     let path_str = path.to_str().unwrap();
-    let out = meshrouter(&["genconf", "--discovery", "--output", path_str]);
+    let out = meshrouter(&["genconf", "--discovery", "--firewall", "--output", path_str]);
     assert!(out.status.success(), "{:?}", stderr_lines(&out));
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -75,6 +75,7 @@ fn genconf_writes_a_new_private_file_and_never_overwrites() {
         first.contains("[[discovery]]\ninterfaces = \".*\""),
         "{first}"
     );
+    assert!(first.contains("\nfirewall.inbound = \"deny\"\n"), "{first}");
     // The key is in its own owner-only file beside the configuration, not in the configuration.
     assert!(
         first.contains("\nprivate_key_file = \"config.key\"\n"),

@@ -28,6 +28,7 @@ config_list_foreach() {
 	case "$2" in
 	listen) "$3" 'udp://[::]:9100' "$4" ;;
 	peers) "$3" 'udp://192.0.2.1:9100' "$4"; "$3" 'udp://[2001:db8::1]:9100' "$4" ;;
+	firewall_open) "$3" 'tcp/22' "$4"; "$3" 'udp/8000-8100' "$4" ;;
 	esac
 }
 config_foreach() { "$1" cfg1; }
@@ -50,9 +51,11 @@ grep -q '^peers = \["udp://192.0.2.1:9100", "udp://\[2001:db8::1\]:9100"\]$' "$C
 grep -q 'password = "our \\"island\\""' "$CONF" || { cat "$CONF"; echo "FAIL: quoting"; exit 1; }
 # Unprivileged by default; a user the system lacks stops the start instead of running as root.
 grep -qx 'user = "meshrouter"' "$CONF" || { cat "$CONF"; echo "FAIL: no user = \"meshrouter\""; exit 1; }
+grep -qx 'firewall.inbound = "deny"' "$CONF" || { cat "$CONF"; echo "FAIL: the firewall is not on by default"; exit 1; }
+grep -q 'proto = "udp", port = "8000-8100"' "$CONF" || { cat "$CONF"; echo "FAIL: firewall_open"; exit 1; }
 rm "$CONF"
 if TEST_USER=no-such-user write_config || [ -e "$CONF" ]; then
 	echo "FAIL: a missing user did not stop the start"
 	exit 1
 fi
-echo "openwrt init: UCI -> TOML accepted by meshrouter; key made once (mode 600) and kept; runs as user meshrouter"
+echo "openwrt init: UCI -> TOML accepted by meshrouter; key made once (mode 600) and kept; runs as user meshrouter; firewall denies inbound but ping and the ports opened"

@@ -37,7 +37,17 @@ pub(crate) struct Genconf {
     /// Turn on LAN discovery over UDP on every interface, as `run --autoconf` does.
     #[arg(long)]
     discovery: bool,
+    /// Turn on the overlay firewall for a private node: nothing comes in over the mesh but ping
+    /// and the replies to this node's own connections, until rules open more.
+    #[arg(long)]
+    firewall: bool,
 }
+
+/// Appended by `--firewall`: top-level keys, so before any table (`--discovery`'s).
+const FIREWALL: &str = "\n# Added by `meshrouter genconf --firewall`: nothing comes in over the mesh but ping and the\n\
+                        # replies to this node's own connections; open more with rules (see the Firewall section).\n\
+                        firewall.inbound = \"deny\"\n\
+                        firewall.rule = [\n  { action = \"allow\", proto = \"ping\" },\n]\n";
 
 /// Appended by `--discovery`: after every top-level key of the example, as a TOML table must be.
 const DISCOVERY: &str = "\n# Added by `meshrouter genconf --discovery`: link with meshrouter nodes heard on any LAN.\n\
@@ -85,6 +95,9 @@ pub(super) fn run(args: &Genconf) -> anyhow::Result<()> {
     if let Some(name) = &args.user {
         let line = format!("user = {}", toml::Value::String(name.clone()));
         config = Zeroizing::new(config.replacen(EXAMPLE_USER_LINE, &line, 1));
+    }
+    if args.firewall {
+        config.push_str(FIREWALL);
     }
     if args.discovery {
         config.push_str(DISCOVERY);

@@ -161,16 +161,26 @@ fn missing_file_is_a_clear_error() {
 #[test]
 fn every_documented_setting_parses_when_uncommented() {
     let mut text = format!("private_key = \"{SEED}\"\n");
+    // Inside a commented multi-line array (firewall.rule = [ ... ]).
+    let mut in_array = false;
     for line in EXAMPLE.lines() {
         let Some(setting) = line.strip_prefix("# ") else {
             continue;
         };
+        if in_array {
+            text.push_str(setting);
+            text.push('\n');
+            in_array = setting != "]";
+            continue;
+        }
         let is_setting = setting.starts_with("[[discovery]]")
             || setting.split_once(" = ").is_some_and(|(k, _)| {
                 k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
                     || k.starts_with("crdt.")
                     || k.starts_with("identity.")
+                    || k.starts_with("firewall.")
             });
+        in_array = is_setting && setting.ends_with(" = [");
         if is_setting && !setting.starts_with("private_key") {
             text.push_str(setting);
             text.push('\n');
@@ -186,6 +196,10 @@ fn every_documented_setting_parses_when_uncommented() {
     let config = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let d = &config.daemon;
     assert_eq!(d.tun_mtu, 1280);
+    assert_eq!(
+        (d.firewall.inbound, d.firewall.rules.len()),
+        (crate::core::firewall::rule::Action::Deny, 3)
+    );
     assert_eq!(
         (d.peers.len(), d.listen.len(), d.discovery.len()),
         (2, 3, 1)

@@ -1,7 +1,9 @@
 //! Connection tracking: flows the firewall let through, so that the rest of a connection (and the
 //! replies to this node's own connections) pass without a rule. Bounded: at most `max` flows; when
-//! full, the oldest flow never answered goes first (a SYN flood evicts its own entries), then the
-//! least recently used. Timeouts follow Linux's defaults (`nf_conntrack_*_timeout_*`).
+//! full, the oldest flow not yet *assured* goes first (a TCP connection whose handshake did not
+//! complete, a UDP flow never answered: a SYN flood evicts its own entries, as Linux's early drop
+//! does), then the least recently used. Timeouts follow Linux's defaults
+//! (`nf_conntrack_*_timeout_*`).
 
 use std::collections::VecDeque;
 use std::net::Ipv6Addr;
@@ -17,6 +19,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
 /// A TCP flow not answered yet (Linux: `tcp_timeout_syn_sent`).
 pub const TCP_UNANSWERED: Duration = Duration::from_secs(120);
+/// A TCP flow answered but whose handshake did not complete (Linux: `tcp_timeout_syn_recv`).
+pub const TCP_HANDSHAKE: Duration = Duration::from_secs(60);
 /// An established TCP connection (Linux: `tcp_timeout_established`, 5 days).
 pub const TCP_ESTABLISHED: Duration = Duration::from_secs(432_000);
 /// A TCP connection closing after a FIN (Linux: `tcp_timeout_fin_wait`, `time_wait`).
@@ -95,6 +99,9 @@ pub struct Entry {
     /// The packet that opened it: what a rule judged, judged again when rules or roles change.
     pub first: Packet,
     answered: bool,
+    /// Seen both ways as a working flow: a TCP handshake completed (or a connection picked up in
+    /// its middle and answered), any other flow answered.
+    assured: bool,
     tcp: TcpState,
     expires: Instant,
     last_seen: Instant,
@@ -105,13 +112,14 @@ pub struct Entry {
 impl Entry {
     fn timeout(&self) -> Duration {
         match self.first.upper.protocol() {
-            proto::TCP => match (self.tcp, self.answered) {
-                (TcpState::Closed, _) => TCP_CLOSED,
-                (TcpState::Closing, _) => TCP_CLOSING,
-                (TcpState::Open, false) => TCP_UNANSWERED,
-                (TcpState::Open, true) => TCP_ESTABLISHED,
+            proto::TCP => match (self.tcp, self.assured, self.answered) {
+                (TcpState::Closed, _, _) => TCP_CLOSED,
+                (TcpState::Closing, _, _) => TCP_CLOSING,
+                (TcpState::Open, true, _) => TCP_ESTABLISHED,
+                (TcpState::Open, false, true) => TCP_HANDSHAKE,
+                (TcpState::Open, false, false) => TCP_UNANSWERED,
             },
-            proto::UDP if self.answered => UDP_STREAM,
+            proto::UDP if self.assured => UDP_STREAM,
             proto::UDP => UDP_UNANSWERED,
             proto::ICMPV6 => ICMP,
             _ => OTHER,
@@ -120,12 +128,24 @@ impl Entry {
 
     fn observe(&mut self, now: Instant, direction: Direction, upper: &Upper) {
         self.answered |= direction != self.origin;
-        if let Upper::Tcp { flags, .. } = upper {
-            if flags & tcp_flags::RST != 0 {
-                self.tcp = TcpState::Closed;
-            } else if flags & tcp_flags::FIN != 0 && self.tcp == TcpState::Open {
-                self.tcp = TcpState::Closing;
+        match upper {
+            Upper::Tcp { flags, .. } => {
+                if flags & tcp_flags::RST != 0 {
+                    self.tcp = TcpState::Closed;
+                } else if flags & tcp_flags::FIN != 0 && self.tcp == TcpState::Open {
+                    self.tcp = TcpState::Closing;
+                }
+                // The opener's ACK after an answer completes the handshake; a connection picked
+                // up in its middle (its first packet no SYN) is assured once answered.
+                let opened_with_syn = matches!(self.first.upper,
+                    Upper::Tcp { flags, .. } if flags & tcp_flags::SYN != 0);
+                self.assured |= self.answered
+                    && (!opened_with_syn
+                        || (direction == self.origin
+                            && flags & tcp_flags::ACK != 0
+                            && flags & tcp_flags::SYN == 0));
             }
+            _ => self.assured = self.answered,
         }
         self.last_seen = now;
         self.expires = now + self.timeout();
@@ -145,9 +165,9 @@ pub struct TableCounters {
 #[derive(Debug)]
 pub struct Conntrack {
     flows: foldhash::HashMap<FlowKey, Entry>,
-    /// Flows not answered yet, oldest first (stale items are skipped: a flow answered, gone, or
+    /// Flows not assured yet, oldest first (stale items are skipped: a flow assured, gone, or
     /// replaced since).
-    unanswered: VecDeque<(FlowKey, u64)>,
+    unassured: VecDeque<(FlowKey, u64)>,
     next_serial: u64,
     max: usize,
     counters: TableCounters,
@@ -158,7 +178,7 @@ impl Conntrack {
     pub fn new(max: usize) -> Self {
         Self {
             flows: foldhash::HashMap::default(),
-            unanswered: VecDeque::new(),
+            unassured: VecDeque::new(),
             next_serial: 0,
             max: max.max(1),
             counters: TableCounters::default(),
@@ -230,6 +250,7 @@ impl Conntrack {
             key: peer,
             first,
             answered: false,
+            assured: false,
             tcp: TcpState::Open,
             expires: now,
             last_seen: now,
@@ -237,29 +258,29 @@ impl Conntrack {
         };
         entry.observe(now, origin, &first.upper);
         self.flows.insert(key, entry);
-        self.unanswered.push_back((key, serial));
+        self.unassured.push_back((key, serial));
         // Stale queue items are dropped as they reach the front; keep the queue from growing
-        // past a few times the table when flows are answered out of order.
-        if self.unanswered.len() > self.max.saturating_mul(4) {
+        // past a few times the table when flows are assured out of order.
+        if self.unassured.len() > self.max.saturating_mul(4) {
             let flows = &self.flows;
-            self.unanswered
-                .retain(|(k, s)| flows.get(k).is_some_and(|e| e.serial == *s && !e.answered));
+            self.unassured
+                .retain(|(k, s)| flows.get(k).is_some_and(|e| e.serial == *s && !e.assured));
         }
     }
 
     fn evict_one(&mut self, now: Instant) {
-        while let Some((key, serial)) = self.unanswered.pop_front() {
+        while let Some((key, serial)) = self.unassured.pop_front() {
             if self
                 .flows
                 .get(&key)
-                .is_some_and(|e| e.serial == serial && !e.answered)
+                .is_some_and(|e| e.serial == serial && !e.assured)
             {
                 self.flows.remove(&key);
                 self.counters.evicted += 1;
                 return;
             }
         }
-        // Every flow was answered: the one idle longest (expired ones first).
+        // Every flow is assured: the one idle longest (expired ones first).
         let victim = (self.flows.iter())
             .min_by_key(|(k, e)| (e.expires > now, e.last_seen, **k))
             .map(|(k, _)| *k);
@@ -275,8 +296,8 @@ impl Conntrack {
         self.flows.retain(|_, e| e.expires > now);
         self.counters.expired += (before - self.flows.len()) as u64;
         let flows = &self.flows;
-        self.unanswered
-            .retain(|(k, s)| flows.get(k).is_some_and(|e| e.serial == *s && !e.answered));
+        self.unassured
+            .retain(|(k, s)| flows.get(k).is_some_and(|e| e.serial == *s && !e.assured));
     }
 
     /// Keeps the flows `keep` says to keep (after the rules or the roles changed).

@@ -100,17 +100,31 @@ fn this_nodes_own_connections_work_both_ways_under_default_deny() {
     assert_eq!(fw.outbound(at(1), &syn, &()), Verdict::Pass);
     let syn_ack = tcp(a, c, (22, 50000), tcp_flags::SYN | tcp_flags::ACK);
     assert_eq!(fw.inbound(at(1), &key(1), &syn_ack, &()), Verdict::Pass);
+    // Answered, handshake not completed: 60 s (Linux's SYN_RECV), then 5 days once it is.
+    let ack = tcp(c, a, (50000, 22), tcp_flags::ACK);
+    assert_eq!(fw.outbound(at(1), &ack, &()), Verdict::Pass);
+    let data = tcp(a, c, (22, 50000), tcp_flags::ACK);
+    assert_eq!(fw.inbound(at(3000), &key(1), &data, &()), Verdict::Pass);
+    let syn2 = tcp(c, a, (50002, 22), tcp_flags::SYN);
+    assert_eq!(fw.outbound(at(3000), &syn2, &()), Verdict::Pass);
+    let syn_ack2 = tcp(a, c, (22, 50002), tcp_flags::SYN | tcp_flags::ACK);
+    assert_eq!(fw.inbound(at(3000), &key(1), &syn_ack2, &()), Verdict::Pass);
+    let late2 = tcp(a, c, (22, 50002), tcp_flags::ACK);
+    assert_eq!(fw.inbound(at(3061), &key(1), &late2, &()), Verdict::Drop);
     // An ICMPv6 error about that connection is let in too; one about nothing tracked is not.
     let error = super::reject::prohibited(a, c, &syn);
-    assert_eq!(fw.inbound(at(2), &key(1), &error, &()), Verdict::Pass);
+    assert_eq!(fw.inbound(at(3061), &key(1), &error, &()), Verdict::Pass);
     let other = tcp(c, a, (50001, 22), tcp_flags::SYN);
     let unrelated = super::reject::prohibited(a, c, &other);
-    assert_eq!(fw.inbound(at(2), &key(1), &unrelated, &()), Verdict::Drop);
+    assert_eq!(
+        fw.inbound(at(3061), &key(1), &unrelated, &()),
+        Verdict::Drop
+    );
     // After a RST the flow closes within 10 s.
     let rst = tcp(a, c, (22, 50000), tcp_flags::RST);
-    assert_eq!(fw.inbound(at(3), &key(1), &rst, &()), Verdict::Pass);
+    assert_eq!(fw.inbound(at(3062), &key(1), &rst, &()), Verdict::Pass);
     let late = tcp(a, c, (22, 50000), tcp_flags::ACK);
-    assert_eq!(fw.inbound(at(14), &key(1), &late, &()), Verdict::Drop);
+    assert_eq!(fw.inbound(at(3073), &key(1), &late, &()), Verdict::Drop);
 }
 
 #[test]
