@@ -8,6 +8,9 @@ use crate::core::identity::PublicKey;
 use crate::core::node::Node;
 use crate::core::time::Instant;
 
+/// Would-drop lines logged a second at most (log-only mode); the rest are only counted.
+const WOULD_DROP_LOGS_PER_SECOND: f64 = 10.0;
+
 /// The firewall, the roles it knows, and rejections waiting to be written to the TUN device.
 pub(crate) struct FirewallGate {
     pub(crate) firewall: Firewall,
@@ -15,6 +18,8 @@ pub(crate) struct FirewallGate {
     pub(crate) roles: HashMap<PublicKey, Vec<String>>,
     /// ICMPv6 answers to rejected outbound packets, for the local host.
     to_host: Vec<Vec<u8>>,
+    /// Budget of would-drop log lines.
+    logs: crate::core::rate::TokenBucket,
 }
 
 impl FirewallGate {
@@ -32,6 +37,11 @@ impl FirewallGate {
             firewall: Firewall::new(settings, now),
             roles: HashMap::new(),
             to_host: Vec::new(),
+            logs: crate::core::rate::TokenBucket::new(
+                WOULD_DROP_LOGS_PER_SECOND,
+                WOULD_DROP_LOGS_PER_SECOND,
+                now,
+            ),
         }
     }
 
@@ -67,8 +77,26 @@ impl FirewallGate {
         }
     }
 
-    /// Answers to rejected outbound packets, to write to the TUN device.
-    pub(crate) fn take_answers(&mut self) -> Vec<Vec<u8>> {
+    /// Answers to rejected outbound packets, to write to the TUN device. Also logs what a
+    /// log-only firewall would have dropped (10 lines a second at most).
+    pub(crate) fn take_answers(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        while let Some(report) = self.firewall.poll_would_drop() {
+            if !self.logs.take_many(now, 1) {
+                continue;
+            }
+            let upper = &report.packet.upper;
+            tracing::info!(
+                direction = ?report.direction,
+                action = ?report.action,
+                rule = report.rule.map(|i| i + 1),
+                from = %report.packet.source,
+                to = %report.packet.destination,
+                sender = ?report.key.map(|k| crate::services::identity::did_key::did_key(&k)),
+                protocol = upper.protocol(),
+                port = ?upper.destination_port(),
+                "firewall (log only): would drop"
+            );
+        }
         std::mem::take(&mut self.to_host)
     }
 

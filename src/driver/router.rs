@@ -477,12 +477,9 @@ impl Router {
                 DeliveryKind::Probe => {}
             }
         }
-        packets.extend(
-            self.firewall
-                .take_answers()
-                .into_iter()
-                .map(bytes::Bytes::from),
-        );
+        let now = self.clock.now();
+        let answers = self.firewall.take_answers(now);
+        packets.extend(answers.into_iter().map(bytes::Bytes::from));
         self.write_packets(packets).await;
         let mut closed = BTreeSet::new();
         let mut connections = BTreeMap::new();

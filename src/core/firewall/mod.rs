@@ -119,6 +119,24 @@ pub struct Counters {
     pub revoked: u64,
 }
 
+/// Would-drop reports kept for the caller to log (log-only mode), at most.
+pub const MAX_WOULD_DROP_REPORTS: usize = 64;
+
+/// A packet a log-only firewall passed but would have dropped or rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WouldDrop {
+    /// Which way it went.
+    pub direction: Direction,
+    /// Its headers.
+    pub packet: Packet,
+    /// The sender's key (inbound).
+    pub key: Option<PublicKey>,
+    /// The rule that would have dropped it (its index), or `None` for the default policy.
+    pub rule: Option<usize>,
+    /// What would have happened.
+    pub action: Action,
+}
+
 /// The firewall.
 #[derive(Debug)]
 pub struct Firewall {
@@ -129,6 +147,7 @@ pub struct Firewall {
     counters: Counters,
     rejects: TokenBucket,
     next_sweep: Instant,
+    would_drop: std::collections::VecDeque<WouldDrop>,
 }
 
 impl Firewall {
@@ -142,6 +161,7 @@ impl Firewall {
             counters: Counters::default(),
             rejects: TokenBucket::new(REJECTS_PER_SECOND, REJECT_BURST, now),
             next_sweep: now + SWEEP_INTERVAL,
+            would_drop: std::collections::VecDeque::new(),
         }
     }
 
@@ -219,7 +239,8 @@ impl Firewall {
             self.counters.established += 1;
             return Verdict::Pass;
         }
-        let (action, hits) = match self.first_match(direction, &packet, key, roles) {
+        let matched = self.first_match(direction, &packet, key, roles);
+        let (action, hits) = match matched {
             Some(i) => (self.settings.rules[i].action, &mut self.rule_hits[i]),
             None => (
                 self.default_action(direction),
@@ -228,6 +249,15 @@ impl Firewall {
         };
         hits.add(bytes.len());
         if action != Action::Allow {
+            if self.settings.log_only && self.would_drop.len() < MAX_WOULD_DROP_REPORTS {
+                self.would_drop.push_back(WouldDrop {
+                    direction,
+                    packet,
+                    key: key.copied(),
+                    rule: matched,
+                    action,
+                });
+            }
             return self.refuse(now, action, Some(&packet), bytes);
         }
         self.counters.allowed += 1;
@@ -345,6 +375,12 @@ impl Firewall {
             allowed
         });
         self.counters.revoked += revoked;
+    }
+
+    /// The next packet a log-only firewall passed but would have dropped (at most
+    /// [`MAX_WOULD_DROP_REPORTS`] wait; later ones are only counted).
+    pub fn poll_would_drop(&mut self) -> Option<WouldDrop> {
+        self.would_drop.pop_front()
     }
 
     /// When [`Self::handle_timeout`] wants to run.

@@ -209,6 +209,22 @@ fn log_only_passes_what_it_would_drop_and_counts_it() {
     assert_eq!(fw.inbound(at(1), &key(1), &from_a, &()), Verdict::Pass);
     assert_eq!(fw.counters().would_drop, 1);
     assert_eq!(fw.counters().denied, 0);
+    let report = fw.poll_would_drop().unwrap();
+    assert_eq!(
+        (report.rule, report.action, report.key),
+        (None, Action::Deny, Some(key(1)))
+    );
+    assert_eq!(fw.poll_would_drop(), None);
+    for port in 0..100 {
+        let probe = tcp(addr(1), addr(3), (port, 8080), tcp_flags::SYN);
+        assert_eq!(fw.inbound(at(2), &key(1), &probe, &()), Verdict::Pass);
+    }
+    let mut reports = 0;
+    while fw.poll_would_drop().is_some() {
+        reports += 1;
+    }
+    assert_eq!(reports, MAX_WOULD_DROP_REPORTS);
+    assert_eq!(fw.counters().would_drop, 101);
 }
 
 #[test]
