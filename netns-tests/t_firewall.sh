@@ -46,52 +46,10 @@ mesh_wait_links 15 a b c
 c_addr=${MESH_ADDR[c]}
 a_addr=${MESH_ADDR[a]}
 
-# A TCP echo server, and a client that says how a connection attempt ends.
-cat >"$MR_DIR/tcp.py" <<'PY'
-import errno, socket, sys, threading, time
-if sys.argv[1] == "serve":
-    s = socket.socket(socket.AF_INET6)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[2], int(sys.argv[3])))
-    s.listen(64)
-    def echo(c):
-        with c:
-            while data := c.recv(4096):
-                c.sendall(data)
-    while True:
-        threading.Thread(target=echo, args=(s.accept()[0],), daemon=True).start()
-elif sys.argv[1] == "try":
-    s = socket.socket(socket.AF_INET6)
-    s.settimeout(float(sys.argv[4]) if len(sys.argv) > 4 else 2)
-    try:
-        s.connect((sys.argv[2], int(sys.argv[3])))
-        s.sendall(b"hi")
-        print("open" if s.recv(2) == b"hi" else "broken")
-    except PermissionError:
-        print("prohibited")
-    except ConnectionRefusedError:
-        print("refused")
-    except OSError as e:
-        print("timeout" if isinstance(e, socket.timeout) or e.errno == errno.ETIMEDOUT else f"error {e}")
-elif sys.argv[1] == "hold":
-    # Holds a connection, echoing a byte every 0.1 s; prints the time it stopped answering.
-    s = socket.socket(socket.AF_INET6)
-    s.settimeout(2)
-    s.connect((sys.argv[2], int(sys.argv[3])))
-    s.settimeout(0.5)
-    print("held", flush=True)
-    while True:
-        try:
-            s.sendall(b"x")
-            if s.recv(1) != b"x":
-                break
-        except OSError:
-            break
-        time.sleep(0.1)
-    print(f"stopped {time.time():.3f}", flush=True)
-PY
-serve() { in_ns "$1" python3 "$MR_DIR/tcp.py" serve "$2" "$3" >/dev/null 2>&1 & }
-try() { in_ns "$1" python3 "$MR_DIR/tcp.py" try "$2" "$3" "${4:-2}"; }
+# Echo servers and connection probes (tcp_probe.py).
+PROBE="$(cd "$(dirname "$0")" && pwd)/tcp_probe.py"
+serve() { in_ns "$1" python3 "$PROBE" serve "$2" "$3" >/dev/null 2>&1 & }
+try() { in_ns "$1" python3 "$PROBE" try "$2" "$3" "${4:-2}"; }
 serve h "$h_addr" 8080
 serve c "$c_addr" 8080
 serve c "$c_addr" 8081
@@ -145,7 +103,7 @@ done
 [ -n "$opened" ] || fail "b, enrolled as a medic, never reached c:443"
 expect a "$c_addr" 443 timeout 1
 echo "role medic: b reaches c:443 $opened ms after a enrolled it (the registry's propagation); a, not a member, does not"
-in_ns b python3 "$MR_DIR/tcp.py" hold "$c_addr" 443 >"$MR_DIR/hold.log" 2>&1 &
+in_ns b python3 "$PROBE" hold "$c_addr" 443 >"$MR_DIR/hold.log" 2>&1 &
 hold_pid=$!
 wait_until 5 grep -q held "$MR_DIR/hold.log" || fail "b could not hold a connection to c:443"
 start_s=$(date +%s.%N)
@@ -162,7 +120,7 @@ kill "$hold_pid" 2>/dev/null || true
 echo "revocation on a: b's new connections to c:443 refused after $closed ms, its open one cut after $held_ms ms"
 
 # Reload: an iperf3 from b to c:8080 (allowed) runs while c's rules change (8080 opened to a too).
-pkill -f "tcp.py serve $c_addr 8080" || true
+pkill -f "tcp_probe.py serve $c_addr 8080" || true
 sleep 0.2
 in_ns c iperf3 -s -1 -p 8080 -B "$c_addr" >/dev/null 2>&1 &
 sleep 0.3

@@ -18,67 +18,16 @@ mesh_start c a b
 mesh_wait_links 15 a b c
 c_addr=${MESH_ADDR[c]}
 
-cat >"$MR_DIR/tcp.py" <<'PY'
-import random, socket, struct, sys, threading, time
-if sys.argv[1] == "serve":
-    s = socket.socket(socket.AF_INET6)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[2], int(sys.argv[3])))
-    s.listen(1024)
-    def echo(c):
-        with c:
-            while data := c.recv(4096):
-                c.sendall(data)
-    while True:
-        threading.Thread(target=echo, args=(s.accept()[0],), daemon=True).start()
-elif sys.argv[1] == "hold":
-    s = socket.socket(socket.AF_INET6)
-    s.settimeout(2)
-    s.connect((sys.argv[2], int(sys.argv[3])))
-    print("held", flush=True)
-    answered = 0
-    while True:
-        try:
-            s.sendall(b"x")
-            if s.recv(1) != b"x":
-                break
-            answered += 1
-        except OSError:
-            break
-        time.sleep(0.05)
-    print(f"stopped after {answered}", flush=True)
-elif sys.argv[1] == "try":
-    s = socket.socket(socket.AF_INET6)
-    s.settimeout(2)
-    try:
-        s.connect((sys.argv[2], int(sys.argv[3])))
-        s.sendall(b"hi")
-        print("open" if s.recv(2) == b"hi" else "broken")
-    except OSError as e:
-        print(f"failed {e}")
-elif sys.argv[1] == "flood":
-    # Raw TCP SYNs; the kernel fills in the IPv6 header and the TCP checksum (IPV6_CHECKSUM).
-    dest, port, count = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
-    s.setsockopt(socket.IPPROTO_IPV6, 7, 16)  # IPV6_CHECKSUM: at offset 16
-    start = time.time()
-    for i in range(count):
-        sport = random.randrange(1024, 65536)
-        header = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02, 1024, 0, 0)
-        s.sendto(header, (dest, 0))
-        if i % 500 == 499:
-            time.sleep(0.01)  # let the overlay carry them rather than drop at the TUN queue
-    print(f"{count} {time.time() - start:.2f}")
-PY
-in_ns c python3 "$MR_DIR/tcp.py" serve "$c_addr" 8080 >/dev/null 2>&1 &
+PROBE="$(cd "$(dirname "$0")" && pwd)/tcp_probe.py"
+in_ns c python3 "$PROBE" serve "$c_addr" 8080 >/dev/null 2>&1 &
 sleep 0.5
-in_ns b python3 "$MR_DIR/tcp.py" hold "$c_addr" 8080 >"$MR_DIR/hold.log" 2>&1 &
+in_ns b python3 "$PROBE" hold "$c_addr" 8080 >"$MR_DIR/hold.log" 2>&1 &
 wait_until 5 grep -q held "$MR_DIR/hold.log" || fail "b could not connect to c:8080"
 
 tracked() {
     mr c firewall --json | python3 -c 'import json,sys; t=json.load(sys.stdin)["connections"]; print(t["tracked"], t["max"], t["evicted"])'
 }
-in_ns a python3 "$MR_DIR/tcp.py" flood "$c_addr" 8080 "$FLOOD" >"$MR_DIR/flood.log" 2>&1 &
+in_ns a python3 "$PROBE" flood "$c_addr" 8080 "$FLOOD" >"$MR_DIR/flood.log" 2>&1 &
 flood_pid=$!
 most=0
 while kill -0 "$flood_pid" 2>/dev/null; do
@@ -94,7 +43,7 @@ read -r now max evicted < <(tracked)
 [ "$now" -le "$max" ] || fail "c tracks $now connections, above its bound $max"
 [ "$evicted" -gt 0 ] || fail "the flood evicted nothing: it did not fill the table"
 grep -q stopped "$MR_DIR/hold.log" && fail "b's connection to c:8080 broke during the flood: $(cat "$MR_DIR/hold.log")"
-answer=$(in_ns b python3 "$MR_DIR/tcp.py" try "$c_addr" 8080)
+answer=$(in_ns b python3 "$PROBE" try "$c_addr" 8080)
 [ "$answer" = open ] || fail "b cannot open a new connection to c:8080 after the flood: $answer"
 ping_ok a "$c_addr" || fail "a cannot ping c after the flood"
 echo "SYN flood: $sent SYNs in $secs s from random ports; c's table peaked at $most of $max (now $now), $evicted evicted; b's open connection kept echoing and b connects anew"

@@ -671,23 +671,27 @@ fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() {
     assert!(daemon.child.wait().unwrap().success());
 }
 
+/// The did:key of a running daemon.
+fn did_of(d: &Daemon) -> String {
+    let out = ctl(d, &["id", "show", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["did"].as_str().unwrap().to_owned()
+}
+
+/// Runs a control command that must succeed; its standard output.
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let out = ctl(d, args);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn an_owned_namespace_is_shared_read_only_then_for_writing_then_taken_back() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = linked_pair(dir.path());
-    let did = |d: &Daemon| -> String {
-        let out = ctl(d, &["id", "show", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["did"].as_str().unwrap().to_owned()
-    };
-    let (a_did, b_did) = (did(&a), did(&b));
+    let (a_did, b_did) = (did_of(&a), did_of(&b));
     let ns = format!("~{}/plan", a_did.trim_start_matches("did:key:"));
     let run = |d: &Daemon, args: &[&str]| ctl(d, args);
-    let ok = |d: &Daemon, args: &[&str]| {
-        let out = run(d, args);
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
     ok(&a, &["crdt", "incr", &ns, "boats", "--by", "3"]);
     // b may not even write to a's namespace, and is never sent it.
     let refused = run(&b, &["crdt", "incr", &ns, "boats"]);
@@ -745,18 +749,8 @@ fn an_owned_namespace_is_shared_read_only_then_for_writing_then_taken_back() {
 fn a_delegation_token_lets_a_node_write_before_any_grant_reaches_it() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = linked_pair(dir.path());
-    let did = |d: &Daemon| -> String {
-        let out = ctl(d, &["id", "show", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["did"].as_str().unwrap().to_owned()
-    };
-    let (a_did, b_did) = (did(&a), did(&b));
+    let (a_did, b_did) = (did_of(&a), did_of(&b));
     let ns = format!("~{}/plan", a_did.trim_start_matches("did:key:"));
-    let ok = |d: &Daemon, args: &[&str]| {
-        let out = ctl(d, args);
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
     ok(&a, &["crdt", "incr", &ns, "boats", "--by", "3"]);
     let resource = format!("crdt://{ns}");
     let token = ok(

@@ -28,6 +28,19 @@ fn incr(replica: &mut Replica, key: &NodeKey, namespace: &str, item: &str) -> In
     replica.insert_verified(&change, &change.encode())
 }
 
+/// `owner` grants `writer` write access to `namespace`, applied.
+fn grant_write(replica: &mut Replica, owner: &NodeKey, namespace: &str, writer: &NodeKey) {
+    let grant = AccessOp::Grant {
+        subject: Subject::Key(Actor(*writer.public_key().as_bytes())),
+        level: Level::Write,
+    };
+    let change = replica.prepare_access(owner, namespace, &grant, 1).unwrap();
+    assert_eq!(
+        replica.insert_verified(&change, &change.encode()),
+        Inserted::Applied
+    );
+}
+
 fn fish(replica: &Replica, namespace: &str) -> i64 {
     let Some(log) = replica.document(namespace, "ledger") else {
         return 0;
@@ -93,15 +106,7 @@ fn a_writer_stops_at_its_quota_while_other_writers_and_the_owner_go_on() {
         writer_bytes: 1 << 20,
     });
     for writer in [&first, &second] {
-        let grant = AccessOp::Grant {
-            subject: Subject::Key(Actor(*writer.public_key().as_bytes())),
-            level: Level::Write,
-        };
-        let change = replica.prepare_access(&owner, &ns, &grant, 1).unwrap();
-        assert_eq!(
-            replica.insert_verified(&change, &change.encode()),
-            Inserted::Applied
-        );
+        grant_write(&mut replica, &owner, &ns, writer);
     }
     for _ in 0..3 {
         assert_eq!(incr(&mut replica, &first, &ns, "fish"), Inserted::Applied);
@@ -252,15 +257,7 @@ fn writes_follow_grants_and_a_revocation_rebuilds_the_document_without_cut_chang
         Inserted::Refused(_)
     ));
     assert_eq!(fish(&replica, &ns), 1, "the refused change is not stored");
-    let grant = AccessOp::Grant {
-        subject: Subject::Key(Actor(*writer.public_key().as_bytes())),
-        level: Level::Write,
-    };
-    let change = replica.prepare_access(&owner, &ns, &grant, 1).unwrap();
-    assert_eq!(
-        replica.insert_verified(&change, &change.encode()),
-        Inserted::Applied
-    );
+    grant_write(&mut replica, &owner, &ns, &writer);
     // The writer writes twice; the owner, having seen one, revokes it; the second is cut.
     let op = Op::Key("fish".into(), Edit::Increment(10));
     let first = replica
