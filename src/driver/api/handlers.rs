@@ -194,7 +194,7 @@ const ENDPOINTS: &[Endpoint] = &[
     route(
         "POST",
         "/v1/reload",
-        body::NONE,
+        body::URI,
         "read the configuration file again and apply the firewall (as SIGHUP)",
         Handler::Later(super::firewall::api_reload),
     ),
