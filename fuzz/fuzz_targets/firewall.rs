@@ -1,4 +1,4 @@
-//! Packets from anywhere through the firewall: any bytes read as a packet or are refused, and any
+//! Packets from anywhere through the firewall (and router solicitations through their reader): any bytes read as a packet or are refused, and any
 //! sequence of packets in both directions leaves a firewall that never panics and whose table
 //! never passes its bound.
 #![no_main]
@@ -14,6 +14,8 @@ const MAX: usize = 64;
 fuzz_target!(|data: &[u8]| {
     let _ = parse(data);
     let _ = parse_quoted(data);
+    // Router solicitations from a LAN come through the same kind of raw bytes.
+    let _ = meshrouter::core::lan::ra::parse_solicitation(data);
     let keys: Vec<_> = (1..4u8)
         .map(|n| NodeKey::from_seed(&[n; 32]).public_key())
         .collect();

@@ -9,6 +9,7 @@ pub mod address;
 pub mod admission;
 pub mod firewall;
 pub mod identity;
+pub mod lan;
 pub mod link;
 pub mod lookup;
 pub mod node;
