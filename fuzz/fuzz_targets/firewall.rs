@@ -62,4 +62,43 @@ fuzz_target!(|data: &[u8]| {
         assert!(firewall.table().0 <= MAX);
         rest = after;
     }
+    advertise(data);
 });
+
+/// A LAN's advertiser driven by the input: solicitations and time steps in any order. Apart from
+/// the first three, advertisements are never closer than 3 s; after stopping, nothing more.
+fn advertise(data: &[u8]) {
+    use meshrouter::core::lan::advertiser::{Advertiser, MIN_DELAY_BETWEEN};
+    use meshrouter::core::lan::ra::Advertisement;
+    use std::time::Duration;
+    let advertisement = Advertisement {
+        prefix: "300:1::".parse().unwrap(),
+        link_layer: None,
+        router_lifetime: Duration::ZERO,
+        route_lifetime: Duration::from_secs(1800),
+        prefix_lifetimes: (Duration::from_secs(86400), Duration::from_secs(14400)),
+        dns: Vec::new(),
+        dns_lifetime: Duration::ZERO,
+    };
+    let mut now = Instant::from_micros(0);
+    let mut a = Advertiser::new(advertisement, [1; 32], now);
+    let mut sent: Vec<Instant> = Vec::new();
+    for &b in data.iter().take(512) {
+        now = now + Duration::from_millis(u64::from(b) * 97);
+        match b % 4 {
+            0 => a.on_solicitation(now),
+            3 if b > 250 => a.stop(),
+            _ => {}
+        }
+        if a.poll_timeout().is_some_and(|t| t <= now) {
+            a.handle_timeout(now);
+        }
+        while a.poll_transmit().is_some() {
+            sent.push(now);
+        }
+    }
+    for pair in sent.windows(2).skip(3) {
+        let gap = pair[1].saturating_since(pair[0]);
+        assert!(gap >= MIN_DELAY_BETWEEN || pair == &sent[sent.len() - 2..], "{sent:?}");
+    }
+}

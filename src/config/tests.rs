@@ -364,4 +364,9 @@ fn firewall_rules_are_read_and_checked() {
         assert!(line.contains(says), "{bad}: {line}");
     }
     assert!(!parse(&key).unwrap().daemon.firewall.active());
+    let many: String = (0..=super::firewall::MAX_RULES)
+        .map(|_| "[[firewall.rule]]\naction = \"deny\"\n")
+        .collect();
+    let line = error_line(&format!("{key}{many}"));
+    assert!(line.contains("at most 1024 rules"), "{line}");
 }

@@ -182,49 +182,16 @@ fn a_delegation_token_is_redeemed_only_in_its_namespace_level_and_time() {
         incr(&mut replica, &holder, &ns, "fish"),
         Inserted::Refused(_)
     ));
-    let refused = |inserted| matches!(inserted, Inserted::Refused(_));
-    assert!(
-        refused(redeem(
-            &mut replica,
-            &holder,
-            &ns,
-            &token,
-            Level::Write,
-            2_001
-        )),
-        "expired"
-    );
-    assert!(
-        refused(redeem(
-            &mut replica,
-            &holder,
-            &ns,
-            &token,
-            Level::Write,
-            999
-        )),
-        "not yet"
-    );
-    assert!(
-        refused(redeem(
-            &mut replica,
-            &holder,
-            &ns,
-            &token,
-            Level::Manage,
-            1_500
-        )),
-        "wider"
-    );
     let elsewhere = write_here("crdt://other");
-    assert!(refused(redeem(
-        &mut replica,
-        &holder,
-        &ns,
-        &elsewhere,
-        Level::Write,
-        1_500
-    )));
+    for (token, level, secs, why) in [
+        (&token, Level::Write, 2_001, "expired"),
+        (&token, Level::Write, 999, "not yet"),
+        (&token, Level::Manage, 1_500, "wider than the token"),
+        (&elsewhere, Level::Write, 1_500, "another namespace"),
+    ] {
+        let inserted = redeem(&mut replica, &holder, &ns, token, level, secs);
+        assert!(matches!(inserted, Inserted::Refused(_)), "{why}");
+    }
     // Someone else presenting the holder's token: its audience is not them.
     let member = serde_json::json!({
         "op": "redeem", "subject": did_key(&key(3).public_key()), "level": "write",
