@@ -75,6 +75,10 @@ pub struct Daemon {
     pub identity: super::IdentitySettings,
     /// The overlay firewall (off unless configured).
     pub firewall: crate::core::firewall::Settings,
+    /// Interfaces this node is the IPv6 router of: its /64 there, Router Advertisements, DNS.
+    pub lan: Vec<String>,
+    /// Offer LAN hosts a default route through this node (not only routes to the mesh).
+    pub lan_default_route: bool,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -134,6 +138,8 @@ impl Default for Daemon {
             crdt: super::CrdtSettings::default(),
             identity: super::IdentitySettings::default(),
             firewall: crate::core::firewall::Settings::default(),
+            lan: Vec::new(),
+            lan_default_route: false,
             config_path: None,
         }
     }
@@ -151,9 +157,7 @@ pub(super) fn validate(
         daemon.tun_name = match text.as_str() {
             "none" => None,
             "auto" => Some(DEFAULT_TUN_NAME.to_owned()),
-            n if !n.is_empty() && n.len() <= 15 && !n.contains(['/', ' ', '%']) => {
-                Some(n.to_owned())
-            }
+            n if is_interface_name(n) => Some(n.to_owned()),
             _ => {
                 return Err(invalid(
                     name.span(),
@@ -196,10 +200,36 @@ pub(super) fn validate(
     if let Some(path) = raw.api_socket {
         daemon.api_socket = (path.as_os_str() != "none").then_some(path);
     }
+    for name in raw.lan {
+        let text = name.get_ref();
+        if !is_interface_name(text) {
+            return Err(invalid(
+                name.span(),
+                "lan: expected interface names of 1 to 15 characters".into(),
+            ));
+        }
+        if daemon.tun_name.as_deref() == Some(text.as_str()) {
+            return Err(invalid(
+                name.span(),
+                "lan: the TUN interface cannot be a LAN".into(),
+            ));
+        }
+        if daemon.lan.contains(text) {
+            return Err(invalid(name.span(), format!("lan: {text} is listed twice")));
+        }
+        daemon.lan.push(text.clone());
+    }
+    daemon.lan_default_route = raw.lan_default_route;
     daemon.api_group = raw.api_group;
     daemon.user = raw.user;
     daemon.group = raw.group;
     Ok(daemon)
+}
+
+/// What Linux accepts as an interface name (`IFNAMSIZ` less the terminating zero, no `/` or blanks);
+/// `%` is refused too, as it would read as a zone in an address.
+fn is_interface_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 15 && !name.contains(['/', ' ', '%', ':'])
 }
 
 fn password(

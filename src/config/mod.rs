@@ -68,6 +68,10 @@ pub struct RawConfig {
     crdt: Option<crdt::RawCrdt>,
     identity: Option<identity::RawIdentity>,
     firewall: Option<firewall::RawFirewall>,
+    #[serde(default)]
+    lan: Vec<Spanned<String>>,
+    #[serde(default)]
+    lan_default_route: bool,
 }
 
 /// A loaded configuration with its node key resolved.

@@ -250,6 +250,12 @@ fn daemon_settings_are_checked() {
             "[[discovery]]\ninterfaces = \"x\"\ntransport = \"tcp\"",
             "discovery.transport",
         ),
+        ("lan = [\"wlan0\", \"wlan0\"]", "lan: wlan0 is listed twice"),
+        (
+            "lan = [\"meshrouter0\"]",
+            "lan: the TUN interface cannot be a LAN",
+        ),
+        ("lan = [\"eth0:1\"]", "lan: expected interface names"),
     ] {
         let text = format!("private_key = \"{SEED}\"\n{setting}\n");
         let line = error_line(&text);
@@ -262,6 +268,13 @@ fn daemon_settings_are_checked() {
     .unwrap()
     .daemon;
     assert!(d.tun_name.is_none() && d.api_socket.is_none());
+    let lan = parse(&format!(
+        "private_key = \"{SEED}\"\nlan = [\"wlan0\", \"eth1\"]\nlan_default_route = true\n"
+    ))
+    .unwrap()
+    .daemon;
+    assert_eq!(lan.lan, ["wlan0", "eth1"]);
+    assert!(lan.lan_default_route);
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod firewall;
 mod identity;
 mod input;
 mod interfaces;
+mod lan;
 mod links;
 pub mod parallel;
 mod passwords;
@@ -174,6 +175,7 @@ async fn serve(
     mut passwords: passwords::PasswordKeys,
 ) -> Result<(), DriverError> {
     let clock = clock::Clock::new();
+    let public_key = config.node_key.public_key();
     let services = service_thread::start(prepared.services, &config, seed, clock);
     let group_password = (config.daemon.group_password.as_deref()).map(|p| passwords.stretch(p));
     let tls = transport::tls::TlsConfig::new(&config.node_key).map_err(DriverError::Tls)?;
@@ -208,6 +210,16 @@ async fn serve(
         tokio::spawn(readers::beacons(m.clone(), inputs.clone()));
     }
     let discovery = discovery::Discovery::new(multicast, None, 0, clock.now());
+    let lan = lan::LanGateway::start(
+        &lan::LanSettings {
+            interfaces: config.daemon.lan.clone(),
+            default_route: config.daemon.lan_default_route,
+            dns: false,
+        },
+        &public_key,
+        clock,
+        seed,
+    );
     let mut router = Router::new(
         node,
         clock,
@@ -279,6 +291,7 @@ async fn serve(
         _ = interrupt.recv() => info!("SIGINT: stopping"),
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    lan.stop().await;
     Ok(())
 }
 

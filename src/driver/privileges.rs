@@ -1,6 +1,7 @@
 //! Dropping privileges after setup: switch to the configured user and group, and keep only the
 //! capabilities the running daemon needs (`CAP_NET_ADMIN`; `CAP_NET_RAW` when raw Ethernet links are
-//! configured, since interfaces that appear later need new packet sockets). Whatever of this fails
+//! configured, since interfaces that appear later need new packet sockets, or LAN interfaces, whose
+//! raw ICMPv6 sockets are opened again when an interface comes back). Whatever of this fails
 //! stops the daemon: it never runs on with more privilege than it was asked to keep.
 //!
 //! Runs while the process has a single thread, before the async runtime starts: Linux credentials
@@ -19,7 +20,8 @@ use crate::config::Daemon;
 fn needed(config: &Daemon) -> HashSet<Capability> {
     let mut set = HashSet::from([Capability::CAP_NET_ADMIN]);
     let raw = config.discovery.iter().any(|r| r.ethernet)
-        || config.peers.iter().any(|p| p.interface.is_some());
+        || config.peers.iter().any(|p| p.interface.is_some())
+        || !config.lan.is_empty();
     if raw {
         set.insert(Capability::CAP_NET_RAW);
     }
@@ -147,8 +149,8 @@ fn trim_capabilities(
     let permitted = read(sets, CapSet::Permitted)?;
     if keep.contains(&Capability::CAP_NET_RAW) && !permitted.contains(&Capability::CAP_NET_RAW) {
         warn!(
-            "raw Ethernet links are configured but CAP_NET_RAW is not permitted: they will fail \
-             (under systemd, add it to AmbientCapabilities: see ethernet.conf)"
+            "raw Ethernet links or LAN interfaces are configured but CAP_NET_RAW is not permitted: \
+             they will fail (under systemd, add it to AmbientCapabilities: see ethernet.conf or lan.conf)"
         );
     }
     let keep: HashSet<Capability> = keep.intersection(&permitted).copied().collect();

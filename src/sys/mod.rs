@@ -5,6 +5,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod icmp6;
 pub mod io;
 pub mod memory;
 pub mod netdev;

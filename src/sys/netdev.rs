@@ -1,4 +1,4 @@
-//! Giving the TUN interface its IPv6 address and routes (ioctls on an `AF_INET6` socket).
+//! Giving interfaces (the TUN device, LAN interfaces) their IPv6 addresses and routes (ioctls on an `AF_INET6` socket).
 //!
 //! The address and routes vanish with the interface, so a stopped daemon leaves nothing behind.
 
@@ -33,6 +33,23 @@ pub fn add_address(ifindex: u32, addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
     // SAFETY: SIOCSIFADDR on an AF_INET6 socket reads one `in6_ifreq`, which lives on our stack for
     // the whole call and is fully initialised.
     let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFADDR, &request) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes `addr/prefix` from the interface with index `ifindex`.
+pub fn remove_address(ifindex: u32, addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
+    let socket = inet6_socket()?;
+    let request = libc::in6_ifreq {
+        ifr6_addr: in6_addr(addr),
+        ifr6_prefixlen: u32::from(prefix),
+        ifr6_ifindex: ifindex as libc::c_int,
+    };
+    // SAFETY: SIOCDIFADDR on an AF_INET6 socket reads one `in6_ifreq`, which lives on our stack for
+    // the whole call and is fully initialised.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCDIFADDR, &request) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
