@@ -42,6 +42,10 @@ impl PreparedServices {
                 &config.daemon.identity.admins,
             ))
             .validated(registry::NAMESPACE, registry::admit)
+            .ruled(
+                crate::services::names::NAMESPACE,
+                crate::services::names::admit,
+            )
             .with_quota(settings.quota);
             let key = &config.node_key;
             match super::crdt::DaemonCrdt::open(settings, path, key, crdt_seed, replica) {

@@ -3,4 +3,5 @@
 
 pub mod crdt;
 pub mod identity;
+pub mod names;
 pub mod service;

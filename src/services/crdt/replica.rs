@@ -41,6 +41,12 @@ pub enum WriteError {
 pub type Validator =
     fn(&str, &super::document::View, &dyn Fn(&PublicKey) -> bool) -> Result<(), &'static str>;
 
+/// A namespace's rule on the shape of every change to it (its documents, schema and entries),
+/// given the change and who the mesh's admins are: checked on every replica alike before access
+/// control and whatever the namespace's class; an error refuses the change (never stored). The
+/// namespace's `_access` document is not subject to it.
+pub type ChangeRule = fn(&Change, &dyn Fn(&PublicKey) -> bool) -> Result<(), &'static str>;
+
 /// Longest change any replica stores, encoded: the same refusal everywhere.
 pub const MAX_CHANGE_BYTES: usize = 64 * 1024;
 /// Changes one writer may make to one document (its `seq` at most): the same refusal everywhere.
@@ -86,6 +92,8 @@ pub struct Replica {
     access: BTreeMap<String, AccessLog>,
     /// Per namespace, its own rule on contents.
     validators: BTreeMap<String, Validator>,
+    /// Per namespace, its own rule on the shape of changes.
+    rules: BTreeMap<String, ChangeRule>,
     /// What one namespace may take here.
     quota: Quota,
     /// Per namespace, the changes held and their bytes.
@@ -137,6 +145,12 @@ impl Replica {
     /// Adds `namespace`'s own rule on contents (see [`Validator`]).
     pub fn validated(mut self, namespace: &str, validator: Validator) -> Self {
         self.validators.insert(namespace.to_owned(), validator);
+        self
+    }
+
+    /// Adds `namespace`'s rule on the shape of its changes (see [`ChangeRule`]).
+    pub fn ruled(mut self, namespace: &str, rule: ChangeRule) -> Self {
+        self.rules.insert(namespace.to_owned(), rule);
         self
     }
 
@@ -217,6 +231,14 @@ impl Replica {
                 .docs
                 .get_mut(&name)
                 .map_or(Inserted::Duplicate, |l| l.insert(change, encoded));
+        }
+        if let Some(rule) = self.rules.get(&change.namespace)
+            && change.document != ACCESS_DOCUMENT
+        {
+            let root = &self.root;
+            if let Err(why) = rule(change, &|k| root.is_admin(&Actor(*k.as_bytes()))) {
+                return Inserted::Refused(why);
+            }
         }
         if self.over_quota(&change.namespace)
             || self.writer_over_quota(&change.namespace, Actor(*change.actor.as_bytes()))

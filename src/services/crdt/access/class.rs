@@ -42,7 +42,8 @@ pub enum NamespaceClass {
     Unowned,
     /// `identity`: the registry; the admins manage it, anyone reads it.
     Identity,
-    /// `public` and `public/…`: anyone writes; the admins manage it (and may shut a key out).
+    /// `public`, `public/…` and `names` (mesh names, whose own rule keeps each claimant to its own
+    /// entries): anyone writes; the admins manage it (and may shut a key out).
     Public,
     /// Any other name on a mesh with admins: theirs until they grant access.
     Shared,
@@ -65,7 +66,10 @@ impl NamespaceClass {
             NamespaceClass::Open
         } else if namespace == "identity" {
             NamespaceClass::Identity
-        } else if namespace == "public" || namespace.starts_with("public/") {
+        } else if namespace == "public"
+            || namespace.starts_with("public/")
+            || namespace == crate::services::names::NAMESPACE
+        {
             NamespaceClass::Public
         } else {
             NamespaceClass::Shared

@@ -1,0 +1,54 @@
+//! What every replica checks on a change to the names namespace, before anything else (whatever the
+//! namespace's access class): the same verdict everywhere, from the signed change alone.
+
+use crate::core::identity::PublicKey;
+use crate::services::crdt::change::Change;
+use crate::services::crdt::context::Actor;
+use crate::services::crdt::document::{Document, View};
+use crate::services::crdt::field::{Kind, ValueKind};
+
+use super::claim::{Claim, is_label};
+
+/// The schema of every names document: claimant (key hex) → its claim, last writer wins.
+pub const KIND: Kind = Kind::Map(ValueKind::Lww);
+
+/// Admits a change to the names namespace if it is a claim, rewrite or release by its signer of
+/// its own entry: the document is a label, the schema [`KIND`] (so nobody can block a label by
+/// creating it with another schema), every entry it writes is under the signer's own key, every
+/// dot it removes is the signer's (nobody removes another's claim), and every claim it writes
+/// reads as a claim pointing at the signer (an admin's may point at any node).
+pub fn admit(change: &Change, is_admin: &dyn Fn(&PublicKey) -> bool) -> Result<(), &'static str> {
+    if !is_label(&change.document) {
+        return Err("a names document is a label: 1-63 of a-z, 0-9 and -");
+    }
+    if change.kind != KIND {
+        return Err("a names document maps claimants to claims (last writer wins)");
+    }
+    let signer = Actor(*change.actor.as_bytes());
+    let own = |actor: &Actor| *actor == signer;
+    let ctx = &change.delta.ctx;
+    if !ctx.version_vector().keys().all(own) || !ctx.cloud().all(|d| own(&d.actor)) {
+        return Err("a names change removes only its signer's own claims");
+    }
+    let mut added = Document::new(KIND);
+    if !added.apply(&change.delta) {
+        return Err("not a names change");
+    }
+    let View::Map(entries) = added.view() else {
+        return Err("not a names change");
+    };
+    let owner = change.actor.to_hex();
+    for (key, value) in &entries {
+        if *key != owner {
+            return Err("a claimant writes only its own entry (its key in hex)");
+        }
+        let View::Lww(Some(text)) = value else {
+            return Err("a claim is a register");
+        };
+        let claim = Claim::decode(text).map_err(|_| "not a valid claim")?;
+        if claim.target.is_some_and(|t| t != change.actor) && !is_admin(&change.actor) {
+            return Err("only an admin names another node");
+        }
+    }
+    Ok(())
+}
