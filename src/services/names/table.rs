@@ -197,14 +197,9 @@ fn order(entries: &mut [Entry]) {
                 .any(|y| y.owner != x.owner && x.claim.seen.contains(&(y.owner, y.claim.since)))
         })
         .collect();
-    let mut keyed: Vec<_> = entries
-        .iter()
-        .cloned()
-        .zip(followed)
-        .map(|(e, followed)| ((!e.by_admin, followed, e.claim.since, e.owner), e))
-        .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    for (slot, (_, e)) in entries.iter_mut().zip(keyed) {
+    let mut keyed: Vec<(Entry, bool)> = entries.iter().cloned().zip(followed).collect();
+    keyed.sort_by_key(|(e, followed)| (!e.by_admin, *followed, e.claim.since, e.owner));
+    for (slot, (e, _)) in entries.iter_mut().zip(keyed) {
         *slot = e;
     }
 }
