@@ -18,6 +18,8 @@
 
 pub mod admit;
 pub mod claim;
+#[cfg(feature = "services")]
+pub mod dns;
 pub mod table;
 
 pub use self::admit::admit;

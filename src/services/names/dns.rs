@@ -1,0 +1,158 @@
+//! The DNS answers of a node, sans-IO: `.mesh` names and the reverse names of mesh addresses from
+//! the [`NameTable`], everything else forwarded (when upstream servers are configured) or refused.
+//! The message format is `simple-dns`'s; this file only decides. Total: any bytes give an answer
+//! or nothing, never a panic.
+
+use std::net::Ipv6Addr;
+
+use simple_dns::rdata::{AAAA, PTR, RData};
+use simple_dns::{CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, RCODE, ResourceRecord, TYPE};
+
+use super::table::{NameTable, Resolution};
+
+/// How long resolvers may cache our answers: names change rarely, but a released name should not
+/// linger for long.
+pub const TTL: u32 = 60;
+/// Largest answer sent over UDP without EDNS (RFC 1035 §4.2.1); ours are far smaller.
+pub const MAX_UDP_ANSWER: usize = 512;
+/// The reverse zones of the mesh (`200::/7`: first byte 0x02 or 0x03).
+const REVERSE_ZONES: [&str; 2] = ["2.0.ip6.arpa", "3.0.ip6.arpa"];
+
+/// What to do with a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Send this reply.
+    Reply(Vec<u8>),
+    /// Not ours: send the query to an upstream server and relay its answer.
+    Forward,
+    /// Not a query (a response, or too short to answer): say nothing.
+    Ignore,
+}
+
+/// The answer to `query` from `table`; `forwarding` says whether upstream servers are configured.
+pub fn answer(query: &[u8], table: &NameTable, forwarding: bool) -> Answer {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return Answer::Ignore;
+    }
+    if (query[2] >> 3) & 0x0f != 0 {
+        return Answer::Reply(bare_reply(query, RCODE::NotImplemented));
+    }
+    let Ok(packet) = Packet::parse(query) else {
+        return Answer::Reply(bare_reply(query, RCODE::FormatError));
+    };
+    let [question] = packet.questions.as_slice() else {
+        return Answer::Reply(bare_reply(query, RCODE::FormatError));
+    };
+    let name = question.qname.to_string().to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name);
+    let class_in = matches!(question.qclass, QCLASS::CLASS(CLASS::IN) | QCLASS::ANY);
+    let ours = if let Some(address) = reverse_name(name) {
+        Some(match address {
+            Some(addr) if class_in => Found::Pointer(table.reverse(&addr)),
+            _ => Found::Nothing,
+        })
+    } else {
+        match table.resolve(name) {
+            Resolution::NotMesh => None,
+            Resolution::NoSuchName => Some(Found::Nothing),
+            Resolution::Address(addr, _) if class_in => Some(Found::Address(addr)),
+            Resolution::Address(..) => Some(Found::Nothing),
+        }
+    };
+    let Some(found) = ours else {
+        return if forwarding {
+            Answer::Forward
+        } else {
+            Answer::Reply(bare_reply(query, RCODE::Refused))
+        };
+    };
+    let mut reply = Packet::new_reply(packet.id());
+    reply.set_flags(PacketFlag::AUTHORITATIVE_ANSWER);
+    if packet.has_flags(PacketFlag::RECURSION_DESIRED) {
+        reply.set_flags(PacketFlag::RECURSION_DESIRED);
+    }
+    if forwarding {
+        reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
+    }
+    reply.questions.push(question.clone());
+    let wants = |t: TYPE| matches!(question.qtype, QTYPE::ANY) || question.qtype == QTYPE::TYPE(t);
+    let pointer;
+    match &found {
+        Found::Nothing => *reply.rcode_mut() = RCODE::NameError,
+        Found::Address(addr) if wants(TYPE::AAAA) => {
+            reply.answers.push(ResourceRecord::new(
+                question.qname.clone(),
+                CLASS::IN,
+                TTL,
+                RData::AAAA(AAAA {
+                    address: u128::from(*addr),
+                }),
+            ));
+        }
+        Found::Pointer(Some(target)) if wants(TYPE::PTR) => {
+            pointer = target.clone();
+            let Ok(target) = Name::new(&pointer) else {
+                return Answer::Reply(bare_reply(query, RCODE::ServerFailure));
+            };
+            reply.answers.push(ResourceRecord::new(
+                question.qname.clone(),
+                CLASS::IN,
+                TTL,
+                RData::PTR(PTR(target)),
+            ));
+        }
+        Found::Pointer(None) => *reply.rcode_mut() = RCODE::NameError,
+        // The name exists with no record of the asked type: NOERROR, no answer (NODATA).
+        Found::Address(_) | Found::Pointer(_) => {}
+    }
+    match reply.build_bytes_vec_compressed() {
+        Ok(bytes) if bytes.len() <= MAX_UDP_ANSWER => Answer::Reply(bytes),
+        _ => Answer::Reply(bare_reply(query, RCODE::ServerFailure)),
+    }
+}
+
+/// What the table holds for a name of ours.
+enum Found {
+    Address(Ipv6Addr),
+    Pointer(Option<String>),
+    Nothing,
+}
+
+/// For a name in the mesh's reverse zones: `Some(address)` if it names a whole address, `Some(None)`
+/// for any other name in the zones; `None` outside them.
+fn reverse_name(name: &str) -> Option<Option<Ipv6Addr>> {
+    REVERSE_ZONES
+        .iter()
+        .find(|z| name == **z || name.ends_with(&format!(".{z}")))?;
+    let Some(nibbles) = name.strip_suffix(".ip6.arpa") else {
+        return Some(None);
+    };
+    let digits: Vec<&str> = nibbles.split('.').collect();
+    if digits.len() != 32 {
+        return Some(None);
+    }
+    let mut value: u128 = 0;
+    for digit in digits.iter().rev() {
+        let [d] = digit.as_bytes() else {
+            return Some(None);
+        };
+        let Some(v) = char::from(*d).to_digit(16) else {
+            return Some(None);
+        };
+        value = (value << 4) | u128::from(v);
+    }
+    Some(Some(Ipv6Addr::from(value)))
+}
+
+/// A reply with only a header: the query's id, opcode and RD flag, and `rcode` (for queries we
+/// cannot or will not read further).
+fn bare_reply(query: &[u8], rcode: RCODE) -> Vec<u8> {
+    let mut header = [0u8; 12];
+    header[..2].copy_from_slice(&query[..2]);
+    header[2] = 0x80 | (query[2] & 0x79);
+    header[3] = rcode as u8;
+    header.to_vec()
+}
+
+#[cfg(test)]
+mod tests;
