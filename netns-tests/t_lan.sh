@@ -4,11 +4,15 @@
 # accept_ra_rt_info_max_plen = 128 (as Android and iOS take Route Information options). Checked: the
 # phone has a SLAAC address in a's /64 within 5 s of a's start; the advertisement carries the /64, routes
 # to 200::/7 and 300::/8 and hop limit 255, and no default route; the phone's kernel installs the routes;
-# phone and laptop reach every node and each other; when a stops, its routes leave the phone.
+# the advertisement names a as DNS server (RDNSS); the phone resolves server.mesh (claimed by c) at that
+# server and fetches a page from c's web server by that name; other names are refused (no upstream),
+# unknown .mesh names get NXDOMAIN, c's address maps back to server.mesh; phone and laptop reach every
+# node and each other; when a stops, its routes leave the phone.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
 
 RA_PROBE="$(cd "$(dirname "$0")" && pwd)/ra_probe.py"
+DNS_PROBE="$(cd "$(dirname "$0")" && pwd)/dns_probe.py"
 
 # A device: a namespace with the kernel's defaults (not ns_add, which turns DAD off), on NODE's LAN.
 device() {
@@ -22,7 +26,8 @@ device() {
 
 mesh_node a 'lan = ["a-phone"]'
 mesh_node b
-mesh_node c 'lan = ["c-laptop"]'
+mesh_node c 'lan = ["c-laptop"]
+name = "server"'
 mesh_link a b
 mesh_link b c
 device phone a
@@ -66,7 +71,11 @@ assert [p[:2] for p in ra["prefixes"]] == [[net, 64]], ra["prefixes"]
 assert sorted(r[:2] for r in ra["routes"]) == [["200::", 7], ["300::", 8]], ra["routes"]
 assert all(r[2] > 0 for r in ra["routes"]), ra["routes"]
 assert ra["slla"] is not None
+import ipaddress
+assert [d[0] for d in ra["rdnss"]] == [str(ipaddress.ip_network(subnet)[1])], ra["rdnss"]
+assert all(d[1] > 0 for d in ra["rdnss"]), ra["rdnss"]
 PY
+dns=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rdnss"][0][0])' "$ra")
 routes=$(in_ns phone ip -6 route show proto ra)
 echo "$routes" | grep -q '^200::/7 via fe80' || fail "no route to 200::/7 on the phone: $routes"
 echo "$routes" | grep -q '^300::/8 via fe80' || fail "no route to 300::/8 on the phone: $routes"
@@ -81,6 +90,27 @@ for target in "$phone" "${MESH_ADDR[a]}"; do
     wait_until 10 ping_ok laptop "$target" || fail "the laptop cannot reach $target"
 done
 echo "phone reaches a, b, c and the laptop behind c; the laptop reaches the phone back"
+
+# Names: c claims "server" at start; the claim travels to a through b (CRDT sync).
+mkdir -p "$MR_DIR/www" && echo "hello from c" >"$MR_DIR/www/index.html"
+in_ns c python3 -m http.server --bind "${MESH_ADDR[c]}" --directory "$MR_DIR/www" 8080 >/dev/null 2>&1 &
+resolves() { in_ns phone python3 "$DNS_PROBE" query "$dns" server.mesh | grep -q "\"${MESH_ADDR[c]}\""; }
+start=$(now_ms)
+wait_until 15 resolves || fail "the phone cannot resolve server.mesh at $dns: $(in_ns phone python3 "$DNS_PROBE" query "$dns" server.mesh)"
+echo "phone: server.mesh -> ${MESH_ADDR[c]} at the advertised DNS server $dns ($(($(now_ms) - start)) ms after the links were up)"
+page=$(in_ns phone python3 "$DNS_PROBE" fetch "$dns" http://server.mesh:8080/) || fail "the phone cannot fetch http://server.mesh:8080/"
+[ "$page" = "hello from c" ] || fail "wrong page: $page"
+echo "phone: fetched http://server.mesh:8080/ from c"
+rcode() { in_ns phone python3 "$DNS_PROBE" query "$dns" "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rcode"])'; }
+[ "$(rcode example.com)" = 5 ] || fail "a non-mesh name was not refused"
+[ "$(rcode nobody.mesh)" = 3 ] || fail "an unknown mesh name was not NXDOMAIN"
+ptr=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_address(sys.argv[1]).reverse_pointer)' "${MESH_ADDR[c]}")
+in_ns phone python3 "$DNS_PROBE" query "$dns" "$ptr" PTR | grep -q '"server.mesh"' || fail "c's address does not map back to server.mesh"
+in_ns phone python3 "$DNS_PROBE" query "$dns" server.mesh AAAA tcp | grep -q "\"${MESH_ADDR[c]}\"" || fail "no answer over TCP"
+echo "DNS: example.com refused, nobody.mesh NXDOMAIN, PTR of c -> server.mesh, TCP answers"
+# b has no LAN and no responder on the overlay: a query from b to a's address goes unanswered.
+in_ns b python3 "$DNS_PROBE" query "[${MESH_ADDR[a]}]:53" server.mesh >/dev/null 2>&1 && fail "a answered a query from the overlay"
+echo "DNS: a query from another mesh node to a's address is not answered"
 
 # Stopping: a's last advertisement takes its routes away at once.
 kill -TERM "$(cat "$MR_DIR/a.pid")"

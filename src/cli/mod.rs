@@ -10,6 +10,8 @@ mod genconf;
 #[cfg(feature = "services")]
 mod identity;
 mod info;
+#[cfg(feature = "services")]
+mod names;
 mod run;
 mod table;
 
@@ -127,6 +129,23 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    #[cfg(feature = "services")]
+    /// Mesh names (NAME.mesh): list them, claim one for this node, release it.
+    Names {
+        #[command(subcommand)]
+        command: Option<names::NamesCommand>,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    #[cfg(feature = "services")]
+    /// Resolve a mesh name (clinic.mesh, clinic.<key prefix>.mesh) to its address, or a mesh
+    /// address to its name, as the node's DNS responder does.
+    Resolve {
+        /// A name or an IPv6 address.
+        name: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Show this node's public key, IPv6 address, routed /64 and did:key.
     Info {
         /// Configuration file to read the node key from.
@@ -180,6 +199,13 @@ pub(crate) fn main() -> ExitCode {
             command,
             endpoint: e,
         } => identity::run(&e.socket, command, e.json),
+        #[cfg(feature = "services")]
+        Command::Names {
+            command,
+            endpoint: e,
+        } => names::run(&e.socket, command, e.json),
+        #[cfg(feature = "services")]
+        Command::Resolve { name, endpoint: e } => names::resolve(&e.socket, &name, e.json),
         Command::Removepeer { uri, endpoint: e } => {
             control::run(&e.socket, control::Query::RemovePeer(uri), e.json)
         }

@@ -79,6 +79,10 @@ pub struct Daemon {
     pub lan: Vec<String>,
     /// Offer LAN hosts a default route through this node (not only routes to the mesh).
     pub lan_default_route: bool,
+    /// The mesh name this node claims (`name.mesh`).
+    pub name: Option<String>,
+    /// The DNS responder.
+    pub dns: super::DnsSettings,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -140,6 +144,8 @@ impl Default for Daemon {
             firewall: crate::core::firewall::Settings::default(),
             lan: Vec::new(),
             lan_default_route: false,
+            name: None,
+            dns: super::DnsSettings::default(),
             config_path: None,
         }
     }

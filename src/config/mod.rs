@@ -7,6 +7,7 @@
 
 mod crdt;
 mod daemon;
+mod dns;
 mod error;
 mod firewall;
 mod identity;
@@ -23,6 +24,7 @@ pub use self::crdt::{CrdtSettings, DEFAULT_CRDT_DATABASE};
 pub use self::daemon::{
     DEFAULT_API_SOCKET, DEFAULT_TUN_MTU, DEFAULT_TUN_NAME, Daemon, DiscoveryRule,
 };
+pub use self::dns::{DNS_PORT, DnsSettings, MAX_DNS_ADDRESSES};
 pub use self::error::{ConfigError, ConfigErrorKind};
 pub use self::identity::IdentitySettings;
 pub use self::link_uri::{LinkUri, LinkUriError};
@@ -72,6 +74,8 @@ pub struct RawConfig {
     lan: Vec<Spanned<String>>,
     #[serde(default)]
     lan_default_route: bool,
+    name: Option<Spanned<String>>,
+    dns: Option<dns::RawDns>,
 }
 
 /// A loaded configuration with its node key resolved.
@@ -112,10 +116,14 @@ impl Config {
         let crdt = crdt::validate(raw.crdt.take(), &located)?;
         let identity = identity::validate(raw.identity.take(), &located)?;
         let firewall = firewall::validate(raw.firewall.take(), &located)?;
+        let name = dns::name(raw.name.take(), &located)?;
+        let dns = dns::validate(raw.dns.take(), &located)?;
         let mut daemon = daemon::validate(raw, &located)?;
         daemon.crdt = crdt;
         daemon.identity = identity;
         daemon.firewall = firewall;
+        daemon.name = name;
+        daemon.dns = dns;
         Ok(Self {
             node_key,
             daemon,

@@ -179,6 +179,7 @@ fn every_documented_setting_parses_when_uncommented() {
                     || k.starts_with("crdt.")
                     || k.starts_with("identity.")
                     || k.starts_with("firewall.")
+                    || k.starts_with("dns.")
             });
         in_array = is_setting && setting.ends_with(" = [");
         if is_setting && !setting.starts_with("private_key") {
@@ -256,6 +257,9 @@ fn daemon_settings_are_checked() {
             "lan: the TUN interface cannot be a LAN",
         ),
         ("lan = [\"eth0:1\"]", "lan: expected interface names"),
+        ("name = \"Clinic\"", "name: expected 1 to 63"),
+        ("dns.upstream = [\"resolver\"]", "dns.upstream: expected IP"),
+        ("dns.listen = [\"::1\", \"x\"]", "dns.listen: expected IP"),
     ] {
         let text = format!("private_key = \"{SEED}\"\n{setting}\n");
         let line = error_line(&text);
@@ -275,6 +279,20 @@ fn daemon_settings_are_checked() {
     .daemon;
     assert_eq!(lan.lan, ["wlan0", "eth1"]);
     assert!(lan.lan_default_route);
+    assert!(lan.dns.runs(&lan.lan) && !lan.dns.runs(&[]));
+    let named = parse(&format!(
+        "private_key = \"{SEED}\"\nname = \"clinic.mesh\"\ndns.upstream = [\"2001:db8::53\", \"192.0.2.1:5353\"]\n"
+    ))
+    .unwrap()
+    .daemon;
+    assert_eq!(named.name.as_deref(), Some("clinic"));
+    assert_eq!(
+        named.dns.upstream,
+        [
+            "[2001:db8::53]:53".parse().unwrap(),
+            "192.0.2.1:5353".parse().unwrap()
+        ]
+    );
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub(crate) struct DaemonCrdt {
     /// Which document each recent version changed.
     changed: VecDeque<(u64, DocName)>,
     watchers: Vec<Watcher>,
+    /// A document of the names namespace changed since the name table was last built.
+    pub(crate) names_changed: bool,
 }
 
 impl DaemonCrdt {
@@ -77,6 +79,8 @@ impl DaemonCrdt {
             version: 0,
             changed: VecDeque::new(),
             watchers: Vec::new(),
+            // Built once at start from what the store holds.
+            names_changed: true,
         })
     }
 
@@ -179,6 +183,9 @@ impl DaemonCrdt {
     /// Notes that `doc` changed and wakes the watchers.
     fn record(&mut self, _now: Instant, doc: &DocName, applied: u64) {
         self.version += applied.max(1);
+        if doc.0 == crate::services::names::NAMESPACE {
+            self.names_changed = true;
+        }
         self.changed.push_back((self.version, doc.clone()));
         while self.changed.len() > CHANGE_LOG {
             self.changed.pop_front();

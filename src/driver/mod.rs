@@ -21,6 +21,8 @@ pub mod crdt_store;
 #[cfg(feature = "services")]
 mod crdt_writer;
 mod discovery;
+#[cfg(feature = "services")]
+mod dns;
 mod error;
 mod firewall;
 #[cfg(feature = "services")]
@@ -29,6 +31,8 @@ mod input;
 mod interfaces;
 mod lan;
 mod links;
+#[cfg(feature = "services")]
+mod names;
 pub mod parallel;
 mod passwords;
 mod peers;
@@ -64,6 +68,8 @@ struct Prepared {
     multicast: Option<std::net::UdpSocket>,
     discovery_links: Option<std::net::UdpSocket>,
     services: services::PreparedServices,
+    #[cfg(feature = "services")]
+    dns: Option<dns::PreparedDns>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
@@ -158,6 +164,8 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
             })?;
         (Some(multicast), Some(links))
     };
+    #[cfg(feature = "services")]
+    let dns = dns::PreparedDns::bind(daemon, &config.node_key.public_key())?;
     Ok(Prepared {
         tun,
         api,
@@ -165,6 +173,8 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
         multicast,
         discovery_links,
         services,
+        #[cfg(feature = "services")]
+        dns,
     })
 }
 
@@ -176,6 +186,10 @@ async fn serve(
 ) -> Result<(), DriverError> {
     let clock = clock::Clock::new();
     let public_key = config.node_key.public_key();
+    #[cfg(feature = "services")]
+    if let Some(dns) = prepared.dns {
+        dns.start(prepared.services.name_feed());
+    }
     let services = service_thread::start(prepared.services, &config, seed, clock);
     let group_password = (config.daemon.group_password.as_deref()).map(|p| passwords.stretch(p));
     let tls = transport::tls::TlsConfig::new(&config.node_key).map_err(DriverError::Tls)?;
@@ -214,7 +228,7 @@ async fn serve(
         &lan::LanSettings {
             interfaces: config.daemon.lan.clone(),
             default_route: config.daemon.lan_default_route,
-            dns: false,
+            dns: announces_dns(&config.daemon, &public_key),
         },
         &public_key,
         clock,
@@ -293,6 +307,21 @@ async fn serve(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     lan.stop().await;
     Ok(())
+}
+
+/// Whether LAN devices are told to use this node's DNS responder: it runs and listens on the LAN
+/// address.
+fn announces_dns(daemon: &crate::config::Daemon, key: &crate::core::identity::PublicKey) -> bool {
+    #[cfg(feature = "services")]
+    {
+        let lan_dns = (lan::gateway_address(key), crate::config::DNS_PORT).into();
+        daemon.dns.runs(&daemon.lan) && dns::listen_addresses(daemon, key).contains(&lan_dns)
+    }
+    #[cfg(not(feature = "services"))]
+    {
+        let _ = (daemon, key);
+        false
+    }
 }
 
 /// Unmaps the code that only starting up ran (see [`crate::sys::memory::release_startup_code`]) and

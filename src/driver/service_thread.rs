@@ -280,6 +280,7 @@ mod running {
         if let Err(e) = crate::sys::thread::run_in_background() {
             tracing::debug!("the services' thread keeps its priority: {e}");
         }
+        context.services.refresh_names(context.clock.now());
         loop {
             let now = context.clock.now();
             let input = match context.services.poll_timeout() {
@@ -306,6 +307,7 @@ mod running {
                     return;
                 }
             }
+            context.services.refresh_names(context.clock.now());
             if let Some(roles) = context.services.roles_if_changed()
                 && outbound.blocking_send(FromServices::Roles(roles)).is_err()
             {

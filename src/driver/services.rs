@@ -13,6 +13,8 @@ use crate::core::time::Instant;
 #[cfg(feature = "services")]
 pub(crate) struct PreparedServices {
     crdt: Option<super::crdt::DaemonCrdt>,
+    names: super::names::DaemonNames,
+    name_feed: super::names::NameFeed,
 }
 
 /// What privileged setup opened for the services (nothing: built without them).
@@ -26,6 +28,8 @@ pub(crate) struct Services {
     pub(crate) crdt: Option<super::crdt::DaemonCrdt>,
     /// The identity service.
     pub(crate) identity: super::identity::IdentityHost,
+    /// Mesh names (over the CRDT service).
+    pub(crate) names: super::names::DaemonNames,
 }
 
 #[cfg(feature = "services")]
@@ -59,7 +63,20 @@ impl PreparedServices {
                 }
             }
         });
-        Self { crdt }
+        let (names, name_feed) = super::names::DaemonNames::new(
+            trust_root(&config.daemon.identity.admins),
+            config.daemon.name.clone(),
+        );
+        Self {
+            crdt,
+            names,
+            name_feed,
+        }
+    }
+
+    /// The name table as it changes, for the DNS responder.
+    pub(crate) fn name_feed(&self) -> super::names::NameFeed {
+        self.name_feed.clone()
     }
 
     /// Starts the services for the node of `config` (to run on their own thread).
@@ -75,6 +92,7 @@ impl PreparedServices {
         Services {
             crdt: self.crdt,
             identity,
+            names: self.names,
         }
     }
 }
@@ -139,6 +157,14 @@ impl Services {
     ) -> Option<std::collections::HashMap<PublicKey, Vec<String>>> {
         let now_secs = super::clock::wall_micros() / 1_000_000;
         self.identity.roles_if_changed(self.crdt.as_ref(), now_secs)
+    }
+
+    /// Builds the name table again if names changed (and claims the configured name once).
+    pub(crate) fn refresh_names(&mut self, now: Instant) {
+        if let Some(crdt) = &mut self.crdt {
+            let wall_millis = super::clock::wall_micros() / 1000;
+            self.names.refresh(crdt, now, wall_millis);
+        }
     }
 
     /// A link to `peer` came up (`up`) or went down.

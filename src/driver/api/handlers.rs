@@ -9,6 +9,8 @@ use super::crdt;
 use super::crdt_access;
 #[cfg(feature = "services")]
 use super::identity::route as id;
+#[cfg(feature = "services")]
+use super::names;
 use super::{ApiRequest, ApiResponse};
 use crate::config::LinkUri;
 use crate::core::address::{node_address, node_subnet};
@@ -203,6 +205,34 @@ const ENDPOINTS: &[Endpoint] = &[
 /// The services' endpoints.
 #[cfg(feature = "services")]
 const SERVICE_ENDPOINTS: &[Endpoint] = &[
+    route(
+        "GET",
+        "/v1/names",
+        body::NONE,
+        "mesh names: every label with its claims, the holder first",
+        Handler::Service(ServiceCall::Now(names::names)),
+    ),
+    route(
+        "POST",
+        "/v1/names/resolve",
+        body::SMALL,
+        "a mesh name to its address, or an address to its name: {\"name\"}",
+        Handler::Service(ServiceCall::Now(names::resolve)),
+    ),
+    route(
+        "POST",
+        "/v1/names/claim",
+        body::SMALL,
+        "claim a mesh name for this node: {\"name\", \"for\" (admins: another node's key)}",
+        Handler::Service(ServiceCall::Now(names::claim)),
+    ),
+    route(
+        "POST",
+        "/v1/names/release",
+        body::SMALL,
+        "release this node's claim on a mesh name: {\"name\"}",
+        Handler::Service(ServiceCall::Now(names::release)),
+    ),
     route(
         "GET",
         "/v1/crdt",

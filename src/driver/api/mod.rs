@@ -18,6 +18,8 @@ mod handlers;
 mod http;
 #[cfg(feature = "services")]
 mod identity;
+#[cfg(feature = "services")]
+mod names;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
