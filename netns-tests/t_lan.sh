@@ -111,6 +111,10 @@ echo "DNS: example.com refused, nobody.mesh NXDOMAIN, PTR of c -> server.mesh, T
 # b has no LAN and no responder on the overlay: a query from b to a's address goes unanswered.
 in_ns b python3 "$DNS_PROBE" query "[${MESH_ADDR[a]}]:53" server.mesh >/dev/null 2>&1 && fail "a answered a query from the overlay"
 echo "DNS: a query from another mesh node to a's address is not answered"
+# Throughput (a figure, not a pass mark: 64 queries in flight from the phone for 3 s).
+bench=$(in_ns phone python3 "$DNS_PROBE" bench "$dns" server.mesh 3)
+echo "DNS: $bench"
+python3 -c 'import json,sys; assert json.loads(sys.argv[1])["answered"] > 0' "$bench" || fail "no query answered under load"
 
 # Stopping: a's last advertisement takes its routes away at once.
 kill -TERM "$(cat "$MR_DIR/a.pid")"
