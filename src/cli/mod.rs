@@ -12,6 +12,8 @@ mod identity;
 mod info;
 #[cfg(feature = "services")]
 mod names;
+#[cfg(feature = "services")]
+mod nodeinfo;
 mod run;
 mod table;
 
@@ -146,6 +148,15 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    #[cfg(feature = "services")]
+    /// Show the NodeInfo this node publishes, or ask NODE for its own over the overlay (a hex key,
+    /// a did:key, a mesh name such as clinic.mesh, or an address).
+    Nodeinfo {
+        /// The node to ask (default: this node).
+        node: Option<String>,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Show this node's public key, IPv6 address, routed /64 and did:key.
     Info {
         /// Configuration file to read the node key from.
@@ -204,6 +215,10 @@ pub(crate) fn main() -> ExitCode {
             command,
             endpoint: e,
         } => names::run(&e.socket, command, e.json),
+        #[cfg(feature = "services")]
+        Command::Nodeinfo { node, endpoint: e } => {
+            nodeinfo::run(&e.socket, node.as_deref(), e.json)
+        }
         #[cfg(feature = "services")]
         Command::Resolve { name, endpoint: e } => names::resolve(&e.socket, &name, e.json),
         Command::Removepeer { uri, endpoint: e } => {

@@ -83,6 +83,8 @@ pub struct Daemon {
     pub name: Option<String>,
     /// The DNS responder.
     pub dns: super::DnsSettings,
+    /// The NodeInfo this node publishes (a JSON object).
+    pub nodeinfo: String,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -146,6 +148,10 @@ impl Default for Daemon {
             lan_default_route: false,
             name: None,
             dns: super::DnsSettings::default(),
+            nodeinfo: format!(
+                "{{\"software\":\"meshrouter\",\"version\":\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
             config_path: None,
         }
     }

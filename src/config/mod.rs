@@ -13,6 +13,7 @@ mod firewall;
 mod identity;
 mod key_file;
 mod link_uri;
+mod nodeinfo;
 mod scheme;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,9 @@ pub struct RawConfig {
     lan_default_route: bool,
     name: Option<Spanned<String>>,
     dns: Option<dns::RawDns>,
+    nodeinfo: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    nodeinfo_privacy: bool,
 }
 
 /// A loaded configuration with its node key resolved.
@@ -118,12 +122,19 @@ impl Config {
         let firewall = firewall::validate(raw.firewall.take(), &located)?;
         let name = dns::name(raw.name.take(), &located)?;
         let dns = dns::validate(raw.dns.take(), &located)?;
+        let nodeinfo = nodeinfo::validate(
+            raw.nodeinfo.take(),
+            raw.nodeinfo_privacy,
+            name.as_deref(),
+            &located,
+        )?;
         let mut daemon = daemon::validate(raw, &located)?;
         daemon.crdt = crdt;
         daemon.identity = identity;
         daemon.firewall = firewall;
         daemon.name = name;
         daemon.dns = dns;
+        daemon.nodeinfo = nodeinfo;
         Ok(Self {
             node_key,
             daemon,

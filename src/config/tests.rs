@@ -180,6 +180,7 @@ fn every_documented_setting_parses_when_uncommented() {
                     || k.starts_with("identity.")
                     || k.starts_with("firewall.")
                     || k.starts_with("dns.")
+                    || k.starts_with("nodeinfo.")
             });
         in_array = is_setting && setting.ends_with(" = [");
         if is_setting && !setting.starts_with("private_key") {
@@ -286,6 +287,36 @@ fn daemon_settings_are_checked() {
     .unwrap()
     .daemon;
     assert_eq!(named.name.as_deref(), Some("clinic"));
+    let info: serde_json::Value = serde_json::from_str(&named.nodeinfo).unwrap();
+    assert_eq!(
+        (info["name"].as_str(), info["software"].as_str()),
+        (Some("clinic.mesh"), Some("meshrouter"))
+    );
+    let described = parse(&format!(
+        "private_key = \"{SEED}\"\n[nodeinfo]\nlocation = \"harbour\"\nservices = [\"web\"]\n"
+    ))
+    .unwrap()
+    .daemon;
+    let info: serde_json::Value = serde_json::from_str(&described.nodeinfo).unwrap();
+    assert_eq!(
+        (info["location"].as_str(), info["services"][0].as_str()),
+        (Some("harbour"), Some("web"))
+    );
+    let private = parse(&format!(
+        "private_key = \"{SEED}\"\nnodeinfo_privacy = true\nname = \"x\"\n[nodeinfo]\nlocation = \"harbour\"\n"
+    ))
+    .unwrap()
+    .daemon;
+    let info: serde_json::Value = serde_json::from_str(&private.nodeinfo).unwrap();
+    assert_eq!(info.as_object().unwrap().len(), 2, "{info}");
+    let big = error_line(&format!(
+        "private_key = \"{SEED}\"\n[nodeinfo]\nnotes = \"{}\"\n",
+        "x".repeat(5000)
+    ));
+    assert!(
+        big.contains("nodeinfo: a NodeInfo may take 4096 bytes"),
+        "{big}"
+    );
     assert_eq!(
         named.dns.upstream,
         [

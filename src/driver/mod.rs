@@ -33,6 +33,8 @@ mod lan;
 mod links;
 #[cfg(feature = "services")]
 mod names;
+#[cfg(feature = "services")]
+mod nodeinfo;
 pub mod parallel;
 mod passwords;
 mod peers;

@@ -30,6 +30,8 @@ pub(crate) struct Services {
     pub(crate) identity: super::identity::IdentityHost,
     /// Mesh names (over the CRDT service).
     pub(crate) names: super::names::DaemonNames,
+    /// NodeInfo: this node's description, and asking others for theirs.
+    pub(crate) nodeinfo: super::nodeinfo::DaemonNodeInfo,
 }
 
 #[cfg(feature = "services")]
@@ -89,10 +91,19 @@ impl PreparedServices {
             identity_seed,
             now,
         );
+        let mut nodeinfo_seed = seed;
+        nodeinfo_seed[0] ^= 0x69;
+        let nodeinfo = super::nodeinfo::DaemonNodeInfo::new(
+            &config.node_key,
+            &config.daemon.nodeinfo,
+            nodeinfo_seed,
+            now,
+        );
         Services {
             crdt: self.crdt,
             identity,
             names: self.names,
+            nodeinfo,
         }
     }
 }
@@ -101,9 +112,13 @@ impl PreparedServices {
 impl Services {
     /// The earliest service timer.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        crate::core::time::earliest(
-            self.crdt.as_ref().and_then(|c| c.poll_timeout()),
-            self.identity.poll_timeout(),
+        let earliest = crate::core::time::earliest;
+        earliest(
+            earliest(
+                self.crdt.as_ref().and_then(|c| c.poll_timeout()),
+                self.identity.poll_timeout(),
+            ),
+            self.nodeinfo.poll_timeout(),
         )
     }
 
@@ -111,6 +126,7 @@ impl Services {
     /// timer jitter, which needs no secrecy.)
     pub(crate) fn reseed(&mut self, extra: &[u8; 32]) {
         self.identity.reseed(extra);
+        self.nodeinfo.reseed(extra);
     }
 
     /// Runs due timers.
@@ -119,6 +135,7 @@ impl Services {
             crdt.handle_timeout(now);
         }
         self.identity.handle_timeout(now);
+        self.nodeinfo.handle_timeout(now);
     }
 
     /// A service message from `source` to `port`; false if no service takes that port.
@@ -137,6 +154,9 @@ impl Services {
             crate::services::identity::proof::PROOF_PORT => {
                 self.identity.on_message(now, source, payload);
             }
+            crate::services::nodeinfo::NODEINFO_PORT => {
+                self.nodeinfo.on_message(now, source, payload);
+            }
             _ => return false,
         }
         true
@@ -149,6 +169,7 @@ impl Services {
             .as_mut()
             .and_then(|crdt| crdt.host.poll_send())
             .or_else(|| self.identity.poll_send())
+            .or_else(|| self.nodeinfo.poll_send())
     }
 
     /// The registry's node keys with their roles, if they changed since last asked.

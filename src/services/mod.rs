@@ -4,4 +4,5 @@
 pub mod crdt;
 pub mod identity;
 pub mod names;
+pub mod nodeinfo;
 pub mod service;

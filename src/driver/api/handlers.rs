@@ -11,6 +11,8 @@ use super::crdt_access;
 use super::identity::route as id;
 #[cfg(feature = "services")]
 use super::names;
+#[cfg(feature = "services")]
+use super::nodeinfo;
 use super::{ApiRequest, ApiResponse};
 use crate::config::LinkUri;
 use crate::core::address::{node_address, node_subnet};
@@ -205,6 +207,20 @@ const ENDPOINTS: &[Endpoint] = &[
 /// The services' endpoints.
 #[cfg(feature = "services")]
 const SERVICE_ENDPOINTS: &[Endpoint] = &[
+    route(
+        "GET",
+        "/v1/nodeinfo",
+        body::NONE,
+        "the NodeInfo this node publishes, signed, with its counters",
+        Handler::Service(ServiceCall::Now(nodeinfo::own)),
+    ),
+    held(
+        "POST",
+        "/v1/nodeinfo",
+        body::SMALL,
+        "ask a node for its NodeInfo over the overlay: {\"node\": key, did:key, mesh name or address}",
+        Handler::Service(ServiceCall::Later(nodeinfo::ask)),
+    ),
     route(
         "GET",
         "/v1/names",

@@ -20,6 +20,8 @@ mod http;
 mod identity;
 #[cfg(feature = "services")]
 mod names;
+#[cfg(feature = "services")]
+mod nodeinfo;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
