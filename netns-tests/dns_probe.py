@@ -4,6 +4,8 @@
     dns_probe.py query SERVER NAME [TYPE] [tcp]  -> JSON {"rcode", "answers": [...], "aa"}
     dns_probe.py fetch SERVER URL                 -> resolves the URL's host (AAAA) at SERVER, then
                                                      GETs the URL from that address; prints the body
+    dns_probe.py serve [ADDR]:PORT ADDRESS        -> an upstream server for the tests: answers every
+                                                     AAAA query with ADDRESS, over UDP and TCP
     dns_probe.py bench SERVER NAME SECONDS        -> JSON {"queries", "answered", "per_second",
                                                      "p50_ms", "p99_ms"}: a window of 64 queries in
                                                      flight over UDP for SECONDS
@@ -146,6 +148,44 @@ def bench(server, name, seconds):
                       "p50_ms": pick(0.5), "p99_ms": pick(0.99)}))
 
 
+def serve(listen, address):
+    import threading
+    host, port = server_address(listen)
+
+    def reply(query):
+        qid, _, _, _, _, _ = struct.unpack("!HHHHHH", query[:12])
+        _, end = read_name(query, 12)
+        question = query[12:end + 4]
+        qtype = struct.unpack("!H", query[end:end + 2])[0]
+        answers = 1 if qtype == 28 else 0
+        out = struct.pack("!HHHHHH", qid, 0x8180, 1, answers, 0, 0) + question
+        if answers:
+            out += b"\xc0\x0c" + struct.pack("!HHIH", 28, 1, 60, 16) + ipaddress.IPv6Address(address).packed
+        return out
+
+    def tcp():
+        t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t.bind((host, port))
+        t.listen(16)
+        while True:
+            conn, _ = t.accept()
+            with conn:
+                length = struct.unpack("!H", conn.recv(2))[0]
+                query = b""
+                while len(query) < length:
+                    query += conn.recv(length - len(query))
+                answer = reply(query)
+                conn.sendall(struct.pack("!H", len(answer)) + answer)
+
+    threading.Thread(target=tcp, daemon=True).start()
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.bind((host, port))
+    while True:
+        query, peer = u.recvfrom(4096)
+        u.sendto(reply(query), peer)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "query":
@@ -154,6 +194,8 @@ def main():
         print(json.dumps(query(sys.argv[2], sys.argv[3], qtype, tcp)))
     elif mode == "fetch":
         fetch(sys.argv[2], sys.argv[3])
+    elif mode == "serve":
+        serve(sys.argv[2], sys.argv[3])
     elif mode == "bench":
         bench(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     else:

@@ -5,8 +5,8 @@
 # phone has a SLAAC address in a's /64 within 5 s of a's start; the advertisement carries the /64, routes
 # to 200::/7 and 300::/8 and hop limit 255, and no default route; the phone's kernel installs the routes;
 # the advertisement names a as DNS server (RDNSS); the phone resolves server.mesh (claimed by c) at that
-# server and fetches a page from c's web server by that name; other names are refused (no upstream),
-# unknown .mesh names get NXDOMAIN, c's address maps back to server.mesh; phone and laptop reach every
+# server and fetches a page from c's web server by that name; other names go to a's upstream server
+# (UDP and TCP), or are refused at c, which has none; unknown .mesh names get NXDOMAIN, c's address maps back to server.mesh; phone and laptop reach every
 # node and each other; when a stops, its routes leave the phone.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
@@ -24,7 +24,8 @@ device() {
     in_ns "$name" sysctl -qw "net/ipv6/conf/$name-$node/accept_ra_rt_info_max_plen=128"
 }
 
-mesh_node a 'lan = ["a-phone"]'
+mesh_node a 'lan = ["a-phone"]
+dns.upstream = ["[::1]:5300"]'
 mesh_node b
 mesh_node c 'lan = ["c-laptop"]
 name = "server"'
@@ -102,12 +103,18 @@ page=$(in_ns phone python3 "$DNS_PROBE" fetch "$dns" http://server.mesh:8080/) |
 [ "$page" = "hello from c" ] || fail "wrong page: $page"
 echo "phone: fetched http://server.mesh:8080/ from c"
 rcode() { in_ns phone python3 "$DNS_PROBE" query "$dns" "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rcode"])'; }
-[ "$(rcode example.com)" = 5 ] || fail "a non-mesh name was not refused"
+in_ns a python3 "$DNS_PROBE" serve "[::1]:5300" 2001:db8::53 >/dev/null 2>&1 &
+sleep 0.3
+in_ns phone python3 "$DNS_PROBE" query "$dns" example.com | grep -q '"2001:db8::53"' || fail "a did not forward example.com to its upstream"
+in_ns phone python3 "$DNS_PROBE" query "$dns" example.com AAAA tcp | grep -q '"2001:db8::53"' || fail "a did not forward example.com over TCP"
+c_dns=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[1])' "${MESH_SUBNET[c]}")
+laptop_rcode=$(in_ns laptop python3 "$DNS_PROBE" query "$c_dns" example.com | python3 -c 'import json,sys; print(json.load(sys.stdin)["rcode"])')
+[ "$laptop_rcode" = 5 ] || fail "c, with no upstream, did not refuse example.com (rcode $laptop_rcode)"
 [ "$(rcode nobody.mesh)" = 3 ] || fail "an unknown mesh name was not NXDOMAIN"
 ptr=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_address(sys.argv[1]).reverse_pointer)' "${MESH_ADDR[c]}")
 in_ns phone python3 "$DNS_PROBE" query "$dns" "$ptr" PTR | grep -q '"server.mesh"' || fail "c's address does not map back to server.mesh"
 in_ns phone python3 "$DNS_PROBE" query "$dns" server.mesh AAAA tcp | grep -q "\"${MESH_ADDR[c]}\"" || fail "no answer over TCP"
-echo "DNS: example.com refused, nobody.mesh NXDOMAIN, PTR of c -> server.mesh, TCP answers"
+echo "DNS: example.com forwarded by a to its upstream (UDP and TCP) and refused by c (no upstream); nobody.mesh NXDOMAIN, PTR of c -> server.mesh, TCP answers"
 # b has no LAN and no responder on the overlay: a query from b to a's address goes unanswered.
 in_ns b python3 "$DNS_PROBE" query "[${MESH_ADDR[a]}]:53" server.mesh >/dev/null 2>&1 && fail "a answered a query from the overlay"
 echo "DNS: a query from another mesh node to a's address is not answered"

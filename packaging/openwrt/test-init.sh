@@ -17,6 +17,7 @@ config_get() {
 	main.private_key_file) value="$tmp/etc/node.key" ;;
 	main.tun_mtu) value=1400 ;;
 	main.user) value="${TEST_USER:-$default}" ;;
+	main.name) value='clinic' ;;
 	cfg1.interfaces) value='br-lan|lan[0-9]*|eth[0-9]+' ;;
 	cfg1.password) value='our "island"' ;;
 	*) value="$default" ;;
@@ -29,6 +30,8 @@ config_list_foreach() {
 	listen) "$3" 'udp://[::]:9100' "$4" ;;
 	peers) "$3" 'udp://192.0.2.1:9100' "$4"; "$3" 'udp://[2001:db8::1]:9100' "$4" ;;
 	firewall_open) "$3" 'tcp/22' "$4"; "$3" 'udp/8000-8100' "$4" ;;
+	lan) "$3" 'br-lan' "$4" ;;
+	dns_upstream) "$3" '127.0.0.1' "$4" ;;
 	esac
 }
 config_foreach() { "$1" cfg1; }
@@ -53,9 +56,11 @@ grep -q 'password = "our \\"island\\""' "$CONF" || { cat "$CONF"; echo "FAIL: qu
 grep -qx 'user = "meshrouter"' "$CONF" || { cat "$CONF"; echo "FAIL: no user = \"meshrouter\""; exit 1; }
 grep -qx 'firewall.inbound = "deny"' "$CONF" || { cat "$CONF"; echo "FAIL: the firewall is not on by default"; exit 1; }
 grep -q 'proto = "udp", port = "8000-8100"' "$CONF" || { cat "$CONF"; echo "FAIL: firewall_open"; exit 1; }
+grep -qx 'lan = \["br-lan"\]' "$CONF" && grep -qx 'name = "clinic"' "$CONF" && grep -qx 'dns.upstream = \["127.0.0.1"\]' "$CONF" ||
+	{ cat "$CONF"; echo "FAIL: lan, name, dns_upstream"; exit 1; }
 rm "$CONF"
 if TEST_USER=no-such-user write_config || [ -e "$CONF" ]; then
 	echo "FAIL: a missing user did not stop the start"
 	exit 1
 fi
-echo "openwrt init: UCI -> TOML accepted by meshrouter; key made once (mode 600) and kept; runs as user meshrouter; firewall denies inbound but ping and the ports opened"
+echo "openwrt init: UCI -> TOML accepted by meshrouter; key made once (mode 600) and kept; runs as user meshrouter; firewall denies inbound but ping and the ports opened; lan, name and dns_upstream pass through"

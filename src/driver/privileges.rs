@@ -25,6 +25,13 @@ fn needed(config: &Daemon) -> HashSet<Capability> {
     if raw {
         set.insert(Capability::CAP_NET_RAW);
     }
+    // The DNS responder's port 53 is bound before the drop, but under systemd (which grants it to
+    // the unit) the capability cannot be given up: keep it rather than refuse to run.
+    let dns_low_port = config.dns.runs(&config.lan)
+        && (config.dns.listen.is_empty() || config.dns.listen.iter().any(|a| a.port() < 1024));
+    if dns_low_port && cfg!(feature = "services") {
+        set.insert(Capability::CAP_NET_BIND_SERVICE);
+    }
     set
 }
 
@@ -272,6 +279,21 @@ mod tests {
         assert_eq!(root.permitted, admin());
         assert_eq!(root.effective, admin());
         assert_eq!(root.inheritable, admin());
+    }
+
+    #[test]
+    fn a_lan_gateway_keeps_raw_sockets_and_port_53() {
+        let mut config = Daemon::default();
+        assert_eq!(needed(&config), admin());
+        config.lan = vec!["wlan0".into()];
+        let lan = needed(&config);
+        assert!(lan.contains(&CAP_NET_RAW));
+        assert_eq!(
+            lan.contains(&Capability::CAP_NET_BIND_SERVICE),
+            cfg!(feature = "services")
+        );
+        config.dns.listen = vec!["[::1]:5353".parse().unwrap()];
+        assert!(!needed(&config).contains(&Capability::CAP_NET_BIND_SERVICE));
     }
 
     #[test]
