@@ -13,7 +13,8 @@ use crate::services::crdt::access::TrustRoot;
 use crate::services::crdt::context::Actor;
 use crate::services::crdt::document::{Edit, Op, View};
 use crate::services::names::admit::KIND;
-use crate::services::names::{Claim, MAX_SEEN, NAMESPACE, NameTable, is_label};
+use crate::services::names::claim::plan;
+use crate::services::names::{NAMESPACE, NameTable, is_label};
 
 /// The latest name table, for the DNS responder (and anyone else who resolves).
 pub(crate) type NameFeed = watch::Receiver<Arc<NameTable>>;
@@ -93,35 +94,12 @@ impl DaemonNames {
             ));
         }
         let me = crdt.host.key().public_key();
-        let mine = me.to_hex();
         let view =
             (crdt.host.store.replica().document(NAMESPACE, label)).map(|log| log.document().view());
-        let mut seen = Vec::new();
-        if let Some(View::Map(entries)) = &view {
-            for (owner, value) in entries {
-                let (Ok(key), View::Lww(Some(text))) = (PublicKey::from_hex(owner), value) else {
-                    continue;
-                };
-                let Ok(claim) = Claim::decode(text) else {
-                    continue;
-                };
-                if key == me {
-                    if claim.target == target.filter(|t| *t != me) {
-                        return Ok(Claimed::Held);
-                    }
-                    continue;
-                }
-                seen.push((key, claim.since));
-            }
-        }
-        // The oldest claims matter most: a claim lists those first.
-        seen.sort_by_key(|(k, since)| (*since, *k));
-        seen.truncate(MAX_SEEN);
-        let claim = Claim {
-            since: wall_millis,
-            target: target.filter(|t| *t != me),
-            seen,
+        let Some(claim) = plan(view.as_ref(), me, target, wall_millis) else {
+            return Ok(Claimed::Held);
         };
+        let mine = me.to_hex();
         let doc = (NAMESPACE.to_owned(), label.to_owned());
         crdt.write(
             now,

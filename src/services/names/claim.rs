@@ -82,6 +82,45 @@ impl Claim {
     }
 }
 
+/// The claim `me` makes on a label whose names document reads `view` (none yet: `None`), pointing
+/// at `target` (an admin's claim for another node) and made at `since`: listing every other claim
+/// it holds as seen, oldest first, so that it never wins against them. `None` when `me` already
+/// has this very claim (it is kept, so it keeps its age).
+pub fn plan(
+    view: Option<&crate::services::crdt::document::View>,
+    me: PublicKey,
+    target: Option<PublicKey>,
+    since: u64,
+) -> Option<Claim> {
+    use crate::services::crdt::document::View;
+    let target = target.filter(|t| *t != me);
+    let mut seen = Vec::new();
+    if let Some(View::Map(entries)) = view {
+        for (owner, value) in entries {
+            let (Ok(key), View::Lww(Some(text))) = (PublicKey::from_hex(owner), value) else {
+                continue;
+            };
+            let Ok(claim) = Claim::decode(text) else {
+                continue;
+            };
+            if key == me {
+                if claim.target == target {
+                    return None;
+                }
+                continue;
+            }
+            seen.push((key, claim.since));
+        }
+    }
+    seen.sort_by_key(|(k, since)| (*since, *k));
+    seen.truncate(MAX_SEEN);
+    Some(Claim {
+        since,
+        target,
+        seen,
+    })
+}
+
 /// True for a label a node may claim: 1 to 63 of `a-z`, `0-9` and `-`, not starting or ending
 /// with `-` (a DNS host label, lower case: names are compared as DNS does, without case).
 pub fn is_label(label: &str) -> bool {
