@@ -22,7 +22,7 @@ use super::names::NameFeed;
 use crate::config::{DNS_PORT, Daemon};
 use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::PublicKey;
-use crate::services::names::dns::{Answer, answer};
+use crate::services::names::dns::{Answer, answer, server_failure};
 
 /// Forwarded queries waiting for an upstream answer at once; past this, SERVFAIL.
 const MAX_FORWARDS: usize = 256;
@@ -199,33 +199,30 @@ struct Shared {
 }
 
 impl Shared {
-    /// The reply to `query`, forwarding it if it is not ours; `None`: say nothing.
-    async fn reply(&self, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    /// What the node answers to `query` from the name table: a reply, a forward, or nothing.
+    fn local_answer(&self, query: &[u8]) -> Answer {
         let table = self.names.borrow().clone();
-        match answer(query, &table, !self.upstream.is_empty()) {
-            Answer::Reply(bytes) => Some(bytes),
-            Answer::Ignore => None,
-            Answer::Forward => {
-                let Ok(_permit) = self.forwards.try_acquire() else {
-                    return Some(server_failure(query));
-                };
-                for server in &self.upstream {
-                    let asked = if tcp {
-                        forward_tcp(*server, query).await
-                    } else {
-                        forward_udp(*server, query).await
-                    };
-                    match asked {
-                        Ok(reply) if reply.len() >= 2 && reply[..2] == query[..2] => {
-                            return Some(reply);
-                        }
-                        Ok(_) => {}
-                        Err(e) => debug!(upstream = %server, "DNS: {e}"),
-                    }
-                }
-                Some(server_failure(query))
+        answer(query, &table, !self.upstream.is_empty())
+    }
+
+    /// The upstream servers' reply to `query` (each asked in turn), or SERVFAIL.
+    async fn forward(&self, query: &[u8], tcp: bool) -> Vec<u8> {
+        let Ok(_permit) = self.forwards.try_acquire() else {
+            return server_failure(query);
+        };
+        for server in &self.upstream {
+            let asked = if tcp {
+                forward_tcp(*server, query).await
+            } else {
+                forward_udp(*server, query).await
+            };
+            match asked {
+                Ok(reply) if reply.len() >= 2 && reply[..2] == query[..2] => return reply,
+                Ok(_) => {}
+                Err(e) => debug!(upstream = %server, "DNS: {e}"),
             }
         }
+        server_failure(query)
     }
 }
 
@@ -243,8 +240,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
             continue;
         }
         let query = &buffer[..n];
-        let table = shared.names.borrow().clone();
-        match answer(query, &table, !shared.upstream.is_empty()) {
+        match shared.local_answer(query) {
             Answer::Reply(bytes) => {
                 let _ = socket.send_to(&bytes, from).await;
             }
@@ -253,9 +249,8 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
                 // Upstream round trips run beside the loop, which keeps answering.
                 let (socket, shared, query) = (socket.clone(), shared.clone(), query.to_vec());
                 tokio::spawn(async move {
-                    if let Some(reply) = shared.reply(&query, false).await {
-                        let _ = socket.send_to(&reply, from).await;
-                    }
+                    let reply = shared.forward(&query, false).await;
+                    let _ = socket.send_to(&reply, from).await;
                 });
             }
         }
@@ -295,8 +290,10 @@ async fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query))
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        let Some(reply) = shared.reply(&query, true).await else {
-            return Ok(());
+        let reply = match shared.local_answer(&query) {
+            Answer::Reply(reply) => reply,
+            Answer::Forward => shared.forward(&query, true).await,
+            Answer::Ignore => return Ok(()),
         };
         let len = u16::try_from(reply.len()).map_err(|_| io::Error::other("reply too long"))?;
         stream.write_u16(len).await?;
@@ -335,13 +332,4 @@ async fn forward_tcp(server: SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
     tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
-}
-
-/// SERVFAIL for a query we could not forward (the query's header with the response bit).
-fn server_failure(query: &[u8]) -> Vec<u8> {
-    let mut header = [0u8; 12];
-    header[..2].copy_from_slice(&query[..2]);
-    header[2] = 0x80 | (query[2] & 0x79);
-    header[3] = 0x80 | 2;
-    header.to_vec()
 }

@@ -5,4 +5,5 @@ pub mod crdt;
 pub mod identity;
 pub mod names;
 pub mod nodeinfo;
+pub mod outstanding;
 pub mod service;

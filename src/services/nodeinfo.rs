@@ -11,13 +11,14 @@
 //! requester. Requests end after [`NODEINFO_TIMEOUT`]. Sans-IO: `now` is passed in, nonces come
 //! from a seed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::core::identity::{NodeKey, PublicKey, SIGNATURE_LEN};
 use crate::core::rate::{KeyedBuckets, TokenBucket};
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
+use crate::services::outstanding::{NONCE_LEN, Outstanding, Request};
 
 /// The overlay service port NodeInfo travels on.
 pub const NODEINFO_PORT: u16 = 3;
@@ -35,7 +36,6 @@ const MAX_PENDING: usize = 256;
 const MAX_REQUESTERS: usize = 4096;
 const REQUEST: u8 = 1;
 const ANSWER: u8 = 2;
-const NONCE_LEN: usize = 16;
 const CONTEXT: &[u8] = b"meshrouter nodeinfo v1\0";
 
 /// Why a description was refused.
@@ -125,12 +125,6 @@ pub struct NodeInfoOutcome {
     pub asked: Instant,
 }
 
-struct Pending {
-    id: u64,
-    node: PublicKey,
-    asked: Instant,
-}
-
 /// What the service counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeInfoCounters {
@@ -147,8 +141,7 @@ pub struct NodeInfoService {
     key: NodeKey,
     published: NodeInfo,
     rng: Rng,
-    next_id: u64,
-    pending: HashMap<[u8; NONCE_LEN], Pending>,
+    pending: Outstanding,
     answers: TokenBucket,
     per_requester: KeyedBuckets<PublicKey>,
     transmit: VecDeque<(PublicKey, Vec<u8>)>,
@@ -164,8 +157,7 @@ impl NodeInfoService {
             key,
             published,
             rng: Rng::from_seed(seed),
-            next_id: 1,
-            pending: HashMap::new(),
+            pending: Outstanding::new(MAX_PENDING, NODEINFO_TIMEOUT),
             answers: TokenBucket::new(rate, burst, now),
             per_requester: KeyedBuckets::new(
                 ANSWERS_PER_REQUESTER,
@@ -196,16 +188,8 @@ impl NodeInfoService {
     /// Asks `node` for its description; the outcome comes from [`Self::poll_outcome`].
     pub fn request(&mut self, now: Instant, node: PublicKey) -> u64 {
         self.expire(now);
-        if self.pending.len() >= MAX_PENDING
-            && let Some(oldest) = (self.pending.iter())
-                .min_by_key(|(_, p)| p.asked)
-                .map(|(n, _)| *n)
-        {
-            self.finish(oldest, None);
-        }
-        let id = self.next_id;
-        self.next_id += 1;
         if node == self.key.public_key() {
+            let id = self.pending.next_id();
             self.done.push_back(NodeInfoOutcome {
                 id,
                 node,
@@ -214,16 +198,10 @@ impl NodeInfoService {
             });
             return id;
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&self.rng.bytes32()[..NONCE_LEN]);
-        self.pending.insert(
-            nonce,
-            Pending {
-                id,
-                node,
-                asked: now,
-            },
-        );
+        let (id, nonce, evicted) = self.pending.open(now, &mut self.rng, node);
+        if let Some((_, oldest)) = evicted {
+            self.finish(oldest, None);
+        }
         let mut message = vec![REQUEST];
         message.extend_from_slice(&nonce);
         self.transmit.push_back((node, message));
@@ -254,37 +232,31 @@ impl NodeInfoService {
                     return;
                 };
                 let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("length checked");
-                if self.pending.get(&nonce).is_none_or(|p| p.node != from) {
+                let Some(request) = self.pending.take(&nonce, &from) else {
                     return;
-                }
+                };
                 let result = decode_answer(from, &rest[NONCE_LEN..]);
                 if result.is_err() {
                     self.counters.refused += 1;
                 }
-                self.finish(nonce, Some(result));
+                self.finish(request, Some(result));
             }
             _ => {}
         }
     }
 
-    fn finish(&mut self, nonce: [u8; NONCE_LEN], result: Option<Result<NodeInfo, NodeInfoError>>) {
-        if let Some(p) = self.pending.remove(&nonce) {
-            self.done.push_back(NodeInfoOutcome {
-                id: p.id,
-                node: p.node,
-                result,
-                asked: p.asked,
-            });
-        }
+    fn finish(&mut self, request: Request, result: Option<Result<NodeInfo, NodeInfoError>>) {
+        self.done.push_back(NodeInfoOutcome {
+            id: request.id,
+            node: request.peer,
+            result,
+            asked: request.asked,
+        });
     }
 
     fn expire(&mut self, now: Instant) {
-        let late: Vec<[u8; NONCE_LEN]> = (self.pending.iter())
-            .filter(|(_, p)| now.saturating_since(p.asked) >= NODEINFO_TIMEOUT)
-            .map(|(n, _)| *n)
-            .collect();
-        for nonce in late {
-            self.finish(nonce, None);
+        for (_, request) in self.pending.expire(now) {
+            self.finish(request, None);
         }
     }
 
@@ -295,10 +267,7 @@ impl NodeInfoService {
 
     /// When [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending
-            .values()
-            .map(|p| p.asked + NODEINFO_TIMEOUT)
-            .min()
+        self.pending.next_deadline()
     }
 
     /// The next message to send: (destination, payload on [`NODEINFO_PORT`]).

@@ -8,13 +8,14 @@
 //! prover key ‖ nonce`. Answers are rate-limited (each costs a signature); unanswered requests end
 //! after [`PROOF_TIMEOUT`]. Sans-IO: callers pass `now` and the nonces come from a seed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::core::identity::{NodeKey, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
 use crate::core::rate::{KeyedBuckets, TokenBucket};
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
+use crate::services::outstanding::{NONCE_LEN, Outstanding, Request};
 
 /// The overlay service port proofs travel on.
 pub const PROOF_PORT: u16 = 2;
@@ -29,7 +30,6 @@ pub const ANSWERS_PER_REQUESTER: f64 = 5.0;
 const MAX_REQUESTERS: usize = 4096;
 const REQUEST: u8 = 1;
 const ANSWER: u8 = 2;
-const NONCE_LEN: usize = 16;
 const CONTEXT: &[u8] = b"meshrouter proof of possession v1";
 
 /// A finished proof request.
@@ -47,18 +47,11 @@ pub struct ProofOutcome {
     pub asked: Instant,
 }
 
-struct Pending {
-    id: u64,
-    prover: PublicKey,
-    asked: Instant,
-}
-
 /// Both sides of the proof protocol for one node.
 pub struct ProofService {
     key: NodeKey,
     rng: Rng,
-    next_id: u64,
-    pending: HashMap<[u8; NONCE_LEN], Pending>,
+    pending: Outstanding,
     answers: TokenBucket,
     per_requester: KeyedBuckets<PublicKey>,
     transmit: VecDeque<(PublicKey, Vec<u8>)>,
@@ -82,8 +75,7 @@ impl ProofService {
         Self {
             key,
             rng: Rng::from_seed(seed),
-            next_id: 1,
-            pending: HashMap::new(),
+            pending: Outstanding::new(MAX_PENDING, PROOF_TIMEOUT),
             answers: TokenBucket::new(200.0, 50.0, now),
             per_requester: KeyedBuckets::new(
                 ANSWERS_PER_REQUESTER,
@@ -103,27 +95,10 @@ impl ProofService {
     /// Asks `prover` to prove possession of its key; the outcome comes from [`Self::poll_outcome`].
     pub fn request(&mut self, now: Instant, prover: PublicKey) -> u64 {
         self.expire(now);
-        if self.pending.len() >= MAX_PENDING
-            && let Some(oldest) = self
-                .pending
-                .iter()
-                .min_by_key(|(_, p)| p.asked)
-                .map(|(n, _)| *n)
-        {
-            self.finish(oldest, None);
+        let (id, nonce, evicted) = self.pending.open(now, &mut self.rng, prover);
+        if let Some((old_nonce, oldest)) = evicted {
+            self.finish(oldest, old_nonce, None);
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&self.rng.bytes32()[..NONCE_LEN]);
-        let id = self.next_id;
-        self.next_id += 1;
-        self.pending.insert(
-            nonce,
-            Pending {
-                id,
-                prover,
-                asked: now,
-            },
-        );
         let mut message = vec![REQUEST];
         message.extend_from_slice(&nonce);
         self.transmit.push_back((prover, message));
@@ -150,41 +125,36 @@ impl ProofService {
                 let (nonce, signature) = rest.split_at(NONCE_LEN);
                 let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("length checked");
                 let signature: [u8; SIGNATURE_LEN] = signature.try_into().expect("length checked");
-                let Some(pending) = self.pending.get(&nonce) else {
-                    return;
-                };
                 let me = self.key.public_key();
-                if pending.prover == from
+                if self.pending.awaits(&nonce, &from)
                     && from.verify(&signed_bytes(&me, &from, &nonce), &signature)
+                    && let Some(request) = self.pending.take(&nonce, &from)
                 {
-                    self.finish(nonce, Some(signature));
+                    self.finish(request, nonce, Some(signature));
                 }
             }
             _ => {}
         }
     }
 
-    fn finish(&mut self, nonce: [u8; NONCE_LEN], signature: Option<[u8; SIGNATURE_LEN]>) {
-        if let Some(p) = self.pending.remove(&nonce) {
-            self.done.push_back(ProofOutcome {
-                id: p.id,
-                prover: p.prover,
-                signature,
-                nonce,
-                asked: p.asked,
-            });
-        }
+    fn finish(
+        &mut self,
+        request: Request,
+        nonce: [u8; NONCE_LEN],
+        signature: Option<[u8; SIGNATURE_LEN]>,
+    ) {
+        self.done.push_back(ProofOutcome {
+            id: request.id,
+            prover: request.peer,
+            signature,
+            nonce,
+            asked: request.asked,
+        });
     }
 
     fn expire(&mut self, now: Instant) {
-        let late: Vec<[u8; NONCE_LEN]> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now.saturating_since(p.asked) >= PROOF_TIMEOUT)
-            .map(|(n, _)| *n)
-            .collect();
-        for nonce in late {
-            self.finish(nonce, None);
+        for (nonce, request) in self.pending.expire(now) {
+            self.finish(request, nonce, None);
         }
     }
 
@@ -195,7 +165,7 @@ impl ProofService {
 
     /// When [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.asked + PROOF_TIMEOUT).min()
+        self.pending.next_deadline()
     }
 
     /// The next message to send: (destination, payload on [`PROOF_PORT`]).

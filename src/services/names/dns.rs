@@ -144,12 +144,21 @@ fn reverse_name(name: &str) -> Option<Option<Ipv6Addr>> {
     Some(Some(Ipv6Addr::from(value)))
 }
 
+/// SERVFAIL for `query` (a query [`answer`] said to forward, which could not be): its header with
+/// the response and recursion-available bits.
+pub fn server_failure(query: &[u8]) -> Vec<u8> {
+    let mut reply = bare_reply(query, RCODE::ServerFailure);
+    reply[3] |= 0x80;
+    reply
+}
+
 /// A reply with only a header: the query's id, opcode and RD flag, and `rcode` (for queries we
 /// cannot or will not read further).
 fn bare_reply(query: &[u8], rcode: RCODE) -> Vec<u8> {
     let mut header = [0u8; 12];
-    header[..2].copy_from_slice(&query[..2]);
-    header[2] = 0x80 | (query[2] & 0x79);
+    let id_flags = query.get(..3).unwrap_or(&[0; 3]);
+    header[..2].copy_from_slice(&id_flags[..2]);
+    header[2] = 0x80 | (id_flags[2] & 0x79);
     header[3] = rcode as u8;
     header.to_vec()
 }
