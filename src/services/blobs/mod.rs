@@ -7,7 +7,9 @@
 pub mod cid;
 pub mod dag;
 pub mod import;
+pub mod store;
 
 pub use self::cid::{Cid, CidError, Codec};
 pub use self::dag::{FileNode, Link};
 pub use self::import::{Block, Importer, Profile};
+pub use self::store::{BlobIndex, Blocks, Root, StoreError};
