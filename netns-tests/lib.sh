@@ -98,6 +98,7 @@ mr_config() {
         "$MR_BIN" genconf | grep -v '^#' | grep -v '^$'
         echo "api_socket = \"$MR_DIR/$n.sock\""
         echo "crdt.database = \"$MR_DIR/$n.crdt.redb\""
+        echo "blobs.store = \"$MR_DIR/$n.blobs\""
         cat
     } >"$MR_DIR/$n.toml"
     chmod 600 "$MR_DIR/$n.toml"

@@ -2,6 +2,8 @@
 //!
 //! Exit status: 0 on success, 2 for a usage or configuration error (clap's convention), 1 for anything else.
 
+#[cfg(feature = "services")]
+mod blob;
 mod client;
 mod control;
 #[cfg(feature = "services")]
@@ -132,6 +134,15 @@ enum Command {
         endpoint: Endpoint,
     },
     #[cfg(feature = "services")]
+    /// Content-addressed files: add one (prints its IPFS CID), get it back, list, pin, unpin,
+    /// remove.
+    Blob {
+        #[command(subcommand)]
+        command: blob::BlobCommand,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    #[cfg(feature = "services")]
     /// Mesh names (NAME.mesh): list them, claim one for this node, release it.
     Names {
         #[command(subcommand)]
@@ -210,6 +221,11 @@ pub(crate) fn main() -> ExitCode {
             command,
             endpoint: e,
         } => identity::run(&e.socket, command, e.json),
+        #[cfg(feature = "services")]
+        Command::Blob {
+            command,
+            endpoint: e,
+        } => blob::run(&e.socket, command, e.json),
         #[cfg(feature = "services")]
         Command::Names {
             command,

@@ -85,6 +85,8 @@ pub struct Daemon {
     pub dns: super::DnsSettings,
     /// The NodeInfo this node publishes (a JSON object).
     pub nodeinfo: String,
+    /// Content-addressed files.
+    pub blobs: super::BlobSettings,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -152,6 +154,7 @@ impl Default for Daemon {
                 "{{\"software\":\"meshrouter\",\"version\":\"{}\"}}",
                 env!("CARGO_PKG_VERSION")
             ),
+            blobs: super::BlobSettings::default(),
             config_path: None,
         }
     }

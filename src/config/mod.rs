@@ -5,6 +5,7 @@
 //! `config.example.toml` at the top of the repository documents every key; `meshrouter genconf` prints it
 //! with a fresh key filled in.
 
+mod blobs;
 mod crdt;
 mod daemon;
 mod dns;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::blobs::{BlobSettings, DEFAULT_BLOB_STORE};
 pub use self::crdt::{CrdtSettings, DEFAULT_CRDT_DATABASE};
 pub use self::daemon::{
     DEFAULT_API_SOCKET, DEFAULT_TUN_MTU, DEFAULT_TUN_NAME, Daemon, DiscoveryRule,
@@ -78,6 +80,7 @@ pub struct RawConfig {
     name: Option<Spanned<String>>,
     dns: Option<dns::RawDns>,
     nodeinfo: Option<Spanned<toml::Table>>,
+    blobs: Option<blobs::RawBlobs>,
     #[serde(default)]
     nodeinfo_privacy: bool,
 }
@@ -122,6 +125,7 @@ impl Config {
         let firewall = firewall::validate(raw.firewall.take(), &located)?;
         let name = dns::name(raw.name.take(), &located)?;
         let dns = dns::validate(raw.dns.take(), &located)?;
+        let blobs = blobs::validate(raw.blobs.take(), &located)?;
         let nodeinfo = nodeinfo::validate(
             raw.nodeinfo.take(),
             raw.nodeinfo_privacy,
@@ -135,6 +139,7 @@ impl Config {
         daemon.name = name;
         daemon.dns = dns;
         daemon.nodeinfo = nodeinfo;
+        daemon.blobs = blobs;
         Ok(Self {
             node_key,
             daemon,

@@ -181,6 +181,7 @@ fn every_documented_setting_parses_when_uncommented() {
                     || k.starts_with("firewall.")
                     || k.starts_with("dns.")
                     || k.starts_with("nodeinfo.")
+                    || k.starts_with("blobs.")
             });
         in_array = is_setting && setting.ends_with(" = [");
         if is_setting && !setting.starts_with("private_key") {
@@ -259,6 +260,7 @@ fn daemon_settings_are_checked() {
         ),
         ("lan = [\"eth0:1\"]", "lan: expected interface names"),
         ("name = \"Clinic\"", "name: expected 1 to 63"),
+        ("blobs.max_bytes = 1000", "blobs.max_bytes: at least"),
         ("dns.upstream = [\"resolver\"]", "dns.upstream: expected IP"),
         ("dns.listen = [\"::1\", \"x\"]", "dns.listen: expected IP"),
     ] {

@@ -7,6 +7,8 @@
 //! produces. SIGTERM and SIGINT stop it; dropping the TUN device removes its address and routes.
 
 mod api;
+#[cfg(feature = "services")]
+mod blob_store;
 mod buffers;
 mod clock;
 mod connections;

@@ -32,6 +32,8 @@ pub(crate) struct Services {
     pub(crate) names: super::names::DaemonNames,
     /// NodeInfo: this node's description, and asking others for theirs.
     pub(crate) nodeinfo: super::nodeinfo::DaemonNodeInfo,
+    /// Content-addressed files (opened when first used).
+    pub(crate) blobs: super::blob_store::DaemonBlobs,
 }
 
 #[cfg(feature = "services")]
@@ -104,6 +106,7 @@ impl PreparedServices {
             identity,
             names: self.names,
             nodeinfo,
+            blobs: super::blob_store::DaemonBlobs::new(config.daemon.blobs.clone()),
         }
     }
 }

@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 
 #[cfg(feature = "services")]
+use super::blobs;
+#[cfg(feature = "services")]
 use super::crdt;
 #[cfg(feature = "services")]
 use super::crdt_access;
@@ -78,6 +80,10 @@ pub(super) mod body {
     /// against.
     #[cfg(feature = "services")]
     pub(in super::super) const LIST: usize = 4 << 20;
+    /// One blob block (at most 1 MiB) as base64 in JSON.
+    #[cfg(feature = "services")]
+    pub(in super::super) const BLOCK: usize =
+        crate::driver::blob_store::MAX_BLOCK.div_ceil(3) * 4 + 1024;
     /// A sneakernet drop: at most [`MAX_DROP_LEN`](crate::services::crdt::drop::MAX_DROP_LEN)
     /// bytes, as base64, in `{"drop": ...}`.
     #[cfg(feature = "services")]
@@ -207,6 +213,48 @@ const ENDPOINTS: &[Endpoint] = &[
 /// The services' endpoints.
 #[cfg(feature = "services")]
 const SERVICE_ENDPOINTS: &[Endpoint] = &[
+    route(
+        "GET",
+        "/v1/blobs",
+        body::NONE,
+        "content-addressed files held here, the bytes they take and the limit",
+        Handler::Service(ServiceCall::Now(blobs::list)),
+    ),
+    route(
+        "POST",
+        "/v1/blobs/block",
+        body::BLOCK,
+        "keep one block of a file being added: {\"cid\", \"data\" (base64)}",
+        Handler::Service(ServiceCall::Now(blobs::put_block)),
+    ),
+    route(
+        "POST",
+        "/v1/blobs/add",
+        body::SMALL,
+        "record a file whose blocks were put: {\"cid\", \"pin\"?}",
+        Handler::Service(ServiceCall::Now(blobs::add)),
+    ),
+    route(
+        "POST",
+        "/v1/blobs/read",
+        body::SMALL,
+        "one block of a file held: {\"cid\"}",
+        Handler::Service(ServiceCall::Now(blobs::read)),
+    ),
+    route(
+        "POST",
+        "/v1/blobs/pin",
+        body::SMALL,
+        "pin or unpin a file: {\"cid\", \"pin\"}",
+        Handler::Service(ServiceCall::Now(blobs::pin)),
+    ),
+    route(
+        "POST",
+        "/v1/blobs/remove",
+        body::SMALL,
+        "forget a file and the blocks no other file holds: {\"cid\"}",
+        Handler::Service(ServiceCall::Now(blobs::remove)),
+    ),
     route(
         "GET",
         "/v1/nodeinfo",

@@ -10,6 +10,8 @@
 //! writing its answer.
 
 #[cfg(feature = "services")]
+mod blobs;
+#[cfg(feature = "services")]
 mod crdt;
 #[cfg(feature = "services")]
 mod crdt_access;

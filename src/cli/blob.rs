@@ -1,0 +1,193 @@
+//! `meshrouter blob ...`: content-addressed files through the daemon's local API (`/v1/blobs*`).
+//! Adding cuts the file here, in the client, and sends the daemon its blocks with their CIDs (the
+//! daemon checks each one), so the daemon never needs to read the user's file.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::Subcommand;
+use meshrouter::services::blobs::import::{Importer, Profile};
+use meshrouter::services::blobs::{Cid, Codec, FileNode};
+use serde_json::{Value, json};
+
+use super::client::call;
+use super::table::{bytes, cell, print};
+
+/// Blob subcommands.
+#[derive(Subcommand)]
+pub(crate) enum BlobCommand {
+    /// Add a file: prints its CID (the one `ipfs add --cid-version 1` gives it under the
+    /// unixfs-v1-2025 profile). Pinned unless --no-pin.
+    Add {
+        /// The file ("-" for standard input).
+        file: PathBuf,
+        /// Let the store drop it when it needs room.
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// Write a file held here to standard output (or --output FILE), every block checked.
+    Get {
+        /// The file's CID.
+        cid: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// List the files held, their sizes and pins, and the bytes the store takes.
+    Ls,
+    /// Keep a file whatever the store's limit.
+    Pin {
+        /// The file's CID.
+        cid: String,
+    },
+    /// Let the store drop a file when it needs room.
+    Unpin {
+        /// The file's CID.
+        cid: String,
+    },
+    /// Forget a file (and the blocks no other file holds).
+    Rm {
+        /// The file's CID.
+        cid: String,
+    },
+}
+
+pub(crate) fn run(socket: &Path, command: BlobCommand, json_output: bool) -> anyhow::Result<()> {
+    let reply = match &command {
+        BlobCommand::Add { file, no_pin } => add(socket, file, !no_pin)?,
+        BlobCommand::Get { cid, output } => return get(socket, cid, output.as_deref()),
+        BlobCommand::Ls => call(socket, "GET", "/v1/blobs", None)?,
+        BlobCommand::Pin { cid } => pin(socket, cid, true)?,
+        BlobCommand::Unpin { cid } => pin(socket, cid, false)?,
+        BlobCommand::Rm { cid } => call(
+            socket,
+            "POST",
+            "/v1/blobs/remove",
+            Some(&json!({ "cid": cid })),
+        )?,
+    };
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+        return Ok(());
+    }
+    match command {
+        BlobCommand::Add { .. } => println!("{}", cell(&reply["cid"])),
+        BlobCommand::Ls => show(&reply),
+        BlobCommand::Pin { .. } | BlobCommand::Unpin { .. } => {
+            let state = if reply["pinned"] == true {
+                "pinned"
+            } else {
+                "unpinned"
+            };
+            println!("{} {state}", cell(&reply["cid"]));
+        }
+        BlobCommand::Rm { .. } => println!("removed {}", cell(&reply["cid"])),
+        BlobCommand::Get { .. } => {}
+    }
+    Ok(())
+}
+
+fn pin(socket: &Path, cid: &str, pinned: bool) -> anyhow::Result<Value> {
+    call(
+        socket,
+        "POST",
+        "/v1/blobs/pin",
+        Some(&json!({ "cid": cid, "pin": pinned })),
+    )
+}
+
+fn add(socket: &Path, file: &Path, pinned: bool) -> anyhow::Result<Value> {
+    let mut input: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?)
+    };
+    let profile = Profile::UNIXFS_V1_2025;
+    let mut importer = Importer::new(profile);
+    let mut buffer = vec![0u8; profile.chunk];
+    let upload = |importer: &mut Importer| -> anyhow::Result<()> {
+        while let Some(block) = importer.poll_block() {
+            let body = json!({ "cid": block.cid.to_string(), "data": BASE64.encode(&block.bytes) });
+            call(socket, "POST", "/v1/blobs/block", Some(&body))?;
+        }
+        Ok(())
+    };
+    loop {
+        let n = input
+            .read(&mut buffer)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        importer.write(&buffer[..n]);
+        upload(&mut importer)?;
+    }
+    let root = importer.finish();
+    upload(&mut importer)?;
+    call(
+        socket,
+        "POST",
+        "/v1/blobs/add",
+        Some(&json!({ "cid": root.to_string(), "pin": pinned })),
+    )
+}
+
+fn get(socket: &Path, root: &str, output: Option<&Path>) -> anyhow::Result<()> {
+    let root: Cid = root.parse().with_context(|| format!("{root}: not a CID"))?;
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut stack = vec![root];
+    while let Some(cid) = stack.pop() {
+        let reply = call(
+            socket,
+            "POST",
+            "/v1/blobs/read",
+            Some(&json!({ "cid": cid.to_string() })),
+        )?;
+        let data = BASE64
+            .decode(reply["data"].as_str().unwrap_or_default())
+            .context("the daemon sent a block that is not base64")?;
+        if !cid.matches(&data) {
+            bail!("block {cid} does not match its CID");
+        }
+        match cid.codec {
+            Codec::Raw => out.write_all(&data)?,
+            Codec::DagPb => {
+                let node = FileNode::decode(&data).with_context(|| format!("block {cid}"))?;
+                stack.extend(node.links.iter().rev().map(|l| l.cid));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn show(reply: &Value) {
+    let rows: Vec<Vec<String>> = (reply["blobs"].as_array().into_iter().flatten())
+        .map(|b| {
+            vec![
+                cell(&b["cid"]),
+                bytes(b["size"].as_u64().unwrap_or(0)),
+                cell(&b["blocks"]),
+                if b["pinned"] == true {
+                    "pinned".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    print(&["CID", "Size", "Blocks", "Pin"], &rows);
+    println!(
+        "{} of {} used",
+        bytes(reply["used"].as_u64().unwrap_or(0)),
+        bytes(reply["max_bytes"].as_u64().unwrap_or(0))
+    );
+}

@@ -1,0 +1,245 @@
+//! Blobs on disk: each block a file named by its CID under `<store>/blocks/`, written to a
+//! temporary file, synced and renamed into place (a crash leaves the old state or the new, never
+//! half a block); the index (`index.json`) saved the same way after every change. Opened when
+//! first used, so a node that never stores a blob never makes the folder; blocks that no file
+//! holds (an `add` cut short) are removed when it opens.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::BlobSettings;
+use crate::services::blobs::dag::MAX_NODE_BYTES;
+use crate::services::blobs::import::Profile;
+use crate::services::blobs::{BlobIndex, Blocks, Cid, Root, StoreError};
+
+/// Largest block taken: a full chunk, or the largest node.
+pub(crate) const MAX_BLOCK: usize = {
+    let chunk = Profile::UNIXFS_V1_2025.chunk;
+    if chunk > MAX_NODE_BYTES {
+        chunk
+    } else {
+        MAX_NODE_BYTES
+    }
+};
+
+/// Blocks as files.
+pub(crate) struct DiskBlocks {
+    dir: PathBuf,
+}
+
+impl DiskBlocks {
+    fn path(&self, cid: &Cid) -> PathBuf {
+        self.dir.join(cid.to_string())
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("partial");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Reads a file of at most `limit` bytes.
+fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(Some(bytes))
+}
+
+impl Blocks for DiskBlocks {
+    type Error = std::io::Error;
+
+    fn put(&mut self, cid: &Cid, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.path(cid);
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomically(&path, bytes)
+    }
+
+    fn get(&self, cid: &Cid) -> std::io::Result<Option<Vec<u8>>> {
+        read_bounded(&self.path(cid), MAX_BLOCK)
+    }
+
+    fn delete(&mut self, cid: &Cid) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(cid)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The open store.
+struct Open {
+    blocks: DiskBlocks,
+    index: BlobIndex,
+    index_path: PathBuf,
+}
+
+/// The daemon's blobs: settings until first used, then the open store.
+pub(crate) struct DaemonBlobs {
+    settings: BlobSettings,
+    open: Option<Open>,
+    /// Blocks put for a file not added yet, with their sizes: counted against the limit, so that
+    /// puts without an add cannot fill the disk.
+    staged: std::collections::HashMap<Cid, u64>,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl DaemonBlobs {
+    pub(crate) fn new(settings: BlobSettings) -> Self {
+        Self {
+            settings,
+            open: None,
+            staged: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The limit on stored bytes.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.settings.max_bytes
+    }
+
+    /// The store, opened now if it was not.
+    fn open(&mut self) -> Result<&mut Open, StoreError> {
+        if self.open.is_none() {
+            let Some(dir) = &self.settings.store else {
+                return Err(StoreError::Io(
+                    "blobs are off (blobs.store = \"none\")".into(),
+                ));
+            };
+            let blocks_dir = dir.join("blocks");
+            std::fs::create_dir_all(&blocks_dir)
+                .map_err(|e| io(format!("making {}: {e}", blocks_dir.display())))?;
+            let index_path = dir.join("index.json");
+            let index: BlobIndex = match read_bounded(&index_path, 256 << 20).map_err(io)? {
+                Some(text) => serde_json::from_slice(&text)
+                    .map_err(|e| io(format!("{}: {e}", index_path.display())))?,
+                None => BlobIndex::default(),
+            };
+            sweep(&blocks_dir, &index);
+            self.open = Some(Open {
+                blocks: DiskBlocks { dir: blocks_dir },
+                index,
+                index_path,
+            });
+        }
+        Ok(self.open.as_mut().expect("opened above"))
+    }
+
+    /// Keeps a block (checked against its CID first) that a file being added will name.
+    pub(crate) fn put_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() > MAX_BLOCK {
+            return Err(StoreError::Io(format!(
+                "a block may take {MAX_BLOCK} bytes"
+            )));
+        }
+        if !cid.matches(bytes) {
+            return Err(StoreError::Mismatch(*cid));
+        }
+        let limit = self.settings.max_bytes;
+        let staged: u64 = self.staged.values().sum();
+        let open = self.open()?;
+        if open.index.has_block(cid) {
+            return Ok(());
+        }
+        if staged + bytes.len() as u64 > limit {
+            return Err(StoreError::Full {
+                used: staged,
+                limit,
+            });
+        }
+        open.blocks.put(cid, bytes).map_err(io)?;
+        self.staged.insert(*cid, bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Records the file `root`, whose blocks were put; pinned or not.
+    pub(crate) fn add(&mut self, root: Cid, pinned: bool) -> Result<Root, StoreError> {
+        let limit = self.settings.max_bytes;
+        let open = self.open()?;
+        let added = open
+            .index
+            .add(&mut open.blocks, root, pinned, limit)?
+            .clone();
+        save(open)?;
+        for cid in &added.blocks {
+            self.staged.remove(cid);
+        }
+        Ok(added)
+    }
+
+    /// A block of a file held (marks the file used when it is its root).
+    pub(crate) fn block(&mut self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        let open = self.open()?;
+        if !open.index.has_block(cid) {
+            return Ok(None);
+        }
+        open.index.touch(cid);
+        open.blocks.get(cid).map_err(io)
+    }
+
+    /// The files held, and the bytes their blocks take.
+    pub(crate) fn list(&mut self) -> Result<(Vec<(Cid, Root)>, u64), StoreError> {
+        let open = self.open()?;
+        let roots = open.index.roots().map(|(c, r)| (*c, r.clone())).collect();
+        Ok((roots, open.index.used()))
+    }
+
+    /// Pins or unpins a file.
+    pub(crate) fn pin(&mut self, root: &Cid, pinned: bool) -> Result<(), StoreError> {
+        let open = self.open()?;
+        open.index.pin(root, pinned)?;
+        save(open)
+    }
+
+    /// Forgets a file (and the blocks no other file holds).
+    pub(crate) fn remove(&mut self, root: &Cid) -> Result<(), StoreError> {
+        let open = self.open()?;
+        open.index.remove(&mut open.blocks, root)?;
+        save(open)
+    }
+}
+
+fn save(open: &Open) -> Result<(), StoreError> {
+    let text = serde_json::to_vec(&open.index).map_err(io)?;
+    write_atomically(&open.index_path, &text).map_err(io)
+}
+
+/// Removes the block files no file holds, and temporary files left by a crash.
+fn sweep(dir: &Path, index: &BlobIndex) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let held = (name.to_str())
+            .and_then(|n| n.parse::<Cid>().ok())
+            .is_some_and(|cid| index.has_block(&cid));
+        if !held && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "blobs: removed blocks no file holds");
+    }
+}
