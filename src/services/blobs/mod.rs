@@ -6,6 +6,7 @@
 
 pub mod cid;
 pub mod dag;
+pub mod exchange;
 pub mod import;
 pub mod store;
 
