@@ -28,13 +28,21 @@ pub(crate) enum BlobCommand {
         #[arg(long)]
         no_pin: bool,
     },
-    /// Write a file held here to standard output (or --output FILE), every block checked.
+    /// Write a file to standard output (or --output FILE), every block checked. A file not held
+    /// here is fetched first from the neighbours (or the nodes given with --from), several at
+    /// once, and kept as a cache (unpinned unless --pin).
     Get {
         /// The file's CID.
         cid: String,
         /// Write to this file instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// A node to fetch from (hex key or mesh name), nearest first; may repeat.
+        #[arg(long, value_name = "NODE")]
+        from: Vec<String>,
+        /// Keep the fetched file whatever the store's limit.
+        #[arg(long)]
+        pin: bool,
     },
     /// List the files held, their sizes and pins, and the bytes the store takes.
     Ls,
@@ -58,7 +66,15 @@ pub(crate) enum BlobCommand {
 pub(crate) fn run(socket: &Path, command: BlobCommand, json_output: bool) -> anyhow::Result<()> {
     let reply = match &command {
         BlobCommand::Add { file, no_pin } => add(socket, file, !no_pin)?,
-        BlobCommand::Get { cid, output } => return get(socket, cid, output.as_deref()),
+        BlobCommand::Get {
+            cid,
+            output,
+            from,
+            pin,
+        } => {
+            fetch_if_missing(socket, cid, from, *pin)?;
+            return get(socket, cid, output.as_deref());
+        }
         BlobCommand::Ls => call(socket, "GET", "/v1/blobs", None)?,
         BlobCommand::Pin { cid } => pin(socket, cid, true)?,
         BlobCommand::Unpin { cid } => pin(socket, cid, false)?,
@@ -133,6 +149,60 @@ fn add(socket: &Path, file: &Path, pinned: bool) -> anyhow::Result<Value> {
         "/v1/blobs/add",
         Some(&json!({ "cid": root.to_string(), "pin": pinned })),
     )
+}
+
+/// Fetches `root` from other nodes unless it is held here; waits, showing progress on standard
+/// error.
+fn fetch_if_missing(socket: &Path, root: &str, from: &[String], pin: bool) -> anyhow::Result<()> {
+    let held = call(socket, "GET", "/v1/blobs", None)?;
+    let is_held = (held["blobs"].as_array().into_iter().flatten()).any(|b| b["cid"] == root);
+    if is_held {
+        return Ok(());
+    }
+    let mut keys = Vec::new();
+    for node in from {
+        if node.len() == 64 && node.bytes().all(|b| b.is_ascii_hexdigit()) {
+            keys.push(node.clone());
+            continue;
+        }
+        let resolved = call(
+            socket,
+            "POST",
+            "/v1/names/resolve",
+            Some(&json!({ "name": node })),
+        )?;
+        match resolved["key"].as_str() {
+            Some(key) => keys.push(key.to_owned()),
+            None => bail!("{node}: no node key for that name"),
+        }
+    }
+    let body = json!({ "cid": root, "from": keys, "pin": pin });
+    call(socket, "POST", "/v1/blobs/fetch", Some(&body))?;
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let status = call(socket, "GET", "/v1/blobs/fetches", None)?;
+        let Some(entry) =
+            (status["fetches"].as_array().into_iter().flatten()).find(|f| f["cid"] == root)
+        else {
+            bail!("the fetch of {root} was forgotten (the daemon restarted?)");
+        };
+        let got = entry["bytes"].as_u64().unwrap_or(0);
+        match entry["state"].as_str() {
+            Some("fetching") => {
+                if started.elapsed().as_secs() >= 2 {
+                    eprint!("\rfetching {root}: {}", bytes(got));
+                }
+            }
+            Some("complete") => {
+                if started.elapsed().as_secs() >= 2 {
+                    eprintln!();
+                }
+                return Ok(());
+            }
+            _ => bail!("fetching {root}: {}", cell(&entry["error"])),
+        }
+    }
 }
 
 fn get(socket: &Path, root: &str, output: Option<&Path>) -> anyhow::Result<()> {

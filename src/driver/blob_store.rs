@@ -197,6 +197,11 @@ impl DaemonBlobs {
         open.blocks.get(cid).map_err(io)
     }
 
+    /// True if the file `root` is held whole.
+    pub(crate) fn has_file(&mut self, root: &Cid) -> Result<bool, StoreError> {
+        Ok(self.open()?.index.roots().any(|(c, _)| c == root))
+    }
+
     /// The files held, and the bytes their blocks take.
     pub(crate) fn list(&mut self) -> Result<(Vec<(Cid, Root)>, u64), StoreError> {
         let open = self.open()?;

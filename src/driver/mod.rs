@@ -8,6 +8,8 @@
 
 mod api;
 #[cfg(feature = "services")]
+mod blob_exchange;
+#[cfg(feature = "services")]
 mod blob_store;
 mod buffers;
 mod clock;

@@ -499,10 +499,10 @@ impl Router {
     fn deliver_service(&mut self, port: u16, delivery: crate::core::node::Delivery) {
         use crate::services::crdt::sync::SYNC_PORT;
         use crate::services::identity::proof::PROOF_PORT;
+        use crate::services::BLOB_PORT;
         use crate::services::nodeinfo::NODEINFO_PORT;
-        if cfg!(not(feature = "services"))
-            || ![SYNC_PORT, PROOF_PORT, NODEINFO_PORT].contains(&port)
-        {
+        let ports = [SYNC_PORT, PROOF_PORT, NODEINFO_PORT, BLOB_PORT];
+        if cfg!(not(feature = "services")) || !ports.contains(&port) {
             self.counters.service_messages_unhandled += 1;
         } else if !(self.services).deliver(port, delivery.source, delivery.payload) {
             self.counters.service_messages_dropped += 1;

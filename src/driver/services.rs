@@ -34,6 +34,8 @@ pub(crate) struct Services {
     pub(crate) nodeinfo: super::nodeinfo::DaemonNodeInfo,
     /// Content-addressed files (opened when first used).
     pub(crate) blobs: super::blob_store::DaemonBlobs,
+    /// Blocks between nodes: answering, and this node's fetches.
+    pub(crate) exchange: super::blob_exchange::BlobExchange,
 }
 
 #[cfg(feature = "services")]
@@ -107,6 +109,7 @@ impl PreparedServices {
             names: self.names,
             nodeinfo,
             blobs: super::blob_store::DaemonBlobs::new(config.daemon.blobs.clone()),
+            exchange: super::blob_exchange::BlobExchange::new(),
         }
     }
 }
@@ -121,7 +124,7 @@ impl Services {
                 self.crdt.as_ref().and_then(|c| c.poll_timeout()),
                 self.identity.poll_timeout(),
             ),
-            self.nodeinfo.poll_timeout(),
+            earliest(self.nodeinfo.poll_timeout(), self.exchange.poll_timeout()),
         )
     }
 
@@ -139,6 +142,7 @@ impl Services {
         }
         self.identity.handle_timeout(now);
         self.nodeinfo.handle_timeout(now);
+        self.exchange.handle_timeout(now, &mut self.blobs);
     }
 
     /// A service message from `source` to `port`; false if no service takes that port.
@@ -160,6 +164,10 @@ impl Services {
             crate::services::nodeinfo::NODEINFO_PORT => {
                 self.nodeinfo.on_message(now, source, payload);
             }
+            crate::services::blobs::exchange::BLOB_PORT => {
+                self.exchange
+                    .on_message(now, source, payload, &mut self.blobs);
+            }
             _ => return false,
         }
         true
@@ -173,6 +181,7 @@ impl Services {
             .and_then(|crdt| crdt.host.poll_send())
             .or_else(|| self.identity.poll_send())
             .or_else(|| self.nodeinfo.poll_send())
+            .or_else(|| self.exchange.poll_send())
     }
 
     /// The registry's node keys with their roles, if they changed since last asked.
@@ -196,6 +205,7 @@ impl Services {
         if let Some(crdt) = &mut self.crdt {
             crdt.link(now, peer, up);
         }
+        self.exchange.link(peer, up);
     }
 }
 

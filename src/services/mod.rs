@@ -9,3 +9,7 @@ pub mod names;
 pub mod nodeinfo;
 pub mod outstanding;
 pub mod service;
+
+/// The overlay service port blocks of files travel on (`blobs::exchange`); here, outside the
+/// feature gate, so that a routing-only build knows the port it does not serve.
+pub const BLOB_PORT: u16 = 4;

@@ -23,6 +23,18 @@ struct BlockBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FetchBody {
+    cid: String,
+    /// Nodes to ask (hex keys), nearest first; default: the neighbours.
+    #[serde(default)]
+    from: Vec<String>,
+    /// Keep it whatever the limit (default false: a fetched file is a cache).
+    #[serde(default)]
+    pin: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CidBody {
     cid: String,
     /// add: keep it whatever the limit (default true); pin: pin (true) or unpin.
@@ -122,4 +134,32 @@ pub(super) fn remove(r: &mut ServiceContext, request: &ApiRequest) -> ApiRespons
         Ok(json!({ "cid": root.to_string(), "removed": true }))
     });
     result.map_or_else(|e| e, ok)
+}
+
+/// `POST /v1/blobs/fetch`: starts fetching a file from other nodes (answered at once; progress in
+/// `GET /v1/blobs/fetches`).
+pub(super) fn fetch(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
+    let result = parse::<FetchBody>(&request.body).and_then(|b| {
+        let root = cid(&b.cid)?;
+        let from = (b.from.iter())
+            .map(|k| {
+                crate::core::identity::PublicKey::from_hex(k)
+                    .map_err(|e| error(400, format!("from: {k}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if r.services.blobs.has_file(&root).map_err(failure)? {
+            return Ok(json!({ "cid": root.to_string(), "state": "held" }));
+        }
+        let now = r.clock.now();
+        let asked = (r.services.exchange)
+            .start(now, root, &from, b.pin, &mut r.services.blobs)
+            .map_err(|e| error(409, e))?;
+        Ok(json!({ "cid": root.to_string(), "state": "fetching", "holders": asked }))
+    });
+    result.map_or_else(|e| e, ok)
+}
+
+/// `GET /v1/blobs/fetches`: running and recently ended fetches.
+pub(super) fn fetches(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
+    ok(r.services.exchange.status(r.clock.now()))
 }

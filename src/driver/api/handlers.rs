@@ -243,6 +243,20 @@ const SERVICE_ENDPOINTS: &[Endpoint] = &[
     ),
     route(
         "POST",
+        "/v1/blobs/fetch",
+        body::SMALL,
+        "fetch a file from other nodes: {\"cid\", \"from\"? [hex keys], \"pin\"?}",
+        Handler::Service(ServiceCall::Now(blobs::fetch)),
+    ),
+    route(
+        "GET",
+        "/v1/blobs/fetches",
+        body::NONE,
+        "running and recently ended fetches, with bytes per holder",
+        Handler::Service(ServiceCall::Now(blobs::fetches)),
+    ),
+    route(
+        "POST",
         "/v1/blobs/pin",
         body::SMALL,
         "pin or unpin a file: {\"cid\", \"pin\"}",

@@ -25,8 +25,7 @@ use super::import::Profile;
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
 
-/// The overlay service port blocks travel on.
-pub const BLOB_PORT: u16 = 4;
+pub use crate::services::BLOB_PORT;
 /// Bytes of a block per message.
 pub const PART: usize = 8192;
 /// Largest block sent or taken.
