@@ -497,9 +497,9 @@ impl Router {
 
     /// A message for a service port, handed to the services' thread.
     fn deliver_service(&mut self, port: u16, delivery: crate::core::node::Delivery) {
+        use crate::services::BLOB_PORT;
         use crate::services::crdt::sync::SYNC_PORT;
         use crate::services::identity::proof::PROOF_PORT;
-        use crate::services::BLOB_PORT;
         use crate::services::nodeinfo::NODEINFO_PORT;
         let ports = [SYNC_PORT, PROOF_PORT, NODEINFO_PORT, BLOB_PORT];
         if cfg!(not(feature = "services")) || !ports.contains(&port) {

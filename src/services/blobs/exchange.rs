@@ -43,6 +43,9 @@ pub const WINDOW: (usize, usize) = (16, 512);
 const BLOCKS_PER_HOLDER: usize = 8;
 /// Bounds on how long a part may be overdue before it is asked again.
 const RETRY: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+/// How much longer than the least round trip a part may take before the window shrinks: the
+/// queueing a transfer may cause (or the least round trip itself, when that is longer).
+const QUEUE_DELAY: Duration = Duration::from_millis(2);
 /// How many times a part is asked for before its holder is given up for that block.
 const TRIES: u8 = 6;
 
@@ -193,6 +196,8 @@ struct Holder {
     to_ask: VecDeque<(Cid, u32, u32)>,
     /// Smoothed round trip of a part.
     rtt: Option<Duration>,
+    /// The least round trip seen: the path without queues.
+    min_rtt: Option<Duration>,
     /// Blocks it said it has not, or failed to deliver.
     lacks: HashSet<Cid>,
     /// It sent a block that did not match its CID: asked for nothing more.
@@ -202,6 +207,21 @@ struct Holder {
 }
 
 impl Holder {
+    /// Grows the window by a part per part received while the round trip stays near the least
+    /// seen, and shrinks it when parts wait in queues (the round trip more than
+    /// [`QUEUE_DELAY`] over the least): a transfer fills the path, not the routers' queues, so
+    /// other traffic on the path waits little.
+    fn adjust_window(&mut self, sample: Duration) {
+        let least = *self.min_rtt.get_or_insert(sample);
+        self.min_rtt = Some(least.min(sample));
+        let queued = sample.saturating_sub(least);
+        self.window = if queued > QUEUE_DELAY.max(least) {
+            (self.window * 0.97).max(WINDOW.0 as f64 / 4.0)
+        } else {
+            (self.window + 1.0).min(WINDOW.1 as f64)
+        };
+    }
+
     fn retry_after(&self) -> Duration {
         let rtt = self.rtt.unwrap_or(RETRY.0);
         (rtt * 4 + Duration::from_millis(20)).clamp(RETRY.0, RETRY.1)
@@ -296,6 +316,7 @@ impl Fetch {
                         in_flight: BTreeMap::new(),
                         to_ask: VecDeque::new(),
                         rtt: None,
+                        min_rtt: None,
                         lacks: HashSet::new(),
                         convicted: false,
                         delivered: 0,
@@ -384,7 +405,7 @@ impl Fetch {
         };
         let sample = now.saturating_since(asked.sent);
         holder.rtt = Some(holder.rtt.map_or(sample, |r| (r * 7 + sample) / 8));
-        holder.window = (holder.window + 1.0).min(WINDOW.1 as f64);
+        holder.adjust_window(sample);
         let Some(assembly) = self.assembling.get_mut(&cid).filter(|a| a.holder == from) else {
             return;
         };
