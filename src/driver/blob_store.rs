@@ -8,19 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::BlobSettings;
-use crate::services::blobs::dag::MAX_NODE_BYTES;
-use crate::services::blobs::import::Profile;
+pub(crate) use crate::services::blobs::exchange::MAX_BLOCK;
 use crate::services::blobs::{BlobIndex, Blocks, Cid, Root, StoreError};
-
-/// Largest block taken: a full chunk, or the largest node.
-pub(crate) const MAX_BLOCK: usize = {
-    let chunk = Profile::UNIXFS_V1_2025.chunk;
-    if chunk > MAX_NODE_BYTES {
-        chunk
-    } else {
-        MAX_NODE_BYTES
-    }
-};
 
 /// Blocks as files.
 pub(crate) struct DiskBlocks {
