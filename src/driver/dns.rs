@@ -8,7 +8,7 @@
 //! never a service of the overlay by default. Their queries get no answer at all.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use super::names::NameFeed;
 use crate::config::{DNS_PORT, Daemon};
 use crate::core::address::{node_address, node_subnet};
 use crate::core::identity::PublicKey;
-use crate::services::names::dns::{Answer, answer, server_failure};
+use crate::services::names::dns::{Admission, Answer, answer, server_failure};
 
 /// Forwarded queries waiting for an upstream answer at once; past this, SERVFAIL.
 const MAX_FORWARDS: usize = 256;
@@ -39,27 +39,8 @@ const MAX_MESSAGE: usize = 65535;
 pub(crate) struct PreparedDns {
     udp: Vec<std::net::UdpSocket>,
     tcp: Vec<std::net::TcpListener>,
-    policy: Policy,
+    policy: Admission,
     upstream: Vec<SocketAddr>,
-}
-
-/// Whom the responder answers.
-#[derive(Clone, Copy)]
-struct Policy {
-    address: Ipv6Addr,
-    subnet: crate::core::address::Subnet,
-    allow_overlay: bool,
-}
-
-impl Policy {
-    fn admits(&self, source: IpAddr) -> bool {
-        let IpAddr::V6(v6) = source else { return true };
-        let v6 = v6.to_ipv4_mapped().map_or(v6, |_| Ipv6Addr::UNSPECIFIED);
-        self.allow_overlay
-            || v6.octets()[0] & 0xfe != 0x02
-            || v6 == self.address
-            || self.subnet.contains(&v6)
-    }
 }
 
 /// The addresses to listen on: as configured, else port 53 on the LAN gateway address and the
@@ -107,7 +88,7 @@ impl PreparedDns {
         Ok(Some(Self {
             udp,
             tcp,
-            policy: Policy {
+            policy: Admission {
                 address: node_address(key),
                 subnet: node_subnet(key),
                 allow_overlay: daemon.dns.allow_overlay,
@@ -192,7 +173,7 @@ fn bind(address: SocketAddr, kind: socket2::Type) -> io::Result<socket2::Socket>
 
 struct Shared {
     names: NameFeed,
-    policy: Policy,
+    policy: Admission,
     upstream: Vec<SocketAddr>,
     forwards: Semaphore,
     connections: Arc<Semaphore>,

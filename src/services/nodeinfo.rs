@@ -228,14 +228,14 @@ impl NodeInfoService {
                 self.transmit.push_back((from, answer));
             }
             Some((&ANSWER, rest)) => {
-                let Some(nonce) = rest.get(..NONCE_LEN) else {
+                let Some((nonce, body)) = rest.split_first_chunk::<NONCE_LEN>() else {
                     return;
                 };
-                let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("length checked");
+                let nonce = *nonce;
                 let Some(request) = self.pending.take(&nonce, &from) else {
                     return;
                 };
-                let result = decode_answer(from, &rest[NONCE_LEN..]);
+                let result = decode_answer(from, body);
                 if result.is_err() {
                     self.counters.refused += 1;
                 }

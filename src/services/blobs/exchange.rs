@@ -253,13 +253,6 @@ impl Holders {
     }
 }
 
-impl std::ops::Index<&PublicKey> for Holders {
-    type Output = Holder;
-    fn index(&self, key: &PublicKey) -> &Holder {
-        self.get(key).expect("a holder of this fetch")
-    }
-}
-
 /// How a fetch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -423,8 +416,10 @@ impl Fetch {
         let parts = (total as usize).div_ceil(PART).max(1);
         if assembly.received.len() < parts {
             // The first part tells the size: ask for the rest.
-            if assembly.received.len() == 1 && offset == 0 {
-                let holder = self.holders.get_mut(&from).expect("checked above");
+            if assembly.received.len() == 1
+                && offset == 0
+                && let Some(holder) = self.holders.get_mut(&from)
+            {
                 for part in 1..parts {
                     holder.to_ask.push_back((cid, (part * PART) as u32, total));
                 }
@@ -598,7 +593,9 @@ impl Fetch {
             let total = (self.assembling.get(&cid))
                 .and_then(|a| a.bytes.as_ref().map(|b| b.len() as u32))
                 .unwrap_or(PART as u32);
-            if self.holders[&holder].in_flight.contains_key(&(cid, offset)) {
+            let still = (self.holders.get(&holder))
+                .is_some_and(|h| h.in_flight.contains_key(&(cid, offset)));
+            if still {
                 self.stats.retries += 1;
                 self.ask(now, holder, cid, offset, total);
             }

@@ -18,6 +18,34 @@ pub const MAX_UDP_ANSWER: usize = 512;
 /// The reverse zones of the mesh (`200::/7`: first byte 0x02 or 0x03).
 const REVERSE_ZONES: [&str; 2] = ["2.0.ip6.arpa", "3.0.ip6.arpa"];
 
+/// Who a node's responder answers: this node, loopback, link-local and LAN hosts (anything
+/// outside `200::/7`), and in the mesh only its own address and /64, unless `allow_overlay`. So the
+/// responder is never a service of the overlay (nor a reflector for it) unless configured to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// The node's address.
+    pub address: Ipv6Addr,
+    /// The node's routed /64.
+    pub subnet: crate::core::address::Subnet,
+    /// Answer other mesh nodes too.
+    pub allow_overlay: bool,
+}
+
+impl Admission {
+    /// True if a query from `source` is answered.
+    pub fn admits(&self, source: std::net::IpAddr) -> bool {
+        let std::net::IpAddr::V6(v6) = source else {
+            return true;
+        };
+        // An IPv4-mapped source is an IPv4 host on a dual-stack socket: not the mesh.
+        let v6 = v6.to_ipv4_mapped().map_or(v6, |_| Ipv6Addr::UNSPECIFIED);
+        self.allow_overlay
+            || v6.octets()[0] & 0xfe != 0x02
+            || v6 == self.address
+            || self.subnet.contains(&v6)
+    }
+}
+
 /// What to do with a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {

@@ -150,7 +150,7 @@ fn a_corrupt_holder_is_convicted_and_its_blocks_come_from_another() {
     assert_eq!(fetch.outcome(), Some(&Outcome::Complete));
     assert_eq!(reassemble(&got, &root), file);
     assert!(fetch.stats().corrupt >= 1);
-    assert!(fetch.holders[&key(1)].convicted);
+    assert!(fetch.holders.get(&key(1)).unwrap().convicted);
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn two_holders_share_the_work_and_a_holder_without_the_file_is_skipped() {
     let (got, _, _) = run(&mut fetch, &mut sources, 0);
     assert_eq!(fetch.outcome(), Some(&Outcome::Complete));
     assert_eq!(reassemble(&got, &root), file);
-    assert!(fetch.holders[&key(3)].lacks.contains(&root));
+    assert!(fetch.holders.get(&key(3)).unwrap().lacks.contains(&root));
     let shares = fetch.holders();
     assert!(
         shares.iter().filter(|(_, bytes, _)| *bytes > 0).count() == 2,

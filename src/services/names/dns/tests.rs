@@ -134,3 +134,32 @@ fn malformed_queries_get_formerr_and_responses_nothing() {
     update[2] |= 5 << 3;
     assert_eq!(reply(answer(&update, &t, false)).0, RCODE::NotImplemented);
 }
+
+#[test]
+fn only_the_node_and_its_lans_are_answered_unless_the_overlay_is_allowed() {
+    use crate::core::address::node_subnet;
+    let me = key();
+    let other = PublicKey::from_bytes([9; 32]);
+    let mut policy = Admission {
+        address: node_address(&me),
+        subnet: node_subnet(&me),
+        allow_overlay: false,
+    };
+    let mut lan_host = node_subnet(&me).network().octets();
+    lan_host[15] = 7;
+    for (source, answered) in [
+        ("::1", true),
+        ("fe80::1", true),
+        ("2001:db8::5", true),
+        ("192.0.2.1", true),
+        ("::ffff:192.0.2.1", true),
+    ] {
+        assert_eq!(policy.admits(source.parse().unwrap()), answered, "{source}");
+    }
+    assert!(policy.admits(node_address(&me).into()));
+    assert!(policy.admits(Ipv6Addr::from(lan_host).into()));
+    assert!(!policy.admits(node_address(&other).into()));
+    assert!(!policy.admits(node_subnet(&other).network().into()));
+    policy.allow_overlay = true;
+    assert!(policy.admits(node_address(&other).into()));
+}
