@@ -193,9 +193,10 @@ impl BlobIndex {
             let Some(entry) = self.blocks.get_mut(&cid) else {
                 continue;
             };
-            entry.1 -= 1;
+            // Saturating: an index read back from a damaged file must not panic.
+            entry.1 = entry.1.saturating_sub(1);
             if entry.1 == 0 {
-                self.used -= entry.0;
+                self.used = self.used.saturating_sub(entry.0);
                 self.blocks.remove(&cid);
                 store
                     .delete(&cid)
