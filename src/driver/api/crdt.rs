@@ -29,6 +29,7 @@ pub(crate) fn kind_name(kind: Kind) -> String {
         ValueKind::Lww => "lww",
         ValueKind::Mv => "mv",
         ValueKind::Set => "set",
+        ValueKind::Text => "text",
     };
     match kind {
         Kind::Value(v) => value(v).to_owned(),
@@ -43,10 +44,13 @@ pub(crate) fn parse_kind(text: &str) -> Option<Kind> {
         "lww" => Some(ValueKind::Lww),
         "mv" => Some(ValueKind::Mv),
         "set" => Some(ValueKind::Set),
+        "text" => Some(ValueKind::Text),
         _ => None,
     };
     match text.strip_prefix("map<").and_then(|t| t.strip_suffix('>')) {
-        Some(inner) => value(inner).map(Kind::Map),
+        Some(inner) => value(inner)
+            .filter(|v| *v != ValueKind::Text)
+            .map(Kind::Map),
         None => value(text).map(Kind::Value),
     }
 }
@@ -54,6 +58,7 @@ pub(crate) fn parse_kind(text: &str) -> Option<Kind> {
 fn view_json(view: &View) -> Value {
     match view {
         View::Counter(n) => json!(n),
+        View::Text(t) => json!(t),
         View::Lww(v) => json!(v),
         View::Mv(values) | View::Set(values) => json!(values),
         View::Map(entries) => Value::Object(
@@ -138,6 +143,10 @@ struct WriteBody {
     key: Option<String>,
     value: Option<String>,
     by: Option<i64>,
+    /// A text edit's position, in characters (Unicode scalar values).
+    pos: Option<usize>,
+    /// How many characters a text `delete` removes.
+    len: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -172,6 +181,16 @@ fn op_from(body: &WriteBody) -> Result<Op, ApiResponse> {
         "write" | "put" => Edit::Write(value()?),
         "add" => Edit::Add(value()?),
         "remove" => Edit::Remove(value()?),
+        "insert" => Edit::Insert(
+            body.pos
+                .ok_or_else(|| error(400, "op insert needs a pos (in characters)"))?,
+            value()?,
+        ),
+        "delete" if body.key.is_none() && body.pos.is_some() => Edit::Delete(
+            body.pos.unwrap_or_default(),
+            body.len
+                .ok_or_else(|| error(400, "a text delete needs a len (in characters)"))?,
+        ),
         "delete" => {
             return body
                 .key
@@ -183,7 +202,7 @@ fn op_from(body: &WriteBody) -> Result<Op, ApiResponse> {
             return Err(error(
                 400,
                 format!(
-                    "unknown op {other}: use increment, decrement, write, add, remove or delete"
+                    "unknown op {other}: use increment, decrement, write, add, remove, delete or insert"
                 ),
             ));
         }
@@ -351,7 +370,7 @@ pub(super) fn crdt_write(r: &mut ServiceContext, request: &ApiRequest) -> ApiRes
                 parse_kind(k).ok_or_else(|| {
                     error(
                         400,
-                        format!("unknown kind {k}: use counter, lww, mv, set or map<...> of one"),
+                        format!("unknown kind {k}: use counter, lww, mv, set, text or map<...> of one of the first four"),
                     )
                 })
             };

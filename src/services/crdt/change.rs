@@ -5,7 +5,8 @@
 //!             wall_millis(varint) delta signature(64)
 //! change v2 = version(1)=2 kind(1) namespace(string) document(string) actor(32) seq(varint)
 //!             wall_millis(varint) count(varint) (author(32) through(varint))* delta signature(64)
-//! kind      = 0x0v for a single value, 0x1v for a map of values; v = 0 counter, 1 lww, 2 mv, 3 set
+//! kind      = 0x0v for a single value, 0x1v for a map of values; v = 0 counter, 1 lww, 2 mv, 3 set,
+//!             4 text (single value only)
 //! ```
 //! The signature is Ed25519 by `actor` (a node key) over `"meshrouter crdt change v1\0"` (v2:
 //! `"... v2\0"`) and every byte before it; the change's id is SHA-256 of those same bytes. A v2
@@ -94,6 +95,7 @@ fn kind_byte(kind: Kind) -> u8 {
         ValueKind::Lww => 1,
         ValueKind::Mv => 2,
         ValueKind::Set => 3,
+        ValueKind::Text => 4,
     };
     match kind {
         Kind::Value(k) => v(k),
@@ -107,11 +109,12 @@ fn kind_from(byte: u8) -> Option<Kind> {
         1 => ValueKind::Lww,
         2 => ValueKind::Mv,
         3 => ValueKind::Set,
+        4 => ValueKind::Text,
         _ => return None,
     };
     match byte >> 4 {
         0 => Some(Kind::Value(v)),
-        1 => Some(Kind::Map(v)),
+        1 if v != ValueKind::Text => Some(Kind::Map(v)),
         _ => None,
     }
 }

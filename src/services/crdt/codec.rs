@@ -6,6 +6,9 @@
 //!         | 1 counter  n (dot p n)*          | 2 lww  n (dot millis logical string)*
 //!         | 3 mv       n (dot string)*       | 4 set  n (string n dot*)*
 //!         | 5 map      n (string field)*     (a map's fields are never maps)
+//!         | 6 text     n run* m (actor_ix first count)*   (deleted dots, as ranges)
+//! run     = dot origin origin string         (a run of 1+ characters, see text::Run)
+//! origin  = 0 (an end of the text) | 1 dot
 //! dot     = actor_ix counter                 string = len utf8
 //! ```
 //! Every integer is a varint. Actors are listed once and named by index, so a delta of many entries
@@ -19,6 +22,7 @@ use super::document::Causal;
 use super::field::Field;
 use super::hlc::Hlc;
 use super::store::{DotFun, DotMap};
+use super::text::{MAX_DELETES, Run, Text};
 use crate::core::wire::{Reader, WireError, put_varint};
 
 /// Longest string (register value, set member, map key) a delta may carry.
@@ -30,6 +34,7 @@ const LWW: u8 = 2;
 const MV: u8 = 3;
 const SET: u8 = 4;
 const MAP: u8 = 5;
+const TEXT: u8 = 6;
 
 /// Appends the encoding of `delta`.
 pub fn encode(delta: &Causal, out: &mut Vec<u8>) {
@@ -43,6 +48,9 @@ pub fn encode(delta: &Causal, out: &mut Vec<u8>) {
     let mut dots = Vec::new();
     super::store::DotStore::dots(&delta.field, &mut dots);
     dots.iter().for_each(|d| note(d.actor));
+    if let Field::Text(t) = &delta.field {
+        t.actors(&mut note);
+    }
     let mut ordered: Vec<(&Actor, &u64)> = actors.iter().collect();
     ordered.sort_by_key(|(_, ix)| **ix);
     put_varint(out, ordered.len() as u64);
@@ -122,7 +130,73 @@ fn put_field(out: &mut Vec<u8>, field: &Field, ix: &impl Fn(&Actor) -> u64) {
                 put_field(out, f, ix);
             }
         }
+        Field::Text(t) => {
+            out.push(TEXT);
+            let (runs, deletes) = t.parts();
+            put_varint(out, runs.len() as u64);
+            for run in &runs {
+                put_dot(out, &run.first, ix);
+                for origin in [&run.left, &run.right] {
+                    match origin {
+                        None => out.push(0),
+                        Some(d) => {
+                            out.push(1);
+                            put_dot(out, d, ix);
+                        }
+                    }
+                }
+                put_string(out, &run.text);
+            }
+            let ranges = deletes;
+            put_varint(out, ranges.len() as u64);
+            for (first, n) in ranges {
+                put_dot(out, &first, ix);
+                put_varint(out, n);
+            }
+        }
     }
+}
+
+fn origin(r: &mut Reader<'_>, actors: &[Actor]) -> Result<Option<Dot>, WireError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => dot(r, actors).map(Some),
+        _ => Err(WireError::Invalid("text origin")),
+    }
+}
+
+fn text(r: &mut Reader<'_>, actors: &[Actor]) -> Result<Field, WireError> {
+    let n = count(r, 5)?;
+    let mut runs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let first = dot(r, actors)?;
+        let left = origin(r, actors)?;
+        let right = origin(r, actors)?;
+        let text = string(r)?;
+        let chars = text.chars().count() as u64;
+        if chars == 0 || first.counter.checked_add(chars - 1).is_none() {
+            return Err(WireError::Invalid("text run"));
+        }
+        runs.push(Run {
+            first,
+            left,
+            right,
+            text,
+        });
+    }
+    let m = count(r, 3)?;
+    let mut deletes = Vec::with_capacity(m);
+    let mut total = 0u64;
+    for _ in 0..m {
+        let first = dot(r, actors)?;
+        let len = r.varint()?;
+        total = total.saturating_add(len);
+        if len == 0 || total > MAX_DELETES || first.counter.checked_add(len - 1).is_none() {
+            return Err(WireError::Invalid("deleted range"));
+        }
+        deletes.push((first, len));
+    }
+    Ok(Field::Text(Box::new(Text::from_parts(runs, deletes))))
 }
 
 /// Decodes a delta; the reader is left after it.
@@ -237,6 +311,7 @@ fn field(r: &mut Reader<'_>, actors: &[Actor], map_allowed: bool) -> Result<Fiel
             Field::Map(m)
         }
         MAP => return Err(WireError::Invalid("map inside a map")),
+        TEXT => text(r, actors)?,
         _ => return Err(WireError::Invalid("field type")),
     })
 }

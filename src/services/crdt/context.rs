@@ -86,20 +86,29 @@ impl CausalContext {
     /// drops those it already covers.
     fn compact(&mut self, actor: Actor) {
         let mut contiguous = self.vv.get(&actor).copied().unwrap_or(0);
-        let range = Dot { actor, counter: 0 }..=Dot {
-            actor,
-            counter: u64::MAX,
-        };
-        let dots: Vec<Dot> = self.cloud.range(range).copied().collect();
-        for dot in dots {
-            if dot.counter <= contiguous {
-                self.cloud.remove(&dot);
-            } else if dot.counter == contiguous + 1 {
-                contiguous += 1;
-                self.cloud.remove(&dot);
-            } else {
+        // Touches only the dots it removes: a replica holding many early dots of one writer (a
+        // text whose changes arrived in reverse) pays a lookup per join, not a walk of them all.
+        let covered: Vec<Dot> = self
+            .cloud
+            .range(
+                Dot { actor, counter: 0 }..=Dot {
+                    actor,
+                    counter: contiguous,
+                },
+            )
+            .copied()
+            .collect();
+        for dot in covered {
+            self.cloud.remove(&dot);
+        }
+        while let Some(next) = contiguous.checked_add(1) {
+            if !self.cloud.remove(&Dot {
+                actor,
+                counter: next,
+            }) {
                 break;
             }
+            contiguous = next;
         }
         if contiguous > 0 {
             self.vv.insert(actor, contiguous);

@@ -7,6 +7,7 @@ use super::context::{Actor, CausalContext, Dot};
 use super::field::{Field, Kind, ValueKind};
 use super::hlc::Hlc;
 use super::store::{DotFun, DotMap, DotStore};
+use super::text::{Run, Text};
 
 /// Entries plus the dots they account for: a whole replica's state, or the delta of one edit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +37,11 @@ pub enum Edit {
     Add(String),
     /// Remove a set member (the adds this replica has seen; a concurrent add wins).
     Remove(String),
+    /// Insert text before the visible character at this position (counted in characters; the
+    /// text's length appends).
+    Insert(usize, String),
+    /// Delete this many visible characters from this position.
+    Delete(usize, usize),
 }
 
 /// A change to a document.
@@ -58,6 +64,17 @@ pub enum EditError {
     /// A counter would leave the range of 64-bit totals.
     #[error("counter overflow")]
     Overflow,
+    /// A text edit's range passes the end of the text.
+    #[error("position {0} is past the end of the text ({1} characters)")]
+    Position(usize, usize),
+    /// An insertion of nothing, a deletion of no character, or an insertion longer than a change
+    /// may carry.
+    #[error(
+        "a text edit inserts 1 to {} bytes or deletes 1 to {} characters",
+        super::codec::MAX_STRING,
+        super::text::MAX_DELETES
+    )]
+    Size,
 }
 
 /// What a document holds, as a reader sees it.
@@ -73,6 +90,8 @@ pub enum View {
     Set(Vec<String>),
     /// Map keys and their values.
     Map(BTreeMap<String, View>),
+    /// A text's visible characters.
+    Text(String),
 }
 
 /// One replica of a document. Two replicas are equal when their schema and state are.
@@ -114,9 +133,25 @@ impl Document {
     /// Makes `op` as `actor` at wall time `wall_millis`, applies it here and returns its delta, for
     /// the other replicas.
     pub fn edit(&mut self, actor: Actor, op: &Op, wall_millis: u64) -> Result<Causal, EditError> {
+        let delta = self.delta_for(actor, op, wall_millis)?;
+        super::keyed::join(&mut self.state, &mut self.index, &delta);
+        Ok(delta)
+    }
+
+    /// The delta [`Document::edit`] would make, without applying it (no copy of a large document
+    /// is needed to prepare a change).
+    pub fn delta_for(&self, actor: Actor, op: &Op, wall_millis: u64) -> Result<Causal, EditError> {
         let wrong = || EditError::WrongKind(Box::new(op.clone()), self.kind);
         let hlc = Hlc::next(self.latest_hlc(), wall_millis);
         let delta = match (self.kind, op) {
+            (Kind::Value(ValueKind::Text), Op::Value(edit)) => {
+                let empty = Text::default();
+                let text = match &self.state.field {
+                    Field::Text(t) => t,
+                    _ => &empty,
+                };
+                edit_text(text, &self.state.ctx, actor, edit).ok_or_else(wrong)??
+            }
             (Kind::Value(kind), Op::Value(edit)) => {
                 edit_value(&self.state.field, &self.state.ctx, kind, actor, edit, hlc)
                     .ok_or_else(wrong)??
@@ -155,7 +190,6 @@ impl Document {
             }
             _ => return Err(wrong()),
         };
-        super::keyed::join(&mut self.state, &mut self.index, &delta);
         Ok(delta)
     }
 
@@ -172,6 +206,8 @@ impl Document {
     /// The document as a reader sees it.
     pub fn view(&self) -> View {
         match (self.kind, &self.state.field) {
+            (Kind::Value(ValueKind::Text), Field::Text(t)) => View::Text(t.text()),
+            (Kind::Value(ValueKind::Text), _) => View::Text(String::new()),
             (Kind::Value(kind), field) => view_value(kind, field),
             (Kind::Map(kind), Field::Map(m)) => View::Map(
                 m.entries
@@ -260,6 +296,55 @@ fn edit_value(
     }))
 }
 
+/// The delta of a text edit; `None` if the edit is not a text edit.
+fn edit_text(
+    text: &Text,
+    ctx: &CausalContext,
+    actor: Actor,
+    edit: &Edit,
+) -> Option<Result<Causal, EditError>> {
+    Some(match edit {
+        Edit::Insert(pos, s) => {
+            if s.is_empty() || s.len() > super::codec::MAX_STRING {
+                return Some(Err(EditError::Size));
+            }
+            let Some((left, right)) = text.origins_at(*pos) else {
+                return Some(Err(EditError::Position(*pos, text.visible())));
+            };
+            let run = Run {
+                first: ctx.next_dot(actor),
+                left,
+                right,
+                text: s.clone(),
+            };
+            let dots: Vec<Dot> = run.dots().collect();
+            if dots.len() != s.chars().count() {
+                return Some(Err(EditError::Overflow));
+            }
+            Ok(Causal {
+                field: Field::Text(Box::new(Text::insertion(run))),
+                ctx: CausalContext::from_parts(BTreeMap::new(), dots),
+            })
+        }
+        Edit::Delete(pos, len) => {
+            if *len == 0 || *len as u64 > super::text::MAX_DELETES {
+                return Some(Err(EditError::Size));
+            }
+            let Some(dots) = text.visible_ids(*pos, *len) else {
+                return Some(Err(EditError::Position(
+                    pos.saturating_add(*len),
+                    text.visible(),
+                )));
+            };
+            Ok(Causal {
+                field: Field::Text(Box::new(Text::deletion(dots))),
+                ctx: CausalContext::default(),
+            })
+        }
+        _ => return None,
+    })
+}
+
 fn member_dots(field: &Field, member: &str, out: &mut Vec<Dot>) {
     if let Field::Set(s) = field
         && let Some(adds) = s.entries.get(member)
@@ -295,5 +380,7 @@ fn view_value(kind: ValueKind, field: &Field) -> View {
         (ValueKind::Lww, _) => View::Lww(None),
         (ValueKind::Mv, _) => View::Mv(Vec::new()),
         (ValueKind::Set, _) => View::Set(Vec::new()),
+        (ValueKind::Text, Field::Text(t)) => View::Text(t.text()),
+        (ValueKind::Text, _) => View::Text(String::new()),
     }
 }

@@ -3,6 +3,7 @@
 use super::context::{CausalContext, Dot};
 use super::hlc::Hlc;
 use super::store::{DotFun, DotMap, DotStore};
+use super::text::Text;
 
 /// A value type, fixed when a document is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,6 +18,8 @@ pub enum ValueKind {
     Mv,
     /// Add-wins observed-remove set of strings.
     Set,
+    /// Collaborative text (see [`super::text`]); only as a document's single value.
+    Text,
 }
 
 /// A document's schema: one value, or a map from string keys to values of one kind.
@@ -44,6 +47,8 @@ pub enum Field {
     Set(DotMap<String, DotFun<()>>),
     /// A map of fields (one level: the schema never nests maps).
     Map(DotMap<String, Field>),
+    /// See [`ValueKind::Text`].
+    Text(Box<Text>),
 }
 
 impl Field {
@@ -54,6 +59,7 @@ impl Field {
             ValueKind::Lww => Self::Lww(DotFun::default()),
             ValueKind::Mv => Self::Mv(DotFun::default()),
             ValueKind::Set => Self::Set(DotMap::default()),
+            ValueKind::Text => Self::Text(Box::default()),
         }
     }
 
@@ -67,6 +73,7 @@ impl Field {
                 | (Self::Lww(_), ValueKind::Lww)
                 | (Self::Mv(_), ValueKind::Mv)
                 | (Self::Set(_), ValueKind::Set)
+                | (Self::Text(_), ValueKind::Text)
         )
     }
 
@@ -74,6 +81,7 @@ impl Field {
     pub fn fits(&self, kind: Kind) -> bool {
         match (self, kind) {
             (Self::Empty, _) => true,
+            (_, Kind::Map(ValueKind::Text)) => false,
             (Self::Map(m), Kind::Map(v)) => m.entries.values().all(|f| f.fits_value(v)),
             (_, Kind::Value(v)) => self.fits_value(v),
             _ => false,
@@ -90,6 +98,7 @@ impl DotStore for Field {
             Self::Mv(s) => s.is_bottom(),
             Self::Set(s) => s.is_bottom(),
             Self::Map(s) => s.is_bottom(),
+            Self::Text(t) => t.is_empty(),
         }
     }
 
@@ -101,6 +110,7 @@ impl DotStore for Field {
             Self::Mv(s) => s.dots(out),
             Self::Set(s) => s.dots(out),
             Self::Map(s) => s.dots(out),
+            Self::Text(t) => t.dots(out),
         }
     }
 
@@ -113,6 +123,7 @@ impl DotStore for Field {
                 Self::Mv(_) => Self::Mv(DotFun::default()),
                 Self::Set(_) => Self::Set(DotMap::default()),
                 Self::Map(_) => Self::Map(DotMap::default()),
+                Self::Text(_) => Self::Text(Box::default()),
             };
         }
         let empty = Self::Empty;
@@ -129,6 +140,9 @@ impl DotStore for Field {
             (Self::Mv(a), Self::Mv(b)) => a.join(ours, b, theirs),
             (Self::Set(a), Self::Set(b)) => a.join(ours, b, theirs),
             (Self::Map(a), Self::Map(b)) => a.join(ours, b, theirs),
+            // Text is a union of grow-only sets: contexts remove nothing from it.
+            (Self::Text(a), Self::Text(b)) => a.join(b),
+            (Self::Text(_), _) => {}
             (Self::Counter(a), _) => a.join(ours, &DotFun::default(), theirs),
             (Self::Lww(a), _) => a.join(ours, &DotFun::default(), theirs),
             (Self::Mv(a), _) => a.join(ours, &DotFun::default(), theirs),

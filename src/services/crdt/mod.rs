@@ -21,6 +21,7 @@ pub mod log;
 pub mod replica;
 pub mod store;
 pub mod sync;
+pub mod text;
 
 #[cfg(test)]
 mod tests;

@@ -439,7 +439,7 @@ impl Replica {
             return Err(WriteError::Name);
         }
         let actor = Actor(*key.public_key().as_bytes());
-        let (mut replica, seq) = match self.document(namespace, document) {
+        let (replica, seq) = match self.document(namespace, document) {
             Some(log) if log.document().kind() != kind => {
                 return Err(WriteError::Schema(
                     namespace.into(),
@@ -447,10 +447,13 @@ impl Replica {
                     log.document().kind(),
                 ));
             }
-            Some(log) => (log.document().clone(), log.next_seq(actor)),
-            None => (Document::new(kind), 1),
+            Some(log) => (
+                std::borrow::Cow::Borrowed(log.document()),
+                log.next_seq(actor),
+            ),
+            None => (std::borrow::Cow::Owned(Document::new(kind)), 1),
         };
-        let delta = replica.edit(actor, op, wall_millis)?;
+        let delta = replica.delta_for(actor, op, wall_millis)?;
         let point = self
             .access
             .get(namespace)

@@ -40,6 +40,7 @@ fn op_for(kind: Kind, what: u8, value: u8) -> Op {
         ValueKind::Lww | ValueKind::Mv => Edit::Write(v.clone()),
         ValueKind::Set if what.is_multiple_of(3) => Edit::Remove(v.clone()),
         ValueKind::Set => Edit::Add(v.clone()),
+        ValueKind::Text => Edit::Insert(0, v.clone()),
     };
     match kind {
         Kind::Value(k) => Op::Value(edit(k)),
@@ -173,6 +174,7 @@ impl Oracle {
             ValueKind::Mv => Self::Mv(Default::default()),
             ValueKind::Set => Self::Set(Default::default()),
             ValueKind::Lww => Self::Lww(None),
+            ValueKind::Text => unreachable!("text has its own tests (text/tests.rs)"),
         }
     }
 
