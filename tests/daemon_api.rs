@@ -451,6 +451,48 @@ fn crdt_writes_sync_between_two_daemons_and_bad_input_is_refused() {
     wait_for("the notes to reach b", || {
         value(&b, "notes") == serde_json::json!(["calm sea"])
     });
+    // Text: both edit one document at once; both end with the same text, and `get` prints it.
+    ok(
+        &a,
+        &[
+            "crdt",
+            "edit",
+            "island",
+            "log",
+            "--insert",
+            "0",
+            "boats out",
+        ],
+    );
+    wait_for("the log to reach b", || {
+        value(&b, "log") == serde_json::json!("boats out")
+    });
+    ok(
+        &a,
+        &["crdt", "edit", "island", "log", "--insert", "9", ", 3 back"],
+    );
+    ok(
+        &b,
+        &["crdt", "edit", "island", "log", "--insert", "0", "06:00 "],
+    );
+    ok(&b, &["crdt", "edit", "island", "log", "--delete", "6", "1"]);
+    wait_for("the log to converge", || {
+        value(&a, "log") == serde_json::json!("06:00 oats out, 3 back")
+            && value(&b, "log") == value(&a, "log")
+    });
+    let printed = ok(&a, &["crdt", "get", "island", "log"]);
+    assert!(
+        String::from_utf8_lossy(&printed.stdout).contains("\n06:00 oats out, 3 back\n"),
+        "{printed:?}"
+    );
+    let past = ctl(
+        &a,
+        &["crdt", "edit", "island", "log", "--delete", "20", "5"],
+    );
+    assert!(
+        String::from_utf8_lossy(&past.stderr).contains("past the end of the text"),
+        "{past:?}"
+    );
     // Watch answers at once for a client that has seen nothing yet.
     let watched = ok(&b, &["crdt", "watch", "--once", "--timeout", "1"]);
     let line: serde_json::Value = serde_json::from_slice(&watched.stdout).unwrap();

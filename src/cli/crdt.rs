@@ -82,6 +82,20 @@ pub(crate) enum CrdtCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Edit a text document (made if new): insert text before a position, or delete characters
+    /// from one. Positions count characters (Unicode scalar values) from 0; the text's length
+    /// appends. `crdt get` prints the text.
+    #[command(group(clap::ArgGroup::new("edit").required(true).args(["insert", "delete"])))]
+    Edit {
+        #[command(flatten)]
+        doc: Doc,
+        /// Insert TEXT before position POS.
+        #[arg(long, num_args = 2, value_names = ["POS", "TEXT"], allow_hyphen_values = true)]
+        insert: Option<Vec<String>>,
+        /// Delete LEN characters from position POS.
+        #[arg(long, num_args = 2, value_names = ["POS", "LEN"])]
+        delete: Option<Vec<usize>>,
+    },
     /// Print changes as they happen, one JSON line per batch (until interrupted, or --once).
     Watch {
         /// Only changes after this version (from an earlier line's "version").
@@ -249,6 +263,29 @@ pub(crate) fn run(socket: &Path, command: CrdtCommand, json_output: bool) -> any
             b["by"] = json!(by);
             ("/v1/crdt/write", b)
         }
+        CrdtCommand::Edit {
+            doc,
+            insert,
+            delete,
+        } => {
+            let mut b = write_body(doc, "insert", "text".into());
+            match (insert.as_deref(), delete.as_deref()) {
+                (Some([pos, text]), _) => {
+                    let pos: usize = pos
+                        .parse()
+                        .with_context(|| format!("--insert {pos}: the position is a number"))?;
+                    b["pos"] = json!(pos);
+                    b["value"] = json!(text);
+                }
+                (_, Some([pos, len])) => {
+                    b["op"] = json!("delete");
+                    b["pos"] = json!(pos);
+                    b["len"] = json!(len);
+                }
+                _ => bail!("give --insert POS TEXT or --delete POS LEN"),
+            }
+            ("/v1/crdt/write", b)
+        }
         CrdtCommand::Add { doc, member, key } | CrdtCommand::Remove { doc, member, key } => {
             let op = if matches!(command, CrdtCommand::Add { .. }) {
                 "add"
@@ -278,7 +315,11 @@ fn show_document(doc: &Value) -> anyhow::Result<()> {
         cell(&doc["kind"]),
         cell(&doc["changes"])
     );
-    println!("{}", serde_json::to_string_pretty(&doc["value"])?);
+    match doc["value"].as_str() {
+        // A text prints as itself (a register's value stays quoted, as JSON).
+        Some(text) if doc["kind"] == "text" => println!("{text}"),
+        _ => println!("{}", serde_json::to_string_pretty(&doc["value"])?),
+    }
     if let Some(conflicts) = doc["conflicts"].as_object().filter(|c| !c.is_empty()) {
         println!("conflicts (concurrent values; write again to settle):");
         for (key, values) in conflicts {

@@ -11,7 +11,8 @@
 //! origin  = 0 (an end of the text) | 1 dot
 //! dot     = actor_ix counter                 string = len utf8
 //! ```
-//! Every integer is a varint. Actors are listed once and named by index, so a delta of many entries
+//! A text's characters are in the context by rule: their dots are left out of `cloud` and the
+//! decoder adds them back. Every integer is a varint. Actors are listed once and named by index, so a delta of many entries
 //! does not repeat 32-byte keys. Decoding is total: any bytes give a delta or an error, counts are
 //! checked against the bytes left before anything is allocated, and nesting is bounded.
 
@@ -63,7 +64,17 @@ pub fn encode(delta: &Causal, out: &mut Vec<u8>) {
         put_varint(out, ix(actor));
         put_varint(out, *counter);
     }
-    let cloud: Vec<&Dot> = delta.ctx.cloud().collect();
+    // A text's characters are in its context by rule, so their dots are not written twice (a
+    // typed paragraph would otherwise cost a dot per letter): the decoder adds them back.
+    let implied: std::collections::BTreeSet<Dot> = match &delta.field {
+        Field::Text(t) => {
+            let mut dots = Vec::new();
+            t.dots(&mut dots);
+            dots.into_iter().collect()
+        }
+        _ => Default::default(),
+    };
+    let cloud: Vec<&Dot> = delta.ctx.cloud().filter(|d| !implied.contains(d)).collect();
     put_varint(out, cloud.len() as u64);
     for dot in cloud {
         put_dot(out, dot, &ix);
@@ -212,10 +223,13 @@ pub fn decode(r: &mut Reader<'_>) -> Result<Causal, WireError> {
         vv.insert(actor, r.varint()?);
     }
     let n = count(r, 2)?;
-    let cloud = (0..n)
+    let mut cloud = (0..n)
         .map(|_| dot(r, &actors))
         .collect::<Result<Vec<_>, _>>()?;
     let field = field(r, &actors, true)?;
+    if let Field::Text(t) = &field {
+        t.dots(&mut cloud);
+    }
     Ok(Causal {
         field,
         ctx: CausalContext::from_parts(vv, cloud),
@@ -358,6 +372,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn text_deltas_and_states_round_trip_and_a_typed_run_costs_its_bytes() {
+        let kind = Kind::Value(ValueKind::Text);
+        let mut doc = Document::new(kind);
+        let mut deltas = Vec::new();
+        for (i, (a, op)) in [
+            (1u8, Edit::Insert(0, "hello".into())),
+            (2, Edit::Insert(5, " world".into())),
+            (1, Edit::Delete(2, 5)),
+            (3, Edit::Insert(1, "é".repeat(300))),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let _ = i;
+            deltas.push(doc.edit(Actor([a; 32]), &Op::Value(op), 10).unwrap());
+        }
+        for causal in deltas.iter().chain([doc.state()]) {
+            let mut bytes = Vec::new();
+            encode(causal, &mut bytes);
+            let mut r = Reader::new(&bytes);
+            assert_eq!(&decode(&mut r).unwrap(), causal);
+            r.finish().unwrap();
+            for cut in 0..bytes.len() {
+                let mut r = Reader::new(&bytes[..cut]);
+                assert!(decode(&mut r).is_err() || r.remaining() == 0);
+            }
+        }
+        // 300 two-byte characters: the text plus one actor, one dot and two origins.
+        let mut bytes = Vec::new();
+        encode(&deltas[3], &mut bytes);
+        assert!(bytes.len() < 600 + 2 * 32 + 20, "{} bytes", bytes.len());
     }
 
     #[test]

@@ -100,13 +100,10 @@ fn expand(ranges: &[(Dot, u64)]) -> impl Iterator<Item = Dot> + '_ {
 }
 
 impl PartialEq for Text {
-    /// Equal when they hold the same characters in the same order, the same deletions and the same
-    /// waiting runs (however the chunks happen to be cut).
+    /// Equal when they hold the same characters (each with its origins) and the same deletions,
+    /// placed or still waiting: the order of the characters follows from those alone.
     fn eq(&self, other: &Self) -> bool {
-        self.seq.len() == other.seq.len()
-            && self.seq.entries().eq(other.seq.entries())
-            && self.deleted_early() == other.deleted_early()
-            && self.pending_dots() == other.pending_dots()
+        self.canonical() == other.canonical()
     }
 }
 
@@ -182,8 +179,30 @@ impl Text {
         self.seq.visible_ids(pos, len)
     }
 
-    fn pending_dots(&self) -> BTreeSet<Dot> {
-        self.pending.values().flat_map(Run::dots).collect()
+    /// Every character as (id, left origin, right origin, character), and every deletion.
+    #[allow(clippy::type_complexity)]
+    fn canonical(
+        &self,
+    ) -> (
+        BTreeSet<(Dot, Option<Dot>, Option<Dot>, char)>,
+        BTreeSet<Dot>,
+    ) {
+        let mut chars = BTreeSet::new();
+        let mut deleted = self.deleted_early();
+        for e in self.seq.entries() {
+            if e.deleted {
+                deleted.insert(e.id);
+            }
+            chars.insert((e.id, e.left, e.right, e.ch));
+        }
+        for run in self.pending.values() {
+            let mut left = run.left;
+            for (dot, ch) in run.dots().zip(run.text.chars()) {
+                chars.insert((dot, left, run.right, ch));
+                left = Some(dot);
+            }
+        }
+        (chars, deleted)
     }
 
     /// Every dot of a character this text inserts (placed or waiting).
