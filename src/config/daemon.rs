@@ -87,6 +87,8 @@ pub struct Daemon {
     pub nodeinfo: String,
     /// Content-addressed files.
     pub blobs: super::BlobSettings,
+    /// The HTTP listener for web apps on the LAN.
+    pub apps: super::AppSettings,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -155,6 +157,7 @@ impl Default for Daemon {
                 env!("CARGO_PKG_VERSION")
             ),
             blobs: super::BlobSettings::default(),
+            apps: super::AppSettings::default(),
             config_path: None,
         }
     }

@@ -5,6 +5,7 @@
 //! `config.example.toml` at the top of the repository documents every key; `meshrouter genconf` prints it
 //! with a fresh key filled in.
 
+mod apps;
 mod blobs;
 mod crdt;
 mod daemon;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::apps::{AppSettings, MAX_APP_ADDRESSES};
 pub use self::blobs::{BlobSettings, DEFAULT_BLOB_STORE};
 pub use self::crdt::{CrdtSettings, DEFAULT_CRDT_DATABASE};
 pub use self::daemon::{
@@ -81,6 +83,7 @@ pub struct RawConfig {
     dns: Option<dns::RawDns>,
     nodeinfo: Option<Spanned<toml::Table>>,
     blobs: Option<blobs::RawBlobs>,
+    apps: Option<apps::RawApps>,
     #[serde(default)]
     nodeinfo_privacy: bool,
 }
@@ -126,6 +129,7 @@ impl Config {
         let name = dns::name(raw.name.take(), &located)?;
         let dns = dns::validate(raw.dns.take(), &located)?;
         let blobs = blobs::validate(raw.blobs.take(), &located)?;
+        let apps = apps::validate(raw.apps.take(), &located)?;
         let nodeinfo = nodeinfo::validate(
             raw.nodeinfo.take(),
             raw.nodeinfo_privacy,
@@ -140,6 +144,7 @@ impl Config {
         daemon.dns = dns;
         daemon.nodeinfo = nodeinfo;
         daemon.blobs = blobs;
+        daemon.apps = apps;
         Ok(Self {
             node_key,
             daemon,

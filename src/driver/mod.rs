@@ -8,6 +8,8 @@
 
 mod api;
 #[cfg(feature = "services")]
+mod apps;
+#[cfg(feature = "services")]
 mod blob_exchange;
 #[cfg(feature = "services")]
 mod blob_store;
@@ -76,6 +78,8 @@ struct Prepared {
     services: services::PreparedServices,
     #[cfg(feature = "services")]
     dns: Option<dns::PreparedDns>,
+    #[cfg(feature = "services")]
+    apps: Option<apps::PreparedApps>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
@@ -172,6 +176,8 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     };
     #[cfg(feature = "services")]
     let dns = dns::PreparedDns::bind(daemon, &config.node_key.public_key())?;
+    #[cfg(feature = "services")]
+    let apps = apps::PreparedApps::bind(&daemon.apps)?;
     Ok(Prepared {
         tun,
         api,
@@ -181,6 +187,8 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
         services,
         #[cfg(feature = "services")]
         dns,
+        #[cfg(feature = "services")]
+        apps,
     })
 }
 
@@ -284,6 +292,10 @@ async fn serve(
     }
     if let Some(socket) = prepared.api {
         tokio::spawn(api::serve(socket, inputs.clone()));
+    }
+    #[cfg(feature = "services")]
+    if let Some(apps) = prepared.apps {
+        apps.start(inputs.clone(), public_key);
     }
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let reload_inputs = inputs.clone();

@@ -6,6 +6,10 @@ pub(crate) struct ApiRequest {
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) body: Vec<u8>,
+    /// For a request from the app listener (`driver::apps`), the Ed25519 key of the user its session
+    /// token names: handlers then also check what that user may do. `None` on the local socket,
+    /// whose callers act for the node.
+    pub(crate) app_user: Option<[u8; 32]>,
 }
 
 /// The router's answer.

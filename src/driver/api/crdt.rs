@@ -319,10 +319,41 @@ pub(super) fn crdt_have(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
     })
 }
 
+/// For a request from the app listener: refuses unless its user may `need` in the document (the
+/// namespace's access rules, the same as for a node).
+fn app_user_may(
+    crdt: &DaemonCrdt,
+    request: &ApiRequest,
+    namespace: &str,
+    document: &str,
+    need: Level,
+) -> Result<(), ApiResponse> {
+    let Some(user) = request.app_user else {
+        return Ok(());
+    };
+    let level = crdt
+        .host
+        .store
+        .replica()
+        .level(namespace, document, Actor(user));
+    if level < need {
+        return Err(error(
+            403,
+            format!(
+                "you may {} {namespace}, not {} it",
+                level.name(),
+                need.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /v1/crdt/read`: one document.
 pub(super) fn crdt_read(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, _| {
         parse::<DocBody>(&request.body).and_then(|b| {
+            app_user_may(crdt, request, &b.namespace, &b.document, Level::Read)?;
             let me = Actor(*crdt.host.key().public_key().as_bytes());
             let replica = crdt.host.store.replica();
             let level = replica.level(&b.namespace, &b.document, me);
@@ -350,6 +381,7 @@ pub(super) fn crdt_read(r: &mut ServiceContext, request: &ApiRequest) -> ApiResp
 pub(super) fn crdt_write(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse {
     with_crdt(r, |crdt, now| {
         parse::<WriteBody>(&request.body).and_then(|b| {
+            app_user_may(crdt, request, &b.namespace, &b.document, Level::Write)?;
             if b.namespace == crate::services::identity::registry::NAMESPACE {
                 return Err(error(
                     403,

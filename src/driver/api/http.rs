@@ -23,6 +23,10 @@ pub(crate) struct Head {
     pub(crate) content_length: u64,
     /// The client waits for `100 Continue` before it sends the body (curl does for large ones).
     pub(crate) expect_continue: bool,
+    /// The `Authorization` header (the app listener's bearer tokens).
+    pub(crate) authorization: Option<String>,
+    /// The `Origin` header (the app listener's CORS).
+    pub(crate) origin: Option<String>,
     /// What was read past the head: the start of the body, at most `content_length` bytes.
     rest: Vec<u8>,
 }
@@ -67,6 +71,14 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<He
                     return Err(refuse(431, "request head too large"));
                 }
                 let (content_length, expect_continue) = framing(request.headers)?;
+                let header = |name: &str| {
+                    (request.headers.iter())
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .and_then(|h| std::str::from_utf8(h.value).ok())
+                        .map(str::to_owned)
+                };
+                let authorization = header("authorization");
+                let origin = header("origin");
                 let method = request.method.unwrap_or("").to_owned();
                 let path = request.path.unwrap_or("").to_owned();
                 let mut rest = buf.split_off(head_len);
@@ -76,6 +88,8 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<He
                     path,
                     content_length,
                     expect_continue,
+                    authorization,
+                    origin,
                     rest,
                 });
             }
@@ -155,10 +169,11 @@ pub(crate) async fn write_continue<S: AsyncWrite + Unpin>(stream: &mut S) -> std
     stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await
 }
 
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

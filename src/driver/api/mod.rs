@@ -17,7 +17,7 @@ mod crdt;
 mod crdt_access;
 mod firewall;
 mod handlers;
-mod http;
+pub(crate) mod http;
 #[cfg(feature = "services")]
 mod identity;
 #[cfg(feature = "services")]
@@ -311,7 +311,12 @@ async fn admit(
     let body = tokio::time::timeout(READ_TIMEOUT, http::read_body(stream, head))
         .await
         .unwrap_or_else(|_| Err(http::refuse(408, "request timeout")))?;
-    let request = ApiRequest { method, path, body };
+    let request = ApiRequest {
+        method,
+        path,
+        body,
+        app_user: None,
+    };
     let permits = Permits {
         _slot: Some(slot),
         _large: large,
