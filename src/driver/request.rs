@@ -9,6 +9,7 @@ pub(crate) struct ApiRequest {
     /// For a request from the app listener (`driver::apps`), the Ed25519 key of the user its session
     /// token names: handlers then also check what that user may do. `None` on the local socket,
     /// whose callers act for the node.
+    #[cfg_attr(not(feature = "services"), allow(dead_code))]
     pub(crate) app_user: Option<[u8; 32]>,
 }
 

@@ -24,8 +24,10 @@ pub(crate) struct Head {
     /// The client waits for `100 Continue` before it sends the body (curl does for large ones).
     pub(crate) expect_continue: bool,
     /// The `Authorization` header (the app listener's bearer tokens).
+    #[cfg_attr(not(feature = "services"), allow(dead_code))]
     pub(crate) authorization: Option<String>,
     /// The `Origin` header (the app listener's CORS).
+    #[cfg_attr(not(feature = "services"), allow(dead_code))]
     pub(crate) origin: Option<String>,
     /// What was read past the head: the start of the body, at most `content_length` bytes.
     rest: Vec<u8>,
