@@ -2,12 +2,15 @@
 """Two browsers edit examples/notes.html together through two nodes (run by t_apps.sh).
 
 usage: notes_browsers.py NS_A URL_A NS_C URL_C KEY_A KEY_C CUT_CMD HEAL_CMD SHOT_DIR FORBIDDEN_NS
+                         BLOB_CID BLOB_FILE
 
 A signs in on node a with KEY_A and types; C, signed in on node c with KEY_C, must see the text
 within 2 s. Then CUT_CMD splits the mesh, both type, HEAL_CMD joins it, and both pages must show
 the same text with both edits. Finally requests without a valid token, and for FORBIDDEN_NS (a
-namespace the user may not read), must be refused. Prints figures; exits non-zero on failure.
+namespace the user may not read), must be refused; c's page fetches the file BLOB_CID (added on c
+from BLOB_FILE) by its CID and must get its exact bytes. Prints figures; exits non-zero on failure.
 """
+import base64
 import json
 import subprocess
 import sys
@@ -15,7 +18,7 @@ import time
 
 from browser import Browser
 
-ns_a, url_a, ns_c, url_c, key_a, key_c, cut, heal, shots, forbidden = sys.argv[1:11]
+ns_a, url_a, ns_c, url_c, key_a, key_c, cut, heal, shots, forbidden, blob, blob_file = sys.argv[1:13]
 TEXT = "document.getElementById('notes').value"
 STATUS = "document.getElementById('status').textContent"
 
@@ -119,6 +122,24 @@ try:
         if got != want:
             fail(f"{what}: HTTP {got}, expected {want}")
         print(f"{what}: HTTP {got}")
+    fetch_blob = f"""(async () => {{
+        const r = await fetch('/api/blobs/{blob}', {{headers: {{Authorization: 'Bearer ' + localStorage.getItem('meshrouter-token')}}}});
+        if (!r.ok) return 'HTTP ' + r.status;
+        const data = await r.blob();
+        return await new Promise((done) => {{ const f = new FileReader(); f.onload = () => done(f.result); f.readAsDataURL(data); }});
+    }})()"""
+    start = time.time()
+    got = pc.eval(fetch_blob)
+    if not got.startswith("data:"):
+        fail(f"c's page could not fetch the blob: {got}")
+    data = base64.b64decode(got.split(",", 1)[1])
+    if data != open(blob_file, "rb").read():
+        fail(f"the blob c's page got differs from the file ({len(data)} bytes)")
+    print(f"c's page fetched {blob} ({len(data)} bytes, identical) in {time.time() - start:.2f} s")
+    got = pc.eval(f"fetch('/api/blobs/{blob}', {{cache: 'no-store'}}).then((r) => r.status)")
+    if got != 401:
+        fail(f"a blob without a token: HTTP {got}")
+    print("blob without a token: HTTP 401")
     print("PASS")
 finally:
     for b in browsers:

@@ -5,7 +5,8 @@
 # must show the text within 2 s. Then b - c is cut, both type, the cut heals and both pages must show
 # the same text with both edits. Requests without a valid token, or for a namespace the user may not
 # read (user 2's own ~did namespace, from user 1), are refused. Screenshots of both pages are kept in
-# $MR_ARTIFACTS (default /tmp/meshrouter-artifacts).
+# $MR_ARTIFACTS (default /tmp/meshrouter-artifacts). c's page also gets a 2.5 MB file added on c by its
+# CID (GET /api/blobs/CID), byte for byte.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
 command -v chromium >/dev/null || fail "chromium is missing (apt-get install chromium; tests/run-all.sh installs it)"
@@ -25,6 +26,8 @@ mesh_wait_links 10 a b c
 
 did1=$("$MR_BIN" id keygen --output "$MR_DIR/user1.key")
 did2=$("$MR_BIN" id keygen --output "$MR_DIR/user2.key")
+head -c 2500000 /dev/urandom >"$MR_DIR/photo.bin"
+cid=$(mr c blob add "$MR_DIR/photo.bin" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cid"])')
 shots="${MR_ARTIFACTS:-/tmp/meshrouter-artifacts}"
 mkdir -p "$shots"
 cut="ip -n ${NS_PREFIX}b link set b-c down; ip -n ${NS_PREFIX}c link set c-b down"
@@ -33,5 +36,5 @@ cd "$(dirname "$0")"
 python3 notes_browsers.py "${NS_PREFIX}a" "http://[${MESH_ADDR[a]}]:8080/" \
     "${NS_PREFIX}c" "http://[${MESH_ADDR[c]}]:8080/" \
     "$(cat "$MR_DIR/user1.key")" "$(cat "$MR_DIR/user2.key")" "$cut" "$heal" "$shots" \
-    "~${did2#did:key:}/diary" || fail "the browsers' scenario failed"
+    "~${did2#did:key:}/diary" "$cid" "$MR_DIR/photo.bin" || fail "the browsers' scenario failed"
 echo "screenshots: $shots/notes-a.png $shots/notes-c.png (user 1: $did1)"

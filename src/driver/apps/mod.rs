@@ -15,6 +15,7 @@
 //! event streams, [`MAX_BODY`] per body and the read and write timeouts.
 
 mod auth;
+mod blobs;
 mod events;
 mod files;
 
@@ -243,6 +244,18 @@ async fn connection(mut stream: TcpStream, shared: &Shared) {
     if head.method == "GET" && path == "/api/crdt/events" {
         return events::serve(stream, head, shared, &cors).await;
     }
+    if head.method == "GET"
+        && let Some(cid) = path.strip_prefix("/api/blobs/")
+    {
+        let token = auth::bearer(head.authorization.as_deref());
+        match user(shared, token).await {
+            Ok(u) => blobs::serve(&mut stream, shared, cid, u.key, &cors).await,
+            Err(reply) => {
+                let _ = write_reply(&mut stream, &reply, &cors, false).await;
+            }
+        }
+        return;
+    }
     let head_only = head.method == "HEAD";
     let reply = match shared.requests.clone().try_acquire_owned() {
         Err(_) => Reply::error(
@@ -301,7 +314,8 @@ async fn request(stream: &mut TcpStream, head: Head, path: &str, shared: &Shared
             404,
             format!(
                 "no endpoint {method} {p}: the app API has POST /api/login/challenge, POST /api/login, \
-                 GET /api/whoami, POST /api/crdt/read, POST /api/crdt/write, GET /api/crdt/events"
+                 GET /api/whoami, POST /api/crdt/read, POST /api/crdt/write, GET /api/crdt/events, \
+                 GET /api/blobs/CID"
             ),
         ),
         ("GET" | "HEAD", _) => static_file(&shared.settings, &target).await,
@@ -393,5 +407,34 @@ async fn static_file(settings: &AppSettings, target: &str) -> Reply {
             body,
         },
         None => Reply::error(404, "not found"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(origins: &[&str]) -> AppSettings {
+        AppSettings {
+            cors_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
+            ..AppSettings::default()
+        }
+    }
+
+    #[test]
+    fn cors_headers_only_for_configured_origins() {
+        let none = settings(&[]);
+        assert_eq!(cors(&none, Some("https://evil.example")), "");
+        let one = settings(&["https://notes.example"]);
+        assert!(
+            cors(&one, Some("https://notes.example"))
+                .starts_with("Access-Control-Allow-Origin: https://notes.example\r\n")
+        );
+        assert_eq!(cors(&one, Some("https://evil.example")), "");
+        assert_eq!(cors(&one, None), "");
+        // A header value cannot smuggle another header in.
+        let any = settings(&["*"]);
+        assert_eq!(cors(&any, Some("https://x\r\nSet-Cookie: a=b")), "");
+        assert!(cors(&any, Some("https://x")).starts_with("Access-Control-Allow-Origin: *\r\n"));
     }
 }
