@@ -21,6 +21,9 @@ const CACHED_BLOCKS: usize = 16;
 const PARTS_PER_REQUESTER: f64 = 8192.0;
 /// Nodes whose answer budget is remembered.
 const MAX_REQUESTERS: usize = 1024;
+/// Announced holders beyond the peers asked in one fetch, at most (peers are always asked).
+pub(crate) const MAX_HOLDERS: usize = 16;
+
 /// Fetches running at once.
 pub(crate) const MAX_FETCHES: usize = 16;
 /// Finished fetches remembered for `GET /v1/blobs/fetches`.
@@ -79,6 +82,7 @@ impl BlobExchange {
         now: Instant,
         root: Cid,
         from: &[PublicKey],
+        announced: &[PublicKey],
         pin: bool,
         blobs: &mut DaemonBlobs,
     ) -> Result<usize, String> {
@@ -88,13 +92,23 @@ impl BlobExchange {
         if self.fetches.len() >= MAX_FETCHES {
             return Err(format!("{MAX_FETCHES} fetches are running already"));
         }
+        // Nearest first: the peers (a peer that lacks the file says so at once), then the nodes
+        // that announced it; among equally busy holders the earlier gets the next block, and a
+        // faster holder finishes sooner and so gets more.
         let holders: Vec<PublicKey> = if from.is_empty() {
-            self.peers.iter().copied().collect()
+            let mut list: Vec<PublicKey> = self.peers.iter().copied().collect();
+            let far = announced.iter().filter(|k| !self.peers.contains(k));
+            list.extend(far.take(MAX_HOLDERS.saturating_sub(list.len())));
+            list.truncate(MAX_HOLDERS.max(self.peers.len()));
+            list
         } else {
             from.to_vec()
         };
         if holders.is_empty() {
-            return Err("no node to ask: no link is up (give --from NODE)".into());
+            return Err(
+                "no node to ask: no link is up and no node announced the file (give --from NODE)"
+                    .into(),
+            );
         }
         let fetch = Fetch::new(root, &holders, now);
         self.fetches.insert(

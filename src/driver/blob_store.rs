@@ -87,6 +87,8 @@ pub(crate) struct DaemonBlobs {
     /// Blocks put for a file not added yet, with their sizes: counted against the limit, so that
     /// puts without an add cannot fill the disk.
     staged: std::collections::HashMap<Cid, u64>,
+    /// The files held may have changed since the announcements were last brought up to date.
+    changed: bool,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -99,7 +101,21 @@ impl DaemonBlobs {
             settings,
             open: None,
             staged: std::collections::HashMap::new(),
+            changed: true,
         }
+    }
+
+    /// True once if the files held may have changed (an add, a removal, an eviction, the start)
+    /// since the last call, and the store was ever used (so an unused store is not made to answer).
+    pub(crate) fn take_changed(&mut self) -> bool {
+        if !self.changed {
+            return false;
+        }
+        let used = self.open.is_some()
+            || (self.settings.store.as_ref()).is_some_and(|d| d.join("index.json").exists());
+        // A store never used stays unopened (and its folder unmade) until it is.
+        self.changed = false;
+        used
     }
 
     /// The limit on stored bytes.
@@ -164,6 +180,7 @@ impl DaemonBlobs {
     /// Records the file `root`, whose blocks were put; pinned or not.
     pub(crate) fn add(&mut self, root: Cid, pinned: bool) -> Result<Root, StoreError> {
         let limit = self.settings.max_bytes;
+        self.changed = true;
         let open = self.open()?;
         let added = open
             .index
@@ -207,6 +224,7 @@ impl DaemonBlobs {
 
     /// Forgets a file (and the blocks no other file holds).
     pub(crate) fn remove(&mut self, root: &Cid) -> Result<(), StoreError> {
+        self.changed = true;
         let open = self.open()?;
         open.index.remove(&mut open.blocks, root)?;
         save(open)

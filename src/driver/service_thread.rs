@@ -281,6 +281,7 @@ mod running {
             tracing::debug!("the services' thread keeps its priority: {e}");
         }
         context.services.refresh_names(context.clock.now());
+        context.services.refresh_blobs(context.clock.now());
         loop {
             let now = context.clock.now();
             let input = match context.services.poll_timeout() {
@@ -297,6 +298,7 @@ mod running {
                 Err(RecvTimeoutError::Timeout) => context.services.handle_timeout(now),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            context.services.refresh_blobs(context.clock.now());
             while let Some((peer, port, payload)) = context.services.poll_send() {
                 let message = Outbound {
                     peer,

@@ -56,6 +56,10 @@ impl PreparedServices {
                 crate::services::names::NAMESPACE,
                 crate::services::names::admit,
             )
+            .ruled(
+                crate::services::blobs::announce::NAMESPACE,
+                crate::services::blobs::announce::admit,
+            )
             .with_quota(settings.quota);
             let key = &config.node_key;
             match super::crdt::DaemonCrdt::open(settings, path, key, crdt_seed, replica) {
@@ -198,6 +202,64 @@ impl Services {
             let wall_millis = super::clock::wall_micros() / 1000;
             self.names.refresh(crdt, now, wall_millis);
         }
+    }
+
+    /// Brings this node's announcements (namespace `blobs`) in line with the files it holds, if
+    /// those may have changed: announces what it holds whole, withdraws what it no longer does.
+    pub(crate) fn refresh_blobs(&mut self, now: Instant) {
+        use crate::services::blobs::announce;
+        let Some(crdt) = &mut self.crdt else {
+            return;
+        };
+        if !self.blobs.take_changed() {
+            return;
+        }
+        let held: std::collections::BTreeMap<String, u64> = match self.blobs.list() {
+            Ok((roots, _)) => roots.iter().map(|(c, r)| (c.to_string(), r.size)).collect(),
+            Err(e) => return tracing::warn!("blobs: cannot list the files held: {e}"),
+        };
+        let me = crdt.host.key().public_key();
+        let announced: std::collections::BTreeMap<String, u64> = (crdt.host.store.replica())
+            .documents()
+            .filter(|((ns, _), _)| ns == announce::NAMESPACE)
+            .filter_map(|((_, doc), log)| {
+                let holders = announce::holders(&log.document().view());
+                let (_, size) = holders.into_iter().find(|(k, _)| *k == me)?;
+                Some((doc.clone(), size))
+            })
+            .collect();
+        let wall_millis = super::clock::wall_micros() / 1000;
+        let mut write = |doc: &String, op| {
+            let name = (announce::NAMESPACE.to_owned(), doc.clone());
+            if let Err(e) = crdt.write(now, wall_millis, &name, announce::KIND, &op) {
+                tracing::warn!(cid = %doc, "blobs: cannot update the announcement: {e}");
+            }
+        };
+        for (cid, size) in &held {
+            if announced.get(cid) != Some(size) {
+                write(cid, announce::announce(&me, *size));
+            }
+        }
+        for cid in announced.keys().filter(|c| !held.contains_key(*c)) {
+            write(cid, announce::withdraw(&me));
+        }
+    }
+
+    /// Nodes that announced they hold `root`, other than this one.
+    pub(crate) fn announced_holders(&self, root: &crate::services::blobs::Cid) -> Vec<PublicKey> {
+        use crate::services::blobs::announce;
+        let Some(crdt) = &self.crdt else {
+            return Vec::new();
+        };
+        let me = crdt.host.key().public_key();
+        (crdt.host.store.replica())
+            .document(announce::NAMESPACE, &root.to_string())
+            .map(|log| announce::holders(&log.document().view()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| *k != me)
+            .collect()
     }
 
     /// A link to `peer` came up (`up`) or went down.

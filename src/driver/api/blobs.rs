@@ -151,8 +151,9 @@ pub(super) fn fetch(r: &mut ServiceContext, request: &ApiRequest) -> ApiResponse
             return Ok(json!({ "cid": root.to_string(), "state": "held" }));
         }
         let now = r.clock.now();
+        let announced = r.services.announced_holders(&root);
         let asked = (r.services.exchange)
-            .start(now, root, &from, b.pin, &mut r.services.blobs)
+            .start(now, root, &from, &announced, b.pin, &mut r.services.blobs)
             .map_err(|e| error(409, e))?;
         Ok(json!({ "cid": root.to_string(), "state": "fetching", "holders": asked }))
     });

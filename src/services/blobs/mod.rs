@@ -4,6 +4,7 @@
 //! Helia give the same bytes the same CID and a holder can be asked for any chunk by its own CID and
 //! checked before it is kept. Sans-IO: bytes in, blocks out.
 
+pub mod announce;
 pub mod cid;
 pub mod dag;
 pub mod exchange;

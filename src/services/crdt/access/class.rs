@@ -69,6 +69,7 @@ impl NamespaceClass {
         } else if namespace == "public"
             || namespace.starts_with("public/")
             || namespace == crate::services::names::NAMESPACE
+            || namespace == crate::services::blobs::announce::NAMESPACE
         {
             NamespaceClass::Public
         } else {
