@@ -1,7 +1,8 @@
 //! Blocks, CIDs and exchange messages from anyone: any bytes read as a file node, a CID (binary or
 //! text), a message or an error, never a panic; what reads writes back the same; a fetch fed any
 //! bytes never panics nor hands out a block that does not verify; any file imports into blocks
-//! that all verify and decode, and reassemble to the same bytes.
+//! that all verify and decode, and reassemble to the same bytes; a CAR archive gives checked blocks
+//! or an error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meshrouter::core::identity::PublicKey;
@@ -20,6 +21,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = text.parse::<Cid>();
     }
+    // A CAR archive from a USB stick, in two slices: sections out are checked blocks, or an error.
+    let mut car = meshrouter::services::blobs::car::Reader::new();
+    let (first, second) = data.split_at(data.len() / 2);
+    for part in [first, second] {
+        car.write(part);
+        while let Ok(Some((cid, block))) = car.poll_section() {
+            assert!(cid.matches(&block));
+        }
+    }
+    let _ = car.finish();
     if let Some(message) = Message::decode(data) {
         assert_eq!(Message::decode(&message.encode()), Some(message));
     }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use meshrouter::services::blobs::import::{Importer, Profile};
-use meshrouter::services::blobs::{Cid, Codec, FileNode};
+use meshrouter::services::blobs::{Cid, Codec, FileNode, car};
 use serde_json::{Value, json};
 
 use super::client::call;
@@ -61,6 +61,25 @@ pub(crate) enum BlobCommand {
         /// The file's CID.
         cid: String,
     },
+    /// Write files held here to a CAR archive (CARv1, what `ipfs dag export` writes) for a node
+    /// with no link: `meshrouter blob export CID > /media/usb/files.car`.
+    Export {
+        /// The files' CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Take in the files of a CAR archive (from `blob export` or `ipfs dag export`): every block is
+    /// checked against its CID; a file whose blocks are not all there is not recorded.
+    Import {
+        /// The archive ("-" for standard input).
+        file: PathBuf,
+        /// Keep the files whatever the store's limit (default: pinned, as added files are).
+        #[arg(long)]
+        no_pin: bool,
+    },
 }
 
 pub(crate) fn run(socket: &Path, command: BlobCommand, json_output: bool) -> anyhow::Result<()> {
@@ -76,6 +95,8 @@ pub(crate) fn run(socket: &Path, command: BlobCommand, json_output: bool) -> any
             return get(socket, cid, output.as_deref());
         }
         BlobCommand::Ls => call(socket, "GET", "/v1/blobs", None)?,
+        BlobCommand::Export { cids, output } => return export(socket, cids, output.as_deref()),
+        BlobCommand::Import { file, no_pin } => import(socket, file, !no_pin)?,
         BlobCommand::Pin { cid } => pin(socket, cid, true)?,
         BlobCommand::Unpin { cid } => pin(socket, cid, false)?,
         BlobCommand::Rm { cid } => call(
@@ -101,7 +122,12 @@ pub(crate) fn run(socket: &Path, command: BlobCommand, json_output: bool) -> any
             println!("{} {state}", cell(&reply["cid"]));
         }
         BlobCommand::Rm { .. } => println!("removed {}", cell(&reply["cid"])),
-        BlobCommand::Get { .. } => {}
+        BlobCommand::Import { .. } => {
+            for root in reply["files"].as_array().into_iter().flatten() {
+                println!("{}", cell(root));
+            }
+        }
+        BlobCommand::Get { .. } | BlobCommand::Export { .. } => {}
     }
     Ok(())
 }
@@ -203,6 +229,116 @@ fn fetch_if_missing(socket: &Path, root: &str, from: &[String], pin: bool) -> an
             _ => bail!("fetching {root}: {}", cell(&entry["error"])),
         }
     }
+}
+
+/// One block held by the daemon, checked against its CID.
+fn read_block(socket: &Path, cid: &Cid) -> anyhow::Result<Vec<u8>> {
+    let reply = call(
+        socket,
+        "POST",
+        "/v1/blobs/read",
+        Some(&json!({ "cid": cid.to_string() })),
+    )?;
+    let data = BASE64
+        .decode(reply["data"].as_str().unwrap_or_default())
+        .context("the daemon sent a block that is not base64")?;
+    if !cid.matches(&data) {
+        bail!("block {cid} does not match its CID");
+    }
+    Ok(data)
+}
+
+fn export(socket: &Path, cids: &[String], output: Option<&Path>) -> anyhow::Result<()> {
+    let roots = cids
+        .iter()
+        .map(|c| c.parse::<Cid>().with_context(|| format!("{c}: not a CID")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if roots.len() > car::MAX_ROOTS {
+        bail!("an archive carries at most {} files", car::MAX_ROOTS);
+    }
+    if output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!("an archive is binary: redirect it (> files.car) or use --output FILE");
+    }
+    let (mut out, temporary): (Box<dyn Write>, Option<PathBuf>) = match output {
+        Some(path) => {
+            // Written whole, then renamed: a crash never leaves half an archive under the name.
+            let partial = path.with_extension("car.partial");
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?;
+            (Box::new(std::io::BufWriter::new(file)), Some(partial))
+        }
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            None,
+        ),
+    };
+    out.write_all(&car::header(&roots))?;
+    let mut written = std::collections::HashSet::new();
+    for root in &roots {
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            if !written.insert(cid) {
+                continue;
+            }
+            let data = read_block(socket, &cid)
+                .with_context(|| format!("{root} is not held here whole (blob get it first)"))?;
+            if cid.codec == Codec::DagPb {
+                let node = FileNode::decode(&data).with_context(|| format!("block {cid}"))?;
+                stack.extend(node.links.iter().rev().map(|l| l.cid));
+            }
+            out.write_all(&car::section(&cid, &data))?;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    if let (Some(partial), Some(path)) = (temporary, output) {
+        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn import(socket: &Path, file: &Path, pinned: bool) -> anyhow::Result<Value> {
+    let mut input: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?)
+    };
+    let mut reader = car::Reader::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut blocks = 0u64;
+    loop {
+        let n = input
+            .read(&mut buffer)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        reader.write(&buffer[..n]);
+        while let Some((cid, data)) = reader
+            .poll_section()
+            .with_context(|| format!("{}", file.display()))?
+        {
+            let body = json!({ "cid": cid.to_string(), "data": BASE64.encode(&data) });
+            call(socket, "POST", "/v1/blobs/block", Some(&body))?;
+            blocks += 1;
+        }
+    }
+    reader
+        .finish()
+        .with_context(|| format!("{}", file.display()))?;
+    let roots = reader.roots().unwrap_or_default().to_vec();
+    let mut files = Vec::new();
+    for root in &roots {
+        call(
+            socket,
+            "POST",
+            "/v1/blobs/add",
+            Some(&json!({ "cid": root.to_string(), "pin": pinned })),
+        )
+        .with_context(|| format!("{root}: the archive does not carry all of this file"))?;
+        files.push(root.to_string());
+    }
+    Ok(json!({ "files": files, "blocks": blocks }))
 }
 
 fn get(socket: &Path, root: &str, output: Option<&Path>) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 //! checked before it is kept. Sans-IO: bytes in, blocks out.
 
 pub mod announce;
+pub mod car;
 pub mod cid;
 pub mod dag;
 pub mod exchange;
