@@ -147,7 +147,7 @@ impl Reader {
             return self.next();
         }
         let len = usize::try_from(len).map_err(|_| CarError::Section("length"))?;
-        if len < CID_LEN || len > CID_LEN + MAX_BLOCK {
+        if !(CID_LEN..=CID_LEN + MAX_BLOCK).contains(&len) {
             return Err(CarError::Section(
                 "a section's length is not a CID and a block",
             ));
