@@ -99,6 +99,13 @@ mod tests {
     }
 
     #[test]
+    fn announcements_are_public_on_a_mesh_with_admins() {
+        use crate::services::crdt::access::{NamespaceClass, TrustRoot};
+        let root = TrustRoot::new([Actor([7; 32])]);
+        assert_eq!(NamespaceClass::of(NAMESPACE, &root), NamespaceClass::Public);
+    }
+
+    #[test]
     fn holders_announce_and_withdraw_only_themselves() {
         let (a, b) = (NodeKey::from_seed(&[1; 32]), NodeKey::from_seed(&[2; 32]));
         let mut replica = Replica::new().ruled(NAMESPACE, admit);

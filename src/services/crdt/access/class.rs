@@ -69,7 +69,8 @@ impl NamespaceClass {
         } else if namespace == "public"
             || namespace.starts_with("public/")
             || namespace == crate::services::names::NAMESPACE
-            || namespace == crate::services::blobs::announce::NAMESPACE
+            // `services::blobs::announce::NAMESPACE` (blobs are in the services build only).
+            || namespace == "blobs"
         {
             NamespaceClass::Public
         } else {
