@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Files between nodes (issue 23). Line a - b - c. c adds a 50 MB file; b fetches it from c; then one of
-# b's blocks is corrupted on disk and a fetches the file from b and c at once: identical bytes, the CID
-# an independent implementation computes, b convicted of the corrupt block and the rest from c.
+# Files between nodes (issue 23). Line a - b - c. c adds a 50 MB file; b fetches it from c; a fetches it
+# from b and c at once (both deliver): identical bytes, the CID an independent implementation computes.
+# Then b's blocks are damaged on disk and a fetches again: b convicted of a corrupt block, the rest from
+# c, bytes identical.
 # Throughput against iperf3 TCP between a and c, and a ping from a to c during the transfer against
 # idle, are printed (figures, not pass marks: the issue's goals for them are not met yet).
 . "$(dirname "$0")/lib.sh"
@@ -25,10 +26,6 @@ start=$(now_ms)
 mr b blob get "$cid" --from "${MESH_KEY[c]}" -o "$MR_DIR/b.out" || fail "b could not fetch from c"
 echo "b fetched it from c in $(($(now_ms) - start)) ms"
 cmp -s "$MR_DIR/file" "$MR_DIR/b.out" || fail "b got different bytes"
-
-# Corrupt one of b's leaves on disk: b will serve it wrong.
-victim=$(ls "$MR_DIR/b.blobs/blocks" | grep '^bafk' | head -1)
-printf 'X' | dd of="$MR_DIR/b.blobs/blocks/$victim" bs=1 seek=100 conv=notrunc status=none
 
 ping_idle=$(in_ns a ping -6 -c 20 -i 0.05 -q "${MESH_ADDR[c]}" | awk -F/ '/rtt/ {print $5}')
 in_ns a ping -6 -i 0.02 -c 400 "${MESH_ADDR[c]}" >"$MR_DIR/ping.txt" 2>&1 &
@@ -56,13 +53,11 @@ status, cid, b, c, took = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys
 f = [x for x in status["fetches"] if x["cid"] == cid][0]
 h = {x["key"]: x for x in f["holders"]}
 assert f["state"] == "complete", f
-assert h[b]["convicted"], f"b was not convicted: {h[b]}"
-assert h[c]["bytes"] > 0, h
+assert h[b]["bytes"] > 0 and h[c]["bytes"] > 0, f"not both holders delivered: {h}"
 mbps = 50e6 * 8 / (took / 1000) / 1e6
 fetch_mbps = 50e6 * 8 / f["seconds"] / 1e6
-print(f"a fetched 50 MB from b and c: the fetch {f['seconds'] * 1000:.0f} ms ({fetch_mbps:.0f} Mbit/s), the whole "
-      f"command {took} ms ({mbps:.0f} Mbit/s); b delivered {h[b]['bytes']} bytes before it sent a corrupt block "
-      f"and was convicted, c {h[c]['bytes']}")
+print(f"a fetched 50 MB from b and c at once: the fetch {f['seconds'] * 1000:.0f} ms ({fetch_mbps:.0f} Mbit/s), the whole "
+      f"command {took} ms ({mbps:.0f} Mbit/s); b sent {h[b]['bytes']} bytes, c {h[c]['bytes']}")
 PY
 p99=$(grep -o 'time=[0-9.]*' "$MR_DIR/ping.txt" | cut -d= -f2 | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')
 echo "ping a -> c: idle avg ${ping_idle} ms; during the fetch p99 ${p99} ms"
@@ -72,4 +67,33 @@ if command -v iperf3 >/dev/null; then
     tcp=$(in_ns a iperf3 -c "${MESH_ADDR[c]}" -t 3 -J | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))')
     echo "iperf3 TCP a -> c: $tcp Mbit/s"
 fi
+
+# Every leaf on b's disk damaged (one byte each), so that whichever b is asked for first convicts it
+# (one damaged leaf may happen to be fetched from c alone); a fetches again from b and c.
+for victim in $(ls "$MR_DIR/b.blobs/blocks" | grep '^bafk'); do
+    printf 'X' | dd of="$MR_DIR/b.blobs/blocks/$victim" bs=1 seek=100 conv=notrunc status=none
+done
+mr a blob rm "$cid" >/dev/null || fail "blob rm on a failed"
+mr a blob get "$cid" --from "${MESH_KEY[b]}" --from "${MESH_KEY[c]}" -o "$MR_DIR/a2.out" 2>/dev/null || fail "a could not fetch with b corrupt"
+cmp -s "$MR_DIR/file" "$MR_DIR/a2.out" || fail "a got different bytes with b corrupt"
+status=$(python3 - "$MR_DIR/a.sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"GET /v1/blobs/fetches HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+print(data.split(b"\r\n\r\n", 1)[1].decode())
+PY
+)
+python3 - "$status" "$cid" "${MESH_KEY[b]}" "${MESH_KEY[c]}" <<'PY' || fail "the corrupt holder was not caught: $status"
+import json, sys
+status, cid, b, c = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+f = [x for x in status["fetches"] if x["cid"] == cid][0]
+h = {x["key"]: x for x in f["holders"]}
+assert f["state"] == "complete", f
+assert h[b]["convicted"], f"b was not convicted: {h[b]}"
+assert not h[c]["convicted"] and h[c]["bytes"] > 0, h
+print(f"with b's blocks damaged: b convicted after {h[b]['bytes']} good bytes, c sent {h[c]['bytes']}; the file identical")
+PY
 echo "PASS"
