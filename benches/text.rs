@@ -11,11 +11,9 @@ use meshrouter::core::identity::NodeKey;
 use meshrouter::driver::parallel::decode_changes;
 use meshrouter::services::crdt::change::Change;
 use meshrouter::services::crdt::context::Actor;
-use meshrouter::services::crdt::document::{Causal, Document, Edit, Op, View};
-use meshrouter::services::crdt::field::{Kind, ValueKind};
+use meshrouter::services::crdt::document::{Document, View};
 use meshrouter::services::crdt::log::DocumentLog;
-
-const TEXT: Kind = Kind::Value(ValueKind::Text);
+use trace::TEXT;
 
 fn rate(ops: usize, seconds: f64) -> String {
     format!("{:>9.0} ops/s ({:.3} s)", ops as f64 / seconds, seconds)
@@ -33,18 +31,7 @@ fn main() {
 
     // 1. The typist's replica: each keystroke as an edit (position → origins, delta, join).
     let start = Instant::now();
-    let mut typist = Document::new(TEXT);
-    let mut deltas: Vec<Causal> = Vec::with_capacity(ops);
-    for p in &trace.patches {
-        if p.del > 0 {
-            let op = Op::Value(Edit::Delete(p.pos, p.del));
-            deltas.push(typist.edit(me, &op, 0).expect("delete"));
-        }
-        if !p.ins.is_empty() {
-            let op = Op::Value(Edit::Insert(p.pos, p.ins.clone()));
-            deltas.push(typist.edit(me, &op, 0).expect("insert"));
-        }
-    }
+    let (typist, deltas) = trace::type_it(&trace, me);
     let local = start.elapsed().as_secs_f64();
     assert!(matches!(typist.view(), View::Text(t) if t == trace.end));
     println!("local edits (type the trace):        {}", rate(ops, local));

@@ -17,6 +17,19 @@ mesh_link b c
 mesh_start a b c
 mesh_wait_links 15 a b c
 
+# fetches NODE: NODE's GET /v1/blobs/fetches (running and recent fetches, with each holder's bytes).
+fetches() {
+    python3 - "$MR_DIR/$1.sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"GET /v1/blobs/fetches HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+print(data.split(b"\r\n\r\n", 1)[1].decode())
+PY
+}
+
 head -c 50000000 /dev/urandom >"$MR_DIR/file"
 cid=$(mr c blob add "$MR_DIR/file") || fail "blob add on c failed"
 [ "$cid" = "$(python3 "$REFERENCE" "$MR_DIR/file")" ] || fail "c's CID differs from the independent computation"
@@ -37,16 +50,7 @@ kill "$pinger" 2>/dev/null || true
 wait "$pinger" 2>/dev/null || true
 cmp -s "$MR_DIR/file" "$MR_DIR/a.out" || fail "a got different bytes"
 mr a blob ls --json | grep -q "$cid" || fail "a does not hold the file after fetching it"
-status=$(python3 - "$MR_DIR/a.sock" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b"GET /v1/blobs/fetches HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-data = b""
-while chunk := s.recv(65536):
-    data += chunk
-print(data.split(b"\r\n\r\n", 1)[1].decode())
-PY
-)
+status=$(fetches a)
 python3 - "$status" "$cid" "${MESH_KEY[b]}" "${MESH_KEY[c]}" "$took" <<'PY' || fail "the fetch did not go as it should: $status"
 import json, sys
 status, cid, b, c, took = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
@@ -76,16 +80,7 @@ done
 mr a blob rm "$cid" >/dev/null || fail "blob rm on a failed"
 mr a blob get "$cid" --from "${MESH_KEY[b]}" --from "${MESH_KEY[c]}" -o "$MR_DIR/a2.out" 2>/dev/null || fail "a could not fetch with b corrupt"
 cmp -s "$MR_DIR/file" "$MR_DIR/a2.out" || fail "a got different bytes with b corrupt"
-status=$(python3 - "$MR_DIR/a.sock" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b"GET /v1/blobs/fetches HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-data = b""
-while chunk := s.recv(65536):
-    data += chunk
-print(data.split(b"\r\n\r\n", 1)[1].decode())
-PY
-)
+status=$(fetches a)
 python3 - "$status" "$cid" "${MESH_KEY[b]}" "${MESH_KEY[c]}" <<'PY' || fail "the corrupt holder was not caught: $status"
 import json, sys
 status, cid, b, c = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]

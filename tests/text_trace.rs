@@ -6,10 +6,8 @@
 mod trace;
 
 use meshrouter::services::crdt::context::Actor;
-use meshrouter::services::crdt::document::{Causal, Document, Edit, Op, View};
-use meshrouter::services::crdt::field::{Kind, ValueKind};
-
-const TEXT: Kind = Kind::Value(ValueKind::Text);
+use meshrouter::services::crdt::document::{Document, View};
+use trace::TEXT;
 
 fn text(doc: &Document) -> String {
     match doc.view() {
@@ -22,19 +20,7 @@ fn text(doc: &Document) -> String {
 fn the_automerge_paper_trace_ends_with_its_exact_text_on_every_replica() {
     let trace = trace::automerge_paper();
     assert_eq!(trace.patches.len(), 259_778);
-    let me = Actor([7; 32]);
-    let mut typist = Document::new(TEXT);
-    let mut deltas: Vec<Causal> = Vec::with_capacity(trace.patches.len());
-    for p in &trace.patches {
-        if p.del > 0 {
-            let op = Op::Value(Edit::Delete(p.pos, p.del));
-            deltas.push(typist.edit(me, &op, 0).expect("delete"));
-        }
-        if !p.ins.is_empty() {
-            let op = Op::Value(Edit::Insert(p.pos, p.ins.clone()));
-            deltas.push(typist.edit(me, &op, 0).expect("insert"));
-        }
-    }
+    let (typist, deltas) = trace::type_it(&trace, Actor([7; 32]));
     assert_eq!(text(&typist).as_bytes(), trace.end.as_bytes());
 
     let mut reader = Document::new(TEXT);

@@ -141,32 +141,48 @@ fn pin(socket: &Path, cid: &str, pinned: bool) -> anyhow::Result<Value> {
     )
 }
 
-fn add(socket: &Path, file: &Path, pinned: bool) -> anyhow::Result<Value> {
+/// Reads `file` ("-": standard input) in chunks of `size` bytes, handing each to `take`.
+fn each_chunk(
+    file: &Path,
+    size: usize,
+    mut take: impl FnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut input: Box<dyn Read> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?)
     };
-    let profile = Profile::UNIXFS_V1_2025;
-    let mut importer = Importer::new(profile);
-    let mut buffer = vec![0u8; profile.chunk];
-    let upload = |importer: &mut Importer| -> anyhow::Result<()> {
-        while let Some(block) = importer.poll_block() {
-            let body = json!({ "cid": block.cid.to_string(), "data": BASE64.encode(&block.bytes) });
-            call(socket, "POST", "/v1/blobs/block", Some(&body))?;
-        }
-        Ok(())
-    };
+    let mut buffer = vec![0u8; size];
     loop {
         let n = input
             .read(&mut buffer)
             .with_context(|| format!("reading {}", file.display()))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        importer.write(&buffer[..n]);
-        upload(&mut importer)?;
+        take(&buffer[..n])?;
     }
+}
+
+/// Gives the daemon a block of a file about to be recorded.
+fn put_block(socket: &Path, cid: &Cid, data: &[u8]) -> anyhow::Result<()> {
+    let body = json!({ "cid": cid.to_string(), "data": BASE64.encode(data) });
+    call(socket, "POST", "/v1/blobs/block", Some(&body)).map(drop)
+}
+
+fn add(socket: &Path, file: &Path, pinned: bool) -> anyhow::Result<Value> {
+    let profile = Profile::UNIXFS_V1_2025;
+    let mut importer = Importer::new(profile);
+    let upload = |importer: &mut Importer| -> anyhow::Result<()> {
+        while let Some(block) = importer.poll_block() {
+            put_block(socket, &block.cid, &block.bytes)?;
+        }
+        Ok(())
+    };
+    each_chunk(file, profile.chunk, |chunk| {
+        importer.write(chunk);
+        upload(&mut importer)
+    })?;
     let root = importer.finish();
     upload(&mut importer)?;
     call(
@@ -298,31 +314,19 @@ fn export(socket: &Path, cids: &[String], output: Option<&Path>) -> anyhow::Resu
 }
 
 fn import(socket: &Path, file: &Path, pinned: bool) -> anyhow::Result<Value> {
-    let mut input: Box<dyn Read> = if file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?)
-    };
     let mut reader = car::Reader::new();
-    let mut buffer = vec![0u8; 1 << 20];
     let mut blocks = 0u64;
-    loop {
-        let n = input
-            .read(&mut buffer)
-            .with_context(|| format!("reading {}", file.display()))?;
-        if n == 0 {
-            break;
-        }
-        reader.write(&buffer[..n]);
+    each_chunk(file, 1 << 20, |chunk| {
+        reader.write(chunk);
         while let Some((cid, data)) = reader
             .poll_section()
             .with_context(|| format!("{}", file.display()))?
         {
-            let body = json!({ "cid": cid.to_string(), "data": BASE64.encode(&data) });
-            call(socket, "POST", "/v1/blobs/block", Some(&body))?;
+            put_block(socket, &cid, &data)?;
             blocks += 1;
         }
-    }
+        Ok(())
+    })?;
     reader
         .finish()
         .with_context(|| format!("{}", file.display()))?;
@@ -351,18 +355,7 @@ fn get(socket: &Path, root: &str, output: Option<&Path>) -> anyhow::Result<()> {
     };
     let mut stack = vec![root];
     while let Some(cid) = stack.pop() {
-        let reply = call(
-            socket,
-            "POST",
-            "/v1/blobs/read",
-            Some(&json!({ "cid": cid.to_string() })),
-        )?;
-        let data = BASE64
-            .decode(reply["data"].as_str().unwrap_or_default())
-            .context("the daemon sent a block that is not base64")?;
-        if !cid.matches(&data) {
-            bail!("block {cid} does not match its CID");
-        }
+        let data = read_block(socket, &cid)?;
         match cid.codec {
             Codec::Raw => out.write_all(&data)?,
             Codec::DagPb => {

@@ -157,7 +157,7 @@ impl PreparedDns {
 
 /// Binds one socket of `kind` at `address`. IPv6 sockets take IPv6 only, and may bind an address
 /// the node has not got yet (`IPV6_FREEBIND`): the LAN address comes when its interface does.
-fn bind(address: SocketAddr, kind: socket2::Type) -> io::Result<socket2::Socket> {
+pub(crate) fn bind(address: SocketAddr, kind: socket2::Type) -> io::Result<socket2::Socket> {
     let domain = socket2::Domain::for_address(address);
     let socket = socket2::Socket::new(domain, kind, None)?;
     socket.set_reuse_address(true)?;

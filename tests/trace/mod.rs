@@ -4,6 +4,13 @@
 
 use std::io::Read;
 
+use meshrouter::services::crdt::context::Actor;
+use meshrouter::services::crdt::document::{Causal, Document, Edit, Op};
+use meshrouter::services::crdt::field::{Kind, ValueKind};
+
+/// The document kind the trace is typed into.
+pub(crate) const TEXT: Kind = Kind::Value(ValueKind::Text);
+
 /// One edit: at character position `pos`, delete `del` characters, then insert `ins`.
 pub(crate) struct Patch {
     pub(crate) pos: usize,
@@ -43,4 +50,22 @@ pub(crate) fn automerge_paper() -> Trace {
         patches,
         end: value["endContent"].as_str().expect("endContent").to_owned(),
     }
+}
+
+/// Types the trace into a new text document as `actor`, one edit per patch part: the document and
+/// the delta of every edit, in order.
+pub(crate) fn type_it(trace: &Trace, actor: Actor) -> (Document, Vec<Causal>) {
+    let mut doc = Document::new(TEXT);
+    let mut deltas = Vec::with_capacity(trace.patches.len());
+    for p in &trace.patches {
+        if p.del > 0 {
+            let op = Op::Value(Edit::Delete(p.pos, p.del));
+            deltas.push(doc.edit(actor, &op, 0).expect("delete"));
+        }
+        if !p.ins.is_empty() {
+            let op = Op::Value(Edit::Insert(p.pos, p.ins.clone()));
+            deltas.push(doc.edit(actor, &op, 0).expect("insert"));
+        }
+    }
+    (doc, deltas)
 }

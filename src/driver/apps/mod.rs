@@ -106,17 +106,9 @@ impl PreparedApps {
     }
 }
 
+/// A listening socket at `address`, bound the way the DNS responder binds (IPv6 only, FREEBIND).
 fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let domain = socket2::Domain::for_address(address);
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true)?;
-        socket.set_freebind_v6(true)?;
-    } else {
-        socket.set_freebind_v4(true)?;
-    }
-    socket.bind(&address.into())?;
+    let socket = super::dns::bind(address, socket2::Type::STREAM)?;
     socket.listen(128)?;
     Ok(socket.into())
 }

@@ -10,9 +10,9 @@
 
 use crate::core::identity::PublicKey;
 use crate::services::crdt::change::Change;
-use crate::services::crdt::context::Actor;
-use crate::services::crdt::document::{Document, Edit, Op, View};
+use crate::services::crdt::document::{Edit, Op, View};
 use crate::services::crdt::field::{Kind, ValueKind};
+use crate::services::crdt::own_entry::{Breach, own_entry};
 
 use super::Cid;
 
@@ -57,27 +57,14 @@ pub fn admit(change: &Change, _is_admin: &dyn Fn(&PublicKey) -> bool) -> Result<
     if change.kind != KIND {
         return Err("a blobs document maps holders to sizes (last writer wins)");
     }
-    let signer = Actor(*change.actor.as_bytes());
-    let own = |actor: &Actor| *actor == signer;
-    let ctx = &change.delta.ctx;
-    if !ctx.version_vector().keys().all(own) || !ctx.cloud().all(|d| own(&d.actor)) {
-        return Err("a blobs change removes only its signer's own announcement");
-    }
-    let mut added = Document::new(KIND);
-    if !added.apply(&change.delta) {
-        return Err("not a blobs change");
-    }
-    let View::Map(entries) = added.view() else {
-        return Err("not a blobs change");
-    };
-    let owner = change.actor.to_hex();
-    for (key, value) in &entries {
-        if *key != owner {
-            return Err("a holder announces only itself (its key in hex)");
-        }
-        if !matches!(value, View::Lww(Some(size)) if size.parse::<u64>().is_ok()) {
-            return Err("an announcement is the file's size");
-        }
+    let size = own_entry(change, KIND).map_err(|breach| match breach {
+        Breach::RemovesAnother => "a blobs change removes only its signer's own announcement",
+        Breach::NotThisKind => "not a blobs change",
+        Breach::AnotherEntry => "a holder announces only itself (its key in hex)",
+        Breach::NotARegister => "an announcement is the file's size",
+    })?;
+    if size.is_some_and(|s| s.parse::<u64>().is_err()) {
+        return Err("an announcement is the file's size");
     }
     Ok(())
 }
@@ -92,6 +79,17 @@ mod tests {
 
     const ROOT: &str = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
 
+    fn refused(replica: &mut Replica, bad: Change) {
+        let result = replica.insert(&[bad.encode()]);
+        assert!(
+            matches!(
+                result[0],
+                Ok(crate::services::crdt::log::Inserted::Refused(_))
+            ),
+            "{result:?}"
+        );
+    }
+
     fn change(key: &NodeKey, replica: &Replica, doc: &str, op: &Op) -> Change {
         replica
             .prepare_write(key, NAMESPACE, doc, KIND, op, 1)
@@ -101,7 +99,7 @@ mod tests {
     #[test]
     fn announcements_are_public_on_a_mesh_with_admins() {
         use crate::services::crdt::access::{NamespaceClass, TrustRoot};
-        let root = TrustRoot::new([Actor([7; 32])]);
+        let root = TrustRoot::new([crate::services::crdt::context::Actor([7; 32])]);
         assert_eq!(NamespaceClass::of(NAMESPACE, &root), NamespaceClass::Public);
     }
 
@@ -126,14 +124,7 @@ mod tests {
         let forged = change(&b, &replica, ROOT, &announce(&a.public_key(), 1));
         let removal = change(&b, &replica, ROOT, &withdraw(&a.public_key()));
         for bad in [forged, removal] {
-            let result = replica.insert(&[bad.encode()]);
-            assert!(
-                matches!(
-                    result[0],
-                    Ok(crate::services::crdt::log::Inserted::Refused(_))
-                ),
-                "{result:?}"
-            );
+            refused(&mut replica, bad);
         }
         // Not a CID, not a size.
         let not_cid = change(&a, &replica, "holiday.jpg", &announce(&a.public_key(), 1));
@@ -144,14 +135,7 @@ mod tests {
             &Op::Key(a.public_key().to_hex(), Edit::Write("big".into())),
         );
         for bad in [not_cid, not_size] {
-            let result = replica.insert(&[bad.encode()]);
-            assert!(
-                matches!(
-                    result[0],
-                    Ok(crate::services::crdt::log::Inserted::Refused(_))
-                ),
-                "{result:?}"
-            );
+            refused(&mut replica, bad);
         }
         // a withdraws: only b is left.
         let gone = change(&a, &replica, ROOT, &withdraw(&a.public_key()));

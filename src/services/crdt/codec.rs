@@ -336,6 +336,20 @@ mod tests {
     use crate::services::crdt::document::{Document, Edit, Op};
     use crate::services::crdt::field::{Kind, ValueKind};
 
+    /// `causal` encodes and decodes to itself, and every strict prefix of its encoding is an error,
+    /// never a panic.
+    fn assert_round_trips(causal: &Causal) {
+        let mut bytes = Vec::new();
+        encode(causal, &mut bytes);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(&decode(&mut r).unwrap(), causal);
+        r.finish().unwrap();
+        for cut in 0..bytes.len() {
+            let mut r = Reader::new(&bytes[..cut]);
+            assert!(decode(&mut r).is_err() || r.remaining() == 0);
+        }
+    }
+
     #[test]
     fn deltas_and_states_round_trip() {
         let kinds = [
@@ -360,16 +374,7 @@ mod tests {
                 deltas.push(doc.edit(Actor([a; 32]), &op, 10).unwrap());
             }
             for causal in deltas.iter().chain([doc.state()]) {
-                let mut bytes = Vec::new();
-                encode(causal, &mut bytes);
-                let mut r = Reader::new(&bytes);
-                assert_eq!(&decode(&mut r).unwrap(), causal);
-                r.finish().unwrap();
-                // Every strict prefix is an error, never a panic.
-                for cut in 0..bytes.len() {
-                    let mut r = Reader::new(&bytes[..cut]);
-                    assert!(decode(&mut r).is_err() || r.remaining() == 0);
-                }
+                assert_round_trips(causal);
             }
         }
     }
@@ -379,28 +384,16 @@ mod tests {
         let kind = Kind::Value(ValueKind::Text);
         let mut doc = Document::new(kind);
         let mut deltas = Vec::new();
-        for (i, (a, op)) in [
+        for (a, op) in [
             (1u8, Edit::Insert(0, "hello".into())),
             (2, Edit::Insert(5, " world".into())),
             (1, Edit::Delete(2, 5)),
             (3, Edit::Insert(1, "é".repeat(300))),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let _ = i;
+        ] {
             deltas.push(doc.edit(Actor([a; 32]), &Op::Value(op), 10).unwrap());
         }
         for causal in deltas.iter().chain([doc.state()]) {
-            let mut bytes = Vec::new();
-            encode(causal, &mut bytes);
-            let mut r = Reader::new(&bytes);
-            assert_eq!(&decode(&mut r).unwrap(), causal);
-            r.finish().unwrap();
-            for cut in 0..bytes.len() {
-                let mut r = Reader::new(&bytes[..cut]);
-                assert!(decode(&mut r).is_err() || r.remaining() == 0);
-            }
+            assert_round_trips(causal);
         }
         // 300 two-byte characters: the text plus one actor, one dot and two origins.
         let mut bytes = Vec::new();

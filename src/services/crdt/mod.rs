@@ -18,6 +18,7 @@ pub mod hlc;
 pub mod host;
 mod keyed;
 pub mod log;
+pub mod own_entry;
 pub mod replica;
 pub mod store;
 pub mod sync;

@@ -3,8 +3,6 @@
 
 use crate::core::identity::PublicKey;
 use crate::services::crdt::change::Change;
-use crate::services::crdt::context::Actor;
-use crate::services::crdt::document::{Document, View};
 use crate::services::crdt::field::{Kind, ValueKind};
 
 use super::claim::{Claim, is_label};
@@ -24,28 +22,15 @@ pub fn admit(change: &Change, is_admin: &dyn Fn(&PublicKey) -> bool) -> Result<(
     if change.kind != KIND {
         return Err("a names document maps claimants to claims (last writer wins)");
     }
-    let signer = Actor(*change.actor.as_bytes());
-    let own = |actor: &Actor| *actor == signer;
-    let ctx = &change.delta.ctx;
-    if !ctx.version_vector().keys().all(own) || !ctx.cloud().all(|d| own(&d.actor)) {
-        return Err("a names change removes only its signer's own claims");
-    }
-    let mut added = Document::new(KIND);
-    if !added.apply(&change.delta) {
-        return Err("not a names change");
-    }
-    let View::Map(entries) = added.view() else {
-        return Err("not a names change");
-    };
-    let owner = change.actor.to_hex();
-    for (key, value) in &entries {
-        if *key != owner {
-            return Err("a claimant writes only its own entry (its key in hex)");
-        }
-        let View::Lww(Some(text)) = value else {
-            return Err("a claim is a register");
-        };
-        let claim = Claim::decode(text).map_err(|_| "not a valid claim")?;
+    use crate::services::crdt::own_entry::{Breach, own_entry};
+    let claim = own_entry(change, KIND).map_err(|breach| match breach {
+        Breach::RemovesAnother => "a names change removes only its signer's own claims",
+        Breach::NotThisKind => "not a names change",
+        Breach::AnotherEntry => "a claimant writes only its own entry (its key in hex)",
+        Breach::NotARegister => "a claim is a register",
+    })?;
+    if let Some(text) = claim {
+        let claim = Claim::decode(&text).map_err(|_| "not a valid claim")?;
         if claim.target.is_some_and(|t| t != change.actor) && !is_admin(&change.actor) {
             return Err("only an admin names another node");
         }
