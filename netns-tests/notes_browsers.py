@@ -65,7 +65,8 @@ try:
     print(f"both browsers signed in (key -> challenge -> token) in {time.time() - started:.2f} s")
 
     type_at(pa, "end", "Water at the school: 40 L. ")
-    ok, took = wait_text(pc, f"{TEXT}.includes('Water at the school: 40 L.')", 2)
+    # The whole text, the last key (a space) included: c types next, after it.
+    ok, took = wait_text(pc, f"{TEXT} === 'Water at the school: 40 L. '", 2)
     if not ok:
         fail(f"c did not see a's text within 2 s: {pc.eval(TEXT)!r}")
     print(f"a typed; c's page shows it {took * 1000:.0f} ms after the last key")
