@@ -192,7 +192,8 @@ impl BlobExchange {
                 self.out.push_back(message);
             }
             while let Some((cid, bytes)) = running.fetch.poll_block() {
-                if let Err(e) = blobs.put_block(&cid, &bytes) {
+                // `poll_block` hands out only blocks that matched their CID.
+                if let Err(e) = blobs.put_verified_block(&cid, &bytes) {
                     tracing::warn!(%root, "blobs: cannot keep a fetched block: {e}");
                 }
             }

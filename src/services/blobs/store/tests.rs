@@ -41,8 +41,13 @@ fn shared_blocks_count_once_and_go_with_the_last_file() {
     let mut index = BlobIndex::default();
     let a = put_file(&mut store, &[1; 1000]);
     let b = put_file(&mut store, &[1; 900]);
-    let size_a = index.add(&mut store, a, false, u64::MAX).unwrap().stored;
-    index.add(&mut store, b, false, u64::MAX).unwrap();
+    let size_a = index
+        .add(&mut store, a, false, u64::MAX, &UNCHECKED)
+        .unwrap()
+        .stored;
+    index
+        .add(&mut store, b, false, u64::MAX, &UNCHECKED)
+        .unwrap();
     // 9 identical leaves are shared: b adds only its own nodes.
     assert!(
         index.used() < size_a + 300,
@@ -75,17 +80,25 @@ fn the_limit_drops_unpinned_files_unused_longest() {
     let one = {
         let mut scratch = BlobIndex::default();
         scratch
-            .add(&mut store, files[0], false, u64::MAX)
+            .add(&mut store, files[0], false, u64::MAX, &UNCHECKED)
             .unwrap()
             .stored
     };
     let limit = 3 * one;
-    index.add(&mut store, files[0], true, limit).unwrap();
-    index.add(&mut store, files[1], false, limit).unwrap();
-    index.add(&mut store, files[2], false, limit).unwrap();
+    index
+        .add(&mut store, files[0], true, limit, &UNCHECKED)
+        .unwrap();
+    index
+        .add(&mut store, files[1], false, limit, &UNCHECKED)
+        .unwrap();
+    index
+        .add(&mut store, files[2], false, limit, &UNCHECKED)
+        .unwrap();
     index.touch(&files[1]);
     // A fourth file: the unpinned one unused longest (files[2]) goes.
-    index.add(&mut store, files[3], false, limit).unwrap();
+    index
+        .add(&mut store, files[3], false, limit, &UNCHECKED)
+        .unwrap();
     let held: Vec<Cid> = index.roots().map(|(c, _)| *c).collect();
     assert!(held.contains(&files[0]) && held.contains(&files[1]) && held.contains(&files[3]));
     assert!(!held.contains(&files[2]));
@@ -97,10 +110,13 @@ fn the_limit_drops_unpinned_files_unused_longest() {
     }
     let again = put_file(&mut store, &[9; 1000]);
     assert!(matches!(
-        index.add(&mut store, again, false, limit),
+        index.add(&mut store, again, false, limit, &UNCHECKED),
         Err(StoreError::Full { .. })
     ));
 }
+
+/// No block was checked on the way in: `add` checks them all.
+const UNCHECKED: fn(&Cid) -> bool = |_| false;
 
 #[test]
 fn a_file_with_a_missing_or_wrong_block_is_refused() {
@@ -116,12 +132,16 @@ fn a_file_with_a_missing_or_wrong_block_is_refused() {
         .cid;
     store.0.insert(leaf, b"corrupt".to_vec());
     assert_eq!(
-        index.add(&mut store, root, false, u64::MAX).unwrap_err(),
+        index
+            .add(&mut store, root, false, u64::MAX, &UNCHECKED)
+            .unwrap_err(),
         StoreError::Mismatch(leaf)
     );
     store.0.remove(&leaf);
     assert_eq!(
-        index.add(&mut store, root, false, u64::MAX).unwrap_err(),
+        index
+            .add(&mut store, root, false, u64::MAX, &UNCHECKED)
+            .unwrap_err(),
         StoreError::Missing(leaf)
     );
     assert_eq!(index.used(), 0);
@@ -132,7 +152,9 @@ fn the_index_survives_a_save_and_load() {
     let mut store = Memory::default();
     let mut index = BlobIndex::default();
     let a = put_file(&mut store, &[7; 777]);
-    index.add(&mut store, a, true, u64::MAX).unwrap();
+    index
+        .add(&mut store, a, true, u64::MAX, &UNCHECKED)
+        .unwrap();
     let text = serde_json::to_string(&index).unwrap();
     let back: BlobIndex = serde_json::from_str(&text).unwrap();
     assert_eq!(back, index);
