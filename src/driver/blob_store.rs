@@ -118,6 +118,13 @@ impl DaemonBlobs {
         used
     }
 
+    /// The folder of block files (each named by its CID), if blobs are on: a local reader with
+    /// the right to read it (`blob get` as root, or in the daemon's group) reads blocks there
+    /// rather than through the API, checking each against its CID all the same.
+    pub(crate) fn blocks_dir(&self) -> Option<PathBuf> {
+        self.settings.store.as_ref().map(|d| d.join("blocks"))
+    }
+
     /// The limit on stored bytes.
     pub(crate) fn max_bytes(&self) -> u64 {
         self.settings.max_bytes

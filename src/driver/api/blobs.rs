@@ -73,6 +73,7 @@ pub(super) fn list(r: &mut ServiceContext, _: &ApiRequest) -> ApiResponse {
             "blobs": roots.iter().map(|(c, root)| root_json(c, root)).collect::<Vec<_>>(),
             "used": used,
             "max_bytes": r.services.blobs.max_bytes(),
+            "blocks_dir": r.services.blobs.blocks_dir(),
         })),
         Err(e) => failure(e),
     }
