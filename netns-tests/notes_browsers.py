@@ -116,6 +116,7 @@ try:
         ("read of a namespace the user may not read", read % (", Authorization: 'Bearer ' + localStorage.getItem('meshrouter-token')", json.dumps(forbidden)), 403),
         ("events without a token", "fetch('/api/crdt/events?namespace=notes&document=shared')", 401),
         ("events for a namespace the user may not read", f"fetch('/api/crdt/events?' + new URLSearchParams({{namespace: {json.dumps(forbidden)}, document: 'x', access_token: {json.dumps(token)}}}))", 403),
+        ("a body over 512 KiB", "fetch('/api/crdt/write', {method: 'POST', headers: {Authorization: 'Bearer ' + localStorage.getItem('meshrouter-token')}, body: 'x'.repeat(600 * 1024)})", 413),
         ("write without a token", "fetch('/api/crdt/write', {method: 'POST', body: JSON.stringify({namespace: 'notes', document: 'shared', op: 'insert', pos: 0, value: 'x'})})", 401),
     ]
     for what, js, want in checks:
@@ -141,6 +142,8 @@ try:
     if got != 401:
         fail(f"a blob without a token: HTTP {got}")
     print("blob without a token: HTTP 401")
+    with open(f"{shots}/token", "w") as f:
+        f.write(token)
     print("PASS")
 finally:
     for b in browsers:

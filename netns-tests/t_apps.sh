@@ -37,4 +37,20 @@ python3 notes_browsers.py "${NS_PREFIX}a" "http://[${MESH_ADDR[a]}]:8080/" \
     "${NS_PREFIX}c" "http://[${MESH_ADDR[c]}]:8080/" \
     "$(cat "$MR_DIR/user1.key")" "$(cat "$MR_DIR/user2.key")" "$cut" "$heal" "$shots" \
     "~${did2#did:key:}/diary" "$cid" "$MR_DIR/photo.bin" || fail "the browsers' scenario failed"
+# The event-stream cap: 64 streams open at once, more refused at once (503), not held. (a's closed page
+# may still hold one until the next keepalive finds it gone.)
+in_ns a python3 - "${MESH_ADDR[a]}" "$(cat "$shots/token")" <<'PY' || fail "the event-stream limit did not hold"
+import socket, sys
+addr, token = sys.argv[1], sys.argv[2]
+streams, statuses = [], []
+for i in range(66):
+    s = socket.create_connection((addr, 8080), timeout=5)
+    s.sendall(f"GET /api/crdt/events?namespace=notes&document=shared&access_token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    statuses.append(s.recv(64).split()[1].decode())
+    streams.append(s)
+opened = statuses.count("200")
+assert 63 <= opened <= 64 and statuses == ["200"] * opened + ["503"] * (66 - opened), statuses
+print(f"{opened} event streams opened (64 with the page's), the next {66 - opened} answered 503 at once")
+PY
+rm -f "$shots/token"
 echo "screenshots: $shots/notes-a.png $shots/notes-c.png (user 1: $did1)"

@@ -154,7 +154,9 @@ impl DaemonBlobs {
                 index_path,
             });
         }
-        Ok(self.open.as_mut().expect("opened above"))
+        self.open
+            .as_mut()
+            .ok_or_else(|| io("the blob store did not open"))
     }
 
     /// Keeps a block (checked against its CID first) that a file being added will name.

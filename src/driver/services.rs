@@ -229,19 +229,11 @@ impl Services {
             })
             .collect();
         let wall_millis = super::clock::wall_micros() / 1000;
-        let mut write = |doc: &String, op| {
-            let name = (announce::NAMESPACE.to_owned(), doc.clone());
+        for (cid, op) in announce::reconcile(&me, &held, &announced) {
+            let name = (announce::NAMESPACE.to_owned(), cid);
             if let Err(e) = crdt.write(now, wall_millis, &name, announce::KIND, &op) {
-                tracing::warn!(cid = %doc, "blobs: cannot update the announcement: {e}");
+                tracing::warn!(cid = %name.1, "blobs: cannot update the announcement: {e}");
             }
-        };
-        for (cid, size) in &held {
-            if announced.get(cid) != Some(size) {
-                write(cid, announce::announce(&me, *size));
-            }
-        }
-        for cid in announced.keys().filter(|c| !held.contains_key(*c)) {
-            write(cid, announce::withdraw(&me));
         }
     }
 

@@ -118,8 +118,8 @@ pub(super) async fn serve(mut stream: TcpStream, head: Head, shared: &Shared, co
     let mut version = shared.feed.version.clone();
     let mut last_heads = Value::Null;
     let mut reply = first;
-    let expires = super::super::clock::wall_micros() / 1_000_000;
-    let lifetime = Duration::from_secs(user.expires.saturating_sub(expires));
+    let now_secs = super::super::clock::wall_micros() / 1_000_000;
+    let lifetime = Duration::from_secs(user.expires.saturating_sub(now_secs));
     let expiry = tokio::time::sleep(lifetime);
     tokio::pin!(expiry);
     loop {

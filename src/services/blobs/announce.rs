@@ -48,6 +48,26 @@ pub fn holders(view: &View) -> Vec<(PublicKey, u64)> {
         .collect()
 }
 
+/// The changes that bring `holder`'s announcements in line with the files it holds: `held` and
+/// `announced` map a root CID (text) to a size; announces what is held and not announced (or
+/// announced with another size), withdraws what is announced and no longer held.
+pub fn reconcile(
+    holder: &PublicKey,
+    held: &std::collections::BTreeMap<String, u64>,
+    announced: &std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, Op)> {
+    let mut out: Vec<(String, Op)> = (held.iter())
+        .filter(|(cid, size)| announced.get(*cid) != Some(size))
+        .map(|(cid, size)| (cid.clone(), announce(holder, *size)))
+        .collect();
+    out.extend(
+        (announced.keys())
+            .filter(|cid| !held.contains_key(*cid))
+            .map(|cid| (cid.clone(), withdraw(holder))),
+    );
+    out
+}
+
 /// Admits a change to the announcements namespace if its document is a CID, its schema [`KIND`],
 /// and it writes or removes only its signer's own entry, with a size.
 pub fn admit(change: &Change, _is_admin: &dyn Fn(&PublicKey) -> bool) -> Result<(), &'static str> {
@@ -94,6 +114,26 @@ mod tests {
         replica
             .prepare_write(key, NAMESPACE, doc, KIND, op, 1)
             .unwrap()
+    }
+
+    #[test]
+    fn reconcile_announces_what_is_held_and_withdraws_what_is_not() {
+        let me = NodeKey::from_seed(&[1; 32]).public_key();
+        let map = |pairs: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
+            pairs.iter().map(|(c, s)| ((*c).to_owned(), *s)).collect()
+        };
+        let held = map(&[("a", 1), ("b", 2), ("c", 3)]);
+        let announced = map(&[("b", 2), ("c", 4), ("d", 5)]);
+        let ops = reconcile(&me, &held, &announced);
+        assert_eq!(
+            ops,
+            vec![
+                ("a".to_owned(), announce(&me, 1)),
+                ("c".to_owned(), announce(&me, 3)),
+                ("d".to_owned(), withdraw(&me)),
+            ]
+        );
+        assert!(reconcile(&me, &held, &held).is_empty());
     }
 
     #[test]

@@ -263,6 +263,20 @@ mod tests {
     }
 
     #[test]
+    fn more_roots_than_the_limit_are_refused() {
+        let roots: Vec<Cid> = (0..=MAX_ROOTS as u32)
+            .map(|i| Cid::of(Codec::Raw, &i.to_le_bytes()))
+            .collect();
+        let mut ok = Reader::new();
+        ok.write(&header(&roots[..MAX_ROOTS]));
+        assert_eq!(ok.poll_section(), Ok(None));
+        assert_eq!(ok.roots().map(<[Cid]>::len), Some(MAX_ROOTS));
+        let mut over = Reader::new();
+        over.write(&header(&roots));
+        assert_eq!(over.poll_section(), Err(CarError::Header));
+    }
+
+    #[test]
     fn damage_is_an_error_never_a_wrong_block() {
         let (car, _) = archive();
         let header_len = header(&[Cid::of(Codec::Raw, b""), Cid::of(Codec::Raw, b"")]).len();

@@ -402,6 +402,30 @@ mod tests {
     }
 
     #[test]
+    fn a_text_change_deleting_more_than_the_limit_is_refused_before_expanding() {
+        use crate::services::crdt::text::{MAX_DELETES, Text};
+        let actor = Actor([1; 32]);
+        let first = Dot { actor, counter: 1 };
+        let delta = |len: u64| Causal {
+            field: Field::Text(Box::new(Text::from_parts(Vec::new(), vec![(first, len)]))),
+            ctx: CausalContext::default(),
+        };
+        let mut at_limit = Vec::new();
+        encode(&delta(MAX_DELETES), &mut at_limit);
+        assert!(decode(&mut Reader::new(&at_limit)).is_ok());
+        // A few bytes naming 2^60 deleted characters: refused, nothing expanded.
+        for len in [MAX_DELETES + 1, 1 << 60] {
+            let mut bytes = Vec::new();
+            encode(&delta(len), &mut bytes);
+            assert!(bytes.len() < 64);
+            assert_eq!(
+                decode(&mut Reader::new(&bytes)),
+                Err(WireError::Invalid("deleted range"))
+            );
+        }
+    }
+
+    #[test]
     fn hostile_counts_and_nesting_are_refused_without_allocating() {
         // A billion actors announced in five bytes.
         let mut bytes = Vec::new();

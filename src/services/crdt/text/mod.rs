@@ -228,7 +228,8 @@ impl Text {
     /// the waiting runs) and the deleted dots as ranges: what the encoding carries.
     pub fn parts(&self) -> (Vec<Run>, Vec<(Dot, u64)>) {
         let mut runs: Vec<Run> = Vec::new();
-        let mut deletes = self.deleted_early();
+        // Deletions as held (a change's ranges stay ranges: never expanded to be written out).
+        let mut deletes = self.early_deletes.clone();
         for Entry {
             id,
             left,
@@ -255,7 +256,9 @@ impl Text {
             });
         }
         runs.extend(self.pending.values().cloned());
-        (runs, ranges(deletes))
+        let mut deleted = ranges(deletes);
+        deleted.extend(self.deleting.iter().copied());
+        (runs, deleted)
     }
 
     /// Joins `other` into `self`: the union of both texts' characters and deletions.
