@@ -49,7 +49,8 @@ took=$(($(now_ms) - start))
 kill "$pinger" 2>/dev/null || true
 wait "$pinger" 2>/dev/null || true
 cmp -s "$MR_DIR/file" "$MR_DIR/a.out" || fail "a got different bytes"
-mr a blob ls --json | grep -q "$cid" || fail "a does not hold the file after fetching it"
+held=$(mr a blob ls --json)
+grep -q "$cid" <<<"$held" || fail "a does not hold the file after fetching it"
 status=$(fetches a)
 python3 - "$status" "$cid" "${MESH_KEY[b]}" "${MESH_KEY[c]}" "$took" <<'PY' || fail "the fetch did not go as it should: $status"
 import json, sys

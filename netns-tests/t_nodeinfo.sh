@@ -54,7 +54,8 @@ PY
 depot() { mr a resolve depot.mesh >/dev/null 2>&1; }
 wait_until 15 depot || fail "depot.mesh did not reach a"
 sleep 1  # d answers one requester twice a second
-mr a nodeinfo depot.mesh --json | grep -q '"harbour, shed 3"' || fail "no NodeInfo by name"
+info=$(mr a nodeinfo depot.mesh --json)
+grep -q '"harbour, shed 3"' <<<"$info" || fail "no NodeInfo by name"
 echo "a <- depot.mesh: the same"
 c_info=$(mr a nodeinfo "${MESH_ADDR[c]}" --json) || fail "no NodeInfo from c by address"
 python3 - "$c_info" <<'PY' || fail "c published more than its version: $c_info"
