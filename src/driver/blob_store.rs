@@ -1,5 +1,6 @@
-//! Blobs on disk: each block a file named by its CID under `<store>/blocks/`, written to a
-//! temporary file, synced and renamed into place (a crash leaves the old state or the new, never
+//! Blobs on disk: each block a file named by its CID under `<store>/blocks/`, written (on the
+//! blob writer's thread, waited for before the index names it) to a temporary file, synced and
+//! renamed into place (a crash leaves the old state or the new, never
 //! half a block); the index (`index.json`) saved the same way after every change. Opened when
 //! first used, so a node that never stores a blob never makes the folder; blocks that no file
 //! holds (an `add` cut short) are removed when it opens.
@@ -7,13 +8,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::blob_writer::BlockWriter;
 use crate::config::BlobSettings;
 pub(crate) use crate::services::blobs::exchange::MAX_BLOCK;
 use crate::services::blobs::{BlobIndex, Blocks, Cid, Root, StoreError};
 
-/// Blocks as files.
+/// Blocks as files, written by the [`BlockWriter`] thread.
 pub(crate) struct DiskBlocks {
     dir: PathBuf,
+    writer: BlockWriter,
 }
 
 impl DiskBlocks {
@@ -23,7 +26,7 @@ impl DiskBlocks {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension("partial");
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(bytes)?;
@@ -58,14 +61,16 @@ impl Blocks for DiskBlocks {
         if path.exists() {
             return Ok(());
         }
-        write_atomically(&path, bytes)
+        self.writer.write(path, bytes.to_vec())
     }
 
-    fn get(&self, cid: &Cid) -> std::io::Result<Option<Vec<u8>>> {
+    fn get(&mut self, cid: &Cid) -> std::io::Result<Option<Vec<u8>>> {
+        self.writer.flush()?;
         read_bounded(&self.path(cid), MAX_BLOCK)
     }
 
     fn delete(&mut self, cid: &Cid) -> std::io::Result<()> {
+        self.writer.flush()?;
         match std::fs::remove_file(self.path(cid)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -149,7 +154,10 @@ impl DaemonBlobs {
             };
             sweep(&blocks_dir, &index);
             self.open = Some(Open {
-                blocks: DiskBlocks { dir: blocks_dir },
+                blocks: DiskBlocks {
+                    dir: blocks_dir,
+                    writer: BlockWriter::spawn(),
+                },
                 index,
                 index_path,
             });

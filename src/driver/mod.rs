@@ -13,6 +13,7 @@ mod apps;
 mod blob_exchange;
 #[cfg(feature = "services")]
 mod blob_store;
+mod blob_writer;
 mod buffers;
 mod clock;
 mod connections;

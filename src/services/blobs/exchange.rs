@@ -541,9 +541,12 @@ impl Fetch {
     fn pump(&mut self, now: Instant) {
         let mut asks = Vec::new();
         for (key, h) in self.holders.iter_mut() {
-            while h.in_flight.len() < h.window as usize
-                && let Some(ask) = h.to_ask.pop_front()
-            {
+            // Counted here: `ask` adds them to `in_flight` only after this loop.
+            let room = (h.window as usize).saturating_sub(h.in_flight.len());
+            for _ in 0..room {
+                let Some(ask) = h.to_ask.pop_front() else {
+                    break;
+                };
                 asks.push((*key, ask));
             }
         }

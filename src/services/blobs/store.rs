@@ -17,8 +17,9 @@ pub trait Blocks {
     type Error: std::fmt::Display;
     /// Keeps `bytes` as `cid` (already verified).
     fn put(&mut self, cid: &Cid, bytes: &[u8]) -> Result<(), Self::Error>;
-    /// The block `cid`, if held.
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// The block `cid`, if held (`&mut`: a store that writes in the background waits for its
+    /// writes first).
+    fn get(&mut self, cid: &Cid) -> Result<Option<Vec<u8>>, Self::Error>;
     /// Forgets `cid`.
     fn delete(&mut self, cid: &Cid) -> Result<(), Self::Error>;
 }

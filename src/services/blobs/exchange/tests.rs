@@ -79,6 +79,18 @@ fn run(
         for (from, reply) in replies {
             fetch.handle_message(now, from, &reply);
         }
+        if drop == 0 {
+            // With nothing lost no part is overdue, so the window only grows: a holder never has
+            // more parts asked of it than its window (a block's 128 parts are not asked at once).
+            for h in fetch.holders.values() {
+                assert!(
+                    h.in_flight.len() <= h.window as usize,
+                    "{} parts in flight, window {}",
+                    h.in_flight.len(),
+                    h.window
+                );
+            }
+        }
         while let Some((cid, bytes)) = fetch.poll_block() {
             assert!(cid.matches(&bytes));
             got.insert(cid, bytes);

@@ -12,7 +12,7 @@ impl Blocks for Memory {
         self.0.insert(*cid, bytes.to_vec());
         Ok(())
     }
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, String> {
+    fn get(&mut self, cid: &Cid) -> Result<Option<Vec<u8>>, String> {
         Ok(self.0.get(cid).cloned())
     }
     fn delete(&mut self, cid: &Cid) -> Result<(), String> {
