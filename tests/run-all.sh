@@ -13,6 +13,8 @@ command -v python3 >/dev/null || need_packages+=(python3)
 command -v setpriv >/dev/null || need_packages+=(util-linux)
 command -v tc >/dev/null || need_packages+=(iproute2)
 command -v nft >/dev/null || need_packages+=(nftables)
+# t_metrics.sh checks the metrics with promtool.
+command -v promtool >/dev/null || need_packages+=(prometheus)
 # t_apps.sh drives the example notes page in headless browsers.
 command -v chromium >/dev/null || need_packages+=(chromium)
 # The JWT interoperability test checks our tokens against PyJWT.

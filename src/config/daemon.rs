@@ -20,6 +20,10 @@ pub const DEFAULT_TUN_MTU: u16 = 1280;
 pub(super) const MAX_TUN_MTU: u16 = 65535;
 /// Where the local API listens unless configured.
 pub const DEFAULT_API_SOCKET: &str = "/run/meshrouter/meshrouter.sock";
+/// Links at most unless configured (`max_links`).
+pub(crate) const DEFAULT_MAX_LINKS: usize = 256;
+/// The largest `max_links` accepted.
+pub(crate) const MAX_MAX_LINKS: usize = 65_536;
 /// The TUN interface name unless configured.
 pub const DEFAULT_TUN_NAME: &str = "meshrouter0";
 
@@ -89,6 +93,11 @@ pub struct Daemon {
     pub blobs: super::BlobSettings,
     /// The HTTP listener for web apps on the LAN.
     pub apps: super::AppSettings,
+    /// Links at most: inbound handshakes past it are refused (configured peers still link). Bounds
+    /// the memory strangers can make this node spend, and the metrics' series.
+    pub max_links: usize,
+    /// Where `GET /metrics` is also served over TCP (off unless configured).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -158,6 +167,8 @@ impl Default for Daemon {
             ),
             blobs: super::BlobSettings::default(),
             apps: super::AppSettings::default(),
+            max_links: DEFAULT_MAX_LINKS,
+            metrics_listen: None,
             config_path: None,
         }
     }
@@ -238,6 +249,25 @@ pub(super) fn validate(
         daemon.lan.push(text.clone());
     }
     daemon.lan_default_route = raw.lan_default_route;
+    if let Some(limit) = raw.max_links {
+        daemon.max_links = usize::try_from(*limit.get_ref())
+            .ok()
+            .filter(|n| (1..=MAX_MAX_LINKS).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    limit.span(),
+                    format!("max_links: must be 1 to {MAX_MAX_LINKS}"),
+                )
+            })?;
+    }
+    if let Some(address) = raw.metrics_listen {
+        daemon.metrics_listen = Some(address.get_ref().parse().map_err(|_| {
+            invalid(
+                address.span(),
+                "metrics_listen: expected an address and port, like \"[::1]:9464\"".into(),
+            )
+        })?);
+    }
     daemon.api_group = raw.api_group;
     daemon.user = raw.user;
     daemon.group = raw.group;

@@ -86,6 +86,8 @@ pub struct RawConfig {
     apps: Option<apps::RawApps>,
     #[serde(default)]
     nodeinfo_privacy: bool,
+    max_links: Option<Spanned<i64>>,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 /// A loaded configuration with its node key resolved.

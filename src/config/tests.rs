@@ -259,6 +259,13 @@ fn daemon_settings_are_checked() {
             "lan: the TUN interface cannot be a LAN",
         ),
         ("lan = [\"eth0:1\"]", "lan: expected interface names"),
+        ("max_links = 0", "max_links: must be 1 to 65536"),
+        ("max_links = 65537", "max_links: must be 1 to 65536"),
+        ("max_links = -1", "max_links: must be 1 to 65536"),
+        (
+            "metrics_listen = \"localhost\"",
+            "metrics_listen: expected an address and port",
+        ),
         ("name = \"Clinic\"", "name: expected 1 to 63"),
         ("blobs.max_bytes = 1000", "blobs.max_bytes: at least"),
         ("dns.upstream = [\"resolver\"]", "dns.upstream: expected IP"),

@@ -231,6 +231,11 @@ impl BlobExchange {
         }
     }
 
+    /// Fetches running.
+    pub(crate) fn running(&self) -> usize {
+        self.fetches.len()
+    }
+
     /// Running and recently ended fetches, for the API.
     pub(crate) fn status(&self, now: Instant) -> Value {
         let holders = |list: &[(PublicKey, u64, bool)]| -> Vec<Value> {

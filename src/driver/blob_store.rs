@@ -5,10 +5,9 @@
 //! first used, so a node that never stores a blob never makes the folder; blocks that no file
 //! holds (an `add` cut short) are removed when it opens.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::blob_writer::BlockWriter;
+use super::blob_writer::{BlockWriter, write_atomically};
 use crate::config::BlobSettings;
 pub(crate) use crate::services::blobs::exchange::MAX_BLOCK;
 use crate::services::blobs::{BlobIndex, Blocks, Cid, Root, StoreError};
@@ -23,15 +22,6 @@ impl DiskBlocks {
     fn path(&self, cid: &Cid) -> PathBuf {
         self.dir.join(cid.to_string())
     }
-}
-
-/// Writes `bytes` to `path` so that a crash leaves the old file or the new one.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("partial");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
 }
 
 /// Reads a file of at most `limit` bytes.
@@ -234,6 +224,13 @@ impl DaemonBlobs {
     /// True if the file `root` is held whole.
     pub(crate) fn has_file(&mut self, root: &Cid) -> Result<bool, StoreError> {
         Ok(self.open()?.index.roots().any(|(c, _)| c == root))
+    }
+
+    /// The files held and the bytes their blocks take, if the store was opened (a scrape does not
+    /// open it).
+    pub(crate) fn usage(&self) -> Option<(usize, u64)> {
+        let open = self.open.as_ref()?;
+        Some((open.index.roots().count(), open.index.used()))
     }
 
     /// The files held, and the bytes their blocks take.

@@ -5,11 +5,11 @@
 //! file's `add`) or reads one, it waits for the writes queued so far ([`BlockWriter::flush`]), so
 //! a block the index holds is on disk, synced, as before.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use super::blob_store::write_atomically;
+use std::io::Write;
 
 /// Blocks waiting for the writer, at most (1 MiB each; beyond them, handing over waits).
 pub(crate) const MAX_QUEUED: usize = 8;
@@ -98,7 +98,16 @@ impl Drop for BlockWriter {
     }
 }
 
-fn write_unless_exists(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("partial");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+fn write_unless_exists(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
         return Ok(());
     }

@@ -392,7 +392,7 @@ impl Discovery {
         let discovered = (a.links.records.values())
             .filter(|l| l.origin == Origin::Discovered)
             .count();
-        if discovered >= MAX_DISCOVERED_LINKS {
+        if discovered >= MAX_DISCOVERED_LINKS || a.links.records.len() >= a.config.max_links {
             a.counters.beacons_rate_limited += 1;
             return;
         }

@@ -45,6 +45,8 @@ pub(crate) struct IdentityHost {
     /// The roles last handed to the firewall, and the registry version they came from.
     published_roles: Option<HashMap<PublicKey, Vec<String>>>,
     published_from: Option<(RegistryHeads, u64)>,
+    /// Verifications asked of the API, by kind (a fixed set of names) and whether they passed.
+    verifications: std::collections::BTreeMap<(&'static str, bool), u64>,
 }
 
 /// The registry, the heads of the two documents it was read from, and when (wall seconds).
@@ -78,6 +80,7 @@ impl IdentityHost {
             challenges: Challenges::new(&domain, seed),
             proofs: ProofService::new(key.duplicate(), proof_seed, now),
             waiting: HashMap::new(),
+            verifications: std::collections::BTreeMap::new(),
             registry: None,
             published_roles: None,
             published_from: None,
@@ -85,6 +88,16 @@ impl IdentityHost {
     }
 
     /// Mixes fresh entropy into the streams the challenge and proof nonces come from.
+    /// Counts a verification of `kind` (for the metrics).
+    pub(crate) fn count_verification(&mut self, kind: &'static str, accepted: bool) {
+        *self.verifications.entry((kind, accepted)).or_default() += 1;
+    }
+
+    /// Verifications counted: (kind, accepted) and how many.
+    pub(crate) fn verifications(&self) -> impl Iterator<Item = ((&'static str, bool), u64)> + '_ {
+        self.verifications.iter().map(|(k, n)| (*k, *n))
+    }
+
     pub(crate) fn reseed(&mut self, extra: &[u8; 32]) {
         self.challenges.reseed(extra);
         self.proofs.reseed(extra);

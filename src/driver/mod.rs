@@ -13,6 +13,7 @@ mod apps;
 mod blob_exchange;
 #[cfg(feature = "services")]
 mod blob_store;
+#[cfg(feature = "services")]
 mod blob_writer;
 mod buffers;
 mod clock;
@@ -38,6 +39,8 @@ mod input;
 mod interfaces;
 mod lan;
 mod links;
+mod metrics;
+mod metrics_listen;
 #[cfg(feature = "services")]
 mod names;
 #[cfg(feature = "services")]
@@ -81,6 +84,7 @@ struct Prepared {
     dns: Option<dns::PreparedDns>,
     #[cfg(feature = "services")]
     apps: Option<apps::PreparedApps>,
+    metrics: Option<std::net::TcpListener>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
@@ -179,7 +183,20 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     let dns = dns::PreparedDns::bind(daemon, &config.node_key.public_key())?;
     #[cfg(feature = "services")]
     let apps = apps::PreparedApps::bind(&daemon.apps)?;
+    let metrics = match daemon.metrics_listen {
+        None => None,
+        Some(address) => {
+            Some(
+                metrics_listen::bind(address).map_err(|source| DriverError::Bind {
+                    what: "metrics listener",
+                    address: address.to_string(),
+                    source,
+                })?,
+            )
+        }
+    };
     Ok(Prepared {
+        metrics,
         tun,
         api,
         listeners,
@@ -297,6 +314,12 @@ async fn serve(
     #[cfg(feature = "services")]
     if let Some(apps) = prepared.apps {
         apps.start(inputs.clone(), public_key);
+    }
+    if let Some(listener) = prepared.metrics {
+        if let Ok(address) = listener.local_addr() {
+            info!(%address, "metrics on http://{address}/metrics");
+        }
+        tokio::spawn(metrics_listen::serve(listener, inputs.clone()));
     }
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let reload_inputs = inputs.clone();

@@ -25,6 +25,15 @@ impl ApiResponse {
         Self { status: 200, body }
     }
 
+    /// A plain-text answer (the metrics exposition): a JSON string body is written as
+    /// `text/plain`, not as JSON.
+    pub(crate) fn text(text: String) -> Self {
+        Self {
+            status: 200,
+            body: serde_json::Value::String(text),
+        }
+    }
+
     /// An error answer: `{"error": message}`.
     pub(crate) fn error(status: u16, message: impl Into<String>) -> Self {
         Self {

@@ -85,6 +85,8 @@ pub(crate) struct Router {
     next_reseed: crate::core::time::Instant,
     /// Every password in use, stretched: looked up, never stretched, on the way of a datagram.
     pub(crate) passwords: PasswordKeys,
+    /// Times the tree's root changed (for the metrics).
+    pub(crate) root_changes: u64,
     /// Answers local API requests (the API's route table, given by the daemon's setup so that the
     /// router does not depend on the API).
     api: ApiDispatch,
@@ -110,6 +112,7 @@ impl Router {
         let now = clock.now();
         Self {
             api,
+            root_changes: 0,
             firewall: super::firewall::FirewallGate::new(config.firewall.clone(), now),
             peers: Peers::new(tls, inputs.clone()),
             flows: Default::default(),
@@ -285,6 +288,7 @@ impl Router {
         data: &mut [u8],
     ) {
         let policy = InboundPolicy {
+            links: self.links.records.len(),
             endpoints: &self.links.endpoints,
             config: &self.config,
             passwords: &self.passwords,
@@ -332,6 +336,8 @@ impl Router {
 /// initiation-shaped datagram, junk floods included, so it only looks stretched passwords up
 /// (`passwords`: `PasswordKeys::get` cannot stretch).
 struct InboundPolicy<'a> {
+    /// Links in the table now: none is made past `max_links`.
+    links: usize,
     endpoints: &'a HashMap<EndpointId, Endpoint>,
     config: &'a Daemon,
     passwords: &'a PasswordKeys,
@@ -342,6 +348,9 @@ struct InboundPolicy<'a> {
 impl InboundPolicy<'_> {
     /// Link settings for a handshake from `remote` on `endpoint`, if it may create a link there.
     fn params(&self, endpoint: EndpointId, remote: &Remote) -> Option<(LinkParams, String)> {
+        if self.links >= self.config.max_links {
+            return None;
+        }
         let endpoint = self.endpoints.get(&endpoint)?;
         match (&endpoint.role, remote) {
             (Role::Listener(uri), Remote::Udp(addr)) => Some((
@@ -636,10 +645,13 @@ impl Router {
                 }
                 self.links.records.remove(&id);
             }
-            Event::RootChanged(root) => match root {
-                Some(root) => info!(root = %root.to_hex(), "tree root changed"),
-                None => debug!("detached from the tree, waiting for a root"),
-            },
+            Event::RootChanged(root) => {
+                self.root_changes += 1;
+                match root {
+                    Some(root) => info!(root = %root.to_hex(), "tree root changed"),
+                    None => debug!("detached from the tree, waiting for a root"),
+                }
+            }
         }
     }
 
@@ -735,6 +747,7 @@ mod tests {
         };
         let interfaces = BTreeMap::from([("lan0".to_owned(), lan0)]);
         let policy = InboundPolicy {
+            links: 0,
             endpoints: &endpoints,
             config: &config,
             passwords: &passwords,
@@ -755,6 +768,26 @@ mod tests {
             assert!(same(&params.password, &lan));
         }
         assert_eq!(derivations_on_this_thread(), before, "the policy stretched");
+        // At `max_links` links no handshake makes another, on a listener or by discovery.
+        let full = InboundPolicy {
+            links: config.max_links,
+            ..policy
+        };
+        let from = Remote::Udp(SocketAddr::from(([192, 0, 2, 1], 1000)));
+        assert!(full.params(0, &from).is_none());
+        let link_local = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+        assert!(
+            full.params(
+                1,
+                &Remote::Udp(SocketAddrV6::new(link_local, 1000, 0, 7).into())
+            )
+            .is_none()
+        );
+        let below = InboundPolicy {
+            links: config.max_links - 1,
+            ..policy
+        };
+        assert!(below.params(0, &from).is_some());
         // A password that was never stretched refuses the link: neither stretched now nor dropped.
         let none = PasswordKeys::default();
         let policy = InboundPolicy {

@@ -202,6 +202,13 @@ const ENDPOINTS: &[Endpoint] = &[
         Handler::Now(super::firewall::get_firewall),
     ),
     route(
+        "GET",
+        "/metrics",
+        body::NONE,
+        "Prometheus metrics (text exposition format)",
+        Handler::Later(crate::driver::metrics::get_metrics),
+    ),
+    route(
         "POST",
         "/v1/reload",
         body::URI,

@@ -194,16 +194,26 @@ pub(crate) fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes a JSON response and closes the connection.
+/// Writes a JSON response (or, for a string body, plain text: the metrics) and closes the
+/// connection.
 pub(crate) async fn write_response<S: AsyncWrite + Unpin>(
     stream: &mut S,
     status: u16,
     body: &serde_json::Value,
 ) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(body).unwrap_or_default();
-    text.push(b'\n');
+    let (text, content_type) = match body {
+        serde_json::Value::String(text) => (
+            text.as_bytes().to_vec(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        _ => {
+            let mut text = serde_json::to_vec_pretty(body).unwrap_or_default();
+            text.push(b'\n');
+            (text, "application/json")
+        }
+    };
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         reason(status),
         text.len()
     );

@@ -198,7 +198,9 @@ pub(super) mod route {
     }
 
     pub(in super::super) fn verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
-        answer(api_id_verify(r, &q.body))
+        let response = answer(api_id_verify(r, &q.body));
+        (r.services.identity).count_verification("signin", response.status == 200);
+        response
     }
 
     pub(in super::super) fn jwt_issue(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
@@ -206,7 +208,9 @@ pub(super) mod route {
     }
 
     pub(in super::super) fn jwt_verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
-        answer(api_jwt_verify(r, &q.body))
+        let response = answer(api_jwt_verify(r, &q.body));
+        (r.services.identity).count_verification("jwt", response.status == 200);
+        response
     }
 
     pub(in super::super) fn vc_issue(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
@@ -214,7 +218,9 @@ pub(super) mod route {
     }
 
     pub(in super::super) fn vc_verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
-        answer(api_vc_verify(r, &q.body))
+        let response = answer(api_vc_verify(r, &q.body));
+        (r.services.identity).count_verification("vc", response.status == 200);
+        response
     }
 
     pub(in super::super) fn delegate(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
@@ -222,7 +228,9 @@ pub(super) mod route {
     }
 
     pub(in super::super) fn ucan_verify(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
-        answer(api_ucan_verify(r, &q.body))
+        let response = answer(api_ucan_verify(r, &q.body));
+        (r.services.identity).count_verification("ucan", response.status == 200);
+        response
     }
 
     pub(in super::super) fn enroll(r: &mut ServiceContext, q: &ApiRequest) -> ApiResponse {
