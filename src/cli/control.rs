@@ -51,16 +51,34 @@ pub(crate) fn run(socket: &Path, query: Query, json_output: bool) -> anyhow::Res
         Query::Sessions => show_sessions(&reply),
         Query::Counters => println!("{}", serde_json::to_string_pretty(&reply)?),
         Query::Firewall => show_firewall(&reply),
-        Query::Reload => println!(
-            "reloaded {}: {} firewall rules in force ({})",
-            cell(&reply["reloaded"]),
-            cell(&reply["firewall_rules"]),
-            cell(&reply["note"])
-        ),
+        Query::Reload => show_reload(&reply),
         Query::AddPeer(_) => println!("added {}", cell(&reply["added"])),
         Query::RemovePeer(_) => println!("removed {}", cell(&reply["removed"])),
     }
     Ok(())
+}
+
+/// What a reload applied, what needs a restart, and what failed.
+fn show_reload(v: &Value) {
+    println!("reloaded {}", cell(&v["reloaded"]));
+    let list = |key: &str| -> Vec<String> {
+        (v[key].as_array().into_iter().flatten())
+            .map(|x| x.as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let applied = list("applied");
+    if applied.is_empty() {
+        println!("  nothing changed that applies while running");
+    }
+    for line in applied {
+        println!("  applied: {line}");
+    }
+    for field in list("restart_needed") {
+        println!("  changed, applies at the next start: {field}");
+    }
+    for error in list("errors") {
+        println!("  failed: {error}");
+    }
 }
 
 fn show_self(v: &Value) {

@@ -5,6 +5,7 @@
 #[cfg(feature = "services")]
 mod blob;
 mod client;
+mod config_edit;
 mod control;
 #[cfg(feature = "services")]
 mod crdt;
@@ -38,6 +39,51 @@ struct Endpoint {
     /// Print the daemon's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+}
+
+/// Whether `addpeer` / `removepeer` also edit the configuration file.
+#[derive(clap::Args)]
+struct SaveTo {
+    /// Also write the change into the configuration file (comments and layout kept), so that it
+    /// stays after a restart.
+    #[arg(long)]
+    save: bool,
+    /// The configuration file to edit (default: the one the daemon was started with).
+    #[arg(long, value_name = "PATH", requires = "save")]
+    config: Option<PathBuf>,
+}
+
+impl SaveTo {
+    /// Adds `uri` to (`add`) or removes it from the file's peers, if --save was given.
+    fn apply(&self, socket: &std::path::Path, uri: &str, add: bool) -> anyhow::Result<()> {
+        if !self.save {
+            return Ok(());
+        }
+        let path = match &self.config {
+            Some(path) => path.clone(),
+            None => {
+                let me = client::call(socket, "GET", "/v1/self", None)?;
+                match me["config"].as_str() {
+                    Some(path) => PathBuf::from(path),
+                    None => anyhow::bail!(
+                        "the daemon runs without a configuration file: give --config PATH"
+                    ),
+                }
+            }
+        };
+        let changed = if add {
+            config_edit::save_peer(&path, uri)?
+        } else {
+            config_edit::forget_peer(&path, uri)?
+        };
+        match (changed, add) {
+            (true, true) => println!("saved in {}", path.display()),
+            (true, false) => println!("removed from {}", path.display()),
+            (false, true) => println!("{} lists it already", path.display()),
+            (false, false) => println!("{} did not list it", path.display()),
+        }
+        Ok(())
+    }
 }
 
 /// meshrouter: a mesh overlay router with key-derived IPv6 addresses, compatible with Yggdrasil 0.5
@@ -96,22 +142,30 @@ enum Command {
     /// Show the overlay firewall: rules with their hits, default policies, counters by verdict
     /// and tracked connections.
     Firewall(Endpoint),
-    /// Read the configuration file again, as SIGHUP does, and apply what can change while running
-    /// (the firewall); a file with an error is refused and the running configuration stays.
+    /// Read the configuration file again, as SIGHUP does, and apply what changed without dropping
+    /// the links and sessions it does not touch: peers, listeners, discovery rules, allowed keys,
+    /// max_links, the firewall, the CRDT namespace filters. Says what applied and what needs a
+    /// restart; a file with an error is refused and the running configuration stays.
     Reload(Endpoint),
-    /// Add a peer to the running daemon (not saved to the config), e.g.
-    /// `udp://[2001:db8::1]:9100?key=HEX` or `tls://gateway.example:443`.
+    /// Add a peer to the running daemon, e.g. `udp://[2001:db8::1]:9100?key=HEX` or
+    /// `tls://gateway.example:443`; with --save also to the configuration file, so it stays after a
+    /// restart.
     Addpeer {
         /// The peer's URI: udp://, tcp:// or tls://HOST:PORT, with optional key=, password=,
         /// priority=, interface= and (udp) mtu=.
         uri: String,
         #[command(flatten)]
+        save: SaveTo,
+        #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// Remove a peer from the running daemon, by its URI (with or without its query).
+    /// Remove a peer from the running daemon, by its URI (with or without its query); with --save
+    /// also from the configuration file.
     Removepeer {
         /// The peer's URI.
         uri: String,
+        #[command(flatten)]
+        save: SaveTo,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -208,9 +262,12 @@ pub(crate) fn main() -> ExitCode {
         Command::Counters(e) => control::run(&e.socket, control::Query::Counters, e.json),
         Command::Firewall(e) => control::run(&e.socket, control::Query::Firewall, e.json),
         Command::Reload(e) => control::run(&e.socket, control::Query::Reload, e.json),
-        Command::Addpeer { uri, endpoint: e } => {
-            control::run(&e.socket, control::Query::AddPeer(uri), e.json)
-        }
+        Command::Addpeer {
+            uri,
+            save,
+            endpoint: e,
+        } => control::run(&e.socket, control::Query::AddPeer(uri.clone()), e.json)
+            .and_then(|()| save.apply(&e.socket, &uri, true)),
         #[cfg(feature = "services")]
         Command::Crdt {
             command,
@@ -237,9 +294,12 @@ pub(crate) fn main() -> ExitCode {
         }
         #[cfg(feature = "services")]
         Command::Resolve { name, endpoint: e } => names::resolve(&e.socket, &name, e.json),
-        Command::Removepeer { uri, endpoint: e } => {
-            control::run(&e.socket, control::Query::RemovePeer(uri), e.json)
-        }
+        Command::Removepeer {
+            uri,
+            save,
+            endpoint: e,
+        } => control::run(&e.socket, control::Query::RemovePeer(uri.clone()), e.json)
+            .and_then(|()| save.apply(&e.socket, &uri, false)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

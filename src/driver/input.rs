@@ -57,6 +57,12 @@ pub(crate) enum Input {
         password: Vec<u8>,
         key: Result<PasswordKey, String>,
     },
+    /// The passwords new in a reloaded configuration were stretched: apply it.
+    ReloadStretched {
+        config: Box<crate::config::Daemon>,
+        stretched: super::passwords::Stretched,
+        reply: Option<oneshot::Sender<ApiResponse>>,
+    },
 }
 
 impl Input {

@@ -50,6 +50,7 @@ mod passwords;
 mod peers;
 mod privileges;
 mod readers;
+mod reload;
 mod request;
 mod router;
 mod service_thread;
@@ -279,22 +280,9 @@ async fn serve(
         api::dispatch,
     );
     for (uri, bound) in prepared.listeners {
-        info!(listen = %uri.display(), "listening");
-        match bound {
-            Bound::Udp(socket) => {
-                let socket = udp_endpoint(socket).map_err(|e| bind_error("listener", e))?;
-                let reader_inputs = inputs.clone();
-                router.add_endpoint(Role::Listener(uri), |id| {
-                    let reader = tokio::spawn(udp::read(id, socket.clone(), reader_inputs));
-                    (Transport::Udp(socket), reader)
-                });
-            }
-            Bound::Stream(listener) => {
-                // Runs as long as the daemon: nothing stops a listener but shutting down.
-                transport::listen_stream(listener, uri, &tls, inputs.clone())
-                    .map_err(|e| bind_error("listener", e))?;
-            }
-        }
+        router
+            .start_listener(uri, bound)
+            .map_err(|e| bind_error("listener", e))?;
     }
     if let Some(socket) = prepared.discovery_links {
         let socket = udp_endpoint(socket).map_err(|e| bind_error("discovery links", e))?;

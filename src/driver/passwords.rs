@@ -75,6 +75,9 @@ impl PasswordKeys {
     }
 }
 
+/// Passwords stretched on a blocking thread for a reload: (password, its key).
+pub(crate) type Stretched = Vec<(Vec<u8>, PasswordKey)>;
+
 /// Every password the configuration holds (with repeats).
 pub(crate) fn passwords_of(config: &Daemon) -> impl Iterator<Item = &[u8]> {
     let uris = config.listen.iter().chain(&config.peers);

@@ -92,6 +92,11 @@ impl Peers {
         }
     }
 
+    /// The TLS settings links dial and accept with.
+    pub(crate) fn tls(&self) -> &TlsConfig {
+        &self.tls
+    }
+
     /// Adds a peer and starts connecting to it.
     pub(crate) fn add(&mut self, uri: LinkUri) -> Result<(), AddPeerError> {
         if self.configured.contains_key(&uri.text) {

@@ -21,7 +21,7 @@ use super::request::{ApiRequest, ApiResponse};
 use super::transport::stream::STREAM_MTU;
 use super::transport::tls::TlsConfig;
 use super::transport::udp::{DEFAULT_UDP_MTU, UDP_OVERHEAD};
-use super::transport::{Endpoint, EndpointId, Remote, Role, Transport};
+use super::transport::{Bound, Endpoint, EndpointId, Remote, Role, Transport};
 use super::tun_device::TunDevice;
 use crate::config::{Daemon, LinkUri};
 use crate::core::link::LinkParams;
@@ -87,6 +87,8 @@ pub(crate) struct Router {
     pub(crate) passwords: PasswordKeys,
     /// Times the tree's root changed (for the metrics).
     pub(crate) root_changes: u64,
+    /// Stream listeners' accept loops, by URI as written (a reload that drops one stops it).
+    pub(crate) stream_listeners: BTreeMap<String, tokio::task::JoinHandle<()>>,
     /// Answers local API requests (the API's route table, given by the daemon's setup so that the
     /// router does not depend on the API).
     api: ApiDispatch,
@@ -113,6 +115,7 @@ impl Router {
         Self {
             api,
             root_changes: 0,
+            stream_listeners: BTreeMap::new(),
             firewall: super::firewall::FirewallGate::new(config.firewall.clone(), now),
             peers: Peers::new(tls, inputs.clone()),
             flows: Default::default(),
@@ -259,6 +262,11 @@ impl Router {
             Input::PasswordStretched { password, key } => {
                 (self.peers).on_password_stretched(password, key, &mut self.passwords);
             }
+            Input::ReloadStretched {
+                config,
+                stretched,
+                reply,
+            } => self.on_reload_stretched(*config, stretched, reply),
         }
     }
 
@@ -530,36 +538,159 @@ impl Router {
         }
     }
 
-    /// Reads the configuration file again and applies what can change while running (today the
-    /// firewall); a file that does not parse changes nothing. Answers `reply` if given (`meshrouter
+    /// Reads the configuration file again (`driver::reload`): applies it at once, or once the
+    /// passwords new in it are stretched on a blocking thread. Answers `reply` if given (`meshrouter
     /// reload`), else logs (SIGHUP).
     pub(crate) fn reload(&mut self, reply: Option<oneshot::Sender<ApiResponse>>) {
-        let answer = match &self.config.config_path {
-            None => ApiResponse::error(
-                409,
-                "this daemon runs without a configuration file (run --autoconf): nothing to reload",
-            ),
-            Some(path) => match crate::config::Config::load(path) {
-                Err(e) => ApiResponse::error(400, format!("{e}; the running configuration stays")),
-                Ok(config) => {
-                    let settings = config.daemon.firewall;
-                    let rules = settings.rules.len();
-                    self.firewall.reconfigure(settings.clone());
-                    self.config.firewall = settings;
-                    ApiResponse::ok(serde_json::json!({
-                        "reloaded": path.display().to_string(),
-                        "firewall_rules": rules,
-                        "note": "the firewall is applied; other settings take effect at the next start",
-                    }))
-                }
-            },
+        use super::reload;
+        let Some(path) = self.config.config_path.clone() else {
+            let message =
+                "this daemon runs without a configuration file (run --autoconf): nothing to reload";
+            return reload::answer(reply, ApiResponse::error(409, message));
         };
-        match reply {
-            Some(reply) => {
-                let _ = reply.send(answer);
+        let config = match reload::load(&path) {
+            Ok(config) => config,
+            Err(refusal) => return reload::answer(reply, refusal),
+        };
+        let needed = reload::unstretched(&config, &self.passwords);
+        if needed.is_empty() {
+            let report = self.apply_reload(config);
+            return reload::answer(reply, ApiResponse::ok(report));
+        }
+        reload::stretch_then_apply(needed, config, reply, self.inputs.clone());
+    }
+
+    /// The passwords a reload needed are stretched: applies it.
+    fn on_reload_stretched(
+        &mut self,
+        config: Daemon,
+        stretched: super::passwords::Stretched,
+        reply: Option<oneshot::Sender<ApiResponse>>,
+    ) {
+        for (password, key) in stretched {
+            self.passwords.insert(password, key);
+        }
+        if !super::reload::unstretched(&config, &self.passwords).is_empty() {
+            let message =
+                "stretching the configuration's passwords failed; the running configuration stays";
+            return super::reload::answer(reply, ApiResponse::error(500, message));
+        }
+        let report = self.apply_reload(config);
+        super::reload::answer(reply, ApiResponse::ok(report));
+    }
+
+    /// Carries out what [`super::reload::plan`] found changed; what it applied, what needs a
+    /// restart, and what failed.
+    fn apply_reload(&mut self, new: Daemon) -> serde_json::Value {
+        use super::reload::{display, plan, running};
+        let discovery_running = self.discovery.endpoint.is_some();
+        let plan = plan(&self.config, &new, discovery_running);
+        let mut applied: Vec<String> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        for gone in &plan.peers_removed {
+            if self.remove_peer(gone) {
+                applied.push(format!("peer removed: {}", display(gone)));
             }
-            None if answer.status == 200 => info!(answer = %answer.body, "configuration reloaded"),
-            None => warn!(error = %answer.body["error"], "reload refused"),
+        }
+        for uri in &plan.peers_added {
+            match self.peers.add(uri.clone()) {
+                Ok(()) => applied.push(format!("peer added: {}", uri.display())),
+                Err(_) => applied.push(format!("peer kept: {} (added before)", uri.display())),
+            }
+        }
+        for gone in &plan.listeners_removed {
+            self.stop_listener(gone);
+            applied.push(format!("listener closed: {}", display(gone)));
+        }
+        let mut listening = new.listen.clone();
+        for uri in &plan.listeners_added {
+            let bound = super::transport::bind_listener(uri);
+            match bound.and_then(|b| self.start_listener(uri.clone(), b)) {
+                Ok(()) => applied.push(format!("listening: {}", uri.display())),
+                Err(e) => {
+                    errors.push(format!("listen {}: {e}", uri.display()));
+                    listening.retain(|u| u.text != uri.text);
+                }
+            }
+        }
+        if plan.discovery {
+            applied.push(format!("discovery: {} rule(s)", new.discovery.len()));
+        }
+        if plan.allowed_public_keys {
+            applied.push(format!(
+                "allowed_public_keys: {}",
+                new.allowed_public_keys.len()
+            ));
+        }
+        if plan.max_links {
+            applied.push(format!("max_links: {}", new.max_links));
+        }
+        if plan.firewall {
+            self.firewall.reconfigure(new.firewall.clone());
+            applied.push(format!("firewall: {} rule(s)", new.firewall.rules.len()));
+        }
+        if plan.crdt_filters {
+            self.services.reconfigure_crdt(new.crdt.clone());
+            applied.push("crdt: namespaces and per-peer filters".into());
+        }
+        // Discovery and the listener policy read these settings from here at every use.
+        self.config = running(&self.config, new, &plan, listening, discovery_running);
+        let report = serde_json::json!({
+            "reloaded": self.config.config_path.as_ref().map(|p| p.display().to_string()),
+            "applied": applied,
+            "restart_needed": plan.restart_needed,
+            "errors": errors,
+        });
+        if errors.is_empty() {
+            info!(%report, "configuration reloaded");
+        } else {
+            warn!(%report, "configuration reloaded, with errors");
+        }
+        report
+    }
+
+    /// Starts a listener bound during setup or by a reload.
+    pub(crate) fn start_listener(&mut self, uri: LinkUri, bound: Bound) -> std::io::Result<()> {
+        info!(listen = %uri.display(), "listening");
+        match bound {
+            Bound::Udp(socket) => {
+                let socket = super::udp_endpoint(socket)?;
+                let inputs = self.inputs.clone();
+                self.add_endpoint(Role::Listener(uri), |id| {
+                    let reader =
+                        tokio::spawn(super::transport::udp::read(id, socket.clone(), inputs));
+                    (Transport::Udp(socket), reader)
+                });
+            }
+            Bound::Stream(listener) => {
+                let text = uri.text.clone();
+                let accept = super::transport::listen_stream(
+                    listener,
+                    uri,
+                    self.peers.tls(),
+                    self.inputs.clone(),
+                )?;
+                self.stream_listeners.insert(text, accept);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the listener of `text` (as written) and the links that came in on it.
+    fn stop_listener(&mut self, text: &str) {
+        if let Some(accept) = self.stream_listeners.remove(text) {
+            accept.abort();
+        }
+        let endpoints: Vec<EndpointId> = (self.links.endpoints.iter())
+            .filter(|(_, e)| match &e.role {
+                Role::Listener(uri) | Role::Accepted { uri, .. } => uri.text == text,
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let now = self.clock.now();
+        for id in endpoints {
+            self.links.remove_endpoint(&mut self.node, now, id);
         }
     }
 

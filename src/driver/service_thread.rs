@@ -140,6 +140,8 @@ mod running {
         Link { peer: PublicKey, up: bool },
         /// Fresh entropy for the services' nonce streams.
         Reseed(zeroize::Zeroizing<[u8; 32]>),
+        /// A reload changed the CRDT settings.
+        Crdt(Box<crate::config::CrdtSettings>),
         /// An API call.
         Api {
             call: ServiceCall,
@@ -215,6 +217,13 @@ mod running {
         pub(crate) fn reseed(&self, extra: &[u8; 32]) {
             if let Some(inputs) = &self.inputs {
                 let _ = inputs.send(Input::Reseed(zeroize::Zeroizing::new(*extra)));
+            }
+        }
+
+        /// Applies reloaded CRDT settings (the replicated namespaces and per-peer filters).
+        pub(crate) fn reconfigure_crdt(&self, settings: crate::config::CrdtSettings) {
+            if let Some(inputs) = &self.inputs {
+                let _ = inputs.send(Input::Crdt(Box::new(settings)));
             }
         }
 
@@ -330,6 +339,12 @@ mod running {
             }
             Input::Link { peer, up } => context.services.link(now, peer, up),
             Input::Reseed(extra) => context.services.reseed(&extra),
+            Input::Crdt(settings) => {
+                if let Some(crdt) = &mut context.services.crdt {
+                    let engine = &mut crdt.host.engine;
+                    engine.set_filters(settings.namespaces, settings.peers);
+                }
+            }
             Input::Api {
                 call,
                 request,
@@ -360,6 +375,9 @@ impl ServiceThread {
 
     /// No random streams.
     pub(crate) fn reseed(&self, _: &[u8; 32]) {}
+
+    /// No CRDT service.
+    pub(crate) fn reconfigure_crdt(&self, _: crate::config::CrdtSettings) {}
 
     /// Never sends.
     pub(crate) async fn next_outbound(&mut self) -> FromServices {

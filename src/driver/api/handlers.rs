@@ -649,6 +649,7 @@ fn api_self(r: &Router) -> Value {
         "coords": r.node.tree().coords(),
         "peers": r.node.peers().count(),
         "uptime": seconds(now, r.started),
+        "config": r.config.config_path.as_ref().map(|p| p.display().to_string()),
     })
 }
 

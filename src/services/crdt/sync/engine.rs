@@ -144,7 +144,18 @@ impl SyncEngine {
         }
     }
 
-    /// Counters.
+    /// Changes which namespaces are replicated, at all and with each peer (a configuration reload):
+    /// what is offered and taken from now on follows the new filters; nothing held is dropped.
+    pub fn set_filters(
+        &mut self,
+        namespaces: super::config::NamespaceFilter,
+        peers: std::collections::BTreeMap<PublicKey, super::config::NamespaceFilter>,
+    ) {
+        self.config.namespaces = namespaces;
+        self.config.peers = peers;
+    }
+
+    /// Counters so far.
     pub fn stats(&self) -> SyncStats {
         self.stats
     }
