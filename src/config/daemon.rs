@@ -98,6 +98,8 @@ pub struct Daemon {
     pub max_links: usize,
     /// Where `GET /metrics` is also served over TCP (off unless configured).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where the read-only status page is served (none unless configured).
+    pub status_listen: Vec<std::net::SocketAddr>,
     /// The file this was read from, read again on SIGHUP (`meshrouter reload`); `None` for a
     /// configuration made in memory (`run --autoconf`).
     pub config_path: Option<PathBuf>,
@@ -169,6 +171,7 @@ impl Default for Daemon {
             apps: super::AppSettings::default(),
             max_links: DEFAULT_MAX_LINKS,
             metrics_listen: None,
+            status_listen: Vec::new(),
             config_path: None,
         }
     }
@@ -259,6 +262,14 @@ pub(super) fn validate(
                     format!("max_links: must be 1 to {MAX_MAX_LINKS}"),
                 )
             })?;
+    }
+    for address in raw.status_listen {
+        daemon.status_listen.push(address.get_ref().parse().map_err(|_| {
+            invalid(
+                address.span(),
+                "status_listen: expected addresses and ports, like \"[2001:db8::1]:8090\" or \"0.0.0.0:8090\"".into(),
+            )
+        })?);
     }
     if let Some(address) = raw.metrics_listen {
         daemon.metrics_listen = Some(address.get_ref().parse().map_err(|_| {

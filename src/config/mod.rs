@@ -88,6 +88,8 @@ pub struct RawConfig {
     nodeinfo_privacy: bool,
     max_links: Option<Spanned<i64>>,
     metrics_listen: Option<Spanned<String>>,
+    #[serde(default)]
+    status_listen: Vec<Spanned<String>>,
 }
 
 /// A loaded configuration with its node key resolved.

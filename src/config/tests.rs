@@ -266,6 +266,10 @@ fn daemon_settings_are_checked() {
             "metrics_listen = \"localhost\"",
             "metrics_listen: expected an address and port",
         ),
+        (
+            "status_listen = [\"8090\"]",
+            "status_listen: expected addresses and ports",
+        ),
         ("name = \"Clinic\"", "name: expected 1 to 63"),
         ("blobs.max_bytes = 1000", "blobs.max_bytes: at least"),
         ("dns.upstream = [\"resolver\"]", "dns.upstream: expected IP"),

@@ -40,7 +40,6 @@ mod interfaces;
 mod lan;
 mod links;
 mod metrics;
-mod metrics_listen;
 #[cfg(feature = "services")]
 mod names;
 #[cfg(feature = "services")]
@@ -50,6 +49,7 @@ mod passwords;
 mod peers;
 mod privileges;
 mod readers;
+mod readonly_http;
 mod reload;
 mod request;
 mod router;
@@ -86,6 +86,7 @@ struct Prepared {
     #[cfg(feature = "services")]
     apps: Option<apps::PreparedApps>,
     metrics: Option<std::net::TcpListener>,
+    status: Vec<std::net::TcpListener>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `seed` seeds the core's randomness.
@@ -184,20 +185,22 @@ fn prepare(config: &Config, seed: [u8; 32]) -> Result<Prepared, DriverError> {
     let dns = dns::PreparedDns::bind(daemon, &config.node_key.public_key())?;
     #[cfg(feature = "services")]
     let apps = apps::PreparedApps::bind(&daemon.apps)?;
-    let metrics = match daemon.metrics_listen {
-        None => None,
-        Some(address) => {
-            Some(
-                metrics_listen::bind(address).map_err(|source| DriverError::Bind {
-                    what: "metrics listener",
-                    address: address.to_string(),
-                    source,
-                })?,
-            )
-        }
+    let bind_http = |what: &'static str, address: std::net::SocketAddr| {
+        readonly_http::bind(address).map_err(|source| DriverError::Bind {
+            what,
+            address: address.to_string(),
+            source,
+        })
     };
+    let metrics = (daemon.metrics_listen)
+        .map(|a| bind_http("metrics listener", a))
+        .transpose()?;
+    let status = (daemon.status_listen.iter())
+        .map(|a| bind_http("status listener", *a))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Prepared {
         metrics,
+        status,
         tun,
         api,
         listeners,
@@ -307,7 +310,15 @@ async fn serve(
         if let Ok(address) = listener.local_addr() {
             info!(%address, "metrics on http://{address}/metrics");
         }
-        tokio::spawn(metrics_listen::serve(listener, inputs.clone()));
+        let site = readonly_http::Site::Metrics;
+        tokio::spawn(readonly_http::serve(site, listener, inputs.clone()));
+    }
+    for listener in prepared.status {
+        if let Ok(address) = listener.local_addr() {
+            info!(%address, "status page on http://{address}/");
+        }
+        let site = readonly_http::Site::Status;
+        tokio::spawn(readonly_http::serve(site, listener, inputs.clone()));
     }
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let reload_inputs = inputs.clone();

@@ -13,7 +13,7 @@
 //! - the CRDT service's replicated namespaces and per-peer filters.
 //!
 //! Everything else (the TUN device, the API socket, users, the CRDT database, LAN, DNS, names,
-//! NodeInfo, blobs, apps, metrics_listen, the group password, identity admins, CRDT quotas) is
+//! NodeInfo, blobs, apps, metrics_listen, status_listen, the group password, identity admins, CRDT quotas) is
 //! named in the answer's `restart_needed` when it changed.
 //!
 //! This file decides ([`plan`], [`running`]): pure functions of the old and new settings, tested
@@ -179,7 +179,7 @@ pub(crate) fn answer(reply: Option<oneshot::Sender<ApiResponse>>, response: ApiR
 /// The settings that changed but apply only at the next start.
 fn restart_needed(old: &Daemon, new: &Daemon, discovery_running: bool) -> Vec<&'static str> {
     let mut fields = Vec::new();
-    let checks: [(&'static str, bool); 16] = [
+    let checks: [(&'static str, bool); 17] = [
         ("tun_name", old.tun_name != new.tun_name),
         ("tun_mtu", old.tun_mtu != new.tun_mtu),
         ("api_socket", old.api_socket != new.api_socket),
@@ -202,6 +202,7 @@ fn restart_needed(old: &Daemon, new: &Daemon, discovery_running: bool) -> Vec<&'
         ("blobs", differs(&old.blobs, &new.blobs)),
         ("apps", differs(&old.apps, &new.apps)),
         ("metrics_listen", old.metrics_listen != new.metrics_listen),
+        ("status_listen", old.status_listen != new.status_listen),
     ];
     for (field, changed) in checks {
         if changed {
@@ -239,6 +240,7 @@ fn keep_old(running: &mut Daemon, old: &Daemon, field: &str) {
         "blobs" => running.blobs = old.blobs.clone(),
         "apps" => running.apps = old.apps.clone(),
         "metrics_listen" => running.metrics_listen = old.metrics_listen,
+        "status_listen" => running.status_listen = old.status_listen.clone(),
         _ => {}
     }
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics: `GET /metrics` on the local API and, if configured, on `metrics_listen`
-//! (`driver::metrics_listen`, beside this module because it serves HTTP with the API's parser). The router writes its part (links, tree, sessions, lookups, drops, the process),
+//! (`driver::readonly_http`, beside this module because it serves HTTP with the API's parser). The router writes its part (links, tree, sessions, lookups, drops, the process),
 //! then the services' thread appends its own (CRDT, identity, blobs) to the same text.
 //!
 //! Cardinality is bounded by what the node holds, never by what others send: per-link series
