@@ -19,6 +19,7 @@ mod names;
 mod nodeinfo;
 mod run;
 mod table;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,6 +148,16 @@ enum Command {
     /// max_links, the firewall, the CRDT namespace filters. Says what applied and what needs a
     /// restart; a file with an error is refused and the running configuration stays.
     Reload(Endpoint),
+    /// Explain how a node is reached, hop by hop, like mtr: whether it was a peer, a known path or a
+    /// lookup (and how long that took), its coordinates, every hop with its key and round trip, and
+    /// where and why the way stops (no route, a hop that does not answer, lookup timed out). Each hop
+    /// answers with a signed reply (20 a second at most per node). Exits 1 unless it reached.
+    Trace {
+        /// An overlay address (200:...), a node's 64-hex public key, or a mesh name.
+        target: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Add a peer to the running daemon, e.g. `udp://[2001:db8::1]:9100?key=HEX` or
     /// `tls://gateway.example:443`; with --save also to the configuration file, so it stays after a
     /// restart.
@@ -262,6 +273,10 @@ pub(crate) fn main() -> ExitCode {
         Command::Counters(e) => control::run(&e.socket, control::Query::Counters, e.json),
         Command::Firewall(e) => control::run(&e.socket, control::Query::Firewall, e.json),
         Command::Reload(e) => control::run(&e.socket, control::Query::Reload, e.json),
+        Command::Trace {
+            target,
+            endpoint: e,
+        } => trace::run(&e.socket, &target, e.json),
         Command::Addpeer {
             uri,
             save,

@@ -57,6 +57,8 @@ pub(crate) enum Input {
         password: Vec<u8>,
         key: Result<PasswordKey, String>,
     },
+    /// Time to look at the running traces.
+    TraceTick,
     /// The passwords new in a reloaded configuration were stretched: apply it.
     ReloadStretched {
         config: Box<crate::config::Daemon>,

@@ -55,6 +55,7 @@ mod request;
 mod router;
 mod service_thread;
 mod services;
+mod trace;
 pub mod transport;
 mod tun_device;
 

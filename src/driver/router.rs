@@ -89,6 +89,8 @@ pub(crate) struct Router {
     pub(crate) root_changes: u64,
     /// Stream listeners' accept loops, by URI as written (a reload that drops one stops it).
     pub(crate) stream_listeners: BTreeMap<String, tokio::task::JoinHandle<()>>,
+    /// `meshrouter trace` requests running.
+    pub(crate) traces: super::trace::Traces,
     /// Answers local API requests (the API's route table, given by the daemon's setup so that the
     /// router does not depend on the API).
     api: ApiDispatch,
@@ -116,6 +118,7 @@ impl Router {
             api,
             root_changes: 0,
             stream_listeners: BTreeMap::new(),
+            traces: super::trace::Traces::new(inputs.clone()),
             firewall: super::firewall::FirewallGate::new(config.firewall.clone(), now),
             peers: Peers::new(tls, inputs.clone()),
             flows: Default::default(),
@@ -261,6 +264,10 @@ impl Router {
             Input::Api(request, reply) => (self.api)(self, request, reply),
             Input::PasswordStretched { password, key } => {
                 (self.peers).on_password_stretched(password, key, &mut self.passwords);
+            }
+            Input::TraceTick => {
+                let now = self.clock.now();
+                self.traces.tick(&mut self.node, now);
             }
             Input::ReloadStretched {
                 config,
@@ -775,6 +782,15 @@ impl Router {
                     connections.insert(endpoint, "link closed".into());
                 }
                 self.links.records.remove(&id);
+            }
+            Event::TraceHop {
+                id,
+                hop,
+                outcome,
+                rtt,
+            } => {
+                let me = self.node.public_key();
+                self.traces.on_hop(&me, id, hop, outcome, rtt);
             }
             Event::RootChanged(root) => {
                 self.root_changes += 1;

@@ -136,6 +136,41 @@ impl Paths {
         Route::Lookup(nonce)
     }
 
+    /// The node and coordinates a lookup found lately for an address with partial key `partial`
+    /// (canonical form `target`), without queueing anything.
+    pub fn known(
+        &self,
+        now: Instant,
+        partial: &PartialKey,
+        target: &[u8; 32],
+    ) -> Option<(PublicKey, Vec<u64>)> {
+        let key = self
+            .targets
+            .get(target)?
+            .key
+            .filter(|k| partial.matches(k))?;
+        let path =
+            (self.paths.get(&key)).filter(|p| now.saturating_since(p.refreshed) < PATH_TIMEOUT)?;
+        Some((key, path.coords.clone()))
+    }
+
+    /// Wants `target` found, with nothing to send yet (a trace): true if a lookup should go out
+    /// with `nonce` (none went out for it within [`LOOKUP_THROTTLE`]).
+    pub fn want(&mut self, now: Instant, target: [u8; 32], nonce: u64) -> bool {
+        if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&target) {
+            self.evict_oldest();
+        }
+        let t = self.targets.entry(target).or_default();
+        if t.last_lookup
+            .is_some_and(|l| now.saturating_since(l) < LOOKUP_THROTTLE)
+        {
+            return false;
+        }
+        t.last_lookup = Some(now);
+        t.nonce = Some(nonce);
+        true
+    }
+
     fn evict_oldest(&mut self) {
         let oldest = self
             .targets

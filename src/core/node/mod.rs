@@ -11,6 +11,7 @@ mod lookup;
 mod neighbors;
 mod receive;
 mod session;
+mod trace;
 mod txqueue;
 
 use std::collections::VecDeque;
@@ -21,6 +22,7 @@ pub use self::demux::{
 use self::forward::NextHop;
 pub use self::links::LinkId;
 use self::links::LinkTable;
+pub use self::trace::{ANSWERS_PER_SECOND, MAX_TRACES, TRACE_TTL, TraceStart};
 use crate::core::address::PartialKey;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::{Link, LinkDrop, LinkEvent, LinkParams};
@@ -34,7 +36,8 @@ use crate::core::tree::{Coords, Tree, TreeEvent};
 use crate::core::wire::datagram::{DATA_HEADER_LEN, TAG_LEN};
 use crate::core::wire::inner::{Message, encode_traffic_prefix};
 use crate::core::wire::traffic::{
-    KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, KIND_SESSION, Traffic,
+    KIND_DATA, KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, KIND_SESSION, KIND_TRACE, KIND_TRACE_REPLY,
+    Traffic,
 };
 
 /// Settings of a node.
@@ -105,6 +108,18 @@ pub enum Event {
     /// The node closed a link by itself: an inbound link that did not come up in time or made room
     /// for a newer one, or a link replaced by [`Node::open_link_to`]. Its handle is gone.
     LinkClosed(LinkId),
+    /// A node on the way of a probe this node sent ([`Node::trace`]) answered (this node itself
+    /// first, with no round trip); the reply's signature was checked.
+    TraceHop {
+        /// The probe.
+        id: u64,
+        /// The node that answered.
+        hop: PublicKey,
+        /// What it did with the probe.
+        outcome: crate::core::wire::trace::TraceOutcome,
+        /// From sending the probe to its reply.
+        rtt: std::time::Duration,
+    },
 }
 
 /// Why a packet was dropped, for counters.
@@ -136,6 +151,8 @@ pub enum DropReason {
     RateLimited,
     /// A packet or service message outside a session.
     NotInSession,
+    /// A trace reply for no probe of ours, from another node than it names, or badly signed.
+    BadTraceReply,
     /// A session message that failed a check.
     Session(crate::core::session::SessionDrop),
     /// A packet from a session whose IPv6 source is not the sender's address or /64, or whose
@@ -203,6 +220,10 @@ pub struct Node {
     demux: demux::Demux,
     /// What every link initiation passes before its signature is checked.
     gate: crate::core::admission::HandshakeGate,
+    /// Probes this node sent and takes replies to, by id.
+    traces: std::collections::HashMap<u64, trace::SentProbe>,
+    /// Probes this node may still answer.
+    trace_budget: TokenBucket,
 }
 
 impl Node {
@@ -247,6 +268,12 @@ impl Node {
                 .is_none_or(PasswordKey::is_none),
             demux: Default::default(),
             gate: crate::core::admission::HandshakeGate::new(now),
+            traces: Default::default(),
+            trace_budget: TokenBucket::new(
+                trace::ANSWERS_PER_SECOND,
+                trace::ANSWERS_PER_SECOND,
+                now,
+            ),
         };
         node.drain_tree();
         node
@@ -419,6 +446,9 @@ impl Node {
 
     fn route(&mut self, now: Instant, traffic: Traffic<'_>) {
         let hop = self.next_hop(&traffic);
+        if traffic.kind == KIND_TRACE {
+            self.answer_trace(now, &traffic, hop);
+        }
         self.act(now, traffic, hop);
     }
 
@@ -461,6 +491,9 @@ impl Node {
                 }
                 KIND_LOOKUP_REPLY => self.handle_lookup_reply(now, &traffic),
                 KIND_PATH_BROKEN => self.handle_path_broken(&traffic),
+                KIND_TRACE_REPLY => self.handle_trace_reply(now, &traffic),
+                // Answered on arrival (`answer_trace`).
+                KIND_TRACE => {}
                 _ => self.count_drop(DropReason::MalformedFrame),
             },
             NextHop::Peer { peer, watermark } => {

@@ -19,7 +19,7 @@ use crate::core::link::Frame;
 use crate::core::session::SessionDrop;
 use crate::core::time::Instant;
 use crate::core::wire::inner::{Message, Messages, kind, next_message};
-use crate::core::wire::traffic::{KIND_DATA, KIND_PATH_BROKEN, KIND_SESSION, Traffic};
+use crate::core::wire::traffic::{KIND_DATA, KIND_PATH_BROKEN, KIND_SESSION, KIND_TRACE, Traffic};
 
 /// A delivery whose payload is still a range of the frame being handled.
 pub(super) struct Pending {
@@ -177,6 +177,9 @@ impl Node {
         }
         let hop = self.next_hop(&traffic);
         if hop != NextHop::Deliver || !matches!(traffic.kind, KIND_DATA | KIND_SESSION) {
+            if traffic.kind == KIND_TRACE {
+                self.answer_trace(now, &traffic, hop);
+            }
             self.act(now, traffic, hop);
             return;
         }

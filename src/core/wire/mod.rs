@@ -17,6 +17,7 @@ pub mod keepalive;
 pub mod lookup;
 pub mod neighbors;
 pub mod payload;
+pub mod trace;
 pub mod traffic;
 pub mod tree;
 

@@ -22,6 +22,10 @@ pub const KIND_LOOKUP_REPLY: u8 = 1;
 pub const KIND_PATH_BROKEN: u8 = 2;
 /// Payload is an end-to-end session message (handshake or encrypted frame).
 pub const KIND_SESSION: u8 = 3;
+/// Payload is a trace probe's id (see [`super::trace`]): every node it passes answers the source.
+pub const KIND_TRACE: u8 = 4;
+/// Payload is a [`super::trace::TraceReply`], for the source of a probe.
+pub const KIND_TRACE_REPLY: u8 = 5;
 
 /// A routed packet.
 #[derive(Debug, Clone, PartialEq, Eq)]

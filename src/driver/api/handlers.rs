@@ -202,6 +202,13 @@ const ENDPOINTS: &[Endpoint] = &[
         Handler::Now(super::firewall::get_firewall),
     ),
     route(
+        "POST",
+        "/v1/trace",
+        body::URI,
+        "trace the way to a node hop by hop: {\"target\": address or 64-hex key}",
+        Handler::Later(api_trace),
+    ),
+    route(
         "GET",
         "/metrics",
         body::NONE,
@@ -722,6 +729,33 @@ fn api_add_peer(r: &mut Router, request: &ApiRequest, reply: Reply) {
         }
     };
     r.request_add_peer(uri, reply);
+}
+
+/// `POST /v1/trace`: answered once the probe's hops answered, or the lookup or probe timed out.
+fn api_trace(r: &mut Router, request: &ApiRequest, reply: Reply) {
+    let target = serde_json::from_slice::<Value>(&request.body)
+        .ok()
+        .and_then(|v| v["target"].as_str().map(str::to_owned));
+    let Some(target) = target else {
+        let _ = reply.send(error(
+            400,
+            "body must be JSON like {\"target\": \"200:...\"}",
+        ));
+        return;
+    };
+    let address = match target.parse::<std::net::Ipv6Addr>() {
+        Ok(address) => address,
+        Err(_) => match PublicKey::from_hex(&target) {
+            Ok(key) => node_address(&key),
+            Err(_) => {
+                let message = format!("{target}: neither an overlay address nor a 64-hex key");
+                let _ = reply.send(error(400, message));
+                return;
+            }
+        },
+    };
+    let now = r.clock.now();
+    r.traces.start(&mut r.node, now, address, reply);
 }
 
 fn api_remove_peer(r: &mut Router, request: &ApiRequest) -> ApiResponse {

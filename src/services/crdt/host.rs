@@ -219,7 +219,7 @@ impl<S: Storage> Service for CrdtHost<S> {
         match event {
             Event::LinkUp(_, peer) => self.link(now, *peer, true),
             Event::LinkDown(_, peer) => self.link(now, *peer, false),
-            Event::RootChanged(_) | Event::LinkClosed(_) => {}
+            Event::RootChanged(_) | Event::LinkClosed(_) | Event::TraceHop { .. } => {}
         }
     }
 
