@@ -68,6 +68,8 @@ pub struct SimNode {
     pub delivered: Vec<(Instant, Delivery)>,
     /// Every root change, with its time.
     pub root_changes: Vec<(Instant, Option<PublicKey>)>,
+    /// Every trace hop this node's probes brought ([`Event::TraceHop`]), with its time.
+    pub trace_hops: Vec<(Instant, Event)>,
     /// A service running beside the router (it outlives crashes, like a disk).
     service: Option<Box<dyn SimService>>,
     /// What this node does wrong on purpose, if anything.
@@ -170,6 +172,7 @@ impl Sim {
             spins: 0,
             delivered: Vec::new(),
             root_changes: Vec::new(),
+            trace_hops: Vec::new(),
             service: None,
             adversary: None,
         });
@@ -367,6 +370,35 @@ impl Sim {
         self.after(from);
     }
 
+    /// Traces the way from node `from` to node `to`'s address ([`Node::trace`]); the hops arrive in
+    /// [`SimNode::trace_hops`] of `from`.
+    pub fn trace(&mut self, from: usize, to: usize) -> Option<crate::core::node::TraceStart> {
+        let address = crate::core::address::node_address(&self.nodes[to].key);
+        let now = self.now;
+        let started = self.nodes[from]
+            .node
+            .as_mut()
+            .map(|n| n.trace(now, address));
+        self.after(from);
+        started
+    }
+
+    /// Sends a routed message of traffic `kind` from node `from` to node `to` as is (an adversary's
+    /// forgery: a trace reply, a broken-path report).
+    pub fn send_raw_routed(&mut self, from: usize, to: usize, kind: u8, payload: &[u8]) {
+        let Some(dest) = self.nodes[to]
+            .node
+            .as_ref()
+            .map(|n| (n.public_key(), n.tree().coords().clone()))
+        else {
+            return;
+        };
+        if let Some(node) = &mut self.nodes[from].node {
+            node.send_raw_routed(self.now, dest.0, dest.1, kind, payload);
+        }
+        self.after(from);
+    }
+
     /// Sends a service message from node `from` to the built-in service on `port` of node `to`.
     pub fn send_service(&mut self, from: usize, to: usize, port: u16, payload: &[u8]) {
         let dest = self.nodes[to].key;
@@ -423,6 +455,9 @@ impl Sim {
         for event in events {
             if let Event::RootChanged(root) = event {
                 self.nodes[i].root_changes.push((self.now, root));
+            }
+            if let Event::TraceHop { .. } = event {
+                self.nodes[i].trace_hops.push((self.now, event.clone()));
             }
             self.log(format_args!("node {i}: {event:?}"));
         }
