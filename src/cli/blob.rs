@@ -201,23 +201,9 @@ fn fetch_if_missing(socket: &Path, root: &str, from: &[String], pin: bool) -> an
     if is_held {
         return Ok(());
     }
-    let mut keys = Vec::new();
-    for node in from {
-        if node.len() == 64 && node.bytes().all(|b| b.is_ascii_hexdigit()) {
-            keys.push(node.clone());
-            continue;
-        }
-        let resolved = call(
-            socket,
-            "POST",
-            "/v1/names/resolve",
-            Some(&json!({ "name": node })),
-        )?;
-        match resolved["key"].as_str() {
-            Some(key) => keys.push(key.to_owned()),
-            None => bail!("{node}: no node key for that name"),
-        }
-    }
+    let keys = (from.iter())
+        .map(|node| super::client::node_key(socket, node))
+        .collect::<anyhow::Result<Vec<String>>>()?;
     let body = json!({ "cid": root, "from": keys, "pin": pin });
     call(socket, "POST", "/v1/blobs/fetch", Some(&body))?;
     let started = std::time::Instant::now();

@@ -115,3 +115,16 @@ fn request(
         .with_context(|| format!("the daemon's reply (status {status}) is not JSON"))?;
     Ok(Reply { status, body })
 }
+
+/// A node's 64-hex key as given, or the key the mesh name `node` stands for (asked of the daemon).
+pub(crate) fn node_key(socket: &Path, node: &str) -> anyhow::Result<String> {
+    if node.len() == 64 && node.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(node.to_owned());
+    }
+    let body = serde_json::json!({ "name": node });
+    let resolved = call(socket, "POST", "/v1/names/resolve", Some(&body))?;
+    match resolved["key"].as_str() {
+        Some(key) => Ok(key.to_owned()),
+        None => anyhow::bail!("{node}: not a key nor a mesh name this node knows"),
+    }
+}

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::bail;
 use serde_json::{Value, json};
 
 use super::client::call;
@@ -62,20 +61,10 @@ pub(crate) fn run(socket: &Path, target: &str, json_output: bool) -> anyhow::Res
     Ok(())
 }
 
-/// An overlay address or key as given, or the key a mesh name stands for.
+/// An overlay address as given, else a key (or the key a mesh name stands for).
 fn resolve(socket: &Path, target: &str) -> anyhow::Result<String> {
-    let is_key = target.len() == 64 && target.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_key || target.parse::<std::net::Ipv6Addr>().is_ok() {
+    if target.parse::<std::net::Ipv6Addr>().is_ok() {
         return Ok(target.to_owned());
     }
-    let resolved = call(
-        socket,
-        "POST",
-        "/v1/names/resolve",
-        Some(&json!({ "name": target })),
-    )?;
-    match resolved["key"].as_str() {
-        Some(key) => Ok(key.to_owned()),
-        None => bail!("{target}: not an address, a key or a mesh name this node knows"),
-    }
+    super::client::node_key(socket, target)
 }

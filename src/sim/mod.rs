@@ -332,17 +332,7 @@ impl Sim {
     /// Sends `payload` from node `from` to node `to`, using `to`'s current coordinates (an oracle that
     /// stands in for a lookup).
     pub fn send(&mut self, from: usize, to: usize, payload: &[u8]) {
-        let Some(dest) = self.nodes[to]
-            .node
-            .as_ref()
-            .map(|n| (n.public_key(), n.tree().coords().clone()))
-        else {
-            return;
-        };
-        if let Some(node) = &mut self.nodes[from].node {
-            node.send_traffic(self.now, dest.0, dest.1, payload);
-        }
-        self.after(from);
+        self.send_raw_routed(from, to, crate::core::wire::traffic::KIND_DATA, payload);
     }
 
     /// Sends an IPv6 packet carrying `payload` from node `from` to node `to`'s address, as the local host
