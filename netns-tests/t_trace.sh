@@ -23,6 +23,7 @@ import json, sys
 r, took, want = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 hops = [h for h in r["hops"] if h["hop"] > 0]
 assert r["result"] == "reached", r
+assert r["session"] == "up", r  # the ping before opened it
 assert [h["key"] for h in hops] == want, [h["key"][:8] for h in hops]
 assert all(h["rtt_ms"] is not None and h["rtt_ms"] > 0 for h in hops), hops
 assert took < 2000, took

@@ -55,6 +55,14 @@ pub(crate) fn run(socket: &Path, target: &str, json_output: bool) -> anyhow::Res
         print(&["Hop", "Key", "Address", "RTT", "Did"], &rows);
     }
     println!("{}", cell(&reply["result"]));
+    match reply["session"].as_str() {
+        Some("up") => println!("session with it: up"),
+        Some("opening") => println!(
+            "session with it: opening (if it never comes up, the node refuses it: a different group_password)"
+        ),
+        Some(_) => println!("session with it: none yet (traffic opens one)"),
+        None => {}
+    }
     if reply["result"] != "reached" {
         std::process::exit(1);
     }

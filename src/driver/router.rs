@@ -789,8 +789,7 @@ impl Router {
                 outcome,
                 rtt,
             } => {
-                let me = self.node.public_key();
-                self.traces.on_hop(&me, id, hop, outcome, rtt);
+                self.traces.on_hop(&self.node, id, hop, outcome, rtt);
             }
             Event::RootChanged(root) => {
                 self.root_changes += 1;

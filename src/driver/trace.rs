@@ -99,7 +99,6 @@ impl Traces {
 
     /// Probes traces whose destination is found now, ends those that timed out.
     pub(crate) fn tick(&mut self, node: &mut Node, now: Instant) {
-        let me = node.public_key();
         for mut trace in std::mem::take(&mut self.running) {
             if trace.probe.is_none() {
                 match node.trace(now, trace.address) {
@@ -111,7 +110,7 @@ impl Traces {
                     TraceStart::LookingUp
                         if now.saturating_since(trace.started) < LOOKUP_TIMEOUT => {}
                     TraceStart::LookingUp => {
-                        finish(trace, &me, "lookup timed out");
+                        finish(trace, node, "lookup timed out");
                         continue;
                     }
                     TraceStart::NotOverlay => {
@@ -129,7 +128,7 @@ impl Traces {
             if let Some((_, _, _, sent)) = trace.probe
                 && now.saturating_since(sent) >= PROBE_TIMEOUT
             {
-                finish(trace, &me, "");
+                finish(trace, node, "");
                 continue;
             }
             self.running.push(trace);
@@ -140,7 +139,7 @@ impl Traces {
     /// A hop answered probe `id`.
     pub(crate) fn on_hop(
         &mut self,
-        me: &PublicKey,
+        node: &Node,
         id: u64,
         key: PublicKey,
         outcome: TraceOutcome,
@@ -151,16 +150,17 @@ impl Traces {
         else {
             return;
         };
+        let me = node.public_key();
         let trace = &mut self.running[at];
         if !trace.hops.iter().any(|h| h.key == key) {
             trace.hops.push(Hop { key, outcome, rtt });
         }
-        let ended = way(trace, me)
+        let ended = way(trace, &me)
             .last()
             .is_some_and(|h| !matches!(h.outcome, TraceOutcome::Forwarded(_)));
         if ended {
             let trace = self.running.remove(at);
-            finish(trace, me, "");
+            finish(trace, node, "");
         }
         self.stop_ticking_if_idle();
     }
@@ -190,9 +190,11 @@ fn way<'a>(trace: &'a Running, me: &PublicKey) -> Vec<&'a Hop> {
     out
 }
 
-/// Answers a trace with the way found and where it ended.
-fn finish(trace: Running, me: &PublicKey, reason: &str) {
-    let hops = way(&trace, me);
+/// Answers a trace with the way found, where it ended, and the state of this node's session with
+/// the destination (the way may be fine while the session is refused: a different group password).
+fn finish(trace: Running, node: &Node, reason: &str) {
+    let me = node.public_key();
+    let hops = way(&trace, &me);
     let result = if !reason.is_empty() {
         reason.to_owned()
     } else {
@@ -231,8 +233,16 @@ fn finish(trace: Running, me: &PublicKey, reason: &str) {
         ),
         None => (None, None, None),
     };
+    let session = (trace.probe.as_ref()).map(|(_, key, _, _)| {
+        match node.sessions().iter().find(|s| s.peer == key) {
+            Some(s) if s.up => "up",
+            Some(_) => "opening",
+            None => "none",
+        }
+    });
     let body = json!({
         "target": trace.address.to_string(),
+        "session": session,
         "destination": destination,
         "coords": coords,
         "found_ms": lookup_ms,
