@@ -149,7 +149,6 @@ async fn request(site: Site, mut stream: TcpStream, inputs: &mpsc::Sender<Input>
             let _ = http::write_response(&mut stream, response.status, &response.body).await;
         }
     }
-    let _ = stream.shutdown().await;
 }
 
 /// Writes the status page (its content security policy is in the page: inline code, requests to
@@ -161,7 +160,8 @@ async fn write_page(stream: &mut TcpStream) -> std::io::Result<()> {
         STATUS_PAGE.len()
     );
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(STATUS_PAGE.as_bytes()).await
+    stream.write_all(STATUS_PAGE.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 /// Cuts the query (where a password may be) off every `uri` in `value`.
