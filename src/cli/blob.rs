@@ -208,7 +208,7 @@ fn fetch_if_missing(socket: &Path, root: &str, from: &[String], pin: bool) -> an
     call(socket, "POST", "/v1/blobs/fetch", Some(&body))?;
     let started = std::time::Instant::now();
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
         let status = call(socket, "GET", "/v1/blobs/fetches", None)?;
         let Some(entry) =
             (status["fetches"].as_array().into_iter().flatten()).find(|f| f["cid"] == root)

@@ -1,5 +1,5 @@
 //! Blobs between nodes in the daemon: answers other nodes' `Want`s from the store (the last few
-//! blocks kept in memory, since a block is asked for in 8 KiB parts), and runs this node's
+//! blocks kept in memory, since a block is asked for in 32 KiB parts), and runs this node's
 //! fetches, storing every block that verifies and recording the file when all of it is held.
 //! Runs on the services' thread.
 
@@ -13,12 +13,12 @@ use crate::core::identity::PublicKey;
 use crate::core::rate::KeyedBuckets;
 use crate::core::time::Instant;
 use crate::services::blobs::Cid;
-use crate::services::blobs::exchange::{BLOB_PORT, Fetch, Outcome, answer};
+use crate::services::blobs::exchange::{BLOB_PORT, Fetch, Outcome, PART, answer};
 
 /// Blocks kept in memory for answering (1 MiB each).
 const CACHED_BLOCKS: usize = 16;
 /// Parts answered per second to one node (bursts of as many): 64 MiB/s.
-const PARTS_PER_REQUESTER: f64 = 8192.0;
+const PARTS_PER_REQUESTER: f64 = (64 << 20) as f64 / PART as f64;
 /// Nodes whose answer budget is remembered.
 const MAX_REQUESTERS: usize = 1024;
 /// Announced holders beyond the peers asked in one fetch, at most (peers are always asked).
