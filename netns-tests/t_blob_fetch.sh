@@ -4,7 +4,8 @@
 # Then b's blocks are damaged on disk and a fetches again: b convicted of a corrupt block, the rest from
 # c, bytes identical.
 # Throughput against iperf3 TCP between a and c, and a ping from a to c during the transfer against
-# idle, are printed (figures, not pass marks: the issue's goals for them are not met yet).
+# idle and against the same ping while two busy loops hold both cores, are printed (figures, not pass
+# marks: they depend on the machine).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
 
