@@ -140,7 +140,15 @@ impl Liveness {
             ));
             let claimed = Duration::from_millis(u64::from(keepalive.echo_delay_ms));
             if elapsed <= MAX_RTT_SAMPLE {
-                if self.asked == Some(keepalive.echo_timestamp_ms) {
+                // Only the first echo of the stamp we asked about can be the answer, and only if the
+                // peer says it answered at once: the peer keeps our latest stamp and echoes it again in
+                // every keepalive until we send a newer one, held longer each time (a link carrying
+                // other frames sends no keepalive for a while). Taking such a held echo as an answer
+                // made the floor the holding time: 1.5 s on a 20 ms link, which then moved parents.
+                if self.asked == Some(keepalive.echo_timestamp_ms)
+                    && std::mem::take(&mut self.asked).is_some()
+                    && claimed < PROBE_AFTER
+                {
                     let direct = elapsed.saturating_sub(claimed.min(MAX_REPLY_CREDIT));
                     if self.floor.is_none_or(|(f, at)| {
                         direct < f || now.saturating_since(at) >= FLOOR_LIFETIME
@@ -350,6 +358,33 @@ mod tests {
         assert_eq!(a.srtt(), Some(Duration::from_millis(18)));
         a.on_send(at(400), true);
         assert!(!matches!(a.poll(at(2500)), LivenessAction::Dead));
+    }
+
+    /// The peer echoes our latest stamp in every keepalive until a newer one comes; when the stamp is
+    /// the one we asked an immediate reply for, only an echo the peer says it sent at once is the
+    /// answer. A held echo of it (the answer lost, or not sent) once became the RTT floor when the old
+    /// floor had expired: srtt 208 ms on a 20 ms link, and the node left its parent for it.
+    #[test]
+    fn a_held_echo_of_an_asked_stamp_is_not_an_answer() {
+        let mut a = Liveness::new(at(0));
+        let echo = |stamp: u32, delay_ms: u16| Keepalive {
+            timestamp_ms: 5,
+            echo_timestamp_ms: stamp,
+            echo_delay_ms: delay_ms,
+            flags: 0,
+        };
+        let ask = a.keepalive(at(1000), REPLY_WANTED);
+        a.on_keepalive(at(1020), &echo(ask.timestamp_ms, 1));
+        assert_eq!(a.srtt(), Some(Duration::from_millis(19)));
+        // The floor is stale; we ask again, and no immediate answer comes: the peer's next keepalives
+        // echo the asked stamp, held 1.5 s, 3 s, ...
+        let t = 1000 + FLOOR_LIFETIME.as_millis() as u64;
+        let ask = a.keepalive(at(t), REPLY_WANTED);
+        for held in [1500u64, 3000, 4500, 6000] {
+            a.on_keepalive(at(t + 20 + held), &echo(ask.timestamp_ms, held as u16));
+        }
+        let srtt = a.srtt().unwrap();
+        assert!(srtt < Duration::from_millis(40), "{srtt:?}");
     }
 
     /// A peer that claims it held our stamps for nearly the whole round trip does not look closer
