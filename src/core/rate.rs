@@ -51,6 +51,14 @@ impl TokenBucket {
     pub fn take(&mut self, now: Instant) -> bool {
         self.take_many(now, 1)
     }
+
+    /// Changes the rate and burst from `now` on (tokens earned so far are kept, up to the new burst).
+    pub fn set_rate(&mut self, now: Instant, rate: f64, burst: f64) {
+        self.refill(now);
+        self.rate = rate;
+        self.burst = burst;
+        self.tokens = self.tokens.min(burst);
+    }
 }
 
 /// A token bucket per key (a requester, a peer), for at most `max_keys` keys at once. A key's bucket

@@ -64,11 +64,34 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
+
+    /// About how many keys the filter holds, from how many bits are set (Swamidass and Baldi:
+    /// n = -(m/k) ln(1 - X/m)); a full filter counts as one bit short of full, about 9 200 keys.
+    pub fn estimated_keys(&self) -> f64 {
+        let set: u32 = self.0.iter().map(|w| w.count_ones()).sum();
+        let m = BITS as f64;
+        let x = f64::from(set).min(m - 1.0);
+        -(m / HASHES as f64) * (1.0 - x / m).ln()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimate_follows_the_keys_and_saturates() {
+        let mut f = Filter::default();
+        assert_eq!(f.estimated_keys(), 0.0);
+        for i in 0..500u32 {
+            f.insert(&Sha256::digest(i.to_be_bytes()).into());
+        }
+        let n = f.estimated_keys();
+        assert!((450.0..550.0).contains(&n), "{n}");
+        let full = Filter([u64::MAX; BLOOM_WORDS]);
+        let most = full.estimated_keys();
+        assert!((9000.0..9500.0).contains(&most), "{most}");
+    }
 
     #[test]
     fn no_false_negatives_and_few_false_positives() {

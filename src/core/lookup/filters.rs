@@ -1,8 +1,17 @@
 //! Bloom filter exchange along tree edges: which subtree may hold which key.
 //!
-//! Each node tells each tree peer (parent and children) which partial keys are reachable through it: its
-//! own, plus everything its other tree peers told it. A lookup then travels only into subtrees whose
-//! filter matches. Filters are versioned, acknowledged and retransmitted, like announcements.
+//! Each node tells its parent which partial keys its subtree holds: its own, plus everything its
+//! children told it. A lookup goes up to the parent always and down only into the children whose
+//! filter matches, so it reaches the root and from there every subtree that may hold the target.
+//! Filters are versioned, acknowledged and retransmitted, like announcements.
+//!
+//! Children are told a constant all-ones filter ("anything outside your subtree: ask me"), sent once
+//! per child. A filter from parent to child used to carry everything outside the child's subtree: it
+//! changed whenever any node anywhere joined, left or moved, so every link of the mesh carried a new
+//! kilobyte filter for every change in the whole mesh, and beyond a few thousand nodes it was all ones
+//! anyway (a 1 000-node mesh forming sent 0.5 GB of filters in its first 0.15 s; see PROTOCOL.md
+//! §"Lookups at scale"). Whatever a parent sends is taken as all ones, so nodes that still send the
+//! old filters work with these.
 //!
 //! A filter is unsigned and any peer may change it at will; every change it makes changes what its
 //! neighbours tell their tree peers, and theirs, across the whole tree. A member that flipped its
@@ -134,9 +143,14 @@ struct Sent {
     acked: bool,
 }
 
+/// What every child is told: all ones.
+const EVERYTHING: Filter = Filter([u64::MAX; crate::core::wire::lookup::BLOOM_WORDS]);
+
 /// Filter state for all tree peers.
 pub struct Filters {
     own: Filter,
+    /// Our parent as of the latest update (ourselves when root or detached: then nobody).
+    parent: Option<PublicKey>,
     received: BTreeMap<PublicKey, Received>,
     sent: BTreeMap<PublicKey, Sent>,
     next_version: u64,
@@ -155,6 +169,7 @@ impl Filters {
         own.insert(own_target);
         Self {
             own,
+            parent: None,
             received: BTreeMap::new(),
             sent: BTreeMap::new(),
             next_version: version_base,
@@ -215,24 +230,48 @@ impl Filters {
         self.sent.get(peer).map(|s| s.filter.0)
     }
 
-    /// Returns true if `peer`'s subtree may hold `target`.
-    pub fn matches(&self, peer: &PublicKey, target: &[u8; 32]) -> bool {
-        self.received
-            .get(peer)
-            .is_some_and(|r| r.held.contains(target))
+    /// About how many nodes a lookup from `peer` may speak for: a child's subtree (from its filter),
+    /// or, for our parent, which sends us the lookups for our subtree, our own subtree.
+    pub fn subtree_estimate(&self, peer: &PublicKey) -> f64 {
+        if self.parent.as_ref() == Some(peer) {
+            let mut subtree = self.own;
+            for (other, r) in &self.received {
+                if Some(*other) != self.parent {
+                    subtree.union(&r.held);
+                }
+            }
+            subtree.estimated_keys()
+        } else {
+            self.received
+                .get(peer)
+                .map_or(1.0, |r| r.held.estimated_keys())
+        }
     }
 
-    /// Brings the exchange up to date with our coordinates, the current peers and tree peers; returns
-    /// the messages to send. `rto` gives each peer's retransmission timeout.
+    /// Returns true if a lookup for `target` should go to `peer`: our parent always, a child if its
+    /// subtree may hold it.
+    pub fn matches(&self, peer: &PublicKey, target: &[u8; 32]) -> bool {
+        self.parent.as_ref() == Some(peer)
+            || self
+                .received
+                .get(peer)
+                .is_some_and(|r| r.held.contains(target))
+    }
+
+    /// Brings the exchange up to date with our coordinates, the current peers, tree peers and parent
+    /// (`None` when root or detached); returns the messages to send. `rto` gives each peer's
+    /// retransmission timeout.
     pub fn update(
         &mut self,
         now: Instant,
         coords: &Coords,
         peers: &[PublicKey],
         tree_peers: &[PublicKey],
+        parent: Option<PublicKey>,
         rto: impl Fn(&PublicKey) -> Duration,
     ) -> Vec<(PublicKey, Message<'static>)> {
         self.now = self.now.max(now);
+        self.parent = parent.filter(|p| tree_peers.contains(p));
         if *coords != self.coords {
             self.coords = coords.clone();
             self.moved_at = now;
@@ -248,13 +287,18 @@ impl Filters {
         }
         self.sent.retain(|k, _| tree_peers.contains(k));
         let mut out = Vec::new();
-        for peer in tree_peers {
-            let mut filter = self.own;
-            for (other, r) in &self.received {
-                if other != peer && tree_peers.contains(other) {
-                    filter.union(&r.held);
-                }
+        let mut subtree = self.own;
+        for (other, r) in &self.received {
+            if Some(*other) != self.parent && tree_peers.contains(other) {
+                subtree.union(&r.held);
             }
+        }
+        for peer in tree_peers {
+            let filter = if Some(*peer) == self.parent {
+                subtree
+            } else {
+                EVERYTHING
+            };
             let resend = match self.sent.get(peer) {
                 Some(s) if s.filter == filter => !s.acked && s.at + rto(peer) <= now,
                 _ => {
@@ -324,12 +368,12 @@ mod tests {
 
     const RTO: fn(&PublicKey) -> Duration = |_| Duration::from_millis(100);
 
-    /// Runs an update at `now` with peers 2 and 3 as tree peers and fixed coordinates, acknowledges
-    /// everything sent, and returns the versions sent to peer 3.
+    /// Runs an update at `now` with peers 2 (a child) and 3 (the parent) as tree peers and fixed
+    /// coordinates, acknowledges everything sent, and returns the versions sent to peer 3.
     fn step(f: &mut Filters, now: Instant) -> Vec<Bloom> {
         let peers = [key(2), key(3)];
         let mut to_3 = Vec::new();
-        for (to, m) in f.update(now, &vec![1], &peers, &peers, RTO) {
+        for (to, m) in f.update(now, &vec![1], &peers, &peers, Some(key(3)), RTO) {
             let Message::Bloom(b) = m else { panic!() };
             f.handle_ack(&to, VersionAck { version: b.version });
             if to == key(3) {
@@ -345,7 +389,7 @@ mod tests {
         let t0 = Instant::ZERO;
         let peers = [key(2), key(3)];
         let coords = vec![1];
-        let out = f.update(t0, &coords, &peers, &peers, RTO);
+        let out = f.update(t0, &coords, &peers, &peers, Some(key(3)), RTO);
         assert_eq!(out.len(), 2);
         for (to, m) in &out {
             let Message::Bloom(b) = m else { panic!() };
@@ -354,7 +398,7 @@ mod tests {
         // Peer 2 tells us about key [9; 32]; peer 3 must hear of it, peer 2 need not.
         f.handle_bloom(t0, key(2), &bloom(1, &[9]));
         assert!(f.matches(&key(2), &[9; 32]));
-        let out = f.update(t0, &coords, &peers, &peers, RTO);
+        let out = f.update(t0, &coords, &peers, &peers, Some(key(3)), RTO);
         assert_eq!(out.len(), 1);
         let (to, Message::Bloom(b)) = &out[0] else {
             panic!()
@@ -363,18 +407,18 @@ mod tests {
         assert!(Filter(b.words).contains(&[9; 32]));
         // Unacknowledged: resent after the RTO, with the same version.
         assert!(
-            f.update(t0 + ms(50), &coords, &peers, &peers, RTO)
+            f.update(t0 + ms(50), &coords, &peers, &peers, Some(key(3)), RTO)
                 .is_empty()
         );
         assert_eq!(f.next_retransmit(RTO), Some(t0 + ms(100)));
-        let again = f.update(t0 + ms(100), &coords, &peers, &peers, RTO);
+        let again = f.update(t0 + ms(100), &coords, &peers, &peers, Some(key(3)), RTO);
         assert_eq!(again.len(), 1);
         let (to, Message::Bloom(b2)) = &again[0] else {
             panic!()
         };
         assert_eq!((*to, b2.version), (key(3), b.version));
         // A peer that is gone is forgotten.
-        f.update(t0, &coords, &[key(3)], &[key(3)], RTO);
+        f.update(t0, &coords, &[key(3)], &[key(3)], Some(key(3)), RTO);
         assert!(!f.matches(&key(2), &[9; 32]));
     }
 
@@ -419,11 +463,11 @@ mod tests {
         let peers = [key(2), key(3)];
         let mut sent = 0;
         let t = Instant::ZERO + SETTLE * 3;
-        f.update(t, &vec![1], &peers, &peers, RTO);
+        f.update(t, &vec![1], &peers, &peers, Some(key(3)), RTO);
         for v in 0..1000u64 {
             let keys = if v % 2 == 0 { vec![5, 6] } else { vec![5] };
             f.handle_bloom(t, key(2), &bloom(v + 1, &keys));
-            for (to, m) in f.update(t, &vec![2], &peers, &peers, RTO) {
+            for (to, m) in f.update(t, &vec![2], &peers, &peers, Some(key(3)), RTO) {
                 let Message::Bloom(b) = m else { panic!() };
                 f.handle_ack(&to, VersionAck { version: b.version });
                 sent += usize::from(to == key(3));
@@ -482,5 +526,44 @@ mod tests {
         f.handle_bloom(t0 + ms(20), key(2), &bloom(3, &[5, 6, 8]));
         assert!(!f.matches(&key(2), &[7; 32]));
         assert!(f.matches(&key(2), &[8; 32]));
+    }
+
+    /// A child is told all ones, once, however its siblings' subtrees change; the parent is told the
+    /// subtree, and a lookup always may go up, whatever the parent sent.
+    #[test]
+    fn children_hear_all_ones_once_and_the_parent_the_subtree() {
+        let mut f = Filters::new(&[1; 32], 10);
+        let t0 = Instant::ZERO;
+        let peers = [key(2), key(3), key(4)];
+        let coords = vec![1];
+        let mut to_children = 0;
+        for v in 0..50u64 {
+            f.handle_bloom(t0, key(2), &bloom(v + 1, &[(v % 200) as u8]));
+            f.handle_bloom(t0, key(3), &bloom(v + 1, &[]));
+            for (to, m) in f.update(t0, &coords, &peers, &peers, Some(key(3)), RTO) {
+                let Message::Bloom(b) = m else { panic!() };
+                f.handle_ack(&to, VersionAck { version: b.version });
+                if to == key(3) {
+                    let sent = Filter(b.words);
+                    assert!(sent.contains(&[1; 32]) && sent.contains(&[(v % 200) as u8; 32]));
+                    assert!(
+                        !sent.contains(&[250; 32]),
+                        "the parent hears the subtree only"
+                    );
+                } else {
+                    assert_eq!(Filter(b.words), EVERYTHING);
+                    to_children += 1;
+                }
+            }
+        }
+        assert_eq!(to_children, 2, "one all-ones filter per child");
+        assert!(
+            f.matches(&key(3), &[250; 32]),
+            "the parent's empty filter is taken as all ones"
+        );
+        assert!(!f.matches(&key(4), &[250; 32]));
+        // The root has no parent: only its children's filters steer.
+        f.update(t0, &coords, &peers, &peers, None, RTO);
+        assert!(!f.matches(&key(3), &[250; 32]));
     }
 }

@@ -14,9 +14,23 @@ use crate::core::wire::lookup::{Bloom, Lookup, LookupReply};
 use crate::core::wire::payload::{Service, TcpSuperPacket};
 use crate::core::wire::traffic::{KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
 
-/// Lookups a peer may make us forward: 20 per second, bursts of 40.
+/// Lookups a peer may make us forward: 20 per second, bursts of twice the rate, plus
+/// [`LOOKUP_RATE_PER_NODE`] for every node its side of the tree holds (see [`lookup_budget`]).
 const LOOKUP_RATE: f64 = 20.0;
-const LOOKUP_BURST: f64 = 40.0;
+/// Every lookup goes up to the root, so the links near it carry the lookups of whole subtrees: a
+/// child may send us this many a second for each node of its subtree (estimated from its filter),
+/// and our parent as many for each node of ours (the lookups for it). One lookup per node per 10 s.
+const LOOKUP_RATE_PER_NODE: f64 = 0.1;
+/// A peer's lookups at most. A full filter reads as about 9 200 nodes (940 a second), so a member
+/// that claims everything gets no more than that.
+const LOOKUP_RATE_MAX: f64 = 1000.0;
+
+/// The lookups per second (and burst) a peer whose side of the tree holds about `nodes` nodes may
+/// make us forward.
+fn lookup_budget(nodes: f64) -> (f64, f64) {
+    let rate = (LOOKUP_RATE + LOOKUP_RATE_PER_NODE * nodes.max(0.0)).min(LOOKUP_RATE_MAX);
+    (rate, 2.0 * rate)
+}
 /// Broken-path reports sent to one source: at most one per this interval.
 const PATH_BROKEN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// Broken-path reports one peer may hand us per second (see [`Node::report_allowed`]).
@@ -171,14 +185,17 @@ impl Node {
         if !self.tree.is_tree_peer(&from) {
             return;
         }
+        let (rate, burst) = lookup_budget(self.filters.subtree_estimate(&from));
         let bucket = self
             .lookup_limits
             .entry(from)
-            .or_insert_with(|| TokenBucket::new(LOOKUP_RATE, LOOKUP_BURST, now));
+            .or_insert_with(|| TokenBucket::new(rate, burst, now));
+        bucket.set_rate(now, rate, burst);
         if !bucket.take(now) {
             self.count_drop(DropReason::RateLimited);
             return;
         }
+        self.stats.lookups_handled += 1;
         if lookup.target == self.own_target {
             let coords = self.tree.coords().clone();
             let signed = LookupReply::signed_bytes(&lookup.source, &self.me, lookup.nonce, &coords);
@@ -283,9 +300,41 @@ impl Node {
             .filter(|p| self.tree.is_tree_peer(p))
             .copied()
             .collect();
+        let parent = Some(self.tree.parent()).filter(|p| *p != self.me);
         let links = &self.links;
         let rto = |p: &PublicKey| links.rto(p);
-        self.filters
-            .update(self.now, self.tree.coords(), &peers, &tree_peers, rto)
+        self.filters.update(
+            self.now,
+            self.tree.coords(),
+            &peers,
+            &tree_peers,
+            parent,
+            rto,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::lookup::bloom::Filter;
+
+    /// A leaf gets the old 20 a second; a child over 3 000 nodes 320; a filter with every bit set (a
+    /// liar, or a subtree past 9 000 nodes) about 940, and nothing more than the cap.
+    #[test]
+    fn the_lookup_budget_grows_with_the_subtree_up_to_a_cap() {
+        let mut leaf = Filter::default();
+        leaf.insert(&[7; 32]);
+        let (rate, burst) = lookup_budget(leaf.estimated_keys());
+        assert!(
+            (20.0..20.2).contains(&rate) && burst == 2.0 * rate,
+            "{rate}"
+        );
+        let (rate, _) = lookup_budget(3000.0);
+        assert!((319.9..320.1).contains(&rate), "{rate}");
+        let everything = Filter([u64::MAX; crate::core::wire::lookup::BLOOM_WORDS]);
+        let liar = lookup_budget(everything.estimated_keys()).0;
+        assert!((900.0..=LOOKUP_RATE_MAX).contains(&liar), "{liar}");
+        assert_eq!(lookup_budget(f64::INFINITY).0, LOOKUP_RATE_MAX);
     }
 }

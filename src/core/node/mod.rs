@@ -169,6 +169,9 @@ pub struct NodeStats {
     pub delivered: u64,
     /// Lookups started.
     pub lookups_sent: u64,
+    /// Lookups received from tree peers and taken (within their rate limit): what lookups cost the
+    /// mesh, counted at every node they reach.
+    pub lookups_handled: u64,
     /// Broken-path reports received.
     pub paths_broken: u64,
     /// Datagrams dropped because a link's transmit queue was full.
