@@ -221,10 +221,14 @@ impl PublicKey {
 
     /// Verifies an Ed25519 signature strictly: weak (small-order) keys, non-canonical encodings and
     /// malleable signatures are all refused, so one key has exactly one valid identity.
+    /// (In a simulation, checks another simulated node already passed are remembered:
+    /// [`super::shared_verifications`].)
     pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
-        ed25519_dalek::VerifyingKey::from_bytes(&self.0).is_ok_and(|key| {
-            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
-                .is_ok()
+        super::shared_verifications::verify(&self.0, message, signature, || {
+            ed25519_dalek::VerifyingKey::from_bytes(&self.0).is_ok_and(|key| {
+                key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                    .is_ok()
+            })
         })
     }
 

@@ -18,6 +18,7 @@ pub mod password;
 pub mod rate;
 pub mod rng;
 pub mod session;
+pub mod shared_verifications;
 pub mod time;
 pub mod tree;
 pub mod verifier;

@@ -85,12 +85,15 @@ pub struct Sim {
     wires: Vec<Wire>,
     queue: BinaryHeap<Reverse<(Instant, u64, Pending)>>,
     sequence: u64,
+    /// Events handled so far (datagrams, timers, adversary turns), for the scale benchmark.
+    handled: u64,
     trace: Option<std::fs::File>,
 }
 
 impl Sim {
     /// Creates an empty network; everything random derives from `seed`.
     pub fn new(seed: u64) -> Self {
+        crate::core::shared_verifications::enable();
         let mut seed_bytes = [0u8; 32];
         seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
         let trace =
@@ -103,6 +106,7 @@ impl Sim {
             wires: Vec::new(),
             queue: BinaryHeap::new(),
             sequence: 0,
+            handled: 0,
             trace,
         }
     }
@@ -519,6 +523,7 @@ impl Sim {
                 break;
             };
             self.now = self.now.max(at);
+            self.handled += 1;
             match pending {
                 Pending::Datagram {
                     node,
@@ -640,6 +645,11 @@ impl Sim {
             .filter_map(|n| n.node.as_ref())
             .map(|n| n.stats().forwarded)
             .sum()
+    }
+
+    /// Returns how many events (datagrams, timers, adversary turns) the simulator has handled.
+    pub fn events_handled(&self) -> u64 {
+        self.handled
     }
 
     /// Draws a random index below `n` from the simulator's RNG.

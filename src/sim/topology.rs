@@ -71,6 +71,32 @@ pub fn two_clusters(a: usize, b: usize, mean_degree: f64, rng: &mut Rng) -> Vec<
     edges
 }
 
+/// Nodes per village in [`villages`].
+pub const VILLAGE: usize = 50;
+
+/// A community-structured mesh: villages of [`VILLAGE`] nodes, each a random graph of mean degree 6
+/// (dense local radio links), and the villages joined as a connected random graph of mean degree 3 by
+/// single long links between random members (the few uplinks and point-to-point hops between villages).
+pub fn villages(n: usize, rng: &mut Rng) -> Vec<Edge> {
+    let count = n.div_ceil(VILLAGE).max(1);
+    let mut edges = Vec::new();
+    for v in 0..count {
+        let first = v * VILLAGE;
+        let size = VILLAGE.min(n - first);
+        edges.extend(
+            random(size, 6.0_f64.min(size.saturating_sub(1) as f64), rng)
+                .into_iter()
+                .map(|(x, y)| (x + first, y + first)),
+        );
+    }
+    for (a, b) in random(count, 3.0_f64.min(count.saturating_sub(1) as f64), rng) {
+        let member =
+            |v: usize, rng: &mut Rng| v * VILLAGE + rng.below(VILLAGE.min(n - v * VILLAGE));
+        edges.push((member(a, rng), member(b, rng)));
+    }
+    edges
+}
+
 /// Hop counts from `from` to every node (breadth-first), `usize::MAX` if unreachable.
 pub fn hop_counts(n: usize, edges: &[Edge], from: usize) -> Vec<usize> {
     let mut adjacency = vec![Vec::new(); n];
@@ -107,5 +133,9 @@ mod tests {
         assert_eq!(g.len(), 200);
         assert!(hop_counts(100, &g, 0).iter().all(|&d| d != usize::MAX));
         assert_eq!(hop_counts(49, &grid(7, 7), 0)[48], 12);
+        let v = villages(1020, &mut rng);
+        assert!(hop_counts(1020, &v, 0).iter().all(|&d| d != usize::MAX));
+        let long = v.iter().filter(|(a, b)| a / VILLAGE != b / VILLAGE).count();
+        assert_eq!(long, 32, "21 villages, mean degree 3 between them");
     }
 }

@@ -1,0 +1,194 @@
+//! Scale: whole meshes of 1 000 to 100 000 nodes in the deterministic simulator. Prints, per size and
+//! topology, the time to one root, idle control traffic per link, what a first packet to a new
+//! destination costs (lookup bytes, latency, delivery within 1 s), stretch and memory per node. Run with
+//! `cargo bench --bench scale`; `SCALE_NODES=1000,10000,100000` picks the sizes (default 1000,10000),
+//! `SCALE_TOPOLOGY=random|villages|both`, `SCALE_PACKETS=N` the first packets per run (default 1000).
+//! It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant as WallClock};
+
+use meshrouter::core::rng::Rng;
+use meshrouter::sim::{Sim, WireParams, ipv6_packet, topology};
+
+fn rss_kib() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn total_wire_bytes(sim: &Sim) -> u64 {
+    (0..sim.wires().count())
+        .map(|w| sim.wire_bytes(w).iter().sum::<u64>())
+        .sum()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+struct Phase {
+    started: WallClock,
+    events: u64,
+}
+
+impl Phase {
+    fn start(sim: &Sim) -> Self {
+        Self {
+            started: WallClock::now(),
+            events: sim.events_handled(),
+        }
+    }
+
+    fn end(self, sim: &Sim, name: &str) -> f64 {
+        let wall = self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "  {name}: {wall:.1} s wall, {} events",
+            sim.events_handled() - self.events
+        );
+        wall
+    }
+}
+
+fn run(n: usize, kind: &str, packets: usize) {
+    let seed = 81;
+    let mut rng = Rng::from_seed([seed as u8; 32]);
+    let edges = match kind {
+        "villages" => topology::villages(n, &mut rng),
+        _ => topology::random(n, 4.0, &mut rng),
+    };
+    eprintln!("{n} nodes, {kind}: {} links", edges.len());
+    let rss_before = rss_kib();
+    let total = WallClock::now();
+    let phase = Phase::start(&Sim::new(seed));
+    let mut sim = Sim::build(seed, n, &edges, WireParams::default());
+    phase.end(&sim, "build");
+    if std::env::var_os("SCALE_TIMELINE").is_some() {
+        let mut last = (0u64, 0u64);
+        for step in 0..60 {
+            sim.run_for(Duration::from_millis(if step < 20 { 25 } else { 500 }));
+            let now = (sim.events_handled(), total_wire_bytes(&sim));
+            let roots = sim.distinct_roots(&(0..n).collect::<Vec<_>>()).len();
+            eprintln!(
+                "  t={:.3} events +{} bytes +{} roots {roots}",
+                support::secs(sim.now()),
+                now.0 - last.0,
+                now.1 - last.1
+            );
+            last = now;
+        }
+    }
+    let phase = Phase::start(&sim);
+    let all: Vec<usize> = (0..n).collect();
+    let root_at = support::run_until_one_root(&mut sim, &all, Duration::from_secs(120));
+    let to_root_wall = total.elapsed().as_secs_f64();
+    phase.end(&sim, "one root");
+    let phase = Phase::start(&sim);
+    // Idle once the tree and the filters have settled (`tree::SETTLE`, `filters::SETTLE` after the
+    // last move).
+    sim.run_for(Duration::from_secs(15));
+    let bytes = total_wire_bytes(&sim);
+    let idle = Duration::from_secs(10);
+    sim.run_for(idle);
+    let idle_rate = (total_wire_bytes(&sim) - bytes) as f64 / idle.as_secs_f64();
+    let per_link = idle_rate / edges.len() as f64;
+    phase.end(&sim, "idle");
+    let kib_per_node = rss_kib().saturating_sub(rss_before) as f64 / n as f64;
+
+    // First packets to new destinations, 50 at a time, each batch given 1 s.
+    let phase = Phase::start(&sim);
+    let bytes = total_wire_bytes(&sim);
+    let started = sim.now();
+    let mut latencies = Vec::new();
+    let mut tries = 0;
+    while tries < packets {
+        let mut batch = Vec::new();
+        while batch.len() < 50.min(packets - tries) {
+            let (a, b) = (sim.random_index(n), sim.random_index(n));
+            if a != b {
+                let payload = (tries as u32).to_be_bytes();
+                tries += 1;
+                sim.send_packet(a, b, &payload);
+                batch.push((b, sim.now(), ipv6_packet(sim.key(a), sim.key(b), &payload)));
+            }
+        }
+        sim.run_for(Duration::from_secs(1));
+        for (b, sent, packet) in batch {
+            let arrived = sim
+                .sim_node(b)
+                .delivered
+                .iter()
+                .find(|(_, d)| d.payload == packet);
+            if let Some((at, _)) = arrived {
+                latencies.push(at.saturating_since(sent).as_secs_f64() * 1000.0);
+            }
+        }
+        for i in 0..n {
+            sim.take_delivered(i);
+        }
+    }
+    let spent = sim.now().saturating_since(started).as_secs_f64();
+    let lookup_bytes = (total_wire_bytes(&sim) - bytes) as f64 - idle_rate * spent;
+    phase.end(&sim, "first packets");
+    if std::env::var_os("SCALE_DEBUG").is_some() {
+        let mut drops = std::collections::BTreeMap::new();
+        for i in 0..n {
+            for (k, v) in sim.node(i).map(|x| x.stats().drops).unwrap_or_default() {
+                *drops.entry(k).or_insert(0u64) += v;
+            }
+        }
+        eprintln!("  drops: {drops:?}");
+    }
+    latencies.sort_by(f64::total_cmp);
+    let within = latencies.iter().filter(|&&l| l <= 1000.0).count();
+    println!(
+        "| {n} | {kind} | {} | {:.1} s | {per_link:.0} B/s | {:.0} B | {:.1} / {:.1} ms | {within}/{packets} | {kib_per_node:.0} KiB | {:.0} s | {:.0} s |",
+        edges.len(),
+        root_at.map_or(f64::NAN, support::secs),
+        lookup_bytes / packets as f64,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        to_root_wall,
+        total.elapsed().as_secs_f64(),
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("SCALE_NODES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let kinds: Vec<&str> = match std::env::var("SCALE_TOPOLOGY").as_deref() {
+        Ok("random") => vec!["random"],
+        Ok("villages") => vec!["villages"],
+        _ => vec!["random", "villages"],
+    };
+    let packets = std::env::var("SCALE_PACKETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    println!(
+        "| nodes | topology | links | one root (simulated) | idle control per link | lookup bytes per new destination | first packet p50 / p99 | within 1 s | memory per node | to one root (wall) | whole run (wall) |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &sizes {
+        for kind in &kinds {
+            run(n, kind, packets);
+        }
+    }
+}
