@@ -2,7 +2,8 @@
 //! topology, the time to one root, idle control traffic per link, what a first packet to a new
 //! destination costs (lookup bytes, latency, delivery within 1 s), stretch and memory per node. Run with
 //! `cargo bench --bench scale`; `SCALE_NODES=1000,10000,100000` picks the sizes (default 1000,10000),
-//! `SCALE_TOPOLOGY=random|villages|both`, `SCALE_PACKETS=N` the first packets per run (default 1000).
+//! `SCALE_TOPOLOGY=random|villages|both`, `SCALE_PACKETS=N` the first packets per run (default 1000),
+//! `SCALE_BATCH=N` how many are sent at once, each batch given 1 s (default 100).
 //! It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
 
 #[path = "../tests/support/mod.rs"]
@@ -28,6 +29,23 @@ fn rss_kib() -> usize {
 fn total_wire_bytes(sim: &Sim) -> u64 {
     (0..sim.wires().count())
         .map(|w| sim.wire_bytes(w).iter().sum::<u64>())
+        .sum()
+}
+
+/// A digest of every node's coordinates, to see when the tree stops moving.
+fn tree_shape(sim: &Sim) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for i in 0..sim.len() {
+        sim.node(i).map(|n| n.tree().coords().clone()).hash(&mut h);
+    }
+    h.finish()
+}
+
+fn lookups_handled(sim: &Sim) -> u64 {
+    (0..sim.len())
+        .filter_map(|i| sim.node(i))
+        .map(|n| n.stats().lookups_handled)
         .sum()
 }
 
@@ -61,7 +79,7 @@ impl Phase {
     }
 }
 
-fn run(n: usize, kind: &str, packets: usize) {
+fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let seed = 81;
     let mut rng = Rng::from_seed([seed as u8; 32]);
     let edges = match kind {
@@ -95,26 +113,43 @@ fn run(n: usize, kind: &str, packets: usize) {
     let to_root_wall = total.elapsed().as_secs_f64();
     phase.end(&sim, "one root");
     let phase = Phase::start(&sim);
-    // Idle once the tree and the filters have settled (`tree::SETTLE`, `filters::SETTLE` after the
-    // last move).
-    sim.run_for(Duration::from_secs(15));
+    // The first tree is reshaped into a shortest-path one in waves (a node moves to a shallower place
+    // once its own has been still for `tree::SETTLE`, 5 s): run until no node's coordinates changed
+    // for 6 s, then for the filters to settle (`filters::SETTLE`, 10 s after a node's last move).
+    let mut last_move = sim.now();
+    let mut shape = tree_shape(&sim);
+    while sim.now().saturating_since(last_move) < Duration::from_secs(6)
+        && sim.now().saturating_since(root_at.unwrap_or(sim.now())) < Duration::from_secs(300)
+    {
+        sim.run_for(Duration::from_secs(1));
+        let now_shape = tree_shape(&sim);
+        if now_shape != shape {
+            shape = now_shape;
+            last_move = sim.now();
+        }
+    }
+    let stable_at = last_move;
+    sim.run_for(Duration::from_secs(10));
     let bytes = total_wire_bytes(&sim);
-    let idle = Duration::from_secs(10);
+    // Four keepalive periods (1.5 s).
+    let idle = Duration::from_secs(6);
     sim.run_for(idle);
     let idle_rate = (total_wire_bytes(&sim) - bytes) as f64 / idle.as_secs_f64();
     let per_link = idle_rate / edges.len() as f64;
     phase.end(&sim, "idle");
     let kib_per_node = rss_kib().saturating_sub(rss_before) as f64 / n as f64;
 
-    // First packets to new destinations, 50 at a time, each batch given 1 s.
+    // First packets to new destinations, `batch_size` at once (100: a hundred new destinations a
+    // second across the mesh), each batch given 1 s.
     let phase = Phase::start(&sim);
     let bytes = total_wire_bytes(&sim);
+    let lookups = lookups_handled(&sim);
     let started = sim.now();
     let mut latencies = Vec::new();
     let mut tries = 0;
     while tries < packets {
         let mut batch = Vec::new();
-        while batch.len() < 50.min(packets - tries) {
+        while batch.len() < batch_size.min(packets - tries) {
             let (a, b) = (sim.random_index(n), sim.random_index(n));
             if a != b {
                 let payload = (tries as u32).to_be_bytes();
@@ -140,6 +175,7 @@ fn run(n: usize, kind: &str, packets: usize) {
     }
     let spent = sim.now().saturating_since(started).as_secs_f64();
     let lookup_bytes = (total_wire_bytes(&sim) - bytes) as f64 - idle_rate * spent;
+    let lookup_messages = (lookups_handled(&sim) - lookups) as f64 / packets as f64;
     phase.end(&sim, "first packets");
     if std::env::var_os("SCALE_DEBUG").is_some() {
         let mut drops = std::collections::BTreeMap::new();
@@ -153,9 +189,10 @@ fn run(n: usize, kind: &str, packets: usize) {
     latencies.sort_by(f64::total_cmp);
     let within = latencies.iter().filter(|&&l| l <= 1000.0).count();
     println!(
-        "| {n} | {kind} | {} | {:.1} s | {per_link:.0} B/s | {:.0} B | {:.1} / {:.1} ms | {within}/{packets} | {kib_per_node:.0} KiB | {:.0} s | {:.0} s |",
+        "| {n} | {kind} | {} | {:.1} s, stable {:.0} s | {per_link:.0} B/s | {:.0} B, {lookup_messages:.1} lookups | {:.1} / {:.1} ms | {within}/{packets} | {kib_per_node:.0} KiB | {:.0} s | {:.0} s |",
         edges.len(),
         root_at.map_or(f64::NAN, support::secs),
+        support::secs(stable_at),
         lookup_bytes / packets as f64,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
@@ -182,13 +219,17 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    let batch_size = std::env::var("SCALE_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
     println!(
-        "| nodes | topology | links | one root (simulated) | idle control per link | lookup bytes per new destination | first packet p50 / p99 | within 1 s | memory per node | to one root (wall) | whole run (wall) |"
+        "| nodes | topology | links | one root, stable tree (simulated) | idle control per link | bytes and lookup messages per new destination | first packet p50 / p99 | within 1 s | memory per node | to one root (wall) | whole run (wall) |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &sizes {
         for kind in &kinds {
-            run(n, kind, packets);
+            run(n, kind, packets, batch_size);
         }
     }
 }

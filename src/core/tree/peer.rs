@@ -1,7 +1,9 @@
 //! What the tree keeps per peer: the port we gave it, its parent signature for us, and which
 //! announcements it has acknowledged.
 
-use std::collections::HashMap;
+// foldhash (randomly seeded) rather than SipHash: the map is read after every event to find the next
+// retransmission, and only a minimum is taken from it, so its order never shows.
+use foldhash::{HashMap, HashMapExt};
 use std::time::Duration;
 
 use crate::core::identity::PublicKey;

@@ -1,7 +1,11 @@
 //! The announcements a node holds: its own ancestry's and its peers' ancestries', never the whole network.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+// foldhash (randomly seeded) rather than SipHash: every announcement and walk hashes keys here; only
+// lookups, `retain` and a minimum use the maps, so their order never shows.
+use foldhash::HashMap;
 use std::time::Duration;
 
 use super::coords::Coords;
