@@ -14,18 +14,6 @@ use std::time::{Duration, Instant as WallClock};
 use meshrouter::core::rng::Rng;
 use meshrouter::sim::{Sim, WireParams, ipv6_packet, topology};
 
-fn rss_kib() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn total_wire_bytes(sim: &Sim) -> u64 {
     (0..sim.wires().count())
         .map(|w| sim.wire_bytes(w).iter().sum::<u64>())
@@ -87,7 +75,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
         _ => topology::random(n, 4.0, &mut rng),
     };
     eprintln!("{n} nodes, {kind}: {} links", edges.len());
-    let rss_before = rss_kib();
+    let rss_before = support::rss_kib();
     let total = WallClock::now();
     let phase = Phase::start(&Sim::new(seed));
     let mut sim = Sim::build(seed, n, &edges, WireParams::default());
@@ -137,7 +125,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let idle_rate = (total_wire_bytes(&sim) - bytes) as f64 / idle.as_secs_f64();
     let per_link = idle_rate / edges.len() as f64;
     phase.end(&sim, "idle");
-    let kib_per_node = rss_kib().saturating_sub(rss_before) as f64 / n as f64;
+    let kib_per_node = support::rss_kib().saturating_sub(rss_before) as f64 / n as f64;
 
     // First packets to new destinations, `batch_size` at once (100: a hundred new destinations a
     // second across the mesh), each batch given 1 s.

@@ -12,19 +12,6 @@ use meshrouter::core::rng::Rng;
 use meshrouter::sim::{Sim, WireParams, ipv6_packet, topology};
 use support::*;
 
-/// Resident memory of this process in KiB (Linux), to report memory per simulated node.
-fn rss_kib() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
 #[test]
 #[cfg_attr(
     debug_assertions,

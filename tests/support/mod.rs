@@ -7,6 +7,19 @@ use std::time::Duration;
 use meshrouter::core::time::Instant;
 use meshrouter::sim::{Sim, topology};
 
+/// Resident memory of this process in KiB (Linux), to report memory per simulated node.
+pub fn rss_kib() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Seconds as an `Instant` on the simulator's clock.
 pub fn at_secs(s: f64) -> Instant {
     Instant::from_micros((s * 1e6) as u64)
