@@ -149,6 +149,10 @@ pub enum DropReason {
     BadLookupReply,
     /// A peer sent lookups faster than allowed.
     RateLimited,
+    /// A broken-path report over its peer's or its reporter's budget (see `Node::report_allowed`).
+    ReportLimited,
+    /// A trace probe beyond this node's answer budget.
+    TraceLimited,
     /// A packet or service message outside a session.
     NotInSession,
     /// A trace reply for no probe of ours, from another node than it names, or badly signed.

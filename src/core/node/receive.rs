@@ -172,7 +172,7 @@ impl Node {
             return;
         };
         if traffic.kind == KIND_PATH_BROKEN && !self.report_allowed(now, peer, traffic.src_key) {
-            self.count_drop(DropReason::RateLimited);
+            self.count_drop(DropReason::ReportLimited);
             return;
         }
         let hop = self.next_hop(&traffic);

@@ -131,7 +131,7 @@ impl Node {
             return;
         }
         if !self.trace_budget.take(now) {
-            self.count_drop(DropReason::RateLimited);
+            self.count_drop(DropReason::TraceLimited);
             return;
         }
         let signed =
