@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # meshrouter trace (issue 24). Line a - b - c - d - e: a traces e and lists the 4 hops (b, c, d, e)
 # with their round trips; an address no node owns: "lookup timed out" within the timeout; then the
-# link d - e is cut and the trace names d as where the way stops.
+# link d - e is cut and the trace names d as where the way stops (mirrored when e is the root).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mesh_lib.sh"
 
@@ -39,15 +39,20 @@ took=$(($(now_ms) - start))
 [ "$took" -lt 5000 ] || fail "the lookup timeout took $took ms"
 echo "trace to an address nobody owns: 'lookup timed out' after $took ms"
 
-# Cut d - e: the way stops at d.
-ip -n "${NS_PREFIX}d" link set d-e down
-d_lost_e() { mr d peers --json | python3 -c "import json,sys; sys.exit(0 if not any(p['up'] and p['key'] == '${MESH_KEY[e]}' for p in json.load(sys.stdin)['peers']) else 1)"; }
-wait_until 30 d_lost_e || fail "d still has its link to e"
-out=$(mr a trace "${MESH_ADDR[e]}" --json) && fail "a trace through a cut link reached: $out"
-python3 - "$out" "${MESH_KEY[d]}" <<'PY' || fail "the trace does not name d: $out"
+# Cut d - e: the way stops at d. The root must stay on the tracer's side of the cut (past it the old
+# tree's coordinates mean nothing: they lead to whichever node is the new root there), so when e holds
+# the lowest key, and so is the root, the same is done from the other end: e traces a across a cut b - a.
+lowest=$(printf '%s\n' "${MESH_KEY[a]}" "${MESH_KEY[b]}" "${MESH_KEY[c]}" "${MESH_KEY[d]}" "${MESH_KEY[e]}" | sort | head -1)
+if [ "$lowest" = "${MESH_KEY[e]}" ]; then from=e to=a stop=b; else from=a to=e stop=d; fi
+in_ns "$from" ping -6 -c 1 -W 5 -q "${MESH_ADDR[$to]}" >/dev/null || fail "$from cannot reach $to"
+ip -n "${NS_PREFIX}$stop" link set "$stop-$to" down
+stop_lost_to() { mr "$stop" peers --json | python3 -c "import json,sys; sys.exit(0 if not any(p['up'] and p['key'] == '${MESH_KEY[$to]}' for p in json.load(sys.stdin)['peers']) else 1)"; }
+wait_until 30 stop_lost_to || fail "$stop still has its link to $to"
+out=$(mr "$from" trace "${MESH_ADDR[$to]}" --json) && fail "a trace through a cut link reached: $out"
+python3 - "$out" "${MESH_KEY[$stop]}" "$stop" <<'PY' || fail "the trace does not name $stop: $out"
 import json, sys
-r, d = json.loads(sys.argv[1]), sys.argv[2]
-assert d in r["result"], r["result"]
-print("through the cut link:", r["result"].replace(d, "d"))
+r, key, name = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+assert key in r["result"], r["result"]
+print("through the cut link:", r["result"].replace(key, name))
 PY
 echo "PASS"
