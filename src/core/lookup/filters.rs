@@ -10,7 +10,7 @@
 //! changed whenever any node anywhere joined, left or moved, so every link of the mesh carried a new
 //! kilobyte filter for every change in the whole mesh, and beyond a few thousand nodes it was all ones
 //! anyway (a 1 000-node mesh forming sent 0.5 GB of filters in its first 0.15 s; see PROTOCOL.md
-//! §"Lookups at scale"). Whatever a parent sends is taken as all ones, so nodes that still send the
+//! §5, "Why children hear all ones"). Whatever a parent sends is taken as all ones, so nodes that still send the
 //! old filters work with these.
 //!
 //! A filter is unsigned and any peer may change it at will; every change it makes changes what its
@@ -151,6 +151,8 @@ pub struct Filters {
     own: Filter,
     /// Our parent as of the latest update (ourselves when root or detached: then nobody).
     parent: Option<PublicKey>,
+    /// About how many keys our subtree holds, from the filter last made for the parent.
+    subtree_keys: f64,
     received: BTreeMap<PublicKey, Received>,
     sent: BTreeMap<PublicKey, Sent>,
     next_version: u64,
@@ -170,6 +172,7 @@ impl Filters {
         Self {
             own,
             parent: None,
+            subtree_keys: 1.0,
             received: BTreeMap::new(),
             sent: BTreeMap::new(),
             next_version: version_base,
@@ -234,13 +237,7 @@ impl Filters {
     /// or, for our parent, which sends us the lookups for our subtree, our own subtree.
     pub fn subtree_estimate(&self, peer: &PublicKey) -> f64 {
         if self.parent.as_ref() == Some(peer) {
-            let mut subtree = self.own;
-            for (other, r) in &self.received {
-                if Some(*other) != self.parent {
-                    subtree.union(&r.held);
-                }
-            }
-            subtree.estimated_keys()
+            self.subtree_keys
         } else {
             self.received
                 .get(peer)
@@ -293,6 +290,7 @@ impl Filters {
                 subtree.union(&r.held);
             }
         }
+        self.subtree_keys = subtree.estimated_keys();
         for peer in tree_peers {
             let filter = if Some(*peer) == self.parent {
                 subtree
