@@ -103,7 +103,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let phase = Phase::start(&sim);
     // The first tree is reshaped into a shortest-path one in waves (a node moves to a shallower place
     // once its own has been still for `tree::SETTLE`, 5 s): run until no node's coordinates changed
-    // for 6 s, then for the filters to settle (`filters::SETTLE`, 10 s after a node's last move).
+    // for 6 s, then for the subtree sets to settle (`subtrees::SETTLE`, 10 s after a node's last move).
     let mut last_move = sim.now();
     let mut shape = tree_shape(&sim);
     while sim.now().saturating_since(last_move) < Duration::from_secs(6)
@@ -126,6 +126,21 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let per_link = idle_rate / edges.len() as f64;
     phase.end(&sim, "idle");
     let kib_per_node = support::rss_kib().saturating_sub(rss_before) as f64 / n as f64;
+    // What the largest per-node structures hold: the subtree sets (their heap, as the node counts
+    // it) and the tree announcements stored.
+    let (mut sets, mut sets_max, mut stored) = (0usize, 0usize, 0usize);
+    for node in (0..n).filter_map(|i| sim.node(i)) {
+        let b = node.subtree_heap_bytes();
+        sets += b;
+        sets_max = sets_max.max(b);
+        stored += node.tree().stored();
+    }
+    eprintln!(
+        "  memory: subtree sets {:.2} KiB per node (largest {:.0} KiB), {:.1} announcements stored per node",
+        sets as f64 / 1024.0 / n as f64,
+        sets_max as f64 / 1024.0,
+        stored as f64 / n as f64
+    );
 
     // First packets to new destinations, `batch_size` at once (100: a hundred new destinations a
     // second across the mesh), each batch given 1 s.

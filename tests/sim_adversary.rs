@@ -205,9 +205,9 @@ fn a_misbehaving_member_hurts_no_more_than_a_crashed_one() {
         Misbehaviour::NeighbourLies,
         Misbehaviour::FragmentFlood,
         Misbehaviour::PathBrokenForOthers,
-        Misbehaviour::AllOnesFilter,
-        Misbehaviour::FilterChurn,
-        Misbehaviour::FilterGrowth,
+        Misbehaviour::HugeSubtree,
+        Misbehaviour::SubtreeFlips,
+        Misbehaviour::SubtreeCreep,
         Misbehaviour::FakeRtt,
     ] {
         let o = run(Case::Misbehave(m));

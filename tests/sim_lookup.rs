@@ -1,5 +1,5 @@
-//! Key lookups in the simulator: packets addressed to IPv6 addresses find their nodes through bloom
-//! filters along the tree, the first packets wait for the lookup, and a broken path is re-looked-up.
+//! Key lookups in the simulator: packets addressed to IPv6 addresses find their nodes through subtree
+//! key sets along the tree, the first packets wait for the lookup, and a broken path is re-looked-up.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 

@@ -26,7 +26,7 @@ use libfuzzer_sys::fuzz_target;
 use meshrouter::core::address::{PartialKey, node_address, node_subnet};
 use meshrouter::core::identity::{NodeKey, PublicKey};
 use meshrouter::core::link::{Link, LinkParams};
-use meshrouter::core::lookup::bloom::Filter;
+use meshrouter::core::lookup::tags::tag;
 use meshrouter::core::node::{DeliveryKind, Event, LinkId, Node, NodeConfig};
 use meshrouter::core::password::PasswordKey;
 use meshrouter::core::rng::Rng;
@@ -37,7 +37,7 @@ use meshrouter::core::wire::ack::VersionAck;
 use meshrouter::core::wire::fragment::Fragment;
 use meshrouter::core::wire::inner::{Message, Messages};
 use meshrouter::core::wire::keepalive::Keepalive;
-use meshrouter::core::wire::lookup::{BLOOM_WORDS, Bloom, Lookup, LookupReply};
+use meshrouter::core::wire::lookup::{Lookup, LookupReply, SubtreeDelta};
 use meshrouter::core::wire::neighbors::{Neighbors, attest};
 use meshrouter::core::wire::payload::{Service, TcpSuperPacket};
 use meshrouter::core::wire::traffic::{
@@ -235,7 +235,7 @@ struct World {
     last_sig_req: Option<SigReq>,
     /// The last lookup A sent.
     last_lookup: Option<Lookup>,
-    /// Versions of the bloom filters and neighbour lists B sends.
+    /// Versions of the subtree deltas and neighbour lists B sends.
     b_version: u64,
     a_up: bool,
     b_up: bool,
@@ -606,26 +606,30 @@ impl World {
                 .encode(out);
             }
             9 => {
-                let mut filter = Filter::default();
-                let mut words = [0u64; BLOOM_WORDS];
-                match input.u8() % 3 {
-                    0 => {
-                        filter.insert(&self.target(input));
-                        filter.insert(&self.target(input));
-                        words = filter.0;
-                    }
-                    1 => {
-                        for _ in 0..input.u8() % 8 {
-                            let at = usize::from(input.u8()) % BLOOM_WORDS;
-                            words[at] = input.u64();
-                        }
-                    }
-                    _ => words = [u64::MAX; BLOOM_WORDS],
-                }
-                let version = self.version(input);
-                Message::Bloom(Box::new(Bloom { version, words })).encode(out);
+                let mode = input.u8() % 3;
+                let mut added: Vec<u32> = match mode {
+                    0 => vec![tag(&self.target(input)), tag(&self.target(input))],
+                    1 => (0..input.u8() % 8).map(|_| input.u64() as u32).collect(),
+                    _ => (0..input.u8()).map(|_| input.u64() as u32).collect(),
+                };
+                added.sort_unstable();
+                added.dedup();
+                let version = self.version(input).max(1);
+                let base = if mode == 0 {
+                    0
+                } else {
+                    version.saturating_sub(1 + u64::from(input.u8() % 3))
+                };
+                Message::SubtreeDelta(Box::new(SubtreeDelta {
+                    version,
+                    base,
+                    last: mode != 2 || input.u8() % 2 == 0,
+                    added,
+                    removed: Vec::new(),
+                }))
+                .encode(out);
             }
-            10 => Message::BloomAck(VersionAck {
+            10 => Message::SubtreeAck(VersionAck {
                 version: self.version(input),
             })
             .encode(out),
@@ -743,17 +747,23 @@ impl World {
         }
     }
 
-    /// What B tells A when their link comes up: a bloom filter with C's key in it and a neighbour
+    /// What B tells A when their link comes up: a subtree set with C's key in it and a neighbour
     /// list with C, so that A looks C up through B and routes to it via B.
     fn b_greet(&mut self) {
-        let mut filter = Filter::default();
-        filter.insert(PartialKey::canonical(&self.b.me).as_padded_key());
-        filter.insert(PartialKey::canonical(&self.c.me).as_padded_key());
+        let mut added = vec![
+            tag(PartialKey::canonical(&self.b.me).as_padded_key()),
+            tag(PartialKey::canonical(&self.c.me).as_padded_key()),
+        ];
+        added.sort_unstable();
+        added.dedup();
         self.b_version += 1;
         let frame = encode(&[
-            Message::Bloom(Box::new(Bloom {
+            Message::SubtreeDelta(Box::new(SubtreeDelta {
                 version: self.b_version,
-                words: filter.0,
+                base: 0,
+                last: true,
+                added,
+                removed: Vec::new(),
             })),
             Message::Neighbors(Neighbors {
                 version: self.b_version,
@@ -799,9 +809,7 @@ impl World {
                     .handle_announce(self.now, &self.b.key, &mut self.b.rng, a, ann);
             }
             Message::AnnounceAck(ack) => self.b_tree.handle_ack(&a, &ack),
-            Message::Bloom(bloom) => Message::BloomAck(VersionAck {
-                version: bloom.version,
-            })
+            Message::SubtreeDelta(d) => Message::SubtreeAck(VersionAck { version: d.version })
             .encode(&mut replies),
             Message::Neighbors(list) => Message::NeighborsAck(VersionAck {
                 version: list.version,

@@ -1,9 +1,9 @@
-//! Payloads of routed control packets (lookup and trace replies) and bloom filters: parse totally,
-//! round-trip.
+//! Payloads of routed control packets (lookup and trace replies), lookups and subtree deltas: parse
+//! totally, round-trip.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meshrouter::core::wire::lookup::{Bloom, Lookup, LookupReply};
+use meshrouter::core::wire::lookup::{Lookup, LookupReply, SubtreeDelta};
 use meshrouter::core::wire::trace::TraceReply;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,10 +17,11 @@ fuzz_target!(|data: &[u8]| {
         reply.encode(&mut out);
         assert_eq!(LookupReply::parse(&out).ok(), Some(reply));
     }
-    if let Ok(bloom) = Bloom::parse(data) {
+    if let Ok(delta) = SubtreeDelta::parse(data) {
         let mut out = Vec::new();
-        bloom.encode(&mut out);
-        assert_eq!(Bloom::parse(&out).ok(), Some(bloom));
+        delta.encode(&mut out);
+        assert_eq!(out, data, "the encoding is canonical");
+        assert_eq!(SubtreeDelta::parse(&out).ok(), Some(delta));
     }
     if let Ok(lookup) = Lookup::parse(data) {
         let mut out = Vec::new();

@@ -90,11 +90,11 @@ def path_broken(key=C):
     return bytes([7, CO_A, CO_B, A, B, 0, 2, 0, key])
 
 
-def bloom(target_a=1, target_b=2):
+def subtree(target_a=1, target_b=2):
     return bytes([9, 0, target_a, target_b, 0])
 
 
-def bloom_ack():
+def subtree_ack():
     return bytes([10, 1, 0])
 
 
@@ -197,8 +197,8 @@ def seeds():
         traffic(CO_C, CO_A, C, A, 3),
         lookup_reply(),
         path_broken(),
-        bloom(),
-        bloom_ack(),
+        subtree(),
+        subtree_ack(),
         lookup(0),
         lookup(1),
         neighbors(),

@@ -139,7 +139,7 @@ impl PartialKey {
         }
     }
 
-    /// Returns the canonical (/64-level) partial key of any address in `200::/7`: the form bloom filters
+    /// Returns the canonical (/64-level) partial key of any address in `200::/7`: the form subtree sets
     /// and lookup targets use, so that a node is found from its /128 or from any address in its /64.
     pub fn canonical_for_address(addr: &Ipv6Addr) -> Option<Self> {
         let octets = addr.octets();

@@ -33,6 +33,12 @@ impl TokenBucket {
         }
     }
 
+    /// The tokens available at `now`.
+    pub fn tokens(&mut self, now: Instant) -> f64 {
+        self.refill(now);
+        self.tokens
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
@@ -41,10 +47,16 @@ impl TokenBucket {
 
     /// When a token will be available (now or in the past if one is).
     pub fn next_token_at(&self) -> Instant {
-        if self.tokens >= 1.0 || self.rate <= 0.0 {
+        self.available_at(1)
+    }
+
+    /// When `n` tokens (at most a full bucket) will be available (now or in the past if they are).
+    pub fn available_at(&self, n: u32) -> Instant {
+        let need = f64::from(n).min(self.burst);
+        if self.tokens >= need || self.rate <= 0.0 {
             return self.last;
         }
-        self.last + std::time::Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        self.last + std::time::Duration::from_secs_f64((need - self.tokens) / self.rate)
     }
 
     /// Takes a token if one is available.

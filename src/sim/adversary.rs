@@ -9,13 +9,14 @@
 use std::time::Duration;
 
 use crate::core::identity::PublicKey;
+use crate::core::lookup::subtrees::MAX_PEER_TAGS;
 use crate::core::node::Node;
 use crate::core::rng::Rng;
 use crate::core::time::Instant;
 use crate::core::tree::Coords;
 use crate::core::wire::fragment::Fragment;
 use crate::core::wire::inner::Message;
-use crate::core::wire::lookup::{BLOOM_WORDS, Bloom};
+use crate::core::wire::lookup::{SUBTREE_CHUNK_TAGS, SubtreeDelta};
 use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
 use crate::core::wire::traffic::KIND_PATH_BROKEN;
 use crate::core::wire::tree::{Announce, SigReq};
@@ -39,14 +40,16 @@ pub enum Misbehaviour {
     FragmentFlood,
     /// Broken-path reports sent to nodes about destinations they talk to.
     PathBrokenForOthers,
-    /// A bloom filter with every bit set to every peer, so that every lookup comes its way.
-    AllOnesFilter,
-    /// A bloom filter that flips between all ones and nothing, to every peer, every tick: each flip
-    /// changes what every node tells its tree peers.
-    FilterChurn,
-    /// Its true bloom filter plus one more bit every tick, to every peer: each step is a change that
-    /// only adds bits; it starts again from the true filter every 1 000 ticks.
-    FilterGrowth,
+    /// A subtree set past the cap (2 048 more made-up tags every tick, to every peer), so that it
+    /// is taken to hold everything and every lookup comes its way, and so that its made-up tags go
+    /// up to the root.
+    HugeSubtree,
+    /// A subtree set that flips between 4 096 made-up tags and nothing, to every peer, every tick:
+    /// each flip would change what every node up to the root tells its parent.
+    SubtreeFlips,
+    /// Its true subtree set plus one more made-up tag every tick, to every peer: each step is a
+    /// change that only adds tags; it starts again from the true set every 1 000 ticks.
+    SubtreeCreep,
     /// Echo delays overstated by its longest round trip, so that its peers measure every link to it
     /// at about 0 ms and prefer it as parent and next hop.
     FakeRtt,
@@ -57,8 +60,13 @@ pub(super) struct Adversary {
     pub(super) misbehaviour: Misbehaviour,
     rng: Rng,
     version: u64,
-    /// The filter of [`Misbehaviour::FilterGrowth`].
-    grown: [u64; BLOOM_WORDS],
+    /// The last version of its subtree deltas (0: none sent).
+    base: u64,
+    /// Its subtree lies so far.
+    lies: u64,
+    /// The made-up tags claimed so far ([`Misbehaviour::HugeSubtree`]), or flipped
+    /// ([`Misbehaviour::SubtreeFlips`]), or added ([`Misbehaviour::SubtreeCreep`]).
+    made_up: Vec<u32>,
 }
 
 impl Adversary {
@@ -67,7 +75,9 @@ impl Adversary {
             misbehaviour,
             rng: Rng::from_seed(seed),
             version: u64::MAX / 2,
-            grown: [0; BLOOM_WORDS],
+            base: 0,
+            lies: 0,
+            made_up: Vec::new(),
         }
     }
 
@@ -171,36 +181,54 @@ impl Adversary {
                     );
                 }
             }
-            Misbehaviour::AllOnesFilter | Misbehaviour::FilterChurn => {
-                self.version += 1;
-                let full = self.misbehaviour == Misbehaviour::AllOnesFilter
-                    || self.version.is_multiple_of(2);
-                let bloom = Bloom {
-                    version: self.version,
-                    words: [if full { u64::MAX } else { 0 }; BLOOM_WORDS],
-                };
+            Misbehaviour::HugeSubtree => {
+                if self.made_up.len() > MAX_PEER_TAGS {
+                    return;
+                }
+                let mut more: Vec<u32> = (0..8 * SUBTREE_CHUNK_TAGS)
+                    .map(|_| self.rng.u64() as u32)
+                    .collect();
+                more.sort_unstable();
+                more.dedup();
+                self.made_up.extend(&more);
+                let chain = self.chain(false, &more, &[]);
                 for peer in &peers {
-                    send(now, node, peer, &[Message::Bloom(Box::new(bloom.clone()))]);
+                    send_chain(now, node, peer, &chain);
                 }
             }
-            Misbehaviour::FilterGrowth => {
-                self.version += 1;
-                let step = (self.version % 1000) as usize;
-                if step == 0 {
-                    self.grown = [0; BLOOM_WORDS];
+            Misbehaviour::SubtreeFlips => {
+                if self.made_up.is_empty() {
+                    self.made_up = (0..4096).map(|_| self.rng.u64() as u32).collect();
+                    self.made_up.sort_unstable();
+                    self.made_up.dedup();
                 }
-                let bit = self.rng.below(BLOOM_WORDS * 64);
-                self.grown[bit / 64] |= 1 << (bit % 64);
+                let tags = self.made_up.clone();
+                self.lies += 1;
+                let chain = if self.lies % 2 == 1 {
+                    self.chain(false, &tags, &[])
+                } else {
+                    self.chain(false, &[], &tags)
+                };
                 for peer in &peers {
-                    let mut words = node.sent_filter(peer).unwrap_or([0; BLOOM_WORDS]);
-                    for (w, g) in words.iter_mut().zip(self.grown) {
-                        *w |= g;
-                    }
-                    let bloom = Bloom {
-                        version: self.version,
-                        words,
-                    };
-                    send(now, node, peer, &[Message::Bloom(Box::new(bloom))]);
+                    send_chain(now, node, peer, &chain);
+                }
+            }
+            Misbehaviour::SubtreeCreep => {
+                if self.lies.is_multiple_of(1000) {
+                    self.made_up.clear();
+                }
+                self.lies += 1;
+                self.made_up.push(self.rng.u64() as u32);
+                let mut tags = peers
+                    .first()
+                    .and_then(|p| node.sent_subtree(p))
+                    .unwrap_or_default();
+                tags.extend(&self.made_up);
+                tags.sort_unstable();
+                tags.dedup();
+                let chain = self.chain(true, &tags, &[]);
+                for peer in &peers {
+                    send_chain(now, node, peer, &chain);
                 }
             }
             Misbehaviour::FakeRtt => {
@@ -208,6 +236,46 @@ impl Adversary {
                 node.overstate_echo_delay(lie);
             }
         }
+    }
+}
+
+impl Adversary {
+    /// Deltas adding `added` and removing `removed` (both ascending), after the last ones sent or,
+    /// if `from_empty`, to the empty set.
+    fn chain(&mut self, from_empty: bool, added: &[u32], removed: &[u32]) -> Vec<SubtreeDelta> {
+        if from_empty {
+            self.base = 0;
+        }
+        let mut out = Vec::new();
+        let (mut added, mut removed) = (added, removed);
+        loop {
+            let a = added.len().min(SUBTREE_CHUNK_TAGS);
+            let r = removed.len().min(SUBTREE_CHUNK_TAGS - a);
+            self.version += 1;
+            out.push(SubtreeDelta {
+                version: self.version,
+                base: self.base,
+                last: a == added.len() && r == removed.len(),
+                added: added[..a].to_vec(),
+                removed: removed[..r].to_vec(),
+            });
+            self.base = self.version;
+            (added, removed) = (&added[a..], &removed[r..]);
+            if added.is_empty() && removed.is_empty() {
+                return out;
+            }
+        }
+    }
+}
+
+fn send_chain(now: Instant, node: &mut Node, peer: &PublicKey, chain: &[SubtreeDelta]) {
+    for d in chain {
+        send(
+            now,
+            node,
+            peer,
+            &[Message::SubtreeDelta(Box::new(d.clone()))],
+        );
     }
 }
 

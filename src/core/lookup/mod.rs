@@ -1,7 +1,7 @@
-//! Finding a destination's key and coordinates from its address, as Yggdrasil 0.5 does: bloom filters
-//! along the tree steer lookups into the subtrees that may hold the key, and the node itself answers with
-//! signed coordinates.
+//! Finding a destination's key and coordinates from its address: exact sets of key tags along the
+//! tree steer lookups into the subtree that holds the key, and the node itself answers with signed
+//! coordinates.
 
-pub mod bloom;
-pub mod filters;
 pub mod paths;
+pub mod subtrees;
+pub mod tags;

@@ -1,4 +1,4 @@
-//! The node's side of lookups: IPv6 packets from the local host, bloom filter exchange, lookups along
+//! The node's side of lookups: IPv6 packets from the local host, subtree set exchange, lookups along
 //! the tree, signed replies and broken-path reports.
 
 use std::net::Ipv6Addr;
@@ -7,10 +7,11 @@ use super::{DropReason, Node};
 use crate::core::address::{ADDRESS_PREFIX, PartialKey, node_address};
 use crate::core::identity::PublicKey;
 use crate::core::lookup::paths::Route;
+use crate::core::lookup::tags::tag;
 use crate::core::rate::TokenBucket;
 use crate::core::time::Instant;
 use crate::core::wire::inner::Message;
-use crate::core::wire::lookup::{Bloom, Lookup, LookupReply};
+use crate::core::wire::lookup::{Lookup, LookupReply, SubtreeDelta};
 use crate::core::wire::payload::{Service, TcpSuperPacket};
 use crate::core::wire::traffic::{KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
 
@@ -18,11 +19,11 @@ use crate::core::wire::traffic::{KIND_LOOKUP_REPLY, KIND_PATH_BROKEN, Traffic};
 /// [`LOOKUP_RATE_PER_NODE`] for every node its side of the tree holds (see [`lookup_budget`]).
 const LOOKUP_RATE: f64 = 20.0;
 /// Every lookup goes up to the root, so the links near it carry the lookups of whole subtrees: a
-/// child may send us this many a second for each node of its subtree (estimated from its filter),
+/// child may send us this many a second for each node of its subtree (as many as its set holds),
 /// and our parent as many for each node of ours (the lookups for it). One lookup per node per 10 s.
 const LOOKUP_RATE_PER_NODE: f64 = 0.1;
-/// A peer's lookups at most. A full filter reads as about 9 200 nodes (940 a second), so a member
-/// that claims everything gets no more than that.
+/// A peer's lookups at most, reached at 9 800 nodes: a member that claims a huge subtree gets no
+/// more than that.
 const LOOKUP_RATE_MAX: f64 = 1000.0;
 
 /// The lookups per second (and burst) a peer whose side of the tree holds about `nodes` nodes may
@@ -132,16 +133,16 @@ impl Node {
         self.forward_lookup(now, lookup, None);
     }
 
-    /// Sends a lookup to every tree peer (except the one it came from) whose filter may hold the target.
+    /// Sends a lookup to every tree peer (except the one it came from) whose subtree set holds the
+    /// target: the parent, and a child that holds it.
     fn forward_lookup(&mut self, now: Instant, lookup: Lookup, from: Option<PublicKey>) {
+        let target = tag(&lookup.target);
         let peers: Vec<PublicKey> = self
             .links
             .peers
             .keys()
             .filter(|p| {
-                Some(**p) != from
-                    && self.tree.is_tree_peer(p)
-                    && self.filters.matches(p, &lookup.target)
+                Some(**p) != from && self.tree.is_tree_peer(p) && self.subtrees.matches(p, target)
             })
             .copied()
             .collect();
@@ -185,7 +186,7 @@ impl Node {
         if !self.tree.is_tree_peer(&from) {
             return;
         }
-        let (rate, burst) = lookup_budget(self.filters.subtree_estimate(&from));
+        let (rate, burst) = lookup_budget(self.subtrees.subtree_estimate(&from));
         let bucket = self
             .lookup_limits
             .entry(from)
@@ -274,40 +275,54 @@ impl Node {
         }
     }
 
-    /// Handles a tree peer's bloom filter.
-    pub(super) fn handle_bloom(&mut self, now: Instant, from: PublicKey, bloom: &Bloom) {
-        let ack = self.filters.handle_bloom(now, from, bloom);
-        self.filters_dirty = true;
+    /// Handles a child's subtree delta.
+    pub(super) fn handle_subtree_delta(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        delta: &SubtreeDelta,
+    ) {
+        let ack = self.subtrees.handle_delta(now, from, delta);
+        self.subtrees_dirty = true;
         let mut frame = Vec::new();
-        Message::BloomAck(ack).encode(&mut frame);
+        Message::SubtreeAck(ack).encode(&mut frame);
         self.send_frame(now, &from, &frame, None);
     }
 
-    /// Returns true if a filter retransmission is due.
-    pub(super) fn filter_retransmit_due(&self) -> bool {
+    /// Returns true if a subtree delta retransmission, or a child's change that waited, is due.
+    pub(super) fn subtree_retransmit_due(&self) -> bool {
         let links = &self.links;
         let rto = |p: &PublicKey| links.rto(p);
-        self.filters
+        self.subtrees
             .next_retransmit(rto)
             .is_some_and(|t| t <= self.now)
     }
 
-    /// Queues filter updates and retransmissions for the current tree peers.
-    pub(super) fn update_filters(&mut self) -> Vec<(PublicKey, Message<'static>)> {
-        let peers: Vec<PublicKey> = self.links.peers.keys().copied().collect();
-        let tree_peers: Vec<PublicKey> = peers
-            .iter()
+    /// Our tree peers (parent and children) among the linked peers.
+    pub(super) fn tree_peers(&self) -> Vec<PublicKey> {
+        self.links
+            .peers
+            .keys()
             .filter(|p| self.tree.is_tree_peer(p))
             .copied()
-            .collect();
+            .collect()
+    }
+
+    /// Queues subtree deltas and retransmissions for the current parent; `tree_peers` as
+    /// [`Node::tree_peers`] gives them.
+    pub(super) fn update_subtrees(
+        &mut self,
+        tree_peers: &[PublicKey],
+    ) -> Vec<(PublicKey, Message<'static>)> {
+        let peers: Vec<PublicKey> = self.links.peers.keys().copied().collect();
         let parent = Some(self.tree.parent()).filter(|p| *p != self.me);
         let links = &self.links;
         let rto = |p: &PublicKey| links.rto(p);
-        self.filters.update(
+        self.subtrees.update(
             self.now,
             self.tree.coords(),
             &peers,
-            &tree_peers,
+            tree_peers,
             parent,
             rto,
         )
@@ -317,24 +332,20 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::lookup::bloom::Filter;
 
-    /// A leaf gets the old 20 a second; a child over 3 000 nodes 320; a filter with every bit set (a
-    /// liar, or a subtree past 9 000 nodes) about 940, and nothing more than the cap.
+    /// A leaf gets the old 20 a second; a child of 3 000 nodes 320; a child at the cap of tags (a
+    /// liar, or a subtree past a quarter million nodes) no more than the cap.
     #[test]
     fn the_lookup_budget_grows_with_the_subtree_up_to_a_cap() {
-        let mut leaf = Filter::default();
-        leaf.insert(&[7; 32]);
-        let (rate, burst) = lookup_budget(leaf.estimated_keys());
+        let (rate, burst) = lookup_budget(1.0);
         assert!(
             (20.0..20.2).contains(&rate) && burst == 2.0 * rate,
             "{rate}"
         );
         let (rate, _) = lookup_budget(3000.0);
         assert!((319.9..320.1).contains(&rate), "{rate}");
-        let everything = Filter([u64::MAX; crate::core::wire::lookup::BLOOM_WORDS]);
-        let liar = lookup_budget(everything.estimated_keys()).0;
-        assert!((900.0..=LOOKUP_RATE_MAX).contains(&liar), "{liar}");
+        let liar = lookup_budget(crate::core::lookup::subtrees::MAX_PEER_TAGS as f64).0;
+        assert_eq!(liar, LOOKUP_RATE_MAX);
         assert_eq!(lookup_budget(f64::INFINITY).0, LOOKUP_RATE_MAX);
     }
 }

@@ -26,8 +26,9 @@ pub use self::trace::{ANSWERS_PER_SECOND, MAX_TRACES, TRACE_TTL, TraceStart};
 use crate::core::address::PartialKey;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::{Link, LinkDrop, LinkEvent, LinkParams};
-use crate::core::lookup::filters::Filters;
 use crate::core::lookup::paths::Paths;
+use crate::core::lookup::subtrees::Subtrees;
+use crate::core::lookup::tags::tag;
 use crate::core::password::PasswordKey;
 use crate::core::rate::TokenBucket;
 use crate::core::rng::Rng;
@@ -197,7 +198,7 @@ pub struct Node {
     stats: NodeStats,
     /// The latest `now` passed in; deadlines computed by `poll_timeout` are relative to it.
     now: Instant,
-    filters: Filters,
+    subtrees: Subtrees,
     paths: Paths,
     /// Our canonical partial key, which lookups for us carry.
     own_target: [u8; 32],
@@ -208,8 +209,10 @@ pub struct Node {
     report_limits: std::collections::HashMap<PublicKey, TokenBucket>,
     /// Broken-path reports each reporter may still send through us (at most 1024 reporters).
     reporter_limits: std::collections::HashMap<PublicKey, TokenBucket>,
-    /// A filter arrived or peers changed since filters were last recomputed.
-    filters_dirty: bool,
+    /// A subtree delta or acknowledgement arrived or peers changed since subtree sets were last brought up to date.
+    subtrees_dirty: bool,
+    /// The tree peers as of the last subtree update.
+    subtree_peers: Vec<PublicKey>,
     neighbors: neighbors::NeighborLists,
     /// Wall-clock microseconds at start (the configured `seq_base`): stamps link initiations.
     clock_base: u64,
@@ -251,14 +254,15 @@ impl Node {
             events: VecDeque::new(),
             stats: NodeStats::default(),
             now,
-            filters: Filters::new(&own_target, config.seq_base),
+            subtrees: Subtrees::new(&own_target, config.seq_base),
             paths: Paths::default(),
             own_target,
             own_address: crate::core::address::node_address(&me),
             lookup_limits: Default::default(),
             report_limits: Default::default(),
             reporter_limits: Default::default(),
-            filters_dirty: false,
+            subtrees_dirty: false,
+            subtree_peers: Vec::new(),
             neighbors: neighbors::NeighborLists::new(config.seq_base),
             clock_base: config.seq_base,
             sessions: crate::core::session::Sessions::new(
@@ -315,20 +319,26 @@ impl Node {
         &self.tree
     }
 
-    /// The bloom filter we last sent to tree peer `peer` (the simulator's adversary builds its lies
-    /// on it).
-    pub fn sent_filter(
-        &self,
-        peer: &PublicKey,
-    ) -> Option<[u64; crate::core::wire::lookup::BLOOM_WORDS]> {
-        self.filters.sent_filter(peer)
+    /// The subtree set we told our parent `peer` (the simulator's adversary builds its lies on it).
+    pub fn sent_subtree(&self, peer: &PublicKey) -> Option<Vec<u32>> {
+        self.subtrees.sent_set(peer).map(|s| s.as_slice().to_vec())
     }
 
-    /// Returns true if `peer`'s bloom filter may hold the node with public key `target_key`
+    /// How many tags our subtree set holds.
+    pub fn subtree_len(&self) -> usize {
+        self.subtrees.subtree_len()
+    }
+
+    /// Heap bytes of the subtree sets we hold (for memory reports).
+    pub fn subtree_heap_bytes(&self) -> usize {
+        self.subtrees.heap_bytes()
+    }
+
+    /// Returns true if a lookup for the node with public key `target_key` would go to `peer`
     /// (diagnostics for tests).
     pub fn filter_matches(&self, peer: &PublicKey, target_key: &PublicKey) -> bool {
-        self.filters
-            .matches(peer, PartialKey::canonical(target_key).as_padded_key())
+        let target = tag(PartialKey::canonical(target_key).as_padded_key());
+        self.subtrees.matches(peer, target)
     }
 
     /// Returns the counters.
@@ -609,7 +619,7 @@ impl Node {
             .chain(self.paths.next_expiry())
             .chain(self.demux.next_expiry())
             .chain(self.sessions.poll_timeout(self.now))
-            .chain(self.filters.next_retransmit(|p| self.links.rto(p)))
+            .chain(self.subtrees.next_retransmit(|p| self.links.rto(p)))
             .chain(self.neighbors.next_retransmit(|p| self.links.rto(p)))
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
     }
@@ -685,19 +695,19 @@ impl Node {
         had_events
     }
 
-    /// Forgets what `peer` acknowledged, so that the tree, bloom filter and neighbour list are sent to
+    /// Forgets what `peer` acknowledged, so that the tree, subtree set and neighbour list are sent to
     /// it again: a restarted peer has lost them. For a peer that did not restart this costs one
     /// round of (already acknowledged) messages.
     fn resync_peer(&mut self, peer: &PublicKey) {
         self.tree.resync_peer(peer);
-        self.filters.forget_sent(peer);
+        self.subtrees.forget_sent(peer);
         self.neighbors.forget_sent(peer);
-        self.filters_dirty = true;
+        self.subtrees_dirty = true;
         self.neighbors_dirty = true;
     }
 
     fn on_link_down(&mut self, id: LinkId, peer: PublicKey) {
-        self.filters_dirty = true;
+        self.subtrees_dirty = true;
         self.neighbors_dirty = true;
         self.events.push_back(Event::LinkDown(id, peer));
         if self.links.link_down(id, &peer) {
@@ -729,10 +739,18 @@ impl Node {
                 per_peer.entry(peer).or_default().push(message);
             }
         }
-        if tree_changed || std::mem::take(&mut self.filters_dirty) || self.filter_retransmit_due() {
-            for (peer, message) in self.update_filters() {
+        // A child is known as one when its announcement naming us arrives, which changes nothing we
+        // send (so not `tree_changed`): its set then starts to count.
+        let tree_peers = self.tree_peers();
+        if tree_changed
+            || tree_peers != self.subtree_peers
+            || std::mem::take(&mut self.subtrees_dirty)
+            || self.subtree_retransmit_due()
+        {
+            for (peer, message) in self.update_subtrees(&tree_peers) {
                 per_peer.entry(peer).or_default().push(message);
             }
+            self.subtree_peers = tree_peers;
         }
         while let Some(TreeEvent::RootChanged(root)) = self.tree.poll_event() {
             self.events.push_back(Event::RootChanged(root));

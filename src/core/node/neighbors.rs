@@ -2,7 +2,7 @@
 //!
 //! Tree distance over-estimates the real distance, so greedy routing alone often takes a detour for a
 //! destination two hops away. Knowing each peer's peers lets the last two hops always be direct. Lists are
-//! versioned, acknowledged and retransmitted like bloom filters.
+//! versioned, acknowledged and retransmitted like subtree sets.
 //!
 //! A list attracts traffic, so nothing in it is taken on the sender's word: every entry carries the
 //! listed node's signature that it is linked to the sender (`wire::neighbors`), and only entries whose

@@ -326,8 +326,12 @@ impl Node {
             }
             Message::AnnounceAck(ack) => self.tree.handle_ack(&peer, &ack),
             Message::Traffic(t) => self.route(now, t),
-            Message::Bloom(b) => self.handle_bloom(now, peer, &b),
-            Message::BloomAck(ack) => self.filters.handle_ack(&peer, ack),
+            Message::SubtreeDelta(d) => self.handle_subtree_delta(now, peer, &d),
+            Message::SubtreeAck(ack) => {
+                if self.subtrees.handle_ack(now, &peer, ack) {
+                    self.subtrees_dirty = true;
+                }
+            }
             Message::Lookup(l) => self.handle_lookup(now, peer, l),
             Message::Neighbors(list) => {
                 let handled = self.neighbors.handle(now, &self.me, peer, list);

@@ -1,4 +1,4 @@
-//! Acknowledgement of versioned per-peer state (bloom filters, neighbour lists).
+//! Acknowledgement of versioned per-peer state (subtree sets, neighbour lists).
 //!
 //! ```text
 //! version(8)

@@ -7,7 +7,7 @@
 use super::ack::VersionAck;
 use super::fragment::Fragment;
 use super::keepalive::Keepalive;
-use super::lookup::{Bloom, Lookup};
+use super::lookup::{Lookup, SubtreeDelta};
 use super::neighbors::Neighbors;
 use super::payload::{Service, TcpSuperPacket};
 use super::traffic::Traffic;
@@ -40,10 +40,11 @@ pub mod kind {
     pub const SERVICE: u8 = 0x41;
     /// [`super::Traffic`].
     pub const TRAFFIC: u8 = 0x20;
-    /// [`super::Bloom`].
-    pub const BLOOM: u8 = 0x30;
-    /// [`super::VersionAck`] for a bloom filter.
-    pub const BLOOM_ACK: u8 = 0x31;
+    // 0x30 and 0x31 carried bloom filters before subtree key sets replaced them: skipped as unknown.
+    /// [`super::SubtreeDelta`].
+    pub const SUBTREE_DELTA: u8 = 0x33;
+    /// [`super::VersionAck`] for a subtree delta.
+    pub const SUBTREE_ACK: u8 = 0x34;
     /// [`super::Lookup`].
     pub const LOOKUP: u8 = 0x32;
 }
@@ -65,10 +66,10 @@ pub enum Message<'a> {
     AnnounceAck(AnnounceAck),
     /// Routed traffic.
     Traffic(Traffic<'a>),
-    /// A tree peer's bloom filter.
-    Bloom(Box<Bloom>),
-    /// Bloom filter acknowledgement.
-    BloomAck(VersionAck),
+    /// A step of a child's subtree key set.
+    SubtreeDelta(Box<SubtreeDelta>),
+    /// The version of a subtree key set held.
+    SubtreeAck(VersionAck),
     /// A key lookup travelling along the tree.
     Lookup(Lookup),
     /// A peer's list of its own peers.
@@ -93,8 +94,8 @@ impl<'a> Message<'a> {
             Self::Announce(_) => kind::ANNOUNCE,
             Self::AnnounceAck(_) => kind::ANNOUNCE_ACK,
             Self::Traffic(_) => kind::TRAFFIC,
-            Self::Bloom(_) => kind::BLOOM,
-            Self::BloomAck(_) => kind::BLOOM_ACK,
+            Self::SubtreeDelta(_) => kind::SUBTREE_DELTA,
+            Self::SubtreeAck(_) => kind::SUBTREE_ACK,
             Self::Lookup(_) => kind::LOOKUP,
             Self::Neighbors(_) => kind::NEIGHBORS,
             Self::NeighborsAck(_) => kind::NEIGHBORS_ACK,
@@ -113,8 +114,8 @@ impl<'a> Message<'a> {
             Self::Announce(m) => m.encode(out),
             Self::AnnounceAck(m) => m.encode(out),
             Self::Traffic(m) => m.encode(out),
-            Self::Bloom(m) => m.encode(out),
-            Self::BloomAck(m) => m.encode(out),
+            Self::SubtreeDelta(m) => m.encode(out),
+            Self::SubtreeAck(m) => m.encode(out),
             Self::Lookup(m) => m.encode(out),
             Self::Neighbors(m) => m.encode(out),
             Self::NeighborsAck(m) => m.encode(out),
@@ -201,8 +202,8 @@ impl<'a> Message<'a> {
             kind::ANNOUNCE => Self::Announce(Announce::parse(body)?),
             kind::ANNOUNCE_ACK => Self::AnnounceAck(AnnounceAck::parse(body)?),
             kind::TRAFFIC => Self::Traffic(Traffic::parse(body)?),
-            kind::BLOOM => Self::Bloom(Box::new(Bloom::parse(body)?)),
-            kind::BLOOM_ACK => Self::BloomAck(VersionAck::parse(body)?),
+            kind::SUBTREE_DELTA => Self::SubtreeDelta(Box::new(SubtreeDelta::parse(body)?)),
+            kind::SUBTREE_ACK => Self::SubtreeAck(VersionAck::parse(body)?),
             kind::LOOKUP => Self::Lookup(Lookup::parse(body)?),
             kind::NEIGHBORS => Self::Neighbors(Neighbors::parse(body)?),
             kind::NEIGHBORS_ACK => Self::NeighborsAck(VersionAck::parse(body)?),

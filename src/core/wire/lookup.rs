@@ -1,27 +1,35 @@
-//! Key lookup: bloom filters along the tree, lookups that follow them, and signed replies.
+//! Key lookup: subtree key sets along the tree, lookups that follow them, and signed replies.
 //!
 //! ```text
-//! Bloom        version(8) present0(16) present1(16) word(8)*   (words neither all-zero nor all-one)
-//! BloomAck     version(8)                                       (wire::ack::VersionAck)
-//! Lookup       nonce(8) source(32) source_path(path) target(32)
-//! LookupReply  nonce(8) coords(path) signature(64)   (the payload of a KIND_LOOKUP_REPLY packet)
+//! SubtreeDelta  version(8) base(8) flags(1) added(2) removed(2) tag(4)*(added+removed)
+//! SubtreeAck    version(8)                                       (wire::ack::VersionAck)
+//! Lookup        nonce(8) source(32) source_path(path) target(32)
+//! LookupReply   nonce(8) coords(path) signature(64)   (the payload of a KIND_LOOKUP_REPLY packet)
 //! ```
-//! A filter is 8192 bits; `present0`/`present1` are bitmaps over its 128 words marking those that are
-//! all zeros / all ones and therefore not sent, so a filter with few keys costs a few dozen bytes.
+//! A delta turns the set of tags the receiver holds at version `base` (0: the empty set) into the set
+//! at `version`: the `added` tags then the `removed` ones, each list strictly ascending, at most
+//! [`SUBTREE_CHUNK_TAGS`] in all. A change too big for one message is a chain of deltas; flag bit 0
+//! marks the last of a chain (the other bits are zero). See `core::lookup::subtrees`.
 
 use super::{Reader, WireError, put_path};
 use crate::core::identity::PublicKey;
 
-/// Words of a bloom filter (8192 bits).
-pub const BLOOM_WORDS: usize = 128;
+/// Tags one delta carries at most: 1 KiB of tags, the size of the 8192-bit filters they replace.
+pub const SUBTREE_CHUNK_TAGS: usize = 256;
 
-/// A node's bloom filter for one tree peer, with a version for acknowledgement.
+/// One step of a node's subtree key set as told to its parent (see `core::lookup::subtrees`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bloom {
-    /// Increases with every change; the receiver keeps the highest.
+pub struct SubtreeDelta {
+    /// This step's version; increases with every delta.
     pub version: u64,
-    /// The filter bits.
-    pub words: [u64; BLOOM_WORDS],
+    /// The version the delta applies to (0: the empty set).
+    pub base: u64,
+    /// Whether this is the last delta of a change (the set is then whole).
+    pub last: bool,
+    /// Tags added, strictly ascending.
+    pub added: Vec<u32>,
+    /// Tags removed, strictly ascending.
+    pub removed: Vec<u32>,
 }
 
 /// A search for the node whose canonical partial key is `target`.
@@ -48,47 +56,60 @@ pub struct LookupReply {
     pub signature: [u8; 64],
 }
 
-impl Bloom {
+impl SubtreeDelta {
     /// Decodes the message body.
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
         let version = r.u64()?;
-        let zeros = u128::from_be_bytes(r.array()?);
-        let ones = u128::from_be_bytes(r.array()?);
-        if zeros & ones != 0 {
-            return Err(WireError::Invalid("bloom word both all-zero and all-one"));
+        let base = r.u64()?;
+        let flags = r.u8()?;
+        if flags & !1 != 0 {
+            return Err(WireError::Invalid("unknown subtree delta flags"));
         }
-        let mut words = [0u64; BLOOM_WORDS];
-        for (i, word) in words.iter_mut().enumerate() {
-            let bit = 1u128 << (BLOOM_WORDS - 1 - i);
-            *word = if zeros & bit != 0 {
-                0
-            } else if ones & bit != 0 {
-                u64::MAX
-            } else {
-                r.u64()?
-            };
+        let added = usize::from(r.u16()?);
+        let removed = usize::from(r.u16()?);
+        if added + removed > SUBTREE_CHUNK_TAGS {
+            return Err(WireError::Invalid("subtree delta too long"));
+        }
+        if r.remaining() != 4 * (added + removed) {
+            return Err(WireError::Invalid("subtree delta length"));
+        }
+        let mut tags = |n: usize| -> Result<Vec<u32>, WireError> {
+            let mut out: Vec<u32> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = r.u32()?;
+                if out.last().is_some_and(|p| *p >= t) {
+                    return Err(WireError::Invalid("subtree tags not ascending"));
+                }
+                out.push(t);
+            }
+            Ok(out)
+        };
+        let added = tags(added)?;
+        let removed = tags(removed)?;
+        if version <= base {
+            return Err(WireError::Invalid("subtree delta older than its base"));
         }
         r.finish()?;
-        Ok(Self { version, words })
+        Ok(Self {
+            version,
+            base,
+            last: flags & 1 != 0,
+            added,
+            removed,
+        })
     }
 
     /// Appends the message body.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let (mut zeros, mut ones) = (0u128, 0u128);
-        for (i, &w) in self.words.iter().enumerate() {
-            let bit = 1u128 << (BLOOM_WORDS - 1 - i);
-            match w {
-                0 => zeros |= bit,
-                u64::MAX => ones |= bit,
-                _ => {}
-            }
-        }
         out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&zeros.to_be_bytes());
-        out.extend_from_slice(&ones.to_be_bytes());
-        for &w in self.words.iter().filter(|&&w| w != 0 && w != u64::MAX) {
-            out.extend_from_slice(&w.to_be_bytes());
+        out.extend_from_slice(&self.base.to_be_bytes());
+        out.push(u8::from(self.last));
+        for n in [self.added.len(), self.removed.len()] {
+            out.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
+        }
+        for t in self.added.iter().chain(&self.removed) {
+            out.extend_from_slice(&t.to_be_bytes());
         }
     }
 }
@@ -157,31 +178,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bloom_compresses_trivial_words_and_round_trips() {
-        let mut words = [0u64; BLOOM_WORDS];
-        words[3] = 0x8000_0000_0000_0001;
-        words[127] = u64::MAX;
-        let b = Bloom { version: 9, words };
-        let mut out = Vec::new();
-        b.encode(&mut out);
-        assert_eq!(out.len(), 8 + 16 + 16 + 8);
-        assert_eq!(Bloom::parse(&out), Ok(b));
-        let mut full = Bloom {
-            version: 1,
-            words: [0x1234; BLOOM_WORDS],
+    fn subtree_deltas_round_trip_and_bad_ones_are_refused() {
+        let d = SubtreeDelta {
+            version: 9,
+            base: 7,
+            last: true,
+            added: vec![1, 5, u32::MAX],
+            removed: vec![3],
         };
-        full.words[0] = 0;
+        let mut out = Vec::new();
+        d.encode(&mut out);
+        assert_eq!(out.len(), 8 + 8 + 1 + 4 + 16);
+        assert_eq!(SubtreeDelta::parse(&out), Ok(d.clone()));
+        for len in 0..out.len() {
+            assert!(SubtreeDelta::parse(&out[..len]).is_err());
+        }
+        let bad = |f: &dyn Fn(&mut SubtreeDelta)| {
+            let mut m = d.clone();
+            f(&mut m);
+            let mut out = Vec::new();
+            m.encode(&mut out);
+            SubtreeDelta::parse(&out).is_err()
+        };
+        assert!(bad(&|m| m.added = vec![5, 1]), "not ascending");
+        assert!(bad(&|m| m.removed = vec![3, 3]), "repeated");
+        assert!(bad(&|m| m.base = 9), "not newer than its base");
+        assert!(bad(&|m| m.added = (0..SUBTREE_CHUNK_TAGS as u32).collect()));
+        let mut full = d.clone();
+        full.added = (0..SUBTREE_CHUNK_TAGS as u32 - 1).collect();
         let mut out = Vec::new();
         full.encode(&mut out);
-        assert_eq!(out.len(), 8 + 32 + 127 * 8);
-        assert_eq!(Bloom::parse(&out), Ok(full));
-        for len in 0..out.len() {
-            assert!(Bloom::parse(&out[..len]).is_err());
-        }
-        let mut both = vec![0u8; 40];
-        both[8] = 0x80;
-        both[24] = 0x80;
-        assert!(Bloom::parse(&both).is_err());
+        assert_eq!(SubtreeDelta::parse(&out), Ok(full));
+        let mut flagged = Vec::new();
+        d.encode(&mut flagged);
+        flagged[16] = 3;
+        assert!(SubtreeDelta::parse(&flagged).is_err(), "unknown flags");
     }
 
     #[test]
