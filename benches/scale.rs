@@ -4,6 +4,9 @@
 //! `cargo bench --bench scale`; `SCALE_NODES=1000,10000,100000` picks the sizes (default 1000,10000),
 //! `SCALE_TOPOLOGY=random|villages|both`, `SCALE_PACKETS=N` the first packets per run (default 1000),
 //! `SCALE_BATCH=N` how many are sent at once, each batch given 1 s (default 100).
+//! `SCALE_CHURN_MINUTES=M` then runs M simulated minutes of churn on the same mesh (1 % of the nodes
+//! leave and 1 % join a minute) while 100 flows send a packet a second, and prints their delivery,
+//! root changes and control traffic.
 //! It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
 
 #[path = "../tests/support/mod.rs"]
@@ -65,6 +68,108 @@ impl Phase {
         );
         wall
     }
+}
+
+/// Takes the flows' packets delivered so far out of `sent`; returns how many.
+fn arrived(sim: &mut Sim, flows: &[(usize, usize)], sent: &mut Vec<(usize, Vec<u8>)>) -> usize {
+    let mut count = 0;
+    for &(_, b) in flows {
+        for (_, d) in sim.take_delivered(b) {
+            if let Some(k) = sent.iter().position(|(to, p)| *to == b && *p == d.payload) {
+                sent.swap_remove(k);
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Churn: every `60 / (n / 100)` s one live node (not a flow's end) crashes, and a node that crashed
+/// a minute before starts again (same key, state lost), while 100 flows between random nodes send a
+/// packet a second. Prints delivery of the flows' packets (counted until 2 s after), the most root changes of
+/// any node against how often the best live key changed, and all links' bytes per link per second.
+fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
+    let phase = Phase::start(sim);
+    let mut flows = Vec::new();
+    let mut protected = vec![false; n];
+    while flows.len() < 100 {
+        let (a, b) = (sim.random_index(n), sim.random_index(n));
+        if a != b && !protected[a] && !protected[b] {
+            protected[a] = true;
+            protected[b] = true;
+            flows.push((a, b));
+        }
+    }
+    let per_minute = (n / 100).max(1);
+    let interval = Duration::from_secs(60) / per_minute as u32;
+    let start = sim.now();
+    let end = start + Duration::from_secs(60 * minutes);
+    let changes_before: Vec<usize> = (0..n).map(|i| sim.sim_node(i).root_changes.len()).collect();
+    let all: Vec<usize> = (0..n).collect();
+    let mut best = sim.best_key(&all);
+    let mut best_changes = 0;
+    let bytes = total_wire_bytes(sim);
+    let mut down: std::collections::VecDeque<usize> = Default::default();
+    let (mut leaves, mut joins) = (0, 0);
+    let mut sent: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut delivered = 0usize;
+    let mut next_churn = start;
+    let mut next_send = start;
+    let mut seq = 0u32;
+    while sim.now() < end {
+        if sim.now() >= next_churn {
+            next_churn = next_churn + interval;
+            let live: Vec<usize> = (0..n)
+                .filter(|&i| !protected[i] && sim.node(i).is_some())
+                .collect();
+            if !live.is_empty() {
+                let i = live[sim.random_index(live.len())];
+                sim.crash(i);
+                down.push_back(i);
+                leaves += 1;
+            }
+            if down.len() > per_minute
+                && let Some(i) = down.pop_front()
+            {
+                sim.restart(i);
+                joins += 1;
+            }
+            let live_now: Vec<usize> = (0..n).filter(|&i| sim.node(i).is_some()).collect();
+            let now_best = sim.best_key(&live_now);
+            if now_best != best {
+                best = now_best;
+                best_changes += 1;
+            }
+        }
+        if sim.now() >= next_send {
+            next_send = next_send + Duration::from_secs(1);
+            for &(a, b) in &flows {
+                seq += 1;
+                let payload = seq.to_be_bytes().to_vec();
+                sim.send_packet(a, b, &payload);
+                sent.push((b, ipv6_packet(sim.key(a), sim.key(b), &payload)));
+            }
+        }
+        sim.run_until(next_churn.min(next_send));
+        delivered += arrived(sim, &flows, &mut sent);
+    }
+    sim.run_for(Duration::from_secs(2));
+    delivered += arrived(sim, &flows, &mut sent);
+    let total_sent = delivered + sent.len();
+    let most_changes = (0..n)
+        .filter(|&i| protected[i])
+        .map(|i| sim.sim_node(i).root_changes.len() - changes_before[i])
+        .max()
+        .unwrap_or(0);
+    let spent = sim.now().saturating_since(start).as_secs_f64();
+    let per_link = (total_wire_bytes(sim) - bytes) as f64 / spent / links as f64;
+    phase.end(sim, "churn");
+    println!(
+        "churn, {n} nodes, {minutes} min: {leaves} left, {joins} joined; flows {delivered}/{total_sent} \
+         delivered ({:.2} %); most root changes of a flow's node {most_changes}, the best live key \
+         changed {best_changes} times; {per_link:.0} B/s per link (flows included)",
+        100.0 * delivered as f64 / total_sent.max(1) as f64
+    );
 }
 
 fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
@@ -202,6 +307,12 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
         to_root_wall,
         total.elapsed().as_secs_f64(),
     );
+    if let Some(minutes) = std::env::var("SCALE_CHURN_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+    {
+        churn(&mut sim, n, edges.len(), minutes);
+    }
 }
 
 fn main() {
