@@ -12,8 +12,9 @@
 //! §5 has the figures). A set costs 4 bytes a key on the wire where a filter cost 1 KiB whatever it
 //! held; a node stores what its children told it and how many of them hold each tag (about 25 bytes
 //! a tag of its subtree: summed over the mesh, N times the mean depth), so a leaf holds almost
-//! nothing and the root of 100 000 nodes about 2.5 MB. All work is per tag changed: a delta of `k`
-//! tags costs `O(k)` whatever the sets hold, so sending deltas buys no more work than their bytes.
+//! nothing and the root of 100 000 nodes about 2 MB (2 022 KiB measured). All work is per tag
+//! changed: a delta of `k` tags costs `O(k)` whatever the sets hold, so sending deltas buys no more
+//! work than their bytes.
 //!
 //! Sets are sent as deltas: a change is a chain of [`SubtreeDelta`]s of at most
 //! [`SUBTREE_CHUNK_TAGS`] tags, each naming the version it applies to, acknowledged with the
