@@ -14,7 +14,9 @@ mod support;
 
 use std::time::{Duration, Instant as WallClock};
 
+use meshrouter::core::identity::PublicKey;
 use meshrouter::core::rng::Rng;
+use meshrouter::core::time::Instant as SimInstant;
 use meshrouter::sim::{Sim, WireParams, ipv6_packet, topology};
 
 fn total_wire_bytes(sim: &Sim) -> u64 {
@@ -105,6 +107,7 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let start = sim.now();
     let end = start + Duration::from_secs(60 * minutes);
     let changes_before: Vec<usize> = (0..n).map(|i| sim.sim_node(i).root_changes.len()).collect();
+    let drops_before = drops_by_reason(sim);
     let all: Vec<usize> = (0..n).collect();
     let mut best = sim.best_key(&all);
     let mut best_changes = 0;
@@ -161,6 +164,25 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
         .map(|i| sim.sim_node(i).root_changes.len() - changes_before[i])
         .max()
         .unwrap_or(0);
+    let (most_new_roots, detached) = (0..n)
+        .filter(|&i| protected[i])
+        .map(|i| {
+            let changes = &sim.sim_node(i).root_changes;
+            let before = changes[..changes_before[i]].last().and_then(|c| c.1);
+            new_roots(before, &changes[changes_before[i]..])
+        })
+        .fold((0, 0), |(m, d), (r, dd)| (m.max(r), d + dd));
+    let mut drops = drops_by_reason(sim);
+    for (reason, count) in drops_before {
+        if let Some(c) = drops.get_mut(&reason) {
+            *c = c.saturating_sub(count);
+        }
+    }
+    drops.retain(|_, c| *c > 0);
+    eprintln!(
+        "  flows' nodes: most changes to another root {most_new_roots}, detached moments {detached}; \
+         drops by reason {drops:?}"
+    );
     let spent = sim.now().saturating_since(start).as_secs_f64();
     let per_link = (total_wire_bytes(sim) - bytes) as f64 / spent / links as f64;
     phase.end(sim, "churn");
@@ -170,6 +192,39 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
          changed {best_changes} times; {per_link:.0} B/s per link (flows included)",
         100.0 * delivered as f64 / total_sent.max(1) as f64
     );
+}
+
+/// Every live node's drops, summed by reason.
+fn drops_by_reason(sim: &Sim) -> std::collections::BTreeMap<String, u64> {
+    let mut all = std::collections::BTreeMap::new();
+    for node in (0..sim.len()).filter_map(|i| sim.node(i)) {
+        for (reason, count) in node.stats().drops {
+            *all.entry(reason).or_insert(0) += count;
+        }
+    }
+    all
+}
+
+/// Of a node's root changes after it had root `before`, how many went to a root other than the one it had before (a moment
+/// detached, `None`, between two spells under one root is not a change of root), and how many such
+/// moments there were.
+fn new_roots(
+    before: Option<PublicKey>,
+    changes: &[(SimInstant, Option<PublicKey>)],
+) -> (usize, usize) {
+    let (mut last, mut moved, mut detached) = (before, 0, 0);
+    for (_, root) in changes {
+        match root {
+            None => detached += 1,
+            Some(r) => {
+                if last.is_some_and(|l| l != *r) {
+                    moved += 1;
+                }
+                last = Some(*r);
+            }
+        }
+    }
+    (moved, detached)
 }
 
 fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {

@@ -219,9 +219,9 @@ fn a_big_set_goes_a_window_at_a_time() {
     assert_eq!(oldest.base, d.version);
 }
 
-/// After `SETTLE`, a child whose set grows all the time gets its changes passed on within a burst of
-/// `GROW_BURST` tags, then `GROW_RATE` a second, each change costing `CHANGE_COST` more; what
-/// waited goes when its turn comes.
+/// After `SETTLE`, a child whose set grows all the time gets its changes taken once per gap (the
+/// gap doubling from `TAKE_GAP_MIN` to `TAKE_GAP_MAX`), what changed in between as one; what waits
+/// when the changes stop goes within a gap.
 #[test]
 fn a_settled_childs_growth_is_damped_and_what_waits_goes_later() {
     let mut f = Subtrees::new(&[1; 32], 10);
@@ -236,20 +236,45 @@ fn a_settled_childs_growth_is_damped_and_what_waits_goes_later() {
         changes_to_3 += usize::from(!step(&mut f, now).is_empty());
         now = now + ms(10);
     }
-    let per_change = (1 + CHANGE_COST) as f64;
-    let allowed = ((GROW_BURST + 60.0 * GROW_RATE) / per_change) as usize + 1;
-    assert!(
-        changes_to_3 <= allowed && changes_to_3 >= allowed / 2,
-        "{changes_to_3} changes in 60 s, damping allows {allowed}"
-    );
+    // 60 s: takes at 0, 0.25, 0.75, 1.75, 3.75, 7.75, 15.75 and 31.75 s.
+    assert_eq!(changes_to_3, 8, "changes in 60 s");
     // When the changes stop, what waits still goes out when its turn comes.
     let due = f.next_retransmit(RTO).expect("a change waits");
-    let waiting = 6000 - changes_to_3;
-    let turn = Duration::from_secs_f64((waiting + CHANGE_COST) as f64 / GROW_RATE);
-    assert!(due <= now + turn, "{:?}", due.saturating_since(now));
+    assert!(due <= now + TAKE_GAP_MAX, "{:?}", due.saturating_since(now));
     let sent = step(&mut f, due);
     assert!(sent.iter().any(|d| d.added.contains(&(5999 * 7919))));
     assert_eq!(f.subtree_len(), 6001);
+    // After a quiet while the gap is short again: a change goes at once.
+    let later = due + TAKE_GAP_MAX * 4;
+    theirs.push(1);
+    child.send(&mut f, later, key(2), &theirs);
+    assert_eq!(step(&mut f, later).len(), 1, "taken at once after quiet");
+}
+
+/// A settled child that adds a tag every 10 ms for an hour gets its tags through within the growth
+/// budget: a burst of `GROW_BURST` tags, then `GROW_RATE` a second, each take costing
+/// `CHANGE_COST` more.
+#[test]
+fn a_settled_childs_growth_stays_within_the_tag_budget() {
+    let mut f = Subtrees::new(&[1; 32], 10);
+    step(&mut f, Instant::ZERO);
+    let t0 = Instant::ZERO + SETTLE;
+    let mut child = FakeChild { version: 0 };
+    let mut theirs = Vec::new();
+    let minutes = 60u32;
+    for s in 0..minutes * 6 {
+        // 100 tags a second, sent every 10 s.
+        theirs.extend((0..1000).map(|k| (s * 1000 + k) * 7919 + 3));
+        let now = t0 + Duration::from_secs(u64::from(s) * 10);
+        child.send(&mut f, now, key(2), &theirs);
+        step(&mut f, now);
+    }
+    let taken = f.subtree_len() - 1;
+    let allowed = GROW_BURST + f64::from(minutes * 60) * GROW_RATE;
+    assert!(
+        taken as f64 <= allowed && taken as f64 >= allowed / 2.0,
+        "{taken} tags taken, the budget allows {allowed}"
+    );
 }
 
 /// While the tree around us forms (after start, or for `SETTLE` after our coordinates changed),
@@ -278,7 +303,8 @@ fn changes_are_taken_at_once_while_the_tree_around_us_forms() {
 }
 
 /// A settled child whose set flips between a large set and nothing changes ours once per removal
-/// turn, once its removal tokens are spent: in between its subtree stays findable.
+/// turn, once its removal tokens are spent: in between (but for a gap after each) its subtree stays
+/// findable.
 #[test]
 fn a_settled_childs_flips_reach_the_parent_once_per_removal_turn() {
     let mut f = Subtrees::new(&[1; 32], 10);
@@ -304,13 +330,15 @@ fn a_settled_childs_flips_reach_the_parent_once_per_removal_turn() {
         changes_to_3 <= 2 * removals + 1,
         "{changes_to_3} changes, {removals} removals"
     );
+    // After a removal is taken the add back waits for the next gap (at most 160 flips).
+    let per_gap = (TAKE_GAP_MAX.as_millis() / 100) as usize;
     assert!(
-        unfindable <= removals,
+        unfindable <= removals * per_gap,
         "unfindable at {unfindable} of {flips} flips"
     );
 }
 
-/// A settled child's first removals apply at once: a subtree that shrinks is not held.
+/// A settled child's first removals apply within the first gap: a subtree that shrinks is not held.
 #[test]
 fn a_shrinking_subtree_is_not_held() {
     let mut f = Subtrees::new(&[1; 32], 10);
@@ -320,6 +348,7 @@ fn a_shrinking_subtree_is_not_held() {
     child.send(&mut f, t0, key(2), &[5, 6, 7]);
     child.send(&mut f, t0 + ms(10), key(2), &[5, 6]);
     child.send(&mut f, t0 + ms(20), key(2), &[5, 6, 8]);
+    step(&mut f, t0 + TAKE_GAP_MIN);
     assert!(!f.matches(&key(2), 7));
     assert!(f.matches(&key(2), 8));
 }
