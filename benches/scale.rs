@@ -111,10 +111,16 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let all: Vec<usize> = (0..n).collect();
     let mut best = sim.best_key(&all);
     let mut best_changes = 0;
+    // For each flow's node, how often the best key it can reach (its part of the mesh may be cut off
+    // for a while) changed: the root changes the churn requires of it.
+    let mut reachable_best: Vec<Option<PublicKey>> = component_best(sim, n);
+    let mut required = vec![0usize; n];
     let bytes = total_wire_bytes(sim);
     let mut down: std::collections::VecDeque<usize> = Default::default();
     let (mut leaves, mut joins) = (0, 0);
     let mut sent: Vec<(usize, Vec<u8>)> = Vec::new();
+    // Packets sent while the churn had cut the mesh between their ends (none can arrive).
+    let mut cut_off = std::collections::BTreeSet::new();
     let mut delivered = 0usize;
     let mut next_churn = start;
     let mut next_send = start;
@@ -137,6 +143,13 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
                 sim.restart(i);
                 joins += 1;
             }
+            let now_reachable = component_best(sim, n);
+            for i in (0..n).filter(|&i| protected[i]) {
+                if now_reachable[i] != reachable_best[i] {
+                    required[i] += 1;
+                }
+            }
+            reachable_best = now_reachable;
             let live_now: Vec<usize> = (0..n).filter(|&i| sim.node(i).is_some()).collect();
             let now_best = sim.best_key(&live_now);
             if now_best != best {
@@ -146,8 +159,12 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
         }
         if sim.now() >= next_send {
             next_send = next_send + Duration::from_secs(1);
+            let reach = component_best(sim, n);
             for &(a, b) in &flows {
                 seq += 1;
+                if reach[a] != reach[b] {
+                    cut_off.insert(seq);
+                }
                 let payload = seq.to_be_bytes().to_vec();
                 sim.send_packet(a, b, &payload);
                 sent.push((b, ipv6_packet(sim.key(a), sim.key(b), &payload)));
@@ -159,19 +176,76 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     sim.run_for(Duration::from_secs(2));
     delivered += arrived(sim, &flows, &mut sent);
     let total_sent = delivered + sent.len();
+    // Losses by how many packets in a row a flow lost (seq - 1 = second * 100 + flow).
+    let lost_seqs: Vec<u32> = sent
+        .iter()
+        .filter_map(|(_, p)| {
+            Some(u32::from_be_bytes(
+                p.get(p.len().checked_sub(4)?..)?.try_into().ok()?,
+            ))
+        })
+        .collect();
+    let lost_cut_off = lost_seqs.iter().filter(|s| cut_off.contains(*s)).count();
+    let mut lost: Vec<(u32, u32)> = lost_seqs
+        .iter()
+        .filter(|s| !cut_off.contains(*s))
+        .map(|seq| ((seq - 1) % 100, (seq - 1) / 100))
+        .collect();
+    lost.sort_unstable();
+    let mut streaks = [0usize; 4];
+    let mut i = 0;
+    while i < lost.len() {
+        let mut j = i + 1;
+        while j < lost.len() && lost[j] == (lost[i].0, lost[i].1 + (j - i) as u32) {
+            j += 1;
+        }
+        let bucket = match j - i {
+            1 => 0,
+            2..=3 => 1,
+            4..=7 => 2,
+            _ => 3,
+        };
+        streaks[bucket] += j - i;
+        i = j;
+    }
+    eprintln!(
+        "  {} packets sent while their ends were cut apart ({lost_cut_off} of them lost); of the \
+         others, lost in runs of 1: {}, 2-3: {}, 4-7: {}, 8 or more: {}",
+        cut_off.len(),
+        streaks[0],
+        streaks[1],
+        streaks[2],
+        streaks[3]
+    );
+    let reachable_sent = total_sent - cut_off.len();
+    let reachable_delivered = delivered - (cut_off.len() - lost_cut_off);
     let most_changes = (0..n)
         .filter(|&i| protected[i])
         .map(|i| sim.sim_node(i).root_changes.len() - changes_before[i])
         .max()
         .unwrap_or(0);
-    let (most_new_roots, detached) = (0..n)
-        .filter(|&i| protected[i])
-        .map(|i| {
-            let changes = &sim.sim_node(i).root_changes;
-            let before = changes[..changes_before[i]].last().and_then(|c| c.1);
-            new_roots(before, &changes[changes_before[i]..])
-        })
-        .fold((0, 0), |(m, d), (r, dd)| (m.max(r), d + dd));
+    let (mut most_new_roots, mut detached, mut most_required, mut most_excess) = (0, 0, 0, 0);
+    for i in (0..n).filter(|&i| protected[i]) {
+        let changes = &sim.sim_node(i).root_changes;
+        let before = changes[..changes_before[i]].last().and_then(|c| c.1);
+        let (moved, moments) = new_roots(before, &changes[changes_before[i]..]);
+        most_new_roots = most_new_roots.max(moved);
+        detached += moments;
+        most_required = most_required.max(required[i]);
+        let excess = moved.saturating_sub(required[i]);
+        if excess > 0 && std::env::var_os("SCALE_DEBUG").is_some() {
+            let short = |k: Option<PublicKey>| k.map(|k| k.as_bytes()[0]);
+            let timeline: Vec<(f64, Option<u8>)> = changes[changes_before[i]..]
+                .iter()
+                .map(|(t, r)| (support::secs(*t), short(*r)))
+                .collect();
+            eprintln!(
+                "  node {i} (peers {}): {excess} root changes beyond the churn's: {timeline:?}",
+                sim.node(i).map_or(0, |n| n.peers().count())
+            );
+        }
+        most_excess = most_excess.max(excess);
+    }
     let mut drops = drops_by_reason(sim);
     for (reason, count) in drops_before {
         if let Some(c) = drops.get_mut(&reason) {
@@ -180,18 +254,56 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     }
     drops.retain(|_, c| *c > 0);
     eprintln!(
-        "  flows' nodes: most changes to another root {most_new_roots}, detached moments {detached}; \
-         drops by reason {drops:?}"
+        "  flows' nodes: most changes to another root {most_new_roots} (most the churn required: \
+         {most_required}; most beyond it: {most_excess}), detached moments {detached}; drops by \
+         reason {drops:?}"
     );
     let spent = sim.now().saturating_since(start).as_secs_f64();
     let per_link = (total_wire_bytes(sim) - bytes) as f64 / spent / links as f64;
     phase.end(sim, "churn");
     println!(
         "churn, {n} nodes, {minutes} min: {leaves} left, {joins} joined; flows {delivered}/{total_sent} \
-         delivered ({:.2} %); most root changes of a flow's node {most_changes}, the best live key \
-         changed {best_changes} times; {per_link:.0} B/s per link (flows included)",
-        100.0 * delivered as f64 / total_sent.max(1) as f64
+         delivered ({:.2} %), {reachable_delivered}/{reachable_sent} of those sent while their ends \
+         were connected ({:.2} %); most root changes of a flow's node {most_changes} ({most_new_roots} \
+         to another root, {most_excess} more than the churn required), the best live key changed \
+         {best_changes} times; {per_link:.0} B/s per link (flows included)",
+        100.0 * delivered as f64 / total_sent.max(1) as f64,
+        100.0 * reachable_delivered as f64 / reachable_sent.max(1) as f64
     );
+}
+
+/// For each node, the best key among the live nodes it can reach (`None` if it is down).
+fn component_best(sim: &Sim, n: usize) -> Vec<Option<PublicKey>> {
+    let mut up: Vec<usize> = (0..n).collect();
+    fn find(up: &mut [usize], mut i: usize) -> usize {
+        while up[i] != i {
+            up[i] = up[up[i]];
+            i = up[i];
+        }
+        i
+    }
+    for (a, b, wire_up) in sim.wires() {
+        if wire_up && sim.node(a).is_some() && sim.node(b).is_some() {
+            let (ra, rb) = (find(&mut up, a), find(&mut up, b));
+            up[ra] = rb;
+        }
+    }
+    let mut best: Vec<Option<PublicKey>> = vec![None; n];
+    for i in (0..n).filter(|&i| sim.node(i).is_some()) {
+        let r = find(&mut up, i);
+        let key = sim.key(i);
+        if best[r].is_none_or(|b| key < b) {
+            best[r] = Some(key);
+        }
+    }
+    (0..n)
+        .map(|i| {
+            sim.node(i)
+                .is_some()
+                .then(|| best[find(&mut up, i)])
+                .flatten()
+        })
+        .collect()
 }
 
 /// Every live node's drops, summed by reason.

@@ -741,7 +741,7 @@ impl World {
                 }
                 meshrouter::core::link::LinkEvent::Down(peer) => {
                     self.b_up = false;
-                    self.b_tree.remove_peer(&peer);
+                    self.b_tree.remove_peer(self.now, &peer);
                 }
             }
         }

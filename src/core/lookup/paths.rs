@@ -17,7 +17,10 @@ pub const LOOKUP_THROTTLE: Duration = Duration::from_secs(1);
 /// lost on a lossy link or during a link's rekey).
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(1);
 /// Broken-path reports make us look a target up again at most this often: a report is not
-/// authenticated, and a forger must not turn one flow into a stream of lookups.
+/// authenticated, and a forger must not turn one flow into a stream of lookups. A report whose
+/// lookup found the target somewhere else was true (the answer is signed by the target), and the
+/// next report may make a lookup after [`LOOKUP_THROTTLE`]: a destination whose subtree re-forms
+/// after a crash may move twice in a few seconds.
 pub const REPORT_LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
 /// Packets waiting for a lookup are dropped after this long.
 pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -104,6 +107,8 @@ impl Paths {
                 && let Some(t) = self.targets.get_mut(&target)
                 && t.last_report_lookup
                     .is_none_or(|l| now.saturating_since(l) >= REPORT_LOOKUP_INTERVAL)
+                && t.last_lookup
+                    .is_none_or(|l| now.saturating_since(l) >= LOOKUP_THROTTLE)
             {
                 t.last_report_lookup = Some(now);
                 t.last_lookup = Some(now);
@@ -200,6 +205,10 @@ impl Paths {
         key: PublicKey,
         coords: Vec<u64>,
     ) -> Vec<Vec<u8>> {
+        let moved = self
+            .paths
+            .get(&key)
+            .is_some_and(|p| p.broken && p.coords != coords);
         self.paths.insert(
             key,
             Path {
@@ -211,6 +220,9 @@ impl Paths {
         let Some(t) = self.targets.get_mut(&target) else {
             return Vec::new();
         };
+        if moved {
+            t.last_report_lookup = None;
+        }
         t.key = Some(key);
         t.nonce = None;
         let (ready, rest): (Vec<Waiting>, Vec<Waiting>) =
@@ -351,5 +363,51 @@ mod tests {
         }
         assert_eq!(sent, 600);
         assert!(lookups <= 13, "{lookups} lookups in 60 s");
+    }
+
+    /// A destination that moves twice a few seconds apart (its subtree re-forming after a crash):
+    /// the report after the first move's lookup found it elsewhere makes a lookup a second later,
+    /// not after `REPORT_LOOKUP_INTERVAL`.
+    #[test]
+    fn a_report_proved_true_lets_the_next_look_up_sooner() {
+        let key = NodeKey::from_seed(&[1; 32]).public_key();
+        let partial = PartialKey::canonical(&key);
+        let target = *partial.as_padded_key();
+        let mut paths = Paths::default();
+        let at = |ms: u64| Instant::from_micros(ms * 1000);
+        assert_eq!(
+            paths.route(at(0), partial, target, &[b"p"], 1),
+            Route::Lookup(1)
+        );
+        paths.found(at(0), target, key, vec![1, 2]);
+        paths.broken(&key);
+        assert!(matches!(
+            paths.route(at(10_000), partial, target, &[b"p"], 2),
+            Route::SendAndLookup(..)
+        ));
+        paths.found(at(10_050), target, key, vec![1, 3]);
+        paths.broken(&key);
+        assert!(
+            matches!(
+                paths.route(at(10_500), partial, target, &[b"p"], 3),
+                Route::Send(..)
+            ),
+            "within a second of the last lookup"
+        );
+        assert!(matches!(
+            paths.route(at(11_000), partial, target, &[b"p"], 4),
+            Route::SendAndLookup(..)
+        ));
+        // That one finds it where it was: the next report waits the whole interval.
+        paths.found(at(11_050), target, key, vec![1, 3]);
+        paths.broken(&key);
+        assert!(matches!(
+            paths.route(at(13_000), partial, target, &[b"p"], 5),
+            Route::Send(..)
+        ));
+        assert!(matches!(
+            paths.route(at(16_000), partial, target, &[b"p"], 6),
+            Route::SendAndLookup(..)
+        ));
     }
 }

@@ -711,7 +711,7 @@ impl Node {
         self.neighbors_dirty = true;
         self.events.push_back(Event::LinkDown(id, peer));
         if self.links.link_down(id, &peer) {
-            self.tree.remove_peer(&peer);
+            self.tree.remove_peer(self.now, &peer);
             self.lookup_limits.remove(&peer);
             self.report_limits.remove(&peer);
         }

@@ -55,6 +55,17 @@ pub const ROOT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const RESELECT_COALESCE: Duration = Duration::from_millis(20);
 /// A node moves to a merely shallower place only after its coordinates were stable this long.
 pub const SETTLE: Duration = Duration::from_secs(5);
+/// For this long after a peer's last link went down, a path through it is taken only if no other is
+/// on offer: if the peer crashed, its other neighbours notice about when we do, and until their news
+/// arrives every path we hold through it looks as good as before (a sibling under a crashed parent
+/// offers our old depth), and taking one only moves us again a moment later. If only our link to it
+/// failed, such a path is the best there is, and it is still taken when it is the only one.
+pub const GHOST_HOLD: Duration = Duration::from_secs(2);
+/// A node that was a root at least this long before a better root came takes over at once when that
+/// one is lost (see the module notes). Every node starts as a root of its own for a moment: that
+/// does not count, or each node whose parent crashed would root itself at once, and its subtree
+/// follow it, instead of detaching and finding the way back.
+pub const ROOT_ESTABLISHED: Duration = Duration::from_secs(10);
 /// Link cost assumed before the first RTT sample, in milliseconds.
 pub const UNKNOWN_COST: u64 = 1000;
 
@@ -82,6 +93,8 @@ pub struct Tree {
     lost: Option<select::Lost>,
     previous_root: Option<PublicKey>,
     reported_root: Option<PublicKey>,
+    /// When `reported_root` last changed.
+    root_since: Instant,
     refresh_at: Instant,
     outbox: VecDeque<(PublicKey, Message<'static>)>,
     events: VecDeque<TreeEvent>,
@@ -98,6 +111,11 @@ pub struct Tree {
     changed: bool,
     /// Our root, the sequence number of its announcement, and when we first held that announcement.
     root_heard: (PublicKey, u64, Instant),
+    /// While detached, the root we detached from.
+    detached_from: Option<PublicKey>,
+    /// Peers whose last link went down less than [`GHOST_HOLD`] ago, with when (at most one entry
+    /// per peer we had).
+    gone: Vec<(PublicKey, Instant)>,
 }
 
 impl Tree {
@@ -127,6 +145,7 @@ impl Tree {
             lost: None,
             previous_root: None,
             reported_root: None,
+            root_since: now,
             refresh_at: now + REFRESH,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -137,8 +156,10 @@ impl Tree {
             last_reselect: now - RESELECT_COALESCE,
             changed: false,
             root_heard: (me, seq_base, now),
+            gone: Vec::new(),
+            detached_from: None,
         };
-        tree.note_root();
+        tree.note_root(now);
         tree
     }
 
@@ -212,6 +233,7 @@ impl Tree {
         if self.peers.contains_key(&peer) || peer == self.me {
             return;
         }
+        self.gone.retain(|(k, _)| *k != peer);
         let port = self.free_port();
         let cost = cost_ms.map_or(UNKNOWN_COST, |c| c.max(1));
         self.peers.insert(peer, PeerTree::new(port, cost, rto, now));
@@ -229,9 +251,12 @@ impl Tree {
         }
     }
 
-    /// A peer's last link went down.
-    pub fn remove_peer(&mut self, peer: &PublicKey) {
+    /// A peer's last link went down at `now`.
+    pub fn remove_peer(&mut self, now: Instant, peer: &PublicKey) {
         if self.peers.remove(peer).is_some() {
+            self.gone
+                .retain(|(k, at)| k != peer && now < *at + GHOST_HOLD);
+            self.gone.push((*peer, now));
             self.dirty = true;
             self.changed = true;
         }
@@ -426,6 +451,9 @@ impl Tree {
         if let Standing::Detached(since) = self.standing {
             next = earliest(next, Some((since + HOLD_SELF).max(floor)));
         }
+        for (_, at) in &self.gone {
+            next = earliest(next, Some((*at + GHOST_HOLD).max(floor)));
+        }
         for peer in self.peers.values() {
             next = earliest(next, peer.next_retransmit(true));
         }
@@ -434,6 +462,10 @@ impl Tree {
 
     /// Remembers when our root's announcement last changed (it changes at least every [`REFRESH`]).
     fn note_root_heard(&mut self, now: Instant) {
+        if self.my_ancestry.detached {
+            // Still the root we lost: a silent one stays silent while we look for a way back.
+            return;
+        }
         let root = self.my_ancestry.root;
         let seq = self.store.get(&root).map_or(0, |a| a.seq);
         if (root, seq) != (self.root_heard.0, self.root_heard.1) {
@@ -455,6 +487,11 @@ impl Tree {
             Standing::Attached(p) => self.store.walk(&p).err() == Some(store::Walk::Incomplete),
             _ => false,
         };
+        let ghost = |a: &Ancestry| {
+            self.gone
+                .iter()
+                .any(|(k, at)| now < *at + GHOST_HOLD && a.contains(k))
+        };
         let candidates = self
             .peers
             .iter()
@@ -470,6 +507,7 @@ impl Tree {
                     cost: (ancestry.depth() as u64 + 1).saturating_mul(peer.cost),
                     since: peer.since,
                     signed: peer.sig_res.is_some(),
+                    ghost: ghost(&ancestry),
                 })
             })
             .collect();
@@ -483,6 +521,7 @@ impl Tree {
         if self.lost.is_some_and(|l| now >= l.since + HOLD_SAME) {
             self.lost = None;
         }
+        self.gone.retain(|(_, at)| now < *at + GHOST_HOLD);
         let (candidates, parent_incomplete) = self.candidates(now);
         if parent_incomplete {
             // Judge the parent when its whole chain is here; it is acknowledged and retransmitted.
@@ -496,6 +535,8 @@ impl Tree {
             my_depth: self.my_ancestry.depth(),
             candidates,
             lost: self.lost,
+            detached_from: self.detached_from,
+            fallback_root: self.previous_root,
             hold_same: HOLD_SAME,
             hold_self: HOLD_SELF,
             settled: now >= self.coords_changed_at + SETTLE,
@@ -508,6 +549,7 @@ impl Tree {
             Action::Attach(parent) => self.attach(now, node, rng, parent),
             Action::BecomeRoot => self.become_root(now, node, rng, false),
             Action::Detach => {
+                self.detached_from = self.reported_root;
                 if self.previous_root == Some(self.me) {
                     self.become_root(now, node, rng, false);
                 } else {
@@ -524,6 +566,7 @@ impl Tree {
         };
         let announce = info::sign_child(node, parent, res.seq, res.nonce, res.port, res.psig);
         self.standing = Standing::Attached(parent);
+        self.detached_from = None;
         self.publish(now, rng, announce);
     }
 
@@ -532,6 +575,7 @@ impl Tree {
         self.standing = if detached {
             Standing::Detached(now)
         } else {
+            self.detached_from = None;
             Standing::Root
         };
         self.publish(now, rng, announce);
@@ -580,12 +624,12 @@ impl Tree {
             }
             self.my_ancestry = a;
         }
-        self.note_root();
+        self.note_root(now);
         self.note_root_heard(now);
     }
 
     /// Tracks root changes: remembers a superseded root as the fallback and reports the change.
-    fn note_root(&mut self) {
+    fn note_root(&mut self, now: Instant) {
         let root = self.root();
         if root == self.reported_root {
             return;
@@ -593,9 +637,11 @@ impl Tree {
         if let (Some(old), Some(new)) = (self.reported_root, root)
             && new < old
         {
-            self.previous_root = Some(old);
+            let brief = old == self.me && now < self.root_since + ROOT_ESTABLISHED;
+            self.previous_root = (!brief).then_some(old);
         }
         self.reported_root = root;
+        self.root_since = now;
         self.events.push_back(TreeEvent::RootChanged(root));
     }
 }

@@ -37,6 +37,9 @@ pub(super) struct Candidate {
     pub(super) since: Instant,
     /// Whether we hold its parent signature for our next announcement (needed to attach).
     pub(super) signed: bool,
+    /// Whether its path runs through a peer whose link just went down (`GHOST_HOLD`): taken only
+    /// when nothing else is on offer.
+    pub(super) ghost: bool,
 }
 
 /// Everything [`decide`] looks at.
@@ -51,6 +54,11 @@ pub(super) struct Situation {
     pub(super) candidates: Vec<Candidate>,
     /// A root lost less than `hold_same` ago.
     pub(super) lost: Option<Lost>,
+    /// While detached: the root we detached from.
+    pub(super) detached_from: Option<PublicKey>,
+    /// The root we had before the one we lost, if it was superseded by a better one (taken back at
+    /// once when that one leaves).
+    pub(super) fallback_root: Option<PublicKey>,
     pub(super) hold_same: Duration,
     pub(super) hold_self: Duration,
     /// Our coordinates have not changed for a while.
@@ -118,10 +126,15 @@ pub(super) fn decide(s: &Situation) -> Decision {
         depth: s.my_depth,
     });
     let lost = new_lost.or(s.lost);
-    let best = s
+    let feasible: Vec<&Candidate> = s
         .candidates
         .iter()
         .filter(|c| feasible(c, lost.as_ref(), s.now, s.hold_same))
+        .collect();
+    let real = feasible.iter().any(|c| !c.ghost);
+    let best = feasible
+        .into_iter()
+        .filter(|c| !(real && c.ghost))
         .min_by_key(|c| rank(c));
     let attach = |c: &Candidate| {
         if c.signed {
@@ -140,7 +153,23 @@ pub(super) fn decide(s: &Situation) -> Decision {
             _ => Action::Stay,
         },
         (Standing::Attached(_), None) => Action::Stay,
-        (Standing::Detached(_), Some(b)) => attach(b),
+        // A better root than the one lost is taken at once, and so is the one before it (a better
+        // root that joined has left); a worse one only once we would root ourselves: a node that
+        // just restarted is a root of its own for a moment, and a detached subtree that followed it
+        // would change root twice for nothing.
+        (Standing::Detached(since), Some(b)) => {
+            let worse =
+                s.detached_from.is_some_and(|r| b.root > r) && Some(b.root) != s.fallback_root;
+            if !worse {
+                attach(b)
+            } else if s.now < since + s.hold_self {
+                Action::Stay
+            } else if b.root < s.me {
+                attach(b)
+            } else {
+                Action::BecomeRoot
+            }
+        }
         (Standing::Detached(since), None) if s.now >= since + s.hold_self => Action::BecomeRoot,
         (Standing::Detached(_), None) => Action::Stay,
     };
@@ -166,6 +195,7 @@ mod tests {
             cost,
             since: Instant::ZERO,
             signed: true,
+            ghost: false,
         }
     }
 
@@ -183,6 +213,8 @@ mod tests {
             my_depth,
             candidates,
             lost: None,
+            detached_from: None,
+            fallback_root: None,
             hold_same: Duration::from_secs(1),
             hold_self: Duration::from_secs(4),
             settled: true,
@@ -248,6 +280,44 @@ mod tests {
             vec![cand(3, 1, 5, 9), cand(4, 7, 6, 50)],
         );
         assert_eq!(decide(&s).action, Action::Attach(key(4)));
+    }
+
+    #[test]
+    fn a_path_through_a_peer_just_gone_is_taken_only_if_nothing_else_is_on_offer() {
+        let mut ghost = cand(3, 1, 3, 6);
+        ghost.ghost = true;
+        let s = situation(
+            Standing::Attached(key(2)),
+            Some(1),
+            3,
+            vec![ghost, cand(4, 1, 3, 90)],
+        );
+        assert_eq!(decide(&s).action, Action::Attach(key(4)));
+        let s = situation(Standing::Attached(key(2)), Some(1), 3, vec![ghost]);
+        assert_eq!(decide(&s).action, Action::Attach(key(3)));
+    }
+
+    #[test]
+    fn a_detached_node_takes_a_worse_root_only_when_it_would_root_itself() {
+        let since = Instant::from_micros(9_000_000);
+        let mut s = situation(Standing::Detached(since), None, 0, vec![cand(3, 70, 1, 5)]);
+        s.detached_from = Some(key(1));
+        assert_eq!(
+            decide(&s).action,
+            Action::Stay,
+            "a restarted peer's own root"
+        );
+        s.candidates.push(cand(4, 1, 4, 9));
+        assert_eq!(
+            decide(&s).action,
+            Action::Attach(key(4)),
+            "the lost root again"
+        );
+        s.candidates = vec![cand(3, 20, 1, 5)];
+        s.now = since + Duration::from_secs(4);
+        assert_eq!(decide(&s).action, Action::Attach(key(3)), "after the hold");
+        s.candidates = vec![cand(3, 70, 1, 5)];
+        assert_eq!(decide(&s).action, Action::BecomeRoot, "worse than us");
     }
 
     #[test]

@@ -214,3 +214,18 @@ fn new_announcements_from_one_peer_are_verified_within_its_budget() {
         .sum();
     assert_eq!(acked, 200);
 }
+
+/// Our parent's link goes down: a node that roots itself for a moment at start is not taken for
+/// the root before the one it lost, so it detaches (and its subtree with it) instead of becoming a
+/// root that its subtree follows.
+#[test]
+fn losing_the_parent_detaches_rather_than_rooting_a_node_that_was_a_root_only_at_start() {
+    let (mut tree, me, mut rng, t1, _) = attached();
+    let (_, parent, _) = keys();
+    let t2 = t1 + Duration::from_secs(1);
+    tree.remove_peer(t2, &parent.public_key());
+    tree.handle_timeout(t2, &me, &mut rng);
+    assert_eq!(tree.root(), None, "detached");
+    tree.handle_timeout(t2 + HOLD_SELF, &me, &mut rng);
+    assert_eq!(tree.root(), Some(me.public_key()), "a root after the hold");
+}
