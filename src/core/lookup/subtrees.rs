@@ -31,9 +31,10 @@
 //!
 //! - For [`SETTLE`] after our coordinates last changed (and after start), a child's set is used as
 //!   it comes.
-//! - After that, each child's changes are *damped*. In time: they are taken at most once per gap,
-//!   which starts at [`TAKE_GAP_MIN`], doubles with each take up to [`TAKE_GAP_MAX`] and halves for
-//!   each gap without one, so a child that changes all the time puts a delta on each link to the root
+//! - After that, each child's changes are *damped*. In time: after [`TAKE_FREE`] takes, they are
+//!   taken at most once per gap, which starts at [`TAKE_GAP_MIN`], doubles with each take up to
+//!   [`TAKE_GAP_MAX`] and halves for each gap without one (the free takes come back after a longest
+//!   gap without one), so a child that changes all the time puts a delta on each link to the root
 //!   every 32 s, and what changed in between goes as one (a tag added then removed before its turn
 //!   never shows; one removed then added back never left). And in tags: a take costs the tags it adds
 //!   or removes plus [`CHANGE_COST`] (what a delta's header and framing cost in bytes, about). Adds: a
@@ -92,6 +93,10 @@ pub const TAKE_GAP_MIN: Duration = Duration::from_millis(250);
 /// that changes all the time gets a take (one delta up each ancestor link) every 32 s; one that
 /// forms its subtree gets a few in its first seconds; one that changes now and then, each at once.
 pub const TAKE_GAP_MAX: Duration = Duration::from_secs(32);
+/// Takes that wait for no gap, once settled, before the gaps begin; all of them come back after
+/// [`TAKE_GAP_MAX`] without a take. The moves that reshape a forming tree come in waves (a node moves
+/// to a shallower place once its place was still for 5 s), and one may fall when the damping starts.
+pub const TAKE_FREE: u32 = 16;
 /// Deltas sent to the parent and not yet acknowledged, at most.
 pub const WINDOW: usize = 32;
 /// Tags held for one child at most (a subtree of a quarter million nodes).
@@ -157,6 +162,8 @@ struct Received {
     /// When a take may next happen once settled, and the gap after it (see [`TAKE_GAP_MIN`]).
     next_take: Instant,
     gap: Duration,
+    /// Takes left that wait for no gap (see [`TAKE_FREE`]).
+    free: u32,
 }
 
 impl Received {
@@ -173,6 +180,7 @@ impl Received {
             shrink: TokenBucket::new(SHRINK_RATE, SHRINK_BURST, now),
             next_take: now,
             gap: TAKE_GAP_MIN,
+            free: TAKE_FREE,
         }
     }
 
@@ -261,14 +269,24 @@ impl Received {
             take_within(bucket, now, SHRINK_BURST, waiting, false, changes);
         }
         if changes.len() > before {
-            // Quiet since the last take's gap ended: the gap halves for each gap of quiet.
+            // Quiet since the last take's gap ended: the gap halves for each gap of quiet, and a
+            // longest gap of quiet gives back the free takes.
             let mut quiet = now.saturating_since(self.next_take);
+            if quiet >= TAKE_GAP_MAX {
+                self.free = TAKE_FREE;
+                self.gap = TAKE_GAP_MIN;
+            }
             while quiet >= self.gap && self.gap > TAKE_GAP_MIN {
                 quiet -= self.gap;
                 self.gap = (self.gap / 2).max(TAKE_GAP_MIN);
             }
-            self.next_take = now + self.gap;
-            self.gap = (self.gap * 2).min(TAKE_GAP_MAX);
+            if self.free > 0 {
+                self.free -= 1;
+                self.next_take = now;
+            } else {
+                self.next_take = now + self.gap;
+                self.gap = (self.gap * 2).min(TAKE_GAP_MAX);
+            }
         }
     }
 
