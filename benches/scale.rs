@@ -121,6 +121,9 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let mut sent: Vec<(usize, Vec<u8>)> = Vec::new();
     // Packets sent while the churn had cut the mesh between their ends (none can arrive).
     let mut cut_off = std::collections::BTreeSet::new();
+    // With SCALE_DEBUG: what the source knew of each packet's destination when it sent it.
+    let debug = std::env::var_os("SCALE_DEBUG").is_some();
+    let mut send_state: std::collections::BTreeMap<u32, &str> = Default::default();
     let mut delivered = 0usize;
     let mut next_churn = start;
     let mut next_send = start;
@@ -165,6 +168,25 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
                 if reach[a] != reach[b] {
                     cut_off.insert(seq);
                 }
+                if debug {
+                    let known = sim
+                        .node(a)
+                        .and_then(|x| x.paths().get(&sim.key(b)).cloned());
+                    let actual = sim.node(b).map(|x| x.tree().coords().clone());
+                    let state = match known {
+                        None => "no path",
+                        Some(p) if Some(&p.coords) == actual.as_ref() => {
+                            if p.broken {
+                                "right path, reported"
+                            } else {
+                                "right path"
+                            }
+                        }
+                        Some(p) if p.broken => "stale path, reported",
+                        Some(_) => "stale path",
+                    };
+                    send_state.insert(seq, state);
+                }
                 let payload = seq.to_be_bytes().to_vec();
                 sim.send_packet(a, b, &payload);
                 sent.push((b, ipv6_packet(sim.key(a), sim.key(b), &payload)));
@@ -206,6 +228,22 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
             _ => 3,
         };
         streaks[bucket] += j - i;
+        if bucket == 3 && debug {
+            let (flow, second) = lost[i];
+            let states: Vec<&str> = (i..j)
+                .map(|k| {
+                    send_state
+                        .get(&(lost[k].1 * 100 + lost[k].0 + 1))
+                        .copied()
+                        .unwrap_or("?")
+                })
+                .collect();
+            eprintln!(
+                "  flow {flow} {:?}: lost {} from second {second}: {states:?}",
+                flows[flow as usize],
+                j - i
+            );
+        }
         i = j;
     }
     eprintln!(
