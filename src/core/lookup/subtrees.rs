@@ -140,6 +140,11 @@ fn take_within(
     }
 }
 
+/// About what a delta held in memory costs: its two vectors' headers and their tags.
+fn delta_heap_bytes(d: &SubtreeDelta) -> usize {
+    48 + 4 * (d.added.capacity() + d.removed.capacity())
+}
+
 /// What a child told us, and what of it we use ("held"): `latest` without `missing`, plus `extra`.
 struct Received {
     /// The version of `latest`.
@@ -306,11 +311,7 @@ impl Received {
 
     fn heap_bytes(&self) -> usize {
         // A hash set slot: the tag and a control byte; a B-tree entry about 6 bytes.
-        let early: usize = self
-            .early
-            .values()
-            .map(|d| 48 + 4 * (d.added.len() + d.removed.len()))
-            .sum();
+        let early: usize = self.early.values().map(delta_heap_bytes).sum();
         5 * self.latest.capacity() + 6 * (self.missing.len() + self.extra.len()) + early
     }
 }
@@ -439,11 +440,7 @@ impl Upstream {
     }
 
     fn heap_bytes(&self) -> usize {
-        let chain: usize = self
-            .chain
-            .iter()
-            .map(|d| 48 + 4 * (d.added.capacity() + d.removed.capacity()))
-            .sum();
+        let chain: usize = self.chain.iter().map(delta_heap_bytes).sum();
         // A B-tree entry: the tag, the flag and about a third again for the nodes.
         chain + 8 * self.pending.len()
     }
