@@ -7,7 +7,9 @@
 //! `SCALE_CHURN_MINUTES=M` then runs M simulated minutes of churn on the same mesh (1 % of the nodes
 //! leave and 1 % join a minute) while 100 flows send a packet a second, and prints their delivery,
 //! root changes and control traffic.
-//! It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
+//! Signatures and key agreement are replaced by an insecure stand-in
+//! ([`meshrouter::core::crypto_stand_in`]) unless `SCALE_REAL_CRYPTO=1`: authenticity is not what
+//! this measures. It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -542,6 +544,16 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
+    // Authenticity is not what this measures: signatures and key agreement are replaced by a cheap,
+    // insecure stand-in (a third of the time at 10 000 nodes) unless SCALE_REAL_CRYPTO is set.
+    if std::env::var_os("SCALE_REAL_CRYPTO").is_none() {
+        meshrouter::core::crypto_stand_in::enable();
+        eprintln!(
+            "signatures and key agreement: insecure stand-in (SCALE_REAL_CRYPTO=1 for real ones)"
+        );
+    } else {
+        eprintln!("signatures and key agreement: real (Ed25519, X25519)");
+    }
     println!(
         "| nodes | topology | links | one root, stable tree (simulated) | idle control per link | bytes and lookup messages per new destination | first packet p50 / p99 | within 1 s | memory per node | to one root (wall) | whole run (wall) |"
     );

@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod admission;
+pub mod crypto_stand_in;
 pub mod firewall;
 pub mod identity;
 pub mod lan;

@@ -154,7 +154,11 @@ impl Ephemeral {
     /// Builds the pair from 32 random bytes.
     pub fn from_random(bytes: [u8; 32]) -> Self {
         let secret = StaticSecret::from(bytes);
-        let public = XPublic::from(&secret).to_bytes();
+        let public = if crate::core::crypto_stand_in::enabled() {
+            crate::core::crypto_stand_in::ephemeral_public(&bytes)
+        } else {
+            XPublic::from(&secret).to_bytes()
+        };
         Self { secret, public }
     }
 }
@@ -338,17 +342,28 @@ pub fn derive_keys(
     } else {
         init.ephemeral
     };
-    let shared = ephemeral.secret.diffie_hellman(&XPublic::from(remote));
-    if !shared.was_contributory() {
-        return Err(HandshakeError::WeakEphemeral);
-    }
+    let stand_in;
+    let real;
+    let shared: &[u8; 32] = if crate::core::crypto_stand_in::enabled() {
+        stand_in = Zeroizing::new(crate::core::crypto_stand_in::shared_secret(
+            &ephemeral.public,
+            &remote,
+        ));
+        &stand_in
+    } else {
+        real = ephemeral.secret.diffie_hellman(&XPublic::from(remote));
+        if !real.was_contributory() {
+            return Err(HandshakeError::WeakEphemeral);
+        }
+        real.as_bytes()
+    };
     let transcript: [u8; 32] = Sha256::new()
         .chain_update(psk.domain.keys)
         .chain_update(init.encode())
         .chain_update(response.encode())
         .finalize()
         .into();
-    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&psk.key[..]), shared.as_bytes());
+    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&psk.key[..]), shared);
     let mut okm = Zeroizing::new([0u8; 64]);
     hkdf.expand(&transcript, &mut okm[..])
         .map_err(|_| HandshakeError::WeakEphemeral)?;

@@ -3,7 +3,7 @@
 
 // foldhash (randomly seeded) rather than SipHash: the map is read after every event to find the next
 // retransmission, and only a minimum is taken from it, so its order never shows.
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 use std::time::Duration;
 
 use crate::core::identity::PublicKey;
@@ -34,6 +34,72 @@ pub(super) struct Sent {
     pub(super) acked: bool,
 }
 
+/// Announcements sent to one peer, by node, with a count of those not yet acknowledged: the next
+/// retransmission is asked for after every event, and with everything acknowledged (a settled tree)
+/// the answer is known without looking at each of the tens of entries.
+#[derive(Debug, Default)]
+pub(super) struct SentLog {
+    by_node: HashMap<PublicKey, Sent>,
+    unacked: usize,
+}
+
+impl SentLog {
+    pub(super) fn get(&self, key: &PublicKey) -> Option<&Sent> {
+        self.by_node.get(key)
+    }
+
+    pub(super) fn insert(&mut self, key: PublicKey, sent: Sent) {
+        let was_unacked = self.by_node.insert(key, sent).is_some_and(|s| !s.acked);
+        self.unacked = self.unacked + usize::from(!sent.acked) - usize::from(was_unacked);
+    }
+
+    pub(super) fn remove(&mut self, key: &PublicKey) {
+        if self.by_node.remove(key).is_some_and(|s| !s.acked) {
+            self.unacked -= 1;
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.by_node.clear();
+        self.unacked = 0;
+    }
+
+    /// Keeps the entries `keep` approves of.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&PublicKey, &Sent) -> bool) {
+        let unacked = &mut self.unacked;
+        self.by_node.retain(|k, s| {
+            let kept = keep(k, s);
+            if !kept && !s.acked {
+                *unacked -= 1;
+            }
+            kept
+        });
+    }
+
+    /// Marks the announcement of `key` at `seq` acknowledged (an older or newer one stays as it is).
+    fn ack(&mut self, key: &PublicKey, seq: u64) {
+        if let Some(s) = self.by_node.get_mut(key)
+            && s.seq == seq
+            && !s.acked
+        {
+            s.acked = true;
+            self.unacked -= 1;
+        }
+    }
+
+    /// When the oldest unacknowledged announcement was sent.
+    fn oldest_unacked(&self) -> Option<Instant> {
+        if self.unacked == 0 {
+            return None;
+        }
+        self.by_node
+            .values()
+            .filter(|s| !s.acked)
+            .map(|s| s.at)
+            .min()
+    }
+}
+
 /// Tree state of one peer.
 #[derive(Debug)]
 pub(super) struct PeerTree {
@@ -50,7 +116,7 @@ pub(super) struct PeerTree {
     /// When our current request was last sent to this peer.
     pub(super) req_sent: Option<Instant>,
     /// Announcements sent to the peer, by node.
-    pub(super) sent: HashMap<PublicKey, Sent>,
+    pub(super) sent: SentLog,
     /// Announcements received from the peer and not yet acknowledged.
     pub(super) acks: Vec<(PublicKey, u64)>,
     /// Signature checks of new announcements this peer may make us do (two each).
@@ -72,7 +138,7 @@ impl PeerTree {
             since: now,
             sig_res: None,
             req_sent: None,
-            sent: HashMap::new(),
+            sent: SentLog::default(),
             acks: Vec::new(),
             verify_budget: TokenBucket::new(ANNOUNCE_VERIFY_RATE, ANNOUNCE_VERIFY_BURST, now),
             sig_req: None,
@@ -93,26 +159,63 @@ impl PeerTree {
 
     /// Records an acknowledgement.
     pub(super) fn acked(&mut self, key: &PublicKey, seq: u64) {
-        if let Some(s) = self.sent.get_mut(key)
-            && s.seq == seq
-        {
-            s.acked = true;
-        }
+        self.sent.ack(key, seq);
     }
 
     /// Returns when a retransmission to this peer is next due.
     pub(super) fn next_retransmit(&self, request_pending: bool) -> Option<Instant> {
-        let unacked = self
-            .sent
-            .values()
-            .filter(|s| !s.acked)
-            .map(|s| s.at + self.rto)
-            .min();
+        let unacked = self.sent.oldest_unacked().map(|at| at + self.rto);
         let request = if request_pending && self.sig_res.is_none() {
             self.req_sent.map(|t| t + self.rto)
         } else {
             None
         };
         earliest(unacked, request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> PublicKey {
+        PublicKey::from_bytes([n; 32])
+    }
+
+    fn sent(seq: u64, at_ms: u64, acked: bool) -> Sent {
+        Sent {
+            seq,
+            parent: key(0),
+            at: Instant::ZERO + Duration::from_millis(at_ms),
+            acked,
+        }
+    }
+
+    #[test]
+    fn the_oldest_unacknowledged_announcement_follows_every_change_of_the_log() {
+        let mut log = SentLog::default();
+        let at = |ms| Some(Instant::ZERO + Duration::from_millis(ms));
+        log.insert(key(1), sent(1, 10, false));
+        log.insert(key(2), sent(1, 20, false));
+        log.insert(key(3), sent(1, 5, true));
+        assert_eq!(log.oldest_unacked(), at(10));
+        log.ack(&key(1), 2); // another version: stays unacknowledged
+        assert_eq!(log.oldest_unacked(), at(10));
+        log.ack(&key(1), 1);
+        log.ack(&key(1), 1); // twice counts once
+        assert_eq!(log.oldest_unacked(), at(20));
+        log.insert(key(2), sent(2, 30, true)); // replaced by an acknowledged one
+        assert_eq!(log.oldest_unacked(), None);
+        log.insert(key(3), sent(2, 40, false));
+        log.insert(key(4), sent(1, 50, false));
+        log.retain(|k, _| *k != key(3));
+        assert_eq!(log.oldest_unacked(), at(50));
+        log.remove(&key(4));
+        assert_eq!(log.oldest_unacked(), None);
+        log.insert(key(5), sent(1, 60, false));
+        log.clear();
+        assert_eq!(log.oldest_unacked(), None);
+        log.insert(key(5), sent(1, 70, false));
+        assert_eq!(log.oldest_unacked(), at(70));
     }
 }
