@@ -55,6 +55,13 @@ fn code_lines(path: &Path) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The one exception: the simulator hands a time window's nodes, whose events are independent, to
+/// threads, and applies what they did in node order, so threads never change a run
+/// (`tests/sim_basic.rs` checks that).
+fn allowed(file: &Path, needle: &str) -> bool {
+    needle == "std::thread" && file.ends_with("src/sim/parallel.rs")
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -68,7 +75,7 @@ fn sans_io_code_does_no_io_and_reads_no_clock_or_global_rng() {
         for file in files {
             for (line_no, line) in code_lines(&file) {
                 for needle in FORBIDDEN {
-                    if line.contains(needle) {
+                    if line.contains(needle) && !allowed(&file, needle) {
                         violations.push(format!(
                             "{}:{line_no}: `{needle}` in: {}",
                             file.display(),

@@ -35,3 +35,48 @@ fn line_of_ten() {
     assert_eq!(sim.take_delivered(9).len(), 1);
     assert_eq!(sim.take_delivered(0).len(), 1);
 }
+
+/// Threads handle a window's nodes side by side; what they did is applied in node order, so the
+/// number of threads must change nothing: the same events, bytes on every wire, trees and roots.
+#[test]
+fn threads_change_nothing_in_a_run() {
+    let n = 400;
+    let mut rng = meshrouter::core::rng::Rng::from_seed([3; 32]);
+    let edges = topology::random(n, 4.0, &mut rng);
+    let run = |threads: usize| {
+        let mut sim = Sim::new(5);
+        sim.set_threads(threads);
+        for _ in 0..n {
+            sim.add_node();
+        }
+        for &(a, b) in &edges {
+            sim.connect(a, b, WireParams::default());
+        }
+        sim.run_until(Instant::from_micros(3_000_000));
+        sim.send_packet(0, n - 1, b"across");
+        sim.run_for(Duration::from_secs(1));
+        let wires: Vec<[u64; 2]> = (0..edges.len()).map(|w| sim.wire_bytes(w)).collect();
+        let trees: Vec<_> = (0..n)
+            .map(|i| {
+                let node = sim.node(i).unwrap();
+                (
+                    node.tree().coords().clone(),
+                    sim.sim_node(i).root_changes.clone(),
+                )
+            })
+            .collect();
+        let delivered = sim.take_delivered(n - 1).len();
+        (
+            (sim.events_handled(), wires, trees, delivered),
+            sim.threaded_windows(),
+        )
+    };
+    let (one, on_one) = run(1);
+    let (two, on_two) = run(2);
+    let (four, _) = run(4);
+    assert_eq!(on_one, 0);
+    assert!(on_two > 10, "only {on_two} windows went to threads");
+    assert_eq!(one.3, 1, "the packet across did not arrive");
+    assert!(one == two, "two threads changed the run");
+    assert!(one == four, "four threads changed the run");
+}

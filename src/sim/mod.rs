@@ -7,6 +7,8 @@
 
 mod adversary;
 pub mod crdt;
+mod node;
+mod parallel;
 mod service;
 pub mod topology;
 mod wire;
@@ -17,13 +19,15 @@ use std::io::Write;
 use std::time::Duration;
 
 pub use self::adversary::Misbehaviour;
+pub use self::node::SimNode;
+use self::node::{Network, Output, Pending};
 pub use self::service::SimService;
 use self::wire::Wire;
 pub use self::wire::WireParams;
 use crate::core::address::node_address;
 use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::link::LinkParams;
-use crate::core::node::{Delivery, Event, LinkId, Node, NodeConfig};
+use crate::core::node::{Delivery, Node, NodeConfig};
 use crate::core::rng::Rng;
 use crate::core::time::{Instant, earliest};
 
@@ -40,41 +44,11 @@ pub fn ipv6_packet(src: PublicKey, dst: PublicKey, payload: &[u8]) -> Vec<u8> {
     packet
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Pending {
-    /// A datagram arrives at `node` over `wire`.
-    Datagram {
-        node: usize,
-        wire: usize,
-        bytes: Vec<u8>,
-    },
-    /// A node's timer, valid only if its generation still matches.
-    Timer { node: usize, generation: u64 },
-    /// The adversary at `node` acts.
-    Adversary { node: usize },
-}
+/// One node's share of a window: its index, the node, its events in order, what they produced.
+type NodeWork<'a> = (usize, &'a mut SimNode, Vec<(Instant, Pending)>, Output);
 
-/// One simulated router.
-pub struct SimNode {
-    seed: [u8; 32],
-    node: Option<Node>,
-    key: PublicKey,
-    links: HashMap<LinkId, usize>,
-    timer_generation: u64,
-    /// Time of the last timer firing and how often it fired at that same instant (a busy-loop guard).
-    last_timer: Option<Instant>,
-    spins: u32,
-    /// Every payload delivered to this node, in order.
-    pub delivered: Vec<(Instant, Delivery)>,
-    /// Every root change, with its time.
-    pub root_changes: Vec<(Instant, Option<PublicKey>)>,
-    /// Every trace hop this node's probes brought ([`Event::TraceHop`]), with its time.
-    pub trace_hops: Vec<(Instant, Event)>,
-    /// A service running beside the router (it outlives crashes, like a disk).
-    service: Option<Box<dyn SimService>>,
-    /// What this node does wrong on purpose, if anything.
-    adversary: Option<adversary::Adversary>,
-}
+/// Events in a window below which its nodes are handled on one thread (starting threads costs more).
+const PARALLEL_MIN_EVENTS: usize = 256;
 
 /// The simulated network.
 pub struct Sim {
@@ -84,9 +58,19 @@ pub struct Sim {
     nodes: Vec<SimNode>,
     wires: Vec<Wire>,
     queue: BinaryHeap<Reverse<(Instant, u64, Pending)>>,
+    /// Adversaries' turns: (when, sequence, node). A turn reads every node, so it is taken alone,
+    /// between windows.
+    adversary_turns: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     sequence: u64,
+    /// The shortest one-way latency of any wire: how far a window may reach (see `run_until`).
+    min_latency: Duration,
+    /// Threads that handle a window's nodes (`MESHROUTER_SIM_THREADS`; the machine's cores by
+    /// default, at most 8).
+    threads: usize,
     /// Events handled so far (datagrams, timers, adversary turns), for the scale benchmark.
     handled: u64,
+    /// Windows handled on more than one thread.
+    threaded_windows: u64,
     trace: Option<std::fs::File>,
 }
 
@@ -105,8 +89,16 @@ impl Sim {
             nodes: Vec::new(),
             wires: Vec::new(),
             queue: BinaryHeap::new(),
+            adversary_turns: BinaryHeap::new(),
             sequence: 0,
+            min_latency: Duration::MAX,
+            threads: std::env::var("MESHROUTER_SIM_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(parallel::default_threads)
+                .clamp(1, 8),
             handled: 0,
+            threaded_windows: 0,
             trace,
         }
     }
@@ -166,14 +158,17 @@ impl Sim {
     /// Adds a node whose key derives from `seed`.
     pub fn add_node_with_seed(&mut self, seed: [u8; 32]) -> usize {
         let key = NodeKey::from_seed(&seed).public_key();
+        let rng = Rng::from_seed(self.rng.bytes32());
         self.nodes.push(SimNode {
             seed,
             node: None,
             key,
             links: HashMap::new(),
             timer_generation: 0,
+            timer_at: None,
             last_timer: None,
             spins: 0,
+            rng,
             delivered: Vec::new(),
             root_changes: Vec::new(),
             trace_hops: Vec::new(),
@@ -228,6 +223,7 @@ impl Sim {
 
     /// Joins two nodes with an emulated link; both ends initiate handshakes.
     pub fn connect(&mut self, a: usize, b: usize, params: WireParams) -> usize {
+        self.min_latency = self.min_latency.min(params.latency);
         self.wires.push(Wire {
             ends: [(a, None), (b, None)],
             params,
@@ -267,6 +263,12 @@ impl Sim {
     /// Changes how a wire behaves from now on.
     pub fn set_params(&mut self, w: usize, params: WireParams) {
         self.wires[w].params = params;
+        self.min_latency = self
+            .wires
+            .iter()
+            .map(|w| w.params.latency)
+            .min()
+            .unwrap_or(Duration::MAX);
     }
 
     /// Cuts a wire: everything sent on it is lost until [`restore`](Self::restore).
@@ -309,6 +311,7 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].node = None;
         self.nodes[i].timer_generation += 1;
+        self.nodes[i].timer_at = None;
         for w in 0..self.wires.len() {
             for side in 0..2 {
                 if self.wires[w].ends[side].0 == i {
@@ -324,7 +327,9 @@ impl Sim {
         let seed = self.rng.bytes32();
         self.nodes[i].adversary = Some(adversary::Adversary::new(misbehaviour, seed));
         self.log(format_args!("node {i} misbehaves: {misbehaviour:?}"));
-        self.push(self.now, Pending::Adversary { node: i });
+        self.sequence += 1;
+        self.adversary_turns
+            .push(Reverse((self.now, self.sequence, i)));
     }
 
     /// Starts a crashed node again with the same key.
@@ -402,90 +407,35 @@ impl Sim {
         self.after(from);
     }
 
-    /// Drains a node's output into the network and reschedules its timer.
+    /// Drains a node's output into the network and reschedules its timer (outside any window).
     fn after(&mut self, i: usize) {
         let now = self.now;
-        let sim_node = &mut self.nodes[i];
-        let Some(node) = &mut sim_node.node else {
-            return;
+        let net = Network {
+            wires: &self.wires,
+            trace: self.trace.is_some(),
+            seed: self.seed,
         };
-        let mut transmits = Vec::new();
-        let mut events = Vec::new();
-        loop {
-            while let Some(t) = node.poll_transmit() {
-                transmits.push(t);
-            }
-            let first_new = events.len();
-            while let Some(e) = node.poll_event() {
-                events.push(e);
-            }
-            let mut sent = false;
-            if let Some(service) = &mut sim_node.service {
-                for e in &events[first_new..] {
-                    service.handle_event(now, e);
-                }
-                while let Some(d) = node.poll_deliver() {
-                    if let Some(d) = service.handle_delivery(now, d) {
-                        sim_node.delivered.push((now, d));
-                    }
-                }
-                while let Some((dest, port, payload)) = service.poll_send() {
-                    node.send_service(now, dest, port, &payload);
-                    sent = true;
-                }
-            } else {
-                while let Some(d) = node.poll_deliver() {
-                    sim_node.delivered.push((now, d));
-                }
-            }
-            if !sent {
-                break;
+        let mut out = Output::default();
+        self.nodes[i].after(i, now, now, net, &mut out, &mut None);
+        self.apply(out);
+    }
+
+    /// Applies what handling a node's events did to the network.
+    fn apply(&mut self, out: Output) {
+        for (w, side, bytes) in out.bytes {
+            self.wires[w].bytes[side] += bytes;
+        }
+        if let Some(f) = &mut self.trace {
+            for line in &out.logs {
+                let _ = writeln!(f, "{line}");
             }
         }
-        let deadline = earliest(
-            node.poll_timeout(),
-            sim_node.service.as_ref().and_then(|s| s.poll_timeout()),
-        );
-        for event in events {
-            if let Event::RootChanged(root) = event {
-                self.nodes[i].root_changes.push((self.now, root));
-            }
-            if let Event::TraceHop { .. } = event {
-                self.nodes[i].trace_hops.push((self.now, event.clone()));
-            }
-            self.log(format_args!("node {i}: {event:?}"));
+        for (at, pending) in out.pushes {
+            self.push(at, pending);
         }
-        for t in transmits {
-            let Some(&w) = self.nodes[i].links.get(&t.link) else {
-                continue;
-            };
-            let side = usize::from(self.wires[w].ends[0].0 != i);
-            self.wires[w].bytes[side] += t.payload.len() as u64;
-            if !self.wires[w].up {
-                continue;
-            }
-            let to = self.wires[w].ends[1 - side].0;
-            for delay in self.wires[w].params.delays(t.payload.len(), &mut self.rng) {
-                self.push(
-                    self.now + delay,
-                    Pending::Datagram {
-                        node: to,
-                        wire: w,
-                        bytes: t.payload.clone(),
-                    },
-                );
-            }
-        }
-        self.nodes[i].timer_generation += 1;
-        if let Some(at) = deadline {
-            let generation = self.nodes[i].timer_generation;
-            self.push(
-                at.max(self.now),
-                Pending::Timer {
-                    node: i,
-                    generation,
-                },
-            );
+        self.handled += out.handled;
+        if let Some(last) = out.last {
+            self.now = self.now.max(last);
         }
     }
 
@@ -514,89 +464,146 @@ impl Sim {
     }
 
     /// Runs the network until virtual time `until`.
+    ///
+    /// Time advances in windows as long as the shortest wire's latency: nothing a node sends within a
+    /// window arrives before the window ends, so each node's events in it depend on nothing but the
+    /// node itself, and the nodes are handled side by side, on [`Sim`]'s threads when there are at
+    /// least [`PARALLEL_MIN_EVENTS`] events. What they send is queued afterwards in node order, so a run
+    /// is the same on one thread or eight. An adversary's turn reads every node and is taken alone,
+    /// between windows. With a wire of zero latency, events are taken one at a time.
     pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let next = self.queue.peek().map(|Reverse((at, _, _))| *at);
+            let turn = self.adversary_turns.peek().map(|Reverse((at, _, _))| *at);
+            let Some(start) = earliest(next, turn) else {
+                break;
+            };
+            if start > until {
+                break;
+            }
+            if turn.is_some_and(|t| t <= start) {
+                self.adversary_turn();
+                continue;
+            }
+            let one_at_a_time = self.min_latency < Duration::from_micros(1);
+            let end = if one_at_a_time {
+                start
+            } else {
+                (start + self.min_latency)
+                    .min(until + Duration::from_micros(1))
+                    .min(turn.unwrap_or(Instant::from_micros(u64::MAX)))
+            };
+            self.run_window(end, one_at_a_time);
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Handles the queued events before `end` (or only the first one), node by node.
+    fn run_window(&mut self, end: Instant, one_at_a_time: bool) {
+        let mut taken: Vec<(Instant, Pending)> = Vec::new();
         while let Some(Reverse((at, _, _))) = self.queue.peek() {
-            if *at > until {
+            if *at >= end && !(one_at_a_time && taken.is_empty()) {
                 break;
             }
             let Some(Reverse((at, _, pending))) = self.queue.pop() else {
                 break;
             };
-            self.now = self.now.max(at);
-            self.handled += 1;
-            match pending {
-                Pending::Datagram {
-                    node,
-                    wire,
-                    mut bytes,
-                } => {
-                    let side = usize::from(self.wires[wire].ends[0].0 != node);
-                    let (Some(link), true) = (self.wires[wire].ends[side].1, self.wires[wire].up)
-                    else {
-                        continue;
-                    };
-                    if let Some(n) = &mut self.nodes[node].node {
-                        n.handle_link_datagram(self.now, link, &mut bytes);
-                        self.after(node);
-                    }
-                }
-                Pending::Adversary { node } => {
-                    let others: Vec<(PublicKey, crate::core::tree::Coords)> = self
-                        .nodes
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, _)| *j != node)
-                        .filter_map(|(_, n)| {
-                            let n = n.node.as_ref()?;
-                            Some((n.public_key(), n.tree().coords().clone()))
-                        })
-                        .collect();
-                    // The adversary's longest round trip, for lies about it: overstating every echo
-                    // delay by that much makes every link of its look 0 ms long.
-                    let round_trip = self
-                        .wires
-                        .iter()
-                        .filter(|w| w.ends.iter().any(|(i, _)| *i == node))
-                        .map(|w| 2 * w.params.latency)
-                        .max()
-                        .unwrap_or_default();
-                    let now = self.now;
-                    let sim_node = &mut self.nodes[node];
-                    if let (Some(adversary), Some(n)) =
-                        (&mut sim_node.adversary, &mut sim_node.node)
-                    {
-                        adversary.act(now, n, &others, round_trip);
-                        self.push(now + adversary::TICK, Pending::Adversary { node });
-                        self.after(node);
-                    }
-                }
-                Pending::Timer { node, generation } => {
-                    if self.nodes[node].timer_generation != generation {
-                        continue;
-                    }
-                    if self.nodes[node].last_timer == Some(self.now) {
-                        self.nodes[node].spins += 1;
-                        assert!(
-                            self.nodes[node].spins < 10_000,
-                            "node {node} asks for a timeout at {:?} again and again without acting (seed {})",
-                            self.now,
-                            self.seed
-                        );
-                    } else {
-                        self.nodes[node].spins = 0;
-                        self.nodes[node].last_timer = Some(self.now);
-                    }
-                    if let Some(service) = &mut self.nodes[node].service {
-                        service.handle_timeout(self.now);
-                    }
-                    if let Some(n) = &mut self.nodes[node].node {
-                        n.handle_timeout(self.now);
-                        self.after(node);
-                    }
-                }
+            taken.push((at, pending));
+        }
+        // Queue order (time, then sequence) within each node.
+        taken.sort_by_key(|(_, p)| p.node());
+        let mut groups: Vec<(usize, Vec<(Instant, Pending)>)> = Vec::new();
+        for (at, pending) in taken {
+            let i = pending.node();
+            match groups.last_mut() {
+                Some((last, events)) if *last == i => events.push((at, pending)),
+                _ => groups.push((i, vec![(at, pending)])),
             }
         }
-        self.now = self.now.max(until);
+        let events: usize = groups.iter().map(|(_, e)| e.len()).sum();
+        let net = Network {
+            wires: &self.wires,
+            trace: self.trace.is_some(),
+            seed: self.seed,
+        };
+        // Each node with events, borrowed on its own.
+        let mut work: Vec<NodeWork<'_>> = Vec::new();
+        let (mut rest, mut base) = (&mut self.nodes[..], 0);
+        for (i, node_events) in groups {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(i - base);
+            let Some((node, tail)) = tail.split_first_mut() else {
+                break;
+            };
+            rest = tail;
+            base = i + 1;
+            work.push((i, node, node_events, Output::default()));
+        }
+        let run = |part: &mut [NodeWork<'_>]| {
+            for (i, node, node_events, out) in part {
+                node.run_window(*i, std::mem::take(node_events), end, net, out);
+            }
+        };
+        if self.threads > 1 && events >= PARALLEL_MIN_EVENTS {
+            // Contiguous parts of about equal events, one per thread.
+            let per_thread = events.div_ceil(self.threads);
+            let mut parts = Vec::new();
+            let mut rest = &mut work[..];
+            while !rest.is_empty() {
+                let (mut n, mut count) = (0, 0);
+                while n < rest.len() && count < per_thread {
+                    count += rest[n].2.len();
+                    n += 1;
+                }
+                let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
+                parts.push(part);
+                rest = tail;
+            }
+            parallel::for_each_part(parts, run);
+            self.threaded_windows += 1;
+        } else {
+            run(&mut work);
+        }
+        let outputs: Vec<Output> = work.into_iter().map(|(_, _, _, out)| out).collect();
+        for out in outputs {
+            self.apply(out);
+        }
+    }
+
+    /// Lets the adversary whose turn is first act.
+    fn adversary_turn(&mut self) {
+        let Some(Reverse((at, _, node))) = self.adversary_turns.pop() else {
+            return;
+        };
+        self.now = self.now.max(at);
+        self.handled += 1;
+        let others: Vec<(PublicKey, crate::core::tree::Coords)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != node)
+            .filter_map(|(_, n)| {
+                let n = n.node.as_ref()?;
+                Some((n.public_key(), n.tree().coords().clone()))
+            })
+            .collect();
+        // The adversary's longest round trip, for lies about it: overstating every echo
+        // delay by that much makes every link of its look 0 ms long.
+        let round_trip = self
+            .wires
+            .iter()
+            .filter(|w| w.ends.iter().any(|(i, _)| *i == node))
+            .map(|w| 2 * w.params.latency)
+            .max()
+            .unwrap_or_default();
+        let now = self.now;
+        let sim_node = &mut self.nodes[node];
+        if let (Some(adversary), Some(n)) = (&mut sim_node.adversary, &mut sim_node.node) {
+            adversary.act(now, n, &others, round_trip);
+            self.sequence += 1;
+            self.adversary_turns
+                .push(Reverse((now + adversary::TICK, self.sequence, node)));
+            self.after(node);
+        }
     }
 
     /// Runs the network for `duration` more.
@@ -650,6 +657,17 @@ impl Sim {
     /// Returns how many events (datagrams, timers, adversary turns) the simulator has handled.
     pub fn events_handled(&self) -> u64 {
         self.handled
+    }
+
+    /// Returns how many time windows were handled on more than one thread.
+    pub fn threaded_windows(&self) -> u64 {
+        self.threaded_windows
+    }
+
+    /// Sets how many threads handle a window's nodes (1: all on the caller's); a run is the same
+    /// whatever the number.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.clamp(1, 8);
     }
 
     /// Draws a random index below `n` from the simulator's RNG.
