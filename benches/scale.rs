@@ -37,6 +37,14 @@ fn tree_shape(sim: &Sim) -> u64 {
     h.finish()
 }
 
+/// Bytes of lookups and lookup replies all nodes sent or passed on (messages as encoded).
+fn lookup_bytes_sent(sim: &Sim) -> u64 {
+    (0..sim.len())
+        .filter_map(|i| sim.node(i))
+        .map(|n| n.stats().lookup_bytes)
+        .sum()
+}
+
 fn lookups_handled(sim: &Sim) -> u64 {
     (0..sim.len())
         .filter_map(|i| sim.node(i))
@@ -459,6 +467,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let phase = Phase::start(&sim);
     let bytes = total_wire_bytes(&sim);
     let lookups = lookups_handled(&sim);
+    let lookup_bytes_before = lookup_bytes_sent(&sim);
     let started = sim.now();
     let mut latencies = Vec::new();
     let mut tries = 0;
@@ -489,7 +498,8 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
         }
     }
     let spent = sim.now().saturating_since(started).as_secs_f64();
-    let lookup_bytes = (total_wire_bytes(&sim) - bytes) as f64 - idle_rate * spent;
+    let all_bytes = (total_wire_bytes(&sim) - bytes) as f64 - idle_rate * spent;
+    let lookup_bytes = (lookup_bytes_sent(&sim) - lookup_bytes_before) as f64;
     let lookup_messages = (lookups_handled(&sim) - lookups) as f64 / packets as f64;
     phase.end(&sim, "first packets");
     if std::env::var_os("SCALE_DEBUG").is_some() {
@@ -504,10 +514,11 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     latencies.sort_by(f64::total_cmp);
     let within = latencies.iter().filter(|&&l| l <= 1000.0).count();
     println!(
-        "| {n} | {kind} | {} | {:.1} s, stable {:.0} s | {per_link:.0} B/s | {:.0} B, {lookup_messages:.1} lookups | {:.1} / {:.1} ms | {within}/{packets} | {kib_per_node:.0} KiB | {:.0} s | {:.0} s |",
+        "| {n} | {kind} | {} | {:.1} s, stable {:.0} s | {per_link:.0} B/s | {:.0} B, {:.0} B, {lookup_messages:.1} lookups | {:.1} / {:.1} ms | {within}/{packets} | {kib_per_node:.0} KiB | {:.0} s | {:.0} s |",
         edges.len(),
         root_at.map_or(f64::NAN, support::secs),
         support::secs(stable_at),
+        all_bytes / packets as f64,
         lookup_bytes / packets as f64,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
@@ -555,7 +566,7 @@ fn main() {
         eprintln!("signatures and key agreement: real (Ed25519, X25519)");
     }
     println!(
-        "| nodes | topology | links | one root, stable tree (simulated) | idle control per link | bytes and lookup messages per new destination | first packet p50 / p99 | within 1 s | memory per node | to one root (wall) | whole run (wall) |"
+        "| nodes | topology | links | one root, stable tree (simulated) | idle control per link | per new destination: all bytes (less idle), lookup bytes (lookups and replies), lookup messages | first packet p50 / p99 | within 1 s | memory per node | to one root (wall) | whole run (wall) |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &sizes {

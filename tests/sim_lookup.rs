@@ -100,13 +100,25 @@ fn a_broken_path_is_looked_up_again_at_once() {
         }
     }
     let broken: u64 = sim.node(a).unwrap().stats().paths_broken;
+    let taken = sim.node(a).unwrap().stats().moved_notices_taken;
     let new_coords = sim.node(b).unwrap().tree().coords().clone();
     eprintln!(
         "broken path: coords {old_coords:?} -> {new_coords:?}; delivery again {first_after:?} s after the cut; \
-         {broken} broken-path reports reached the source"
+         {broken} broken-path reports reached the source, {taken} notices of the move"
     );
     assert_ne!(old_coords, new_coords);
     assert!(broken > 0);
+    // The destination heard the source in their session, so it told the source where it went.
+    assert!(taken >= 1, "no notice of the move reached the source");
+    let known = sim
+        .node(a)
+        .unwrap()
+        .paths()
+        .get(&sim.key(b))
+        .unwrap()
+        .coords
+        .clone();
+    assert_eq!(known, new_coords);
     assert!(first_after.is_some_and(|t| t < 5.0));
 }
 

@@ -232,6 +232,19 @@ impl Paths {
         ready.into_iter().map(|w| w.packet).collect()
     }
 
+    /// Takes the coordinates `key` told us in its session (a [`crate::core::wire::payload::Moved`]
+    /// notice): a path we hold to it goes there from now on and is no longer broken. Creates no
+    /// path: only a node we send to needs one.
+    pub fn moved(&mut self, now: Instant, key: &PublicKey, coords: Vec<u64>) -> bool {
+        let Some(path) = self.paths.get_mut(key) else {
+            return false;
+        };
+        path.coords = coords;
+        path.refreshed = now;
+        path.broken = false;
+        true
+    }
+
     /// Notes traffic received from `key`: its path is alive.
     pub fn refresh(&mut self, now: Instant, key: &PublicKey) {
         if let Some(p) = self.paths.get_mut(key) {
@@ -328,6 +341,22 @@ impl Paths {
 mod tests {
     use super::*;
     use crate::core::identity::NodeKey;
+
+    #[test]
+    fn a_notice_of_a_move_changes_only_a_path_we_hold_and_mends_it() {
+        let mut p = Paths::default();
+        let now = Instant::from_micros(1_000_000);
+        let key = PublicKey::from_bytes([7; 32]);
+        assert!(!p.moved(now, &key, vec![1, 2]), "no path, none made");
+        assert!(p.get(&key).is_none());
+        let target = *PartialKey::canonical(&key).as_padded_key();
+        p.found(now, target, key, vec![1]);
+        p.broken(&key);
+        assert!(p.moved(now, &key, vec![1, 2]));
+        let path = p.get(&key).unwrap();
+        assert_eq!(path.coords, vec![1, 2]);
+        assert!(!path.broken);
+    }
 
     /// Forged broken-path reports for a live destination, ten a second for a minute: packets keep
     /// flowing on the known path (none waits or is dropped), and at most one lookup per 5 s is made.

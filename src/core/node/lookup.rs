@@ -149,6 +149,7 @@ impl Node {
         for peer in peers {
             let mut frame = Vec::new();
             Message::Lookup(lookup.clone()).encode(&mut frame);
+            self.stats.lookup_bytes += frame.len() as u64;
             self.send_frame(now, &peer, &frame, None);
         }
     }

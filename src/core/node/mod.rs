@@ -179,6 +179,13 @@ pub struct NodeStats {
     pub lookups_handled: u64,
     /// Broken-path reports received.
     pub paths_broken: u64,
+    /// Bytes of lookups and lookup replies this node sent or passed on (the messages as encoded,
+    /// without link framing): what finding destinations costs the mesh.
+    pub lookup_bytes: u64,
+    /// Notices of our new coordinates sent to session peers.
+    pub moved_notices_sent: u64,
+    /// Session peers' notices of their new coordinates taken for a path we hold.
+    pub moved_notices_taken: u64,
     /// Datagrams dropped because a link's transmit queue was full.
     pub queue_drops: u64,
     /// Drops by reason.
@@ -220,6 +227,11 @@ pub struct Node {
     /// Our set of peers changed since our neighbour list was last sent.
     neighbors_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
+    /// The coordinates our session peers were last told ([`session::MOVED_NOTICE_WITHIN`]), when
+    /// the next round of notices is due, and when the last went.
+    told_coords: Coords,
+    moved_notice_due: Option<Instant>,
+    last_moved_notice: Option<Instant>,
     /// Packets and service messages for a neighbour's own address go straight over the link to it,
     /// not through an end-to-end session inside the link: the link already is an authenticated,
     /// encrypted channel with forward secrecy between exactly those two keys, so a session would
@@ -273,6 +285,9 @@ impl Node {
             ),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
+            told_coords: Coords::default(),
+            moved_notice_due: None,
+            last_moved_notice: None,
             direct_to_peers: config
                 .group_password
                 .as_ref()
@@ -525,6 +540,9 @@ impl Node {
                 // silent): a one-off reply or report needs no quick failover, and forged reports
                 // must not buy a stream of probes on every link they cross.
                 let data = matches!(traffic.kind, KIND_DATA | KIND_SESSION);
+                if traffic.kind == KIND_LOOKUP_REPLY {
+                    self.stats.lookup_bytes += (prefix.len() + traffic.payload.len()) as u64;
+                }
                 self.send_frame_flow(now, &peer, &[&prefix, traffic.payload], flow, data);
             }
             NextHop::Stuck => {
@@ -621,6 +639,7 @@ impl Node {
             .chain(self.sessions.poll_timeout(self.now))
             .chain(self.subtrees.next_retransmit(|p| self.links.rto(p)))
             .chain(self.neighbors.next_retransmit(|p| self.links.rto(p)))
+            .chain(self.moved_notice_due)
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
     }
 
@@ -777,6 +796,7 @@ impl Node {
                 self.send_control(id, frame);
             }
         }
+        self.tell_moved(self.now);
     }
 
     fn send_control(&mut self, id: LinkId, frame: Vec<u8>) {

@@ -272,6 +272,7 @@ impl Node {
                 });
             }
         };
+        let mut moved = None;
         for message in Messages::new(text) {
             match message {
                 Ok(Message::Packet(packet))
@@ -294,10 +295,16 @@ impl Node {
                     self.count_drop(DropReason::InnerAddress)
                 }
                 Ok(Message::Service(s)) => queue(DeliveryKind::Service(s.port), s.payload),
+                Ok(Message::Moved(m)) => moved = Some(m.coords),
                 // The initiator's key confirmation.
                 Ok(Message::Keepalive(_)) => {}
                 Ok(_) | Err(_) => self.count_drop(DropReason::MalformedFrame),
             }
+        }
+        if let Some(coords) = moved
+            && self.paths.moved(self.now, &src, coords)
+        {
+            self.stats.moved_notices_taken += 1;
         }
     }
 
@@ -350,9 +357,10 @@ impl Node {
             }
             Message::NeighborsAck(ack) => self.neighbors.handle_ack(&peer, ack),
             // Packets and service messages travel only inside end-to-end sessions.
-            Message::Packet(_) | Message::Service(_) | Message::TcpSuperPacket(_) => {
-                self.count_drop(DropReason::NotInSession)
-            }
+            Message::Packet(_)
+            | Message::Service(_)
+            | Message::TcpSuperPacket(_)
+            | Message::Moved(_) => self.count_drop(DropReason::NotInSession),
             // Fragments are joined by the link; one that reaches us is out of place.
             Message::Fragment(_) => self.count_drop(DropReason::MalformedFrame),
         }

@@ -5,10 +5,24 @@
 use super::Node;
 use std::net::Ipv6Addr;
 
+use std::time::Duration;
+
 use crate::core::address::SUBNET_PREFIX;
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
+use crate::core::wire::inner::Message;
+use crate::core::wire::payload::Moved;
 use crate::core::wire::traffic::KIND_SESSION;
+
+/// After our coordinates change, the peers that sent us something in a session this recently are
+/// told where we are now ([`Moved`]): they may be sending to us, and a lookup of a node that just
+/// moved can fail for many seconds while its key climbs to the ancestors it moved under.
+pub(super) const MOVED_NOTICE_WITHIN: Duration = Duration::from_secs(60);
+/// Peers told per change at most (the most recently heard first).
+pub(super) const MOVED_NOTICE_MAX: usize = 64;
+/// Rounds of notices at most this often: a node that has lost its parent may move twice in a
+/// second, and the last place is the one to tell.
+pub(super) const MOVED_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Returns true if `packet` is an IPv6 packet from the node with address `src` (or a host in its
 /// /64) to the node with address `dst` (or its /64): a session proves who sent the bytes, this proves
@@ -42,6 +56,34 @@ impl Node {
         {
             self.send_routed(now, dest, coords.clone(), KIND_SESSION, &payload);
             self.sessions.recycle(&dest, payload);
+        }
+    }
+
+    /// Tells our session peers our new coordinates once they changed (while attached to a root),
+    /// at most once per [`MOVED_NOTICE_INTERVAL`].
+    pub(super) fn tell_moved(&mut self, now: Instant) {
+        let coords = self.tree.coords();
+        if self.tree.root().is_none() || *coords == self.told_coords {
+            self.moved_notice_due = None;
+            return;
+        }
+        let due = *self.moved_notice_due.get_or_insert_with(|| {
+            self.last_moved_notice
+                .map_or(now, |last| (last + MOVED_NOTICE_INTERVAL).max(now))
+        });
+        if due > now {
+            return;
+        }
+        let coords = coords.clone();
+        self.told_coords = coords.clone();
+        self.moved_notice_due = None;
+        self.last_moved_notice = Some(now);
+        let since = now - MOVED_NOTICE_WITHIN;
+        let mut frame = Vec::new();
+        Message::Moved(Moved { coords }).encode(&mut frame);
+        for (peer, path) in self.sessions.heard_since(since, MOVED_NOTICE_MAX) {
+            self.stats.moved_notices_sent += 1;
+            self.send_in_session(now, peer, path, &[&frame]);
         }
     }
 

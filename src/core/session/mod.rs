@@ -93,6 +93,9 @@ struct Entry {
     waiting: VecDeque<Vec<u8>>,
     /// For a session the other node started: until when it may stay unconfirmed.
     confirm_by: Option<Instant>,
+    /// When the last authenticated frame came, and the coordinates its sender claimed then: where to
+    /// tell it that we moved ([`Sessions::heard_since`]).
+    heard: Option<(Instant, Vec<u64>)>,
 }
 
 /// All of a node's sessions.
@@ -312,6 +315,7 @@ impl Sessions {
             last_used: now,
             waiting: VecDeque::new(),
             confirm_by: Some(now + UNCONFIRMED_TIMEOUT),
+            heard: None,
         };
         let out = Self::drain(&mut entry);
         self.table.insert(src, entry);
@@ -342,6 +346,7 @@ impl Sessions {
                     last_used: now,
                     waiting: VecDeque::new(),
                     confirm_by: None,
+                    heard: None,
                 },
             );
         }
@@ -406,6 +411,7 @@ impl Sessions {
                     last_used: now,
                     waiting: VecDeque::new(),
                     confirm_by,
+                    heard: None,
                 },
             );
         }
@@ -421,6 +427,10 @@ impl Sessions {
             .map_err(SessionDrop::Link);
         if result.as_ref().is_ok_and(Option::is_some) {
             entry.last_used = now;
+            match &mut entry.heard {
+                Some((at, path)) if path.as_slice() == src_path => *at = now,
+                heard => *heard = Some((now, src_path.to_vec())),
+            }
         }
         if entry.link.is_up() {
             while let Some(frame) = entry.waiting.pop_front() {
@@ -441,6 +451,23 @@ impl Sessions {
             plaintext: result,
             replies: out,
         }
+    }
+
+    /// The peers an authenticated frame came from at `since` or later, with the coordinates they
+    /// claimed in the latest (at most `max` of them, the most recent first).
+    pub fn heard_since(&self, since: Instant, max: usize) -> Vec<(PublicKey, Vec<u64>)> {
+        let mut heard: Vec<(Instant, PublicKey, &Vec<u64>)> = self
+            .table
+            .iter()
+            .filter_map(|(k, e)| e.heard.as_ref().map(|(at, path)| (*at, *k, path)))
+            .filter(|(at, _, _)| *at >= since)
+            .collect();
+        heard.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        heard
+            .into_iter()
+            .take(max)
+            .map(|(_, k, path)| (k, path.clone()))
+            .collect()
     }
 
     /// Takes back a payload [`send`](Self::send) returned, once routed, to seal a later one into.

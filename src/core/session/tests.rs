@@ -199,3 +199,30 @@ fn unauthenticated_frames_never_evict_confirmed_sessions() {
     }
     assert!(t.sessions[1].is_up(&t.keys[0].public_key()));
 }
+
+#[test]
+fn a_peer_heard_in_a_session_is_listed_with_the_coordinates_it_claimed() {
+    let mut two = Two::new();
+    let out = two.send(0, b"hello");
+    two.exchange(out);
+    let zero = two.keys[0].public_key();
+    assert_eq!(
+        two.sessions[1].heard_since(Instant::ZERO, 64),
+        vec![(zero, vec![1])]
+    );
+    assert!(two.sessions[1].heard_since(Instant::ZERO, 0).is_empty());
+    let later = Instant::ZERO + std::time::Duration::from_secs(1);
+    assert!(two.sessions[1].heard_since(later, 64).is_empty());
+    // Garbage from a stranger is heard from nobody.
+    let stranger = NodeKey::from_seed(&[9; 32]).public_key();
+    let mut garbage = vec![0u8; 64];
+    let _ = two.sessions[1].receive(
+        two.now,
+        stranger,
+        &[5],
+        &mut garbage,
+        &two.keys[1],
+        &mut two.rng,
+    );
+    assert_eq!(two.sessions[1].heard_since(Instant::ZERO, 64).len(), 1);
+}

@@ -9,7 +9,7 @@ use super::fragment::Fragment;
 use super::keepalive::Keepalive;
 use super::lookup::{Lookup, SubtreeDelta};
 use super::neighbors::Neighbors;
-use super::payload::{Service, TcpSuperPacket};
+use super::payload::{Moved, Service, TcpSuperPacket};
 use super::traffic::Traffic;
 use super::tree::{Announce, AnnounceAck, SigReq, SigRes};
 use super::{Reader, WireError, put_varint, varint_len};
@@ -38,6 +38,8 @@ pub mod kind {
     pub const TCP_SUPER_PACKET: u8 = 0x42;
     /// [`super::Service`] (sessions only).
     pub const SERVICE: u8 = 0x41;
+    /// [`super::Moved`] (sessions only).
+    pub const MOVED: u8 = 0x43;
     /// [`super::Traffic`].
     pub const TRAFFIC: u8 = 0x20;
     // 0x30 and 0x31 carried bloom filters before subtree key sets replaced them: skipped as unknown.
@@ -82,6 +84,8 @@ pub enum Message<'a> {
     Service(Service<'a>),
     /// A host's TCP super-packet, inside a session.
     TcpSuperPacket(TcpSuperPacket<'a>),
+    /// The sender's new coordinates, inside a session.
+    Moved(Moved),
 }
 
 impl<'a> Message<'a> {
@@ -102,6 +106,7 @@ impl<'a> Message<'a> {
             Self::Packet(_) => kind::PACKET,
             Self::Service(_) => kind::SERVICE,
             Self::TcpSuperPacket(_) => kind::TCP_SUPER_PACKET,
+            Self::Moved(_) => kind::MOVED,
         }
     }
 
@@ -122,6 +127,7 @@ impl<'a> Message<'a> {
             Self::Packet(p) => out.extend_from_slice(p),
             Self::Service(m) => m.encode(out),
             Self::TcpSuperPacket(m) => m.encode(out),
+            Self::Moved(m) => m.encode(out),
         }
     }
 
@@ -210,6 +216,7 @@ impl<'a> Message<'a> {
             kind::PACKET => Self::Packet(body),
             kind::SERVICE => Self::Service(Service::parse(body)?),
             kind::TCP_SUPER_PACKET => Self::TcpSuperPacket(TcpSuperPacket::parse(body)?),
+            kind::MOVED => Self::Moved(Moved::parse(body)?),
             _ => return Ok(None),
         }))
     }

@@ -4,6 +4,7 @@
 //! Packet          ipv6_packet(rest)
 //! TcpSuperPacket  flags(1) mss(2) ipv6_tcp_packet(rest)
 //! Service         port(2) payload(rest)
+//! Moved           path
 //! ```
 //! All travel only inside end-to-end sessions; a node ignores them on a link.
 
@@ -32,6 +33,32 @@ impl<'a> Service<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.port.to_be_bytes());
         out.extend_from_slice(self.payload);
+    }
+}
+
+/// A node's new coordinates, sent in its sessions when its place in the tree changed (its parent
+/// went away, say), so that a peer that sends to it need not wait for a lookup: lookups find a node
+/// that just moved only once its key reached the ancestors it moved under, which a busy ancestor
+/// near the root may hold back for up to 32 s (PROTOCOL.md §5). The session authenticates it and
+/// refuses replays, so only the node itself can move its peers' path to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The sender's coordinates.
+    pub coords: Vec<u64>,
+}
+
+impl Moved {
+    /// Decodes the message body (a path and nothing after it).
+    pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let coords = r.path()?;
+        r.finish()?;
+        Ok(Self { coords })
+    }
+
+    /// Appends the message body.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        super::put_path(out, &self.coords);
     }
 }
 
@@ -84,6 +111,21 @@ impl<'a> TcpSuperPacket<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moved_round_trip_and_nothing_after_the_path() {
+        let m = Moved {
+            coords: vec![1, 300, 2],
+        };
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(out, [3, 1, 0xac, 0x02, 2]);
+        assert_eq!(Moved::parse(&out), Ok(m));
+        out.push(0);
+        assert!(Moved::parse(&out).is_err(), "trailing byte");
+        assert!(Moved::parse(&[5, 1]).is_err(), "truncated");
+        assert_eq!(Moved::parse(&[0]), Ok(Moved { coords: vec![] }));
+    }
 
     #[test]
     fn super_packet_round_trip() {
