@@ -102,10 +102,12 @@ fn arrived(sim: &mut Sim, flows: &[(usize, usize)], sent: &mut Vec<(usize, Vec<u
 /// any node against how often the best live key changed, and all links' bytes per link per second.
 fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let phase = Phase::start(sim);
+    // Its own draws, so that the churn is the same whatever the simulator draws inside.
+    let mut pick = Rng::from_seed([7; 32]);
     let mut flows = Vec::new();
     let mut protected = vec![false; n];
     while flows.len() < 100 {
-        let (a, b) = (sim.random_index(n), sim.random_index(n));
+        let (a, b) = (pick.below(n), pick.below(n));
         if a != b && !protected[a] && !protected[b] {
             protected[a] = true;
             protected[b] = true;
@@ -145,7 +147,7 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
                 .filter(|&i| !protected[i] && sim.node(i).is_some())
                 .collect();
             if !live.is_empty() {
-                let i = live[sim.random_index(live.len())];
+                let i = live[pick.below(live.len())];
                 sim.crash(i);
                 down.push_back(i);
                 leaves += 1;
@@ -400,6 +402,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let phase = Phase::start(&Sim::new(seed));
     let mut sim = Sim::build(seed, n, &edges, WireParams::default());
     phase.end(&sim, "build");
+    let built_kib = support::rss_kib().saturating_sub(rss_before) as f64 / n as f64;
     if std::env::var_os("SCALE_TIMELINE").is_some() {
         let mut last = (0u64, 0u64);
         for step in 0..60 {
@@ -461,6 +464,29 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
         sets_max as f64 / 1024.0,
         stored as f64 / n as f64
     );
+    // Where the resident set goes, per node: what the build left (nodes and their links, before any
+    // event), then what convergence added: the stored announcements (each about its size plus a
+    // hash map slot), the subtree sets, and the simulator's queue.
+    let announce_bytes = std::mem::size_of::<meshrouter::core::wire::tree::Announce>() + 48;
+    let queued = sim.queued();
+    eprintln!(
+        "  memory per node: {built_kib:.0} KiB after the build (Node {} B, Link {} B, {:.1} links each, \
+         their buffers and keys), {:.0} KiB more after convergence: announcements {:.1} KiB, subtree \
+         sets {:.2} KiB, simulator queue {:.2} KiB ({queued} events), the rest {:.0} KiB (sessions, \
+         paths, maps' spare room, the allocator's)",
+        std::mem::size_of::<meshrouter::core::node::Node>(),
+        std::mem::size_of::<meshrouter::core::link::Link>(),
+        2.0 * edges.len() as f64 / n as f64,
+        kib_per_node - built_kib,
+        (stored * announce_bytes) as f64 / 1024.0 / n as f64,
+        sets as f64 / 1024.0 / n as f64,
+        (queued * sim.queue_entry_bytes()) as f64 / 1024.0 / n as f64,
+        kib_per_node
+            - built_kib
+            - ((stored * announce_bytes + sets) as f64 + (queued * sim.queue_entry_bytes()) as f64)
+                / 1024.0
+                / n as f64,
+    );
 
     // First packets to new destinations, `batch_size` at once (100: a hundred new destinations a
     // second across the mesh), each batch given 1 s.
@@ -471,10 +497,12 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let started = sim.now();
     let mut latencies = Vec::new();
     let mut tries = 0;
+    // Its own draws, so that the pairs are the same whatever the simulator draws inside.
+    let mut pick = Rng::from_seed([5; 32]);
     while tries < packets {
         let mut batch = Vec::new();
         while batch.len() < batch_size.min(packets - tries) {
-            let (a, b) = (sim.random_index(n), sim.random_index(n));
+            let (a, b) = (pick.below(n), pick.below(n));
             if a != b {
                 let payload = (tries as u32).to_be_bytes();
                 tries += 1;

@@ -3,7 +3,8 @@
 //! N [`Node`]s, a virtual clock and a seeded RNG; emulated links with latency, jitter, loss, duplication,
 //! reordering and an MTU; link cut and restore, partitions, node crash and restart with the same key.
 //! Time jumps from event to event, so simulated minutes take milliseconds when nothing happens, and the
-//! same seed always gives the same run. Set `MESHROUTER_SIM_TRACE=FILE` to write every event to a file.
+//! same seed always gives the same run, on any number of threads (`MESHROUTER_SIM_THREADS`; see
+//! [`Sim::run_until`]). Set `MESHROUTER_SIM_TRACE=FILE` to write every event to a file.
 
 mod adversary;
 pub mod crdt;
@@ -657,6 +658,16 @@ impl Sim {
     /// Returns how many events (datagrams, timers, adversary turns) the simulator has handled.
     pub fn events_handled(&self) -> u64 {
         self.handled
+    }
+
+    /// Returns how many events are queued (for the scale benchmark's memory report).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// About the bytes one queued event takes (its entry; a datagram's bytes come on top).
+    pub fn queue_entry_bytes(&self) -> usize {
+        std::mem::size_of::<Reverse<(Instant, u64, Pending)>>()
     }
 
     /// Returns how many time windows were handled on more than one thread.

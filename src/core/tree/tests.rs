@@ -70,8 +70,9 @@ fn a_root_that_stops_refreshing_is_given_up_after_the_root_timeout() {
     assert!(deadline <= t1 + ROOT_TIMEOUT);
     tree.handle_timeout(t1 + ROOT_TIMEOUT, &me, &mut rng);
     assert_ne!(tree.root(), Some(root), "a silent root is not followed");
-    // After the hold, the node roots itself (no other root is on offer).
-    tree.handle_timeout(t1 + ROOT_TIMEOUT + HOLD_SELF, &me, &mut rng);
+    // After the hold and its key's rank, the node roots itself (no other root is on offer).
+    let own_moment = HOLD_SELF + select::ranked_wait(&me.public_key(), RANK_SPREAD);
+    tree.handle_timeout(t1 + ROOT_TIMEOUT + own_moment, &me, &mut rng);
     assert_eq!(tree.root(), Some(me.public_key()));
 }
 
@@ -226,6 +227,9 @@ fn losing_the_parent_detaches_rather_than_rooting_a_node_that_was_a_root_only_at
     tree.remove_peer(t2, &parent.public_key());
     tree.handle_timeout(t2, &me, &mut rng);
     assert_eq!(tree.root(), None, "detached");
-    tree.handle_timeout(t2 + HOLD_SELF, &me, &mut rng);
+    let own_moment = HOLD_SELF + select::ranked_wait(&me.public_key(), RANK_SPREAD);
+    tree.handle_timeout(t2 + own_moment - RESELECT_COALESCE, &me, &mut rng);
+    assert_eq!(tree.root(), None, "still detached just before its moment");
+    tree.handle_timeout(t2 + own_moment, &me, &mut rng);
     assert_eq!(tree.root(), Some(me.public_key()), "a root after the hold");
 }
