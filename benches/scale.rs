@@ -6,7 +6,8 @@
 //! `SCALE_BATCH=N` how many are sent at once, each batch given 1 s (default 100).
 //! `SCALE_CHURN_MINUTES=M` then runs M simulated minutes of churn on the same mesh (1 % of the nodes
 //! leave and 1 % join a minute) while 100 flows send a packet a second, and prints their delivery,
-//! root changes and control traffic.
+//! root changes and control traffic; with `SCALE_CHURN_ROOT=1` the node with the best key is the one
+//! that leaves 60 s in.
 //! Signatures and key agreement are replaced by an insecure stand-in
 //! ([`meshrouter::core::crypto_stand_in`]) unless `SCALE_REAL_CRYPTO=1`: authenticity is not what
 //! this measures. It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
@@ -140,13 +141,26 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let mut next_churn = start;
     let mut next_send = start;
     let mut seq = 0u32;
+    // With SCALE_CHURN_ROOT: the node with the best key is the one that leaves 60 s in (and it
+    // rejoins a minute later, as every node that leaves).
+    let mut root_leaves_at = std::env::var_os("SCALE_CHURN_ROOT")
+        .is_some()
+        .then(|| start + Duration::from_secs(60));
     while sim.now() < end {
         if sim.now() >= next_churn {
             next_churn = next_churn + interval;
             let live: Vec<usize> = (0..n)
                 .filter(|&i| !protected[i] && sim.node(i).is_some())
                 .collect();
-            if !live.is_empty() {
+            let root = root_leaves_at
+                .filter(|at| sim.now() >= *at)
+                .and_then(|_| live.iter().copied().min_by_key(|&i| sim.key(i)));
+            if let Some(i) = root {
+                root_leaves_at = None;
+                sim.crash(i);
+                down.push_back(i);
+                leaves += 1;
+            } else if !live.is_empty() {
                 let i = live[pick.below(live.len())];
                 sim.crash(i);
                 down.push_back(i);

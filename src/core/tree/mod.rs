@@ -12,8 +12,9 @@
 //! *detaches* (announces that it has no root), re-attaches to its old root only through a path no longer
 //! than before for [`HOLD_SAME`] (stale paths through its own former subtree are longer), avoids paths
 //! through a peer just gone for [`GHOST_HOLD`] while others are on offer, accepts a better root (or the
-//! root before the lost one) at once and a worse one only when it would root itself, and roots itself
-//! only after [`HOLD_SELF`] — unless it was the root, for [`ROOT_ESTABLISHED`] or more, before the lost
+//! root before the lost one) at once and a worse one only once that root's own moment to root itself
+//! has passed by [`RANK_MARGIN`], and roots itself only after [`HOLD_SELF`] plus its key's rank in
+//! [`RANK_SPREAD`] — unless it was the root, for [`ROOT_ESTABLISHED`] or more, before the lost
 //! one, in which case it takes over at once. When a "better" key joins and leaves, every node therefore
 //! changes root once when it joins and once when it leaves.
 
