@@ -227,11 +227,8 @@ pub struct Node {
     /// Our set of peers changed since our neighbour list was last sent.
     neighbors_dirty: bool,
     path_broken_sent: std::collections::HashMap<PublicKey, Instant>,
-    /// The coordinates our session peers were last told ([`session::MOVED_NOTICE_WITHIN`]), when
-    /// the next round of notices is due, and when the last went.
-    told_coords: Coords,
-    moved_notice_due: Option<Instant>,
-    last_moved_notice: Option<Instant>,
+    /// When to tell our session peers that we moved ([`session::MOVED_NOTICE_WITHIN`]).
+    move_notices: session::MoveNotices,
     /// Packets and service messages for a neighbour's own address go straight over the link to it,
     /// not through an end-to-end session inside the link: the link already is an authenticated,
     /// encrypted channel with forward secrecy between exactly those two keys, so a session would
@@ -285,9 +282,7 @@ impl Node {
             ),
             neighbors_dirty: false,
             path_broken_sent: Default::default(),
-            told_coords: Coords::default(),
-            moved_notice_due: None,
-            last_moved_notice: None,
+            move_notices: session::MoveNotices::default(),
             direct_to_peers: config
                 .group_password
                 .as_ref()
@@ -639,7 +634,7 @@ impl Node {
             .chain(self.sessions.poll_timeout(self.now))
             .chain(self.subtrees.next_retransmit(|p| self.links.rto(p)))
             .chain(self.neighbors.next_retransmit(|p| self.links.rto(p)))
-            .chain(self.moved_notice_due)
+            .chain(self.move_notices.next_due())
             .fold(self.tree.poll_timeout(), |acc, t| earliest(acc, Some(t)))
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::core::address::SUBNET_PREFIX;
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
+use crate::core::tree::Coords;
 use crate::core::wire::inner::Message;
 use crate::core::wire::payload::Moved;
 use crate::core::wire::traffic::KIND_SESSION;
@@ -40,6 +41,42 @@ pub(super) fn addresses_match(src: &Ipv6Addr, dst: &Ipv6Addr, packet: &[u8]) -> 
     belongs(src, &packet[8..24]) && belongs(dst, &packet[24..40])
 }
 
+/// When to tell our session peers that we moved: the coordinates last told, when the next round is
+/// due (our coordinates differ from those told) and when the last one went.
+#[derive(Default)]
+pub(super) struct MoveNotices {
+    told: Coords,
+    due: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl MoveNotices {
+    /// The coordinates to tell now, if a round is due: they differ from those told, we have a root,
+    /// and the last round was at least [`MOVED_NOTICE_INTERVAL`] ago.
+    pub(super) fn poll(&mut self, now: Instant, coords: &Coords, attached: bool) -> Option<Coords> {
+        if !attached || *coords == self.told {
+            self.due = None;
+            return None;
+        }
+        let last = self.last;
+        let due = *self
+            .due
+            .get_or_insert_with(|| last.map_or(now, |l| (l + MOVED_NOTICE_INTERVAL).max(now)));
+        if due > now {
+            return None;
+        }
+        self.told = coords.clone();
+        self.due = None;
+        self.last = Some(now);
+        Some(coords.clone())
+    }
+
+    /// When a round is next due, if one waits.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due
+    }
+}
+
 impl Node {
     /// Seals `frame` (encoded messages, as consecutive parts) in the session with `dest` and routes it
     /// to `coords`.
@@ -62,22 +99,10 @@ impl Node {
     /// Tells our session peers our new coordinates once they changed (while attached to a root),
     /// at most once per [`MOVED_NOTICE_INTERVAL`].
     pub(super) fn tell_moved(&mut self, now: Instant) {
-        let coords = self.tree.coords();
-        if self.tree.root().is_none() || *coords == self.told_coords {
-            self.moved_notice_due = None;
+        let attached = self.tree.root().is_some();
+        let Some(coords) = self.move_notices.poll(now, self.tree.coords(), attached) else {
             return;
-        }
-        let due = *self.moved_notice_due.get_or_insert_with(|| {
-            self.last_moved_notice
-                .map_or(now, |last| (last + MOVED_NOTICE_INTERVAL).max(now))
-        });
-        if due > now {
-            return;
-        }
-        let coords = coords.clone();
-        self.told_coords = coords.clone();
-        self.moved_notice_due = None;
-        self.last_moved_notice = Some(now);
+        };
         let since = now - MOVED_NOTICE_WITHIN;
         let mut frame = Vec::new();
         Message::Moved(Moved { coords }).encode(&mut frame);
@@ -102,6 +127,30 @@ mod tests {
     use super::*;
     use crate::core::address::{node_address, node_subnet};
     use crate::core::identity::NodeKey;
+
+    #[test]
+    fn moves_are_told_once_a_round_at_most_once_a_second_and_only_with_a_root() {
+        let at = |ms: u64| Instant::from_micros(ms * 1000);
+        let mut n = MoveNotices::default();
+        assert_eq!(
+            n.poll(at(0), &vec![1], false),
+            None,
+            "no root, nothing told"
+        );
+        assert_eq!(n.poll(at(0), &vec![1], true), Some(vec![1]));
+        assert_eq!(n.poll(at(10), &vec![1], true), None, "told already");
+        // Two more moves within the second: only the last place is told, a second after the last round.
+        assert_eq!(n.poll(at(200), &vec![1, 2], true), None);
+        assert_eq!(n.next_due(), Some(at(1000)));
+        assert_eq!(n.poll(at(500), &vec![1, 3], true), None);
+        assert_eq!(n.poll(at(1000), &vec![1, 3], true), Some(vec![1, 3]));
+        // A move undone before its round is not told.
+        assert_eq!(n.poll(at(1200), &vec![2], true), None);
+        assert_eq!(n.poll(at(1300), &vec![1, 3], true), None);
+        assert_eq!(n.next_due(), None);
+        // After a quiet second a move is told at once.
+        assert_eq!(n.poll(at(5000), &vec![4], true), Some(vec![4]));
+    }
 
     #[test]
     fn only_the_senders_addresses_pass() {
