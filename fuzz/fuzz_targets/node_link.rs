@@ -575,17 +575,16 @@ impl World {
                             Some(l) if use_last => l.nonce,
                             _ => made_up,
                         };
-                        let coords = self.coords(input);
+                        // Signed over the packet's source path, as a reply's coordinates are.
                         let signed = LookupReply::signed_bytes(
                             &self.a_key,
                             &public_key(signer),
                             nonce,
-                            &coords,
+                            &src_path,
                         );
                         let mut payload = Vec::new();
                         LookupReply {
                             nonce,
-                            coords,
                             signature: sign(signer, &signed),
                         }
                         .encode(&mut payload);
@@ -876,7 +875,6 @@ impl World {
             let mut payload = Vec::new();
             LookupReply {
                 nonce: lookup.nonce,
-                coords,
                 signature: sign(seed, &signed),
             }
             .encode(&mut payload);

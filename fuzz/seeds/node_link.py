@@ -83,7 +83,8 @@ def traffic(dest_path, src_path, dest, src, kind, payload=b"probe"):
 
 def lookup_reply(signer=C):
     # to A from C, kind LOOKUP_REPLY, signed payload for A's last lookup
-    return bytes([7, CO_A, CO_C, A, C, 0, 1, 0, signer, 1]) + u64(9) + bytes([CO_C])
+    # (signed over the packet's source path, CO_C)
+    return bytes([7, CO_A, CO_C, A, C, 0, 1, 0, signer, 1]) + u64(9)
 
 
 def path_broken(key=C):

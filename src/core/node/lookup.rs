@@ -201,9 +201,9 @@ impl Node {
         if lookup.target == self.own_target {
             let coords = self.tree.coords().clone();
             let signed = LookupReply::signed_bytes(&lookup.source, &self.me, lookup.nonce, &coords);
+            // `send_routed` puts these same coordinates in the packet as its source path.
             let reply = LookupReply {
                 nonce: lookup.nonce,
-                coords,
                 signature: self.key.sign(&signed),
             };
             let mut payload = Vec::new();
@@ -229,18 +229,16 @@ impl Node {
             return;
         };
         let responder = traffic.src_key;
-        let signed = LookupReply::signed_bytes(&self.me, &responder, reply.nonce, &reply.coords);
+        let coords = &traffic.src_path;
+        let signed = LookupReply::signed_bytes(&self.me, &responder, reply.nonce, coords);
         if *PartialKey::canonical(&responder).as_padded_key() != target
             || !responder.verify(&signed, &reply.signature)
         {
             self.count_drop(DropReason::BadLookupReply);
             return;
         }
-        for frame in self
-            .paths
-            .found(now, target, responder, reply.coords.clone())
-        {
-            self.send_in_session(now, responder, reply.coords.clone(), &[&frame]);
+        for frame in self.paths.found(now, target, responder, coords.clone()) {
+            self.send_in_session(now, responder, coords.clone(), &[&frame]);
         }
     }
 

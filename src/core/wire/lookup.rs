@@ -4,8 +4,10 @@
 //! SubtreeDelta  version(8) base(8) flags(1) added(2) removed(2) tag(4)*(added+removed)
 //! SubtreeAck    version(8)                                       (wire::ack::VersionAck)
 //! Lookup        nonce(8) source(32) source_path(path) target(32)
-//! LookupReply   nonce(8) coords(path) signature(64)   (the payload of a KIND_LOOKUP_REPLY packet)
+//! LookupReply   nonce(8) signature(64)                (the payload of a KIND_LOOKUP_REPLY packet)
 //! ```
+//! A reply's coordinates are the routed packet's source path: the signature covers them there, so
+//! they are not sent twice (at 100 000 nodes, 3.5 % of the lookup bytes).
 //! A delta turns the set of tags the receiver holds at version `base` (0: the empty set) into the set
 //! at `version`: the `added` tags then the `removed` ones, each list strictly ascending, at most
 //! [`SUBTREE_CHUNK_TAGS`] in all. A change too big for one message is a chain of deltas; flag bit 0
@@ -45,14 +47,14 @@ pub struct Lookup {
     pub target: [u8; 32],
 }
 
-/// A node's answer: its coordinates, signed together with the requester and the nonce.
+/// A node's answer: a signature over its coordinates (the packet's source path), the requester and
+/// the nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupReply {
     /// The lookup's nonce.
     pub nonce: u64,
-    /// The replying node's coordinates.
-    pub coords: Vec<u64>,
-    /// Signature by the replying node over [`LookupReply::signed_bytes`].
+    /// Signature by the replying node over [`LookupReply::signed_bytes`] with the coordinates the
+    /// reply's packet carries as its source path.
     pub signature: [u8; 64],
 }
 
@@ -143,7 +145,6 @@ impl LookupReply {
         let mut r = Reader::new(bytes);
         let m = Self {
             nonce: r.u64()?,
-            coords: r.path()?,
             signature: r.array()?,
         };
         r.finish()?;
@@ -153,7 +154,6 @@ impl LookupReply {
     /// Appends the reply payload.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.nonce.to_be_bytes());
-        put_path(out, &self.coords);
         out.extend_from_slice(&self.signature);
     }
 
@@ -164,7 +164,7 @@ impl LookupReply {
         nonce: u64,
         coords: &[u64],
     ) -> Vec<u8> {
-        let mut out = b"meshrouter lookup reply v1\0".to_vec();
+        let mut out = b"meshrouter lookup reply v2\0".to_vec();
         out.extend_from_slice(requester.as_bytes());
         out.extend_from_slice(responder.as_bytes());
         out.extend_from_slice(&nonce.to_be_bytes());
@@ -228,11 +228,14 @@ mod tests {
         assert_eq!(Lookup::parse(&out), Ok(l));
         let r = LookupReply {
             nonce: 5,
-            coords: vec![7],
             signature: [8; 64],
         };
         let mut out = Vec::new();
         r.encode(&mut out);
+        assert_eq!(out.len(), 8 + 64);
         assert_eq!(LookupReply::parse(&out), Ok(r));
+        assert!(LookupReply::parse(&out[..71]).is_err());
+        out.push(0);
+        assert!(LookupReply::parse(&out).is_err(), "trailing byte");
     }
 }
