@@ -67,6 +67,10 @@ pub(super) struct Situation {
     pub(super) rank_margin: Duration,
     /// Our coordinates have not changed for a while.
     pub(super) settled: bool,
+    /// When our root last changed (while a root: since when we are one).
+    pub(super) root_since: Instant,
+    /// How long a root waits before it follows a peer that came up after it and is its own root.
+    pub(super) fresh_root_hold: Duration,
 }
 
 /// What to do.
@@ -165,6 +169,19 @@ pub(super) fn decide(s: &Situation) -> Decision {
     let self_root_at = |since: Instant| since + s.hold_self + ranked_wait(&s.me, s.rank_spread);
     let mut revisit = None;
     let action = match (s.standing, best) {
+        // A peer that just came up and is its own root has most likely just started: a node roots
+        // itself at start and takes its mesh's root as soon as its links bring it. A root that was
+        // one before the peer came (cut off, say, while that very peer was down) waits a moment for
+        // the peer's real root rather than following its start-up root for a few milliseconds.
+        (Standing::Root, Some(b))
+            if b.root < s.me
+                && b.root == b.peer
+                && s.root_since + s.fresh_root_hold <= b.since
+                && s.now < b.since + s.fresh_root_hold =>
+        {
+            revisit = Some(b.since + s.fresh_root_hold);
+            Action::Stay
+        }
         (Standing::Root, Some(b)) if b.root < s.me => attach(b),
         (Standing::Root, _) => Action::Stay,
         (Standing::Attached(_), None) if losing => Action::Detach,
@@ -252,6 +269,8 @@ mod tests {
             rank_spread: Duration::ZERO,
             rank_margin: Duration::ZERO,
             settled: true,
+            root_since: Instant::ZERO,
+            fresh_root_hold: Duration::from_secs(1),
         }
     }
 
@@ -290,6 +309,34 @@ mod tests {
             Action::Stay
         );
         assert_eq!(ranked(&mut s, own).action, Action::BecomeRoot);
+    }
+
+    /// A root follows a better peer that is its own root at once if the peer came up with it (a
+    /// mesh forming), and only after `fresh_root_hold` if the peer came up later (it just started,
+    /// and its links to the mesh are about to bring it the mesh's root).
+    #[test]
+    fn a_root_waits_a_moment_before_following_a_peer_that_just_started() {
+        let hold = Duration::from_secs(1);
+        let up = Instant::from_micros(10_000_000);
+        let mut fresh = cand(2, 2, 1, 1);
+        fresh.since = up;
+        let mut s = situation(Standing::Root, Some(50), 0, vec![fresh]);
+        s.root_since = up - hold;
+        s.now = up;
+        let d = decide(&s);
+        assert_eq!((d.action, d.revisit), (Action::Stay, Some(up + hold)));
+        s.now = up + hold - Duration::from_millis(1);
+        assert_eq!(decide(&s).action, Action::Stay);
+        s.now = up + hold;
+        assert_eq!(decide(&s).action, Action::Attach(key(2)));
+        // We became a root less than the hold before the peer came: both are starting, follow it.
+        s.now = up;
+        s.root_since = up - hold + Duration::from_millis(1);
+        assert_eq!(decide(&s).action, Action::Attach(key(2)));
+        // The peer offers another root than itself: it is no longer starting, follow it at once.
+        s.root_since = Instant::ZERO;
+        s.candidates[0].root = key(1);
+        assert_eq!(decide(&s).action, Action::Attach(key(2)));
     }
 
     #[test]
