@@ -136,7 +136,7 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let mut cut_off = std::collections::BTreeSet::new();
     // With SCALE_DEBUG: what the source knew of each packet's destination when it sent it.
     let debug = std::env::var_os("SCALE_DEBUG").is_some();
-    let mut send_state: std::collections::BTreeMap<u32, &str> = Default::default();
+    let mut send_state: std::collections::BTreeMap<u32, String> = Default::default();
     let mut delivered = 0usize;
     let mut next_churn = start;
     let mut next_send = start;
@@ -211,7 +211,21 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
                         Some(p) if p.broken => "stale path, reported",
                         Some(_) => "stale path",
                     };
-                    send_state.insert(seq, state);
+                    // And the source's counters: lookups started (L), notices of a move taken
+                    // (N), reports received (R); the destination's notices sent (n).
+                    let counts =
+                        |i: usize| sim.node(i).map(|x| x.stats().clone()).unwrap_or_default();
+                    let (sa, sb) = (counts(a), counts(b));
+                    send_state.insert(
+                        seq,
+                        format!(
+                            "{state} L{} N{} R{} n{}",
+                            sa.lookups_sent,
+                            sa.moved_notices_taken,
+                            sa.paths_broken,
+                            sb.moved_notices_sent
+                        ),
+                    );
                 }
                 let payload = seq.to_be_bytes().to_vec();
                 sim.send_packet(a, b, &payload);
@@ -260,8 +274,7 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
                 .map(|k| {
                     send_state
                         .get(&(lost[k].1 * 100 + lost[k].0 + 1))
-                        .copied()
-                        .unwrap_or("?")
+                        .map_or("?", String::as_str)
                 })
                 .collect();
             eprintln!(

@@ -236,9 +236,9 @@ fn a_settled_childs_growth_is_damped_and_what_waits_goes_later() {
         changes_to_3 += usize::from(!step(&mut f, now).is_empty());
         now = now + ms(10);
     }
-    // 60 s: the free takes (one every 10 ms), then 0, 0.25, 0.75, 1.75, 3.75, 7.75, 15.75 and
-    // 31.75 s after them.
-    assert_eq!(changes_to_3, TAKE_FREE as usize + 8, "changes in 60 s");
+    // 60 s: the free takes (one every 10 ms), then 0, 0.25, 0.75, 1.75 and 3.75 s after them, and
+    // every `TAKE_GAP_MAX` (4 s) from 7.75 to 59.75 s.
+    assert_eq!(changes_to_3, TAKE_FREE as usize + 5 + 14, "changes in 60 s");
     // When the changes stop, what waits still goes out when its turn comes.
     let due = f.next_retransmit(RTO).expect("a change waits");
     assert!(due <= now + TAKE_GAP_MAX, "{:?}", due.saturating_since(now));
@@ -246,10 +246,43 @@ fn a_settled_childs_growth_is_damped_and_what_waits_goes_later() {
     assert!(sent.iter().any(|d| d.added.contains(&(5999 * 7919))));
     assert_eq!(f.subtree_len(), 6001);
     // After a quiet while the gap is short again: a change goes at once.
-    let later = due + TAKE_GAP_MAX * 4;
+    let later = due + FREE_BACK_AFTER;
     theirs.push(1);
     child.send(&mut f, later, key(2), &theirs);
     assert_eq!(step(&mut f, later).len(), 1, "taken at once after quiet");
+}
+
+/// The free takes come back only after `FREE_BACK_AFTER` without a take: a child that pauses for
+/// less gets its changes one per gap, so pausing buys a liar no burst of deltas.
+#[test]
+fn free_takes_come_back_only_after_a_long_quiet() {
+    let mut f = Subtrees::new(&[1; 32], 10);
+    step(&mut f, Instant::ZERO);
+    let mut now = Instant::ZERO + SETTLE;
+    let mut child = FakeChild { version: 0 };
+    let mut theirs: Vec<u32> = Vec::new();
+    // 20 changes 10 ms apart, then what waits goes within a gap: how many took a delta up.
+    let mut burst = |f: &mut Subtrees, now: &mut Instant| {
+        let mut taken = 0;
+        for _ in 0..20 {
+            theirs.push(theirs.len() as u32 * 7919 + 1);
+            child.send(f, *now, key(2), &theirs);
+            taken += usize::from(!step(f, *now).is_empty());
+            *now = *now + ms(10);
+        }
+        *now = *now + TAKE_GAP_MAX;
+        step(f, *now);
+        taken
+    };
+    assert_eq!(burst(&mut f, &mut now), TAKE_FREE as usize + 1);
+    now = now + FREE_BACK_AFTER - Duration::from_secs(1);
+    assert_eq!(
+        burst(&mut f, &mut now),
+        1,
+        "a pause shorter than FREE_BACK_AFTER"
+    );
+    now = now + FREE_BACK_AFTER + TAKE_GAP_MAX;
+    assert_eq!(burst(&mut f, &mut now), TAKE_FREE as usize + 1);
 }
 
 /// A settled child that adds a tag every 10 ms for an hour gets its tags through within the growth
