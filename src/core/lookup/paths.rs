@@ -403,22 +403,28 @@ mod tests {
         assert!(lookups <= 13, "{lookups} lookups in 60 s");
     }
 
+    /// Paths with one destination found at 0 ms at [1, 2], then reported broken.
+    fn found_then_reported() -> (Paths, PublicKey, PartialKey, [u8; 32]) {
+        let key = NodeKey::from_seed(&[1; 32]).public_key();
+        let partial = PartialKey::canonical(&key);
+        let target = *partial.as_padded_key();
+        let mut paths = Paths::default();
+        assert_eq!(
+            paths.route(Instant::ZERO, partial, target, &[b"p"], 1),
+            Route::Lookup(1)
+        );
+        paths.found(Instant::ZERO, target, key, vec![1, 2]);
+        paths.broken(&key);
+        (paths, key, partial, target)
+    }
+
     /// A report's lookup that no one answers (the destination moved, and its new place has not
     /// reached the sets lookups follow yet) is sent again a second later while packets go, not
     /// after `REPORT_LOOKUP_INTERVAL`; once one is answered, the next report waits the interval.
     #[test]
     fn a_reports_lookup_unanswered_is_retried_every_second() {
-        let key = NodeKey::from_seed(&[1; 32]).public_key();
-        let partial = PartialKey::canonical(&key);
-        let target = *partial.as_padded_key();
-        let mut paths = Paths::default();
+        let (mut paths, key, partial, target) = found_then_reported();
         let at = |ms: u64| Instant::from_micros(ms * 1000);
-        assert_eq!(
-            paths.route(at(0), partial, target, &[b"p"], 1),
-            Route::Lookup(1)
-        );
-        paths.found(at(0), target, key, vec![1, 2]);
-        paths.broken(&key);
         let route = |paths: &mut Paths, ms: u64| paths.route(at(ms), partial, target, &[b"p"], ms);
         assert!(matches!(
             route(&mut paths, 10_000),
@@ -454,17 +460,8 @@ mod tests {
     /// not after `REPORT_LOOKUP_INTERVAL`.
     #[test]
     fn a_report_proved_true_lets_the_next_look_up_sooner() {
-        let key = NodeKey::from_seed(&[1; 32]).public_key();
-        let partial = PartialKey::canonical(&key);
-        let target = *partial.as_padded_key();
-        let mut paths = Paths::default();
+        let (mut paths, key, partial, target) = found_then_reported();
         let at = |ms: u64| Instant::from_micros(ms * 1000);
-        assert_eq!(
-            paths.route(at(0), partial, target, &[b"p"], 1),
-            Route::Lookup(1)
-        );
-        paths.found(at(0), target, key, vec![1, 2]);
-        paths.broken(&key);
         assert!(matches!(
             paths.route(at(10_000), partial, target, &[b"p"], 2),
             Route::SendAndLookup(..)
