@@ -136,6 +136,11 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
     let mut cut_off = std::collections::BTreeSet::new();
     // With SCALE_DEBUG: what the source knew of each packet's destination when it sent it.
     let debug = std::env::var_os("SCALE_DEBUG").is_some();
+    // Losses in runs of at least this many are listed (SCALE_DEBUG_RUN, 8 unless set).
+    let debug_run: usize = std::env::var("SCALE_DEBUG_RUN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     let mut send_state: std::collections::BTreeMap<u32, String> = Default::default();
     let mut delivered = 0usize;
     let mut next_churn = start;
@@ -268,7 +273,7 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
             _ => 3,
         };
         streaks[bucket] += j - i;
-        if bucket == 3 && debug {
+        if debug && j - i >= debug_run {
             let (flow, second) = lost[i];
             let states: Vec<&str> = (i..j)
                 .map(|k| {
