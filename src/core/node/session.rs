@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::core::address::SUBNET_PREFIX;
 use crate::core::identity::PublicKey;
-use crate::core::time::Instant;
+use crate::core::time::{Instant, earliest};
 use crate::core::tree::Coords;
 use crate::core::wire::inner::Message;
 use crate::core::wire::payload::Moved;
@@ -24,6 +24,9 @@ pub(super) const MOVED_NOTICE_MAX: usize = 64;
 /// Rounds of notices at most this often: a node that has lost its parent may move twice in a
 /// second, and the last place is the one to tell.
 pub(super) const MOVED_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
+/// A round is told once more this long after it went, if we have not moved since: right after a
+/// move the tree around us is still re-forming, and a notice routed through it may get stuck.
+pub(super) const MOVED_NOTICE_REPEAT: Duration = Duration::from_secs(2);
 
 /// Returns true if `packet` is an IPv6 packet from the node with address `src` (or a host in its
 /// /64) to the node with address `dst` (or its /64): a session proves who sent the bytes, this proves
@@ -42,20 +45,31 @@ pub(super) fn addresses_match(src: &Ipv6Addr, dst: &Ipv6Addr, packet: &[u8]) -> 
 }
 
 /// When to tell our session peers that we moved: the coordinates last told, when the next round is
-/// due (our coordinates differ from those told) and when the last one went.
+/// due (our coordinates differ from those told), when the last one went, and when it is repeated.
 #[derive(Default)]
 pub(super) struct MoveNotices {
     told: Coords,
     due: Option<Instant>,
     last: Option<Instant>,
+    repeat: Option<Instant>,
 }
 
 impl MoveNotices {
     /// The coordinates to tell now, if a round is due: they differ from those told, we have a root,
     /// and the last round was at least [`MOVED_NOTICE_INTERVAL`] ago.
     pub(super) fn poll(&mut self, now: Instant, coords: &Coords, attached: bool) -> Option<Coords> {
-        if !attached || *coords == self.told {
+        if !attached {
+            // Without a root nothing is told; a move once we have one is a new round.
             self.due = None;
+            self.repeat = None;
+            return None;
+        }
+        if *coords == self.told {
+            self.due = None;
+            if self.repeat.is_some_and(|at| now >= at) {
+                self.repeat = None;
+                return Some(coords.clone());
+            }
             return None;
         }
         let last = self.last;
@@ -68,12 +82,13 @@ impl MoveNotices {
         self.told = coords.clone();
         self.due = None;
         self.last = Some(now);
+        self.repeat = Some(now + MOVED_NOTICE_REPEAT);
         Some(coords.clone())
     }
 
     /// When a round is next due, if one waits.
     pub(super) fn next_due(&self) -> Option<Instant> {
-        self.due
+        earliest(self.due, self.repeat)
     }
 }
 
@@ -144,12 +159,21 @@ mod tests {
         assert_eq!(n.next_due(), Some(at(1000)));
         assert_eq!(n.poll(at(500), &vec![1, 3], true), None);
         assert_eq!(n.poll(at(1000), &vec![1, 3], true), Some(vec![1, 3]));
-        // A move undone before its round is not told.
+        // A move undone before its round is not told; the round told goes once more 2 s later.
         assert_eq!(n.poll(at(1200), &vec![2], true), None);
         assert_eq!(n.poll(at(1300), &vec![1, 3], true), None);
+        assert_eq!(n.next_due(), Some(at(1000) + MOVED_NOTICE_REPEAT));
+        assert_eq!(n.poll(at(2999), &vec![1, 3], true), None);
+        assert_eq!(n.poll(at(3000), &vec![1, 3], true), Some(vec![1, 3]));
+        assert_eq!(n.poll(at(3010), &vec![1, 3], true), None, "repeated once");
         assert_eq!(n.next_due(), None);
-        // After a quiet second a move is told at once.
+        // After a quiet second a move is told at once; a move before the repeat replaces it.
         assert_eq!(n.poll(at(5000), &vec![4], true), Some(vec![4]));
+        assert_eq!(n.poll(at(6500), &vec![5], true), Some(vec![5]));
+        assert_eq!(n.next_due(), Some(at(8500)));
+        // Losing the root drops the repeat (nothing is told without one).
+        assert_eq!(n.poll(at(8500), &vec![5], false), None);
+        assert_eq!(n.next_due(), None);
     }
 
     #[test]
