@@ -7,9 +7,12 @@
 //!   then seven probe round trips in a row are lost: about one in a million windows at 10 % loss. The
 //!   keepalives cost 2 × 43 bytes every 1.5 s, under 60 B/s per idle link.
 //! - Carrying traffic (sent or received in the last second): the same, but probing starts after
-//!   [`PROBE_AFTER`] of silence, every
-//!   [`PROBE_AFTER`], and the link is dead [`ACTIVE_DEAD`] (or 4 × RTT on a slow link) after the first
-//!   probe: a dead link under traffic is found within 2 s.
+//!   [`PROBE_AFTER`] of silence, every [`PROBE_AFTER`], and the link is dead when 3 to 7 probes in a
+//!   row went unanswered (or 4 × RTT after the first on a slow link). How many depends on the loss
+//!   measured from the peer's frame counters (`loss`): 3 on a clean link, so a crashed neighbour on a
+//!   path is found in 1 s (750 ms after the first probe); 7 on a link losing 5 % or more, or not
+//!   measured yet (2 s). A crash near the root strands every flow through it until then: with 7 probes
+//!   everywhere, the 10 000-node churn run lost 0.25 % more of its packets.
 //! - RTT: keepalives carry timestamps and echoes (see `wire::keepalive`), smoothed as in RFC 6298. The
 //!   peer says how long it held our stamp before echoing it (`echo_delay`), and a peer could lie about
 //!   that to look closer than it is and win parent and next-hop choices. So the delay it claims is
@@ -20,6 +23,7 @@
 
 use std::time::Duration;
 
+use super::loss::{FrameLoss, probes_before_dead};
 use crate::core::time::Instant;
 use crate::core::wire::keepalive::{Keepalive, REPLY_WANTED};
 
@@ -34,8 +38,6 @@ pub const IDLE_PROBE_INTERVAL: Duration = Duration::from_millis(285);
 pub const IDLE_DEAD: Duration = Duration::from_secs(2);
 /// While sending traffic, probe when the peer has been quiet this long, and re-probe at this interval.
 pub const PROBE_AFTER: Duration = Duration::from_millis(250);
-/// While probing, a link with no answer for this long after the first probe is dead.
-pub const ACTIVE_DEAD: Duration = Duration::from_millis(1750);
 /// Traffic sent within this window counts as "carrying traffic".
 const ACTIVE_WINDOW: Duration = Duration::from_secs(1);
 /// RTT samples above this are discarded as bogus (clock wrap, a very stale echo).
@@ -84,6 +86,8 @@ pub struct Liveness {
     echo_delay_lie: u16,
     /// The smallest RTT measured from immediate replies, and when it was measured.
     floor: Option<(Duration, Instant)>,
+    /// Loss of the peer's frames, from their counters: sets how many probes may go unanswered.
+    loss: FrameLoss,
 }
 
 fn clock_ms(now: Instant) -> u32 {
@@ -106,7 +110,24 @@ impl Liveness {
             asked: None,
             echo_delay_lie: 0,
             floor: None,
+            loss: FrameLoss::default(),
         }
+    }
+
+    /// Notes the counter of an authenticated frame of the current key set (for the loss estimate).
+    pub fn on_counter(&mut self, counter: u64) {
+        self.loss.on_counter(counter);
+    }
+
+    /// A new key set was installed: its counters start again.
+    pub fn on_new_keys(&mut self) {
+        self.loss.on_new_keys();
+    }
+
+    /// How long probes of a link carrying traffic may go unanswered, from the first, before it is dead
+    /// (before the 4 × RTT floor of a slow link).
+    pub fn active_dead_after(&self) -> Duration {
+        PROBE_AFTER * probes_before_dead(self.loss.ppm())
     }
 
     /// Notes that an authenticated frame arrived; `traffic` is true if it carried routed packets.
@@ -196,7 +217,7 @@ impl Liveness {
 
     fn dead_at(&self, probing: &Probing) -> Instant {
         let base = if probing.active {
-            ACTIVE_DEAD
+            self.active_dead_after()
         } else {
             IDLE_DEAD
         };
@@ -338,6 +359,33 @@ mod tests {
         assert!(matches!(l.poll(at(250)), LivenessAction::Send(k) if k.flags == REPLY_WANTED));
         let mut l = Liveness::new(at(0));
         assert_eq!(time_to_death(&mut l, true), 2000);
+    }
+
+    /// How long a link carrying traffic lives after its peer falls silent follows the loss measured
+    /// from the peer's counters: 3 unanswered probes on a clean link, 7 on a lossy or unmeasured one.
+    #[test]
+    fn a_clean_link_is_given_up_after_three_probes_a_lossy_one_after_seven() {
+        let measured = |keep: fn(u64) -> bool| {
+            let mut l = Liveness::new(at(0));
+            (0..super::super::loss::BLOCK * 40)
+                .filter(|&c| keep(c))
+                .for_each(|c| l.on_counter(c));
+            time_to_death(&mut l, true)
+        };
+        assert_eq!(measured(|_| true), 1000, "250 ms of silence, then 3 probes");
+        assert_eq!(measured(|c| c % 100 != 7), 1250, "1 % lost: 4 probes");
+        assert_eq!(measured(|c| c % 40 != 7), 1500, "2.5 % lost: 5 probes");
+        assert_eq!(measured(|c| c % 10 != 0), 2000, "10 % lost: 7 probes");
+        // New keys keep the estimate.
+        let mut l = Liveness::new(at(0));
+        (0..200).for_each(|c| l.on_counter(c));
+        l.on_new_keys();
+        assert_eq!(time_to_death(&mut l, true), 1000);
+        // A slow link still waits 4 RTTs.
+        let mut l = Liveness::new(at(0));
+        (0..200).for_each(|c| l.on_counter(c));
+        l.srtt = Some(Duration::from_millis(400));
+        assert_eq!(time_to_death(&mut l, true), 250 + 1600);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod handshake;
 mod handshaking;
 pub mod keys;
 pub mod liveness;
+pub mod loss;
 pub mod replay;
 
 use std::collections::VecDeque;
@@ -468,6 +469,9 @@ impl Link {
             }
             self.install(now, confirmed);
         }
+        if matches!(slot, Slot::Current | Slot::Pending) {
+            self.liveness.on_counter(counter);
+        }
         // Sessions never fragment (links below them do): a piece inside one is not joined.
         if plaintext.first() == Some(&kind::FRAGMENT) && !self.params.session {
             self.liveness.on_receive(now, true);
@@ -497,6 +501,7 @@ impl Link {
                 self.events.push_back(LinkEvent::Up(peer));
             }
         }
+        self.liveness.on_new_keys();
     }
 
     /// Passes a received keepalive to liveness tracking.

@@ -7,6 +7,9 @@ struct Pair {
     links: [Link; 2],
     /// Drop everything a side sends while set.
     mute: [bool; 2],
+    /// Share of datagrams lost each way, drawn from `channel`.
+    loss: f64,
+    channel: Rng,
 }
 
 impl Pair {
@@ -20,6 +23,8 @@ impl Pair {
                 Link::new(b, Instant::ZERO, 2_000_000),
             ],
             mute: [false; 2],
+            loss: 0.0,
+            channel: Rng::from_seed([9; 32]),
         }
     }
 
@@ -31,7 +36,7 @@ impl Pair {
             for side in 0..2 {
                 while let Some(mut d) = self.links[side].poll_datagram() {
                     moved = true;
-                    if self.mute[side] {
+                    if self.mute[side] || self.channel.chance(self.loss) {
                         continue;
                     }
                     let other = 1 - side;
@@ -162,6 +167,50 @@ fn rekeys_without_going_down_and_keeps_working_for_ten_minutes() {
         .now
         .saturating_since(p.links[0].current.as_ref().unwrap().created);
     assert!(age < REJECT_AFTER);
+}
+
+fn one_message_frame() -> Vec<u8> {
+    let mut f = Vec::new();
+    Message::SigReq(crate::core::wire::tree::SigReq { seq: 1, nonce: 2 }).encode(&mut f);
+    f
+}
+
+/// Sends a frame every 20 ms from side 0 until `until` (a one-way flow: side 1 sends only keepalives
+/// and answers to probes).
+fn one_way_flow(p: &mut Pair, until: Instant) {
+    let frame = one_message_frame();
+    while p.now < until {
+        let now = p.now;
+        p.links[0].send(now, &frame, true);
+        p.run_until(now + Duration::from_millis(20));
+    }
+}
+
+/// The number of probes that may go unanswered follows the loss measured from the peer's counters:
+/// a one-way flow over a channel losing 10 % each way keeps its link for ten minutes (with 3 probes
+/// everywhere it went down 9 times), and on a clean channel a peer that falls silent under
+/// traffic is given up 1 s after its last frame (2 s with 7 probes everywhere).
+#[test]
+fn a_lossy_link_under_traffic_stays_up_and_a_clean_one_is_given_up_in_1_s() {
+    let mut p = Pair::new(LinkParams::default(), passive());
+    p.loss = 0.10;
+    p.run_until(secs(5));
+    assert!(p.links[0].is_up() && p.links[1].is_up());
+    p.events(0);
+    p.events(1);
+    one_way_flow(&mut p, secs(605));
+    assert_eq!(p.events(0), vec![], "the lossy link went down");
+    assert_eq!(p.events(1), vec![]);
+
+    let mut p = Pair::new(LinkParams::default(), passive());
+    one_way_flow(&mut p, secs(120));
+    p.events(0);
+    p.mute[1] = true;
+    let silent = p.now;
+    one_way_flow(&mut p, silent + Duration::from_millis(900));
+    assert_eq!(p.events(0), vec![], "given up too early");
+    one_way_flow(&mut p, silent + Duration::from_millis(1100));
+    assert_eq!(p.events(0), vec![LinkEvent::Down(p.keys[1].public_key())]);
 }
 
 #[test]
