@@ -7,7 +7,8 @@
 //! `SCALE_CHURN_MINUTES=M` then runs M simulated minutes of churn on the same mesh (1 % of the nodes
 //! leave and 1 % join a minute) while 100 flows send a packet a second, and prints their delivery,
 //! root changes and control traffic; with `SCALE_CHURN_ROOT=1` the node with the best key is the one
-//! that leaves 60 s in.
+//! that leaves 60 s in. Last, it takes 100 nodes out of the mesh and prints what each part of a node
+//! holds on the heap (a counting global allocator tells the live heap from the resident set).
 //! Signatures and key agreement are replaced by an insecure stand-in
 //! ([`meshrouter::core::crypto_stand_in`]) unless `SCALE_REAL_CRYPTO=1`: authenticity is not what
 //! this measures. It prints figures and asserts nothing about speed (see docs/BENCHMARKS.md).
@@ -21,6 +22,52 @@ use meshrouter::core::identity::PublicKey;
 use meshrouter::core::rng::Rng;
 use meshrouter::core::time::Instant as SimInstant;
 use meshrouter::sim::{Sim, WireParams, ipv6_packet, topology};
+
+/// Counts what the program holds on the heap, to tell what each part of a node holds
+/// ([`heap_by_structure`]) apart from the allocator's own spare room, which the resident set includes.
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+/// Heap bytes live now.
+fn live_heap() -> i64 {
+    let s = GLOBAL.stats();
+    // A realloc counts its growth as allocated and its shrinking as deallocated.
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64
+}
+
+/// What each part of a node holds on the heap, averaged over 100 nodes spread over the mesh: each is
+/// taken out (it crashes, so this runs last) and dropped a part at a time (`Node::drop_parts`).
+fn heap_by_structure(sim: &mut Sim, n: usize) {
+    let sample = 100.min(n);
+    let mut parts: Vec<(&'static str, i64)> = Vec::new();
+    let mut taken = 0;
+    for k in 0..sample {
+        let Some(node) = sim.take_node(k * n / sample) else {
+            continue;
+        };
+        taken += 1;
+        let (mut last, mut part) = (live_heap(), 0);
+        node.drop_parts(&mut |name| {
+            let now = live_heap();
+            if part == parts.len() {
+                parts.push((name, 0));
+            }
+            parts[part].1 += last - now;
+            (last, part) = (now, part + 1);
+        });
+    }
+    let total: i64 = parts.iter().map(|p| p.1).sum();
+    let per_node = |b: i64| b as f64 / 1024.0 / taken.max(1) as f64;
+    let list: Vec<String> = parts
+        .iter()
+        .map(|(name, b)| format!("{name} {:.1}", per_node(*b)))
+        .collect();
+    eprintln!(
+        "  heap per node by structure ({taken} nodes, KiB): {:.1} in all: {}",
+        per_node(total),
+        list.join(", ")
+    );
+}
 
 fn total_wire_bytes(sim: &Sim) -> u64 {
     (0..sim.wires().count())
@@ -162,6 +209,13 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
                 .and_then(|_| live.iter().copied().min_by_key(|&i| sim.key(i)));
             if let Some(i) = root {
                 root_leaves_at = None;
+                let k = sim.key(i);
+                eprintln!(
+                    "  the root {:02x}{:02x} (node {i}) leaves at {:.3} s",
+                    k.as_bytes()[0],
+                    k.as_bytes()[1],
+                    support::secs(sim.now())
+                );
                 sim.crash(i);
                 down.push_back(i);
                 leaves += 1;
@@ -316,8 +370,13 @@ fn churn(sim: &mut Sim, n: usize, links: usize, minutes: u64) {
         most_required = most_required.max(required[i]);
         let excess = moved.saturating_sub(required[i]);
         if excess > 0 && std::env::var_os("SCALE_DEBUG").is_some() {
-            let short = |k: Option<PublicKey>| k.map(|k| k.as_bytes()[0]);
-            let timeline: Vec<(f64, Option<u8>)> = changes[changes_before[i]..]
+            // Roots by their key's first four hex digits (many share the first byte).
+            let short = |k: Option<PublicKey>| {
+                k.map_or("-".to_string(), |k| {
+                    format!("{:02x}{:02x}", k.as_bytes()[0], k.as_bytes()[1])
+                })
+            };
+            let timeline: Vec<(f64, String)> = changes[changes_before[i]..]
                 .iter()
                 .map(|(t, r)| (support::secs(*t), short(*r)))
                 .collect();
@@ -430,6 +489,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     };
     eprintln!("{n} nodes, {kind}: {} links", edges.len());
     let rss_before = support::rss_kib();
+    let heap_before = live_heap();
     let total = WallClock::now();
     let phase = Phase::start(&Sim::new(seed));
     let mut sim = Sim::build(seed, n, &edges, WireParams::default());
@@ -481,6 +541,11 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     let per_link = idle_rate / edges.len() as f64;
     phase.end(&sim, "idle");
     let kib_per_node = support::rss_kib().saturating_sub(rss_before) as f64 / n as f64;
+    let heap_kib_per_node = (live_heap() - heap_before) as f64 / 1024.0 / n as f64;
+    eprintln!(
+        "  memory per node: {kib_per_node:.0} KiB resident, {heap_kib_per_node:.0} KiB of it live heap \
+         (nodes, simulator), the rest the allocator's spare room and freed pages it keeps"
+    );
     // What the largest per-node structures hold: the subtree sets (their heap, as the node counts
     // it) and the tree announcements stored.
     let (mut sets, mut sets_max, mut stored) = (0usize, 0usize, 0usize);
@@ -591,6 +656,7 @@ fn run(n: usize, kind: &str, packets: usize, batch_size: usize) {
     {
         churn(&mut sim, n, edges.len(), minutes);
     }
+    heap_by_structure(&mut sim, n);
 }
 
 fn main() {

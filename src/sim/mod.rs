@@ -310,7 +310,12 @@ impl Sim {
 
     /// Stops a node: it loses all state and everything sent to it is lost.
     pub fn crash(&mut self, i: usize) {
-        self.nodes[i].node = None;
+        drop(self.take_node(i));
+    }
+
+    /// Stops a node as [`crash`](Self::crash) does and hands over its state (to measure it).
+    pub fn take_node(&mut self, i: usize) -> Option<Node> {
+        let node = self.nodes[i].node.take();
         self.nodes[i].timer_generation += 1;
         self.nodes[i].timer_at = None;
         for w in 0..self.wires.len() {
@@ -321,6 +326,7 @@ impl Sim {
             }
         }
         self.log(format_args!("crash node {i}"));
+        node
     }
 
     /// Makes node `i` misbehave from now on (it keeps running the protocol besides).

@@ -339,6 +339,68 @@ impl Node {
         self.subtrees.subtree_len()
     }
 
+    /// Drops the node one part at a time, calling `after_each` with the part's name after each, so
+    /// that a benchmark counting its allocator's live bytes can tell what each part held (the scale
+    /// benchmark's memory by structure). Every field is named here: a new one cannot be missed.
+    pub fn drop_parts(self, after_each: &mut dyn FnMut(&'static str)) {
+        let Self {
+            key,
+            me,
+            rng,
+            links,
+            tree,
+            transmits,
+            deliveries,
+            events,
+            stats,
+            now,
+            subtrees,
+            paths,
+            own_target,
+            own_address,
+            lookup_limits,
+            report_limits,
+            reporter_limits,
+            subtrees_dirty,
+            subtree_peers,
+            neighbors,
+            clock_base,
+            sessions,
+            neighbors_dirty,
+            path_broken_sent,
+            move_notices,
+            direct_to_peers,
+            demux,
+            gate,
+            traces,
+            trace_budget,
+        } = self;
+        let _ = (me, now, own_target, own_address, subtrees_dirty);
+        let _ = (clock_base, neighbors_dirty, direct_to_peers);
+        drop(links);
+        after_each("links (keys, buffers, liveness)");
+        tree.drop_parts(after_each);
+        drop(subtrees);
+        drop(subtree_peers);
+        after_each("subtree sets");
+        drop(paths);
+        drop(path_broken_sent);
+        after_each("paths to destinations");
+        drop(sessions);
+        drop(move_notices);
+        after_each("sessions");
+        drop(neighbors);
+        after_each("neighbour lists");
+        drop((lookup_limits, report_limits, reporter_limits, trace_budget));
+        after_each("rate limits");
+        drop((transmits, deliveries, events, traces));
+        after_each("queues");
+        drop((demux, gate));
+        after_each("demux and admission");
+        drop((key, rng, stats));
+        after_each("key, counters");
+    }
+
     /// Heap bytes of the subtree sets we hold (for memory reports).
     pub fn subtree_heap_bytes(&self) -> usize {
         self.subtrees.heap_bytes()

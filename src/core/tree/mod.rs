@@ -137,6 +137,34 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Drops the tree in parts (see `Node::drop_parts`): the queue of messages to peers, the rest,
+    /// the stored announcements, then what each peer told us.
+    pub fn drop_parts(self, after_each: &mut dyn FnMut(&'static str)) {
+        type Parts = (
+            Store,
+            BTreeMap<PublicKey, PeerTree>,
+            VecDeque<(PublicKey, Message<'static>)>,
+        );
+        // The fields not taken are dropped when `split` returns.
+        fn split(tree: Tree) -> Parts {
+            let Tree {
+                store,
+                peers,
+                outbox,
+                ..
+            } = tree;
+            (store, peers, outbox)
+        }
+        let (store, peers, outbox) = split(self);
+        after_each("tree: own ancestry and the rest");
+        drop(outbox);
+        after_each("tree: messages queued for peers");
+        drop(store);
+        after_each("tree: announcements stored");
+        drop(peers);
+        after_each("tree: per-peer state");
+    }
+
     /// Starts as a root of its own. `seq_base` must exceed every sequence number this key used before
     /// (the driver passes wall-clock microseconds), so a restarted node's announcements win.
     pub fn new(node: &NodeKey, seq_base: u64, now: Instant, rng: &mut Rng) -> Self {
