@@ -63,6 +63,10 @@ pub const RANK_MARGIN: Duration = Duration::from_millis(300);
 pub const FRESH_ROOT_HOLD: Duration = Duration::from_secs(1);
 /// An announcement on nobody's ancestry is kept this long before it is dropped (see `Store`).
 const GC_GRACE: Duration = Duration::from_secs(30);
+/// An announcement that was on an ancestry and is on none now is kept this long (see
+/// `Store::collect_garbage`): longer than the pieces of one chain take to arrive, shorter than the
+/// 5 s before nodes move to shallower places after a root change (`SETTLE`), when stale ones mixed in.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// A root whose announcement has not been refreshed for this long (2.5 refresh periods) is presumed dead
 /// and no longer followed, even if announcements of the chain towards it are still around: a safety net
 /// behind link-level failure detection, as ironwood's 5-minute router timeout.
@@ -483,7 +487,7 @@ impl Tree {
         if self.dirty {
             next = earliest(next, Some(self.last_reselect + RESELECT_COALESCE));
         }
-        next = earliest(next, self.store.next_collection(GC_GRACE));
+        next = earliest(next, self.store.next_collection(GC_GRACE, ORPHAN_GRACE));
         // Deadlines that call for a re-evaluation cannot be earlier than the coalescing allows.
         let floor = self.last_reselect + RESELECT_COALESCE;
         if self.root_heard.0 != self.me {

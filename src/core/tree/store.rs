@@ -64,8 +64,11 @@ pub enum Offer {
 #[derive(Debug, Default)]
 pub(super) struct Store {
     infos: HashMap<PublicKey, Announce>,
-    /// When each announcement that is on no ancestry we care about was first found so.
-    unreferenced: HashMap<PublicKey, Instant>,
+    /// When each announcement that is on no ancestry we care about was first found so, and whether
+    /// it was on one before (an *orphan*, see [`collect_garbage`](Self::collect_garbage)).
+    unreferenced: HashMap<PublicKey, (Instant, bool)>,
+    /// The announcements on an ancestry we cared about at the last collection.
+    needed_before: foldhash::HashSet<PublicKey>,
 }
 
 impl Store {
@@ -126,41 +129,75 @@ impl Store {
     }
 
     /// Drops announcements that have been on no ancestry of `keep` (our own key and our peers') for
-    /// `grace`, or at once when more than `limit` are held. The grace matters on lossy links: an ancestor's
-    /// announcement can arrive before the one that makes it an ancestor, and it is acknowledged already.
+    /// `grace`, or at once when more than `limit` are held. The grace is for announcements that
+    /// arrive before the one that makes them an ancestor (on lossy links), and for the senders, who
+    /// take an acknowledged announcement as held.
+    ///
+    /// An *orphan*, one that was on an ancestry and is on none now although every ancestry walked to
+    /// its top, goes after `orphan_grace` instead: everything below it moved away. Kept 30 s, such
+    /// announcements once mixed into new chains: after the root crashed, nodes whose parent moved to
+    /// a shallower place 10 s later walked through a neighbour's announcement from before the crash
+    /// (its node had moved twice since) up to the dead root, took it back for 20 ms, and made their
+    /// subtrees change root twice more (the 10 000-node churn run with the root leaving). Dropped,
+    /// such a chain is incomplete until the sender's newer copy comes. One that a chain leads through
+    /// again after it was dropped comes again too: a sender sends all of a chain above a node that has
+    /// a new parent or is new to the receiver (`sync.rs`), and only such a change makes a chain lead
+    /// through it again. While some ancestry stops at a missing announcement (part of a chain still
+    /// on its way), nothing is taken for an orphan: what is above the gap is not known.
     pub(super) fn collect_garbage<'a>(
         &mut self,
         now: Instant,
         keep: impl IntoIterator<Item = &'a PublicKey>,
         grace: Duration,
+        orphan_grace: Duration,
         limit: usize,
     ) {
         let mut needed = HashSet::new();
+        let mut incomplete = false;
         for start in keep {
             let mut key = *start;
             while needed.insert(key) {
                 match self.infos.get(&key) {
                     Some(a) if a.parent != a.key => key = a.parent,
-                    _ => break,
+                    Some(_) => break,
+                    None => {
+                        incomplete = true;
+                        break;
+                    }
                 }
             }
         }
         let over_limit = self.infos.len() > limit;
         let unreferenced = &mut self.unreferenced;
+        let needed_before = &self.needed_before;
         unreferenced.retain(|k, _| !needed.contains(k));
         self.infos.retain(|k, _| {
             if needed.contains(k) {
                 return true;
             }
-            let since = *unreferenced.entry(*k).or_insert(now);
-            !over_limit && now.saturating_since(since) < grace
+            let orphan = !incomplete && needed_before.contains(k);
+            let (since, orphaned) = *unreferenced.entry(*k).or_insert((now, orphan));
+            let kept_for = if orphaned { orphan_grace } else { grace };
+            !over_limit && now.saturating_since(since) < kept_for
         });
         unreferenced.retain(|k, _| self.infos.contains_key(k));
+        let infos = &self.infos;
+        self.needed_before = needed
+            .into_iter()
+            .filter(|k| infos.contains_key(k))
+            .collect();
     }
 
     /// Returns when the oldest unreferenced announcement becomes collectable.
-    pub(super) fn next_collection(&self, grace: Duration) -> Option<Instant> {
-        self.unreferenced.values().min().map(|t| *t + grace)
+    pub(super) fn next_collection(
+        &self,
+        grace: Duration,
+        orphan_grace: Duration,
+    ) -> Option<Instant> {
+        self.unreferenced
+            .values()
+            .map(|&(since, orphan)| since + if orphan { orphan_grace } else { grace })
+            .min()
     }
 
     /// Returns how many announcements are held.
@@ -216,13 +253,60 @@ mod tests {
         s.insert(ann(3, 3, 0, 1));
         let grace = Duration::from_secs(10);
         let t0 = Instant::ZERO;
-        s.collect_garbage(t0, [&key(2)], grace, 100);
+        s.collect_garbage(t0, [&key(2)], grace, ORPHAN, 100);
         assert_eq!(s.len(), 3, "unreferenced but within the grace period");
-        s.collect_garbage(t0 + grace, [&key(2)], grace, 100);
+        s.collect_garbage(t0 + grace, [&key(2)], grace, ORPHAN, 100);
         assert_eq!(s.len(), 2);
         assert!(s.get(&key(3)).is_none());
         s.insert(ann(3, 3, 0, 1));
-        s.collect_garbage(t0 + grace, [&key(2)], grace, 2);
+        s.collect_garbage(t0 + grace, [&key(2)], grace, ORPHAN, 2);
         assert_eq!(s.len(), 2, "over the limit: dropped at once");
+    }
+
+    const ORPHAN: Duration = Duration::from_secs(2);
+
+    /// Chain 4 -> 3 -> 2 -> 1 (root 1), and root 9 (arrived early).
+    fn chain_to_1_and_root_9() -> Store {
+        let mut s = Store::default();
+        for a in [
+            ann(1, 1, 0, 1),
+            ann(2, 1, 1, 1),
+            ann(3, 2, 1, 1),
+            ann(4, 3, 1, 1),
+        ] {
+            s.insert(a);
+        }
+        s.insert(ann(9, 9, 0, 1));
+        s
+    }
+
+    /// An announcement that was on a chain we keep and is on none now, every chain being complete,
+    /// goes after the orphans' grace; while a chain stops at a gap, the usual grace holds.
+    #[test]
+    fn an_ancestor_left_behind_by_its_descendants_goes_after_the_orphans_grace() {
+        let mut s = chain_to_1_and_root_9();
+        let grace = Duration::from_secs(30);
+        let t0 = Instant::ZERO;
+        s.collect_garbage(t0, [&key(4)], grace, ORPHAN, 100);
+        assert_eq!(s.len(), 5);
+        // Node 4 moves under 9: 3, 2 and 1 are orphans now.
+        s.insert(ann(4, 9, 2, 2));
+        s.collect_garbage(t0, [&key(4)], grace, ORPHAN, 100);
+        assert_eq!(s.len(), 5, "within the orphans' grace");
+        assert_eq!(s.next_collection(grace, ORPHAN), Some(t0 + ORPHAN));
+        s.collect_garbage(t0 + ORPHAN, [&key(4)], grace, ORPHAN, 100);
+        assert_eq!(s.len(), 2);
+        assert!(s.get(&key(3)).is_none() && s.get(&key(1)).is_none());
+
+        // The same while another chain stops at a gap: the usual grace.
+        let mut s = chain_to_1_and_root_9();
+        s.insert(ann(5, 8, 1, 1));
+        s.collect_garbage(t0, [&key(4), &key(5)], grace, ORPHAN, 100);
+        s.insert(ann(4, 9, 2, 2));
+        s.collect_garbage(t0, [&key(4), &key(5)], grace, ORPHAN, 100);
+        s.collect_garbage(t0 + ORPHAN, [&key(4), &key(5)], grace, ORPHAN, 100);
+        assert_eq!(s.len(), 6, "5's chain is incomplete: 3, 2 and 1 are kept");
+        s.collect_garbage(t0 + grace, [&key(4), &key(5)], grace, ORPHAN, 100);
+        assert_eq!(s.len(), 3);
     }
 }

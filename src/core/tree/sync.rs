@@ -1,7 +1,7 @@
 //! Keeping peers in sync: signature requests, the announcements of both chains, and acknowledgements.
 
 use super::peer::Sent;
-use super::{GC_GRACE, Tree};
+use super::{GC_GRACE, ORPHAN_GRACE, Tree};
 use crate::core::identity::PublicKey;
 use crate::core::time::Instant;
 use crate::core::wire::MAX_PATH_LEN;
@@ -17,6 +17,7 @@ impl Tree {
             now,
             std::iter::once(&self.me).chain(self.peers.keys()),
             GC_GRACE,
+            ORPHAN_GRACE,
             limit,
         );
         // Root first, so that a receiver always holds a node's parent before the node itself.
