@@ -12,7 +12,7 @@
 //!   measured from the peer's frame counters (`loss`): 3 on a clean link, so a crashed neighbour on a
 //!   path is found in 1 s (750 ms after the first probe); 7 on a link losing 5 % or more, or not
 //!   measured yet (2 s). A crash near the root strands every flow through it until then: with 7 probes
-//!   everywhere, the 10 000-node churn run lost 0.25 % more of its packets.
+//!   everywhere, the 10 000-node churn run delivered 98.97 % rather than 99.16 %.
 //! - RTT: keepalives carry timestamps and echoes (see `wire::keepalive`), smoothed as in RFC 6298. The
 //!   peer says how long it held our stamp before echoing it (`echo_delay`), and a peer could lie about
 //!   that to look closer than it is and win parent and next-hop choices. So the delay it claims is
