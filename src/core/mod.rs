@@ -18,6 +18,7 @@ pub mod offload;
 pub mod password;
 pub mod rate;
 pub mod rng;
+pub mod room;
 pub mod session;
 pub mod shared_verifications;
 pub mod time;

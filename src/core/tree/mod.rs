@@ -257,7 +257,14 @@ impl Tree {
 
     /// Returns the next message to send, with the peer it is for.
     pub fn poll_message(&mut self) -> Option<(PublicKey, Message<'static>)> {
-        self.outbox.pop_front()
+        let message = self.outbox.pop_front();
+        if message.is_none() && self.outbox.capacity() > 0 {
+            // All taken: give back its room. A settled node queues something for its peers a few
+            // times in [`REFRESH`], and a queue of messages with announcements in them kept the room
+            // of its last burst, 5 KiB per node at 10 000 nodes (see `room`).
+            self.outbox = VecDeque::new();
+        }
+        message
     }
 
     /// Returns the next event.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::core::identity::PublicKey;
 use crate::core::rate::TokenBucket;
+use crate::core::room::release_peak;
 use crate::core::time::{Instant, earliest};
 use crate::core::wire::tree::{SigReq, SigRes};
 
@@ -74,6 +75,11 @@ impl SentLog {
             }
             kept
         });
+    }
+
+    /// Gives back the room the log kept from a peak (see [`room`](crate::core::room)).
+    pub(super) fn release_peak(&mut self) {
+        release_peak(&mut self.by_node);
     }
 
     /// Marks the announcement of `key` at `seq` acknowledged (an older or newer one stays as it is).

@@ -1,7 +1,6 @@
 //! The announcements a node holds: its own ancestry's and its peers' ancestries', never the whole network.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 // foldhash (randomly seeded) rather than SipHash: every announcement and walk hashes keys here; only
 // lookups, `retain` and a minimum use the maps, so their order never shows.
@@ -11,6 +10,7 @@ use std::time::Duration;
 use super::coords::Coords;
 use super::info::order;
 use crate::core::identity::PublicKey;
+use crate::core::room::release_peak;
 use crate::core::time::Instant;
 use crate::core::wire::MAX_PATH_LEN;
 use crate::core::wire::tree::Announce;
@@ -152,7 +152,7 @@ impl Store {
         orphan_grace: Duration,
         limit: usize,
     ) {
-        let mut needed = HashSet::new();
+        let mut needed = foldhash::HashSet::default();
         let mut incomplete = false;
         for start in keep {
             let mut key = *start;
@@ -182,10 +182,8 @@ impl Store {
         });
         unreferenced.retain(|k, _| self.infos.contains_key(k));
         let infos = &self.infos;
-        self.needed_before = needed
-            .into_iter()
-            .filter(|k| infos.contains_key(k))
-            .collect();
+        needed.retain(|k| infos.contains_key(k));
+        self.needed_before = needed;
     }
 
     /// Returns when the oldest unreferenced announcement becomes collectable.
@@ -198,6 +196,14 @@ impl Store {
             .values()
             .map(|&(since, orphan)| since + if orphan { orphan_grace } else { grace })
             .min()
+    }
+
+    /// Gives back the room the store kept from a peak (a root change, convergence): see
+    /// [`room`](crate::core::room).
+    pub(super) fn release_peaks(&mut self) {
+        release_peak(&mut self.infos);
+        release_peak(&mut self.unreferenced);
+        release_peak(&mut self.needed_before);
     }
 
     /// Returns how many announcements are held.

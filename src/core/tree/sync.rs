@@ -20,6 +20,7 @@ impl Tree {
             ORPHAN_GRACE,
             limit,
         );
+        self.store.release_peaks();
         // Root first, so that a receiver always holds a node's parent before the node itself.
         let my_chain: Vec<PublicKey> = self.my_ancestry.keys.iter().rev().copied().collect();
         let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
@@ -94,6 +95,7 @@ impl Tree {
                     }),
                 ));
             }
+            peer.sent.release_peak();
         }
     }
 }
