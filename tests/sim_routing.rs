@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use meshrouter::core::rng::Rng;
 use meshrouter::core::time::Instant;
+use meshrouter::core::tree;
 use meshrouter::sim::{Sim, WireParams, topology};
 use support::*;
 
@@ -386,6 +387,83 @@ fn a_better_root_joining_and_leaving_changes_each_root_at_most_once_per_event() 
     );
     assert_eq!(sim.distinct_roots(&nodes), vec![Some(old_root)]);
     assert!(leave_changes <= 1, "(seed {seed})");
+}
+
+/// When the root of a village-sized mesh crashes and no root came before it (nothing to go back
+/// to), every node takes the best remaining key, once: after the crash is noticed on idle links,
+/// the hold (`HOLD_SELF`), that key's ranked moment (its rank as a fraction of `RANK_SPREAD`) and
+/// `RANK_MARGIN`. Prints how long the mesh was without one root (PROTOCOL.md §3.3).
+#[test]
+fn crashing_the_root_of_a_small_mesh_moves_every_node_once_to_the_next_best_key() {
+    for (n, seed) in [(10, 61), (25, 62), (50, 63)] {
+        let mut rng = Rng::from_seed([seed as u8; 32]);
+        let edges = topology::random(n, 4.0, &mut rng);
+        let mut sim = Sim::build(seed, n, &edges, WireParams::default());
+        run_until_one_root(&mut sim, &all(n), Duration::from_secs(4)).unwrap();
+        sim.run_for(Duration::from_secs(15));
+        let best = sim.best_key(&all(n));
+        let root = (0..n).find(|&i| sim.key(i) == best).unwrap();
+        let rest: Vec<usize> = (0..n).filter(|&i| i != root).collect();
+        let connected = rest
+            .iter()
+            .all(|&b| still_connected(n, &edges, rest[0], b, |&(x, y)| x == root || y == root));
+        assert!(connected, "the root is a cut vertex (seed {seed})");
+        let next = sim.best_key(&rest);
+        let rank = f64::from(u32::from_be_bytes(next.as_bytes()[..4].try_into().unwrap()));
+        let moment = tree::RANK_SPREAD.as_secs_f64() * rank / 2f64.powi(32);
+        let crash_at = sim.now();
+        sim.crash(root);
+        let mut one_root = None;
+        while one_root.is_none() && sim.now().saturating_since(crash_at) < Duration::from_secs(20) {
+            sim.run_for(Duration::from_millis(10));
+            if sim.distinct_roots(&rest) == vec![Some(next)] {
+                one_root = Some(secs(sim.now()) - secs(crash_at));
+            }
+        }
+        sim.run_for(Duration::from_secs(5));
+        let changes = rest
+            .iter()
+            .map(|&i| {
+                let mut last = best;
+                let mut changes = 0;
+                for (t, r) in &sim.sim_node(i).root_changes {
+                    if *t >= crash_at
+                        && let Some(r) = r
+                        && *r != last
+                    {
+                        changes += 1;
+                        last = *r;
+                    }
+                }
+                changes
+            })
+            .max()
+            .unwrap();
+        let detached: Vec<f64> = rest
+            .iter()
+            .filter_map(|&i| {
+                let changes = &sim.sim_node(i).root_changes;
+                changes.iter().find(|(t, r)| *t >= crash_at && r.is_none())
+            })
+            .map(|(t, _)| secs(*t) - secs(crash_at))
+            .collect();
+        let first = detached.iter().copied().fold(f64::INFINITY, f64::min);
+        let last = detached.iter().copied().fold(0.0, f64::max);
+        eprintln!(
+            "root crash, {n} nodes: nodes detached {first:.2}-{last:.2} s after it, one root (the next \
+             best key, its moment {moment:.2} s) after {one_root:?} s, most root changes of a node \
+             {changes}"
+        );
+        // From the last node to detach (idle links notice the crash 3-4 s after it, each of the
+        // root's peers on its own), plus 0.3 s for the new root's announcements to come down.
+        let bound = tree::HOLD_SELF.as_secs_f64() + moment + tree::RANK_MARGIN.as_secs_f64() + 0.3;
+        let rooted = one_root.map(|t| t - last);
+        assert!(
+            rooted.is_some_and(|t| t <= bound),
+            "{rooted:?} > {bound:.2} s (seed {seed})"
+        );
+        assert_eq!(changes, 1, "(seed {seed})");
+    }
 }
 
 #[test]
