@@ -224,4 +224,25 @@ mod tests {
         log.insert(key(5), sent(1, 70, false));
         assert_eq!(log.oldest_unacked(), at(70));
     }
+
+    #[test]
+    fn a_log_gives_back_its_room_when_a_burst_is_over_and_keeps_its_count() {
+        let mut log = SentLog::default();
+        for n in 0..=255 {
+            log.insert(key(n), sent(1, 10, n % 2 == 0));
+        }
+        let peak = log.by_node.capacity();
+        log.retain(|k, _| k.as_bytes()[0] < 10);
+        log.release_peak();
+        assert!(
+            log.by_node.capacity() < peak / 8,
+            "{} of {peak}",
+            log.by_node.capacity()
+        );
+        assert_eq!(log.unacked, 5, "1, 3, 5, 7 and 9");
+        assert_eq!(
+            log.oldest_unacked(),
+            Some(Instant::ZERO + Duration::from_millis(10))
+        );
+    }
 }

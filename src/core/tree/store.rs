@@ -215,6 +215,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::room::MIN_ROOM;
 
     fn key(n: u8) -> PublicKey {
         PublicKey::from_bytes([n; 32])
@@ -267,6 +268,41 @@ mod tests {
         s.insert(ann(3, 3, 0, 1));
         s.collect_garbage(t0 + grace, [&key(2)], grace, ORPHAN, 2);
         assert_eq!(s.len(), 2, "over the limit: dropped at once");
+    }
+
+    /// A peer that made us store announcements for 1 500 throwaway keys (the adversary's
+    /// `AnnounceThrowaways`) leaves no room behind once they are collected.
+    #[test]
+    fn the_room_of_a_flood_of_announcements_is_given_back_once_they_go() {
+        let mut s = Store::default();
+        s.insert(ann(1, 1, 0, 1));
+        s.insert(ann(2, 1, 1, 1));
+        for i in 0..1500u32 {
+            let mut bytes = [7; 32];
+            bytes[..4].copy_from_slice(&i.to_be_bytes());
+            let mut a = ann(0, 0, 0, 1);
+            a.key = PublicKey::from_bytes(bytes);
+            a.parent = a.key;
+            s.insert(a);
+        }
+        let t0 = Instant::ZERO;
+        let grace = Duration::from_secs(30);
+        s.collect_garbage(t0, [&key(2)], grace, ORPHAN, 10_000);
+        let flooded = s.infos.capacity();
+        assert!(flooded >= 1502);
+        s.release_peaks();
+        assert_eq!(
+            s.infos.capacity(),
+            flooded,
+            "all still held: nothing to give back"
+        );
+        s.collect_garbage(t0 + grace, [&key(2)], grace, ORPHAN, 10_000);
+        assert_eq!(s.len(), 2);
+        s.release_peaks();
+        assert!(s.infos.capacity() <= 2 * MIN_ROOM, "{}", s.infos.capacity());
+        assert!(s.unreferenced.capacity() <= 2 * MIN_ROOM);
+        assert!(s.needed_before.capacity() <= 2 * MIN_ROOM);
+        assert_eq!(s.ancestry(&key(2)).unwrap().root, key(1));
     }
 
     const ORPHAN: Duration = Duration::from_secs(2);

@@ -233,3 +233,19 @@ fn losing_the_parent_detaches_rather_than_rooting_a_node_that_was_a_root_only_at
     tree.handle_timeout(t2 + own_moment, &me, &mut rng);
     assert_eq!(tree.root(), Some(me.public_key()), "a root after the hold");
 }
+
+/// The queue of messages for peers holds announcements (about 250 B each): once the node has taken
+/// all of a burst, its room goes too.
+#[test]
+fn the_queue_for_peers_lets_its_room_go_once_emptied() {
+    let (mut tree, _, _, _, _) = attached();
+    drain_count(&mut tree, |_| true);
+    let (_, parent, _) = keys();
+    for _ in 0..100 {
+        tree.outbox
+            .push_back((parent.public_key(), Message::SigReq(tree.request)));
+    }
+    assert!(tree.outbox.capacity() >= 100);
+    assert_eq!(drain_count(&mut tree, |_| true), 100);
+    assert_eq!(tree.outbox.capacity(), 0);
+}
