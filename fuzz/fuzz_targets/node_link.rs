@@ -509,7 +509,12 @@ impl World {
                 let port = if root { 0 } else { u64::from(input.u16()) };
                 let flags = input.u8() & (FLAG_DETACHED | 0x02);
                 let (key, parent_key) = (public_key(signer), public_key(parent));
-                let signed = Announce::signed_bytes(&key, &parent_key, seq, nonce, port, flags);
+                // A detached one names the best key heard of: one of the fuzz keys, or a lower one.
+                let best = (flags & FLAG_DETACHED != 0).then(|| match input.u8() % 3 {
+                    0 => key,
+                    1 => public_key(input.u8()),
+                    _ => PublicKey::from_bytes([0; 32]),
+                });
                 let mut announce = Announce {
                     key,
                     parent: parent_key,
@@ -517,9 +522,13 @@ impl World {
                     nonce,
                     port,
                     flags,
-                    psig: sign(parent, &signed),
-                    sig: sign(signer, &signed),
+                    best,
+                    psig: [0; 64],
+                    sig: [0; 64],
                 };
+                let signed = announce.signed();
+                announce.psig = sign(parent, &signed);
+                announce.sig = sign(signer, &signed);
                 if input.u8() & 7 == 0 {
                     announce.sig[usize::from(input.u8()) % 64] ^= 1;
                 }

@@ -102,6 +102,7 @@ impl Adversary {
                         nonce: self.rng.u64(),
                         port: 0,
                         flags: 0,
+                        best: None,
                         psig: [7; 64],
                         sig: [7; 64],
                     };

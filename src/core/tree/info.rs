@@ -23,32 +23,44 @@ pub enum AnnounceError {
 /// Checks both signatures and the field rules of an announcement.
 pub(super) fn verify(a: &Announce) -> Result<(), AnnounceError> {
     let root = a.key == a.parent;
-    if root != (a.port == 0) || (a.flags & FLAG_DETACHED != 0 && !root) {
+    let detached = a.flags & FLAG_DETACHED != 0;
+    if root != (a.port == 0) || (detached && !root) || detached != a.best.is_some() {
         return Err(AnnounceError::Inconsistent);
     }
-    let signed = Announce::signed_bytes(&a.key, &a.parent, a.seq, a.nonce, a.port, a.flags);
+    let signed = a.signed();
     if !a.key.verify(&signed, &a.sig) || !a.parent.verify(&signed, &a.psig) {
         return Err(AnnounceError::BadSignature);
     }
     Ok(())
 }
 
-/// Builds and signs our own root (or detached) announcement.
-pub(super) fn sign_root(node: &NodeKey, seq: u64, nonce: u64, detached: bool) -> Announce {
+/// Builds and signs our own root announcement, or a detached one naming the best key heard of
+/// (`detached_best`).
+pub(super) fn sign_root(
+    node: &NodeKey,
+    seq: u64,
+    nonce: u64,
+    detached_best: Option<PublicKey>,
+) -> Announce {
     let key = node.public_key();
-    let flags = if detached { FLAG_DETACHED } else { 0 };
-    let signed = Announce::signed_bytes(&key, &key, seq, nonce, 0, flags);
-    let sig = node.sign(&signed);
-    Announce {
+    let mut a = Announce {
         key,
         parent: key,
         seq,
         nonce,
         port: 0,
-        flags,
-        psig: sig,
-        sig,
-    }
+        flags: if detached_best.is_some() {
+            FLAG_DETACHED
+        } else {
+            0
+        },
+        best: detached_best,
+        psig: [0; 64],
+        sig: [0; 64],
+    };
+    a.sig = node.sign(&a.signed());
+    a.psig = a.sig;
+    a
 }
 
 /// Builds the parent signature a peer asked for with its `SigReq`.
@@ -102,6 +114,7 @@ pub(super) fn sign_child(
         nonce,
         port,
         flags: 0,
+        best: None,
         psig,
         sig,
     }
@@ -126,7 +139,7 @@ mod tests {
     fn signed_announcements_verify_and_tampering_fails() {
         let root = NodeKey::from_seed(&[1; 32]);
         let child = NodeKey::from_seed(&[2; 32]);
-        let r = sign_root(&root, 5, 6, false);
+        let r = sign_root(&root, 5, 6, None);
         assert_eq!(verify(&r), Ok(()));
         let psig = sign_as_parent(&root, &child.public_key(), 9, 10, 3);
         assert!(check_parent_signature(
@@ -154,13 +167,32 @@ mod tests {
         let mut detached_child = c;
         detached_child.flags = FLAG_DETACHED;
         assert_eq!(verify(&detached_child), Err(AnnounceError::Inconsistent));
+        // A detached announcement names the best key heard of, under both signatures.
+        let d = sign_root(&root, 7, 8, Some(child.public_key()));
+        assert_eq!(verify(&d), Ok(()));
+        let mut t = d;
+        t.best = Some(root.public_key());
+        assert_eq!(verify(&t), Err(AnnounceError::BadSignature));
+        t.best = None;
+        assert_eq!(
+            verify(&t),
+            Err(AnnounceError::Inconsistent),
+            "detached: best required"
+        );
+        let mut t = r;
+        t.best = Some(child.public_key());
+        assert_eq!(
+            verify(&t),
+            Err(AnnounceError::Inconsistent),
+            "attached: none"
+        );
     }
 
     #[test]
     fn order_prefers_higher_seq_then_lower_parent() {
         let n = NodeKey::from_seed(&[1; 32]);
-        let a = sign_root(&n, 1, 0, false);
-        let b = sign_root(&n, 2, 0, false);
+        let a = sign_root(&n, 1, 0, None);
+        let b = sign_root(&n, 2, 0, None);
         assert_eq!(order(&b, &a), Ordering::Greater);
         let mut c = a;
         c.parent = PublicKey::from_bytes([0; 32]);

@@ -56,6 +56,10 @@ pub const RANK_SPREAD: Duration = Duration::from_secs(10);
 /// moment to root itself, so that a better root that rooted itself a little earlier reaches it
 /// first (a 10 000-node mesh of 1 ms links spreads an announcement in about 20 ms).
 pub const RANK_MARGIN: Duration = Duration::from_millis(300);
+/// A detached node that heard of a better key among the detached nodes (the `best` of their
+/// announcements) waits this much longer before it takes a worse root than that key or roots
+/// itself: that key is about to root itself and reach it; if it went, this is what its going costs.
+pub const BEST_GRACE: Duration = Duration::from_secs(1);
 /// A root follows a better peer that came up at least this long after it became a root, and is a
 /// root of its own, only once the peer's link is this old (see `select::decide`): a node that just
 /// started is its own root until its links bring it its mesh's, which took 20 ms in the 10 000-node
@@ -92,7 +96,7 @@ pub const UNKNOWN_COST: u64 = 1000;
 /// A root announcement of `node` at `seq`, signed (the simulator's adversary makes these for
 /// throwaway keys; anyone can).
 pub fn root_announcement(node: &NodeKey, seq: u64) -> Announce {
-    info::sign_root(node, seq, 0, false)
+    info::sign_root(node, seq, 0, None)
 }
 
 /// Something the node may want to report.
@@ -173,7 +177,7 @@ impl Tree {
     /// (the driver passes wall-clock microseconds), so a restarted node's announcements win.
     pub fn new(node: &NodeKey, seq_base: u64, now: Instant, rng: &mut Rng) -> Self {
         let me = node.public_key();
-        let root = info::sign_root(node, seq_base, rng.u64(), false);
+        let root = info::sign_root(node, seq_base, rng.u64(), None);
         let mut store = Store::default();
         store.insert(root);
         let my_ancestry = Ancestry {
@@ -588,6 +592,10 @@ impl Tree {
             // Judge the parent when its whole chain is here; it is acknowledged and retransmitted.
             return;
         }
+        let best_heard = match self.standing {
+            Standing::Detached(_) => Some(self.best_heard()),
+            _ => None,
+        };
         let decision = select::decide(&select::Situation {
             me: self.me,
             now,
@@ -598,6 +606,8 @@ impl Tree {
             lost: self.lost,
             detached_from: self.detached_from,
             fallback_root: self.previous_root,
+            best_heard,
+            best_grace: BEST_GRACE,
             hold_same: HOLD_SAME,
             hold_self: HOLD_SELF,
             rank_spread: RANK_SPREAD,
@@ -611,7 +621,26 @@ impl Tree {
         }
         self.revisit = decision.revisit;
         match decision.action {
-            Action::Stay => {}
+            Action::Stay => {
+                if let (Standing::Detached(since), Some(best)) = (self.standing, best_heard)
+                    && self
+                        .store
+                        .get(&self.me)
+                        .and_then(|a| a.best)
+                        .is_some_and(|announced| best < announced)
+                {
+                    // Still detached: pass the better key on, but only once `HOLD_SAME` is over.
+                    // A new announcement of ours asks every peer to sign again, and a node that
+                    // finds its way back within moments (the lost root by another path, the root
+                    // before it) would wait for those signatures.
+                    if now >= since + HOLD_SAME {
+                        self.become_root(now, node, rng, true);
+                        self.standing = Standing::Detached(since);
+                    } else {
+                        self.revisit = earliest(self.revisit, Some(since + HOLD_SAME));
+                    }
+                }
+            }
             Action::Attach(parent) => self.attach(now, node, rng, parent),
             Action::BecomeRoot => self.become_root(now, node, rng, false),
             Action::Detach => {
@@ -637,7 +666,8 @@ impl Tree {
     }
 
     fn become_root(&mut self, now: Instant, node: &NodeKey, rng: &mut Rng, detached: bool) {
-        let announce = info::sign_root(node, self.request.seq, rng.u64(), detached);
+        let best = detached.then(|| self.best_heard());
+        let announce = info::sign_root(node, self.request.seq, rng.u64(), best);
         self.standing = if detached {
             Standing::Detached(now)
         } else {
@@ -645,6 +675,20 @@ impl Tree {
             Standing::Root
         };
         self.publish(now, rng, announce);
+    }
+
+    /// The lowest key we heard of among detached nodes: ours, or one a peer's detached chain names
+    /// (the `best` of the detached announcement its chain ends at).
+    fn best_heard(&self) -> PublicKey {
+        self.peers
+            .keys()
+            .filter_map(|peer| {
+                let a = self.store.ancestry(peer)?;
+                a.detached
+                    .then(|| self.store.get(&a.root).and_then(|top| top.best))
+                    .flatten()
+            })
+            .fold(self.me, PublicKey::min)
     }
 
     /// Re-signs our announcement in place (same parent, new seq).

@@ -59,6 +59,11 @@ pub(super) struct Situation {
     /// The root we had before the one we lost, if it was superseded by a better one (taken back at
     /// once when that one leaves).
     pub(super) fallback_root: Option<PublicKey>,
+    /// While detached: the lowest key heard of among detached nodes, ours included.
+    pub(super) best_heard: Option<PublicKey>,
+    /// How much longer a detached node waits for that key before it takes a worse root or roots
+    /// itself.
+    pub(super) best_grace: Duration,
     pub(super) hold_same: Duration,
     pub(super) hold_self: Duration,
     /// How far key rank spreads the moments detached nodes root themselves (see [`ranked_wait`]),
@@ -166,7 +171,11 @@ pub(super) fn decide(s: &Situation) -> Decision {
             Action::Stay
         }
     };
-    let self_root_at = |since: Instant| since + s.hold_self + ranked_wait(&s.me, s.rank_spread);
+    let self_root_at = |since: Instant| match s.best_heard {
+        Some(best) if best >= s.me => since + s.hold_self,
+        Some(_) => since + s.hold_self + ranked_wait(&s.me, s.rank_spread) + s.best_grace,
+        None => since + s.hold_self + ranked_wait(&s.me, s.rank_spread),
+    };
     let mut revisit = None;
     let action = match (s.standing, best) {
         // A peer that just came up and is its own root has most likely just started: a node roots
@@ -195,11 +204,27 @@ pub(super) fn decide(s: &Situation) -> Decision {
         // root that joined has left); a worse one only once we would root ourselves: a node that
         // just restarted is a root of its own for a moment, and a detached subtree that followed it
         // would change root twice for nothing.
+        // A detached node that heard of a better key among the detached nodes than the root
+        // offered (`best_heard`) waits for that key: it takes the offered root, or roots itself,
+        // only `best_grace` after the moment it would have otherwise. The best key heard of is
+        // taken once the hold is over, and roots itself then, with no wait by rank.
         (Standing::Detached(since), Some(b)) => {
+            let better = s.detached_from.is_some_and(|r| b.root < r);
+            let known_better = s.best_heard.is_some_and(|h| h < b.root);
             let worse =
                 s.detached_from.is_some_and(|r| b.root > r) && Some(b.root) != s.fallback_root;
-            let take_at = since + s.hold_self + ranked_wait(&b.root, s.rank_spread) + s.rank_margin;
-            if !worse {
+            let take_at = if known_better {
+                since
+                    + s.hold_self
+                    + ranked_wait(&b.root, s.rank_spread)
+                    + s.rank_margin
+                    + s.best_grace
+            } else if s.best_heard.is_some() {
+                since + s.hold_self
+            } else {
+                since + s.hold_self + ranked_wait(&b.root, s.rank_spread) + s.rank_margin
+            };
+            if better || (!worse && !known_better) {
                 attach(b)
             } else if b.root < s.me {
                 if s.now >= take_at {
@@ -264,6 +289,8 @@ mod tests {
             lost: None,
             detached_from: None,
             fallback_root: None,
+            best_heard: None,
+            best_grace: Duration::from_secs(1),
             hold_same: Duration::from_secs(1),
             hold_self: Duration::from_secs(4),
             rank_spread: Duration::ZERO,
@@ -309,6 +336,61 @@ mod tests {
             Action::Stay
         );
         assert_eq!(ranked(&mut s, own).action, Action::BecomeRoot);
+    }
+
+    /// A detached node that heard of a better key among the detached nodes waits for it: it takes
+    /// a worse root, or roots itself, only `best_grace` after it otherwise would; the best key heard
+    /// of is taken, and roots itself, once the hold is over, with no wait by rank.
+    #[test]
+    fn a_detached_node_waits_for_the_best_key_it_heard_of() {
+        let spread = Duration::from_secs(10);
+        let margin = Duration::from_millis(300);
+        let grace = Duration::from_secs(1);
+        let since = Instant::from_micros(1_000_000);
+        let hold = Duration::from_secs(4);
+        let at = |s: &mut Situation, now: Instant| {
+            s.rank_spread = spread;
+            s.rank_margin = margin;
+            s.best_grace = grace;
+            s.detached_from = Some(key(1));
+            s.now = now;
+            decide(s)
+        };
+        // Heard of key 10; offered 20 (worse): 20's usual moment plus the grace.
+        let take20 = since + hold + ranked_wait(&key(20), spread) + margin + grace;
+        let mut s = situation(Standing::Detached(since), None, 0, vec![cand(2, 20, 1, 1)]);
+        s.best_heard = Some(key(10));
+        let d = at(&mut s, take20 - Duration::from_millis(1));
+        assert_eq!((d.action, d.revisit), (Action::Stay, Some(take20)));
+        assert_eq!(at(&mut s, take20).action, Action::Attach(key(2)));
+        // Even a root it had before (a fallback from the start-up election) waits.
+        s.fallback_root = Some(key(20));
+        assert_eq!(
+            at(&mut s, take20 - Duration::from_millis(1)).action,
+            Action::Stay
+        );
+        // Offered 10 itself: taken once the hold is over, not at 10's ranked moment.
+        let mut s = situation(Standing::Detached(since), None, 0, vec![cand(3, 10, 2, 1)]);
+        s.best_heard = Some(key(10));
+        let d = at(&mut s, since + hold - Duration::from_millis(1));
+        assert_eq!((d.action, d.revisit), (Action::Stay, Some(since + hold)));
+        assert_eq!(at(&mut s, since + hold).action, Action::Attach(key(3)));
+        // A better root than the lost one is still taken at once.
+        let mut s = situation(Standing::Detached(since), None, 0, vec![cand(4, 0, 2, 1)]);
+        s.best_heard = Some(key(10));
+        assert_eq!(at(&mut s, since).action, Action::Attach(key(4)));
+        // Nothing offered, we are the best heard of (key 50): we root ourselves after the hold.
+        let mut s = situation(Standing::Detached(since), None, 0, vec![]);
+        s.best_heard = Some(key(50));
+        let d = at(&mut s, since + hold - Duration::from_millis(1));
+        assert_eq!((d.action, d.revisit), (Action::Stay, Some(since + hold)));
+        assert_eq!(at(&mut s, since + hold).action, Action::BecomeRoot);
+        // A better key was heard of: our own moment plus the grace.
+        s.best_heard = Some(key(10));
+        let own = since + hold + ranked_wait(&key(50), spread) + grace;
+        let d = at(&mut s, own - Duration::from_millis(1));
+        assert_eq!((d.action, d.revisit), (Action::Stay, Some(own)));
+        assert_eq!(at(&mut s, own).action, Action::BecomeRoot);
     }
 
     /// A root follows a better peer that is its own root at once if the peer came up with it (a

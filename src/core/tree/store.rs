@@ -229,6 +229,7 @@ mod tests {
             nonce: 0,
             port,
             flags: 0,
+            best: None,
             psig: [0; 64],
             sig: [0; 64],
         }

@@ -25,7 +25,7 @@ fn attached() -> (Tree, NodeKey, Rng, Instant, PublicKey) {
     tree.add_peer(t0, p, Some(2), Duration::from_millis(100));
     tree.settle(t0, &me, &mut rng);
     // The parent's chain: the root's own announcement and the parent's under it.
-    let root_announce = info::sign_root(&root, 10, 1, false);
+    let root_announce = info::sign_root(&root, 10, 1, None);
     let psig = info::sign_as_parent(&root, &p, 20, 2, 1);
     let parent_announce = info::sign_child(&parent, root.public_key(), 20, 2, 1, psig);
     tree.handle_announce(t0, &me, &mut rng, p, root_announce)
@@ -80,7 +80,7 @@ fn a_root_that_stops_refreshing_is_given_up_after_the_root_timeout() {
 fn forged_announcements_are_refused() {
     let (mut tree, me, mut rng, t1, _) = attached();
     let (root, parent, _) = keys();
-    let mut forged = info::sign_root(&root, 11, 1, false);
+    let mut forged = info::sign_root(&root, 11, 1, None);
     forged.sig[0] ^= 1;
     assert!(
         tree.handle_announce(t1, &me, &mut rng, parent.public_key(), forged)
@@ -115,7 +115,7 @@ fn announcements_about_us_are_checked_and_cannot_overflow_our_seq() {
     let seq_before = own_seq(&tree);
     let coords = tree.coords().clone();
     // A forged announcement "of ours" at the top of the range: refused, nothing re-signed.
-    let mut forged = info::sign_root(&parent, u64::MAX, 1, false);
+    let mut forged = info::sign_root(&parent, u64::MAX, 1, None);
     forged.key = me.public_key();
     forged.parent = me.public_key();
     let mut t = t1;
@@ -129,7 +129,7 @@ fn announcements_about_us_are_checked_and_cannot_overflow_our_seq() {
     assert_eq!(tree.coords(), &coords);
     // A genuine one at u64::MAX (only we can sign it, e.g. before a restart): no overflow in any
     // build, and nothing to outbid with.
-    let ours = info::sign_root(&me, u64::MAX, 1, false);
+    let ours = info::sign_root(&me, u64::MAX, 1, None);
     let t = t + Duration::from_secs(10);
     tree.handle_announce(t, &me, &mut rng, p, ours).unwrap();
     tree.settle(t + Duration::from_millis(30), &me, &mut rng);
@@ -195,7 +195,7 @@ fn new_announcements_from_one_peer_are_verified_within_its_budget() {
         let mut seed = [7u8; 32];
         seed[..4].copy_from_slice(&i.to_be_bytes());
         let fake = NodeKey::from_seed(&seed);
-        match tree.handle_announce(t1, &me, &mut rng, p, info::sign_root(&fake, 1, 1, false)) {
+        match tree.handle_announce(t1, &me, &mut rng, p, info::sign_root(&fake, 1, 1, None)) {
             Ok(()) => accepted += 1,
             Err(AnnounceError::OverBudget) => refused += 1,
             Err(e) => panic!("{e}"),
@@ -227,7 +227,8 @@ fn losing_the_parent_detaches_rather_than_rooting_a_node_that_was_a_root_only_at
     tree.remove_peer(t2, &parent.public_key());
     tree.handle_timeout(t2, &me, &mut rng);
     assert_eq!(tree.root(), None, "detached");
-    let own_moment = HOLD_SELF + select::ranked_wait(&me.public_key(), RANK_SPREAD);
+    // Alone, it is the best key it heard of among detached nodes: no wait by rank.
+    let own_moment = HOLD_SELF;
     tree.handle_timeout(t2 + own_moment - RESELECT_COALESCE, &me, &mut rng);
     assert_eq!(tree.root(), None, "still detached just before its moment");
     tree.handle_timeout(t2 + own_moment, &me, &mut rng);

@@ -54,6 +54,10 @@ pub struct Announce {
     pub port: u64,
     /// Flag bits ([`FLAG_DETACHED`]).
     pub flags: u8,
+    /// On a detached announcement only (and there always): the lowest key the node heard of among
+    /// detached nodes, its own included. It floods through a detached mesh in moments, so that
+    /// every node knows the best remaining key before anyone roots itself (PROTOCOL.md §3.3).
+    pub best: Option<PublicKey>,
     /// Parent's signature.
     pub psig: [u8; 64],
     /// Node's signature.
@@ -127,30 +131,29 @@ impl Announce {
             nonce: r.u64()?,
             port: port(&mut r)?,
             flags: r.u8()?,
-            psig: r.array()?,
-            sig: r.array()?,
+            best: None,
+            psig: [0; 64],
+            sig: [0; 64],
         };
+        let mut m = m;
+        if m.is_detached() {
+            m.best = Some(r.key()?);
+        }
+        m.psig = r.array()?;
+        m.sig = r.array()?;
         r.finish()?;
         Ok(m)
     }
 
     /// Appends the message body.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(
-            &Self::signed_bytes(
-                &self.key,
-                &self.parent,
-                self.seq,
-                self.nonce,
-                self.port,
-                self.flags,
-            )[DOMAIN.len()..],
-        );
+        out.extend_from_slice(&self.signed()[DOMAIN.len()..]);
         out.extend_from_slice(&self.psig);
         out.extend_from_slice(&self.sig);
     }
 
-    /// The bytes both signatures cover: a domain tag, then the fields in wire order up to `flags`.
+    /// The bytes both signatures cover: a domain tag, then the fields in wire order up to `flags`
+    /// ([`Announce::signed`] adds `best` on a detached one).
     pub fn signed_bytes(
         key: &PublicKey,
         parent: &PublicKey,
@@ -167,6 +170,23 @@ impl Announce {
         out.extend_from_slice(&nonce.to_be_bytes());
         put_varint(&mut out, port);
         out.push(flags);
+        out
+    }
+
+    /// The bytes both signatures of this announcement cover: [`Announce::signed_bytes`], then
+    /// `best` if it is detached.
+    pub fn signed(&self) -> Vec<u8> {
+        let mut out = Self::signed_bytes(
+            &self.key,
+            &self.parent,
+            self.seq,
+            self.nonce,
+            self.port,
+            self.flags,
+        );
+        if self.is_detached() {
+            out.extend_from_slice(self.best.unwrap_or(self.key).as_bytes());
+        }
         out
     }
 
@@ -221,6 +241,7 @@ mod tests {
             nonce: 4,
             port: 300,
             flags: FLAG_DETACHED,
+            best: Some(PublicKey::from_bytes([9; 32])),
             psig: [5; 64],
             sig: [6; 64],
         }
@@ -230,12 +251,23 @@ mod tests {
     fn round_trips() {
         let mut out = Vec::new();
         announce().encode(&mut out);
-        assert_eq!(out.len(), 32 + 32 + 8 + 8 + 2 + 1 + 128);
+        assert_eq!(out.len(), 32 + 32 + 8 + 8 + 2 + 1 + 32 + 128);
         assert_eq!(&out[80..83], &[0xac, 0x02, FLAG_DETACHED]);
+        assert_eq!(&out[83..115], &[9; 32], "best, on a detached one only");
         assert_eq!(Announce::parse(&out), Ok(announce()));
         for len in 0..out.len() {
             assert!(Announce::parse(&out[..len]).is_err());
         }
+        let attached = Announce {
+            flags: 0,
+            best: None,
+            ..announce()
+        };
+        let mut out = Vec::new();
+        attached.encode(&mut out);
+        assert_eq!(out.len(), 32 + 32 + 8 + 8 + 2 + 1 + 128);
+        assert_eq!(Announce::parse(&out), Ok(attached));
+        assert_eq!(attached.signed().len() + 32, announce().signed().len());
 
         let req = SigReq { seq: 1, nonce: 2 };
         let mut out = Vec::new();
