@@ -16,7 +16,7 @@ use std::time::Duration;
 use meshrouter::core::rng::Rng;
 use meshrouter::core::time::Instant;
 use meshrouter::core::tree;
-use meshrouter::sim::{Sim, WireParams, topology};
+use meshrouter::sim::{Misbehaviour, Sim, WireParams, topology};
 use support::*;
 
 fn all(n: usize) -> Vec<usize> {
@@ -464,6 +464,60 @@ fn crashing_the_root_of_a_small_mesh_moves_every_node_once_to_the_next_best_key(
         );
         assert_eq!(changes, 1, "(seed {seed})");
     }
+}
+
+/// A member that, detached or not, names a key below every real one as the best it heard of
+/// (`Misbehaviour::LieAboutBest`) makes a detached mesh wait for a key that never comes: the
+/// wait is bounded by `BEST_GRACE`, after which the best remaining key roots itself at its ranked
+/// moment as it did before detached nodes named keys, and every honest node moves once.
+#[test]
+fn a_lie_about_the_best_key_delays_a_new_root_by_the_grace_only() {
+    let (n, seed) = (25, 62);
+    let mut rng = Rng::from_seed([seed as u8; 32]);
+    let edges = topology::random(n, 4.0, &mut rng);
+    let mut sim = Sim::build(seed, n, &edges, WireParams::default());
+    run_until_one_root(&mut sim, &all(n), Duration::from_secs(4)).unwrap();
+    sim.run_for(Duration::from_secs(15));
+    let best = sim.best_key(&all(n));
+    let root = (0..n).find(|&i| sim.key(i) == best).unwrap();
+    let liar = (0..n).find(|&i| i != root).unwrap();
+    let honest: Vec<usize> = (0..n).filter(|&i| i != root && i != liar).collect();
+    sim.misbehave(liar, Misbehaviour::LieAboutBest);
+    sim.run_for(Duration::from_secs(2));
+    let next = sim.best_key(&honest);
+    let crash_at = sim.now();
+    sim.crash(root);
+    let mut one_root = None;
+    while one_root.is_none() && sim.now().saturating_since(crash_at) < Duration::from_secs(25) {
+        sim.run_for(Duration::from_millis(10));
+        if sim.distinct_roots(&honest) == vec![Some(next)] {
+            one_root = Some(secs(sim.now()) - secs(crash_at));
+        }
+    }
+    let last_detached = honest
+        .iter()
+        .filter_map(|&i| {
+            let changes = &sim.sim_node(i).root_changes;
+            changes.iter().find(|(t, r)| *t >= crash_at && r.is_none())
+        })
+        .map(|(t, _)| secs(*t) - secs(crash_at))
+        .fold(0.0, f64::max);
+    let rank = f64::from(u32::from_be_bytes(next.as_bytes()[..4].try_into().unwrap()));
+    let moment = tree::RANK_SPREAD.as_secs_f64() * rank / 2f64.powi(32);
+    let bound = tree::HOLD_SELF.as_secs_f64()
+        + moment
+        + tree::RANK_MARGIN.as_secs_f64()
+        + tree::BEST_GRACE.as_secs_f64()
+        + 0.3;
+    let rooted = one_root.map(|t| t - last_detached);
+    eprintln!(
+        "root crash with a liar about the best key, {n} nodes: one root after {one_root:?} s, \
+         {rooted:?} s after the last honest node detached (bound {bound:.2} s)"
+    );
+    assert!(
+        rooted.is_some_and(|t| t <= bound),
+        "{rooted:?} > {bound:.2} s (seed {seed})"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::core::identity::PublicKey;
+use crate::core::identity::{NodeKey, PublicKey};
 use crate::core::lookup::subtrees::MAX_PEER_TAGS;
 use crate::core::node::Node;
 use crate::core::rng::Rng;
@@ -19,7 +19,7 @@ use crate::core::wire::inner::Message;
 use crate::core::wire::lookup::{SUBTREE_CHUNK_TAGS, SubtreeDelta};
 use crate::core::wire::neighbors::{MAX_NEIGHBORS, Neighbors};
 use crate::core::wire::traffic::KIND_PATH_BROKEN;
-use crate::core::wire::tree::{Announce, SigReq};
+use crate::core::wire::tree::{Announce, FLAG_DETACHED, SigReq};
 
 /// How often the adversary acts.
 pub(super) const TICK: Duration = Duration::from_millis(100);
@@ -53,11 +53,17 @@ pub enum Misbehaviour {
     /// Echo delays overstated by its longest round trip, so that its peers measure every link to it
     /// at about 0 ms and prefer it as parent and next hop.
     FakeRtt,
+    /// A detached announcement of its own, validly signed, every tick, naming as the best key it
+    /// heard of one below every real key: when the mesh loses its root, detached nodes wait for a
+    /// key that never comes.
+    LieAboutBest,
 }
 
 /// The adversary's state.
 pub(super) struct Adversary {
     pub(super) misbehaviour: Misbehaviour,
+    /// Its own key, for lies it signs ([`Misbehaviour::LieAboutBest`]).
+    key: NodeKey,
     rng: Rng,
     version: u64,
     /// The last version of its subtree deltas (0: none sent).
@@ -70,9 +76,10 @@ pub(super) struct Adversary {
 }
 
 impl Adversary {
-    pub(super) fn new(misbehaviour: Misbehaviour, seed: [u8; 32]) -> Self {
+    pub(super) fn new(misbehaviour: Misbehaviour, seed: [u8; 32], key: NodeKey) -> Self {
         Self {
             misbehaviour,
+            key,
             rng: Rng::from_seed(seed),
             version: u64::MAX / 2,
             base: 0,
@@ -235,6 +242,26 @@ impl Adversary {
             Misbehaviour::FakeRtt => {
                 let lie = u16::try_from(round_trip.as_millis()).unwrap_or(u16::MAX);
                 node.overstate_echo_delay(lie);
+            }
+            Misbehaviour::LieAboutBest => {
+                let me = self.key.public_key();
+                let mut lie = Announce {
+                    key: me,
+                    parent: me,
+                    seq: self.version,
+                    nonce: self.rng.u64(),
+                    port: 0,
+                    flags: FLAG_DETACHED,
+                    best: Some(PublicKey::from_bytes([0; 32])),
+                    psig: [0; 64],
+                    sig: [0; 64],
+                };
+                lie.sig = self.key.sign(&lie.signed());
+                lie.psig = lie.sig;
+                self.version += 1;
+                for peer in &peers {
+                    send(now, node, peer, &[Message::Announce(lie)]);
+                }
             }
         }
     }

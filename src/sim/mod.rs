@@ -332,7 +332,8 @@ impl Sim {
     /// Makes node `i` misbehave from now on (it keeps running the protocol besides).
     pub fn misbehave(&mut self, i: usize, misbehaviour: Misbehaviour) {
         let seed = self.rng.bytes32();
-        self.nodes[i].adversary = Some(adversary::Adversary::new(misbehaviour, seed));
+        let key = self.node_key(i);
+        self.nodes[i].adversary = Some(adversary::Adversary::new(misbehaviour, seed, key));
         self.log(format_args!("node {i} misbehaves: {misbehaviour:?}"));
         self.sequence += 1;
         self.adversary_turns
