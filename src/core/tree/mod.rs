@@ -16,7 +16,10 @@
 //! has passed by [`RANK_MARGIN`], and roots itself only after [`HOLD_SELF`] plus its key's rank in
 //! [`RANK_SPREAD`] — unless it was the root, for [`ROOT_ESTABLISHED`] or more, before the lost
 //! one, in which case it takes over at once. When a "better" key joins and leaves, every node therefore
-//! changes root once when it joins and once when it leaves.
+//! changes root once when it joins and once when it leaves. Detached announcements name the best key
+//! heard of among detached nodes, so the lowest remaining key is known everywhere before the hold
+//! ends: that node roots itself when its hold ends, the others take it then, and a worse root, or
+//! their own, only [`BEST_GRACE`] after the moments above.
 
 mod coords;
 mod info;
