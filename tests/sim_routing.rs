@@ -389,6 +389,58 @@ fn a_better_root_joining_and_leaving_changes_each_root_at_most_once_per_event() 
     assert!(leave_changes <= 1, "(seed {seed})");
 }
 
+/// A random mesh of `n` nodes (mean degree 4) with one root, settled for 15 s; and its root.
+fn settled_mesh(n: usize, seed: u64) -> (Sim, Vec<topology::Edge>, usize) {
+    let mut rng = Rng::from_seed([seed as u8; 32]);
+    let edges = topology::random(n, 4.0, &mut rng);
+    let mut sim = Sim::build(seed, n, &edges, WireParams::default());
+    run_until_one_root(&mut sim, &all(n), Duration::from_secs(4)).unwrap();
+    sim.run_for(Duration::from_secs(15));
+    let best = sim.best_key(&all(n));
+    let root = (0..n).find(|&i| sim.key(i) == best).unwrap();
+    (sim, edges, root)
+}
+
+/// Crashes `root`, then runs until every node of `among` has the best key of `among` as root (at
+/// most `limit_s` seconds): when it crashed, and how long after that one root held.
+fn crash_until_one_root(
+    sim: &mut Sim,
+    root: usize,
+    among: &[usize],
+    limit_s: u64,
+) -> (Instant, Option<f64>) {
+    let next = sim.best_key(among);
+    let crash_at = sim.now();
+    sim.crash(root);
+    let mut one_root = None;
+    while one_root.is_none() && sim.now().saturating_since(crash_at) < Duration::from_secs(limit_s)
+    {
+        sim.run_for(Duration::from_millis(10));
+        if sim.distinct_roots(among) == vec![Some(next)] {
+            one_root = Some(secs(sim.now()) - secs(crash_at));
+        }
+    }
+    (crash_at, one_root)
+}
+
+/// How long after `since` each node of `among` first had no root.
+fn detach_times(sim: &Sim, among: &[usize], since: Instant) -> Vec<f64> {
+    among
+        .iter()
+        .filter_map(|&i| {
+            let changes = &sim.sim_node(i).root_changes;
+            changes.iter().find(|(t, r)| *t >= since && r.is_none())
+        })
+        .map(|(t, _)| secs(*t) - secs(since))
+        .collect()
+}
+
+/// A detached node's moment by rank for `key`: its first 32 bits as a fraction of `RANK_SPREAD`.
+fn ranked_moment(key: &meshrouter::core::identity::PublicKey) -> f64 {
+    let rank = f64::from(u32::from_be_bytes(key.as_bytes()[..4].try_into().unwrap()));
+    tree::RANK_SPREAD.as_secs_f64() * rank / 2f64.powi(32)
+}
+
 /// When the root of a village-sized mesh crashes and no root came before it (nothing to go back
 /// to), every node takes the best remaining key, once: after the crash is noticed on idle links,
 /// the hold (`HOLD_SELF`), that key's ranked moment (its rank as a fraction of `RANK_SPREAD`) and
@@ -396,30 +448,16 @@ fn a_better_root_joining_and_leaving_changes_each_root_at_most_once_per_event() 
 #[test]
 fn crashing_the_root_of_a_small_mesh_moves_every_node_once_to_the_next_best_key() {
     for (n, seed) in [(10, 61), (25, 62), (50, 63)] {
-        let mut rng = Rng::from_seed([seed as u8; 32]);
-        let edges = topology::random(n, 4.0, &mut rng);
-        let mut sim = Sim::build(seed, n, &edges, WireParams::default());
-        run_until_one_root(&mut sim, &all(n), Duration::from_secs(4)).unwrap();
-        sim.run_for(Duration::from_secs(15));
-        let best = sim.best_key(&all(n));
-        let root = (0..n).find(|&i| sim.key(i) == best).unwrap();
+        let (mut sim, edges, root) = settled_mesh(n, seed);
+        let best = sim.key(root);
         let rest: Vec<usize> = (0..n).filter(|&i| i != root).collect();
         let connected = rest
             .iter()
             .all(|&b| still_connected(n, &edges, rest[0], b, |&(x, y)| x == root || y == root));
         assert!(connected, "the root is a cut vertex (seed {seed})");
         let next = sim.best_key(&rest);
-        let rank = f64::from(u32::from_be_bytes(next.as_bytes()[..4].try_into().unwrap()));
-        let moment = tree::RANK_SPREAD.as_secs_f64() * rank / 2f64.powi(32);
-        let crash_at = sim.now();
-        sim.crash(root);
-        let mut one_root = None;
-        while one_root.is_none() && sim.now().saturating_since(crash_at) < Duration::from_secs(20) {
-            sim.run_for(Duration::from_millis(10));
-            if sim.distinct_roots(&rest) == vec![Some(next)] {
-                one_root = Some(secs(sim.now()) - secs(crash_at));
-            }
-        }
+        let moment = ranked_moment(&next);
+        let (crash_at, one_root) = crash_until_one_root(&mut sim, root, &rest, 20);
         sim.run_for(Duration::from_secs(5));
         let changes = rest
             .iter()
@@ -439,14 +477,7 @@ fn crashing_the_root_of_a_small_mesh_moves_every_node_once_to_the_next_best_key(
             })
             .max()
             .unwrap();
-        let detached: Vec<f64> = rest
-            .iter()
-            .filter_map(|&i| {
-                let changes = &sim.sim_node(i).root_changes;
-                changes.iter().find(|(t, r)| *t >= crash_at && r.is_none())
-            })
-            .map(|(t, _)| secs(*t) - secs(crash_at))
-            .collect();
+        let detached = detach_times(&sim, &rest, crash_at);
         let first = detached.iter().copied().fold(f64::INFINITY, f64::min);
         let last = detached.iter().copied().fold(0.0, f64::max);
         eprintln!(
@@ -473,37 +504,16 @@ fn crashing_the_root_of_a_small_mesh_moves_every_node_once_to_the_next_best_key(
 #[test]
 fn a_lie_about_the_best_key_delays_a_new_root_by_the_grace_only() {
     let (n, seed) = (25, 62);
-    let mut rng = Rng::from_seed([seed as u8; 32]);
-    let edges = topology::random(n, 4.0, &mut rng);
-    let mut sim = Sim::build(seed, n, &edges, WireParams::default());
-    run_until_one_root(&mut sim, &all(n), Duration::from_secs(4)).unwrap();
-    sim.run_for(Duration::from_secs(15));
-    let best = sim.best_key(&all(n));
-    let root = (0..n).find(|&i| sim.key(i) == best).unwrap();
+    let (mut sim, _, root) = settled_mesh(n, seed);
     let liar = (0..n).find(|&i| i != root).unwrap();
     let honest: Vec<usize> = (0..n).filter(|&i| i != root && i != liar).collect();
     sim.misbehave(liar, Misbehaviour::LieAboutBest);
     sim.run_for(Duration::from_secs(2));
-    let next = sim.best_key(&honest);
-    let crash_at = sim.now();
-    sim.crash(root);
-    let mut one_root = None;
-    while one_root.is_none() && sim.now().saturating_since(crash_at) < Duration::from_secs(25) {
-        sim.run_for(Duration::from_millis(10));
-        if sim.distinct_roots(&honest) == vec![Some(next)] {
-            one_root = Some(secs(sim.now()) - secs(crash_at));
-        }
-    }
-    let last_detached = honest
-        .iter()
-        .filter_map(|&i| {
-            let changes = &sim.sim_node(i).root_changes;
-            changes.iter().find(|(t, r)| *t >= crash_at && r.is_none())
-        })
-        .map(|(t, _)| secs(*t) - secs(crash_at))
+    let moment = ranked_moment(&sim.best_key(&honest));
+    let (crash_at, one_root) = crash_until_one_root(&mut sim, root, &honest, 25);
+    let last_detached = detach_times(&sim, &honest, crash_at)
+        .into_iter()
         .fold(0.0, f64::max);
-    let rank = f64::from(u32::from_be_bytes(next.as_bytes()[..4].try_into().unwrap()));
-    let moment = tree::RANK_SPREAD.as_secs_f64() * rank / 2f64.powi(32);
     let bound = tree::HOLD_SELF.as_secs_f64()
         + moment
         + tree::RANK_MARGIN.as_secs_f64()

@@ -40,53 +40,29 @@ pub fn release_peak(c: &mut impl Room) -> bool {
     true
 }
 
-impl<K: Eq + Hash, V, S: BuildHasher> Room for HashMap<K, V, S> {
-    fn held(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
+/// Every collection here has `len`, `capacity` and `shrink_to` of the same meaning.
+macro_rules! room_by_len_and_capacity {
+    ($([$($generics:tt)*] $collection:ty),* $(,)?) => {$(
+        impl<$($generics)*> Room for $collection {
+            fn held(&self) -> usize {
+                self.len()
+            }
+            fn room(&self) -> usize {
+                self.capacity()
+            }
+            fn shrink_room(&mut self, entries: usize) {
+                self.shrink_to(entries);
+            }
+        }
+    )*};
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Room for HashSet<K, S> {
-    fn held(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
-}
-
-impl<T> Room for Vec<T> {
-    fn held(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
-}
-
-impl<T> Room for VecDeque<T> {
-    fn held(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
-}
+room_by_len_and_capacity!(
+    [K: Eq + Hash, V, S: BuildHasher] HashMap<K, V, S>,
+    [K: Eq + Hash, S: BuildHasher] HashSet<K, S>,
+    [T] Vec<T>,
+    [T] VecDeque<T>,
+);
 
 #[cfg(test)]
 mod tests {
