@@ -21,8 +21,17 @@ impl Tree {
             limit,
         );
         self.store.release_peaks();
-        // Root first, so that a receiver always holds a node's parent before the node itself.
-        let my_chain: Vec<PublicKey> = self.my_ancestry.keys.iter().rev().copied().collect();
+        // Root first, so that a receiver always holds a node's parent before the node itself. The
+        // chain as stored now, not as at the last re-evaluation (`my_ancestry`, up to
+        // `RESELECT_COALESCE` old): when a node above the parent moved, the peers must get its
+        // new announcement with the parent's, or one holding an old one walks through that.
+        let my_chain: Vec<PublicKey> = self
+            .store
+            .ancestry(&self.me)
+            .map_or_else(|| self.my_ancestry.keys.clone(), |a| a.keys)
+            .into_iter()
+            .rev()
+            .collect();
         let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
         for peer_key in keys {
             let peer_chain = self

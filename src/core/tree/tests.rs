@@ -250,3 +250,47 @@ fn the_queue_for_peers_lets_its_room_go_once_emptied() {
     assert_eq!(drain_count(&mut tree, |_| true), 100);
     assert_eq!(tree.outbox.capacity(), 0);
 }
+
+/// The parent `p` moves under a new node `x` (x under the root): the announcements of `x` (port 5
+/// under the root) and of `p` (port 7 under `x`), as `p` would send them.
+fn parent_moves_under(root: &NodeKey, parent: &NodeKey) -> (NodeKey, [Announce; 2]) {
+    let x = NodeKey::from_seed(&[9; 32]);
+    let (xk, pk) = (x.public_key(), parent.public_key());
+    let psig = info::sign_as_parent(root, &xk, 30, 4, 5);
+    let x_announce = info::sign_child(&x, root.public_key(), 30, 4, 5, psig);
+    let psig = info::sign_as_parent(&x, &pk, 31, 5, 7);
+    let p_announce = info::sign_child(parent, xk, 31, 5, 7, psig);
+    (x, [x_announce, p_announce])
+}
+
+/// A node sends its peers the chain above it as the store has it now, not as it was at its last
+/// re-evaluation (which waits up to `RESELECT_COALESCE`): a peer holding an old announcement of a
+/// node on the new chain would otherwise walk through it, to a root that may be gone (in the
+/// 10 000-node churn run with the root leaving, a node took the dead root back for those 20 ms).
+#[test]
+fn the_chain_sent_to_peers_is_the_one_stored_even_before_the_parent_is_judged_again() {
+    let (mut tree, me, mut rng, t1, _) = attached();
+    let (root, parent, _) = keys();
+    let q = NodeKey::from_seed(&[8; 32]).public_key();
+    let t2 = t1 + RESELECT_COALESCE;
+    tree.add_peer(t2, q, Some(2), Duration::from_millis(100));
+    tree.settle(t2, &me, &mut rng);
+    drain_count(&mut tree, |_| true);
+    let (x, moved) = parent_moves_under(&root, &parent);
+    let t3 = t2 + Duration::from_millis(5);
+    for a in moved {
+        tree.handle_announce(t3, &me, &mut rng, parent.public_key(), a)
+            .unwrap();
+    }
+    tree.settle(t3, &me, &mut rng);
+    let to_q: Vec<PublicKey> = std::iter::from_fn(|| tree.poll_message())
+        .filter_map(|(to, m)| match m {
+            Message::Announce(a) if to == q => Some(a.key),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        to_q.contains(&x.public_key()),
+        "the new node above the parent goes with it: {to_q:?}"
+    );
+}
