@@ -497,6 +497,103 @@ fn crashing_the_root_of_a_small_mesh_moves_every_node_once_to_the_next_best_key(
     }
 }
 
+/// While a crashed root's mesh is detached (the hold, then the wait for the next best key),
+/// packets go on by the coordinates nodes had under it (`Tree::coords`, `Tree::peer_coords`):
+/// flows between nodes that reach each other greedily without the root keep their packets, where
+/// every one sent while all nodes were detached was lost before. Once the next key is the root,
+/// each path is looked up again (`Paths::note_root`). The flows use the real path (IPv6
+/// packets, lookups, sessions).
+#[test]
+fn flows_keep_going_while_a_crashed_roots_mesh_is_detached() {
+    let (n, seed) = (50, 63);
+    let (mut sim, _, root) = settled_mesh(n, seed);
+    let rest: Vec<usize> = (0..n).filter(|&i| i != root).collect();
+    let mut pick = Rng::from_seed([64; 32]);
+    let mut flows = Vec::new();
+    while flows.len() < 20 {
+        let (a, b) = (rest[pick.below(rest.len())], rest[pick.below(rest.len())]);
+        if a != b {
+            flows.push((a, b));
+        }
+    }
+    for &(a, b) in &flows {
+        sim.send_packet(a, b, b"warm up");
+    }
+    sim.run_for(Duration::from_secs(2));
+    for &(_, b) in &flows {
+        sim.take_delivered(b);
+    }
+    let crash_at = sim.now();
+    sim.crash(root);
+    // A numbered packet on every flow each 100 ms for 15 s.
+    let mut sent_at = Vec::new();
+    for _ in 0..150 {
+        for &(a, b) in &flows {
+            sim.send_packet(a, b, &(sent_at.len() as u32).to_be_bytes());
+            sent_at.push(secs(sim.now()) - secs(crash_at));
+        }
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim.run_for(Duration::from_secs(1));
+    let mut arrived = vec![false; sent_at.len()];
+    for &(_, b) in &flows {
+        for (_, d) in sim.take_delivered(b) {
+            let tail = d.payload.len().saturating_sub(4);
+            if let Ok(seq) = <[u8; 4]>::try_from(&d.payload[tail..])
+                && let Some(a) = arrived.get_mut(u32::from_be_bytes(seq) as usize)
+            {
+                *a = true;
+            }
+        }
+    }
+    // The moments every node was detached: from the last to detach to the first to have a root.
+    let detached = detach_times(&sim, &rest, crash_at);
+    assert_eq!(
+        detached.len(),
+        rest.len(),
+        "every node detached (seed {seed})"
+    );
+    let all_detached = detached.iter().copied().fold(0.0, f64::max);
+    let first_root = rest
+        .iter()
+        .filter_map(|&i| {
+            let changes = &sim.sim_node(i).root_changes;
+            changes
+                .iter()
+                .find(|(t, r)| secs(*t) - secs(crash_at) > all_detached && r.is_some())
+        })
+        .map(|(t, _)| secs(*t) - secs(crash_at))
+        .fold(f64::INFINITY, f64::min);
+    let share = |from: f64, to: f64| {
+        let within: Vec<bool> = (0..sent_at.len())
+            .filter(|&i| sent_at[i] >= from && sent_at[i] < to)
+            .map(|i| arrived[i])
+            .collect();
+        let got = within.iter().filter(|&&a| a).count();
+        (got, within.len())
+    };
+    let (during, sent_during) = share(all_detached, first_root);
+    let (after, sent_after) = share(first_root + 2.0, 15.0);
+    eprintln!(
+        "root crash, {n} nodes, {} flows: all detached {all_detached:.2}-{first_root:.2} s after \
+         it; delivered {during}/{sent_during} of the packets sent then, {after}/{sent_after} of \
+         those sent from 2 s after the first node had a root again",
+        flows.len()
+    );
+    assert!(
+        sent_during > 0,
+        "no moment with every node detached (seed {seed})"
+    );
+    assert!(
+        during * 2 >= sent_during,
+        "{during}/{sent_during} delivered while detached (seed {seed})"
+    );
+    assert!(
+        after * 100 >= sent_after * 95,
+        "{after}/{sent_after} delivered after the new root (seed {seed})"
+    );
+}
+
 /// A member that, detached or not, names a key below every real one as the best it heard of
 /// (`Misbehaviour::LieAboutBest`) makes a detached mesh wait for a key that never comes: the
 /// wait is bounded by `BEST_GRACE`, after which the best remaining key roots itself at its ranked

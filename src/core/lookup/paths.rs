@@ -69,6 +69,8 @@ pub struct Paths {
     paths: HashMap<PublicKey, Path>,
     targets: HashMap<[u8; 32], Target>,
     waiting_bytes: usize,
+    /// The root our paths' coordinates are relative to (see [`note_root`](Self::note_root)).
+    root: Option<PublicKey>,
 }
 
 /// What to do with a packet for an overlay address.
@@ -266,6 +268,25 @@ impl Paths {
         if let Some(p) = self.paths.get_mut(key) {
             p.broken = true;
         }
+    }
+
+    /// Notes the root we have now. Coordinates are relative to a root: when ours changes (the
+    /// root left, or a better one came), every path we hold is in the old one's and as good as
+    /// reported broken, but we know it ourselves: each next packet looks its target up at once,
+    /// without waiting out [`REPORT_LOOKUP_INTERVAL`] from an earlier report, while still sent on
+    /// the old path. Waiting for reports instead, a flow could wait tens of seconds: packets on
+    /// old coordinates end up at the same few nodes of the new tree, and their reports beyond
+    /// each reporter's budget are dropped (the 10 000-node churn run with the root leaving).
+    pub fn note_root(&mut self, root: PublicKey) {
+        if self.root.is_some_and(|r| r != root) {
+            for path in self.paths.values_mut() {
+                path.broken = true;
+            }
+            for t in self.targets.values_mut() {
+                t.last_report_lookup = None;
+            }
+        }
+        self.root = Some(root);
     }
 
     /// Returns every known path.
@@ -490,5 +511,34 @@ mod tests {
             paths.route(at(16_000), partial, target, &[b"p"], 6),
             Route::SendAndLookup(..)
         ));
+    }
+
+    /// When our root changes, every path is looked up again with its next packet, even one whose
+    /// report made a lookup a moment ago (no `REPORT_LOOKUP_INTERVAL` wait); going back to a
+    /// root after being detached, or hearing the same root again, changes nothing.
+    #[test]
+    fn a_new_root_has_every_path_looked_up_with_its_next_packet() {
+        let (mut paths, key, partial, target) = found_then_reported();
+        let root = |n: u8| NodeKey::from_seed(&[n; 32]).public_key();
+        let at = |ms: u64| Instant::from_micros(ms * 1000);
+        let route = |paths: &mut Paths, ms: u64| paths.route(at(ms), partial, target, &[b"p"], ms);
+        paths.note_root(root(7));
+        assert!(matches!(
+            route(&mut paths, 10_000),
+            Route::SendAndLookup(..)
+        ));
+        paths.found(at(10_050), target, key, vec![1, 3]);
+        paths.note_root(root(7));
+        assert!(
+            matches!(route(&mut paths, 12_000), Route::Send(..)),
+            "same root"
+        );
+        paths.note_root(root(8));
+        assert!(
+            matches!(route(&mut paths, 12_000), Route::SendAndLookup(..)),
+            "a new root: looked up at once, within the reports' interval"
+        );
+        paths.found(at(12_050), target, key, vec![2]);
+        assert!(matches!(route(&mut paths, 13_100), Route::Send(..)));
     }
 }

@@ -53,10 +53,10 @@ pub(super) fn next_hop(
     }
     let mut best: Option<(u64, u64, u64, PublicKey)> = None;
     for (peer, cost) in peers {
-        let Some(ancestry) = tree.peer_ancestry(&peer) else {
+        let Some(coords) = tree.peer_coords(&peer) else {
             continue;
         };
-        let dist = distance(&ancestry.coords, dest_path);
+        let dist = distance(&coords, dest_path);
         if dist >= my_dist {
             continue;
         }

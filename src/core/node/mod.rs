@@ -829,6 +829,9 @@ impl Node {
             self.subtree_peers = tree_peers;
         }
         while let Some(TreeEvent::RootChanged(root)) = self.tree.poll_event() {
+            if let Some(root) = root {
+                self.paths.note_root(root);
+            }
             self.events.push_back(Event::RootChanged(root));
         }
         for (peer, messages) in per_peer {

@@ -20,6 +20,9 @@
 //! heard of among detached nodes, so the lowest remaining key is known everywhere before the hold
 //! ends: that node roots itself when its hold ends, the others take it then, and a worse root, or
 //! their own, only [`BEST_GRACE`] after the moments above.
+//! Meanwhile a detached node routes by the coordinates it had under the lost root, and its
+//! detached peers' by theirs ([`Tree::coords`], [`Tree::peer_coords`]), so that the mesh less its
+//! root still carries packets through the hold.
 
 mod coords;
 mod info;
@@ -145,6 +148,9 @@ pub struct Tree {
     /// Peers whose last link went down less than [`GHOST_HOLD`] ago, with when (at most one entry
     /// per peer we had).
     gone: Vec<(PublicKey, Instant)>,
+    /// The root and coordinates of our last ancestry attached to a root: where we still are for
+    /// routing while detached (see [`Tree::coords`]).
+    last_attached: Option<(PublicKey, Coords)>,
 }
 
 impl Tree {
@@ -216,6 +222,7 @@ impl Tree {
             gone: Vec::new(),
             detached_from: None,
             revisit: None,
+            last_attached: None,
         };
         tree.note_root(now);
         tree
@@ -226,9 +233,39 @@ impl Tree {
         self.store.iter()
     }
 
-    /// Returns our coordinates.
+    /// Returns our coordinates, the ports from our root down to us. While detached, those we had
+    /// under the root we lost: routing goes on by them until we have a root again, as our peers'
+    /// (see [`peer_coords`](Self::peer_coords)), so that packets between nodes that can still
+    /// reach each other through the old tree, less the root, keep going through the hold.
     pub fn coords(&self) -> &Coords {
-        &self.my_ancestry.coords
+        match &self.last_attached {
+            Some((_, coords)) if self.my_ancestry.detached => coords,
+            _ => &self.my_ancestry.coords,
+        }
+    }
+
+    /// The root our [`coords`](Self::coords) are relative to.
+    fn routing_root(&self) -> Option<PublicKey> {
+        match &self.last_attached {
+            Some((root, _)) if self.my_ancestry.detached => Some(*root),
+            _ => Some(self.my_ancestry.root).filter(|_| !self.my_ancestry.detached),
+        }
+    }
+
+    /// Returns a peer's coordinates for greedy routing: those of its ancestry; while that is
+    /// detached (or not all here), those it had under the root our own coordinates are relative to,
+    /// if we saw it attached to it. A root's crash detaches the whole mesh for [`HOLD_SELF`] and
+    /// more: on these coordinates every pair whose tree path, or a greedy one, avoids the root
+    /// still gets through.
+    pub fn peer_coords(&self, peer: &PublicKey) -> Option<Coords> {
+        let known = self.peers.get(peer)?;
+        match self.store.ancestry(peer) {
+            Some(a) if !a.detached => Some(a.coords),
+            _ => {
+                let (root, coords) = known.last_attached.as_ref()?;
+                (Some(*root) == self.routing_root()).then(|| coords.clone())
+            }
+        }
     }
 
     /// Returns our root, `None` while detached.
@@ -735,6 +772,9 @@ impl Tree {
             if a.coords != self.my_ancestry.coords || a.root != self.my_ancestry.root {
                 self.coords_changed_at = now;
             }
+            if !a.detached {
+                remember_attached(&mut self.last_attached, &a);
+            }
             self.my_ancestry = a;
         }
         self.note_root(now);
@@ -756,6 +796,19 @@ impl Tree {
         self.reported_root = root;
         self.root_since = now;
         self.events.push_back(TreeEvent::RootChanged(root));
+    }
+}
+
+/// Keeps `a`'s root and coordinates in `slot` (an attached ancestry), allocating only if they
+/// changed.
+fn remember_attached(slot: &mut Option<(PublicKey, Coords)>, a: &Ancestry) {
+    match slot {
+        Some((root, coords)) if *root == a.root && *coords == a.coords => {}
+        Some((root, coords)) => {
+            *root = a.root;
+            coords.clone_from(&a.coords);
+        }
+        None => *slot = Some((a.root, a.coords.clone())),
     }
 }
 

@@ -6,6 +6,7 @@
 use foldhash::HashMap;
 use std::time::Duration;
 
+use super::coords::Coords;
 use crate::core::identity::PublicKey;
 use crate::core::rate::TokenBucket;
 use crate::core::room::release_peak;
@@ -133,6 +134,9 @@ pub(super) struct PeerTree {
     pub(super) sig_answered: Option<SigRes>,
     /// Parent signatures this peer may ask of us.
     pub(super) sign_budget: TokenBucket,
+    /// The root and coordinates of the peer's last ancestry we saw attached to a root: where it
+    /// still is for routing while it is detached (see `Tree::peer_coords`).
+    pub(super) last_attached: Option<(PublicKey, Coords)>,
 }
 
 impl PeerTree {
@@ -150,6 +154,7 @@ impl PeerTree {
             sig_req: None,
             sig_answered: None,
             sign_budget: TokenBucket::new(SIG_REQ_RATE, SIG_REQ_BURST, now),
+            last_attached: None,
         }
     }
 

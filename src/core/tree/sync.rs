@@ -34,11 +34,13 @@ impl Tree {
             .collect();
         let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
         for peer_key in keys {
-            let peer_chain = self
-                .store
-                .ancestry(&peer_key)
-                .map(|a| a.keys)
-                .unwrap_or_default();
+            let ancestry = self.store.ancestry(&peer_key);
+            if let (Some(a), Some(peer)) = (&ancestry, self.peers.get_mut(&peer_key))
+                && !a.detached
+            {
+                super::remember_attached(&mut peer.last_attached, a);
+            }
+            let peer_chain = ancestry.map(|a| a.keys).unwrap_or_default();
             let mut announce_keys: Vec<PublicKey> = my_chain.clone();
             for k in peer_chain.into_iter().rev() {
                 if k != peer_key && !announce_keys.contains(&k) {

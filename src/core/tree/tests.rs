@@ -294,3 +294,33 @@ fn the_chain_sent_to_peers_is_the_one_stored_even_before_the_parent_is_judged_ag
         "the new node above the parent goes with it: {to_q:?}"
     );
 }
+
+/// While detached, a node and its detached peers keep, for routing, the coordinates they had
+/// under the lost root; once it has a root again, its coordinates are those under it.
+#[test]
+fn a_detached_node_routes_by_the_coordinates_it_had_under_the_lost_root() {
+    let (mut tree, me, mut rng, t1, root) = attached();
+    let (_, parent, _) = keys();
+    let p = parent.public_key();
+    assert_eq!(
+        (tree.coords(), tree.peer_coords(&p)),
+        (&vec![1, 3], Some(vec![1]))
+    );
+    // The root is gone: the parent detaches, and so do we.
+    let t2 = t1 + Duration::from_secs(1);
+    let detached = info::sign_root(&parent, 40, 6, Some(p));
+    tree.handle_announce(t2, &me, &mut rng, p, detached)
+        .unwrap();
+    tree.handle_timeout(t2, &me, &mut rng);
+    assert_eq!(tree.root(), None, "detached");
+    assert_eq!(tree.routing_root(), Some(root));
+    assert_eq!(
+        (tree.coords(), tree.peer_coords(&p)),
+        (&vec![1, 3], Some(vec![1]))
+    );
+    // The hold is over: a root of our own, with our own coordinates; the detached parent's old
+    // ones are relative to another root now and not used.
+    tree.handle_timeout(t2 + HOLD_SELF + RANK_SPREAD + BEST_GRACE, &me, &mut rng);
+    assert_eq!(tree.root(), Some(me.public_key()));
+    assert_eq!((tree.coords(), tree.peer_coords(&p)), (&vec![], None));
+}
