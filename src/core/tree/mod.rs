@@ -252,15 +252,19 @@ impl Tree {
         }
     }
 
-    /// Returns a peer's coordinates for greedy routing: those of its ancestry; while that is
-    /// detached (or not all here), those it had under the root our own coordinates are relative to,
-    /// if we saw it attached to it. A root's crash detaches the whole mesh for [`HOLD_SELF`] and
-    /// more: on these coordinates every pair whose tree path, or a greedy one, avoids the root
-    /// still gets through.
+    /// Returns a peer's coordinates for greedy routing: those of its ancestry; while both it and
+    /// we are detached (or its chain is not all here), those it had under the root we lost, if we
+    /// saw it attached to it. A root's crash detaches the whole mesh for [`HOLD_SELF`] and more: on
+    /// these coordinates every pair whose tree path, or a greedy one, avoids the root still gets
+    /// through. A node with a root does not route through a detached peer's old place: a member
+    /// that announces itself detached while it still has its links would otherwise keep the
+    /// traffic of the place it claims to have left (in the adversary test it lost one pair more
+    /// than its crash).
     pub fn peer_coords(&self, peer: &PublicKey) -> Option<Coords> {
         let known = self.peers.get(peer)?;
         match self.store.ancestry(peer) {
             Some(a) if !a.detached => Some(a.coords),
+            _ if !self.my_ancestry.detached => None,
             _ => {
                 let (root, coords) = known.last_attached.as_ref()?;
                 (Some(*root) == self.routing_root()).then(|| coords.clone())

@@ -311,6 +311,11 @@ fn a_detached_node_routes_by_the_coordinates_it_had_under_the_lost_root() {
     let detached = info::sign_root(&parent, 40, 6, Some(p));
     tree.handle_announce(t2, &me, &mut rng, p, detached)
         .unwrap();
+    assert_eq!(
+        tree.peer_coords(&p),
+        None,
+        "not through a detached peer's old place while we have a root"
+    );
     tree.handle_timeout(t2, &me, &mut rng);
     assert_eq!(tree.root(), None, "detached");
     assert_eq!(tree.routing_root(), Some(root));
