@@ -290,9 +290,9 @@ mod tests {
             detached_from: None,
             fallback_root: None,
             best_heard: None,
-            best_grace: Duration::from_secs(1),
+            best_grace: GRACE,
             hold_same: Duration::from_secs(1),
-            hold_self: Duration::from_secs(4),
+            hold_self: HOLD,
             rank_spread: Duration::ZERO,
             rank_margin: Duration::ZERO,
             settled: true,
@@ -301,21 +301,29 @@ mod tests {
         }
     }
 
+    const SPREAD: Duration = Duration::from_secs(10);
+    const MARGIN: Duration = Duration::from_millis(300);
+    const GRACE: Duration = Duration::from_secs(1);
+    const HOLD: Duration = Duration::from_secs(4);
+    const SINCE: Instant = Instant::from_micros(1_000_000);
+
+    /// Decides at `now` for a node that lost the root of key 1, with moments by rank (`SPREAD`,
+    /// `MARGIN`) and the best key's `GRACE` (the hold is `situation`'s, `HOLD`).
+    fn decide_detached(s: &mut Situation, now: Instant) -> Decision {
+        s.rank_spread = SPREAD;
+        s.rank_margin = MARGIN;
+        s.best_grace = GRACE;
+        s.detached_from = Some(key(1));
+        s.now = now;
+        decide(s)
+    }
+
     /// When the root crashes, every detached node roots itself at its key's moment, the lowest keys
     /// first, and takes a worse root than the lost one only a margin after that root's moment.
     #[test]
     fn detached_nodes_root_themselves_by_key_rank_and_wait_for_better_roots() {
-        let spread = Duration::from_secs(10);
-        let margin = Duration::from_millis(300);
-        let since = Instant::from_micros(1_000_000);
-        let hold = Duration::from_secs(4);
-        let ranked = |s: &mut Situation, now: Instant| {
-            s.rank_spread = spread;
-            s.rank_margin = margin;
-            s.detached_from = Some(key(1));
-            s.now = now;
-            decide(s)
-        };
+        let (spread, margin, since, hold) = (SPREAD, MARGIN, SINCE, HOLD);
+        let ranked = decide_detached;
         // No candidate: our own moment (key 50: 50/256 of the spread, 1.95 s after the hold).
         let own = since + hold + ranked_wait(&key(50), spread);
         let mut s = situation(Standing::Detached(since), None, 0, vec![]);
@@ -343,19 +351,8 @@ mod tests {
     /// of is taken, and roots itself, once the hold is over, with no wait by rank.
     #[test]
     fn a_detached_node_waits_for_the_best_key_it_heard_of() {
-        let spread = Duration::from_secs(10);
-        let margin = Duration::from_millis(300);
-        let grace = Duration::from_secs(1);
-        let since = Instant::from_micros(1_000_000);
-        let hold = Duration::from_secs(4);
-        let at = |s: &mut Situation, now: Instant| {
-            s.rank_spread = spread;
-            s.rank_margin = margin;
-            s.best_grace = grace;
-            s.detached_from = Some(key(1));
-            s.now = now;
-            decide(s)
-        };
+        let (spread, margin, since, hold, grace) = (SPREAD, MARGIN, SINCE, HOLD, GRACE);
+        let at = decide_detached;
         // Heard of key 10; offered 20 (worse): 20's usual moment plus the grace.
         let take20 = since + hold + ranked_wait(&key(20), spread) + margin + grace;
         let mut s = situation(Standing::Detached(since), None, 0, vec![cand(2, 20, 1, 1)]);
